@@ -1,0 +1,21 @@
+//! What can go wrong inside a shard, as the front end sees it.
+
+use crate::blob_log::BlobLogError;
+use crate::meta::MetaError;
+use crate::raft::RaftError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("blob log: {0}")]
+    BlobLog(#[from] BlobLogError),
+    #[error("metadata: {0}")]
+    Meta(#[from] MetaError),
+    #[error("raft: {0}")]
+    Raft(#[from] RaftError),
+    /// A manifest names a chunk this node has no copy of.
+    #[error("chunk {sha256_hex} is not in this shard's blob index")]
+    ChunkMissing { sha256_hex: String },
+    /// The shard's core is gone (shutting down) and dropped the request.
+    #[error("shard {shard} stopped")]
+    Stopped { shard: u16 },
+}

@@ -1,0 +1,26 @@
+//! Everything one Shoal core owns.
+//!
+//! A *shard* is the unit of ownership: objects hash to a shard, and each
+//! shard lives on exactly one core (one glommio executor). It owns
+//!
+//! - a [`blob_log`]: append-only O_DIRECT segment files holding chunk bytes,
+//!   with group commit (concurrent appends share one `fdatasync`);
+//! - a [`meta`] store: rocksdb holding the raft log and vote, the applied
+//!   state (buckets, manifests) and the blob index (SHA-256 → location);
+//! - a [`raft`] group: openraft, through which every metadata change is
+//!   committed. Raft entries carry chunk *refs*, never chunk bytes.
+//!
+//! The PUT path as a shard sees it: chunks arrive (already hashed by the
+//! ingress core) in [`chunk::ChunkBuf`]s, are appended to the blob log and
+//! made durable, their locations are indexed, and then one raft entry with
+//! the object manifest is proposed and applied. Only after that does the
+//! front end answer 200.
+
+pub mod blob_log;
+pub mod chunk;
+pub mod error;
+pub mod limits;
+pub mod meta;
+pub mod ops;
+pub mod raft;
+pub mod shard;

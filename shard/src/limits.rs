@@ -1,0 +1,59 @@
+//! Every size and bound a shard relies on, in one place.
+//!
+//! Related limits are checked against each other at compile time, so a
+//! change that breaks an invariant fails the build instead of a disk.
+
+/// Bytes of object data in one chunk: the unit of hashing, hopping,
+/// blob-log records and (later) admission charges.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Alignment of every blob-log write and read (O_DIRECT). Devices that
+/// report a smaller DIOALIGN still accept 4 KiB.
+pub const IO_ALIGN_BYTES: usize = 4096;
+
+/// Bytes of the fixed header in front of each blob-log record's payload.
+pub const RECORD_HEADER_BYTES: usize = 64;
+
+/// Capacity of one pooled chunk buffer: a record header plus a full chunk,
+/// rounded up to the I/O alignment so the whole buffer can be written as is.
+pub const CHUNK_BUF_BYTES: usize = align_up(RECORD_HEADER_BYTES + CHUNK_BYTES, IO_ALIGN_BYTES);
+
+/// A blob-log segment is sealed and a new one started past this size.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
+
+/// Appends one shard's blob log runs at once, from offset reservation to
+/// group-commit durability; further appends wait for a slot. Bounds the
+/// commit group's waiter list and write window. 128 full chunks (128 MiB)
+/// keep a disk that saturates at queue depth 1 far more than busy.
+pub const BLOB_LOG_APPENDS_INFLIGHT_MAX: usize = 128;
+
+/// Largest single object a PUT may carry (S3's limit).
+pub const OBJECT_BYTES_MAX: u64 = 5 << 30;
+
+/// Depth of each cross-core hop channel. A full channel makes the sender
+/// wait; it never drops or buffers elsewhere.
+pub const HOP_CHANNEL_DEPTH: usize = 64;
+
+/// Chunk buffers kept for reuse per core; beyond this, returned buffers are
+/// freed.
+pub const CHUNK_POOL_BUFFERS_MAX: usize = 128;
+
+/// Keys returned by one listing page (S3's maximum for max-keys).
+pub const LIST_KEYS_MAX: usize = 1000;
+
+/// Rounds `value` up to a multiple of `align` (a power of two).
+pub const fn align_up(value: usize, align: usize) -> usize {
+    (value + align - 1) & !(align - 1)
+}
+
+const _: () = assert!(CHUNK_BYTES.is_multiple_of(IO_ALIGN_BYTES));
+const _: () = assert!(IO_ALIGN_BYTES.is_power_of_two());
+const _: () = assert!(RECORD_HEADER_BYTES < IO_ALIGN_BYTES);
+const _: () = assert!(CHUNK_BUF_BYTES >= RECORD_HEADER_BYTES + CHUNK_BYTES);
+const _: () = assert!(SEGMENT_BYTES_MAX >= 64 * CHUNK_BUF_BYTES as u64);
+
+/// Requests one shard serves at once; further ones wait in the hop channel.
+pub const SHARD_OPS_INFLIGHT_MAX: usize = 512;
+
+/// Chunk appends one upload keeps in flight while it reads the next chunk.
+pub const PUT_CHUNKS_INFLIGHT_MAX: usize = 4;

@@ -1,0 +1,50 @@
+//! Errors of the metadata store.
+
+/// Why a metadata store operation failed.
+///
+/// All of these are operating errors (a disk, a corrupt record, a dead
+/// helper thread); a caller that cannot retry turns them into a fatal shard
+/// error.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// rocksdb refused an operation.
+    #[error("rocksdb {op} failed: {source}")]
+    Rocks {
+        op: &'static str,
+        source: rocksdb::Error,
+    },
+
+    /// A stored record does not decode: corruption, or a record written by
+    /// a newer, incompatible version.
+    #[error("cannot decode the {cf} record at key {key} (hex): {reason}")]
+    Decode {
+        cf: &'static str,
+        /// The record's key, hex encoded.
+        key: String,
+        reason: String,
+    },
+
+    /// A snapshot was made by a format version this build cannot read.
+    #[error(
+        "snapshot format version {found} is not supported (this build reads version {supported})"
+    )]
+    SnapshotVersion { found: u32, supported: u32 },
+
+    /// The blocking pool that runs rocksdb calls failed (the call panicked).
+    #[error("blocking pool failed during {op}: {reason}")]
+    Blocking { op: &'static str, reason: String },
+}
+
+impl MetaError {
+    pub(crate) fn rocks(op: &'static str) -> impl FnOnce(rocksdb::Error) -> MetaError {
+        move |source| MetaError::Rocks { op, source }
+    }
+
+    pub(crate) fn decode(cf: &'static str, key: &[u8], reason: impl ToString) -> MetaError {
+        MetaError::Decode {
+            cf,
+            key: hex::encode(key),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Column family names and key encodings of the metadata store.
+//!
+//! Pure code: no I/O. These encodings are a storage format, so they only
+//! ever gain new column families or keys; existing ones never change.
+
+/// The column families of one shard's rocksdb instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cf {
+    /// Raft log: big-endian `u64` index → bincode-encoded entry.
+    RaftLog,
+    /// Raft's own state: vote, committed log id, last purged log id.
+    RaftState,
+    /// State machine bookkeeping: last applied log id, last membership.
+    SmState,
+    /// Bucket name → prost `BucketRecord`.
+    Buckets,
+    /// `bucket ++ 0x00 ++ key` → prost `ObjectManifest`.
+    Objects,
+    /// SHA-256 → prost `BlobLocation`. Local to a node, never replicated.
+    Blobs,
+}
+
+impl Cf {
+    pub(crate) const ALL: [Cf; 6] = [
+        Cf::RaftLog,
+        Cf::RaftState,
+        Cf::SmState,
+        Cf::Buckets,
+        Cf::Objects,
+        Cf::Blobs,
+    ];
+
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Cf::RaftLog => "raft_log",
+            Cf::RaftState => "raft_state",
+            Cf::SmState => "sm_state",
+            Cf::Buckets => "buckets",
+            Cf::Objects => "objects",
+            Cf::Blobs => "blobs",
+        }
+    }
+}
+
+/// `raft_state` key of the last saved vote.
+pub(crate) const RAFT_STATE_VOTE_KEY: &[u8] = b"vote";
+/// `raft_state` key of the last saved committed log id.
+pub(crate) const RAFT_STATE_COMMITTED_KEY: &[u8] = b"committed";
+/// `raft_state` key of the last purged log id.
+pub(crate) const RAFT_STATE_LAST_PURGED_KEY: &[u8] = b"last_purged";
+/// `sm_state` key of the last applied log id.
+pub(crate) const SM_STATE_LAST_APPLIED_KEY: &[u8] = b"last_applied";
+/// `sm_state` key of the last applied membership.
+pub(crate) const SM_STATE_MEMBERSHIP_KEY: &[u8] = b"membership";
+
+/// Separates the bucket from the object key in `objects` keys. Bucket names
+/// never contain it (S3 bucket names are lower-case letters, digits, `.`
+/// and `-`), so every bucket's keys form one contiguous range.
+pub(crate) const BUCKET_KEY_SEPARATOR: u8 = 0x00;
+
+/// Key of a raft log entry: its index, big-endian so byte order is index
+/// order.
+pub(crate) fn log_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// Inverse of [`log_key`]; `None` if the key is not 8 bytes long.
+pub(crate) fn log_index(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// `bucket ++ 0x00`: every key of `bucket` starts with this.
+pub(crate) fn bucket_objects_prefix(bucket: &str) -> Vec<u8> {
+    assert!(
+        !bucket.as_bytes().contains(&BUCKET_KEY_SEPARATOR),
+        "bucket name contains a NUL byte: {bucket:?}"
+    );
+    let mut prefix = Vec::with_capacity(bucket.len() + 1);
+    prefix.extend_from_slice(bucket.as_bytes());
+    prefix.push(BUCKET_KEY_SEPARATOR);
+    prefix
+}
+
+/// First key past every key of `bucket` (`bucket ++ 0x01`): the exclusive
+/// upper bound of the bucket's range.
+pub(crate) fn bucket_objects_end(bucket: &str) -> Vec<u8> {
+    let mut end = bucket_objects_prefix(bucket);
+    *end.last_mut().expect("prefix ends with the separator") = BUCKET_KEY_SEPARATOR + 1;
+    end
+}
+
+/// `objects` key of one object.
+pub(crate) fn object_key(bucket: &str, key: &[u8]) -> Vec<u8> {
+    let mut full = bucket_objects_prefix(bucket);
+    full.extend_from_slice(key);
+    full
+}
+
+/// Where a listing of `bucket` starts: the first `objects` key that both
+/// starts with `prefix` and sorts strictly after `after` (when given).
+pub(crate) fn list_start(bucket: &str, prefix: &[u8], after: Option<&[u8]>) -> Vec<u8> {
+    let from_prefix = object_key(bucket, prefix);
+    match after {
+        None => from_prefix,
+        Some(after) => {
+            // The smallest key strictly greater than `after` is `after ++ 0x00`.
+            let mut from_after = object_key(bucket, after);
+            from_after.push(0);
+            from_after.max(from_prefix)
+        }
+    }
+}
+
+/// The smallest key greater than every key in `[.., last]`: `last ++ 0x00`.
+/// Used as the exclusive end of a range deletion that must cover `last`.
+pub(crate) fn successor(last: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(last.len() + 1);
+    next.extend_from_slice(last);
+    next.push(0);
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keys_sort_by_index() {
+        let indexes = [0u64, 1, 255, 256, 65_535, 1 << 40, u64::MAX];
+        for pair in indexes.windows(2) {
+            assert!(log_key(pair[0]) < log_key(pair[1]));
+        }
+        for index in indexes {
+            assert_eq!(log_index(&log_key(index)), Some(index));
+        }
+        assert_eq!(log_index(b"short"), None);
+    }
+
+    #[test]
+    fn bucket_ranges_do_not_overlap() {
+        // "a" and "a-b": every key of "a" sorts before every key of "a-b"
+        // and of "a\x01..." style names, because the separator is 0x00.
+        let end_a = bucket_objects_end("a");
+        assert!(object_key("a", &[0xFF; 16]) < end_a);
+        assert!(end_a <= bucket_objects_prefix("a-b"));
+        assert!(object_key("a", b"") >= bucket_objects_prefix("a"));
+    }
+
+    #[test]
+    fn list_start_takes_the_later_bound() {
+        assert_eq!(list_start("b", b"p/", None), b"b\0p/".to_vec());
+        // `after` below the prefix: the prefix wins.
+        assert_eq!(list_start("b", b"p/", Some(b"a")), b"b\0p/".to_vec());
+        // `after` inside the prefix: strictly after it.
+        assert_eq!(list_start("b", b"p/", Some(b"p/x")), b"b\0p/x\0".to_vec());
+        // `after` is exactly the prefix: the prefix itself is excluded.
+        assert_eq!(list_start("b", b"p/", Some(b"p/")), b"b\0p/\0".to_vec());
+    }
+
+    #[test]
+    #[should_panic(expected = "NUL")]
+    fn bucket_with_nul_is_a_bug() {
+        bucket_objects_prefix("a\0b");
+    }
+
+    #[test]
+    fn column_family_names_are_distinct() {
+        for (i, a) in Cf::ALL.iter().enumerate() {
+            for b in &Cf::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+            }
+        }
+    }
+}

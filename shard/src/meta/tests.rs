@@ -1,0 +1,316 @@
+//! Metadata store tests: round trips, listing order and bounds, blob index,
+//! reopen, corrupt records. Each runs inside a glommio executor (the store's
+//! async API needs its blocking pool) on a temporary directory.
+
+use std::future::Future;
+
+use prost::Message;
+use rocksdb::WriteBatch;
+use shoal_proto::meta::{BlobLocation, BucketRecord, ChunkRef, ObjectManifest};
+
+use super::keys::{self, Cf};
+use super::{cf, MetaError, MetaStore};
+
+/// Runs `body` to completion on a fresh glommio executor thread; a panic
+/// inside fails the test.
+pub(crate) fn run_local<F, Fut>(body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .spawn(body)
+        .expect("glommio executor starts")
+        .join()
+        .expect("test body ran to completion");
+}
+
+pub(crate) fn bucket(name: &str) -> BucketRecord {
+    BucketRecord {
+        name: name.to_owned(),
+        created_unix_ms: 1_700_000_000_000,
+        region: "us-east-1".to_owned(),
+    }
+}
+
+pub(crate) fn manifest(bucket: &str, key: &str, chunk_count: u32) -> ObjectManifest {
+    let chunks = (0..chunk_count)
+        .map(|i| ChunkRef {
+            sha256: [i as u8; 32].to_vec(),
+            size_bytes: 1 << 20,
+            source_node: 1,
+        })
+        .collect();
+    ObjectManifest {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        size_bytes: u64::from(chunk_count) << 20,
+        md5: vec![0xAB; 16],
+        last_modified_unix_ms: 1_700_000_000_123,
+        content_type: "application/octet-stream".to_owned(),
+        user_metadata: [("owner".to_owned(), "test".to_owned())].into(),
+        chunks,
+        checksums: Default::default(),
+    }
+}
+
+/// Writes records straight into the applied-state column families (the
+/// real write path is the raft state machine).
+async fn write_records(
+    store: &MetaStore,
+    buckets: Vec<BucketRecord>,
+    objects: Vec<ObjectManifest>,
+) {
+    store
+        .blocking("test_write", move |db| {
+            let mut batch = WriteBatch::default();
+            for b in &buckets {
+                batch.put_cf(cf(db, Cf::Buckets), b.name.as_bytes(), b.encode_to_vec());
+            }
+            for m in &objects {
+                let key = keys::object_key(&m.bucket, m.key.as_bytes());
+                batch.put_cf(cf(db, Cf::Objects), key, m.encode_to_vec());
+            }
+            db.write(batch).map_err(MetaError::rocks("test_write"))
+        })
+        .await
+        .unwrap();
+}
+
+fn keys_of(manifests: &[ObjectManifest]) -> Vec<&str> {
+    manifests.iter().map(|m| m.key.as_str()).collect()
+}
+
+#[test]
+fn buckets_round_trip_sorted() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        assert_eq!(store.list_buckets().await.unwrap(), vec![]);
+        write_records(
+            &store,
+            vec![bucket("zeta"), bucket("alpha"), bucket("mid")],
+            vec![],
+        )
+        .await;
+
+        assert_eq!(store.get_bucket("mid").await.unwrap(), Some(bucket("mid")));
+        assert_eq!(store.get_bucket("missing").await.unwrap(), None);
+        let names: Vec<String> = store
+            .list_buckets()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(names, ["alpha", "mid", "zeta"]);
+    });
+}
+
+#[test]
+fn object_round_trip_keeps_every_field() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let mut m = manifest("bk", "dir/obj", 3);
+        m.checksums
+            .insert("crc32".to_owned(), "AAAAAA==".to_owned());
+        write_records(&store, vec![], vec![m.clone()]).await;
+
+        assert_eq!(store.get_object("bk", "dir/obj").await.unwrap(), Some(m));
+        assert_eq!(store.get_object("bk", "dir/ob").await.unwrap(), None);
+        assert_eq!(store.get_object("bk2", "dir/obj").await.unwrap(), None);
+    });
+}
+
+#[test]
+fn list_objects_order_prefix_after_limit() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let in_bucket = ["c", "a/2", "b", "a", "é", "b/1", "a/1"];
+        let mut objects: Vec<ObjectManifest> =
+            in_bucket.iter().map(|k| manifest("bk", k, 1)).collect();
+        // Neighbouring buckets: one sorting before ("b", a prefix of "bk")
+        // and one after ("bk-2"); neither may leak into "bk"'s listing.
+        objects.push(manifest("b", "a", 1));
+        objects.push(manifest("bk-2", "a", 1));
+        objects.push(manifest("bk-2", "0", 1));
+        write_records(&store, vec![], objects).await;
+
+        let list = |prefix: &'static str, after: Option<&[u8]>, limit: usize| {
+            let store = store.clone();
+            let after = after.map(<[u8]>::to_vec);
+            async move {
+                store
+                    .list_objects("bk", prefix, after, limit)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        // Byte order; "é" (0xC3 0xA9) sorts after ASCII.
+        assert_eq!(
+            keys_of(&list("", None, 100).await),
+            ["a", "a/1", "a/2", "b", "b/1", "c", "é"]
+        );
+        assert_eq!(keys_of(&list("a/", None, 100).await), ["a/1", "a/2"]);
+        assert_eq!(keys_of(&list("a", None, 100).await), ["a", "a/1", "a/2"]);
+        assert_eq!(
+            keys_of(&list("", Some(b"a/1"), 100).await),
+            ["a/2", "b", "b/1", "c", "é"]
+        );
+        // `after` before the prefix range: the prefix bounds the start.
+        assert_eq!(keys_of(&list("b", Some(b"a"), 100).await), ["b", "b/1"]);
+        // `after` equal to a key excludes it.
+        assert_eq!(keys_of(&list("b", Some(b"b"), 100).await), ["b/1"]);
+        // A common prefix followed by 0xFF skips everything under it.
+        assert_eq!(
+            keys_of(&list("", Some(b"a/\xFF"), 100).await),
+            ["b", "b/1", "c", "é"]
+        );
+        // `after` past every key, and non-UTF-8 `after`.
+        assert_eq!(
+            keys_of(&list("", Some(b"\xFF"), 100).await),
+            Vec::<&str>::new()
+        );
+        assert_eq!(keys_of(&list("zz", None, 100).await), Vec::<&str>::new());
+        assert_eq!(keys_of(&list("", None, 0).await), Vec::<&str>::new());
+        assert_eq!(keys_of(&list("", None, 2).await), ["a", "a/1"]);
+
+        // Paging with the last key as `after` walks the whole bucket once.
+        let mut paged = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = store
+                .list_objects("bk", "", after.clone(), 3)
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 3);
+            after = Some(page.last().unwrap().key.as_bytes().to_vec());
+            paged.extend(page.into_iter().map(|m| m.key));
+        }
+        assert_eq!(paged, ["a", "a/1", "a/2", "b", "b/1", "c", "é"]);
+
+        // The neighbours' own listings.
+        let b = store.list_objects("b", "", None, 100).await.unwrap();
+        assert_eq!(keys_of(&b), ["a"]);
+        let bk2 = store.list_objects("bk-2", "", None, 100).await.unwrap();
+        assert_eq!(keys_of(&bk2), ["0", "a"]);
+        assert!(bk2.iter().all(|m| m.bucket == "bk-2"));
+    });
+}
+
+#[test]
+fn bucket_has_objects_respects_bucket_boundaries() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        write_records(&store, vec![], vec![manifest("bk", "x", 1)]).await;
+        assert!(store.bucket_has_objects("bk").await.unwrap());
+        // "b" is a prefix of "bk" and "bk-2" sorts right after it.
+        assert!(!store.bucket_has_objects("b").await.unwrap());
+        assert!(!store.bucket_has_objects("bk-2").await.unwrap());
+        assert!(!store.bucket_has_objects("empty").await.unwrap());
+    });
+}
+
+#[test]
+fn blob_locations_round_trip_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let reopen_path = path.clone();
+    let loc = |segment| BlobLocation {
+        segment,
+        offset_bytes: segment * 4096,
+        size_bytes: 1 << 20,
+    };
+    run_local(move || async move {
+        let store = MetaStore::open(&path).unwrap();
+        store.put_blob_locations(vec![]).await.unwrap();
+        store
+            .put_blob_locations(vec![([1; 32], loc(1)), ([2; 32], loc(2))])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_blob_location(&[1; 32]).await.unwrap(),
+            Some(loc(1))
+        );
+        assert_eq!(
+            store.get_blob_location(&[2; 32]).await.unwrap(),
+            Some(loc(2))
+        );
+        assert_eq!(store.get_blob_location(&[3; 32]).await.unwrap(), None);
+        // Overwrite: the later location wins.
+        store
+            .put_blob_locations(vec![([1; 32], loc(7))])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_blob_location(&[1; 32]).await.unwrap(),
+            Some(loc(7))
+        );
+    });
+    run_local(move || async move {
+        let store = MetaStore::open(&reopen_path).unwrap();
+        assert_eq!(
+            store.get_blob_location(&[1; 32]).await.unwrap(),
+            Some(loc(7))
+        );
+        assert_eq!(
+            store.get_blob_location(&[2; 32]).await.unwrap(),
+            Some(loc(2))
+        );
+    });
+}
+
+#[test]
+fn corrupt_record_is_a_decode_error_naming_cf_and_key() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        store
+            .blocking("test_corrupt", |db| {
+                // Field 1 (string) claiming 100 bytes, with 1 present.
+                db.put_cf(cf(db, Cf::Buckets), b"bad", [0x0A, 100, b'x'])
+                    .map_err(MetaError::rocks("test_corrupt"))
+            })
+            .await
+            .unwrap();
+        match store.get_bucket("bad").await {
+            Err(MetaError::Decode { cf, key, .. }) => {
+                assert_eq!(cf, "buckets");
+                assert_eq!(key, hex::encode("bad"));
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+        assert!(matches!(
+            store.list_buckets().await,
+            Err(MetaError::Decode { .. })
+        ));
+    });
+}
+
+#[test]
+fn panic_in_blocking_call_is_an_error_and_the_pool_survives() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let result: Result<(), MetaError> = store
+            .blocking("test_panic", |_db| panic!("deliberate test panic"))
+            .await;
+        match result {
+            Err(MetaError::Blocking { op, reason }) => {
+                assert_eq!(op, "test_panic");
+                assert!(reason.contains("deliberate"), "{reason}");
+            }
+            other => panic!("expected a blocking error, got {other:?}"),
+        }
+        // The pool's thread is still alive.
+        assert_eq!(store.get_bucket("x").await.unwrap(), None);
+    });
+}

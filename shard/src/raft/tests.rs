@@ -1,0 +1,519 @@
+//! Raft group tests on a real metadata store, each inside a glommio
+//! executor: propose and read back, restart, log purge and snapshot
+//! rebuild, snapshot build → install, apply edge cases, entry size.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, RaftSnapshotBuilder};
+use shoal_proto::meta::meta_command::Op;
+use shoal_proto::meta::{DeleteObject, MetaCommand};
+
+use super::codec::encode;
+use super::types::{Entry, LogId};
+use super::*;
+use crate::meta::keys::Cf;
+use crate::meta::tests::{bucket, manifest, run_local};
+use crate::meta::{cf, MetaError, MetaStore};
+
+const NODE_ID: NodeId = 7;
+const SHARD_INDEX: u16 = 3;
+/// Bound on how long a test waits for a raft condition.
+const WAIT_MAX: Duration = Duration::from_secs(10);
+
+fn create_bucket(name: &str) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::CreateBucket(bucket(name))),
+    }
+}
+
+fn delete_bucket(name: &str) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::DeleteBucket(name.to_owned())),
+    }
+}
+
+fn put_object(bucket: &str, key: &str, chunk_count: u32) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::PutObject(manifest(bucket, key, chunk_count))),
+    }
+}
+
+fn delete_object(bucket: &str, key: &str) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::DeleteObject(DeleteObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        })),
+    }
+}
+
+fn release_token() -> (ReleaseToken, oneshot::Receiver<()>) {
+    let (tx, rx) = oneshot::channel();
+    (
+        ReleaseToken {
+            _sender: Rc::new(tx),
+        },
+        rx,
+    )
+}
+
+fn normal_entry(index: u64, command: &MetaCommand) -> Entry {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, NODE_ID), index),
+        payload: EntryPayload::Normal(RaftCommand::encode(command)),
+    }
+}
+
+/// Stops the group and checks that it let go of the store, so the caller
+/// can drop its own handle and reopen the directory.
+async fn stop(shard: Rc<ShardRaft>, store: &MetaStore) {
+    shard.shutdown().await;
+    drop(shard);
+    assert_eq!(
+        store.handle_count(),
+        1,
+        "raft still holds the metadata store"
+    );
+}
+
+async fn open_and_start(path: &Path, options: RaftOptions) -> (MetaStore, Rc<ShardRaft>) {
+    let store = MetaStore::open(path).unwrap();
+    let shard = ShardRaft::start_with(NODE_ID, SHARD_INDEX, store.clone(), options)
+        .await
+        .unwrap();
+    (store, shard)
+}
+
+#[test]
+fn propose_then_read_back() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let shard = ShardRaft::start(NODE_ID, SHARD_INDEX, store.clone())
+            .await
+            .unwrap();
+        assert!(shard.is_leader());
+        assert_eq!(shard.leader(), Some(NODE_ID));
+
+        assert_eq!(
+            shard.propose(create_bucket("bk")).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(
+            shard.propose(create_bucket("bk")).await.unwrap(),
+            ApplyOutcome::BucketAlreadyExists
+        );
+        assert_eq!(store.get_bucket("bk").await.unwrap(), Some(bucket("bk")));
+
+        for key in ["b", "a", "c"] {
+            let outcome = shard.propose(put_object("bk", key, 2)).await.unwrap();
+            assert_eq!(outcome, ApplyOutcome::Applied);
+        }
+        // Overwrite keeps one object with the new manifest.
+        shard.propose(put_object("bk", "a", 5)).await.unwrap();
+        let a = store.get_object("bk", "a").await.unwrap().unwrap();
+        assert_eq!(a.chunks.len(), 5);
+        let listed = store.list_objects("bk", "", None, 10).await.unwrap();
+        let keys: Vec<&str> = listed.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+
+        assert_eq!(
+            shard.propose(delete_object("bk", "b")).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(store.get_object("bk", "b").await.unwrap(), None);
+        // Deleting a missing object is not an error.
+        assert_eq!(
+            shard.propose(delete_object("bk", "b")).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+
+        assert_eq!(
+            shard.propose(delete_bucket("bk")).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(
+            shard.propose(delete_bucket("bk")).await.unwrap(),
+            ApplyOutcome::NoSuchBucket
+        );
+        assert_eq!(store.list_buckets().await.unwrap(), vec![]);
+
+        let stats = shard.stats();
+        assert!(stats.is_leader && stats.running);
+        assert_eq!(stats.applied_index, stats.last_log_index);
+        // Membership + leader blank + 10 proposals.
+        assert_eq!(stats.entries_appended, 12);
+        assert!(stats.log_appended_bytes > 0);
+
+        stop(shard, &store).await;
+    });
+}
+
+#[test]
+fn restart_keeps_vote_log_and_applied_state() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        shard.propose(create_bucket("bk")).await.unwrap();
+        shard.propose(put_object("bk", "k1", 1)).await.unwrap();
+        let before = shard.stats();
+        let recovered_before = log_store::read_recovered_log(&store).await.unwrap();
+        stop(shard, &store).await;
+        drop(store);
+
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        let recovered = log_store::read_recovered_log(&store).await.unwrap();
+        assert_eq!(recovered, recovered_before);
+        let after = shard.stats();
+        assert!(after.is_leader);
+        // Leadership resumed from the saved vote: same term, no new
+        // election, no second initialisation (the first entry is still the
+        // original membership entry at index 0).
+        assert_eq!(after.current_term, before.current_term);
+        assert_eq!(after.last_log_index, before.last_log_index);
+        assert_eq!(after.applied_index, before.applied_index);
+        assert_eq!(after.entries_appended, 0);
+        let first = LogStore::new(store.clone(), Rc::default(), release_token().0)
+            .try_get_log_entries(0..1)
+            .await
+            .unwrap();
+        assert!(matches!(first[0].payload, EntryPayload::Membership(_)));
+
+        assert_eq!(store.get_bucket("bk").await.unwrap(), Some(bucket("bk")));
+        assert!(store.get_object("bk", "k1").await.unwrap().is_some());
+        assert_eq!(
+            shard.propose(create_bucket("bk")).await.unwrap(),
+            ApplyOutcome::BucketAlreadyExists
+        );
+        shard.propose(put_object("bk", "k2", 1)).await.unwrap();
+        // Only this run's two proposals were appended.
+        assert_eq!(shard.stats().entries_appended, 2);
+        stop(shard, &store).await;
+    });
+}
+
+#[test]
+fn restart_reapplies_a_lost_applied_state_from_the_log() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        shard.propose(create_bucket("bk")).await.unwrap();
+        for i in 0..5 {
+            shard
+                .propose(put_object("bk", &format!("k{i}"), 1))
+                .await
+                .unwrap();
+        }
+        shard.propose(delete_object("bk", "k0")).await.unwrap();
+        stop(shard, &store).await;
+
+        // What a crash that lost the unsynced apply batches leaves behind:
+        // the synced log, without its applied state.
+        store
+            .blocking("test_wipe", |db| {
+                let mut batch = rocksdb::WriteBatch::default();
+                for family in [Cf::SmState, Cf::Buckets, Cf::Objects] {
+                    let mut iter = db.raw_iterator_cf(cf(db, family));
+                    iter.seek_to_first();
+                    while let Some(key) = iter.key() {
+                        batch.delete_cf(cf(db, family), key);
+                        iter.next();
+                    }
+                }
+                db.write(batch).map_err(MetaError::rocks("test_wipe"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.get_bucket("bk").await.unwrap(), None);
+        drop(store);
+
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        assert!(shard.is_leader());
+        assert_eq!(store.get_bucket("bk").await.unwrap(), Some(bucket("bk")));
+        let keys: Vec<String> = store
+            .list_objects("bk", "", None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(keys, ["k1", "k2", "k3", "k4"]);
+        stop(shard, &store).await;
+    });
+}
+
+#[test]
+fn snapshot_purges_the_log_and_restart_rebuilds_it() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        // No automatic snapshots; keep no log behind a snapshot.
+        let options = RaftOptions {
+            snapshot_logs_since_last: 1_000_000,
+            logs_kept_after_snapshot: 0,
+            ..RaftOptions::default()
+        };
+        let (store, shard) = open_and_start(dir.path(), options.clone()).await;
+        shard.propose(create_bucket("bk")).await.unwrap();
+        for i in 0..10 {
+            shard
+                .propose(put_object("bk", &format!("k{i:02}"), 3))
+                .await
+                .unwrap();
+        }
+        let last = shard.raft.metrics().borrow().last_applied.unwrap();
+        shard.raft.trigger().snapshot().await.unwrap();
+        shard
+            .raft
+            .wait(Some(WAIT_MAX))
+            .snapshot(last, "snapshot built")
+            .await
+            .unwrap();
+        shard
+            .raft
+            .wait(Some(WAIT_MAX))
+            .purged(Some(last), "log purged")
+            .await
+            .unwrap();
+        let recovered = log_store::read_recovered_log(&store).await.unwrap();
+        assert_eq!(recovered.last_purged, Some(last));
+        assert_eq!(recovered.last_log, Some(last));
+        stop(shard, &store).await;
+        drop(store);
+
+        // The log is empty past the purge mark; openraft rebuilds the
+        // snapshot from the applied state at start.
+        let (store, shard) = open_and_start(dir.path(), options).await;
+        assert!(shard.is_leader());
+        assert_eq!(shard.raft.metrics().borrow().snapshot, Some(last));
+        assert_eq!(
+            store.list_objects("bk", "", None, 100).await.unwrap().len(),
+            10
+        );
+        shard.propose(put_object("bk", "after", 1)).await.unwrap();
+        assert!(store.get_object("bk", "after").await.unwrap().is_some());
+        stop(shard, &store).await;
+    });
+}
+
+#[test]
+fn snapshot_build_then_install_into_a_fresh_store() {
+    run_local(|| async {
+        let source_dir = tempfile::tempdir().unwrap();
+        let (source, shard) = open_and_start(source_dir.path(), RaftOptions::default()).await;
+        for name in ["b1", "b2"] {
+            shard.propose(create_bucket(name)).await.unwrap();
+        }
+        for i in 0..20 {
+            shard
+                .propose(put_object("b1", &format!("obj/{i:03}"), 2))
+                .await
+                .unwrap();
+        }
+        shard.propose(put_object("b2", "only", 1)).await.unwrap();
+        stop(shard, &source).await;
+
+        let (token, _released) = release_token();
+        let mut source_sm = StateMachine::new(source.clone(), token.clone());
+        let snapshot = source_sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let (source_applied, source_membership) = source_sm.applied_state().await.unwrap();
+        assert_eq!(snapshot.meta.last_log_id, source_applied);
+        assert!(source_membership.membership().voter_ids().eq([NODE_ID]));
+
+        // The target holds state the snapshot must replace.
+        let target_dir = tempfile::tempdir().unwrap();
+        let target = MetaStore::open(target_dir.path()).unwrap();
+        let mut target_sm = StateMachine::new(target.clone(), token);
+        let stale = [
+            create_bucket("stale"),
+            put_object("stale", "x", 1),
+            put_object("b1", "zzz", 1),
+        ];
+        let stale_entries: Vec<Entry> = stale
+            .iter()
+            .enumerate()
+            .map(|(i, c)| normal_entry(i as u64, c))
+            .collect();
+        target_sm.apply(stale_entries).await.unwrap();
+
+        let meta = snapshot.meta.clone();
+        let data = snapshot.snapshot.into_inner();
+        target_sm
+            .install_snapshot(&meta, Box::new(Cursor::new(data.clone())))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            target.list_buckets().await.unwrap(),
+            source.list_buckets().await.unwrap()
+        );
+        for b in ["b1", "b2", "stale"] {
+            assert_eq!(
+                target.list_objects(b, "", None, 1000).await.unwrap(),
+                source.list_objects(b, "", None, 1000).await.unwrap(),
+                "bucket {b}"
+            );
+        }
+        assert_eq!(target.get_bucket("stale").await.unwrap(), None);
+        assert_eq!(
+            target_sm.applied_state().await.unwrap(),
+            (source_applied, source_membership)
+        );
+        let current = target_sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, meta);
+        assert_eq!(current.snapshot.into_inner(), data);
+
+        // A snapshot whose meta disagrees with its image is refused.
+        let mut wrong = meta.clone();
+        wrong.last_log_id = None;
+        let refused = target_sm
+            .install_snapshot(&wrong, Box::new(Cursor::new(data)))
+            .await;
+        assert!(refused.is_err());
+        // As is an unknown format version.
+        let mut future = encode(&(SNAPSHOT_FORMAT_VERSION + 1));
+        future.extend_from_slice(&[0; 64]);
+        let refused = target_sm
+            .install_snapshot(&meta, Box::new(Cursor::new(future)))
+            .await;
+        assert!(refused.unwrap_err().to_string().contains("format version"));
+    });
+}
+
+#[test]
+fn one_apply_call_sees_its_own_earlier_entries() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let (token, _released) = release_token();
+        let mut sm = StateMachine::new(store.clone(), token);
+        let commands = [
+            create_bucket("bk"),
+            create_bucket("bk"),
+            delete_bucket("bk"),
+            delete_bucket("bk"),
+            create_bucket("bk"),
+        ];
+        let entries: Vec<Entry> = commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| normal_entry(i as u64 + 1, c))
+            .collect();
+        let outcomes = sm.apply(entries).await.unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                ApplyOutcome::Applied,
+                ApplyOutcome::BucketAlreadyExists,
+                ApplyOutcome::Applied,
+                ApplyOutcome::NoSuchBucket,
+                ApplyOutcome::Applied,
+            ]
+        );
+        assert!(store.get_bucket("bk").await.unwrap().is_some());
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(applied.map(|l| l.index), Some(5));
+    });
+}
+
+#[test]
+fn unknown_command_stops_apply_and_writes_nothing() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let (token, _released) = release_token();
+        let mut sm = StateMachine::new(store.clone(), token);
+        let entries = vec![
+            normal_entry(1, &create_bucket("bk")),
+            normal_entry(2, &MetaCommand { op: None }),
+        ];
+        assert!(sm.apply(entries).await.is_err());
+        // The batch was never written: neither the bucket nor the log id.
+        assert_eq!(store.get_bucket("bk").await.unwrap(), None);
+        assert_eq!(sm.applied_state().await.unwrap().0, None);
+    });
+}
+
+/// A 1 GiB object is 1024 chunk refs in one manifest; its raft entry must
+/// stay small (refs only, never bytes).
+#[test]
+fn one_gib_manifest_costs_under_64_kib_of_log() {
+    const ENTRY_BYTES_MAX: u64 = 64 << 10;
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        shard.propose(create_bucket("bk")).await.unwrap();
+        let mut command = put_object("bk", "big", 1024);
+        if let Some(Op::PutObject(m)) = &mut command.op {
+            // Realistic refs: distinct hashes, a large node id.
+            for (i, chunk) in m.chunks.iter_mut().enumerate() {
+                chunk.sha256 = (0..32).map(|j| (i * 31 + j) as u8).collect();
+                chunk.source_node = u64::MAX;
+            }
+            assert_eq!(m.size_bytes, 1 << 30);
+        }
+        let before = shard.stats().log_appended_bytes;
+        shard.propose(command).await.unwrap();
+        let entry_bytes = shard.stats().log_appended_bytes - before;
+        println!("a 1024-chunk manifest took {entry_bytes} raft log bytes");
+        assert!(
+            entry_bytes < ENTRY_BYTES_MAX,
+            "a 1024-chunk manifest took {entry_bytes} log bytes"
+        );
+        let stored = store.get_object("bk", "big").await.unwrap().unwrap();
+        assert_eq!(stored.chunks.len(), 1024);
+        stop(shard, &store).await;
+    });
+}
+
+#[test]
+fn config_rejects_an_election_timeout_below_the_heartbeat() {
+    let options = RaftOptions {
+        heartbeat_interval: Duration::from_millis(500),
+        election_timeout_min: Duration::from_millis(400),
+        ..RaftOptions::default()
+    };
+    match raft_config(SHARD_INDEX, &options) {
+        Err(RaftError::Config { shard_index, .. }) => assert_eq!(shard_index, SHARD_INDEX),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    assert!(raft_config(SHARD_INDEX, &RaftOptions::default()).is_ok());
+}
+
+#[test]
+#[should_panic(expected = "without an op")]
+fn proposing_a_command_without_op_is_a_bug() {
+    assert_well_formed(&MetaCommand { op: None });
+}
+
+#[test]
+#[should_panic(expected = "invalid bucket name")]
+fn proposing_a_bucket_name_with_nul_is_a_bug() {
+    assert_well_formed(&create_bucket("a\0b"));
+}
+
+#[test]
+fn network_clients_report_unreachable() {
+    use openraft::error::RPCError;
+    use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+    use openraft::raft::VoteRequest;
+    run_local(|| async {
+        let mut factory = NetworkFactory::new(SHARD_INDEX);
+        let mut client = factory.new_client(9, &openraft::BasicNode::default()).await;
+        let vote = VoteRequest::new(openraft::Vote::new(1, NODE_ID), None);
+        let option = RPCOption::new(Duration::from_millis(100));
+        match client.vote(vote, option).await {
+            Err(RPCError::Unreachable(e)) => assert!(e.to_string().contains("target node 9")),
+            other => panic!("expected unreachable, got {other:?}"),
+        }
+    });
+}

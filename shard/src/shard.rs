@@ -1,0 +1,234 @@
+//! A shard: the blob log, metadata store and raft group one core owns, and
+//! the loop that serves [`ShardRequest`]s for them.
+//!
+//! Runs on its owner core only. Requests run as concurrent local tasks (at
+//! most [`SHARD_OPS_INFLIGHT_MAX`]) so appends from many uploads meet in the
+//! blob log's group commit.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prost::Message;
+use shoal_proto::meta::{self, meta_command::Op, MetaCommand};
+
+use crate::blob_log::{BlobLocation, BlobLog};
+use crate::error::ShardError;
+use crate::limits::{SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
+use crate::meta::MetaStore;
+use crate::ops::{ObjectSummary, ShardRequest};
+use crate::raft::{ApplyOutcome, ShardRaft};
+
+/// Counters a shard publishes for the metrics endpoint. Written by the
+/// owner core only; read by whichever core serves a scrape.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub blob_log_appends: AtomicU64,
+    pub blob_log_fsyncs: AtomicU64,
+    pub blob_log_bytes_written: AtomicU64,
+    pub raft_log_appended_bytes: AtomicU64,
+    pub raft_entries_appended: AtomicU64,
+    pub ops_inflight: AtomicU64,
+}
+
+pub struct Shard {
+    index: u16,
+    blob_log: BlobLog,
+    meta: MetaStore,
+    raft: Rc<ShardRaft>,
+    stats: Arc<ShardStats>,
+    permits: Rc<glommio::sync::Semaphore>,
+}
+
+impl Shard {
+    /// Recovers the blob log and starts the raft group. Must run on the
+    /// shard's own executor.
+    pub async fn open(
+        index: u16,
+        node_id: u64,
+        blob_dir: &Path,
+        meta: MetaStore,
+        stats: Arc<ShardStats>,
+    ) -> Result<Rc<Shard>, ShardError> {
+        let (blob_log, recovery) = BlobLog::open(blob_dir, SEGMENT_BYTES_MAX).await?;
+        tracing::info!(
+            shard = index,
+            segments = recovery.segments,
+            records = recovery.records,
+            truncated_bytes = recovery.truncated_bytes,
+            "blob log recovered"
+        );
+        let raft = ShardRaft::start(node_id, index, meta.clone()).await?;
+        Ok(Rc::new(Shard {
+            index,
+            blob_log,
+            meta,
+            raft,
+            stats,
+            permits: Rc::new(glommio::sync::Semaphore::new(SHARD_OPS_INFLIGHT_MAX as u64)),
+        }))
+    }
+
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// Serves one request in its own task, after waiting for an in-flight
+    /// slot; returns once the task is started.
+    pub async fn dispatch(self: &Rc<Self>, request: ShardRequest) {
+        let permit = self.permits.acquire_static_permit(1).await;
+        let permit = match permit {
+            Ok(permit) => permit,
+            Err(_) => return, // semaphore closed: shutting down; the reply is dropped
+        };
+        let shard = Rc::clone(self);
+        self.stats.ops_inflight.fetch_add(1, Ordering::Relaxed);
+        glommio::spawn_local(async move {
+            shard.serve(request).await;
+            shard.stats.ops_inflight.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        })
+        .detach();
+    }
+
+    async fn serve(&self, request: ShardRequest) {
+        // A dropped reply receiver means the client went away; nothing to do.
+        match request {
+            ShardRequest::AppendChunk { buf, sha256, reply } => {
+                let result = self
+                    .blob_log
+                    .append(buf, sha256)
+                    .await
+                    .map_err(ShardError::from);
+                self.publish_stats();
+                let _ = reply.send(result);
+            }
+            ShardRequest::CommitObject {
+                manifest,
+                blobs,
+                reply,
+            } => {
+                let _ = reply.send(self.commit_object(manifest, blobs).await);
+            }
+            ShardRequest::GetObject { bucket, key, reply } => {
+                let _ = reply.send(
+                    self.meta
+                        .get_object(&bucket, &key)
+                        .await
+                        .map_err(Into::into),
+                );
+            }
+            ShardRequest::ReadChunk { sha256, reply } => {
+                let _ = reply.send(self.read_chunk(sha256).await);
+            }
+            ShardRequest::DeleteObject { bucket, key, reply } => {
+                let cmd = Op::DeleteObject(meta::DeleteObject { bucket, key });
+                let _ = reply.send(self.propose(cmd).await.map(|_| ()));
+            }
+            ShardRequest::ListObjects {
+                bucket,
+                prefix,
+                after,
+                limit,
+                reply,
+            } => {
+                let listed = self.meta.list_objects(&bucket, &prefix, after, limit).await;
+                let summaries = listed.map_err(ShardError::from).map(|manifests| {
+                    manifests
+                        .into_iter()
+                        .map(|m| ObjectSummary {
+                            key: m.key,
+                            size_bytes: m.size_bytes,
+                            md5: m.md5,
+                            last_modified_unix_ms: m.last_modified_unix_ms,
+                        })
+                        .collect()
+                });
+                let _ = reply.send(summaries);
+            }
+            ShardRequest::BucketHasObjects { bucket, reply } => {
+                let _ = reply.send(
+                    self.meta
+                        .bucket_has_objects(&bucket)
+                        .await
+                        .map_err(Into::into),
+                );
+            }
+            ShardRequest::CreateBucket { record, reply } => {
+                let _ = reply.send(self.propose(Op::CreateBucket(record)).await);
+            }
+            ShardRequest::DeleteBucket { name, reply } => {
+                let _ = reply.send(self.propose(Op::DeleteBucket(name)).await);
+            }
+            ShardRequest::ListBuckets { reply } => {
+                let _ = reply.send(self.meta.list_buckets().await.map_err(Into::into));
+            }
+        }
+    }
+
+    /// Indexes the chunks (unsynced: the raft append below is synced on the
+    /// same rocksdb WAL, so both are durable together), then commits the
+    /// manifest. The object becomes visible only when the entry is applied.
+    async fn commit_object(
+        &self,
+        manifest: meta::ObjectManifest,
+        blobs: Vec<([u8; 32], BlobLocation)>,
+    ) -> Result<(), ShardError> {
+        let locations = blobs
+            .into_iter()
+            .map(|(hash, at)| {
+                let stored = meta::BlobLocation {
+                    segment: at.segment,
+                    offset_bytes: at.offset_bytes,
+                    size_bytes: at.size_bytes,
+                };
+                (hash, stored)
+            })
+            .collect();
+        self.meta.put_blob_locations(locations).await?;
+        self.propose(Op::PutObject(manifest)).await.map(|_| ())
+    }
+
+    async fn read_chunk(&self, sha256: [u8; 32]) -> Result<bytes::Bytes, ShardError> {
+        let stored = self.meta.get_blob_location(&sha256).await?.ok_or_else(|| {
+            ShardError::ChunkMissing {
+                sha256_hex: hex::encode(sha256),
+            }
+        })?;
+        let location = BlobLocation {
+            segment: stored.segment,
+            offset_bytes: stored.offset_bytes,
+            size_bytes: stored.size_bytes,
+        };
+        Ok(self.blob_log.read(location, &sha256).await?)
+    }
+
+    async fn propose(&self, op: Op) -> Result<ApplyOutcome, ShardError> {
+        let command = MetaCommand { op: Some(op) };
+        debug_assert!(command.encoded_len() > 0);
+        let outcome = self.raft.propose(command).await?;
+        self.publish_stats();
+        Ok(outcome)
+    }
+
+    fn publish_stats(&self) {
+        let blob = self.blob_log.stats();
+        self.stats
+            .blob_log_appends
+            .store(blob.appends, Ordering::Relaxed);
+        self.stats
+            .blob_log_fsyncs
+            .store(blob.fsyncs, Ordering::Relaxed);
+        self.stats
+            .blob_log_bytes_written
+            .store(blob.bytes_written, Ordering::Relaxed);
+        let raft = self.raft.stats();
+        self.stats
+            .raft_log_appended_bytes
+            .store(raft.log_appended_bytes, Ordering::Relaxed);
+        self.stats
+            .raft_entries_appended
+            .store(raft.entries_appended, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,270 @@
+//! Command-line flags and their validation into a typed [`NodeConfig`].
+//!
+//! Configuration flows one way: clap parses raw [`ServeFlags`] (each flag
+//! also reads a `SHOAL_*` environment variable), [`ServeFlags::validate`]
+//! turns them into a [`NodeConfig`] with typed values, and each core gets a
+//! read-only copy at start. A validation error names the flag and its value.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about = "Thread-per-core S3 storage node")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: one executor per core, one S3 listener per core.
+    Serve(ServeFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeFlags {
+    /// Directory for blob logs, metadata and generated credentials.
+    #[arg(long, env = "SHOAL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Address of the S3 API (one SO_REUSEPORT listener per core).
+    #[arg(long, env = "SHOAL_S3_ADDR", default_value = "127.0.0.1:9000")]
+    pub s3_addr: SocketAddr,
+
+    /// Address of the admin endpoint (`/healthz`, `/metrics`).
+    #[arg(long, env = "SHOAL_ADMIN_ADDR", default_value = "127.0.0.1:9001")]
+    pub admin_addr: SocketAddr,
+
+    /// Region this node signs and answers for.
+    #[arg(long, env = "SHOAL_REGION", default_value = "us-east-1")]
+    pub region: String,
+
+    /// CPUs to run on: a count (`4`), a list (`0,2`) or ranges (`0-3`).
+    /// Default: every CPU this process may use.
+    #[arg(long, env = "SHOAL_CORES")]
+    pub cores: Option<String>,
+
+    /// Number of shards (fixed when the data directory is created).
+    /// Default: the number of cores.
+    #[arg(long, env = "SHOAL_SHARDS")]
+    pub shards: Option<u16>,
+
+    /// Access key id. Without one (and no secret), a key pair is generated on
+    /// first start, kept in the data directory and printed once.
+    #[arg(long, env = "SHOAL_ACCESS_KEY")]
+    pub access_key: Option<String>,
+
+    /// Secret access key belonging to `--access-key`.
+    #[arg(long, env = "SHOAL_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Id of this node in its cluster.
+    #[arg(long, env = "SHOAL_NODE_ID", default_value_t = 1)]
+    pub node_id: u64,
+}
+
+/// A flag whose value cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --{flag} {value:?}: {reason}")]
+pub struct FlagError {
+    pub flag: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Access key pair as configured or generated.
+#[derive(Clone, Debug)]
+pub struct KeyPair {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// Validated node configuration, shared read-only by every core.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub s3_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub region: String,
+    /// CPU ids, one executor each, in shard-placement order.
+    pub cpus: Vec<usize>,
+    pub shards: u16,
+    /// Explicit keys; `None` means load or generate them in the data dir.
+    pub keys: Option<KeyPair>,
+    pub node_id: u64,
+}
+
+impl ServeFlags {
+    pub fn validate(self) -> Result<NodeConfig, FlagError> {
+        let online = available_cpus();
+        let cpus = match &self.cores {
+            None => online.clone(),
+            Some(spec) => parse_cores(spec, &online).map_err(|reason| FlagError {
+                flag: "cores",
+                value: spec.clone(),
+                reason,
+            })?,
+        };
+        let shards = self.shards.unwrap_or(cpus.len() as u16);
+        if shards == 0 {
+            return Err(FlagError {
+                flag: "shards",
+                value: shards.to_string(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(FlagError {
+                flag: "region",
+                value: self.region,
+                reason: "must be letters, digits and '-'".into(),
+            });
+        }
+        let keys = match (self.access_key, self.secret_key) {
+            (None, None) => None,
+            (Some(access_key), Some(secret_key)) => {
+                if access_key.is_empty() || secret_key.is_empty() {
+                    return Err(FlagError {
+                        flag: "access-key",
+                        value: access_key,
+                        reason: "access and secret key must not be empty".into(),
+                    });
+                }
+                Some(KeyPair {
+                    access_key,
+                    secret_key,
+                })
+            }
+            (Some(access_key), None) => {
+                return Err(FlagError {
+                    flag: "secret-key",
+                    value: String::new(),
+                    reason: format!("--access-key {access_key} needs a --secret-key"),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(FlagError {
+                    flag: "access-key",
+                    value: String::new(),
+                    reason: "--secret-key needs an --access-key".into(),
+                })
+            }
+        };
+        Ok(NodeConfig {
+            data_dir: self.data_dir,
+            s3_addr: self.s3_addr,
+            admin_addr: self.admin_addr,
+            region: self.region,
+            cpus,
+            shards,
+            keys,
+            node_id: self.node_id,
+        })
+    }
+}
+
+/// CPUs this process may run on (its affinity mask).
+fn available_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bitmask that sched_getaffinity fills in.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+                .collect();
+            if !cpus.is_empty() {
+                return cpus;
+            }
+        }
+    }
+    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+}
+
+/// Parses `--cores`: a bare count takes the first N available CPUs; a list of
+/// ids and ranges (`0,2-3`) names them.
+fn parse_cores(spec: &str, online: &[usize]) -> Result<Vec<usize>, String> {
+    let spec = spec.trim();
+    if !spec.contains([',', '-']) {
+        let count: usize = spec
+            .parse()
+            .map_err(|_| "not a number or CPU list".to_string())?;
+        if count == 0 || count > online.len() {
+            return Err(format!("need 1..={} cores", online.len()));
+        }
+        return Ok(online[..count].to_vec());
+    }
+    let mut cpus = Vec::new();
+    for part in spec.split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (lo.trim(), hi.trim()),
+            None => (part.trim(), part.trim()),
+        };
+        let lo: usize = lo.parse().map_err(|_| format!("bad CPU id {lo:?}"))?;
+        let hi: usize = hi.parse().map_err(|_| format!("bad CPU id {hi:?}"))?;
+        if lo > hi {
+            return Err(format!("empty range {lo}-{hi}"));
+        }
+        for cpu in lo..=hi {
+            if !online.contains(&cpu) {
+                return Err(format!("CPU {cpu} is not available to this process"));
+            }
+            if !cpus.contains(&cpu) {
+                cpus.push(cpu);
+            }
+        }
+    }
+    Ok(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cores_accepts_counts_lists_and_ranges() {
+        let online = [0, 1, 2, 3];
+        assert_eq!(parse_cores("2", &online).unwrap(), vec![0, 1]);
+        assert_eq!(parse_cores("0,2-3", &online).unwrap(), vec![0, 2, 3]);
+        assert_eq!(parse_cores("1-1", &online).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn cores_rejects_what_cannot_run() {
+        let online = [0, 1];
+        assert!(parse_cores("0", &online).is_err());
+        assert!(parse_cores("3", &online).is_err());
+        assert!(parse_cores("0-5", &online).is_err());
+        assert!(parse_cores("x", &online).is_err());
+        assert!(parse_cores("2-1", &online).is_err());
+    }
+
+    #[test]
+    fn keys_must_come_in_pairs() {
+        let flags = |ak: Option<&str>, sk: Option<&str>| ServeFlags {
+            data_dir: "d".into(),
+            s3_addr: "127.0.0.1:1".parse().unwrap(),
+            admin_addr: "127.0.0.1:2".parse().unwrap(),
+            region: "us-east-1".into(),
+            cores: None,
+            shards: None,
+            access_key: ak.map(String::from),
+            secret_key: sk.map(String::from),
+            node_id: 1,
+        };
+        assert!(flags(Some("a"), None).validate().is_err());
+        assert!(flags(None, Some("b")).validate().is_err());
+        assert!(flags(None, None).validate().unwrap().keys.is_none());
+        assert!(flags(Some("a"), Some("b"))
+            .validate()
+            .unwrap()
+            .keys
+            .is_some());
+    }
+}

@@ -1,0 +1,102 @@
+//! hyper 1.x on glommio sockets.
+//!
+//! hyper is runtime-agnostic: it needs a byte stream implementing
+//! [`hyper::rt::Read`]/[`hyper::rt::Write`] and, for its header-read
+//! timeout, a [`hyper::rt::Timer`]. This module adapts glommio's
+//! futures-lite streams and timers to those traits. Everything here runs on
+//! the executor that accepted the connection; nothing leaves that core.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use hyper::rt::{ReadBufCursor, Sleep, Timer};
+
+/// A glommio TCP stream speaking hyper's I/O traits.
+pub struct GlommioIo(pub TcpStream);
+
+impl hyper::rt::Read for GlommioIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: `recv(2)` only writes into the slice and never reads it, so
+        // handing it uninitialised memory is sound; we then advance the cursor
+        // by exactly the number of bytes the kernel wrote.
+        let slice = unsafe {
+            let uninit = buf.as_mut();
+            std::slice::from_raw_parts_mut(uninit.as_mut_ptr().cast::<u8>(), uninit.len())
+        };
+        match Pin::new(&mut self.0).poll_read(cx, slice) {
+            Poll::Ready(Ok(n)) => {
+                // SAFETY: the kernel initialised the first `n` bytes.
+                unsafe { buf.advance(n) };
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl hyper::rt::Write for GlommioIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+/// hyper's timer, backed by glommio's per-executor timers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GlommioTimer;
+
+/// A glommio timer that hyper may call `Send + Sync`.
+///
+/// hyper's `Timer` trait requires `Send + Sync` sleeps because it cannot know
+/// the runtime is single-threaded. glommio timers are `!Send`. This is sound
+/// here because hyper's HTTP/1 connection future runs on the executor that
+/// created it (glommio's `LocalExecutor` never moves tasks between threads),
+/// so the sleep is only ever polled and dropped on its own thread. Keep this
+/// the only place that asserts it.
+struct GlommioSleep(glommio::timer::Timer);
+
+// SAFETY: see the type's documentation: never leaves its executor thread.
+unsafe impl Send for GlommioSleep {}
+// SAFETY: as above; `&GlommioSleep` is never shared across threads.
+unsafe impl Sync for GlommioSleep {}
+
+impl Future for GlommioSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl Sleep for GlommioSleep {}
+
+impl Timer for GlommioTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        Box::pin(GlommioSleep(glommio::timer::Timer::new(duration)))
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        self.sleep(deadline.saturating_duration_since(Instant::now()))
+    }
+}

@@ -1,0 +1,15 @@
+//! The Shoal node: flags, the S3 front end, routing to shards, and the
+//! wiring that starts one executor per core.
+//!
+//! Data flows one way: HTTP ([`http_io`]) → S3 parse and auth ([`s3`]) →
+//! route to the owner shard ([`route`]) → the shard (`shoal_shard`: blob
+//! log, metadata, raft) → response. Nothing below reaches back up.
+
+pub mod admin;
+pub mod credentials;
+pub mod flags;
+pub mod http_io;
+pub mod metrics;
+pub mod node;
+pub mod route;
+pub mod s3;

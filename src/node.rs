@@ -1,0 +1,363 @@
+//! Starting a node: one pinned glommio executor per core, each owning its
+//! shards and serving S3 on its own SO_REUSEPORT listener.
+//!
+//! Start-up order: (1) on the main thread, settle the data directory (shard
+//! count, credentials) and open every shard's rocksdb (blocking, before any
+//! executor exists); (2) each executor recovers its shards' blob logs,
+//! starts their raft groups and connects the cross-core hop channels; (3)
+//! once every core is ready (so the bucket catalog is loaded), each core
+//! starts accepting. A core that fails to start stops the whole process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use shoal_shard::chunk::ChunkPool;
+use shoal_shard::limits::HOP_CHANNEL_DEPTH;
+use shoal_shard::meta::MetaStore;
+use shoal_shard::ops::ShardRequest;
+use shoal_shard::shard::{Shard, ShardStats};
+
+use crate::flags::{KeyPair, NodeConfig};
+use crate::http_io::{GlommioIo, GlommioTimer};
+use crate::metrics::{CoreMetrics, Registry};
+use crate::route::{Router, METADATA_SHARD};
+use crate::s3::catalog::Catalog;
+use crate::s3::S3Context;
+use crate::{admin, credentials, s3};
+
+/// io_uring buffer memory per executor. Three rings register it, and the
+/// memlock limit (8 MiB here, shared by all executors of the user) must
+/// hold every core's share; chunk buffers are larger and never come from it.
+const IO_MEMORY_BYTES: usize = 1 << 20;
+
+/// Connections one core serves at once; more wait in the accept queue.
+const CONNECTIONS_PER_CORE_MAX: u64 = 4096;
+
+/// A client that takes longer than this to send its request headers is
+/// dropped.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Threads that run blocking rocksdb calls for one executor.
+const BLOCKING_THREADS_PER_CORE: usize = 2;
+
+const LAYOUT_FILE: &str = "layout";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} was created with {stored} shards; --shards {requested} cannot change that")]
+    ShardCountChanged {
+        path: PathBuf,
+        stored: u16,
+        requested: u16,
+    },
+    #[error("{path} is malformed")]
+    LayoutMalformed { path: PathBuf },
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
+    #[error("opening metadata of shard {shard}: {source}")]
+    Meta {
+        shard: u16,
+        source: shoal_shard::meta::MetaError,
+    },
+    #[error("starting executor for CPU {cpu}: {source}")]
+    Executor {
+        cpu: usize,
+        source: glommio::GlommioError<()>,
+    },
+    #[error("a core stopped: {0}")]
+    CoreFailed(String),
+}
+
+/// Hop channel ends one core owns, before they are connected.
+#[derive(Default)]
+struct CoreChannels {
+    /// (shard, receiver) for each local shard, one per remote core.
+    inbound: Vec<(u16, SharedReceiver<ShardRequest>)>,
+    /// (shard, sender) for every shard on another core.
+    outbound: Vec<(u16, SharedSender<ShardRequest>)>,
+}
+
+pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    config.shards = settle_shard_count(&data_dir, config.shards, explicit_shards)?;
+    let keys = Arc::new(credentials::load_or_create(&data_dir, config.keys.clone())?);
+    let config = Arc::new(config);
+    let core_count = config.cpus.len();
+    let shard_count = config.shards;
+    let core_of = |shard: u16| usize::from(shard) % core_count;
+
+    let mut metas = HashMap::new();
+    for shard in 0..shard_count {
+        let dir = shard_dir(&data_dir, shard);
+        std::fs::create_dir_all(&dir).map_err(|source| NodeError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let meta = MetaStore::open(&dir.join("meta"))
+            .map_err(|source| NodeError::Meta { shard, source })?;
+        metas.insert(shard, meta);
+    }
+
+    let mut channels: Vec<CoreChannels> =
+        (0..core_count).map(|_| CoreChannels::default()).collect();
+    for shard in 0..shard_count {
+        for core in (0..core_count).filter(|&c| c != core_of(shard)) {
+            let (sender, receiver) = shared_channel::new_bounded(HOP_CHANNEL_DEPTH);
+            channels[core].outbound.push((shard, sender));
+            channels[core_of(shard)].inbound.push((shard, receiver));
+        }
+    }
+
+    let core_metrics: Vec<Arc<CoreMetrics>> = (0..core_count).map(|_| Arc::default()).collect();
+    let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count).map(|_| Arc::default()).collect();
+    let registry = Registry {
+        cores: Arc::new(core_metrics.clone()),
+        shards: Arc::new(shard_stats.clone()),
+    };
+    let catalog = Catalog::default();
+    let ready = Arc::new(AtomicUsize::new(0));
+
+    let mut executors = Vec::with_capacity(core_count);
+    for (core, channels) in channels.into_iter().enumerate() {
+        let cpu = config.cpus[core];
+        let local: Vec<(u16, MetaStore, Arc<ShardStats>)> = (0..shard_count)
+            .filter(|&s| core_of(s) == core)
+            .map(|s| {
+                (
+                    s,
+                    metas.remove(&s).expect("each shard opened once"),
+                    Arc::clone(&shard_stats[usize::from(s)]),
+                )
+            })
+            .collect();
+        let start = CoreStart {
+            core,
+            config: Arc::clone(&config),
+            keys: Arc::clone(&keys),
+            local,
+            channels,
+            catalog: catalog.clone(),
+            metrics: Arc::clone(&core_metrics[core]),
+            registry: registry.clone(),
+            ready: Arc::clone(&ready),
+        };
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("shoal-core-{core}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_CORE))
+            .spawn(move || async move {
+                if let Err(e) = run_core(start).await {
+                    tracing::error!(core, error = %e, "core failed; stopping the node");
+                    std::process::exit(1);
+                }
+            })
+            .map_err(|source| NodeError::Executor { cpu, source })?;
+        executors.push(handle);
+    }
+    tracing::info!(
+        s3 = %config.s3_addr,
+        admin = %config.admin_addr,
+        cores = core_count,
+        shards = shard_count,
+        data_dir = %data_dir.display(),
+        "shoal serving"
+    );
+    for handle in executors {
+        handle
+            .join()
+            .map_err(|e| NodeError::CoreFailed(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn shard_dir(data_dir: &Path, shard: u16) -> PathBuf {
+    data_dir.join(format!("shard-{shard:04}"))
+}
+
+/// The shard count is a storage format: fixed when the directory is made.
+fn settle_shard_count(data_dir: &Path, requested: u16, explicit: bool) -> Result<u16, NodeError> {
+    let path = data_dir.join(LAYOUT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let stored = text
+                .lines()
+                .find_map(|l| l.strip_prefix("shards="))
+                .and_then(|v| v.trim().parse::<u16>().ok())
+                .filter(|&n| n > 0)
+                .ok_or_else(|| NodeError::LayoutMalformed { path: path.clone() })?;
+            if explicit && stored != requested {
+                return Err(NodeError::ShardCountChanged {
+                    path,
+                    stored,
+                    requested,
+                });
+            }
+            Ok(stored)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let write = || -> std::io::Result<()> {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, format!("shards={requested}\n"))?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(data_dir)?.sync_all()
+            };
+            write().map_err(|source| NodeError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(requested)
+        }
+        Err(source) => Err(NodeError::DataDir { path, source }),
+    }
+}
+
+/// Everything one executor needs to start, moved into it.
+struct CoreStart {
+    core: usize,
+    config: Arc<NodeConfig>,
+    keys: Arc<KeyPair>,
+    local: Vec<(u16, MetaStore, Arc<ShardStats>)>,
+    channels: CoreChannels,
+    catalog: Catalog,
+    metrics: Arc<CoreMetrics>,
+    registry: Registry,
+    ready: Arc<AtomicUsize>,
+}
+
+async fn run_core(start: CoreStart) -> Result<(), String> {
+    let CoreStart {
+        core,
+        config,
+        keys,
+        local,
+        channels,
+        catalog,
+        metrics,
+        registry,
+        ready,
+    } = start;
+    let mut shards = HashMap::new();
+    for (index, meta, stats) in local {
+        let blob_dir = shard_dir(&config.data_dir, index).join("blobs");
+        let shard = Shard::open(index, config.node_id, &blob_dir, meta, stats)
+            .await
+            .map_err(|e| format!("shard {index}: {e}"))?;
+        shards.insert(index, shard);
+    }
+
+    // Connect both ends of every hop channel; each connect waits for its peer.
+    for (index, receiver) in channels.inbound {
+        let shard = Rc::clone(&shards[&index]);
+        glommio::spawn_local(async move {
+            let receiver = receiver.connect().await;
+            while let Some(request) = receiver.recv().await {
+                shard.dispatch(request).await;
+            }
+        })
+        .detach();
+    }
+    let connects = channels
+        .outbound
+        .into_iter()
+        .map(|(index, sender)| async move { (index, sender.connect().await) });
+    let remote: HashMap<_, _> = futures::future::join_all(connects)
+        .await
+        .into_iter()
+        .collect();
+    let router = Router::new(config.shards, shards.clone(), remote);
+
+    if let Some(metadata) = shards.get(&METADATA_SHARD) {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        metadata
+            .dispatch(shoal_shard::ops::ShardRequest::ListBuckets { reply })
+            .await;
+        let buckets = answer
+            .await
+            .map_err(|_| "metadata shard dropped ListBuckets".to_string())?;
+        for record in buckets.map_err(|e| format!("loading buckets: {e}"))? {
+            catalog.insert(record);
+        }
+    }
+    ready.fetch_add(1, Ordering::SeqCst);
+    while ready.load(Ordering::SeqCst) < config.cpus.len() {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+
+    let ctx = Rc::new(S3Context::new(
+        Arc::clone(&config),
+        keys,
+        router,
+        catalog,
+        ChunkPool::new(),
+        metrics,
+        core,
+    ));
+    if core == 0 {
+        let registry = Rc::new(registry);
+        let admin = TcpListener::bind(config.admin_addr)
+            .map_err(|e| format!("binding admin {}: {e}", config.admin_addr))?;
+        glommio::spawn_local(accept_loop(admin, move |req| {
+            admin::serve(Rc::clone(&registry), req)
+        }))
+        .detach();
+    }
+    let listener = TcpListener::bind(config.s3_addr)
+        .map_err(|e| format!("binding S3 {}: {e}", config.s3_addr))?;
+    accept_loop(listener, move |req| s3::serve(Rc::clone(&ctx), req)).await;
+    Ok(())
+}
+
+async fn accept_loop<F, Fut>(listener: TcpListener, handler: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<s3::Body>, std::convert::Infallible>>
+        + 'static,
+{
+    let slots = Rc::new(glommio::sync::Semaphore::new(CONNECTIONS_PER_CORE_MAX));
+    loop {
+        let Ok(slot) = slots.acquire_static_permit(1).await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        glommio::spawn_local(async move {
+            let connection = http1::Builder::new()
+                .timer(GlommioTimer)
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(GlommioIo(stream), service_fn(handler));
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        })
+        .detach();
+    }
+}

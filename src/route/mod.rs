@@ -1,0 +1,77 @@
+//! Which shard owns what, and how a request reaches that shard's core.
+//!
+//! An object belongs to shard `shard_of(bucket, key)`; bucket records belong
+//! to [`METADATA_SHARD`]. The [`Router`] on each core holds the shards that
+//! core owns and one bounded, lock-free glommio channel to every other
+//! core's shards. A request hops by value (chunk buffers move, they are not
+//! copied); a full channel makes the sender wait, it never drops.
+
+mod hash;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use glommio::channels::shared_channel::ConnectedSender;
+use shoal_shard::error::ShardError;
+use shoal_shard::ops::{Reply, ShardRequest};
+use shoal_shard::shard::Shard;
+
+pub use hash::{shard_of, METADATA_SHARD};
+
+/// This core's view of every shard: local ones by reference, remote ones by
+/// channel.
+pub struct Router {
+    shard_count: u16,
+    local: HashMap<u16, Rc<Shard>>,
+    remote: HashMap<u16, ConnectedSender<ShardRequest>>,
+}
+
+impl Router {
+    pub fn new(
+        shard_count: u16,
+        local: HashMap<u16, Rc<Shard>>,
+        remote: HashMap<u16, ConnectedSender<ShardRequest>>,
+    ) -> Self {
+        for shard in 0..shard_count {
+            assert!(
+                local.contains_key(&shard) ^ remote.contains_key(&shard),
+                "shard {shard} must be reachable exactly one way"
+            );
+        }
+        Router {
+            shard_count,
+            local,
+            remote,
+        }
+    }
+
+    pub fn shard_count(&self) -> u16 {
+        self.shard_count
+    }
+
+    /// The shard owning `bucket/key`.
+    pub fn owner(&self, bucket: &str, key: &str) -> u16 {
+        shard_of(bucket, key, self.shard_count)
+    }
+
+    /// Sends a request built around a fresh reply channel to `shard` and
+    /// waits for its answer.
+    pub async fn call<T>(
+        &self,
+        shard: u16,
+        build: impl FnOnce(Reply<T>) -> ShardRequest,
+    ) -> Result<T, ShardError> {
+        let (reply, answer) = oneshot::channel();
+        let request = build(reply);
+        if let Some(local) = self.local.get(&shard) {
+            local.dispatch(request).await;
+        } else {
+            let sender = self.remote.get(&shard).expect("router covers every shard");
+            if sender.send(request).await.is_err() {
+                return Err(ShardError::Stopped { shard });
+            }
+        }
+        answer.await.unwrap_or(Err(ShardError::Stopped { shard }))
+    }
+}

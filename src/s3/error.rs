@@ -1,0 +1,182 @@
+//! Every S3 failure, and the one place it becomes a status, a code and an
+//! XML body.
+//!
+//! Handlers return [`S3Error`]; [`S3Error::into_response`] renders
+//! `<Error><Code>…</Code><Message>…</Message>…</Error>` with the request id.
+//! Internal detail (paths, rocksdb messages) is logged, never sent.
+
+use http::{HeaderValue, Response, StatusCode};
+
+use super::auth::AuthError;
+use super::chunked::ChunkedError;
+use super::xml::XmlWriter;
+use super::Body;
+use shoal_shard::error::ShardError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("The specified bucket does not exist")]
+    NoSuchBucket { bucket: String },
+    #[error("The specified key does not exist.")]
+    NoSuchKey { key: String },
+    #[error("Your previous request to create the named bucket succeeded and you already own it.")]
+    BucketAlreadyOwnedByYou { bucket: String },
+    #[error("The bucket you tried to delete is not empty")]
+    BucketNotEmpty { bucket: String },
+    #[error("The specified bucket is not valid: {reason}")]
+    InvalidBucketName {
+        bucket: String,
+        reason: &'static str,
+    },
+    #[error("The requested range is not satisfiable")]
+    InvalidRange { size_bytes: u64 },
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Chunked(#[from] ChunkedError),
+    #[error("The {algorithm} you specified did not match the calculated checksum.")]
+    BadDigest { algorithm: &'static str },
+    #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
+    ContentSha256Mismatch,
+    #[error("You did not provide the number of bytes specified by the Content-Length HTTP header: expected {expected_bytes}, got {received_bytes}")]
+    IncompleteBody {
+        expected_bytes: u64,
+        received_bytes: u64,
+    },
+    #[error("The Content-MD5 or checksum value you specified is not valid.")]
+    InvalidDigest,
+    #[error("You must provide the Content-Length HTTP header.")]
+    MissingContentLength,
+    #[error("Your proposed upload of {size_bytes} bytes exceeds the maximum allowed object size of {max_bytes} bytes.")]
+    EntityTooLarge { size_bytes: u64, max_bytes: u64 },
+    #[error("{message}")]
+    InvalidArgument { message: String },
+    #[error("{message}")]
+    InvalidRequest { message: String },
+    #[error("The XML you provided was not well-formed or did not validate against our published schema.")]
+    MalformedXml,
+    #[error("Your location constraint {given:?} is incompatible with this endpoint's region {region:?}.")]
+    IllegalLocationConstraint { given: String, region: String },
+    #[error("{what} is not implemented by this server.")]
+    NotImplemented { what: &'static str },
+    #[error("The specified method is not allowed against this resource.")]
+    MethodNotAllowed,
+    #[error("Your key is too long")]
+    KeyTooLong { length: usize },
+    #[error("We encountered an internal error. Please try again.")]
+    Internal { detail: String },
+}
+
+impl S3Error {
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        S3Error::Internal {
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The S3 error code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            S3Error::NoSuchBucket { .. } => "NoSuchBucket",
+            S3Error::NoSuchKey { .. } => "NoSuchKey",
+            S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
+            S3Error::BucketNotEmpty { .. } => "BucketNotEmpty",
+            S3Error::InvalidBucketName { .. } => "InvalidBucketName",
+            S3Error::InvalidRange { .. } => "InvalidRange",
+            S3Error::Auth(e) => e.s3_code(),
+            S3Error::Chunked(e) => e.s3_code(),
+            S3Error::BadDigest { .. } => "BadDigest",
+            S3Error::ContentSha256Mismatch => "XAmzContentSHA256Mismatch",
+            S3Error::IncompleteBody { .. } => "IncompleteBody",
+            S3Error::InvalidDigest => "InvalidDigest",
+            S3Error::MissingContentLength => "MissingContentLength",
+            S3Error::EntityTooLarge { .. } => "EntityTooLarge",
+            S3Error::InvalidArgument { .. } => "InvalidArgument",
+            S3Error::InvalidRequest { .. } => "InvalidRequest",
+            S3Error::MalformedXml => "MalformedXML",
+            S3Error::IllegalLocationConstraint { .. } => "IllegalLocationConstraintException",
+            S3Error::NotImplemented { .. } => "NotImplemented",
+            S3Error::MethodNotAllowed => "MethodNotAllowed",
+            S3Error::KeyTooLong { .. } => "KeyTooLongError",
+            S3Error::Internal { .. } => "InternalError",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        let code = match self {
+            S3Error::NoSuchBucket { .. } | S3Error::NoSuchKey { .. } => 404,
+            S3Error::BucketAlreadyOwnedByYou { .. } | S3Error::BucketNotEmpty { .. } => 409,
+            S3Error::InvalidRange { .. } => 416,
+            S3Error::Auth(e) => e.http_status(),
+            S3Error::Chunked(e) => e.http_status(),
+            S3Error::MissingContentLength => 411,
+            S3Error::EntityTooLarge { .. } => 413,
+            S3Error::NotImplemented { .. } => 501,
+            S3Error::MethodNotAllowed => 405,
+            S3Error::Internal { .. } => 500,
+            S3Error::InvalidBucketName { .. }
+            | S3Error::BadDigest { .. }
+            | S3Error::ContentSha256Mismatch
+            | S3Error::InvalidDigest
+            | S3Error::IncompleteBody { .. }
+            | S3Error::InvalidArgument { .. }
+            | S3Error::InvalidRequest { .. }
+            | S3Error::MalformedXml
+            | S3Error::IllegalLocationConstraint { .. }
+            | S3Error::KeyTooLong { .. } => 400,
+        };
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Renders the S3 XML error. `resource` is the request path; HEAD
+    /// responses carry no body, as S3 does.
+    pub fn into_response(self, resource: &str, request_id: &str, head: bool) -> Response<Body> {
+        if let S3Error::Internal { detail } = &self {
+            tracing::error!(request_id, resource, detail, "internal error");
+        } else {
+            tracing::debug!(request_id, resource, code = self.code(), error = %self, "request failed");
+        }
+        let status = self.status();
+        let mut xml = XmlWriter::new();
+        xml.open("Error");
+        xml.leaf("Code", self.code());
+        xml.leaf("Message", &self.to_string());
+        match &self {
+            S3Error::NoSuchBucket { bucket }
+            | S3Error::BucketAlreadyOwnedByYou { bucket }
+            | S3Error::BucketNotEmpty { bucket }
+            | S3Error::InvalidBucketName { bucket, .. } => xml.leaf("BucketName", bucket),
+            S3Error::NoSuchKey { key } => xml.leaf("Key", key),
+            S3Error::InvalidRange { size_bytes } => {
+                xml.leaf("ActualObjectSize", &size_bytes.to_string())
+            }
+            _ => {}
+        }
+        xml.leaf("Resource", resource);
+        xml.leaf("RequestId", request_id);
+        xml.close("Error");
+        let mut response = if head {
+            super::empty_response(status)
+        } else {
+            super::xml_response(status, xml.finish())
+        };
+        let headers = response.headers_mut();
+        if let S3Error::InvalidRange { size_bytes } = &self {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size_bytes}")) {
+                headers.insert(http::header::CONTENT_RANGE, value);
+            }
+        }
+        // After a failed body the connection may hold unread bytes; close it
+        // rather than guess where the next request starts.
+        if matches!(self, S3Error::Chunked(_) | S3Error::IncompleteBody { .. }) {
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+impl From<ShardError> for S3Error {
+    fn from(e: ShardError) -> Self {
+        S3Error::internal(e)
+    }
+}

@@ -1,0 +1,162 @@
+//! ListBuckets, CreateBucket, HeadBucket, DeleteBucket.
+//!
+//! Bucket records are committed by the metadata shard's raft group; the
+//! core that made a change publishes it to the shared catalog before it
+//! answers, so the client's next request sees it on any core.
+
+use std::rc::Rc;
+
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use shoal_proto::meta::BucketRecord;
+use shoal_shard::ops::ShardRequest;
+use shoal_shard::raft::ApplyOutcome;
+
+use super::{header_value, iso8601, now_unix_ms, require_bucket};
+use crate::route::METADATA_SHARD;
+use crate::s3::error::S3Error;
+use crate::s3::request::{validate_bucket_name, S3Request};
+use crate::s3::xml::{self, XmlWriter};
+use crate::s3::{empty_response, xml_response, Body, S3Context};
+
+/// Largest CreateBucket body we read (a CreateBucketConfiguration).
+const CREATE_BUCKET_BODY_BYTES_MAX: usize = 64 * 1024;
+
+pub async fn list_buckets(ctx: &Rc<S3Context>) -> Result<Response<Body>, S3Error> {
+    let mut out = XmlWriter::new();
+    out.open_root("ListAllMyBucketsResult");
+    out.open("Owner");
+    out.leaf("ID", &ctx.keys.access_key);
+    out.leaf("DisplayName", &ctx.keys.access_key);
+    out.close("Owner");
+    out.open("Buckets");
+    for bucket in ctx.catalog.list() {
+        out.open("Bucket");
+        out.leaf("Name", &bucket.name);
+        out.leaf("CreationDate", &iso8601(bucket.created_unix_ms));
+        out.close("Bucket");
+    }
+    out.close("Buckets");
+    out.close("ListAllMyBucketsResult");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+pub async fn create_bucket(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    mut request: S3Request,
+) -> Result<Response<Body>, S3Error> {
+    validate_bucket_name(bucket).map_err(|reason| S3Error::InvalidBucketName {
+        bucket: bucket.to_string(),
+        reason,
+    })?;
+    if ctx.catalog.contains(bucket) {
+        return Err(S3Error::BucketAlreadyOwnedByYou {
+            bucket: bucket.to_string(),
+        });
+    }
+    let body = read_small_body(&mut request).await?;
+    if let Some(given) = xml::location_constraint(&body).map_err(|_| S3Error::MalformedXml)? {
+        if !given.is_empty() && given != ctx.config.region {
+            return Err(S3Error::IllegalLocationConstraint {
+                given,
+                region: ctx.config.region.clone(),
+            });
+        }
+    }
+    let record = BucketRecord {
+        name: bucket.to_string(),
+        created_unix_ms: now_unix_ms(),
+        region: ctx.config.region.clone(),
+    };
+    let outcome = ctx
+        .router
+        .call(METADATA_SHARD, |reply| ShardRequest::CreateBucket {
+            record: record.clone(),
+            reply,
+        })
+        .await?;
+    match outcome {
+        ApplyOutcome::Applied => ctx.catalog.insert(record),
+        ApplyOutcome::BucketAlreadyExists => {
+            return Err(S3Error::BucketAlreadyOwnedByYou {
+                bucket: bucket.to_string(),
+            })
+        }
+        other => {
+            return Err(S3Error::internal(format!(
+                "create bucket applied as {other:?}"
+            )))
+        }
+    }
+    let mut response = empty_response(StatusCode::OK);
+    response
+        .headers_mut()
+        .insert(http::header::LOCATION, header_value(&format!("/{bucket}"))?);
+    Ok(response)
+}
+
+pub fn head_bucket(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let mut response = empty_response(StatusCode::OK);
+    response
+        .headers_mut()
+        .insert("x-amz-bucket-region", header_value(&ctx.config.region)?);
+    Ok(response)
+}
+
+pub async fn delete_bucket(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    // Objects live on every shard; the bucket is empty only if all agree.
+    let checks = (0..ctx.router.shard_count()).map(|shard| {
+        ctx.router
+            .call(shard, |reply| ShardRequest::BucketHasObjects {
+                bucket: bucket.to_string(),
+                reply,
+            })
+    });
+    for has_objects in futures::future::join_all(checks).await {
+        if has_objects? {
+            return Err(S3Error::BucketNotEmpty {
+                bucket: bucket.to_string(),
+            });
+        }
+    }
+    let outcome = ctx
+        .router
+        .call(METADATA_SHARD, |reply| ShardRequest::DeleteBucket {
+            name: bucket.to_string(),
+            reply,
+        })
+        .await?;
+    ctx.catalog.remove(bucket);
+    match outcome {
+        ApplyOutcome::Applied => Ok(empty_response(StatusCode::NO_CONTENT)),
+        ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {
+            bucket: bucket.to_string(),
+        }),
+        other => Err(S3Error::internal(format!(
+            "delete bucket applied as {other:?}"
+        ))),
+    }
+}
+
+async fn read_small_body(request: &mut S3Request) -> Result<Vec<u8>, S3Error> {
+    let Some(mut body) = request.take_body() else {
+        return Ok(Vec::new());
+    };
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| S3Error::IncompleteBody {
+            expected_bytes: 0,
+            received_bytes: bytes.len() as u64,
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > CREATE_BUCKET_BODY_BYTES_MAX {
+                return Err(S3Error::MalformedXml);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}

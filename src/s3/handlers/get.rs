@@ -1,0 +1,245 @@
+//! GetObject, HeadObject and DeleteObject.
+//!
+//! GET streams the chunks a range needs from the owner shard, one read
+//! ahead of the one being sent, so disk and network overlap without holding
+//! more than two chunks per download.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use http::{HeaderName, Response, StatusCode};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use shoal_proto::meta::ObjectManifest;
+use shoal_shard::error::ShardError;
+use shoal_shard::ops::{ChunkHash, ShardRequest};
+
+use super::{etag, header_value, http_date, require_bucket};
+use crate::s3::error::S3Error;
+use crate::s3::range::{self, ByteRange, RangeRequest};
+use crate::s3::request::S3Request;
+use crate::s3::{empty_response, Body, S3Context};
+
+pub async fn get_object(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+    head: bool,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let owner = ctx.router.owner(bucket, key);
+    let manifest = ctx
+        .router
+        .call(owner, |reply| ShardRequest::GetObject {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            reply,
+        })
+        .await?
+        .ok_or_else(|| S3Error::NoSuchKey {
+            key: key.to_string(),
+        })?;
+    let size = manifest.size_bytes;
+    let (status, span) = match range::resolve(request.header("range"), size) {
+        RangeRequest::Whole => (StatusCode::OK, None),
+        RangeRequest::Partial(span) => (StatusCode::PARTIAL_CONTENT, Some(span)),
+        RangeRequest::Unsatisfiable => return Err(S3Error::InvalidRange { size_bytes: size }),
+    };
+    let body_len = span.map_or(size, |s| s.len());
+    let mut response = if head || body_len == 0 {
+        empty_response(status)
+    } else {
+        let whole = ByteRange {
+            first: 0,
+            last: size - 1,
+        };
+        Response::new(chunk_stream(
+            Rc::clone(ctx),
+            owner,
+            &manifest,
+            span.unwrap_or(whole),
+        ))
+    };
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        header_value(&body_len.to_string())?,
+    );
+    headers.insert(http::header::ETAG, header_value(&etag(&manifest.md5))?);
+    headers.insert(
+        http::header::LAST_MODIFIED,
+        header_value(&http_date(manifest.last_modified_unix_ms))?,
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        header_value(&manifest.content_type)?,
+    );
+    headers.insert(http::header::ACCEPT_RANGES, header_value("bytes")?);
+    if let Some(span) = span {
+        headers.insert(
+            http::header::CONTENT_RANGE,
+            header_value(&format!("bytes {}-{}/{size}", span.first, span.last))?,
+        );
+    }
+    for (name, value) in &manifest.user_metadata {
+        let name = HeaderName::try_from(format!("x-amz-meta-{name}")).map_err(S3Error::internal)?;
+        headers.insert(name, header_value(value)?);
+    }
+    let checksum_mode = request.header("x-amz-checksum-mode");
+    if span.is_none() && checksum_mode.is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
+        for (name, value) in &manifest.checksums {
+            let name = HeaderName::try_from(format!("x-amz-checksum-{name}"))
+                .map_err(S3Error::internal)?;
+            headers.insert(name, header_value(value)?);
+        }
+    }
+    Ok(response)
+}
+
+pub async fn delete_object(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    key: &str,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let owner = ctx.router.owner(bucket, key);
+    ctx.router
+        .call(owner, |reply| ShardRequest::DeleteObject {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            reply,
+        })
+        .await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// The part of one chunk a response needs.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    sha256: ChunkHash,
+    size_bytes: u32,
+    skip: usize,
+    take: usize,
+}
+
+/// Chunks overlapping `span`, with the bytes to skip and take from each.
+fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut chunk_first = 0u64;
+    for chunk in &manifest.chunks {
+        let size = u64::from(chunk.size_bytes);
+        let chunk_last = chunk_first + size; // exclusive
+        if chunk_last > span.first && chunk_first <= span.last {
+            let skip = span.first.saturating_sub(chunk_first);
+            let end = (span.last + 1).min(chunk_last) - chunk_first;
+            let mut sha256 = [0u8; 32];
+            if chunk.sha256.len() == 32 {
+                sha256.copy_from_slice(&chunk.sha256);
+            }
+            pieces.push(Piece {
+                sha256,
+                size_bytes: chunk.size_bytes,
+                skip: skip as usize,
+                take: (end - skip) as usize,
+            });
+        }
+        chunk_first = chunk_last;
+    }
+    pieces
+}
+
+type ReadTask = glommio::Task<Result<Bytes, ShardError>>;
+
+fn read(ctx: &Rc<S3Context>, owner: u16, piece: Piece) -> (Piece, ReadTask) {
+    let ctx = Rc::clone(ctx);
+    let task = glommio::spawn_local(async move {
+        ctx.router
+            .call(owner, |reply| ShardRequest::ReadChunk {
+                sha256: piece.sha256,
+                reply,
+            })
+            .await
+    });
+    (piece, task)
+}
+
+fn chunk_stream(
+    ctx: Rc<S3Context>,
+    owner: u16,
+    manifest: &ObjectManifest,
+    span: ByteRange,
+) -> Body {
+    let mut pieces = plan(manifest, span).into_iter();
+    let first = pieces.next().map(|piece| read(&ctx, owner, piece));
+    let frames = stream::unfold(
+        (ctx, pieces, first),
+        move |(ctx, mut pieces, pending)| async move {
+            let (piece, task) = pending?;
+            let next = pieces.next().map(|piece| read(&ctx, owner, piece));
+            let frame = match task.await {
+                Ok(bytes) if bytes.len() == piece.size_bytes as usize => Ok(Frame::data(
+                    bytes.slice(piece.skip..piece.skip + piece.take),
+                )),
+                Ok(bytes) => Err(std::io::Error::other(format!(
+                    "chunk {} read {} bytes, manifest says {}",
+                    hex::encode(piece.sha256),
+                    bytes.len(),
+                    piece.size_bytes
+                ))),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            if let Err(e) = &frame {
+                // Headers are out; all we can do is cut the connection.
+                tracing::error!(error = %e, "GET failed mid-stream");
+                return Some((frame, (ctx, Vec::new().into_iter(), None)));
+            }
+            Some((frame, (ctx, pieces, next)))
+        },
+    );
+    Box::pin(StreamBody::new(frames.boxed_local()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::meta::ChunkRef;
+
+    fn manifest(sizes: &[u32]) -> ObjectManifest {
+        ObjectManifest {
+            chunks: sizes
+                .iter()
+                .map(|&size_bytes| ChunkRef {
+                    sha256: vec![0; 32],
+                    size_bytes,
+                    source_node: 1,
+                })
+                .collect(),
+            size_bytes: sizes.iter().map(|&s| u64::from(s)).sum(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn plan_crosses_chunk_boundaries() {
+        let m = manifest(&[10, 10, 5]);
+        let pieces = plan(&m, ByteRange { first: 8, last: 21 });
+        let spans: Vec<_> = pieces.iter().map(|p| (p.skip, p.take)).collect();
+        assert_eq!(spans, vec![(8, 2), (0, 10), (0, 2)]);
+        let whole = plan(&m, ByteRange { first: 0, last: 24 });
+        assert_eq!(whole.iter().map(|p| p.take).sum::<usize>(), 25);
+        let inside = plan(
+            &m,
+            ByteRange {
+                first: 12,
+                last: 13,
+            },
+        );
+        assert_eq!(
+            inside.iter().map(|p| (p.skip, p.take)).collect::<Vec<_>>(),
+            vec![(2, 2)]
+        );
+    }
+}

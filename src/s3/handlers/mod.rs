@@ -1,0 +1,76 @@
+//! One module per group of S3 operations. Handlers check what they can
+//! before touching the body, reach shards only through the router, and
+//! return `S3Error` for every failure.
+
+pub mod bucket;
+pub mod get;
+pub mod list;
+pub mod put;
+
+use http::HeaderValue;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::error::S3Error;
+use super::S3Context;
+
+/// The bucket must exist (in this core's catalog copy).
+fn require_bucket(ctx: &S3Context, bucket: &str) -> Result<(), S3Error> {
+    if ctx.catalog.contains(bucket) {
+        Ok(())
+    } else {
+        Err(S3Error::NoSuchBucket {
+            bucket: bucket.to_string(),
+        })
+    }
+}
+
+/// `"<hex md5>"`, as S3 quotes ETags.
+fn etag(md5: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(md5))
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, S3Error> {
+    HeaderValue::from_str(text)
+        .map_err(|_| S3Error::internal(format!("unencodable header value {text:?}")))
+}
+
+/// ISO 8601 with milliseconds, as listings show times.
+fn iso8601(unix_ms: u64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let mut text = at.format(&Rfc3339).unwrap_or_default();
+    // Rfc3339 prints as many fraction digits as needed; S3 prints exactly 3.
+    if let Some(dot) = text.find('.') {
+        text.truncate(dot);
+    } else if let Some(z) = text.strip_suffix('Z') {
+        text = z.to_string();
+    }
+    format!("{text}.{:03}Z", unix_ms % 1000)
+}
+
+/// RFC 7231 date, as `Last-Modified` shows times.
+fn http_date(unix_ms: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms))
+}
+
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_formats() {
+        assert_eq!(iso8601(1_369_353_600_123), "2013-05-24T00:00:00.123Z");
+        assert_eq!(iso8601(1_369_353_600_000), "2013-05-24T00:00:00.000Z");
+        assert_eq!(
+            http_date(1_369_353_600_999),
+            "Fri, 24 May 2013 00:00:00 GMT"
+        );
+    }
+}

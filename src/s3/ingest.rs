@@ -1,0 +1,185 @@
+//! The PUT body pipeline on the ingress core.
+//!
+//! Decoded body bytes are copied once, into pooled 1 MiB [`ChunkBuf`]s, and
+//! hashed while they are hot in cache: SHA-256 per chunk (the chunk's
+//! address), MD5 over the body (the ETag), and whatever checksum the client
+//! asked for. A full chunk hops to the owner shard's core to be appended
+//! and made durable; up to [`PUT_CHUNKS_INFLIGHT_MAX`] appends per upload
+//! run while the next chunk is read, so network, hashing and disk overlap.
+//!
+//! Nothing here makes an object visible: that is the manifest commit, which
+//! the handler proposes only after every append has come back durable and
+//! every checksum matched. A failed upload leaves only unreferenced blobs.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use shoal_shard::blob_log::BlobLocation;
+use shoal_shard::chunk::ChunkBuf;
+use shoal_shard::error::ShardError;
+use shoal_shard::limits::PUT_CHUNKS_INFLIGHT_MAX;
+use shoal_shard::ops::{ChunkHash, ShardRequest};
+
+use super::checksum::Checksummer;
+use super::error::S3Error;
+use super::S3Context;
+
+/// One durable chunk of the upload, in body order.
+#[derive(Clone, Debug)]
+pub struct StoredChunk {
+    pub sha256: ChunkHash,
+    pub size_bytes: u32,
+    pub location: BlobLocation,
+}
+
+/// What the body turned out to be, once every chunk is durable.
+pub struct Ingested {
+    pub chunks: Vec<StoredChunk>,
+    pub size_bytes: u64,
+    pub md5: [u8; 16],
+    /// SHA-256 of the whole body, when the request signed it.
+    pub body_sha256: Option<[u8; 32]>,
+    /// The requested checksum's value (base64), when one was asked for.
+    pub checksum: Option<String>,
+}
+
+type AppendTask = glommio::Task<Result<StoredChunk, ShardError>>;
+
+pub struct Ingest {
+    ctx: Rc<S3Context>,
+    owner: u16,
+    current: Option<ChunkBuf>,
+    chunk_sha: Sha256,
+    md5: Md5,
+    body_sha: Option<Sha256>,
+    checksum: Option<Checksummer>,
+    sealed: Vec<(ChunkBuf, ChunkHash)>,
+    inflight: VecDeque<AppendTask>,
+    chunks: Vec<StoredChunk>,
+    size_bytes: u64,
+}
+
+impl Ingest {
+    pub fn new(
+        ctx: Rc<S3Context>,
+        owner: u16,
+        hash_body: bool,
+        checksum: Option<Checksummer>,
+    ) -> Self {
+        Ingest {
+            ctx,
+            owner,
+            current: None,
+            chunk_sha: Sha256::new(),
+            md5: Md5::new(),
+            body_sha: hash_body.then(Sha256::new),
+            checksum,
+            sealed: Vec::new(),
+            inflight: VecDeque::with_capacity(PUT_CHUNKS_INFLIGHT_MAX),
+            chunks: Vec::new(),
+            size_bytes: 0,
+        }
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// Takes decoded body bytes. Synchronous, so a decoder callback can call
+    /// it; chunks it fills wait in `sealed` until [`Ingest::send_sealed`].
+    pub fn absorb(&mut self, mut data: &[u8]) {
+        self.size_bytes += data.len() as u64;
+        self.md5.update(data);
+        if let Some(sha) = &mut self.body_sha {
+            sha.update(data);
+        }
+        if let Some(checksum) = &mut self.checksum {
+            checksum.update(data);
+        }
+        while !data.is_empty() {
+            let buf = self.current.get_or_insert_with(|| self.ctx.pool.take());
+            let taken = buf.fill_from(data);
+            self.chunk_sha.update(&data[..taken]);
+            data = &data[taken..];
+            if buf.is_full() {
+                self.seal();
+            }
+        }
+    }
+
+    fn seal(&mut self) {
+        if let Some(buf) = self.current.take() {
+            let sha256: ChunkHash = self.chunk_sha.finalize_reset().into();
+            self.sealed.push((buf, sha256));
+        }
+    }
+
+    /// Sends sealed chunks to the owner shard, waiting for the oldest append
+    /// when the per-upload pipeline is full.
+    pub async fn send_sealed(&mut self) -> Result<(), S3Error> {
+        for (buf, sha256) in std::mem::take(&mut self.sealed) {
+            if self.inflight.len() >= PUT_CHUNKS_INFLIGHT_MAX {
+                self.complete_oldest().await?;
+            }
+            let ctx = Rc::clone(&self.ctx);
+            let owner = self.owner;
+            let task = glommio::spawn_local(async move {
+                let size_bytes = buf.len() as u32;
+                let (location, buf) = ctx
+                    .router
+                    .call(owner, |reply| ShardRequest::AppendChunk {
+                        buf,
+                        sha256,
+                        reply,
+                    })
+                    .await?;
+                ctx.pool.give(buf);
+                Ok(StoredChunk {
+                    sha256,
+                    size_bytes,
+                    location,
+                })
+            });
+            self.inflight.push_back(task);
+        }
+        Ok(())
+    }
+
+    async fn complete_oldest(&mut self) -> Result<(), S3Error> {
+        if let Some(task) = self.inflight.pop_front() {
+            self.chunks.push(task.await?);
+        }
+        Ok(())
+    }
+
+    /// Seals the last partial chunk, waits for every append, and reports
+    /// the body's hashes.
+    pub async fn finish(mut self) -> Result<Ingested, S3Error> {
+        if self.current.as_ref().is_some_and(|buf| !buf.is_empty()) {
+            self.seal();
+        } else if let Some(buf) = self.current.take() {
+            self.ctx.pool.give(buf);
+        }
+        self.send_sealed().await?;
+        while !self.inflight.is_empty() {
+            self.complete_oldest().await?;
+        }
+        assert_eq!(
+            self.chunks
+                .iter()
+                .map(|c| u64::from(c.size_bytes))
+                .sum::<u64>(),
+            self.size_bytes,
+            "stored chunks must add up to the body"
+        );
+        Ok(Ingested {
+            chunks: self.chunks,
+            size_bytes: self.size_bytes,
+            md5: self.md5.finalize().into(),
+            body_sha256: self.body_sha.map(|sha| sha.finalize().into()),
+            checksum: self.checksum.map(Checksummer::finish_base64),
+        })
+    }
+}

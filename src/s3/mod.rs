@@ -1,0 +1,182 @@
+//! The S3 front end: one hyper service per connection, on the core that
+//! accepted it.
+//!
+//! A request flows one way: parse ([`request`]) → authenticate ([`auth`])
+//! → check the bucket against this core's copy of the [`catalog`] → run the
+//! operation's handler, which reaches shards only through the
+//! [`Router`](crate::route::Router) → render the result, or the error in one
+//! place ([`error`]). Handlers never read a request body before the request
+//! is known to be acceptable, so a client that sent `Expect: 100-continue`
+//! gets the error instead of `100 Continue`.
+
+pub mod auth;
+pub mod catalog;
+pub mod checksum;
+pub mod chunked;
+pub mod error;
+mod handlers;
+mod ingest;
+mod range;
+pub mod request;
+pub mod xml;
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use shoal_shard::chunk::ChunkPool;
+
+use crate::flags::{KeyPair, NodeConfig};
+use crate::metrics::{CoreMetrics, Operation};
+use crate::route::Router;
+use catalog::Catalog;
+use error::S3Error;
+use request::{S3Request, Target};
+
+/// Response body: full buffers for XML, a chunk stream for GET. Not
+/// `Send`: a response is produced and written on the core that accepted the
+/// connection, and GET streams hold that core's `Rc`s.
+pub type Body = Pin<Box<dyn http_body::Body<Data = Bytes, Error = std::io::Error>>>;
+
+/// What one core's S3 service holds. Built once per core at start; read-only
+/// afterwards except for the request-id counter.
+pub struct S3Context {
+    pub config: Arc<NodeConfig>,
+    pub keys: Arc<KeyPair>,
+    pub router: Router,
+    pub catalog: Catalog,
+    pub pool: ChunkPool,
+    pub metrics: Arc<CoreMetrics>,
+    pub core_index: usize,
+    next_request: Cell<u64>,
+}
+
+impl S3Context {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Arc<NodeConfig>,
+        keys: Arc<KeyPair>,
+        router: Router,
+        catalog: Catalog,
+        pool: ChunkPool,
+        metrics: Arc<CoreMetrics>,
+        core_index: usize,
+    ) -> Self {
+        S3Context {
+            config,
+            keys,
+            router,
+            catalog,
+            pool,
+            metrics,
+            core_index,
+            next_request: Cell::new(0),
+        }
+    }
+
+    /// A request id unique on this node: core index in the top byte.
+    fn request_id(&self) -> String {
+        let n = self.next_request.get();
+        self.next_request.set(n + 1);
+        format!(
+            "{:016X}",
+            ((self.core_index as u64) << 56) | (n & ((1 << 56) - 1))
+        )
+    }
+}
+
+/// The hyper service entry point.
+pub async fn serve(
+    ctx: Rc<S3Context>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let request_id = ctx.request_id();
+    let resource = req.uri().path().to_string();
+    let is_head = req.method() == Method::HEAD;
+    let (operation, result) = match S3Request::parse(req, &ctx.config.region) {
+        Ok(request) => {
+            let operation = request.operation();
+            (operation, handle(&ctx, request).await)
+        }
+        Err(e) => (Operation::Unknown, Err(e)),
+    };
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => e.into_response(&resource, &request_id, is_head),
+    };
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amz-request-id", id);
+    }
+    headers.insert(http::header::SERVER, HeaderValue::from_static("Shoal"));
+    ctx.metrics
+        .record_request(operation, response.status().as_u16(), started.elapsed());
+    Ok(response)
+}
+
+async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body>, S3Error> {
+    let auth = auth::authenticate(
+        &request.auth_parts(),
+        &ctx.config.region,
+        &|access_key| (access_key == ctx.keys.access_key).then(|| ctx.keys.secret_key.clone()),
+        SystemTime::now(),
+    )?;
+    match (request.method().clone(), request.target().clone()) {
+        (Method::GET, Target::Service) => handlers::bucket::list_buckets(ctx).await,
+        (_, Target::Service) => Err(S3Error::MethodNotAllowed),
+        (method, Target::Bucket(bucket)) => match method {
+            Method::PUT => handlers::bucket::create_bucket(ctx, &bucket, request).await,
+            Method::HEAD => handlers::bucket::head_bucket(ctx, &bucket),
+            Method::DELETE => handlers::bucket::delete_bucket(ctx, &bucket).await,
+            Method::GET => handlers::list::get_bucket(ctx, &bucket, &request).await,
+            Method::POST => Err(S3Error::NotImplemented {
+                what: "This bucket POST operation",
+            }),
+            _ => Err(S3Error::MethodNotAllowed),
+        },
+        (method, Target::Object(bucket, key)) => match method {
+            Method::PUT => {
+                handlers::put::put_object(ctx, &bucket, &key, request, auth.payload).await
+            }
+            Method::GET => handlers::get::get_object(ctx, &bucket, &key, &request, false).await,
+            Method::HEAD => handlers::get::get_object(ctx, &bucket, &key, &request, true).await,
+            Method::DELETE => handlers::get::delete_object(ctx, &bucket, &key).await,
+            Method::POST => Err(S3Error::NotImplemented {
+                what: "Multipart upload",
+            }),
+            _ => Err(S3Error::MethodNotAllowed),
+        },
+    }
+}
+
+pub fn full_body(bytes: impl Into<Bytes>) -> Body {
+    Box::pin(Full::new(bytes.into()).map_err(|never: Infallible| match never {}))
+}
+
+pub fn empty_body() -> Body {
+    Box::pin(Empty::new().map_err(|never: Infallible| match never {}))
+}
+
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(empty_body());
+    *response.status_mut() = status;
+    response
+}
+
+pub fn xml_response(status: StatusCode, xml: String) -> Response<Body> {
+    let mut response = Response::new(full_body(xml));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    response
+}

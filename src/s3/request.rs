@@ -1,0 +1,231 @@
+//! Turning a hyper request into an [`S3Request`]: which resource it names
+//! (path-style addressing), its decoded query, and the raw parts SigV4 signs.
+
+use http::{HeaderMap, Method, Request};
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+
+use super::auth::RequestParts;
+use super::error::S3Error;
+use crate::metrics::Operation;
+
+/// Longest object key S3 accepts, in UTF-8 bytes.
+pub const KEY_BYTES_MAX: usize = 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Service,
+    Bucket(String),
+    Object(String, String),
+}
+
+pub struct S3Request {
+    method: Method,
+    target: Target,
+    raw_path: String,
+    raw_query: Option<String>,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: Option<Incoming>,
+}
+
+impl S3Request {
+    pub fn parse(req: Request<Incoming>, _region: &str) -> Result<Self, S3Error> {
+        let (parts, body) = req.into_parts();
+        let raw_path = parts.uri.path().to_string();
+        let raw_query = parts.uri.query().map(str::to_string);
+        let target = parse_target(&raw_path)?;
+        let query = raw_query
+            .as_deref()
+            .map(parse_query)
+            .transpose()?
+            .unwrap_or_default();
+        Ok(S3Request {
+            method: parts.method,
+            target,
+            raw_path,
+            raw_query,
+            query,
+            headers: parts.headers,
+            body: Some(body),
+        })
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// A header's value as text, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The first value of a query parameter (decoded).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_query(&self, name: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == name)
+    }
+
+    /// The request body; `None` once taken.
+    pub fn take_body(&mut self) -> Option<Incoming> {
+        self.body.take()
+    }
+
+    pub fn auth_parts(&self) -> RequestParts<'_> {
+        RequestParts {
+            method: self.method.as_str(),
+            raw_path: &self.raw_path,
+            raw_query: self.raw_query.as_deref(),
+            headers: &self.headers,
+        }
+    }
+
+    pub fn operation(&self) -> Operation {
+        match (&self.method, &self.target) {
+            (&Method::GET, Target::Service) => Operation::ListBuckets,
+            (&Method::PUT, Target::Bucket(_)) => Operation::CreateBucket,
+            (&Method::HEAD, Target::Bucket(_)) => Operation::HeadBucket,
+            (&Method::DELETE, Target::Bucket(_)) => Operation::DeleteBucket,
+            (&Method::GET, Target::Bucket(_)) => Operation::ListObjects,
+            (&Method::PUT, Target::Object(..)) => Operation::PutObject,
+            (&Method::GET, Target::Object(..)) => Operation::GetObject,
+            (&Method::HEAD, Target::Object(..)) => Operation::HeadObject,
+            (&Method::DELETE, Target::Object(..)) => Operation::DeleteObject,
+            _ => Operation::Unknown,
+        }
+    }
+}
+
+/// `/` → service, `/bucket[/]` → bucket, `/bucket/key…` → object.
+fn parse_target(raw_path: &str) -> Result<Target, S3Error> {
+    let path = raw_path
+        .strip_prefix('/')
+        .ok_or_else(|| S3Error::InvalidRequest {
+            message: "The request path must start with '/'".into(),
+        })?;
+    if path.is_empty() {
+        return Ok(Target::Service);
+    }
+    let (bucket, key) = match path.split_once('/') {
+        Some((bucket, key)) => (bucket, key),
+        None => (path, ""),
+    };
+    let bucket = decode(bucket)?;
+    if key.is_empty() {
+        return Ok(Target::Bucket(bucket));
+    }
+    let key = decode(key)?;
+    if key.len() > KEY_BYTES_MAX {
+        return Err(S3Error::KeyTooLong { length: key.len() });
+    }
+    Ok(Target::Object(bucket, key))
+}
+
+fn decode(raw: &str) -> Result<String, S3Error> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| S3Error::InvalidArgument {
+            message: "Path is not valid UTF-8 after percent-decoding".into(),
+        })
+}
+
+/// Decodes `a=1&b&c=%20` into pairs; `+` is a space, as in form encoding.
+fn parse_query(raw: &str) -> Result<Vec<(String, String)>, S3Error> {
+    raw.split('&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (name, value) = part.split_once('=').unwrap_or((part, ""));
+            let name = decode(&name.replace('+', " "))?;
+            let value = decode(&value.replace('+', " "))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// S3's bucket naming rules (the subset that keeps names DNS-safe).
+pub fn validate_bucket_name(name: &str) -> Result<(), &'static str> {
+    if !(3..=63).contains(&name.len()) {
+        return Err("bucket names must be 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return Err("bucket names may hold only lowercase letters, digits, '.' and '-'");
+    }
+    let first = name.as_bytes()[0];
+    let last = name.as_bytes()[name.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return Err("bucket names must begin and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return Err("bucket names must not contain two adjacent periods");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Err("bucket names must not be formatted as an IP address");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_style_targets() {
+        assert_eq!(parse_target("/").unwrap(), Target::Service);
+        assert_eq!(parse_target("/b").unwrap(), Target::Bucket("b".into()));
+        assert_eq!(parse_target("/b/").unwrap(), Target::Bucket("b".into()));
+        assert_eq!(
+            parse_target("/b/dir/a%20b%2Bc").unwrap(),
+            Target::Object("b".into(), "dir/a b+c".into())
+        );
+        assert_eq!(
+            parse_target("/b//x").unwrap(),
+            Target::Object("b".into(), "/x".into())
+        );
+        assert!(parse_target("/b/%FF").is_err());
+        assert!(parse_target(&format!("/b/{}", "k".repeat(1025))).is_err());
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query("list-type=2&prefix=a%2Fb&delimiter=%2F&x&y=a+b").unwrap();
+        assert_eq!(q[0], ("list-type".into(), "2".into()));
+        assert_eq!(q[1], ("prefix".into(), "a/b".into()));
+        assert_eq!(q[3], ("x".into(), "".into()));
+        assert_eq!(q[4], ("y".into(), "a b".into()));
+    }
+
+    #[test]
+    fn bucket_names() {
+        assert!(validate_bucket_name("my-bucket.1").is_ok());
+        for bad in [
+            "ab",
+            "Upper",
+            "-lead",
+            "trail-",
+            "a..b",
+            "192.168.1.1",
+            "under_score",
+            &"x".repeat(64),
+        ] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+}

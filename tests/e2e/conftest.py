@@ -1,0 +1,154 @@
+"""End-to-end fixtures: real `shoal` processes on loopback, real S3 clients.
+
+`SHOAL_BIN` names the binary under test (tests/run.sh builds it). Every node
+gets its own data directory and free ports, and is killed at teardown.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ACCESS_KEY = "SHOALTESTACCESSKEY01"
+SECRET_KEY = "shoal-test-secret-key-0123456789abcdefgh"
+REGION = "us-east-1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout_s, what):
+    """Polls `predicate` until it is truthy or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 - a node still starting refuses connections
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class Node:
+    """One running shoal process."""
+
+    def __init__(self, data_dir, cores=None, extra_args=()):
+        self.data_dir = str(data_dir)
+        self.s3_port = free_port()
+        self.admin_port = free_port()
+        self.cores = cores
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = os.path.join(os.path.dirname(self.data_dir), f"node-{self.s3_port}.log")
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def admin(self):
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self):
+        binary = os.environ.get("SHOAL_BIN", "target/release/shoal")
+        args = [
+            binary, "serve",
+            "--data-dir", self.data_dir,
+            "--s3-addr", f"127.0.0.1:{self.s3_port}",
+            "--admin-addr", f"127.0.0.1:{self.admin_port}",
+        ]
+        if self.cores:
+            args += ["--cores", str(self.cores)]
+        args += self.extra_args
+        env = dict(os.environ, SHOAL_ACCESS_KEY=ACCESS_KEY, SHOAL_SECRET_KEY=SECRET_KEY)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(self.healthy, 60, f"node on port {self.s3_port} to become healthy")
+        return self
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"shoal exited with {self.proc.returncode}; log: {self.log_path}")
+        with urllib.request.urlopen(self.admin + "/healthz", timeout=1) as r:
+            return r.status == 200
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def metrics(self):
+        with urllib.request.urlopen(self.admin + "/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def client(self, secret=SECRET_KEY, access=ACCESS_KEY, s3_config=None, **config):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+            region_name=REGION,
+            config=Config(
+                s3={"addressing_style": "path", **(s3_config or {})},
+                retries={"max_attempts": 1, "mode": "standard"},
+                **config,
+            ),
+        )
+
+
+@pytest.fixture(scope="session")
+def node(tmp_path_factory):
+    n = Node(tmp_path_factory.mktemp("node") / "data").start()
+    yield n
+    n.stop()
+
+
+@pytest.fixture
+def fresh_node(tmp_path):
+    """A node of its own, for tests that kill or restart it."""
+    nodes = []
+
+    def make(**kwargs):
+        n = Node(tmp_path / f"data{len(nodes)}", **kwargs).start()
+        nodes.append(n)
+        return n
+
+    yield make
+    for n in nodes:
+        n.stop()
+
+
+@pytest.fixture
+def s3(node):
+    return node.client()
+
+
+_bucket_counter = [0]
+
+
+@pytest.fixture
+def bucket(s3):
+    """A new, empty bucket (left behind: buckets are cheap)."""
+    _bucket_counter[0] += 1
+    name = f"test-{os.getpid()}-{_bucket_counter[0]}"
+    s3.create_bucket(Bucket=name)
+    return name

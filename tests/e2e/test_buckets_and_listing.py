@@ -1,0 +1,129 @@
+"""Buckets and listings through boto3."""
+
+import pytest
+from botocore.exceptions import ClientError
+
+from test_objects import error_code, status
+
+
+def test_bucket_lifecycle(s3):
+    s3.create_bucket(Bucket="lifecycle-bucket")
+    assert "lifecycle-bucket" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    s3.head_bucket(Bucket="lifecycle-bucket")
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket="lifecycle-bucket")
+    assert error_code(e) == "BucketAlreadyOwnedByYou" and status(e) == 409
+
+    s3.put_object(Bucket="lifecycle-bucket", Key="x", Body=b"1")
+    with pytest.raises(ClientError) as e:
+        s3.delete_bucket(Bucket="lifecycle-bucket")
+    assert error_code(e) == "BucketNotEmpty" and status(e) == 409
+
+    s3.delete_object(Bucket="lifecycle-bucket", Key="x")
+    s3.delete_bucket(Bucket="lifecycle-bucket")
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket="lifecycle-bucket")
+    assert status(e) == 404
+    with pytest.raises(ClientError) as e:
+        s3.delete_bucket(Bucket="lifecycle-bucket")
+    assert error_code(e) == "NoSuchBucket"
+    assert "lifecycle-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize("name", ["ab", "has_underscore", "-leading", "192.168.5.4"])
+def test_invalid_bucket_names(s3, name):
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket=name)
+    assert error_code(e) == "InvalidBucketName" and status(e) == 400
+
+
+def test_create_bucket_with_location_constraint(s3):
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket="elsewhere-bucket",
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert status(e) == 400
+    assert s3.get_bucket_location(Bucket=s3.list_buckets()["Buckets"][0]["Name"])["LocationConstraint"] is None
+
+
+KEYS = sorted(
+    [f"photos/2024/{i:03d}.jpg" for i in range(40)]
+    + [f"photos/2025/{i:03d}.jpg" for i in range(25)]
+    + [f"docs/{c}.txt" for c in "abcdefghij"]
+    + ["readme", "zeta/x", "zeta/y", "a b/c", "ünïcødé/key"]
+)
+
+
+@pytest.fixture
+def filled(s3, bucket):
+    for key in KEYS:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    return bucket
+
+
+def list_all(s3, **kwargs):
+    keys, prefixes, pages = [], [], 0
+    token = None
+    while True:
+        args = dict(kwargs)
+        if token:
+            args["ContinuationToken"] = token
+        page = s3.list_objects_v2(**args)
+        pages += 1
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        assert page["KeyCount"] == len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+        if not page["IsTruncated"]:
+            return keys, prefixes, pages
+        token = page["NextContinuationToken"]
+
+
+def test_list_v2_everything_in_order(s3, filled):
+    keys, prefixes, _ = list_all(s3, Bucket=filled)
+    assert keys == KEYS and prefixes == []
+
+
+def test_list_v2_pages_with_max_keys(s3, filled):
+    keys, _, pages = list_all(s3, Bucket=filled, MaxKeys=7)
+    assert keys == KEYS
+    assert pages == -(-len(KEYS) // 7)
+
+
+def test_list_v2_prefix_and_delimiter(s3, filled):
+    keys, prefixes, _ = list_all(s3, Bucket=filled, Delimiter="/")
+    assert keys == ["readme"]
+    assert prefixes == ["a b/", "docs/", "photos/", "zeta/", "ünïcødé/"]
+    keys, prefixes, _ = list_all(s3, Bucket=filled, Prefix="photos/", Delimiter="/")
+    assert keys == [] and prefixes == ["photos/2024/", "photos/2025/"]
+    keys, prefixes, _ = list_all(s3, Bucket=filled, Prefix="photos/2025/", Delimiter="/", MaxKeys=10)
+    assert keys == [k for k in KEYS if k.startswith("photos/2025/")] and prefixes == []
+    # Paging one entry at a time still rolls each prefix up exactly once.
+    keys, prefixes, pages = list_all(s3, Bucket=filled, Delimiter="/", MaxKeys=1)
+    assert keys == ["readme"] and len(prefixes) == 5 and pages == 6
+
+
+def test_list_v2_start_after(s3, filled):
+    keys, _, _ = list_all(s3, Bucket=filled, StartAfter="photos/2025/020.jpg")
+    assert keys == [k for k in KEYS if k > "photos/2025/020.jpg"]
+
+
+def test_list_v1_marker_paging(s3, filled):
+    keys, marker = [], ""
+    while True:
+        page = s3.list_objects(Bucket=filled, Marker=marker, MaxKeys=9)
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        if not page["IsTruncated"]:
+            break
+        marker = page.get("NextMarker") or keys[-1]
+    assert keys == KEYS
+
+
+def test_list_bad_max_keys(s3, filled):
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket=filled, MaxKeys=-1)
+    assert status(e) == 400
+
+
+def test_list_missing_bucket(s3):
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket="never-created-bucket")
+    assert error_code(e) == "NoSuchBucket"

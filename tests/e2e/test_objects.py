@@ -1,0 +1,269 @@
+"""Object operations through boto3: every operation, payload modes, ranges,
+big objects, errors."""
+
+import hashlib
+import os
+
+import pytest
+from botocore.exceptions import ClientError
+
+import rawhttp
+
+MIB = 1 << 20
+
+
+def error_code(excinfo):
+    return excinfo.value.response["Error"]["Code"]
+
+
+def status(excinfo):
+    return excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_put_get_head_delete_round_trip(s3, bucket):
+    body = os.urandom(3 * MIB + 123)
+    put = s3.put_object(Bucket=bucket, Key="dir/a b+c.bin", Body=body, ContentType="application/x-test",
+                        Metadata={"color": "blue", "Shape": "round"})
+    assert put["ETag"] == '"%s"' % hashlib.md5(body).hexdigest()
+
+    got = s3.get_object(Bucket=bucket, Key="dir/a b+c.bin")
+    assert got["Body"].read() == body
+    assert got["ContentType"] == "application/x-test"
+    assert got["Metadata"] == {"color": "blue", "shape": "round"}
+    assert got["ETag"] == put["ETag"]
+    assert got["ContentLength"] == len(body)
+
+    head = s3.head_object(Bucket=bucket, Key="dir/a b+c.bin")
+    assert head["ContentLength"] == len(body)
+    assert head["ETag"] == put["ETag"]
+    assert head["Metadata"]["color"] == "blue"
+
+    s3.delete_object(Bucket=bucket, Key="dir/a b+c.bin")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="dir/a b+c.bin")
+    assert error_code(e) == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="dir/a b+c.bin")
+    assert status(e) == 404
+
+
+def test_overwrite_and_empty_object(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"first")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"second version")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"second version"
+    s3.put_object(Bucket=bucket, Key="empty", Body=b"")
+    got = s3.get_object(Bucket=bucket, Key="empty")
+    assert got["Body"].read() == b""
+    assert got["ETag"] == '"d41d8cd98f00b204e9800998ecf8427e"'
+    assert got["ContentType"] == "binary/octet-stream"
+
+
+def test_missing_bucket_and_key_errors(s3, bucket):
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="no-such-bucket-here", Key="k", Body=b"x")
+    assert error_code(e) == "NoSuchBucket" and status(e) == 404
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="nope")
+    assert error_code(e) == "NoSuchKey"
+    # Deleting a missing key succeeds, as in S3.
+    s3.delete_object(Bucket=bucket, Key="nope")
+
+
+SDK_MODES = {
+    # botocore's default: a flexible checksum on every PUT.
+    "default": {},
+    # x-amz-content-sha256 carries the body's SHA-256.
+    "signed": {"s3_config": {"payload_signing_enabled": True}},
+    # UNSIGNED-PAYLOAD with no checksum at all.
+    "unsigned": {"request_checksum_calculation": "when_required"},
+}
+
+
+@pytest.mark.parametrize("mode", sorted(SDK_MODES))
+def test_sdk_payload_modes(node, bucket, mode):
+    s3 = node.client(**SDK_MODES[mode])
+    body = os.urandom(2 * MIB + 7)
+    s3.put_object(Bucket=bucket, Key=f"mode-{mode}", Body=body)
+    assert s3.get_object(Bucket=bucket, Key=f"mode-{mode}")["Body"].read() == body
+
+
+def test_streaming_signed_payload(node, s3, bucket):
+    payload = os.urandom(MIB + 5000)
+    code, _, body = rawhttp.put_streaming_signed(node, bucket, "streamed", payload)
+    assert code == 200, body
+    assert s3.get_object(Bucket=bucket, Key="streamed")["Body"].read() == payload
+
+
+def test_streaming_signed_payload_bad_chunk_signature_is_rejected(node, s3, bucket):
+    payload = os.urandom(200_000)
+    code, _, body = rawhttp.put_streaming_signed(node, bucket, "forged", payload, tamper_chunk=2)
+    assert code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="forged")
+
+
+def test_unsigned_payload_with_trailer_checksum(node, s3, bucket):
+    payload = os.urandom(300_000)
+    code, headers, body = rawhttp.put_unsigned_trailer(node, bucket, "trailer", payload)
+    assert code == 200, body
+    assert s3.get_object(Bucket=bucket, Key="trailer")["Body"].read() == payload
+
+    code, _, body = rawhttp.put_unsigned_trailer(node, bucket, "trailer-bad", payload,
+                                                 trailer_value=rawhttp.crc32_b64(b"other"))
+    assert code == 400 and b"<Code>BadDigest</Code>" in body
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="trailer-bad")
+
+
+def test_checksum_headers_are_verified_and_returned(s3, bucket):
+    body = b"checksummed body" * 1000
+    put = s3.put_object(Bucket=bucket, Key="ck", Body=body, ChecksumAlgorithm="CRC32")
+    assert put.get("ChecksumCRC32") == rawhttp.crc32_b64(body)
+    head = s3.head_object(Bucket=bucket, Key="ck", ChecksumMode="ENABLED")
+    assert head.get("ChecksumCRC32") == put["ChecksumCRC32"]
+    assert "ChecksumCRC32" not in s3.head_object(Bucket=bucket, Key="ck")
+    sha = s3.put_object(Bucket=bucket, Key="ck2", Body=body, ChecksumAlgorithm="SHA256")
+    assert sha.get("ChecksumSHA256")
+
+
+def test_wrong_checksum_header_is_bad_digest(node, bucket):
+    path = f"/{bucket}/badsum"
+    headers = rawhttp.signed_headers(node, "PUT", path, {"x-amz-checksum-crc32": rawhttp.crc32_b64(b"no")})
+    code, _, body = rawhttp.send(node, "PUT", path, headers, b"yes")
+    assert code == 400 and b"<Code>BadDigest</Code>" in body
+
+
+def test_content_sha256_mismatch(node, bucket):
+    path = f"/{bucket}/shamismatch"
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    headers = rawhttp.signed_headers(node, "PUT", path, {}, payload_hash=wrong)
+    code, _, body = rawhttp.send(node, "PUT", path, headers, b"actual body")
+    assert code == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in body
+
+
+def test_content_md5_mismatch(s3, bucket):
+    import base64
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="md5", Body=b"abc",
+                      ContentMD5=base64.b64encode(hashlib.md5(b"abd").digest()).decode())
+    assert error_code(e) == "BadDigest"
+
+
+def test_malformed_chunked_body_gets_xml_error(node, s3, bucket):
+    path = f"/{bucket}/garbage"
+    body = b"zz;chunk-signature=nothex\r\nhello\r\n"
+    headers = rawhttp.signed_headers(node, "PUT", path, {
+        "Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": "5",
+        "Content-Length": str(len(body)),
+    }, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+    code, _, resp = rawhttp.send(node, "PUT", path, headers, body)
+    assert code in (400, 403) and b"<Error><Code>" in resp
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="garbage")
+
+
+def test_missing_content_length_is_411(node, bucket):
+    path = f"/{bucket}/nolength"
+    headers = rawhttp.signed_headers(node, "PUT", path, {"Transfer-Encoding": "chunked"})
+    code, _, body = rawhttp.send(node, "PUT", path, headers, iter([b"abc"]))
+    assert code == 411 and b"<Code>MissingContentLength</Code>" in body
+
+
+def test_huge_content_length_is_entity_too_large(node, bucket):
+    path = f"/{bucket}/huge"
+    headers = rawhttp.signed_headers(node, "PUT", path, {"Content-Length": str(6 << 30), "Expect": "100-continue"})
+    first, _ = rawhttp.expect_continue_with_headers(node, path, headers)
+    assert first.startswith("HTTP/1.1 413"), first
+
+
+def test_expect_continue_is_honoured(node, s3, bucket):
+    payload = os.urandom(100_000)
+    first, final = rawhttp.expect_continue(node, bucket, "continued", payload)
+    assert first.startswith("HTTP/1.1 100"), first
+    assert final.startswith("HTTP/1.1 200"), final
+    assert s3.get_object(Bucket=bucket, Key="continued")["Body"].read() == payload
+    # A request that will fail is answered instead of 100 Continue.
+    first, _ = rawhttp.expect_continue(node, "no-such-bucket-x", "k", payload)
+    assert first.startswith("HTTP/1.1 404"), first
+
+
+RANGES = [
+    ("bytes=0-0", 0, 0),
+    ("bytes=1048570-1048580", 1048570, 1048580),  # crosses the first chunk boundary
+    ("bytes=1048576-2097151", 1048576, 2097151),  # exactly the second chunk
+    ("bytes=2097000-", 2097000, None),            # into the short last chunk
+    ("bytes=-10", None, None),
+    ("bytes=5-99999999", 5, None),
+]
+
+
+def test_ranges_across_chunk_boundaries(s3, bucket):
+    body = os.urandom(2 * MIB + 4321)
+    s3.put_object(Bucket=bucket, Key="ranged", Body=body)
+    for header, first, last in RANGES:
+        got = s3.get_object(Bucket=bucket, Key="ranged", Range=header)
+        if first is None:
+            expected = body[-10:]
+            first = len(body) - 10
+        else:
+            expected = body[first:(last + 1 if last is not None else None)]
+        assert got["Body"].read() == expected, header
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert got["ContentRange"] == f"bytes {first}-{first + len(expected) - 1}/{len(body)}"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="ranged", Range=f"bytes={len(body)}-")
+    assert status(e) == 416 and error_code(e) == "InvalidRange"
+
+
+def test_256_mib_round_trip(s3, bucket, tmp_path):
+    size = 256 * MIB
+    block = os.urandom(MIB)
+    path = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for i in range(size // MIB):
+            chunk = bytes([i % 251]) + block[1:]
+            f.write(chunk)
+            digest.update(chunk)
+    with open(path, "rb") as f:
+        s3.put_object(Bucket=bucket, Key="big", Body=f)
+    got = s3.get_object(Bucket=bucket, Key="big")
+    read = hashlib.sha256()
+    total = 0
+    for piece in got["Body"].iter_chunks(MIB):
+        read.update(piece)
+        total += len(piece)
+    assert total == size
+    assert read.hexdigest() == digest.hexdigest()
+
+
+def test_wrong_secret_is_403(node, bucket):
+    bad = node.client(secret="not-the-secret-key-at-all-000000000000000")
+    with pytest.raises(ClientError) as e:
+        bad.put_object(Bucket=bucket, Key="k", Body=b"x")
+    assert status(e) == 403 and error_code(e) == "SignatureDoesNotMatch"
+    unknown = node.client(access="AKIDUNKNOWNUNKNOWN00")
+    with pytest.raises(ClientError) as e:
+        unknown.list_buckets()
+    assert status(e) == 403 and error_code(e) == "InvalidAccessKeyId"
+
+
+def test_anonymous_request_is_denied(node, bucket):
+    code, _, body = rawhttp.send(node, "GET", f"/{bucket}/k", {})
+    assert code == 403 and b"<Code>AccessDenied</Code>" in body
+
+
+def test_presigned_urls(node, bucket):
+    import urllib.request
+    s3 = node.client(signature_version="s3v4")
+    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "pre"}, ExpiresIn=300)
+    req = urllib.request.Request(put_url, data=b"presigned body", method="PUT")
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 200
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "pre"}, ExpiresIn=300)
+    with urllib.request.urlopen(get_url) as r:
+        assert r.read() == b"presigned body"
+    tampered = get_url.replace("X-Amz-Expires=300", "X-Amz-Expires=301")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(tampered)
+    assert e.value.code == 403

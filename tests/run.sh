@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every Shoal test: formatting and lints, the Rust unit and integration
+# tests, then the end-to-end suite (real `shoal` binary, boto3 and awscli).
+#
+# Needs: the Rust toolchain, clang + libclang-dev (rocksdb bindings),
+# python3 with boto3, awscli and pytest. `.ci/run` installs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/shoal-target}"
+
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo test --release --workspace
+cargo build --release --bin shoal
+
+export SHOAL_BIN="$CARGO_TARGET_DIR/release/shoal"
+python3 -m pytest tests/e2e -v -p no:cacheprovider "$@"
