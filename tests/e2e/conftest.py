@@ -60,7 +60,7 @@ class Node:
         return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self):
-        binary = os.environ.get("SHOAL_BIN", "target/release/shoal")
+        binary = os.environ.get("SHOAL_BIN", "/var/tmp/shoal-target/release/shoal")
         args = [
             binary, "serve",
             "--data-dir", self.data_dir,
