@@ -63,4 +63,3 @@ mod tests {
         assert_ne!(a, b);
     }
 }
-
