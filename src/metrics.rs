@@ -1,14 +1,17 @@
 //! Node metrics in Prometheus text format.
 //!
-//! Each core writes only its own [`CoreMetrics`] (relaxed atomics, no
-//! sharing on the hot path); shards publish [`ShardStats`]. A scrape, served
-//! by the admin endpoint on one core, reads and sums them.
+//! Each core writes only its own [`CoreMetrics`] (relaxed atomics on its
+//! own cache lines; nothing shared on the hot path); shards publish
+//! [`ShardStats`]. A scrape, served by the admin endpoint on one core, reads
+//! and sums them. Label values are fixed sets resolved to array indexes, so
+//! recording never formats or looks up a string.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_shard::blob_log::GROUP_COMMIT_BATCH_BOUNDS;
 use shoal_shard::shard::ShardStats;
 
 /// S3 operations, as metric labels.
@@ -56,35 +59,74 @@ impl Operation {
     }
 }
 
-/// Status classes kept apart: what operators alert on.
-const STATUS_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
+/// Status codes S3 answers with, each its own label value; anything else
+/// is counted as `other`.
+const STATUS_CODES: [u16; 17] = [
+    200, 204, 206, 304, 400, 403, 404, 405, 409, 411, 412, 413, 416, 429, 500, 501, 503,
+];
+const STATUS_SLOTS: usize = STATUS_CODES.len() + 1;
 
-fn status_class(status: u16) -> usize {
-    match status {
-        200..=299 => 0,
-        400..=499 => 1,
-        500..=599 => 2,
-        _ => 3,
-    }
+fn status_slot(status: u16) -> usize {
+    STATUS_CODES
+        .iter()
+        .position(|&s| s == status)
+        .unwrap_or(STATUS_CODES.len())
 }
 
-/// One core's request counters.
-#[derive(Default)]
+/// Upper bounds (seconds) of the request-duration histogram.
+const LATENCY_BOUNDS_S: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+const LATENCY_SLOTS: usize = LATENCY_BOUNDS_S.len() + 1;
+
+const OPS: usize = Operation::ALL.len();
+
+/// One core's request counters. Only its own core writes them.
 pub struct CoreMetrics {
-    requests: [[AtomicU64; STATUS_CLASSES.len()]; Operation::ALL.len()],
-    latency_us_sum: [AtomicU64; Operation::ALL.len()],
+    requests: [[AtomicU64; STATUS_SLOTS]; OPS],
+    /// Non-cumulative bucket counts; the scrape accumulates them.
+    latency_buckets: [[AtomicU64; LATENCY_SLOTS]; OPS],
+    latency_us_sum: [AtomicU64; OPS],
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl Default for CoreMetrics {
+    fn default() -> Self {
+        CoreMetrics {
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            latency_buckets: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            latency_us_sum: std::array::from_fn(|_| AtomicU64::new(0)),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        }
+    }
 }
 
 impl CoreMetrics {
+    /// Counts one request; `latency` is the time to the response headers.
     pub fn record_request(&self, operation: Operation, status: u16, latency: Duration) {
         let op = operation as usize;
-        self.requests[op][status_class(status)].fetch_add(1, Ordering::Relaxed);
+        self.requests[op][status_slot(status)].fetch_add(1, Ordering::Relaxed);
+        let seconds = latency.as_secs_f64();
+        let bucket = LATENCY_BOUNDS_S
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(LATENCY_BOUNDS_S.len());
+        self.latency_buckets[op][bucket].fetch_add(1, Ordering::Relaxed);
         self.latency_us_sum[op].fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
     }
-}
 
-/// Picks one counter out of a shard's stats.
-type StatField = fn(&ShardStats) -> &AtomicU64;
+    /// Request body bytes received (as sent on the wire).
+    pub fn add_bytes_in(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Response body bytes sent.
+    pub fn add_bytes_out(&self, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
 
 /// Everything a scrape reads.
 #[derive(Clone)]
@@ -93,81 +135,152 @@ pub struct Registry {
     pub shards: Arc<Vec<Arc<ShardStats>>>,
 }
 
+/// Picks one counter out of a shard's stats.
+type StatField = fn(&ShardStats) -> &AtomicU64;
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} {kind}")
+}
+
 impl Registry {
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing to a String cannot fail.
         let _ = self.write(&mut out);
         out
     }
 
+    fn sum(&self, field: impl Fn(&CoreMetrics) -> &AtomicU64) -> u64 {
+        self.cores
+            .iter()
+            .map(|c| field(c).load(Ordering::Relaxed))
+            .sum()
+    }
+
     fn write(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(
+        header(
             out,
-            "# HELP shoal_s3_requests_total S3 requests by operation and status class."
+            "shoal_s3_requests_total",
+            "counter",
+            "S3 requests answered, by operation and HTTP status.",
         )?;
-        writeln!(out, "# TYPE shoal_s3_requests_total counter")?;
         for op in Operation::ALL {
-            for (class_index, class) in STATUS_CLASSES.iter().enumerate() {
-                let total: u64 = self
-                    .cores
-                    .iter()
-                    .map(|c| c.requests[op as usize][class_index].load(Ordering::Relaxed))
-                    .sum();
+            for slot in 0..STATUS_SLOTS {
+                let total = self.sum(|c| &c.requests[op as usize][slot]);
+                if total == 0 && slot != 0 {
+                    continue; // keep the exposition small; 200 is always present
+                }
+                let status = STATUS_CODES
+                    .get(slot)
+                    .map_or("other".to_string(), |s| s.to_string());
                 writeln!(
                     out,
-                    "shoal_s3_requests_total{{operation=\"{}\",status=\"{class}\"}} {total}",
+                    "shoal_s3_requests_total{{operation=\"{}\",status=\"{status}\"}} {total}",
                     op.label()
                 )?;
             }
         }
-        writeln!(
+
+        header(
             out,
-            "# HELP shoal_s3_request_seconds_sum Time spent serving S3 requests."
+            "shoal_s3_request_duration_seconds",
+            "histogram",
+            "Time from request head to response head, by operation.",
         )?;
-        writeln!(out, "# TYPE shoal_s3_request_seconds_sum counter")?;
         for op in Operation::ALL {
-            let us: u64 = self
-                .cores
-                .iter()
-                .map(|c| c.latency_us_sum[op as usize].load(Ordering::Relaxed))
-                .sum();
+            let mut cumulative = 0;
+            for (slot, bound) in LATENCY_BOUNDS_S.iter().map(Some).chain([None]).enumerate() {
+                cumulative += self.sum(|c| &c.latency_buckets[op as usize][slot]);
+                let le = bound.map_or("+Inf".to_string(), |b| b.to_string());
+                writeln!(
+                    out,
+                    "shoal_s3_request_duration_seconds_bucket{{operation=\"{}\",le=\"{le}\"}} {cumulative}",
+                    op.label()
+                )?;
+            }
+            let sum_s = self.sum(|c| &c.latency_us_sum[op as usize]) as f64 / 1e6;
             writeln!(
                 out,
-                "shoal_s3_request_seconds_sum{{operation=\"{}\"}} {}",
-                op.label(),
-                us as f64 / 1e6
+                "shoal_s3_request_duration_seconds_sum{{operation=\"{}\"}} {sum_s}",
+                op.label()
+            )?;
+            writeln!(
+                out,
+                "shoal_s3_request_duration_seconds_count{{operation=\"{}\"}} {cumulative}",
+                op.label()
             )?;
         }
-        let shard_counters: [(&str, &str, StatField); 5] = [
+
+        header(
+            out,
+            "shoal_s3_received_bytes_total",
+            "counter",
+            "Request body bytes received.",
+        )?;
+        writeln!(
+            out,
+            "shoal_s3_received_bytes_total {}",
+            self.sum(|c| &c.bytes_in)
+        )?;
+        header(
+            out,
+            "shoal_s3_sent_bytes_total",
+            "counter",
+            "Response body bytes sent.",
+        )?;
+        writeln!(
+            out,
+            "shoal_s3_sent_bytes_total {}",
+            self.sum(|c| &c.bytes_out)
+        )?;
+
+        let shard_counters: [(&str, &str, &str, StatField); 7] = [
             (
                 "shoal_blob_log_appends_total",
-                "Records appended to the blob log.",
+                "counter",
+                "Chunk records appended to the blob log.",
                 |s| &s.blob_log_appends,
             ),
             (
                 "shoal_blob_log_fsyncs_total",
-                "fdatasync calls made by the blob log (group commit).",
+                "counter",
+                "fdatasync calls made by the blob log.",
                 |s| &s.blob_log_fsyncs,
             ),
             (
                 "shoal_blob_log_bytes_written_total",
-                "Bytes written to the blob log, padding included.",
+                "counter",
+                "Bytes written to the blob log, headers and padding included.",
                 |s| &s.blob_log_bytes_written,
             ),
             (
                 "shoal_raft_log_appended_bytes_total",
-                "Bytes appended to the raft log.",
+                "counter",
+                "Bytes appended to the raft log (manifests and chunk refs).",
                 |s| &s.raft_log_appended_bytes,
             ),
             (
                 "shoal_raft_entries_appended_total",
+                "counter",
                 "Entries appended to the raft log.",
                 |s| &s.raft_entries_appended,
             ),
+            (
+                "shoal_shard_ops_inflight",
+                "gauge",
+                "Requests a shard is serving now.",
+                |s| &s.ops_inflight,
+            ),
+            (
+                "shoal_hop_queue_depth",
+                "gauge",
+                "Requests queued on cross-core hop channels toward a shard.",
+                |s| &s.hop_queue_depth,
+            ),
         ];
-        for (name, help, field) in shard_counters {
-            writeln!(out, "# HELP {name} {help}")?;
-            writeln!(out, "# TYPE {name} counter")?;
+        for (name, kind, help, field) in shard_counters {
+            header(out, name, kind, help)?;
             for (shard, stats) in self.shards.iter().enumerate() {
                 writeln!(
                     out,
@@ -176,17 +289,33 @@ impl Registry {
                 )?;
             }
         }
-        writeln!(
+
+        let name = "shoal_blob_log_group_commit_batch_size";
+        header(
             out,
-            "# HELP shoal_shard_ops_inflight Requests a shard is serving now."
+            name,
+            "histogram",
+            "Appends made durable by one group commit (one fdatasync round).",
         )?;
-        writeln!(out, "# TYPE shoal_shard_ops_inflight gauge")?;
         for (shard, stats) in self.shards.iter().enumerate() {
-            writeln!(
-                out,
-                "shoal_shard_ops_inflight{{shard=\"{shard}\"}} {}",
-                stats.ops_inflight.load(Ordering::Relaxed)
-            )?;
+            let mut cumulative = 0;
+            for (slot, bound) in GROUP_COMMIT_BATCH_BOUNDS
+                .iter()
+                .map(Some)
+                .chain([None])
+                .enumerate()
+            {
+                cumulative += stats.group_commit_batches[slot].load(Ordering::Relaxed);
+                let le = bound.map_or("+Inf".to_string(), |b| b.to_string());
+                writeln!(
+                    out,
+                    "{name}_bucket{{shard=\"{shard}\",le=\"{le}\"}} {cumulative}"
+                )?;
+            }
+            // Every durable append was made durable by exactly one batch.
+            let appends = stats.blob_log_appends.load(Ordering::Relaxed);
+            writeln!(out, "{name}_sum{{shard=\"{shard}\"}} {appends}")?;
+            writeln!(out, "{name}_count{{shard=\"{shard}\"}} {cumulative}")?;
         }
         Ok(())
     }

@@ -267,9 +267,11 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
     // Connect both ends of every hop channel; each connect waits for its peer.
     for (index, receiver) in channels.inbound {
         let shard = Rc::clone(&shards[&index]);
+        let stats = Arc::clone(&registry.shards[usize::from(index)]);
         glommio::spawn_local(async move {
             let receiver = receiver.connect().await;
             while let Some(request) = receiver.recv().await {
+                stats.hop_queue_depth.fetch_sub(1, Ordering::Relaxed);
                 shard.dispatch(request).await;
             }
         })
@@ -283,7 +285,12 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         .await
         .into_iter()
         .collect();
-    let router = Router::new(config.shards, shards.clone(), remote);
+    let router = Router::new(
+        config.shards,
+        shards.clone(),
+        remote,
+        Arc::clone(&registry.shards),
+    );
 
     if let Some(metadata) = shards.get(&METADATA_SHARD) {
         let (reply, answer) = futures::channel::oneshot::channel();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use prost::Message;
 use shoal_proto::meta::{self, meta_command::Op, MetaCommand};
 
-use crate::blob_log::{BlobLocation, BlobLog};
+use crate::blob_log::{BlobLocation, BlobLog, GROUP_COMMIT_BATCH_BOUNDS};
 use crate::error::ShardError;
 use crate::limits::{SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
 use crate::meta::MetaStore;
@@ -30,6 +30,11 @@ pub struct ShardStats {
     pub raft_log_appended_bytes: AtomicU64,
     pub raft_entries_appended: AtomicU64,
     pub ops_inflight: AtomicU64,
+    /// Group commits by batch size (see `GROUP_COMMIT_BATCH_BOUNDS`).
+    pub group_commit_batches: [AtomicU64; GROUP_COMMIT_BATCH_BOUNDS.len() + 1],
+    /// Requests sent to this shard from other cores and not yet received
+    /// by it. Written by the senders and the receiver, hence shared.
+    pub hop_queue_depth: AtomicU64,
 }
 
 pub struct Shard {

@@ -10,12 +10,14 @@ mod hash;
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use futures::channel::oneshot;
 use glommio::channels::shared_channel::ConnectedSender;
 use shoal_shard::error::ShardError;
 use shoal_shard::ops::{Reply, ShardRequest};
-use shoal_shard::shard::Shard;
+use shoal_shard::shard::{Shard, ShardStats};
 
 pub use hash::{shard_of, METADATA_SHARD};
 
@@ -25,6 +27,8 @@ pub struct Router {
     shard_count: u16,
     local: HashMap<u16, Rc<Shard>>,
     remote: HashMap<u16, ConnectedSender<ShardRequest>>,
+    /// Every shard's stats, for the hop-queue depth gauge.
+    stats: Arc<Vec<Arc<ShardStats>>>,
 }
 
 impl Router {
@@ -32,6 +36,7 @@ impl Router {
         shard_count: u16,
         local: HashMap<u16, Rc<Shard>>,
         remote: HashMap<u16, ConnectedSender<ShardRequest>>,
+        stats: Arc<Vec<Arc<ShardStats>>>,
     ) -> Self {
         for shard in 0..shard_count {
             assert!(
@@ -43,6 +48,7 @@ impl Router {
             shard_count,
             local,
             remote,
+            stats,
         }
     }
 
@@ -68,7 +74,10 @@ impl Router {
             local.dispatch(request).await;
         } else {
             let sender = self.remote.get(&shard).expect("router covers every shard");
+            let depth = &self.stats[usize::from(shard)].hop_queue_depth;
+            depth.fetch_add(1, Ordering::Relaxed);
             if sender.send(request).await.is_err() {
+                depth.fetch_sub(1, Ordering::Relaxed);
                 return Err(ShardError::Stopped { shard });
             }
         }

@@ -99,7 +99,15 @@ pub struct BlobLogStats {
     pub bytes_written: u64,
     /// Most appends one group commit made durable.
     pub group_commit_batch_max: u64,
+    /// Group commits by how many appends each made durable: entry `i`
+    /// counts batches of at most `GROUP_COMMIT_BATCH_BOUNDS[i]` appends
+    /// (and more than the previous bound); the last entry counts larger
+    /// ones. Not cumulative.
+    pub group_commit_batches: [u64; GROUP_COMMIT_BATCH_BOUNDS.len() + 1],
 }
+
+/// Upper bounds of the group-commit batch-size buckets in [`BlobLogStats`].
+pub const GROUP_COMMIT_BATCH_BOUNDS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 
 /// What `open` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -517,6 +525,11 @@ impl Shared {
             self.update_stats(|s| {
                 s.group_commits += 1;
                 s.group_commit_batch_max = s.group_commit_batch_max.max(outcome.newly_durable);
+                let bucket = GROUP_COMMIT_BATCH_BOUNDS
+                    .iter()
+                    .position(|&bound| outcome.newly_durable <= bound)
+                    .unwrap_or(GROUP_COMMIT_BATCH_BOUNDS.len());
+                s.group_commit_batches[bucket] += 1;
             });
             match Self::sync_if_due(&mut state) {
                 Some((next_token, next_files)) => {

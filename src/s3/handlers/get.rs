@@ -180,9 +180,12 @@ fn chunk_stream(
             let (piece, task) = pending?;
             let next = pieces.next().map(|piece| read(&ctx, owner, piece));
             let frame = match task.await {
-                Ok(bytes) if bytes.len() == piece.size_bytes as usize => Ok(Frame::data(
-                    bytes.slice(piece.skip..piece.skip + piece.take),
-                )),
+                Ok(bytes) if bytes.len() == piece.size_bytes as usize => {
+                    ctx.metrics.add_bytes_out(piece.take as u64);
+                    Ok(Frame::data(
+                        bytes.slice(piece.skip..piece.skip + piece.take),
+                    ))
+                }
                 Ok(bytes) => Err(std::io::Error::other(format!(
                     "chunk {} read {} bytes, manifest says {}",
                     hex::encode(piece.sha256),

@@ -110,6 +110,7 @@ pub async fn put_object(
         }
         ingest.send_sealed().await?;
     }
+    ctx.metrics.add_bytes_in(raw_bytes);
     let trailer_checksum = match &mut framing {
         Framing::Fixed { length } => {
             if raw_bytes != *length {
