@@ -89,6 +89,8 @@ pub struct CoreMetrics {
     latency_us_sum: [AtomicU64; OPS],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    md5_batches: AtomicU64,
+    md5_chunks: AtomicU64,
 }
 
 impl Default for CoreMetrics {
@@ -99,6 +101,8 @@ impl Default for CoreMetrics {
             latency_us_sum: std::array::from_fn(|_| AtomicU64::new(0)),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            md5_batches: AtomicU64::new(0),
+            md5_chunks: AtomicU64::new(0),
         }
     }
 }
@@ -120,6 +124,20 @@ impl CoreMetrics {
     /// Request body bytes received (as sent on the wire).
     pub fn add_bytes_in(&self, bytes: u64) {
         self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// One MD5 lane batch of `chunks` chunks ran.
+    pub fn record_md5_batch(&self, chunks: usize) {
+        self.md5_batches.fetch_add(1, Ordering::Relaxed);
+        self.md5_chunks.fetch_add(chunks as u64, Ordering::Relaxed);
+    }
+
+    /// (batches, chunks) the MD5 lanes of this core have run.
+    pub fn md5_batches(&self) -> (u64, u64) {
+        (
+            self.md5_batches.load(Ordering::Relaxed),
+            self.md5_chunks.load(Ordering::Relaxed),
+        )
     }
 
     /// Response body bytes sent.
@@ -233,6 +251,29 @@ impl Registry {
             out,
             "shoal_s3_sent_bytes_total {}",
             self.sum(|c| &c.bytes_out)
+        )?;
+
+        header(
+            out,
+            "shoal_md5_lane_batches_total",
+            "counter",
+            "MD5 lane batches run (one SIMD pass over several uploads' chunks).",
+        )?;
+        writeln!(
+            out,
+            "shoal_md5_lane_batches_total {}",
+            self.sum(|c| &c.md5_batches)
+        )?;
+        header(
+            out,
+            "shoal_md5_lane_chunks_total",
+            "counter",
+            "Chunks hashed by MD5 lane batches; divided by batches, the lane occupancy.",
+        )?;
+        writeln!(
+            out,
+            "shoal_md5_lane_chunks_total {}",
+            self.sum(|c| &c.md5_chunks)
         )?;
 
         let shard_counters: [(&str, &str, &str, StatField); 7] = [

@@ -57,3 +57,31 @@ pub const SHARD_OPS_INFLIGHT_MAX: usize = 512;
 
 /// Chunk appends one upload keeps in flight while it reads the next chunk.
 pub const PUT_CHUNKS_INFLIGHT_MAX: usize = 4;
+
+/// Sealed chunks one upload may queue for the MD5 lanes behind the one they
+/// hold, before it insists that the lanes run. Deeper queues let more
+/// uploads' chunks share one SIMD pass, at one chunk buffer each.
+pub const MD5_QUEUE_CHUNKS_MAX: usize = 3;
+
+/// Bytes in one PUT admission unit: budgets are counted, charged and
+/// released in whole chunks.
+pub const ADMISSION_UNIT_BYTES: u64 = CHUNK_BYTES as u64;
+
+/// Largest admission capacity, in units, of one shard slice or of the
+/// shared pool: 2^40 MiB (1 EiB), far above any memory, so it also serves
+/// as "unlimited", while unit arithmetic in bytes cannot overflow a `u64`.
+pub const ADMISSION_CAPACITY_UNITS_MAX: u64 = 1 << 40;
+
+/// Acquires one core may have waiting on one shard's budget at once; past
+/// this an acquire is refused at once instead of queued, so the wait queue
+/// never grows with client concurrency.
+pub const ADMISSION_WAITERS_PER_GATE_MAX: usize = 1024;
+
+/// Default longest wait for an admission unit (`--admission-timeout`):
+/// a full 256 MiB budget drains in about 2 s at 1 Gbit/s; the rest covers
+/// fsync stalls and raft elections.
+pub const ADMISSION_WAIT_MS_DEFAULT: u64 = 30_000;
+
+const _: () = assert!(ADMISSION_UNIT_BYTES == CHUNK_BYTES as u64);
+const _: () = assert!(ADMISSION_CAPACITY_UNITS_MAX.checked_mul(ADMISSION_UNIT_BYTES).is_some());
+const _: () = assert!(ADMISSION_WAITERS_PER_GATE_MAX >= SHARD_OPS_INFLIGHT_MAX);

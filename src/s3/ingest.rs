@@ -2,10 +2,13 @@
 //!
 //! Decoded body bytes are copied once, into pooled 1 MiB [`ChunkBuf`]s, and
 //! hashed while they are hot in cache: SHA-256 per chunk (the chunk's
-//! address), MD5 over the body (the ETag), and whatever checksum the client
-//! asked for. A full chunk hops to the owner shard's core to be appended
-//! and made durable; up to [`PUT_CHUNKS_INFLIGHT_MAX`] appends per upload
-//! run while the next chunk is read, so network, hashing and disk overlap.
+//! address) and whatever checksum the client asked for. MD5 over the body
+//! (the ETag) is the costliest hash and cannot be split, so each sealed
+//! chunk goes to the core's [`Md5Lanes`], which hashes the chunks of all
+//! concurrent uploads side by side in SIMD lanes while this upload reads
+//! its next chunk. Then the chunk hops to the owner shard's core to be
+//! appended and made durable; up to [`PUT_CHUNKS_INFLIGHT_MAX`] appends per
+//! upload run at once, so network, hashing and disk overlap.
 //!
 //! Nothing here makes an object visible: that is the manifest commit, which
 //! the handler proposes only after every append has come back durable and
@@ -14,16 +17,17 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use md5::{Digest, Md5};
-use sha2::Sha256;
+use md5_many::Md5State;
+use sha2::{Digest, Sha256};
 use shoal_shard::blob_log::BlobLocation;
 use shoal_shard::chunk::ChunkBuf;
 use shoal_shard::error::ShardError;
-use shoal_shard::limits::PUT_CHUNKS_INFLIGHT_MAX;
+use shoal_shard::limits::{MD5_QUEUE_CHUNKS_MAX, PUT_CHUNKS_INFLIGHT_MAX};
 use shoal_shard::ops::{ChunkHash, ShardRequest};
 
 use super::checksum::Checksummer;
 use super::error::S3Error;
+use super::md5_lanes::{ActiveUpload, Md5Answer};
 use super::S3Context;
 
 /// One durable chunk of the upload, in body order.
@@ -52,7 +56,13 @@ pub struct Ingest {
     owner: u16,
     current: Option<ChunkBuf>,
     chunk_sha: Sha256,
-    md5: Md5,
+    /// The body's MD5 so far; `None` while a chunk is with the MD5 lanes.
+    md5: Option<Md5State>,
+    /// The chunk the MD5 lanes are hashing, to be appended once they are done.
+    md5_waiting: Option<(Md5Answer, ChunkHash)>,
+    /// Sealed chunks waiting for their turn with the MD5 lanes.
+    md5_queue: VecDeque<(ChunkBuf, ChunkHash)>,
+    _active: ActiveUpload,
     body_sha: Option<Sha256>,
     checksum: Option<Checksummer>,
     sealed: Vec<(ChunkBuf, ChunkHash)>,
@@ -68,12 +78,16 @@ impl Ingest {
         hash_body: bool,
         checksum: Option<Checksummer>,
     ) -> Self {
+        let active = ctx.md5_lanes.register();
         Ingest {
             ctx,
             owner,
             current: None,
             chunk_sha: Sha256::new(),
-            md5: Md5::new(),
+            md5: Some(Md5State::new()),
+            md5_waiting: None,
+            md5_queue: VecDeque::with_capacity(MD5_QUEUE_CHUNKS_MAX + 1),
+            _active: active,
             body_sha: hash_body.then(Sha256::new),
             checksum,
             sealed: Vec::new(),
@@ -91,7 +105,6 @@ impl Ingest {
     /// it; chunks it fills wait in `sealed` until [`Ingest::send_sealed`].
     pub fn absorb(&mut self, mut data: &[u8]) {
         self.size_bytes += data.len() as u64;
-        self.md5.update(data);
         if let Some(sha) = &mut self.body_sha {
             sha.update(data);
         }
@@ -116,34 +129,72 @@ impl Ingest {
         }
     }
 
-    /// Sends sealed chunks to the owner shard, waiting for the oldest append
-    /// when the per-upload pipeline is full.
+    /// Moves sealed chunks on: in order, each goes to the MD5 lanes once
+    /// the previous one is back from them, and then to the owner shard.
     pub async fn send_sealed(&mut self) -> Result<(), S3Error> {
-        for (buf, sha256) in std::mem::take(&mut self.sealed) {
-            if self.inflight.len() >= PUT_CHUNKS_INFLIGHT_MAX {
-                self.complete_oldest().await?;
-            }
-            let ctx = Rc::clone(&self.ctx);
-            let owner = self.owner;
-            let task = glommio::spawn_local(async move {
-                let size_bytes = buf.len() as u32;
-                let (location, buf) = ctx
-                    .router
-                    .call(owner, |reply| ShardRequest::AppendChunk {
-                        buf,
-                        sha256,
-                        reply,
-                    })
-                    .await?;
-                ctx.pool.give(buf);
-                Ok(StoredChunk {
-                    sha256,
-                    size_bytes,
-                    location,
-                })
-            });
-            self.inflight.push_back(task);
+        if self.sealed.is_empty() {
+            return Ok(());
         }
+        self.md5_queue.extend(self.sealed.drain(..));
+        self.pump_md5(false).await?;
+        // A body whose bytes are already buffered would otherwise be read to
+        // the end without a pause. Let the core's other uploads take a turn
+        // after each chunk: fair service, and their chunks meet this one's
+        // in the MD5 lanes.
+        futures_lite::future::yield_now().await;
+        Ok(())
+    }
+
+    /// Advances the MD5 pipeline. Without `force`, it waits for the lanes
+    /// only when [`MD5_QUEUE_CHUNKS_MAX`] chunks queue behind the one they
+    /// hold (so other uploads get time to fill the lanes); with `force` it
+    /// drains the queue.
+    async fn pump_md5(&mut self, force: bool) -> Result<(), S3Error> {
+        loop {
+            if let Some((answer, _)) = &mut self.md5_waiting {
+                if !(force || answer.is_ready() || self.md5_queue.len() >= MD5_QUEUE_CHUNKS_MAX) {
+                    return Ok(());
+                }
+                let (answer, sha256) = self.md5_waiting.take().expect("checked above");
+                let (state, buf) = answer.take();
+                self.md5 = Some(state);
+                self.append(buf, sha256).await?;
+            }
+            let Some((buf, sha256)) = self.md5_queue.pop_front() else {
+                return Ok(());
+            };
+            let state = self.md5.take().expect("no chunk is with the lanes here");
+            let answer = self.ctx.md5_lanes.submit(state, buf);
+            self.md5_waiting = Some((answer, sha256));
+        }
+    }
+
+    /// Sends a hashed chunk to the owner shard, first waiting for the
+    /// oldest append when the per-upload pipeline is full.
+    async fn append(&mut self, buf: ChunkBuf, sha256: ChunkHash) -> Result<(), S3Error> {
+        if self.inflight.len() >= PUT_CHUNKS_INFLIGHT_MAX {
+            self.complete_oldest().await?;
+        }
+        let ctx = Rc::clone(&self.ctx);
+        let owner = self.owner;
+        let task = glommio::spawn_local(async move {
+            let size_bytes = buf.len() as u32;
+            let (location, buf) = ctx
+                .router
+                .call(owner, |reply| ShardRequest::AppendChunk {
+                    buf,
+                    sha256,
+                    reply,
+                })
+                .await?;
+            ctx.pool.give(buf);
+            Ok(StoredChunk {
+                sha256,
+                size_bytes,
+                location,
+            })
+        });
+        self.inflight.push_back(task);
         Ok(())
     }
 
@@ -162,7 +213,9 @@ impl Ingest {
         } else if let Some(buf) = self.current.take() {
             self.ctx.pool.give(buf);
         }
-        self.send_sealed().await?;
+        self.md5_queue.extend(self.sealed.drain(..));
+        self.pump_md5(true).await?;
+        let md5 = self.md5.take().expect("the MD5 pipeline is drained");
         while !self.inflight.is_empty() {
             self.complete_oldest().await?;
         }
@@ -177,7 +230,7 @@ impl Ingest {
         Ok(Ingested {
             chunks: self.chunks,
             size_bytes: self.size_bytes,
-            md5: self.md5.finalize().into(),
+            md5: md5.finalize(),
             body_sha256: self.body_sha.map(|sha| sha.finalize().into()),
             checksum: self.checksum.map(Checksummer::finish_base64),
         })

@@ -16,6 +16,7 @@ pub mod chunked;
 pub mod error;
 mod handlers;
 mod ingest;
+pub mod md5_lanes;
 mod range;
 pub mod request;
 pub mod xml;
@@ -54,6 +55,7 @@ pub struct S3Context {
     pub catalog: Catalog,
     pub pool: ChunkPool,
     pub metrics: Arc<CoreMetrics>,
+    pub md5_lanes: Rc<md5_lanes::Md5Lanes>,
     pub core_index: usize,
     next_request: Cell<u64>,
 }
@@ -75,6 +77,7 @@ impl S3Context {
             router,
             catalog,
             pool,
+            md5_lanes: md5_lanes::Md5Lanes::new(Arc::clone(&metrics)),
             metrics,
             core_index,
             next_request: Cell::new(0),
