@@ -1,4 +1,5 @@
-//! The admin endpoint: `/healthz` and `/metrics` (Prometheus text).
+//! The admin endpoint: `/healthz`, `/metrics` (Prometheus text), and the
+//! PUT admission budgets (`GET`/`PUT /admin/budgets`).
 //!
 //! Served by the first core only, on its own address, so it never competes
 //! with S3 listeners for a port and stays reachable when S3 is saturated.
@@ -9,6 +10,9 @@ use std::rc::Rc;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use shoal_shard::admission::{NodeBudgets, SliceBudget};
+
+use crate::flags::parse_bytes;
 use crate::metrics::Registry;
 use crate::s3::{empty_response, full_body, Body};
 
@@ -23,10 +27,66 @@ pub async fn serve(
             "text/plain; version=0.0.4",
             registry.render(),
         ),
+        (&Method::GET, "/admin/budgets") => budgets_json(&registry.budgets),
+        (&Method::PUT, "/admin/budgets") => {
+            match retune(&registry.budgets, req.uri().query().unwrap_or("")) {
+                Ok(()) => budgets_json(&registry.budgets),
+                Err(message) => text(StatusCode::BAD_REQUEST, "text/plain", message + "\n"),
+            }
+        }
         (&Method::GET, _) => empty_response(StatusCode::NOT_FOUND),
         _ => empty_response(StatusCode::METHOD_NOT_ALLOWED),
     };
     Ok(response)
+}
+
+/// Applies `put-budget-per-core`, `put-budget` (node total) and
+/// `put-budget-shared` from the query, all sizes like the flags take.
+fn retune(budgets: &NodeBudgets, query: &str) -> Result<(), String> {
+    let mut slices = None;
+    let mut shared = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} needs a value"))?;
+        let bytes = parse_bytes(value)?;
+        // 0 means unlimited, as for the flags.
+        let capped = if bytes == 0 { u64::MAX } else { bytes };
+        match name {
+            "put-budget-per-core" => slices = Some(SliceBudget::PerShard { bytes: capped }),
+            "put-budget" => slices = Some(SliceBudget::NodeTotal { bytes: capped }),
+            "put-budget-shared" => shared = Some(bytes),
+            other => return Err(format!("unknown budget {other:?}")),
+        }
+    }
+    if slices.is_none() && shared.is_none() {
+        return Err("name put-budget-per-core, put-budget or put-budget-shared".into());
+    }
+    tracing::info!(?slices, ?shared, "admission budgets retuned");
+    budgets.retune(slices, shared);
+    Ok(())
+}
+
+fn budgets_json(budgets: &NodeBudgets) -> Response<Body> {
+    let shards: Vec<String> = budgets
+        .shards()
+        .iter()
+        .map(|b| {
+            let s = b.snapshot();
+            format!(
+                "{{\"shard\":{},\"capacity_bytes\":{},\"inflight_bytes\":{},\"borrowed_bytes\":{}}}",
+                s.shard, s.capacity_bytes, s.inflight_bytes, s.borrowed_bytes
+            )
+        })
+        .collect();
+    let shared = budgets.shared();
+    let json = format!(
+        "{{\"shared\":{{\"capacity_bytes\":{},\"inflight_bytes\":{}}},\"shards\":[{}]}}\n",
+        shared.capacity_bytes(),
+        shared.inflight_bytes(),
+        shards.join(",")
+    );
+    text(StatusCode::OK, "application/json", json)
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {

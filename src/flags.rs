@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use shoal_shard::limits::CHUNK_BYTES;
 
 #[derive(Debug, Parser)]
 #[command(name = "shoal", version, about = "Thread-per-core S3 storage node")]
@@ -63,6 +64,81 @@ pub struct ServeFlags {
     /// Id of this node in its cluster.
     #[arg(long, env = "SHOAL_NODE_ID", default_value_t = 1)]
     pub node_id: u64,
+
+    /// PUT admission budget of each shard: body bytes read but not yet
+    /// durable and committed (e.g. `256MiB`; `0` = unlimited). Ignored when
+    /// `--put-budget` is given.
+    #[arg(long, env = "SHOAL_PUT_BUDGET_PER_CORE", default_value = "256MiB", value_parser = parse_bytes)]
+    pub put_budget_per_core: u64,
+
+    /// PUT admission budget of the whole node, split evenly over the shards.
+    #[arg(long, env = "SHOAL_PUT_BUDGET", value_parser = parse_bytes)]
+    pub put_budget: Option<u64>,
+
+    /// Node-wide overflow pool a shard may borrow from when its own slice is
+    /// full, so one hot shard does not refuse PUTs while memory sits idle.
+    #[arg(long, env = "SHOAL_PUT_BUDGET_SHARED", default_value = "0", value_parser = parse_bytes)]
+    pub put_budget_shared: u64,
+
+    /// Longest a PUT waits for budget before it is answered 503 SlowDown
+    /// (e.g. `30s`, `500ms`).
+    #[arg(long, env = "SHOAL_ADMISSION_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub admission_timeout: std::time::Duration,
+
+    /// Charge aws-chunked bodies per decoded MiB (true) rather than only a
+    /// first unit at entry (false).
+    #[arg(long, env = "SHOAL_CHUNKED_INCREMENTAL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub chunked_incremental: bool,
+}
+
+/// Parses a byte size: a number with an optional unit (`B`, `KiB`, `MiB`,
+/// `GiB`, `TiB`, or decimal `KB`, `MB`, `GB`, `TB`).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 256MiB"))?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "TiB" | "T" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Parses a duration: a number with a unit (`ms`, `s`, `m`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30s"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(number)),
+        "s" => Ok(std::time::Duration::from_secs(number)),
+        "m" => Ok(std::time::Duration::from_secs(number * 60)),
+        _ => Err(format!("{text:?} needs a unit: ms, s or m")),
+    }
 }
 
 /// A flag whose value cannot be used.
@@ -94,6 +170,17 @@ pub struct NodeConfig {
     /// Explicit keys; `None` means load or generate them in the data dir.
     pub keys: Option<KeyPair>,
     pub node_id: u64,
+    pub admission: AdmissionConfig,
+}
+
+/// PUT admission settings, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdmissionConfig {
+    /// Each shard's budget; `None` is unlimited.
+    pub shard_budget_bytes: Option<u64>,
+    pub shared_budget_bytes: u64,
+    pub timeout: std::time::Duration,
+    pub chunked_incremental: bool,
 }
 
 impl ServeFlags {
@@ -157,7 +244,32 @@ impl ServeFlags {
                 })
             }
         };
+        let shard_budget_bytes = match self.put_budget {
+            Some(total) => Some(total / u64::from(shards)),
+            None => Some(self.put_budget_per_core),
+        }
+        .filter(|&bytes| bytes > 0);
+        if let Some(bytes) = shard_budget_bytes {
+            if bytes < CHUNK_BYTES as u64 {
+                let (flag, value) = match self.put_budget {
+                    Some(total) => ("put-budget", total),
+                    None => ("put-budget-per-core", self.put_budget_per_core),
+                };
+                return Err(FlagError {
+                    flag,
+                    value: value.to_string(),
+                    reason: format!("each of the {shards} shards needs at least 1MiB"),
+                });
+            }
+        }
+        let admission = AdmissionConfig {
+            shard_budget_bytes,
+            shared_budget_bytes: self.put_budget_shared,
+            timeout: self.admission_timeout,
+            chunked_incremental: self.chunked_incremental,
+        };
         Ok(NodeConfig {
+            admission,
             data_dir: self.data_dir,
             s3_addr: self.s3_addr,
             admin_addr: self.admin_addr,
@@ -246,6 +358,26 @@ mod tests {
     }
 
     #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("10MB"), Ok(10_000_000));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5XB").is_err());
+        assert!(parse_bytes("99999999999TiB").is_err());
+        assert_eq!(
+            parse_duration("30s"),
+            Ok(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert!(parse_duration("30").is_err());
+    }
+
+    #[test]
     fn keys_must_come_in_pairs() {
         let flags = |ak: Option<&str>, sk: Option<&str>| ServeFlags {
             data_dir: "d".into(),
@@ -257,6 +389,11 @@ mod tests {
             access_key: ak.map(String::from),
             secret_key: sk.map(String::from),
             node_id: 1,
+            put_budget_per_core: 256 << 20,
+            put_budget: None,
+            put_budget_shared: 0,
+            admission_timeout: std::time::Duration::from_secs(30),
+            chunked_incremental: true,
         };
         assert!(flags(Some("a"), None).validate().is_err());
         assert!(flags(None, Some("b")).validate().is_err());

@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_shard::admission::{
+    AdmissionStats, BudgetSnapshot, NodeBudgets, Protocol, Stage, WaitHistogram, WAIT_BOUNDS_S,
+};
 use shoal_shard::blob_log::GROUP_COMMIT_BATCH_BOUNDS;
 use shoal_shard::shard::ShardStats;
 
@@ -151,7 +154,13 @@ impl CoreMetrics {
 pub struct Registry {
     pub cores: Arc<Vec<Arc<CoreMetrics>>>,
     pub shards: Arc<Vec<Arc<ShardStats>>>,
+    pub budgets: Arc<NodeBudgets>,
+    /// Admission stats by core, then shard (one per gate).
+    pub admission: Arc<Vec<Vec<Arc<AdmissionStats>>>>,
 }
+
+/// Picks one gauge out of a shard's budget snapshot.
+type SnapshotField = fn(&BudgetSnapshot) -> u64;
 
 /// Picks one counter out of a shard's stats.
 type StatField = fn(&ShardStats) -> &AtomicU64;
@@ -162,6 +171,122 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) -> std::fmt::Res
 }
 
 impl Registry {
+    fn write_admission(&self, out: &mut String) -> std::fmt::Result {
+        let gauges: [(&str, &str, SnapshotField); 3] = [
+            (
+                "shoal_s3_put_admission_inflight_bytes",
+                "PUT body bytes admitted and not yet released, by shard.",
+                |s| s.inflight_bytes,
+            ),
+            (
+                "shoal_s3_put_admission_capacity_bytes",
+                "PUT admission budget of each shard's own slice.",
+                |s| s.capacity_bytes,
+            ),
+            (
+                "shoal_s3_put_admission_borrowed_bytes",
+                "Bytes a shard holds of the node-wide shared pool.",
+                |s| s.borrowed_bytes,
+            ),
+        ];
+        let snapshots: Vec<_> = self.budgets.shards().iter().map(|b| b.snapshot()).collect();
+        for (name, help, field) in gauges {
+            header(out, name, "gauge", help)?;
+            for snapshot in &snapshots {
+                writeln!(
+                    out,
+                    "{name}{{shard=\"{}\"}} {}",
+                    snapshot.shard,
+                    field(snapshot)
+                )?;
+            }
+        }
+        let shared = self.budgets.shared();
+        header(
+            out,
+            "shoal_s3_put_admission_shared_capacity_bytes",
+            "gauge",
+            "Capacity of the node-wide shared admission pool.",
+        )?;
+        writeln!(
+            out,
+            "shoal_s3_put_admission_shared_capacity_bytes {}",
+            shared.capacity_bytes()
+        )?;
+        header(
+            out,
+            "shoal_s3_put_admission_shared_inflight_bytes",
+            "gauge",
+            "Bytes borrowed from the shared admission pool.",
+        )?;
+        writeln!(
+            out,
+            "shoal_s3_put_admission_shared_inflight_bytes {}",
+            shared.inflight_bytes()
+        )?;
+
+        let name = "shoal_s3_put_admission_rejections_total";
+        header(
+            out,
+            name,
+            "counter",
+            "PUTs answered 503 SlowDown by admission control, by shard, stage and protocol.",
+        )?;
+        for shard in 0..self.budgets.shards().len() {
+            for stage in Stage::ALL {
+                for protocol in Protocol::ALL {
+                    let total: u64 = self
+                        .admission
+                        .iter()
+                        .map(|core| core[shard].rejections(stage, protocol))
+                        .sum();
+                    writeln!(
+                        out,
+                        "{name}{{shard=\"{shard}\",stage=\"{}\",protocol=\"{}\"}} {total}",
+                        stage.label(),
+                        protocol.label()
+                    )?;
+                }
+            }
+        }
+
+        let name = "shoal_s3_put_admission_wait_seconds";
+        header(
+            out,
+            name,
+            "histogram",
+            "Time PUTs waited for admission budget, by stage and protocol.",
+        )?;
+        for stage in Stage::ALL {
+            for protocol in Protocol::ALL {
+                let mut merged: Option<WaitHistogram> = None;
+                for stats in self.admission.iter().flatten() {
+                    let h = stats.wait_histogram(stage, protocol);
+                    match &mut merged {
+                        Some(m) => m.merge(&h),
+                        None => merged = Some(h),
+                    }
+                }
+                let Some(h) = merged else { continue };
+                let labels = format!(
+                    "stage=\"{}\",protocol=\"{}\"",
+                    stage.label(),
+                    protocol.label()
+                );
+                let cumulative = h.cumulative();
+                for (i, count) in cumulative.iter().enumerate() {
+                    let le = WAIT_BOUNDS_S
+                        .get(i)
+                        .map_or("+Inf".to_string(), |b| b.to_string());
+                    writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}")?;
+                }
+                writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_seconds())?;
+                writeln!(out, "{name}_count{{{labels}}} {}", h.count())?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         // Writing to a String cannot fail.
@@ -330,6 +455,8 @@ impl Registry {
                 )?;
             }
         }
+
+        self.write_admission(out)?;
 
         let name = "shoal_blob_log_group_commit_batch_size";
         header(

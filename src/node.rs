@@ -20,6 +20,7 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use shoal_shard::admission::{AdmissionStats, Gate, NodeBudgets, SliceBudget};
 use shoal_shard::chunk::ChunkPool;
 use shoal_shard::limits::HOP_CHANNEL_DEPTH;
 use shoal_shard::meta::MetaStore;
@@ -128,12 +129,19 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
 
     let core_metrics: Vec<Arc<CoreMetrics>> = (0..core_count).map(|_| Arc::default()).collect();
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count).map(|_| Arc::default()).collect();
+    let catalog = Catalog::default();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let budgets = Arc::new(node_budgets(&config));
+    // One stats block per (core, shard) gate, so rejections carry a shard.
+    let admission_stats: Vec<Vec<Arc<AdmissionStats>>> = (0..core_count)
+        .map(|_| (0..shard_count).map(|_| Arc::default()).collect())
+        .collect();
     let registry = Registry {
         cores: Arc::new(core_metrics.clone()),
         shards: Arc::new(shard_stats.clone()),
+        budgets: Arc::clone(&budgets),
+        admission: Arc::new(admission_stats.clone()),
     };
-    let catalog = Catalog::default();
-    let ready = Arc::new(AtomicUsize::new(0));
 
     let mut executors = Vec::with_capacity(core_count);
     for (core, channels) in channels.into_iter().enumerate() {
@@ -156,6 +164,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
             channels,
             catalog: catalog.clone(),
             metrics: Arc::clone(&core_metrics[core]),
+            admission_stats: admission_stats[core].clone(),
             registry: registry.clone(),
             ready: Arc::clone(&ready),
         };
@@ -186,6 +195,14 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
             .map_err(|e| NodeError::CoreFailed(e.to_string()))?;
     }
     Ok(())
+}
+
+/// The admission budgets the flags ask for (`None` slice: unlimited).
+fn node_budgets(config: &NodeConfig) -> NodeBudgets {
+    let slices = SliceBudget::PerShard {
+        bytes: config.admission.shard_budget_bytes.unwrap_or(u64::MAX),
+    };
+    NodeBudgets::new(config.shards, slices, config.admission.shared_budget_bytes)
 }
 
 fn shard_dir(data_dir: &Path, shard: u16) -> PathBuf {
@@ -239,6 +256,7 @@ struct CoreStart {
     channels: CoreChannels,
     catalog: Catalog,
     metrics: Arc<CoreMetrics>,
+    admission_stats: Vec<Arc<AdmissionStats>>,
     registry: Registry,
     ready: Arc<AtomicUsize>,
 }
@@ -252,6 +270,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         channels,
         catalog,
         metrics,
+        admission_stats,
         registry,
         ready,
     } = start;
@@ -309,6 +328,19 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
 
+    let gates = registry
+        .budgets
+        .shards()
+        .iter()
+        .zip(&admission_stats)
+        .map(|(budget, stats)| {
+            Gate::new(
+                Arc::clone(budget),
+                Arc::clone(stats),
+                config.admission.timeout,
+            )
+        })
+        .collect();
     let ctx = Rc::new(S3Context::new(
         Arc::clone(&config),
         keys,
@@ -316,6 +348,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         catalog,
         ChunkPool::new(),
         metrics,
+        gates,
         core,
     ));
     if core == 0 {

@@ -11,7 +11,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/shoal-target}"
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
-cargo build --release --bin shoal
+cargo build --release --bin shoal --bin shoal-bench --bin shoal-ctl
 
 export SHOAL_BIN="$CARGO_TARGET_DIR/release/shoal"
+export SHOAL_BENCH_BIN="$CARGO_TARGET_DIR/release/shoal-bench"
 python3 -m pytest tests/e2e -v -p no:cacheprovider "$@"

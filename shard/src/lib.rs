@@ -16,6 +16,7 @@
 //! the object manifest is proposed and applied. Only after that does the
 //! front end answer 200.
 
+pub mod admission;
 pub mod blob_log;
 pub mod chunk;
 pub mod error;

@@ -83,5 +83,10 @@ pub const ADMISSION_WAITERS_PER_GATE_MAX: usize = 1024;
 pub const ADMISSION_WAIT_MS_DEFAULT: u64 = 30_000;
 
 const _: () = assert!(ADMISSION_UNIT_BYTES == CHUNK_BYTES as u64);
-const _: () = assert!(ADMISSION_CAPACITY_UNITS_MAX.checked_mul(ADMISSION_UNIT_BYTES).is_some());
+// A slice and the shared pool together, in bytes, still fit a `u64`.
+const _: () = assert!((2 * ADMISSION_CAPACITY_UNITS_MAX)
+    .checked_mul(ADMISSION_UNIT_BYTES)
+    .is_some());
+// Charged on the owner core inside shard requests, a gate's queue can hold
+// every request the shard serves at once.
 const _: () = assert!(ADMISSION_WAITERS_PER_GATE_MAX >= SHARD_OPS_INFLIGHT_MAX);

@@ -11,7 +11,13 @@ use super::auth::AuthError;
 use super::chunked::ChunkedError;
 use super::xml::XmlWriter;
 use super::Body;
+use shoal_shard::admission::AdmissionError;
 use shoal_shard::error::ShardError;
+
+/// `Retry-After` of a `SlowDown` is drawn from
+/// `RETRY_AFTER_S_MIN..RETRY_AFTER_S_MIN + RETRY_AFTER_S_SPREAD` seconds.
+const RETRY_AFTER_S_MIN: u64 = 1;
+const RETRY_AFTER_S_SPREAD: u64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -63,6 +69,8 @@ pub enum S3Error {
     MethodNotAllowed,
     #[error("Your key is too long")]
     KeyTooLong { length: usize },
+    #[error("Please reduce your request rate.")]
+    SlowDown { reason: AdmissionError },
     #[error("We encountered an internal error. Please try again.")]
     Internal { detail: String },
 }
@@ -98,6 +106,7 @@ impl S3Error {
             S3Error::NotImplemented { .. } => "NotImplemented",
             S3Error::MethodNotAllowed => "MethodNotAllowed",
             S3Error::KeyTooLong { .. } => "KeyTooLongError",
+            S3Error::SlowDown { .. } => "SlowDown",
             S3Error::Internal { .. } => "InternalError",
         }
     }
@@ -114,6 +123,7 @@ impl S3Error {
             S3Error::NotImplemented { .. } => 501,
             S3Error::MethodNotAllowed => 405,
             S3Error::Internal { .. } => 500,
+            S3Error::SlowDown { .. } => 503,
             S3Error::InvalidBucketName { .. }
             | S3Error::BadDigest { .. }
             | S3Error::ContentSha256Mismatch
@@ -133,6 +143,8 @@ impl S3Error {
     pub fn into_response(self, resource: &str, request_id: &str, head: bool) -> Response<Body> {
         if let S3Error::Internal { detail } = &self {
             tracing::error!(request_id, resource, detail, "internal error");
+        } else if let S3Error::SlowDown { reason } = &self {
+            tracing::warn!(request_id, resource, %reason, "PUT rejected by admission control");
         } else {
             tracing::debug!(request_id, resource, code = self.code(), error = %self, "request failed");
         }
@@ -168,8 +180,16 @@ impl S3Error {
         }
         // After a failed body the connection may hold unread bytes; close it
         // rather than guess where the next request starts.
-        if matches!(self, S3Error::Chunked(_) | S3Error::IncompleteBody { .. }) {
+        if matches!(
+            self,
+            S3Error::Chunked(_) | S3Error::IncompleteBody { .. } | S3Error::SlowDown { .. }
+        ) {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let S3Error::SlowDown { .. } = &self {
+            // Jittered, so rejected clients do not all come back at once.
+            let seconds = rand::random::<u64>() % RETRY_AFTER_S_SPREAD + RETRY_AFTER_S_MIN;
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use md5_many::Md5State;
 use sha2::{Digest, Sha256};
+use shoal_shard::admission::{AdmissionError, Charge, Protocol, Stage};
 use shoal_shard::blob_log::BlobLocation;
 use shoal_shard::chunk::ChunkBuf;
 use shoal_shard::error::ShardError;
@@ -47,6 +48,9 @@ pub struct Ingested {
     pub body_sha256: Option<[u8; 32]>,
     /// The requested checksum's value (base64), when one was asked for.
     pub checksum: Option<String>,
+    /// What the upload still holds of the owner shard's admission budget
+    /// (one idle unit): drop it once the manifest commit is final.
+    pub charge: Charge,
 }
 
 type AppendTask = glommio::Task<Result<StoredChunk, ShardError>>;
@@ -54,7 +58,15 @@ type AppendTask = glommio::Task<Result<StoredChunk, ShardError>>;
 pub struct Ingest {
     ctx: Rc<S3Context>,
     owner: u16,
+    protocol: Protocol,
+    /// Units held of the owner shard's budget: one per chunk buffer in use.
+    charge: Charge,
+    /// Whether each chunk still in flight (sealed, hashing or appending, in
+    /// body order) holds a unit of `charge`; only the first does when
+    /// chunked bodies are not charged incrementally.
+    charged: VecDeque<bool>,
     current: Option<ChunkBuf>,
+    current_charged: bool,
     chunk_sha: Sha256,
     /// The body's MD5 so far; `None` while a chunk is with the MD5 lanes.
     md5: Option<Md5State>,
@@ -75,14 +87,20 @@ impl Ingest {
     pub fn new(
         ctx: Rc<S3Context>,
         owner: u16,
+        protocol: Protocol,
         hash_body: bool,
         checksum: Option<Checksummer>,
     ) -> Self {
         let active = ctx.md5_lanes.register();
+        let charge = ctx.gates[usize::from(owner)].begin();
         Ingest {
             ctx,
             owner,
+            protocol,
+            charge,
+            charged: VecDeque::new(),
             current: None,
+            current_charged: false,
             chunk_sha: Sha256::new(),
             md5: Some(Md5State::new()),
             md5_waiting: None,
@@ -101,8 +119,62 @@ impl Ingest {
         self.size_bytes
     }
 
-    /// Takes decoded body bytes. Synchronous, so a decoder callback can call
-    /// it; chunks it fills wait in `sealed` until [`Ingest::send_sealed`].
+    /// Makes sure a chunk buffer is ready to fill, first taking a unit of
+    /// the owner shard's admission budget for it (waiting at most the
+    /// admission timeout), and returns how many bytes it can still take.
+    /// Feed [`Ingest::absorb`] at most that many bytes.
+    pub async fn ensure_room(&mut self) -> Result<usize, S3Error> {
+        if let Some(buf) = &self.current {
+            return Ok(buf.remaining());
+        }
+        let charge_this = match self.protocol {
+            Protocol::FixedLength => true,
+            Protocol::Chunked => {
+                self.ctx.config.admission.chunked_incremental || self.charge.held_units() == 0
+            }
+        };
+        if charge_this {
+            self.acquire_unit().await?;
+        }
+        self.current_charged = charge_this;
+        let buf = self.ctx.pool.take();
+        let room = buf.remaining();
+        self.current = Some(buf);
+        Ok(room)
+    }
+
+    async fn acquire_unit(&mut self) -> Result<(), S3Error> {
+        loop {
+            let gate = &self.ctx.gates[usize::from(self.owner)];
+            match gate
+                .acquire(&mut self.charge, Stage::PerBatch, self.protocol)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                // Our own chunks hold units: wait for the oldest to become
+                // durable instead of waiting on the budget while holding it.
+                Err(AdmissionError::MustDrain { .. }) => self.drain_one().await?,
+                Err(reason) => return Err(S3Error::SlowDown { reason }),
+            }
+        }
+    }
+
+    /// Makes the oldest chunk in flight durable (pushing hashed chunks to
+    /// the owner first if none is appending yet).
+    async fn drain_one(&mut self) -> Result<(), S3Error> {
+        if self.inflight.is_empty() {
+            self.pump_md5(true).await?;
+        }
+        assert!(
+            !self.inflight.is_empty() || self.charge.busy_units() == 0,
+            "units are busy but no chunk is in flight"
+        );
+        self.complete_oldest().await
+    }
+
+    /// Takes decoded body bytes (no more than [`Ingest::ensure_room`]
+    /// allowed). Synchronous, so a decoder callback can call it; a chunk it
+    /// fills waits in `sealed` until [`Ingest::send_sealed`].
     pub fn absorb(&mut self, mut data: &[u8]) {
         self.size_bytes += data.len() as u64;
         if let Some(sha) = &mut self.body_sha {
@@ -112,7 +184,10 @@ impl Ingest {
             checksum.update(data);
         }
         while !data.is_empty() {
-            let buf = self.current.get_or_insert_with(|| self.ctx.pool.take());
+            let buf = self
+                .current
+                .as_mut()
+                .expect("ensure_room readies a buffer before absorb");
             let taken = buf.fill_from(data);
             self.chunk_sha.update(&data[..taken]);
             data = &data[taken..];
@@ -126,6 +201,7 @@ impl Ingest {
         if let Some(buf) = self.current.take() {
             let sha256: ChunkHash = self.chunk_sha.finalize_reset().into();
             self.sealed.push((buf, sha256));
+            self.charged.push_back(self.current_charged);
         }
     }
 
@@ -201,6 +277,10 @@ impl Ingest {
     async fn complete_oldest(&mut self) -> Result<(), S3Error> {
         if let Some(task) = self.inflight.pop_front() {
             self.chunks.push(task.await?);
+            // Durable: its buffer is back in the pool, so is its unit.
+            if self.charged.pop_front().expect("one flag per sealed chunk") {
+                self.charge.release_durable(1);
+            }
         }
         Ok(())
     }
@@ -212,6 +292,9 @@ impl Ingest {
             self.seal();
         } else if let Some(buf) = self.current.take() {
             self.ctx.pool.give(buf);
+            if self.current_charged {
+                self.charge.release_durable(1);
+            }
         }
         self.md5_queue.extend(self.sealed.drain(..));
         self.pump_md5(true).await?;
@@ -233,6 +316,7 @@ impl Ingest {
             md5: md5.finalize(),
             body_sha256: self.body_sha.map(|sha| sha.finalize().into()),
             checksum: self.checksum.map(Checksummer::finish_base64),
+            charge: self.charge,
         })
     }
 }

@@ -32,6 +32,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
+use shoal_shard::admission::Gate;
 use shoal_shard::chunk::ChunkPool;
 
 use crate::flags::{KeyPair, NodeConfig};
@@ -56,6 +57,8 @@ pub struct S3Context {
     pub pool: ChunkPool,
     pub metrics: Arc<CoreMetrics>,
     pub md5_lanes: Rc<md5_lanes::Md5Lanes>,
+    /// This core's admission gate for every shard, by shard index.
+    pub gates: Vec<Gate>,
     pub core_index: usize,
     next_request: Cell<u64>,
 }
@@ -69,6 +72,7 @@ impl S3Context {
         catalog: Catalog,
         pool: ChunkPool,
         metrics: Arc<CoreMetrics>,
+        gates: Vec<Gate>,
         core_index: usize,
     ) -> Self {
         S3Context {
@@ -79,6 +83,7 @@ impl S3Context {
             pool,
             md5_lanes: md5_lanes::Md5Lanes::new(Arc::clone(&metrics)),
             metrics,
+            gates,
             core_index,
             next_request: Cell::new(0),
         }

@@ -34,7 +34,7 @@ def send(node, method, path, headers, body=b""):
     resp = conn.getresponse()
     data = resp.read()
     conn.close()
-    return resp.status, dict(resp.getheaders()), data
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
 
 
 def _hmac(key, msg):

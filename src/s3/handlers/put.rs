@@ -15,7 +15,8 @@ use base64::Engine;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use shoal_proto::meta::{ChunkRef, ObjectManifest};
-use shoal_shard::limits::OBJECT_BYTES_MAX;
+use shoal_shard::admission::Protocol;
+use shoal_shard::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX};
 use shoal_shard::ops::ShardRequest;
 
 use super::{etag, header_value, now_unix_ms, require_bucket};
@@ -76,9 +77,22 @@ pub async fn put_object(
         .to_string();
 
     let owner = ctx.router.owner(bucket, key);
+    let protocol = match framing {
+        Framing::Fixed { .. } => Protocol::FixedLength,
+        Framing::Chunked { .. } => Protocol::Chunked,
+    };
+    // Fail fast, before `100 Continue`, when the owner shard has no room
+    // for even the first chunk. Charges nothing. aws-chunked bodies skip it
+    // and only ever wait (their length is a promise, not a frame size).
+    if protocol == Protocol::FixedLength {
+        ctx.gates[usize::from(owner)]
+            .peek(declared_bytes.min(CHUNK_BYTES as u64), protocol)
+            .map_err(|reason| S3Error::SlowDown { reason })?;
+    }
     let mut ingest = Ingest::new(
         Rc::clone(ctx),
         owner,
+        protocol,
         expected_body_sha.is_some(),
         requested_checksum
             .as_ref()
@@ -97,18 +111,28 @@ pub async fn put_object(
             continue;
         };
         raw_bytes += data.len() as u64;
-        match &mut framing {
-            Framing::Fixed { .. } => ingest.absorb(&data),
-            Framing::Chunked { decoder, .. } => {
-                decoder.feed(&data, &mut |decoded| ingest.absorb(decoded))?
+        // Feed the frame in pieces no larger than the chunk buffer's room,
+        // so each new buffer is charged before it is filled. Decoding never
+        // grows data, so an aws-chunked piece fits too: it pays as it
+        // decodes.
+        let mut rest: &[u8] = &data;
+        while !rest.is_empty() {
+            let room = ingest.ensure_room().await?;
+            let (piece, tail) = rest.split_at(room.min(rest.len()));
+            match &mut framing {
+                Framing::Fixed { .. } => ingest.absorb(piece),
+                Framing::Chunked { decoder, .. } => {
+                    decoder.feed(piece, &mut |decoded| ingest.absorb(decoded))?
+                }
             }
+            rest = tail;
+            if ingest.size_bytes() > declared_bytes {
+                return Err(S3Error::InvalidRequest {
+                    message: format!("The body is longer than the declared {declared_bytes} bytes"),
+                });
+            }
+            ingest.send_sealed().await?;
         }
-        if ingest.size_bytes() > declared_bytes {
-            return Err(S3Error::InvalidRequest {
-                message: format!("The body is longer than the declared {declared_bytes} bytes"),
-            });
-        }
-        ingest.send_sealed().await?;
     }
     ctx.metrics.add_bytes_in(raw_bytes);
     let trailer_checksum = match &mut framing {
@@ -188,6 +212,8 @@ pub async fn put_object(
             reply,
         })
         .await?;
+    // The commit is final: the upload's last admission unit goes back.
+    drop(stored.charge);
 
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();

@@ -1,0 +1,203 @@
+//! The summary a person reads at the end of a run: the machine ceiling if
+//! measured, then per step its throughput, status counts (503 and 429
+//! apart from other errors), transport failures and latency percentiles.
+//! Pure: renders a [`RunResult`] to text.
+
+use std::fmt::Write;
+
+use super::result::{RunResult, StepResult};
+use crate::ceiling::Ceiling;
+use crate::units::{rate, ByteSize};
+use crate::workload::spec::WorkloadKind;
+
+pub fn render(result: &RunResult) -> String {
+    let mut out = String::new();
+    match &result.target {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "shoal-bench {} -> {} bucket {}",
+                result.command, t.endpoint, t.bucket
+            );
+        }
+        None => {
+            let _ = writeln!(out, "shoal-bench {}", result.command);
+        }
+    }
+    if let Some(s) = &result.scenario {
+        let _ = writeln!(out, "scenario {} ({}, scale {})", s.name, s.file, s.scale);
+    }
+    if let Some(bucket) = result.bucket.as_ref().filter(|b| !b.usable) {
+        let why = match (&bucket.status, &bucket.error_code, &bucket.message) {
+            (Some(status), code, _) => format!("HTTP {status} {}", code.as_deref().unwrap_or("")),
+            (None, _, Some(message)) => message.clone(),
+            (None, _, None) => "no response".into(),
+        };
+        let _ = writeln!(out, "warning: creating the bucket failed: {}", why.trim());
+    }
+    if let Some(c) = &result.ceiling {
+        out.push_str(&ceiling(c));
+    }
+    for step in &result.steps {
+        out.push('\n');
+        out.push_str(&self::step(step));
+    }
+    for sweep in &result.sweeps {
+        let _ = writeln!(out, "\nsweep {}: throughput by concurrency", sweep.name);
+        for p in &sweep.points {
+            let _ = writeln!(
+                out,
+                "  c={:<5} {:>12}  {:>9.1} ops/s  p99 {}",
+                p.concurrency,
+                rate(p.bytes_per_s),
+                p.ops_per_s,
+                p.p99_ms.map_or("-".into(), |ms| format!("{ms:.1} ms"))
+            );
+        }
+    }
+    out
+}
+
+pub fn ceiling(c: &Ceiling) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "machine ceiling ({} in {}, {:.1} s):",
+        ByteSize(c.disk_probe_bytes),
+        c.dir,
+        c.elapsed_s
+    );
+    let _ = writeln!(
+        out,
+        "  disk O_DIRECT write+fdatasync (4 MiB)  {}",
+        rate(c.disk_write_fdatasync_bytes_per_s)
+    );
+    let _ = writeln!(
+        out,
+        "  disk O_DIRECT read (4 MiB)             {}",
+        rate(c.disk_read_bytes_per_s)
+    );
+    let _ = writeln!(
+        out,
+        "  loopback TCP (1 MiB writes)            {}",
+        rate(c.loopback_tcp_bytes_per_s)
+    );
+    for (name, h) in [("SHA-256", &c.sha256), ("MD5", &c.md5)] {
+        let _ = writeln!(
+            out,
+            "  {name:<7} one core {}, {} cores {}{}",
+            rate(h.per_core_bytes_per_s),
+            h.cores,
+            rate(h.all_cores_bytes_per_s),
+            if h.pinned { " (pinned)" } else { "" }
+        );
+    }
+    out
+}
+
+fn step(s: &StepResult) -> String {
+    let mut out = String::new();
+    let w = &s.workload;
+    let amount = match (w.count, w.duration_s) {
+        (Some(n), Some(d)) => format!("{n} ops or {d} s"),
+        (Some(n), None) => format!("{n} ops"),
+        (None, Some(d)) => format!("{d} s"),
+        (None, None) => String::new(),
+    };
+    let writes = matches!(w.kind, WorkloadKind::Put | WorkloadKind::Mixed);
+    let _ = writeln!(
+        out,
+        "step {}: {} {} x {amount}, concurrency {}{}{}{}",
+        s.name,
+        w.kind.name(),
+        ByteSize(w.object_bytes),
+        w.concurrency,
+        if writes {
+            format!(", payload {}", w.payload.name())
+        } else {
+            String::new()
+        },
+        if writes && w.expect_continue {
+            ", expect 100-continue"
+        } else {
+            ""
+        },
+        w.read_fraction
+            .map_or(String::new(), |f| format!(", {:.0}% reads", f * 100.0)),
+    );
+    if let Some(p) = &s.prepare {
+        let _ = writeln!(
+            out,
+            "  prepare: {} of {} objects written in {:.2} s",
+            p.ok, p.objects, p.elapsed_s
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {} ok of {} requests in {:.2} s: {}, {:.1} ops/s",
+        s.ok,
+        s.requests,
+        s.elapsed_s,
+        rate(s.throughput.bytes_per_s),
+        s.throughput.ops_per_s
+    );
+    let statuses: Vec<String> = s
+        .status_counts
+        .iter()
+        .map(|(code, n)| format!("{code} x{n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  status: {} | 503 SlowDown {} | 429 {} | other errors {} | transport {} (connect {}, io {}, timeout {})",
+        if statuses.is_empty() { "none".into() } else { statuses.join(", ") },
+        s.slow_down,
+        s.too_many_requests,
+        s.other_errors,
+        s.transport_errors.total,
+        s.transport_errors.connect,
+        s.transport_errors.io,
+        s.transport_errors.timeout,
+    );
+    if !s.error_codes.is_empty() {
+        let codes: Vec<String> = s
+            .error_codes
+            .iter()
+            .map(|(c, n)| format!("{c} x{n}"))
+            .collect();
+        let _ = writeln!(out, "  error codes: {}", codes.join(", "));
+    }
+    if s.retries > 0 || s.verify_failures > 0 || w.verify {
+        let _ = writeln!(
+            out,
+            "  retries {} | verify failures {}",
+            s.retries, s.verify_failures
+        );
+    }
+    for (op, l) in &s.latency_ms {
+        let _ = writeln!(
+            out,
+            "  {op} latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+    }
+    for (op, l) in &s.rejected_latency_ms {
+        let _ = writeln!(
+            out,
+            "  {op} 503/429 latency ms: p50 {:.2}  p99 {:.2}  max {:.2}",
+            l.p50_ms, l.p99_ms, l.max_ms
+        );
+    }
+    if let Some(f) = &s.ceiling_fraction {
+        let _ = writeln!(
+            out,
+            "  {:.1}% of the {} ceiling ({})",
+            f.fraction * 100.0,
+            f.basis,
+            rate(f.ceiling_bytes_per_s)
+        );
+    }
+    for sample in &s.error_samples {
+        let _ = writeln!(out, "  e.g. {sample}");
+    }
+    out
+}

@@ -1,0 +1,379 @@
+//! The JSON result, schema `shoal-bench/result/v1`. These types are the
+//! schema: `bench/schema/result-v1.json` describes the same fields and the
+//! end-to-end tests validate real output against it. Add fields freely;
+//! renaming or removing one, or changing a unit, makes a `v2`.
+//!
+//! Conventions: rates are `*_bytes_per_s` / `*_per_s` (floats), times are
+//! `*_s` or `*_ms`, counts are integers, absent values are `null`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::ceiling::Ceiling;
+use crate::s3::PayloadMode;
+use crate::stats::summary::{cdf, per_second, LatencySummary};
+use crate::stats::timeline::Bucket;
+use crate::workload::runner::{BucketCheck, Phase, StepRun};
+use crate::workload::spec::{StepSpec, WorkloadKind};
+
+pub const SCHEMA: &str = "shoal-bench/result/v1";
+
+#[derive(Debug, Serialize)]
+pub struct RunResult {
+    pub schema: &'static str,
+    pub tool: Tool,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// The subcommand: put, get, mixed, list, delete or run.
+    pub command: String,
+    pub scenario: Option<ScenarioInfo>,
+    /// Null for `ceiling`, which sends no requests.
+    pub target: Option<TargetInfo>,
+    pub bucket: Option<BucketResult>,
+    pub ceiling: Option<Ceiling>,
+    pub steps: Vec<StepResult>,
+    pub sweeps: Vec<SweepResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl Tool {
+    pub fn this() -> Tool {
+        Tool {
+            name: "shoal-bench",
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: String,
+    pub scale: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetInfo {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BucketResult {
+    /// HTTP status of the create-bucket request; null if none came back.
+    pub status: Option<u16>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    /// Created now, or already ours.
+    pub usable: bool,
+}
+
+impl From<&BucketCheck> for BucketResult {
+    fn from(check: &BucketCheck) -> BucketResult {
+        BucketResult {
+            status: check.status,
+            error_code: check.error_code.clone(),
+            message: check.message.clone(),
+            usable: check.usable(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkloadInfo {
+    pub kind: WorkloadKind,
+    pub object_bytes: u64,
+    pub count: Option<u64>,
+    pub duration_s: Option<f64>,
+    pub concurrency: usize,
+    pub objects: Option<u64>,
+    pub prefix: String,
+    pub payload: PayloadMode,
+    pub expect_continue: bool,
+    pub retries: u32,
+    pub verify: bool,
+    pub prepare: bool,
+    /// Mixed steps only.
+    pub read_fraction: Option<f64>,
+    pub request_timeout_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PrepareResult {
+    pub objects: u64,
+    pub requests: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Throughput {
+    pub bytes_per_s: f64,
+    pub ops_per_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransportErrors {
+    pub connect: u64,
+    pub io: u64,
+    pub timeout: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelinePoint {
+    /// Whole seconds since the step started; the bucket covers [t_s, t_s+1).
+    pub t_s: u64,
+    pub ok: u64,
+    pub bytes: u64,
+    pub rejected: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CeilingFraction {
+    /// Which ceiling: `disk_write_fdatasync` (PUT) or
+    /// `min_disk_read_loopback_tcp` (GET).
+    pub basis: &'static str,
+    pub ceiling_bytes_per_s: f64,
+    pub fraction: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepResult {
+    pub name: String,
+    pub sweep: Option<String>,
+    pub workload: WorkloadInfo,
+    pub prepare: Option<PrepareResult>,
+    pub elapsed_s: f64,
+    /// HTTP attempts, retries included: the sum of `status_counts` plus
+    /// `transport_errors.total`.
+    pub requests: u64,
+    /// Operations finished (an operation may take several attempts).
+    pub operations: u64,
+    /// 2xx responses.
+    pub ok: u64,
+    /// Payload bytes moved by 2xx responses (PUT: object bytes sent; GET,
+    /// LIST: body bytes received; DELETE: 0).
+    pub bytes: u64,
+    pub throughput: Throughput,
+    /// Complete responses by HTTP status, keys are three-digit codes.
+    pub status_counts: BTreeMap<String, u64>,
+    /// 503 responses (S3 `SlowDown`).
+    pub slow_down: u64,
+    /// 429 responses.
+    pub too_many_requests: u64,
+    /// Every other non-2xx response.
+    pub other_errors: u64,
+    pub transport_errors: TransportErrors,
+    /// Non-2xx responses by the `<Code>` in their body.
+    pub error_codes: BTreeMap<String, u64>,
+    /// Non-2xx responses with no code, or past the distinct-code cap.
+    pub error_codes_other: u64,
+    /// A few transport error messages.
+    pub error_samples: Vec<String>,
+    pub retries: u64,
+    /// GETs whose body differed from what was written (`verify`).
+    pub verify_failures: u64,
+    /// 2xx latency per operation (put, get, list, delete).
+    pub latency_ms: BTreeMap<String, LatencySummary>,
+    /// 503/429 latency per operation: how fast load is shed.
+    pub rejected_latency_ms: BTreeMap<String, LatencySummary>,
+    /// 2xx latency CDF per operation: `[latency_ms, fraction]` points.
+    pub latency_cdf_ms: BTreeMap<String, Vec<[f64; 2]>>,
+    pub timeline: Vec<TimelinePoint>,
+    pub ceiling_fraction: Option<CeilingFraction>,
+}
+
+/// Throughput against concurrency, for steps expanded from one sweep.
+#[derive(Debug, Serialize)]
+pub struct SweepResult {
+    pub name: String,
+    pub kind: WorkloadKind,
+    pub object_bytes: u64,
+    pub points: Vec<SweepPoint>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SweepPoint {
+    pub step: String,
+    pub concurrency: usize,
+    pub bytes_per_s: f64,
+    pub ops_per_s: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub slow_down: u64,
+}
+
+impl StepResult {
+    pub fn new(spec: &StepSpec, run: &StepRun, ceiling: Option<&Ceiling>) -> StepResult {
+        let Phase {
+            recorder: r,
+            elapsed,
+        } = &run.measured;
+        let elapsed_s = elapsed.as_secs_f64();
+        let (ok, bytes) = r.ok_totals();
+        let latency_ms = r
+            .per_op
+            .iter()
+            .filter_map(|(op, s)| {
+                LatencySummary::of(&s.ok_latency_us).map(|l| (op.name().to_string(), l))
+            })
+            .collect();
+        let rejected_latency_ms = r
+            .per_op
+            .iter()
+            .filter_map(|(op, s)| {
+                LatencySummary::of(&s.rejected_latency_us).map(|l| (op.name().to_string(), l))
+            })
+            .collect();
+        let latency_cdf_ms = r
+            .per_op
+            .iter()
+            .filter(|(_, s)| !s.ok_latency_us.is_empty())
+            .map(|(op, s)| (op.name().to_string(), cdf(&s.ok_latency_us)))
+            .collect();
+        let timeline = r
+            .timeline
+            .buckets()
+            .iter()
+            .enumerate()
+            .map(|(t, b): (usize, &Bucket)| TimelinePoint {
+                t_s: t as u64,
+                ok: b.ok,
+                bytes: b.bytes,
+                rejected: b.rejected,
+                errors: b.errors,
+            })
+            .collect();
+        let bytes_per_s = per_second(bytes, elapsed_s);
+        let ceiling_fraction = ceiling.and_then(|c| {
+            let (basis, ceiling_bytes_per_s) = match spec.kind {
+                WorkloadKind::Put => ("disk_write_fdatasync", c.put_bytes_per_s()),
+                WorkloadKind::Get => ("min_disk_read_loopback_tcp", c.get_bytes_per_s()),
+                _ => return None,
+            };
+            (ceiling_bytes_per_s > 0.0).then(|| CeilingFraction {
+                basis,
+                ceiling_bytes_per_s,
+                fraction: bytes_per_s / ceiling_bytes_per_s,
+            })
+        });
+        StepResult {
+            name: spec.name.clone(),
+            sweep: spec.sweep.clone(),
+            workload: WorkloadInfo {
+                kind: spec.kind,
+                object_bytes: spec.object_bytes,
+                count: spec.count,
+                duration_s: spec.duration.map(|d| d.as_secs_f64()),
+                concurrency: spec.concurrency,
+                objects: spec.objects,
+                prefix: spec.prefix.clone(),
+                payload: spec.payload,
+                expect_continue: spec.expect_continue,
+                retries: spec.retries,
+                verify: spec.verify,
+                prepare: spec.prepare && spec.kind.reads_existing(),
+                read_fraction: (spec.kind == WorkloadKind::Mixed).then_some(spec.read_fraction),
+                request_timeout_s: spec.request_timeout.as_secs_f64(),
+            },
+            prepare: run.prepare.as_ref().map(|p| {
+                let (ok, _) = p.recorder.ok_totals();
+                PrepareResult {
+                    objects: spec.objects.unwrap_or(0),
+                    requests: p.recorder.requests,
+                    ok,
+                    failed: p.recorder.operations.saturating_sub(ok),
+                    elapsed_s: p.elapsed.as_secs_f64(),
+                }
+            }),
+            elapsed_s,
+            requests: r.requests,
+            operations: r.operations,
+            ok,
+            bytes,
+            throughput: Throughput {
+                bytes_per_s,
+                ops_per_s: per_second(ok, elapsed_s),
+            },
+            status_counts: r
+                .status_counts
+                .iter()
+                .map(|(status, n)| (status.to_string(), *n))
+                .collect(),
+            slow_down: r.slow_down,
+            too_many_requests: r.too_many_requests,
+            other_errors: r.other_errors,
+            transport_errors: TransportErrors {
+                connect: r.transport.connect,
+                io: r.transport.io,
+                timeout: r.transport.timeout,
+                total: r.transport.total(),
+            },
+            error_codes: r.error_codes.clone(),
+            error_codes_other: r.error_codes_other,
+            error_samples: r.error_samples.clone(),
+            retries: r.retries,
+            verify_failures: r.verify_failures,
+            latency_ms,
+            rejected_latency_ms,
+            latency_cdf_ms,
+            timeline,
+            ceiling_fraction,
+        }
+    }
+}
+
+/// Groups swept steps, in the order their sweeps first appear.
+pub fn sweeps(steps: &[StepResult]) -> Vec<SweepResult> {
+    let mut out: Vec<SweepResult> = Vec::new();
+    for step in steps {
+        let Some(name) = &step.sweep else { continue };
+        let point = SweepPoint {
+            step: step.name.clone(),
+            concurrency: step.workload.concurrency,
+            bytes_per_s: step.throughput.bytes_per_s,
+            ops_per_s: step.throughput.ops_per_s,
+            p50_ms: step
+                .latency_ms
+                .get(primary_op(step.workload.kind))
+                .map(|l| l.p50_ms),
+            p99_ms: step
+                .latency_ms
+                .get(primary_op(step.workload.kind))
+                .map(|l| l.p99_ms),
+            slow_down: step.slow_down,
+        };
+        match out.iter_mut().find(|s| &s.name == name) {
+            Some(sweep) => sweep.points.push(point),
+            None => out.push(SweepResult {
+                name: name.clone(),
+                kind: step.workload.kind,
+                object_bytes: step.workload.object_bytes,
+                points: vec![point],
+            }),
+        }
+    }
+    out
+}
+
+/// The operation whose latency stands for a step (reads, for mixed).
+pub fn primary_op(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Put => "put",
+        WorkloadKind::Get | WorkloadKind::Mixed => "get",
+        WorkloadKind::List => "list",
+        WorkloadKind::Delete => "delete",
+    }
+}

@@ -1,0 +1,167 @@
+//! One keep-alive HTTP/1.1 connection (hyper 1 client over a tokio
+//! `TcpStream`) and one attempt on it: send, read the whole response,
+//! classify it as an [`Outcome`]. A worker owns its connection and opens a
+//! new one when the last failed or the server closed it.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::Request;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body::RequestBody;
+use super::response::{error_code, Verifier};
+use super::{Outcome, TransportKind};
+use crate::limits::ERROR_BODY_BYTES_MAX;
+
+pub struct Connection {
+    sender: SendRequest<RequestBody>,
+}
+
+impl Connection {
+    pub async fn open(authority: &str) -> Result<Connection, Outcome> {
+        let connect_failed = |e: &dyn std::fmt::Display| Outcome::Transport {
+            kind: TransportKind::Connect,
+            message: format!("connect {authority}: {e}"),
+        };
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| connect_failed(&e))?;
+        stream.set_nodelay(true).map_err(|e| connect_failed(&e))?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| connect_failed(&e))?;
+        // Drives the connection; ends when the sender is dropped or the
+        // peer closes. Its error, if any, surfaces on the next request.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection { sender })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+}
+
+/// What to do with a 2xx body.
+#[derive(Clone)]
+pub enum BodyCheck {
+    /// Count its bytes.
+    Count,
+    /// Count and compare with these bytes.
+    Verify(Bytes),
+}
+
+/// One attempt: reuses `slot`'s connection or opens one, sends `request`,
+/// reads the response. Leaves `slot` empty when the connection is unusable.
+pub async fn attempt(
+    slot: &mut Option<Connection>,
+    authority: &str,
+    request: Request<RequestBody>,
+    check: BodyCheck,
+    timeout: Duration,
+) -> Outcome {
+    match tokio::time::timeout(timeout, attempt_inner(slot, authority, request, check)).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            *slot = None;
+            Outcome::Transport {
+                kind: TransportKind::Timeout,
+                message: format!("no complete response within {timeout:?}"),
+            }
+        }
+    }
+}
+
+async fn attempt_inner(
+    slot: &mut Option<Connection>,
+    authority: &str,
+    request: Request<RequestBody>,
+    check: BodyCheck,
+) -> Outcome {
+    // A kept connection the server has since closed (say after an early
+    // error reply) is replaced, not counted: this request never used it.
+    if let Some(conn) = slot.as_mut() {
+        if conn.is_closed() || conn.sender.ready().await.is_err() {
+            *slot = None;
+        }
+    }
+    if slot.is_none() {
+        match Connection::open(authority).await {
+            Ok(conn) => *slot = Some(conn),
+            Err(outcome) => return outcome,
+        }
+    }
+    let conn = slot.as_mut().expect("opened above");
+    let io_failed = |e: hyper::Error| Outcome::Transport {
+        kind: TransportKind::Io,
+        message: e.to_string(),
+    };
+    if let Err(e) = conn.sender.ready().await {
+        *slot = None;
+        return io_failed(e);
+    }
+    let response = match conn.sender.send_request(request).await {
+        Ok(response) => response,
+        Err(e) => {
+            *slot = None;
+            return io_failed(e);
+        }
+    };
+    let status = response.status().as_u16();
+    let closes = response
+        .headers()
+        .get(http::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let outcome = read_body(status, response.into_body(), check).await;
+    if closes || matches!(outcome, Outcome::Transport { .. }) {
+        *slot = None;
+    }
+    outcome
+}
+
+async fn read_body(status: u16, mut body: Incoming, check: BodyCheck) -> Outcome {
+    let success = (200..300).contains(&status);
+    let mut verifier = match check {
+        BodyCheck::Verify(expected) if success => Some(Verifier::new(expected)),
+        _ => None,
+    };
+    let mut kept = BytesMut::new();
+    let mut body_bytes = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                return Outcome::Transport {
+                    kind: TransportKind::Io,
+                    message: format!("reading the body of an HTTP {status}: {e}"),
+                }
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        body_bytes += data.len() as u64;
+        if let Some(v) = verifier.as_mut() {
+            v.feed(&data);
+        }
+        if !success && kept.len() < ERROR_BODY_BYTES_MAX {
+            let room = ERROR_BODY_BYTES_MAX - kept.len();
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Outcome::Response {
+        status,
+        body_bytes,
+        error_code: (!success)
+            .then(|| error_code(&kept).map(Into::into))
+            .flatten(),
+        verified: verifier.map(|v| v.finish()),
+    }
+}

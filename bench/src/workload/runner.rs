@@ -1,0 +1,383 @@
+//! Runs one step on the tokio runtime: an optional prepare phase (PUTs of
+//! the objects a read, list or delete step needs), then the measured phase.
+//! Each phase spawns its workers (one connection each) and one collector
+//! task that owns the phase's [`Recorder`] and publishes running totals in
+//! [`Live`] for the progress bar.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::SeedableRng;
+use tokio::sync::mpsc;
+
+use super::plan::{key, Next, Plan};
+use super::spec::{StepSpec, WorkloadKind};
+use crate::limits::{
+    ATTEMPT_CHANNEL_DEPTH, LIST_MAX_KEYS, PREPARE_CONCURRENCY_MAX, RETRY_BACKOFF_FIRST,
+    RETRY_BACKOFF_MAX,
+};
+use crate::output::progress::Progress;
+use crate::payload::{Payload, PayloadPool};
+use crate::s3::conn::{attempt, BodyCheck, Connection};
+use crate::s3::request::{RequestSigner, SendOptions};
+use crate::s3::{Endpoint, Op, Outcome, PayloadMode};
+use crate::sigv4::Credentials;
+use crate::stats::{Attempt, OpKind, Recorder, StatusClass};
+
+/// Where requests go and as whom.
+#[derive(Debug)]
+pub struct Target {
+    pub endpoint: Endpoint,
+    pub credentials: Credentials,
+    pub region: String,
+    pub bucket: String,
+}
+
+/// Running totals of the current phase; the collector is the only writer.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub requests: AtomicU64,
+    pub ok: AtomicU64,
+    pub bytes: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl Live {
+    fn add(&self, attempt: &Attempt) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match &attempt.outcome {
+            Outcome::Response { status, .. } if StatusClass::of(*status) == StatusClass::Ok => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                self.bytes
+                    .fetch_add(attempt.payload_bytes, Ordering::Relaxed);
+            }
+            _ => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// What one phase measured.
+pub struct Phase {
+    pub recorder: Recorder,
+    /// From the first request to the last response.
+    pub elapsed: Duration,
+}
+
+pub struct StepRun {
+    pub prepare: Option<Phase>,
+    pub measured: Phase,
+}
+
+/// How the bucket's creation went: created, already ours, or refused.
+#[derive(Debug, Clone)]
+pub struct BucketCheck {
+    pub status: Option<u16>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl BucketCheck {
+    /// 200, or 409 `BucketAlreadyOwnedByYou`.
+    pub fn usable(&self) -> bool {
+        match self.status {
+            Some(200..=299) => true,
+            Some(409) => self.error_code.as_deref() == Some("BucketAlreadyOwnedByYou"),
+            _ => false,
+        }
+    }
+}
+
+/// Creates the bucket if it is missing.
+pub async fn ensure_bucket(target: &Target, request_timeout: Duration) -> BucketCheck {
+    let mut signer = RequestSigner::new(
+        &target.credentials,
+        &target.region,
+        &target.endpoint.authority,
+        &target.bucket,
+        SendOptions {
+            payload: PayloadMode::Signed,
+            expect_continue: false,
+        },
+    );
+    let request = signer.build(&Op::CreateBucket, SystemTime::now());
+    let mut slot: Option<Connection> = None;
+    match attempt(
+        &mut slot,
+        &target.endpoint.authority,
+        request,
+        BodyCheck::Count,
+        request_timeout,
+    )
+    .await
+    {
+        Outcome::Response {
+            status, error_code, ..
+        } => BucketCheck {
+            status: Some(status),
+            error_code: error_code.map(String::from),
+            message: None,
+        },
+        Outcome::Transport { message, .. } => BucketCheck {
+            status: None,
+            error_code: None,
+            message: Some(message),
+        },
+    }
+}
+
+/// Runs `spec`: its prepare phase when it has one, then the measured phase.
+pub async fn run_step(
+    target: &Arc<Target>,
+    spec: &StepSpec,
+    payloads: &mut PayloadPool,
+    progress: &Progress,
+    seed: u64,
+) -> StepRun {
+    let payload = payloads.get(spec.object_bytes);
+    let prepare = match spec.objects {
+        Some(objects) if spec.kind.reads_existing() && spec.prepare => {
+            let put = StepSpec {
+                kind: WorkloadKind::Put,
+                count: Some(objects),
+                duration: None,
+                concurrency: spec.concurrency.min(PREPARE_CONCURRENCY_MAX),
+                objects: None,
+                payload: PayloadMode::Unsigned,
+                expect_continue: false,
+                verify: false,
+                ..spec.clone()
+            };
+            let label = format!("{} (prepare)", spec.name);
+            Some(run_phase(target, &put, payload.clone(), progress, &label, seed).await)
+        }
+        _ => None,
+    };
+    let measured = run_phase(target, spec, payload, progress, &spec.name, seed).await;
+    StepRun { prepare, measured }
+}
+
+struct Shared {
+    target: Arc<Target>,
+    plan: Plan,
+    payload: Arc<Payload>,
+    prefix: String,
+    options: SendOptions,
+    retries: u32,
+    verify: bool,
+    request_timeout: Duration,
+    seed: u64,
+    next: AtomicU64,
+    total: Option<u64>,
+    deadline: Option<Instant>,
+}
+
+async fn run_phase(
+    target: &Arc<Target>,
+    spec: &StepSpec,
+    payload: Arc<Payload>,
+    progress: &Progress,
+    label: &str,
+    seed: u64,
+) -> Phase {
+    let plan = Plan::of(spec);
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        target: target.clone(),
+        total: plan.total(),
+        plan,
+        payload,
+        prefix: spec.prefix.clone(),
+        options: SendOptions {
+            payload: spec.payload,
+            expect_continue: spec.expect_continue,
+        },
+        retries: spec.retries,
+        verify: spec.verify,
+        request_timeout: spec.request_timeout,
+        seed,
+        next: AtomicU64::new(0),
+        deadline: spec.duration.map(|d| start + d),
+    });
+    let live = Arc::new(Live::default());
+    let bar = progress.phase(label, shared.total, spec.duration, live.clone());
+
+    let (tx, mut rx) = mpsc::channel::<Attempt>(ATTEMPT_CHANNEL_DEPTH);
+    let collector = tokio::spawn(async move {
+        let mut recorder = Recorder::new(start);
+        while let Some(attempt) = rx.recv().await {
+            live.add(&attempt);
+            recorder.record(&attempt);
+        }
+        recorder
+    });
+    let workers: Vec<_> = (0..spec.concurrency as u64)
+        .map(|id| tokio::spawn(worker(id, shared.clone(), tx.clone())))
+        .collect();
+    drop(tx);
+    for w in workers {
+        w.await.expect("workers do not panic");
+    }
+    let elapsed = start.elapsed();
+    let recorder = collector.await.expect("the collector does not panic");
+    bar.finish();
+    Phase { recorder, elapsed }
+}
+
+async fn worker(id: u64, shared: Arc<Shared>, tx: mpsc::Sender<Attempt>) {
+    let target = &shared.target;
+    let authority = target.endpoint.authority.as_str();
+    let mut signer = RequestSigner::new(
+        &target.credentials,
+        &target.region,
+        authority,
+        &target.bucket,
+        shared.options.clone(),
+    );
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(shared.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut slot: Option<Connection> = None;
+    loop {
+        let index = shared.next.fetch_add(1, Ordering::Relaxed);
+        if shared.total.is_some_and(|total| index >= total)
+            || shared.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            return;
+        }
+        let (kind, op, check) = match shared.plan.next(index, &mut rng) {
+            Next::Put(k) => (
+                OpKind::Put,
+                Op::Put {
+                    key: key(&shared.prefix, k),
+                    payload: shared.payload.clone(),
+                },
+                BodyCheck::Count,
+            ),
+            Next::Get(k) => (
+                OpKind::Get,
+                Op::Get {
+                    key: key(&shared.prefix, k),
+                },
+                if shared.verify {
+                    BodyCheck::Verify(shared.payload.data.clone())
+                } else {
+                    BodyCheck::Count
+                },
+            ),
+            Next::List => (
+                OpKind::List,
+                Op::List {
+                    prefix: shared.prefix.clone(),
+                    max_keys: LIST_MAX_KEYS,
+                },
+                BodyCheck::Count,
+            ),
+            Next::Delete(k) => (
+                OpKind::Delete,
+                Op::Delete {
+                    key: key(&shared.prefix, k),
+                },
+                BodyCheck::Count,
+            ),
+        };
+        let mut tries = 0u32;
+        loop {
+            let request = signer.build(&op, SystemTime::now());
+            let began = Instant::now();
+            let outcome = attempt(
+                &mut slot,
+                authority,
+                request,
+                check.clone(),
+                shared.request_timeout,
+            )
+            .await;
+            let finished = Instant::now();
+            let retry = tries < shared.retries && retryable(&outcome);
+            let payload_bytes = match (&outcome, kind) {
+                (_, OpKind::Put) => shared.payload.len(),
+                (Outcome::Response { body_bytes, .. }, OpKind::Get | OpKind::List) => *body_bytes,
+                _ => 0,
+            };
+            let report = Attempt {
+                op: kind,
+                finished,
+                latency: finished - began,
+                outcome,
+                payload_bytes,
+                is_retry: tries > 0,
+                is_last: !retry,
+            };
+            if tx.send(report).await.is_err() {
+                return;
+            }
+            if !retry {
+                break;
+            }
+            tokio::time::sleep(backoff(tries)).await;
+            tries += 1;
+        }
+    }
+}
+
+fn retryable(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Transport { .. } => true,
+        Outcome::Response { status, .. } => StatusClass::of(*status).retryable(*status),
+    }
+}
+
+/// Wait before retry number `tries` (from 0): doubling, capped.
+pub fn backoff(tries: u32) -> Duration {
+    RETRY_BACKOFF_FIRST
+        .saturating_mul(1u32.checked_shl(tries).unwrap_or(u32::MAX))
+        .min(RETRY_BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::TransportKind;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        assert_eq!(backoff(0), RETRY_BACKOFF_FIRST);
+        assert_eq!(backoff(1), RETRY_BACKOFF_FIRST * 2);
+        assert_eq!(backoff(40), RETRY_BACKOFF_MAX);
+    }
+
+    #[test]
+    fn only_busy_or_failed_servers_are_retried() {
+        let status = |status| Outcome::Response {
+            status,
+            body_bytes: 0,
+            error_code: None,
+            verified: None,
+        };
+        assert!(retryable(&status(503)));
+        assert!(retryable(&status(429)));
+        assert!(retryable(&status(500)));
+        assert!(!retryable(&status(403)));
+        assert!(!retryable(&status(404)));
+        assert!(!retryable(&status(200)));
+        assert!(retryable(&Outcome::Transport {
+            kind: TransportKind::Io,
+            message: String::new()
+        }));
+    }
+
+    #[test]
+    fn bucket_conflicts_are_usable_only_when_ours() {
+        let check = |status, code: Option<&str>| BucketCheck {
+            status: Some(status),
+            error_code: code.map(String::from),
+            message: None,
+        };
+        assert!(check(200, None).usable());
+        assert!(check(409, Some("BucketAlreadyOwnedByYou")).usable());
+        assert!(!check(409, Some("BucketAlreadyExists")).usable());
+        assert!(!check(403, Some("SignatureDoesNotMatch")).usable());
+    }
+}

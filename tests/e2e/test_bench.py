@@ -1,0 +1,195 @@
+"""shoal-bench against a real node: signed requests in every payload mode,
+counted statuses, the JSON result validated against its schema, the report.
+
+`SHOAL_BENCH_BIN` names the load generator (tests/run.sh builds it). Every
+run is small (kilobytes to a few MiB, at most a few seconds): throughput
+claims live in bench/, these tests only check that what it measures and
+writes is right.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conftest import ACCESS_KEY, SECRET_KEY
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((REPO / "bench" / "schema" / "result-v1.json").read_text())
+BENCH_BIN = os.environ.get("SHOAL_BENCH_BIN", "/var/tmp/shoal-target/release/shoal-bench")
+RUN_TIMEOUT_S = 120
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def bench(node, *args, secret=SECRET_KEY, bucket="bench-e2e"):
+    """Runs shoal-bench with `--json -` and returns the parsed, validated result."""
+    assert os.access(BENCH_BIN, os.X_OK), (
+        f"{BENCH_BIN} missing: cargo build --release -p shoal-bench (or set SHOAL_BENCH_BIN)"
+    )
+    cmd = [BENCH_BIN, *args, "--endpoint", node.endpoint, "--bucket", bucket,
+           "--access-key", ACCESS_KEY, "--secret-key", secret, "--json", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 0, f"{cmd} exited {proc.returncode}: {proc.stderr}"
+    result = json.loads(proc.stdout)
+    validate(result)
+    # With --json -, the summary goes to stderr and stdout is only JSON.
+    assert "requests in" in proc.stderr
+    return result
+
+
+def validate(result):
+    jsonschema.validate(result, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+def assert_counts_add_up(step):
+    statuses = sum(step["status_counts"].values())
+    assert statuses + step["transport_errors"]["total"] == step["requests"], step
+    classes = step["ok"] + step["slow_down"] + step["too_many_requests"] + step["other_errors"]
+    assert classes == statuses, step
+
+
+def assert_all_ok(step, requests):
+    assert_counts_add_up(step)
+    assert step["requests"] == requests
+    assert step["operations"] == requests
+    assert set(step["status_counts"]) <= {"200", "204"}, step["status_counts"]
+    assert step["ok"] == requests
+    assert step["transport_errors"]["total"] == 0, step["error_samples"]
+    assert step["throughput"]["ops_per_s"] > 0
+
+
+@pytest.mark.parametrize("payload", ["signed", "unsigned", "chunked"])
+def test_put_in_each_payload_mode(node, payload):
+    result = bench(node, "put", "--size", "200KiB", "--count", "24", "--concurrency", "4",
+                   "--payload", payload, "--name", f"put-{payload}")
+    assert result["command"] == "put" and result["bucket"]["usable"]
+    (step,) = result["steps"]
+    assert step["workload"]["payload"] == payload
+    assert_all_ok(step, 24)
+    assert step["status_counts"] == {"200": 24}
+    assert step["bytes"] == 24 * 200 * 1024
+    assert step["throughput"]["bytes_per_s"] > 0
+    latency = step["latency_ms"]["put"]
+    assert latency["count"] == 24
+    assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert sum(point["ok"] for point in step["timeline"]) == 24
+
+
+def test_put_with_expect_continue(node):
+    result = bench(node, "put", "--size", "1MiB", "--count", "8", "--concurrency", "2",
+                   "--payload", "chunked", "--expect-continue", "--name", "put-expect")
+    (step,) = result["steps"]
+    assert step["workload"]["expect_continue"]
+    assert_all_ok(step, 8)
+    # The node answers 100 Continue; no PUT waited out the 1 s fallback.
+    assert step["latency_ms"]["put"]["max_ms"] < 1000
+
+
+def test_get_prepares_and_verifies(node):
+    result = bench(node, "get", "--size", "300KiB", "--count", "30", "--objects", "6",
+                   "--concurrency", "3", "--verify")
+    (step,) = result["steps"]
+    prepare = step["prepare"]
+    assert (prepare["objects"], prepare["ok"], prepare["failed"]) == (6, 6, 0)
+    assert_all_ok(step, 30)
+    assert step["status_counts"] == {"200": 30}
+    assert step["verify_failures"] == 0
+    assert step["bytes"] == 30 * 300 * 1024
+    assert step["throughput"]["bytes_per_s"] > 0
+
+
+def test_wrong_secret_counts_403s(node):
+    result = bench(node, "put", "--size", "4KiB", "--count", "10", "--concurrency", "2",
+                   "--name", "bad-secret", secret="not-the-secret-key")
+    assert not result["bucket"]["usable"] and result["bucket"]["status"] == 403
+    (step,) = result["steps"]
+    assert_counts_add_up(step)
+    assert step["requests"] == 10
+    assert step["status_counts"] == {"403": 10}
+    assert step["ok"] == 0 and step["other_errors"] == 10
+    assert step["error_codes"] == {"SignatureDoesNotMatch": 10}
+    assert step["throughput"]["bytes_per_s"] == 0
+    assert step["latency_ms"] == {}
+
+
+def test_scenario_run_writes_a_report(node, tmp_path):
+    scenario = tmp_path / "e2e.toml"
+    scenario.write_text("""
+name = "e2e"
+description = "every workload, small"
+
+[defaults]
+size = "64KiB"
+count = 12
+
+[[step]]
+name = "sweep-put"
+workload = "put"
+concurrency = [1, 4]
+payload = "signed"
+
+[[step]]
+name = "mixed"
+workload = "mixed"
+objects = 8
+read_fraction = 0.5
+concurrency = 4
+verify = true
+
+[[step]]
+name = "list"
+workload = "list"
+objects = 20
+concurrency = 2
+
+[[step]]
+name = "delete"
+workload = "delete"
+concurrency = 3
+""")
+    report = tmp_path / "report"
+    result = bench(node, "run", "--scenario", str(scenario), "--report", str(report))
+    assert result["scenario"]["name"] == "e2e"
+    names = [s["name"] for s in result["steps"]]
+    assert names == ["sweep-put-c1", "sweep-put-c4", "mixed", "list", "delete"]
+    for step in result["steps"]:
+        assert_all_ok(step, 12)
+    mixed = result["steps"][2]
+    assert set(mixed["latency_ms"]) <= {"get", "put"} and mixed["verify_failures"] == 0
+    assert result["steps"][3]["latency_ms"]["list"]["count"] == 12
+    assert result["steps"][4]["status_counts"] == {"204": 12}
+    (sweep,) = result["sweeps"]
+    assert [p["concurrency"] for p in sweep["points"]] == [1, 4]
+
+    files = {p.name for p in report.iterdir()}
+    assert {"report.md", "result.json", "throughput.png", "ops.png", "latency-cdf.png",
+            "sweep-sweep-put.png"} <= files
+    for png in report.glob("*.png"):
+        assert png.read_bytes()[:8] == PNG_MAGIC, png
+    validate(json.loads((report / "result.json").read_text()))
+    text = (report / "report.md").read_text()
+    assert "| sweep-put-c4 | put |" in text and "![throughput](throughput.png)" in text
+
+
+def test_ceiling_measures_this_machine(tmp_path):
+    proc = subprocess.run(
+        [BENCH_BIN, "ceiling", "--dir", str(tmp_path), "--size", "16MiB", "--json", "-"],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if proc.returncode != 0 and "is a tmpfs" in proc.stderr:
+        pytest.skip("the test's temporary directory is a tmpfs")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    validate(result)
+    ceiling = result["ceiling"]
+    assert result["steps"] == [] and result["target"] is None
+    assert ceiling["disk_probe_bytes"] == 16 << 20
+    for key in ["disk_write_fdatasync_bytes_per_s", "disk_read_bytes_per_s",
+                "loopback_tcp_bytes_per_s"]:
+        assert ceiling[key] > 0, key
+    for hash_name in ["sha256", "md5"]:
+        assert ceiling[hash_name]["per_core_bytes_per_s"] > 0
+        assert ceiling[hash_name]["all_cores_bytes_per_s"] > 0
+    assert not list(tmp_path.iterdir()), "the disk probe left its scratch file"
