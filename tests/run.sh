@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/shoal-target}"
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
-cargo build --release --bin shoal --bin shoal-bench --bin shoal-ctl
+cargo build --release --workspace --bins
 
 export SHOAL_BIN="$CARGO_TARGET_DIR/release/shoal"
 export SHOAL_BENCH_BIN="$CARGO_TARGET_DIR/release/shoal-bench"
