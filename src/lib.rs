@@ -6,6 +6,7 @@
 //! log, metadata, raft) → response. Nothing below reaches back up.
 
 pub mod admin;
+pub mod alloc;
 pub mod credentials;
 pub mod flags;
 pub mod http_io;

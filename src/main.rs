@@ -1,7 +1,11 @@
 //! `shoal`: parse flags, start the node, map failure to an exit code.
 
 use clap::Parser;
+use shoal::alloc::ShoalAlloc;
 use shoal::flags::{Cli, Command};
+
+#[global_allocator]
+static ALLOCATOR: ShoalAlloc = ShoalAlloc;
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

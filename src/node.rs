@@ -47,6 +47,20 @@ const CONNECTIONS_PER_CORE_MAX: u64 = 4096;
 /// dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// After a response that closes the connection, how long and how much of
+/// the client's still-arriving body is read and dropped so it can see the
+/// response (enough for a 64 MiB body on loopback).
+const LINGER_TIME_MAX: Duration = Duration::from_secs(2);
+const LINGER_BYTES_MAX: u64 = 128 << 20;
+const LINGER_READ_BYTES: usize = 8 * 1024;
+
+/// Largest read buffer hyper keeps per connection. Body bytes are copied
+/// out of it into charged chunk buffers at once, so it only needs to be big
+/// enough for efficient reads; left at hyper's default (~400 KiB, grown in
+/// doublings) it would add up to far more than the admission budget with
+/// hundreds of uploads in progress.
+const HTTP_READ_BUFFER_BYTES_MAX: usize = 128 * 1024;
+
 /// Threads that run blocking rocksdb calls for one executor.
 const BLOCKING_THREADS_PER_CORE: usize = 2;
 
@@ -366,6 +380,28 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
     Ok(())
 }
 
+/// Closes a connection the way a client that is still sending can read
+/// the answer: stop writing, then read and discard what keeps coming for a
+/// short while. A PUT refused before its body was read (503 SlowDown, 403,
+/// 404) would otherwise close with unread bytes, and the kernel's reset
+/// would destroy the response before the client read it.
+async fn linger(stream: glommio::net::TcpStream) {
+    use futures_lite::io::AsyncReadExt;
+    let _ = stream.shutdown(std::net::Shutdown::Write).await;
+    let mut stream = stream;
+    let mut scratch = vec![0u8; LINGER_READ_BYTES];
+    let drain = async {
+        let mut drained = 0u64;
+        while drained < LINGER_BYTES_MAX {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n as u64,
+            }
+        }
+    };
+    futures_lite::future::or(drain, glommio::timer::sleep(LINGER_TIME_MAX)).await;
+}
+
 async fn accept_loop<F, Fut>(listener: TcpListener, handler: F)
 where
     F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + 'static,
@@ -392,9 +428,12 @@ where
                 .timer(GlommioTimer)
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .keep_alive(true)
-                .serve_connection(GlommioIo(stream), service_fn(handler));
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+                .max_buf_size(HTTP_READ_BUFFER_BYTES_MAX)
+                .serve_connection(GlommioIo(stream), service_fn(handler))
+                .without_shutdown();
+            match connection.await {
+                Ok(parts) => linger(parts.io.0).await,
+                Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
             }
             drop(slot);
         })

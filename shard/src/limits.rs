@@ -36,8 +36,9 @@ pub const HOP_CHANNEL_DEPTH: usize = 64;
 
 /// Chunk buffers kept for reuse per core; beyond this, returned buffers are
 /// freed. Buffers in use are bounded by the admission budget; this bounds
-/// what idles on top of it (32 MiB per core).
-pub const CHUNK_POOL_BUFFERS_MAX: usize = 32;
+/// what idles on top of it (8 MiB per core). A fresh buffer costs one
+/// allocation per MiB, far below what the allocator sustains.
+pub const CHUNK_POOL_BUFFERS_MAX: usize = 8;
 
 /// Keys returned by one listing page (S3's maximum for max-keys).
 pub const LIST_KEYS_MAX: usize = 1000;

@@ -102,7 +102,15 @@ pub async fn put_object(
         .take_body()
         .ok_or_else(|| S3Error::internal("PUT body taken twice"))?;
     let mut raw_bytes = 0u64;
-    while let Some(frame) = body.frame().await {
+    loop {
+        // Charge before reading, not after: a frame read while waiting for
+        // budget would be memory outside the budget.
+        if ingest.size_bytes() < declared_bytes {
+            ingest.ensure_room().await?;
+        }
+        let Some(frame) = body.frame().await else {
+            break;
+        };
         let frame = frame.map_err(|_| S3Error::IncompleteBody {
             expected_bytes: declared_bytes,
             received_bytes: ingest.size_bytes(),
