@@ -102,7 +102,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let number: u64 = digits
         .parse()
         .map_err(|_| format!("{text:?} is not a size such as 256MiB"))?;
-    let multiplier: u64 = match unit.trim() {
+    let multiplier: u64 = match unit {
         "" | "B" => 1,
         "KiB" | "K" => 1 << 10,
         "MiB" | "M" => 1 << 20,

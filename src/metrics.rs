@@ -165,6 +165,34 @@ type SnapshotField = fn(&BudgetSnapshot) -> u64;
 /// Picks one counter out of a shard's stats.
 type StatField = fn(&ShardStats) -> &AtomicU64;
 
+/// Writes one labelled histogram series from non-cumulative bucket counts
+/// (one per bound, then the overflow bucket), as Prometheus wants it:
+/// cumulative `_bucket`s up to `+Inf`, then `_sum` and `_count`.
+fn write_histogram<B: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[B],
+    buckets: &[u64],
+    sum: impl std::fmt::Display,
+) -> std::fmt::Result {
+    assert_eq!(
+        buckets.len(),
+        bounds.len() + 1,
+        "{name}: one bucket per bound plus +Inf"
+    );
+    let mut cumulative = 0;
+    for (count, bound) in buckets.iter().zip(bounds.iter().map(Some).chain([None])) {
+        cumulative += count;
+        match bound {
+            Some(le) => writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}")?,
+            None => writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}")?,
+        }
+    }
+    writeln!(out, "{name}_sum{{{labels}}} {sum}")?;
+    writeln!(out, "{name}_count{{{labels}}} {cumulative}")
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) -> std::fmt::Result {
     writeln!(out, "# HELP {name} {help}")?;
     writeln!(out, "# TYPE {name} {kind}")
@@ -273,15 +301,14 @@ impl Registry {
                     stage.label(),
                     protocol.label()
                 );
-                let cumulative = h.cumulative();
-                for (i, count) in cumulative.iter().enumerate() {
-                    let le = WAIT_BOUNDS_S
-                        .get(i)
-                        .map_or("+Inf".to_string(), |b| b.to_string());
-                    writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}")?;
-                }
-                writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_seconds())?;
-                writeln!(out, "{name}_count{{{labels}}} {}", h.count())?;
+                write_histogram(
+                    out,
+                    name,
+                    &labels,
+                    &WAIT_BOUNDS_S,
+                    &h.bucket_counts,
+                    h.sum_seconds(),
+                )?;
             }
         }
         Ok(())
@@ -332,27 +359,13 @@ impl Registry {
             "Time from request head to response head, by operation.",
         )?;
         for op in Operation::ALL {
-            let mut cumulative = 0;
-            for (slot, bound) in LATENCY_BOUNDS_S.iter().map(Some).chain([None]).enumerate() {
-                cumulative += self.sum(|c| &c.latency_buckets[op as usize][slot]);
-                let le = bound.map_or("+Inf".to_string(), |b| b.to_string());
-                writeln!(
-                    out,
-                    "shoal_s3_request_duration_seconds_bucket{{operation=\"{}\",le=\"{le}\"}} {cumulative}",
-                    op.label()
-                )?;
-            }
+            let buckets: Vec<u64> = (0..LATENCY_SLOTS)
+                .map(|slot| self.sum(|c| &c.latency_buckets[op as usize][slot]))
+                .collect();
             let sum_s = self.sum(|c| &c.latency_us_sum[op as usize]) as f64 / 1e6;
-            writeln!(
-                out,
-                "shoal_s3_request_duration_seconds_sum{{operation=\"{}\"}} {sum_s}",
-                op.label()
-            )?;
-            writeln!(
-                out,
-                "shoal_s3_request_duration_seconds_count{{operation=\"{}\"}} {cumulative}",
-                op.label()
-            )?;
+            let labels = format!("operation=\"{}\"", op.label());
+            let name = "shoal_s3_request_duration_seconds";
+            write_histogram(out, name, &labels, &LATENCY_BOUNDS_S, &buckets, sum_s)?;
         }
 
         header(
@@ -466,24 +479,22 @@ impl Registry {
             "Appends made durable by one group commit (one fdatasync round).",
         )?;
         for (shard, stats) in self.shards.iter().enumerate() {
-            let mut cumulative = 0;
-            for (slot, bound) in GROUP_COMMIT_BATCH_BOUNDS
+            let buckets: Vec<u64> = stats
+                .group_commit_batches
                 .iter()
-                .map(Some)
-                .chain([None])
-                .enumerate()
-            {
-                cumulative += stats.group_commit_batches[slot].load(Ordering::Relaxed);
-                let le = bound.map_or("+Inf".to_string(), |b| b.to_string());
-                writeln!(
-                    out,
-                    "{name}_bucket{{shard=\"{shard}\",le=\"{le}\"}} {cumulative}"
-                )?;
-            }
+                .map(|count| count.load(Ordering::Relaxed))
+                .collect();
             // Every durable append was made durable by exactly one batch.
             let appends = stats.blob_log_appends.load(Ordering::Relaxed);
-            writeln!(out, "{name}_sum{{shard=\"{shard}\"}} {appends}")?;
-            writeln!(out, "{name}_count{{shard=\"{shard}\"}} {cumulative}")?;
+            let labels = format!("shard=\"{shard}\"");
+            write_histogram(
+                out,
+                name,
+                &labels,
+                &GROUP_COMMIT_BATCH_BOUNDS,
+                &buckets,
+                appends,
+            )?;
         }
         Ok(())
     }
