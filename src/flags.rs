@@ -94,14 +94,8 @@ pub struct ServeFlags {
 /// Parses a byte size: a number with an optional unit (`B`, `KiB`, `MiB`,
 /// `GiB`, `TiB`, or decimal `KB`, `MB`, `GB`, `TB`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as 256MiB"))?;
+    let (number, unit) =
+        number_and_unit(text).ok_or_else(|| format!("{text:?} is not a size such as 256MiB"))?;
     let multiplier: u64 = match unit {
         "" | "B" => 1,
         "KiB" | "K" => 1 << 10,
@@ -120,19 +114,23 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     };
     number
         .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?} is too large"))
+        .ok_or_else(|| format!("{:?} is too large", text.trim()))
 }
 
-/// Parses a duration: a number with a unit (`ms`, `s`, `m`).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// Splits `"256MiB"` into `(256, "MiB")`; `None` without leading digits.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 30s"))?;
+    Some((digits.parse().ok()?, unit.trim()))
+}
+
+/// Parses a duration: a number with a unit (`ms`, `s`, `m`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) =
+        number_and_unit(text).ok_or_else(|| format!("{text:?} is not a duration such as 30s"))?;
     match unit {
         "ms" => Ok(std::time::Duration::from_millis(number)),
         "s" => Ok(std::time::Duration::from_secs(number)),

@@ -25,3 +25,5 @@ pub mod meta;
 pub mod ops;
 pub mod raft;
 pub mod shard;
+#[cfg(test)]
+mod test_util;

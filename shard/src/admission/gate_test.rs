@@ -4,14 +4,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future::{poll_once, yield_now};
-use glommio::{LocalExecutorBuilder, Placement};
 
 use super::{
     AdmissionError, AdmissionStats, Charge, Gate, NodeBudgets, Protocol, ShardBudget, SharedPool,
@@ -24,19 +22,7 @@ const LONG: Duration = Duration::from_secs(20);
 const FIXED: Protocol = Protocol::FixedLength;
 const BATCH: Stage = Stage::PerBatch;
 
-/// Runs `test` on a glommio executor sized for this machine's 8 MiB memlock.
-fn run<F, Fut>(test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(1 << 20)
-        .spawn(test)
-        .expect("executor starts")
-        .join()
-        .expect("test body does not panic");
-}
+use crate::test_util::run_local as run;
 
 /// Yields to the executor until `done` holds; fails after many tries
 /// instead of sleeping and hoping.
@@ -573,7 +559,7 @@ fn acquires_past_the_queue_bound_are_refused() {
 }
 
 #[test]
-#[should_panic(expected = "test body does not panic")]
+#[should_panic(expected = "test body ran to completion")]
 fn a_charge_through_another_shards_gate_is_a_bug() {
     run(|| async {
         let node = NodeBudgets::new(2, SliceBudget::PerShard { bytes: MIB }, 0);

@@ -1,31 +1,17 @@
 //! Blob-log tests on a real file system: O_DIRECT needs a disk, not tmpfs,
 //! so the files go under `SHOAL_TEST_DIR` (default `/var/tmp`).
 
-use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use futures::FutureExt;
-use glommio::{LocalExecutorBuilder, Placement};
 use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::chunk::ChunkPool;
 
-/// Runs `test` on a glommio executor sized for this machine's 8 MiB memlock.
-fn run<F, Fut>(test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(1 << 20)
-        .spawn(test)
-        .expect("executor starts")
-        .join()
-        .expect("test body does not panic");
-}
+use crate::test_util::run_local as run;
 
 fn scratch_dir() -> tempfile::TempDir {
     let base = std::env::var_os("SHOAL_TEST_DIR").unwrap_or_else(|| "/var/tmp".into());

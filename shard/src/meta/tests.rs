@@ -2,8 +2,6 @@
 //! reopen, corrupt records. Each runs inside a glommio executor (the store's
 //! async API needs its blocking pool) on a temporary directory.
 
-use std::future::Future;
-
 use prost::Message;
 use rocksdb::WriteBatch;
 use shoal_proto::meta::{BlobLocation, BucketRecord, ChunkRef, ObjectManifest};
@@ -11,20 +9,7 @@ use shoal_proto::meta::{BlobLocation, BucketRecord, ChunkRef, ObjectManifest};
 use super::keys::{self, Cf};
 use super::{cf, MetaError, MetaStore};
 
-/// Runs `body` to completion on a fresh glommio executor thread; a panic
-/// inside fails the test.
-pub(crate) fn run_local<F, Fut>(body: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .spawn(body)
-        .expect("glommio executor starts")
-        .join()
-        .expect("test body ran to completion");
-}
+pub(crate) use crate::test_util::run_local;
 
 pub(crate) fn bucket(name: &str) -> BucketRecord {
     BucketRecord {
