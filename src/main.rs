@@ -14,6 +14,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Reads FAILPOINTS when built with `--features failpoints`; else a no-op.
+    let _faults = fail::FailScenario::setup();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(flags) => {

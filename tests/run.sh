@@ -12,6 +12,9 @@ cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
 cargo build --release --workspace --bins
+# The end-to-end suite injects faults (FAILPOINTS), so its node binary is
+# built with the fault points compiled in.
+cargo build --release -p shoal --bin shoal --features failpoints
 
 export SHOAL_BIN="$CARGO_TARGET_DIR/release/shoal"
 export SHOAL_BENCH_BIN="$CARGO_TARGET_DIR/release/shoal-bench"

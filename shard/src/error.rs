@@ -15,6 +15,9 @@ pub enum ShardError {
     /// A manifest names a chunk this node has no copy of.
     #[error("chunk {sha256_hex} is not in this shard's blob index")]
     ChunkMissing { sha256_hex: String },
+    /// A named fault point fired (tests only: `--features failpoints`).
+    #[error("fault injected at {point}")]
+    Injected { point: &'static str },
     /// The shard's core is gone (shutting down) and dropped the request.
     #[error("shard {shard} stopped")]
     Stopped { shard: u16 },

@@ -192,6 +192,9 @@ impl Shard {
             })
             .collect();
         self.meta.put_blob_locations(locations).await?;
+        fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
+            point: "shard::commit_object"
+        }));
         self.propose(Op::PutObject(manifest)).await.map(|_| ())
     }
 

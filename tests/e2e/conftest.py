@@ -42,12 +42,13 @@ def wait_until(predicate, timeout_s, what):
 class Node:
     """One running shoal process."""
 
-    def __init__(self, data_dir, cores=None, extra_args=()):
+    def __init__(self, data_dir, cores=None, extra_args=(), env=None):
         self.data_dir = str(data_dir)
         self.s3_port = free_port()
         self.admin_port = free_port()
         self.cores = cores
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})
         self.proc = None
         self.log_path = os.path.join(os.path.dirname(self.data_dir), f"node-{self.s3_port}.log")
 
@@ -70,7 +71,7 @@ class Node:
         if self.cores:
             args += ["--cores", str(self.cores)]
         args += self.extra_args
-        env = dict(os.environ, SHOAL_ACCESS_KEY=ACCESS_KEY, SHOAL_SECRET_KEY=SECRET_KEY)
+        env = dict(os.environ, SHOAL_ACCESS_KEY=ACCESS_KEY, SHOAL_SECRET_KEY=SECRET_KEY, **self.env)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self.healthy, 60, f"node on port {self.s3_port} to become healthy")

@@ -19,9 +19,9 @@ from test_admin import sample_total
 MIB = 1 << 20
 
 
-def tiny_node(fresh_node, *extra):
-    return fresh_node(cores=1, extra_args=["--shards", "1", "--put-budget-per-core", "1MiB",
-                                           "--admission-timeout", "500ms", *extra])
+def tiny_node(fresh_node, *extra, env=None):
+    return fresh_node(cores=1, env=env, extra_args=["--shards", "1", "--put-budget-per-core", "1MiB",
+                                                    "--admission-timeout", "500ms", *extra])
 
 
 class SlowUpload:
@@ -177,3 +177,23 @@ def test_units_come_back_after_ordinary_traffic(node, s3, bucket):
                 rf'^shoal_s3_put_admission_rejections_total{{shard="0",stage="{stage}",protocol="{protocol}"}} \d+$',
                 text, re.M)
     assert "shoal_s3_put_admission_wait_seconds_bucket{" in text
+
+
+def test_a_failed_commit_gives_its_units_back(fresh_node):
+    # The suite's node binary has fault points compiled in (tests/run.sh);
+    # this one makes every manifest commit fail.
+    node = tiny_node(fresh_node, env={"FAILPOINTS": "shard::commit_object=return"})
+    s3 = node.client()
+    s3.create_bucket(Bucket="failing")
+    body = os.urandom(3 * MIB)
+    for key in ["first", "second"]:
+        with pytest.raises(Exception) as e:
+            s3.put_object(Bucket="failing", Key=key, Body=body)
+        assert e.value.response["Error"]["Code"] == "InternalError"
+        wait_until(lambda: inflight(node) == 0, 10, "the failed upload's units to come back")
+        with pytest.raises(Exception):
+            s3.head_object(Bucket="failing", Key=key)
+    # Nothing leaked: the whole (1 MiB) budget admits the next PUT at once.
+    first, final = rawhttp.expect_continue(node, "failing", "third", b"t" * 5000)
+    assert first.startswith("HTTP/1.1 100"), first
+    assert final.startswith("HTTP/1.1 500"), final
