@@ -21,7 +21,7 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let response = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        (&Method::GET, "/healthz") => health(&registry),
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -38,6 +38,24 @@ pub async fn serve(
         _ => empty_response(StatusCode::METHOD_NOT_ALLOWED),
     };
     Ok(response)
+}
+
+/// 200 `ok` while every shard can take writes; else 503 naming the failed
+/// shards.
+fn health(registry: &Registry) -> Response<Body> {
+    let failed: Vec<String> = registry
+        .shards
+        .iter()
+        .enumerate()
+        .filter(|(_, stats)| stats.failed.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|(shard, _)| shard.to_string())
+        .collect();
+    if failed.is_empty() {
+        text(StatusCode::OK, "text/plain", "ok\n".into())
+    } else {
+        let body = format!("failed shards: {}\n", failed.join(", "));
+        text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", body)
+    }
 }
 
 /// Applies `put-budget-per-core`, `put-budget` (node total) and

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prost::Message;
@@ -35,6 +35,9 @@ pub struct ShardStats {
     /// Requests sent to this shard from other cores and not yet received
     /// by it. Written by the senders and the receiver, hence shared.
     pub hop_queue_depth: AtomicU64,
+    /// Set once the shard cannot take writes any more (its blob log is
+    /// poisoned or its raft group stopped); `/healthz` reports it.
+    pub failed: AtomicBool,
 }
 
 pub struct Shard {
@@ -232,6 +235,16 @@ impl Shard {
             .blob_log_bytes_written
             .store(blob.bytes_written, Ordering::Relaxed);
         let raft = self.raft.stats();
+        if self.blob_log.poisoned().is_some() || !raft.running {
+            if !self.stats.failed.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    shard = self.index,
+                    blob_log = ?self.blob_log.poisoned(),
+                    raft_running = raft.running,
+                    "shard failed; it refuses writes until restarted"
+                );
+            }
+        }
         self.stats
             .raft_log_appended_bytes
             .store(raft.log_appended_bytes, Ordering::Relaxed);

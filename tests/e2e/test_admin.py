@@ -66,3 +66,21 @@ def test_metrics_pass_promtool(node, s3, bucket):
         pytest.skip("promtool not installed")
     proc = subprocess.run([promtool, "check", "metrics"], input=node.metrics(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_healthz_reports_a_shard_whose_disk_failed(fresh_node):
+    # Fault point (the suite's node is built with them): every fdatasync of
+    # the blob log fails, which poisons the log of the shard that tries.
+    node = fresh_node(cores=1, extra_args=["--shards", "1"],
+                      env={"FAILPOINTS": "blob_log::fdatasync=return"})
+    s3 = node.client()
+    s3.create_bucket(Bucket="sick")
+    with pytest.raises(Exception) as e:
+        s3.put_object(Bucket="sick", Key="k", Body=b"never durable")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    with pytest.raises(urllib.error.HTTPError) as h:
+        urllib.request.urlopen(node.admin + "/healthz")
+    assert h.value.code == 503 and b"failed shards: 0" in h.value.read()
+    # The node still answers what it can: reads of metadata, and metrics.
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["sick"]
+    assert "shoal_blob_log_appends_total" in node.metrics()

@@ -276,6 +276,11 @@ impl Segment {
     }
 
     pub async fn fdatasync(&self) -> Result<(), BlobLogError> {
+        fail::fail_point!("blob_log::fdatasync", |_| Err(io_error(
+            "fdatasync segment",
+            &self.path,
+            std::io::Error::other("fault injected at blob_log::fdatasync")
+        )));
         self.file
             .fdatasync()
             .await
