@@ -235,15 +235,14 @@ impl Shard {
             .blob_log_bytes_written
             .store(blob.bytes_written, Ordering::Relaxed);
         let raft = self.raft.stats();
-        if self.blob_log.poisoned().is_some() || !raft.running {
-            if !self.stats.failed.swap(true, Ordering::Relaxed) {
-                tracing::error!(
-                    shard = self.index,
-                    blob_log = ?self.blob_log.poisoned(),
-                    raft_running = raft.running,
-                    "shard failed; it refuses writes until restarted"
-                );
-            }
+        let failed = self.blob_log.poisoned().is_some() || !raft.running;
+        if failed && !self.stats.failed.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                shard = self.index,
+                blob_log = ?self.blob_log.poisoned(),
+                raft_running = raft.running,
+                "shard failed; it refuses writes until restarted"
+            );
         }
         self.stats
             .raft_log_appended_bytes
