@@ -69,6 +69,8 @@ pub enum S3Error {
     MethodNotAllowed,
     #[error("Your key is too long")]
     KeyTooLong { length: usize },
+    #[error("At least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
     #[error("Please reduce your request rate.")]
     SlowDown { reason: AdmissionError },
     #[error("We encountered an internal error. Please try again.")]
@@ -107,6 +109,7 @@ impl S3Error {
             S3Error::MethodNotAllowed => "MethodNotAllowed",
             S3Error::KeyTooLong { .. } => "KeyTooLongError",
             S3Error::SlowDown { .. } => "SlowDown",
+            S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::Internal { .. } => "InternalError",
         }
     }
@@ -124,6 +127,7 @@ impl S3Error {
             S3Error::MethodNotAllowed => 405,
             S3Error::Internal { .. } => 500,
             S3Error::SlowDown { .. } => 503,
+            S3Error::PreconditionFailed => 412,
             S3Error::InvalidBucketName { .. }
             | S3Error::BadDigest { .. }
             | S3Error::ContentSha256Mismatch

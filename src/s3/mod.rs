@@ -13,6 +13,7 @@ pub mod auth;
 pub mod catalog;
 pub mod checksum;
 pub mod chunked;
+mod conditional;
 pub mod error;
 mod handlers;
 mod ingest;
@@ -145,6 +146,9 @@ async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body
             Method::HEAD => handlers::bucket::head_bucket(ctx, &bucket),
             Method::DELETE => handlers::bucket::delete_bucket(ctx, &bucket).await,
             Method::GET => handlers::list::get_bucket(ctx, &bucket, &request).await,
+            Method::POST if request.has_query("delete") => {
+                handlers::delete_objects::delete_objects(ctx, &bucket, request, auth.payload).await
+            }
             Method::POST => Err(S3Error::NotImplemented {
                 what: "This bucket POST operation",
             }),

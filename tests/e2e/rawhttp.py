@@ -23,14 +23,17 @@ def signed_headers(node, method, path, headers=None, payload_hash="UNSIGNED-PAYL
     """SigV4 headers for a request, signed by botocore (header auth)."""
     headers = dict(headers or {})
     headers["x-amz-content-sha256"] = payload_hash
-    req = AWSRequest(method=method, url=node.endpoint + quote(path), headers=headers)
+    path, _, query = path.partition("?")
+    url = node.endpoint + quote(path) + ("?" + query if query else "")
+    req = AWSRequest(method=method, url=url, headers=headers)
     SigV4Auth(Credentials(ACCESS_KEY, secret), "s3", REGION).add_auth(req)
     return dict(req.headers.items())
 
 
 def send(node, method, path, headers, body=b""):
     conn = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=30)
-    conn.request(method, quote(path), body=body, headers=headers)
+    path, _, query = path.partition("?")
+    conn.request(method, quote(path) + ("?" + query if query else ""), body=body, headers=headers)
     resp = conn.getresponse()
     data = resp.read()
     conn.close()

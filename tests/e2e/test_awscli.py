@@ -80,3 +80,17 @@ def test_wrong_secret_fails_in_awscli(node):
                  AWS_SHARED_CREDENTIALS_FILE="/dev/null"),
         capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "SignatureDoesNotMatch" in proc.stderr
+
+
+def test_s3_cp_and_rm_recursive_tree(node, tmp_path):
+    aws(node, "s3api", "create-bucket", "--bucket", "cli-rm")
+    tree = tmp_path / "tree"
+    for d in range(3):
+        (tree / f"d{d}").mkdir(parents=True)
+        for f in range(4):
+            (tree / f"d{d}" / f"f{f}.txt").write_text(f"{d}/{f}\n")
+    aws(node, "s3", "cp", "--recursive", str(tree), "s3://cli-rm/tree/")
+    assert aws(node, "s3", "ls", "--recursive", "s3://cli-rm/tree/").stdout.count("\n") == 12
+    aws(node, "s3", "rm", "--recursive", "s3://cli-rm/tree/")
+    assert aws(node, "s3", "ls", "--recursive", "s3://cli-rm/").stdout.strip() == ""
+    aws(node, "s3api", "delete-bucket", "--bucket", "cli-rm")

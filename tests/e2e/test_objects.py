@@ -267,3 +267,53 @@ def test_presigned_urls(node, bucket):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(tampered)
     assert e.value.code == 403
+
+
+def test_conditional_get_and_head(s3, bucket):
+    import datetime
+    put = s3.put_object(Bucket=bucket, Key="cond", Body=b"conditional body")
+    etag = put["ETag"]
+    head = s3.head_object(Bucket=bucket, Key="cond")
+    modified = head["LastModified"]
+    assert s3.get_object(Bucket=bucket, Key="cond", IfMatch=etag)["Body"].read() == b"conditional body"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="cond", IfMatch='"0000"')
+    assert status(e) == 412 and error_code(e) == "PreconditionFailed"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="cond", IfNoneMatch=etag)
+    assert status(e) == 304
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="cond", IfNoneMatch=etag)
+    assert status(e) == 304
+    later = modified + datetime.timedelta(days=1)
+    earlier = modified - datetime.timedelta(days=1)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="cond", IfModifiedSince=later)
+    assert status(e) == 304
+    assert s3.get_object(Bucket=bucket, Key="cond", IfModifiedSince=earlier)["Body"].read() == b"conditional body"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="cond", IfUnmodifiedSince=earlier)
+    assert status(e) == 412
+
+
+def test_delete_objects_batch(s3, bucket):
+    keys = [f"batch/{i}" for i in range(30)] + ["batch/a&b <c>"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[:20]]})
+    assert sorted(d["Key"] for d in answer["Deleted"]) == sorted(keys[:20])
+    assert not answer.get("Errors")
+    # Quiet mode lists only failures; missing keys are not failures.
+    answer = s3.delete_objects(Bucket=bucket, Delete={"Quiet": True, "Objects": [{"Key": k} for k in keys[20:] + ["missing"]]})
+    assert not answer.get("Deleted") and not answer.get("Errors")
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="batch/")
+
+
+def test_delete_objects_rejects_bad_lists(node, bucket):
+    import base64
+    for body in [b"<Delete></Delete>", b"not xml at all", b"<Delete><Object><Key>a</Key></Object>"]:
+        path = f"/{bucket}"
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        headers = rawhttp.signed_headers(node, "POST", path + "?delete", {"Content-MD5": md5})
+        code, _, resp = rawhttp.send(node, "POST", path + "?delete", headers, body)
+        assert code == 400 and b"<Code>MalformedXML</Code>" in resp, (body, resp)

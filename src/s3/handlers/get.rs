@@ -16,6 +16,7 @@ use shoal_shard::error::ShardError;
 use shoal_shard::ops::{ChunkHash, ShardRequest};
 
 use super::{etag, header_value, http_date, require_bucket};
+use crate::s3::conditional::{Preconditions, Verdict};
 use crate::s3::error::S3Error;
 use crate::s3::range::{self, ByteRange, RangeRequest};
 use crate::s3::request::S3Request;
@@ -41,6 +42,27 @@ pub async fn get_object(
         .ok_or_else(|| S3Error::NoSuchKey {
             key: key.to_string(),
         })?;
+    let tag = etag(&manifest.md5);
+    let preconditions = Preconditions {
+        if_match: request.header("if-match"),
+        if_none_match: request.header("if-none-match"),
+        if_modified_since: request.header("if-modified-since"),
+        if_unmodified_since: request.header("if-unmodified-since"),
+    };
+    match preconditions.evaluate(&tag, manifest.last_modified_unix_ms) {
+        Verdict::Proceed => {}
+        Verdict::Failed => return Err(S3Error::PreconditionFailed),
+        Verdict::NotModified => {
+            let mut response = empty_response(StatusCode::NOT_MODIFIED);
+            let headers = response.headers_mut();
+            headers.insert(http::header::ETAG, header_value(&tag)?);
+            headers.insert(
+                http::header::LAST_MODIFIED,
+                header_value(&http_date(manifest.last_modified_unix_ms))?,
+            );
+            return Ok(response);
+        }
+    }
     let size = manifest.size_bytes;
     let (status, span) = match range::resolve(request.header("range"), size) {
         RangeRequest::Whole => (StatusCode::OK, None),

@@ -288,7 +288,7 @@ fn framing(request: &S3Request, payload: PayloadMode) -> Result<Framing, S3Error
 }
 
 /// The decoded `Content-MD5` header, if sent.
-fn content_md5(request: &S3Request) -> Result<Option<[u8; 16]>, S3Error> {
+pub(super) fn content_md5(request: &S3Request) -> Result<Option<[u8; 16]>, S3Error> {
     let Some(value) = request.header("content-md5") else {
         return Ok(None);
     };
@@ -300,7 +300,9 @@ fn content_md5(request: &S3Request) -> Result<Option<[u8; 16]>, S3Error> {
 }
 
 /// The one `x-amz-checksum-*` header the client sent, if any.
-fn checksum_header(request: &S3Request) -> Result<Option<(ChecksumAlgorithm, String)>, S3Error> {
+pub(super) fn checksum_header(
+    request: &S3Request,
+) -> Result<Option<(ChecksumAlgorithm, String)>, S3Error> {
     let mut found = None;
     for (name, value) in request.headers() {
         let Some(algorithm) = ChecksumAlgorithm::from_header_name(name.as_str()) else {
