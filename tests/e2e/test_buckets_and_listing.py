@@ -42,7 +42,8 @@ def test_create_bucket_with_location_constraint(s3):
         s3.create_bucket(Bucket="elsewhere-bucket",
                          CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     assert status(e) == 400
-    assert s3.get_bucket_location(Bucket=s3.list_buckets()["Buckets"][0]["Name"])["LocationConstraint"] is None
+    s3.create_bucket(Bucket="here-bucket", CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+    assert s3.get_bucket_location(Bucket="here-bucket")["LocationConstraint"] is None
 
 
 KEYS = sorted(
@@ -127,3 +128,22 @@ def test_list_missing_bucket(s3):
     with pytest.raises(ClientError) as e:
         s3.list_objects_v2(Bucket="never-created-bucket")
     assert error_code(e) == "NoSuchBucket"
+
+
+def test_list_object_versions_shows_current_objects_as_null(s3, filled):
+    versions, prefixes, marker = [], [], None
+    while True:
+        args = {"Bucket": filled, "MaxKeys": 11}
+        if marker:
+            args["KeyMarker"] = marker
+        page = s3.list_object_versions(**args)
+        versions += page.get("Versions", [])
+        prefixes += page.get("CommonPrefixes", [])
+        if not page["IsTruncated"]:
+            break
+        marker = page["NextKeyMarker"]
+    assert [v["Key"] for v in versions] == KEYS
+    assert all(v["VersionId"] == "null" and v["IsLatest"] for v in versions)
+    page = s3.list_object_versions(Bucket=filled, Delimiter="/")
+    assert [v["Key"] for v in page["Versions"]] == ["readme"]
+    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["a b/", "docs/", "photos/", "zeta/", "ünïcødé/"]

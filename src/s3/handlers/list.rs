@@ -59,9 +59,11 @@ pub async fn get_bucket(
         out.close("LocationConstraint");
         return Ok(xml_response(StatusCode::OK, out.finish()));
     }
+    if request.has_query("versions") {
+        return list_versions(ctx, bucket, request).await;
+    }
     for unsupported in [
         "uploads",
-        "versions",
         "versioning",
         "acl",
         "policy",
@@ -181,18 +183,7 @@ async fn list_v1(
 ) -> Result<Response<Body>, S3Error> {
     let p = params(request)?;
     let marker = request.query("marker").unwrap_or("");
-    let cursor = (!marker.is_empty()).then(|| {
-        let mut cursor = marker.as_bytes().to_vec();
-        // A marker that is a common prefix (as NextMarker returns) skips
-        // the whole prefix, not just the key equal to it.
-        if let Some(d) = &p.delimiter {
-            if marker.starts_with(&p.prefix) && marker[p.prefix.len()..].ends_with(d.as_str()) {
-                cursor.push(0xFF);
-            }
-        }
-        cursor
-    });
-    let listing = collect(ctx, bucket, &p, cursor).await?;
+    let listing = collect(ctx, bucket, &p, marker_cursor(marker, &p)).await?;
     let mut out = XmlWriter::new();
     out.open_root("ListBucketResult");
     out.leaf("Name", bucket);
@@ -206,15 +197,8 @@ async fn list_v1(
         "IsTruncated",
         if listing.truncated { "true" } else { "false" },
     );
-    if listing.truncated {
-        let last = match listing.entries.last() {
-            Some(Entry::Object(o)) => Some(o.key.as_str()),
-            Some(Entry::Prefix(prefix)) => Some(prefix.as_str()),
-            None => None,
-        };
-        if let Some(last) = last {
-            out.leaf("NextMarker", &encode(last, p.url_encode));
-        }
+    if let Some(next) = next_marker(&listing) {
+        out.leaf("NextMarker", &encode(next, p.url_encode));
     }
     if p.url_encode {
         out.leaf("EncodingType", "url");
@@ -222,6 +206,98 @@ async fn list_v1(
     write_entries(&mut out, &listing.entries, p.url_encode);
     out.close("ListBucketResult");
     Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// Where a v1-style marker starts a listing (exclusive).
+fn marker_cursor(marker: &str, p: &Params) -> Option<Vec<u8>> {
+    (!marker.is_empty()).then(|| {
+        let mut cursor = marker.as_bytes().to_vec();
+        // A marker that is a common prefix (as NextMarker returns) skips
+        // the whole prefix, not just the key equal to it.
+        if let Some(d) = &p.delimiter {
+            if marker.starts_with(&p.prefix) && marker[p.prefix.len()..].ends_with(d.as_str()) {
+                cursor.push(0xFF);
+            }
+        }
+        cursor
+    })
+}
+
+/// The key a truncated v1 or versions listing continues after.
+fn next_marker(listing: &Listing) -> Option<&str> {
+    if !listing.truncated {
+        return None;
+    }
+    match listing.entries.last()? {
+        Entry::Object(o) => Some(o.key.as_str()),
+        Entry::Prefix(prefix) => Some(prefix.as_str()),
+    }
+}
+
+/// ListObjectVersions without versioning: every current object, once, as
+/// version `null`.
+async fn list_versions(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    let p = params(request)?;
+    let marker = request.query("key-marker").unwrap_or("");
+    let listing = collect(ctx, bucket, &p, marker_cursor(marker, &p)).await?;
+    let mut out = XmlWriter::new();
+    out.open_root("ListVersionsResult");
+    out.leaf("Name", bucket);
+    out.leaf("Prefix", &encode(&p.prefix, p.url_encode));
+    out.leaf("KeyMarker", &encode(marker, p.url_encode));
+    out.leaf(
+        "VersionIdMarker",
+        request.query("version-id-marker").unwrap_or(""),
+    );
+    if let Some(next) = next_marker(&listing) {
+        out.leaf("NextKeyMarker", &encode(next, p.url_encode));
+        out.leaf("NextVersionIdMarker", "null");
+    }
+    if let Some(d) = &p.delimiter {
+        out.leaf("Delimiter", &encode(d, p.url_encode));
+    }
+    out.leaf("MaxKeys", &p.max_keys.to_string());
+    out.leaf(
+        "IsTruncated",
+        if listing.truncated { "true" } else { "false" },
+    );
+    if p.url_encode {
+        out.leaf("EncodingType", "url");
+    }
+    for entry in &listing.entries {
+        if let Entry::Object(o) = entry {
+            out.open("Version");
+            out.leaf("Key", &encode(&o.key, p.url_encode));
+            out.leaf("VersionId", "null");
+            out.leaf("IsLatest", "true");
+            out.leaf("LastModified", &iso8601(o.last_modified_unix_ms));
+            out.leaf("ETag", &etag(&o.md5));
+            out.leaf("Size", &o.size_bytes.to_string());
+            out.leaf("StorageClass", "STANDARD");
+            out.open("Owner");
+            out.leaf("ID", &ctx.keys.access_key);
+            out.leaf("DisplayName", &ctx.keys.access_key);
+            out.close("Owner");
+            out.close("Version");
+        }
+    }
+    write_entries(&mut out, &prefixes_only(&listing.entries), p.url_encode);
+    out.close("ListVersionsResult");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+fn prefixes_only(entries: &[Entry]) -> Vec<Entry> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Prefix(prefix) => Some(Entry::Prefix(prefix.clone())),
+            Entry::Object(_) => None,
+        })
+        .collect()
 }
 
 fn write_entries(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {
