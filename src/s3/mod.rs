@@ -155,9 +155,12 @@ async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body
             _ => Err(S3Error::MethodNotAllowed),
         },
         (method, Target::Object(bucket, key)) => match method {
-            Method::PUT => {
-                handlers::put::put_object(ctx, &bucket, &key, request, auth.payload).await
-            }
+            Method::PUT => match request.header("x-amz-copy-source").map(str::to_string) {
+                Some(source) => {
+                    handlers::copy::copy_object(ctx, &bucket, &key, &request, &source).await
+                }
+                None => handlers::put::put_object(ctx, &bucket, &key, request, auth.payload).await,
+            },
             Method::GET => handlers::get::get_object(ctx, &bucket, &key, &request, false).await,
             Method::HEAD => handlers::get::get_object(ctx, &bucket, &key, &request, true).await,
             Method::DELETE => handlers::get::delete_object(ctx, &bucket, &key).await,

@@ -317,3 +317,41 @@ def test_delete_objects_rejects_bad_lists(node, bucket):
         headers = rawhttp.signed_headers(node, "POST", path + "?delete", {"Content-MD5": md5})
         code, _, resp = rawhttp.send(node, "POST", path + "?delete", headers, body)
         assert code == 400 and b"<Code>MalformedXML</Code>" in resp, (body, resp)
+
+
+def test_copy_object(s3, bucket):
+    body = os.urandom(3 * MIB + 99)
+    s3.put_object(Bucket=bucket, Key="src", Body=body, ContentType="text/x-src", Metadata={"k": "v"})
+    s3.create_bucket(Bucket=bucket + "-dst")
+    # Many destinations, so both same-shard (shared refs) and cross-shard
+    # (bytes copied) copies happen.
+    for i in range(8):
+        for dst_bucket in [bucket, bucket + "-dst"]:
+            out = s3.copy_object(Bucket=dst_bucket, Key=f"copy{i}", CopySource={"Bucket": bucket, "Key": "src"})
+            assert out["CopyObjectResult"]["ETag"] == '"%s"' % hashlib.md5(body).hexdigest()
+            got = s3.get_object(Bucket=dst_bucket, Key=f"copy{i}")
+            assert got["Body"].read() == body
+            assert got["ContentType"] == "text/x-src" and got["Metadata"] == {"k": "v"}
+    s3.copy_object(Bucket=bucket, Key="replaced", CopySource=f"{bucket}/src", MetadataDirective="REPLACE",
+                   ContentType="text/x-new", Metadata={"fresh": "yes"})
+    got = s3.head_object(Bucket=bucket, Key="replaced")
+    assert got["ContentType"] == "text/x-new" and got["Metadata"] == {"fresh": "yes"}
+    # Deleting the source leaves the copies whole.
+    s3.delete_object(Bucket=bucket, Key="src")
+    assert s3.get_object(Bucket=bucket + "-dst", Key="copy3")["Body"].read() == body
+
+
+def test_copy_object_errors(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="self", Body=b"x")
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="self", CopySource={"Bucket": bucket, "Key": "self"})
+    assert status(e) == 400 and error_code(e) == "InvalidRequest"
+    s3.copy_object(Bucket=bucket, Key="self", CopySource={"Bucket": bucket, "Key": "self"},
+                   MetadataDirective="REPLACE", Metadata={"m": "1"})
+    assert s3.head_object(Bucket=bucket, Key="self")["Metadata"] == {"m": "1"}
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": bucket, "Key": "absent"})
+    assert error_code(e) == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": "no-such-source-bucket", "Key": "k"})
+    assert error_code(e) == "NoSuchBucket"

@@ -3,6 +3,7 @@
 //! return `S3Error` for every failure.
 
 pub mod bucket;
+pub mod copy;
 pub mod delete_objects;
 pub mod get;
 pub mod list;

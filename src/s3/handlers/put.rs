@@ -29,7 +29,7 @@ use crate::s3::request::S3Request;
 use crate::s3::{empty_response, Body, S3Context};
 
 /// Content type S3 records when the client sends none.
-const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+pub(super) const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
 /// How the request body is framed on the wire.
 enum Framing {
@@ -49,9 +49,6 @@ pub async fn put_object(
     mut request: S3Request,
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
-    if request.header("x-amz-copy-source").is_some() {
-        return Err(S3Error::NotImplemented { what: "CopyObject" });
-    }
     require_bucket(ctx, bucket)?;
     let expected_body_sha = match &payload {
         PayloadMode::Sha256(sha) => Some(*sha),
@@ -320,7 +317,7 @@ pub(super) fn checksum_header(
 }
 
 /// `x-amz-meta-*` headers, names lower-cased without the prefix.
-fn user_metadata(request: &S3Request) -> BTreeMap<String, String> {
+pub(super) fn user_metadata(request: &S3Request) -> BTreeMap<String, String> {
     request
         .headers()
         .iter()
