@@ -355,3 +355,17 @@ def test_copy_object_errors(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": "no-such-source-bucket", "Key": "k"})
     assert error_code(e) == "NoSuchBucket"
+
+
+def test_standard_headers_round_trip(s3, bucket):
+    import datetime
+    expires = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    s3.put_object(Bucket=bucket, Key="headers", Body=b"h", CacheControl="max-age=60",
+                  ContentDisposition='attachment; filename="h.txt"', ContentEncoding="identity",
+                  ContentLanguage="de", Expires=expires)
+    for got in [s3.get_object(Bucket=bucket, Key="headers"), s3.head_object(Bucket=bucket, Key="headers")]:
+        assert got["CacheControl"] == "max-age=60"
+        assert got["ContentDisposition"] == 'attachment; filename="h.txt"'
+        assert got["ContentEncoding"] == "identity"
+        assert got["ContentLanguage"] == "de"
+        assert got["Expires"] == expires

@@ -16,7 +16,7 @@ use shoal_proto::meta::ObjectManifest;
 use shoal_shard::admission::{AdmissionError, Protocol, Stage};
 use shoal_shard::ops::{ChunkHash, ShardRequest};
 
-use super::put::{user_metadata, DEFAULT_CONTENT_TYPE};
+use super::put::{stored_headers, user_metadata, DEFAULT_CONTENT_TYPE};
 use super::{etag, iso8601, now_unix_ms, require_bucket};
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
@@ -78,6 +78,7 @@ pub async fn copy_object(
             .unwrap_or(DEFAULT_CONTENT_TYPE)
             .to_string();
         manifest.user_metadata = user_metadata(request);
+        manifest.headers = stored_headers(request);
     }
     let (md5, modified) = (manifest.md5.clone(), manifest.last_modified_unix_ms);
     ctx.router

@@ -106,6 +106,10 @@ pub async fn get_object(
             header_value(&format!("bytes {}-{}/{size}", span.first, span.last))?,
         );
     }
+    for (name, value) in &manifest.headers {
+        let name = HeaderName::try_from(name.as_str()).map_err(S3Error::internal)?;
+        headers.insert(name, header_value(value)?);
+    }
     for (name, value) in &manifest.user_metadata {
         let name = HeaderName::try_from(format!("x-amz-meta-{name}")).map_err(S3Error::internal)?;
         headers.insert(name, header_value(value)?);

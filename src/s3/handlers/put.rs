@@ -204,6 +204,7 @@ pub async fn put_object(
             })
             .collect(),
         checksums: checksums.clone(),
+        headers: stored_headers(&request),
     };
     let blobs = stored
         .chunks
@@ -314,6 +315,38 @@ pub(super) fn checksum_header(
         found = Some((algorithm, value.trim().to_string()));
     }
     Ok(found)
+}
+
+/// Standard headers S3 stores with an object and returns on GET and HEAD.
+pub(super) const STORED_HEADERS: [&str; 5] = [
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
+
+/// The stored headers this request sets. `aws-chunked` is how the body
+/// travelled, not how the object is encoded, so it is dropped from
+/// Content-Encoding.
+pub(super) fn stored_headers(request: &S3Request) -> BTreeMap<String, String> {
+    STORED_HEADERS
+        .iter()
+        .filter_map(|&name| {
+            let value = request.header(name)?;
+            let value = if name == "content-encoding" {
+                let kept: Vec<&str> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty() && *e != "aws-chunked")
+                    .collect();
+                kept.join(", ")
+            } else {
+                value.to_string()
+            };
+            (!value.is_empty()).then(|| (name.to_string(), value))
+        })
+        .collect()
 }
 
 /// `x-amz-meta-*` headers, names lower-cased without the prefix.
