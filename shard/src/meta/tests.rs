@@ -37,6 +37,7 @@ pub(crate) fn manifest(bucket: &str, key: &str, chunk_count: u32) -> ObjectManif
         user_metadata: [("owner".to_owned(), "test".to_owned())].into(),
         chunks,
         checksums: Default::default(),
+        headers: Default::default(),
     }
 }
 
