@@ -7,12 +7,11 @@
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
-use http_body_util::BodyExt;
 use shoal_proto::meta::BucketRecord;
 use shoal_shard::ops::ShardRequest;
 use shoal_shard::raft::ApplyOutcome;
 
-use super::{header_value, iso8601, now_unix_ms, require_bucket};
+use super::{header_value, iso8601, now_unix_ms, read_xml_body, require_bucket};
 use crate::route::METADATA_SHARD;
 use crate::s3::error::S3Error;
 use crate::s3::request::{validate_bucket_name, S3Request};
@@ -55,7 +54,7 @@ pub async fn create_bucket(
             bucket: bucket.to_string(),
         });
     }
-    let body = read_small_body(&mut request).await?;
+    let body = read_xml_body(&mut request, CREATE_BUCKET_BODY_BYTES_MAX).await?;
     if let Some(given) = xml::location_constraint(&body).map_err(|_| S3Error::MalformedXml)? {
         if !given.is_empty() && given != ctx.config.region {
             return Err(S3Error::IllegalLocationConstraint {
@@ -139,24 +138,4 @@ pub async fn delete_bucket(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response
             "delete bucket applied as {other:?}"
         ))),
     }
-}
-
-async fn read_small_body(request: &mut S3Request) -> Result<Vec<u8>, S3Error> {
-    let Some(mut body) = request.take_body() else {
-        return Ok(Vec::new());
-    };
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| S3Error::IncompleteBody {
-            expected_bytes: 0,
-            received_bytes: bytes.len() as u64,
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > CREATE_BUCKET_BODY_BYTES_MAX {
-                return Err(S3Error::MalformedXml);
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes)
 }

@@ -8,14 +8,13 @@
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
-use http_body_util::BodyExt;
 use quick_xml::events::Event;
 use sha2::Digest as _;
 use sha2::Sha256;
 use shoal_shard::ops::ShardRequest;
 
 use super::put::{checksum_header, content_md5};
-use super::require_bucket;
+use super::{read_xml_body, require_bucket};
 use crate::s3::auth::PayloadMode;
 use crate::s3::checksum::Checksummer;
 use crate::s3::error::S3Error;
@@ -52,7 +51,7 @@ pub async fn delete_objects(
     };
     let md5 = content_md5(&request)?;
     let checksum = checksum_header(&request)?;
-    let body = read_body(&mut request).await?;
+    let body = read_xml_body(&mut request, DELETE_BODY_BYTES_MAX).await?;
     if expected_sha.is_some_and(|sha| <[u8; 32]>::from(Sha256::digest(&body)) != sha) {
         return Err(S3Error::ContentSha256Mismatch);
     }
@@ -106,26 +105,6 @@ pub async fn delete_objects(
     }
     out.close("DeleteResult");
     Ok(xml_response(StatusCode::OK, out.finish()))
-}
-
-async fn read_body(request: &mut S3Request) -> Result<Vec<u8>, S3Error> {
-    let mut body = request
-        .take_body()
-        .ok_or_else(|| S3Error::internal("body taken twice"))?;
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| S3Error::IncompleteBody {
-            expected_bytes: 0,
-            received_bytes: bytes.len() as u64,
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > DELETE_BODY_BYTES_MAX {
-                return Err(S3Error::MalformedXml);
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes)
 }
 
 /// `<Delete><Quiet>true</Quiet><Object><Key>k</Key></Object>…</Delete>`.

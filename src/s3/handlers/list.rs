@@ -285,19 +285,9 @@ async fn list_versions(
             out.close("Version");
         }
     }
-    write_entries(&mut out, &prefixes_only(&listing.entries), p.url_encode);
+    write_prefixes(&mut out, &listing.entries, p.url_encode);
     out.close("ListVersionsResult");
     Ok(xml_response(StatusCode::OK, out.finish()))
-}
-
-fn prefixes_only(entries: &[Entry]) -> Vec<Entry> {
-    entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Prefix(prefix) => Some(Entry::Prefix(prefix.clone())),
-            Entry::Object(_) => None,
-        })
-        .collect()
 }
 
 fn write_entries(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {
@@ -312,6 +302,11 @@ fn write_entries(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {
             out.close("Contents");
         }
     }
+    write_prefixes(out, entries, url_encode);
+}
+
+/// The `<CommonPrefixes>` of a listing, after its objects.
+fn write_prefixes(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {
     for entry in entries {
         if let Entry::Prefix(prefix) = entry {
             out.open("CommonPrefixes");

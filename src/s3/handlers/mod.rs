@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::error::S3Error;
+use super::request::S3Request;
 use super::S3Context;
 
 /// The bucket must exist (in this core's catalog copy).
@@ -25,6 +26,29 @@ fn require_bucket(ctx: &S3Context, bucket: &str) -> Result<(), S3Error> {
             bucket: bucket.to_string(),
         })
     }
+}
+
+/// Reads a small request body (an XML document) whole; a body over
+/// `bytes_max` is `MalformedXML`, as S3 answers for oversized documents.
+async fn read_xml_body(request: &mut S3Request, bytes_max: usize) -> Result<Vec<u8>, S3Error> {
+    use http_body_util::BodyExt;
+    let mut body = request
+        .take_body()
+        .ok_or_else(|| S3Error::internal("request body taken twice"))?;
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| S3Error::IncompleteBody {
+            expected_bytes: 0,
+            received_bytes: bytes.len() as u64,
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > bytes_max {
+                return Err(S3Error::MalformedXml);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
 }
 
 /// `"<hex md5>"`, as S3 quotes ETags.
