@@ -89,6 +89,16 @@ pub struct ServeFlags {
     /// first unit at entry (false).
     #[arg(long, env = "SHOAL_CHUNKED_INCREMENTAL", default_value_t = true, action = clap::ArgAction::Set)]
     pub chunked_incremental: bool,
+
+    /// Multipart uploads neither completed nor aborted this long after they
+    /// were created are aborted and their parts dropped (e.g. `24h`, `7d`).
+    #[arg(long, env = "SHOAL_MULTIPART_EXPIRY", default_value = "24h", value_parser = parse_duration)]
+    pub multipart_expiry: std::time::Duration,
+
+    /// Domain for virtual-hosted-style requests: `Host: bucket.<domain>`
+    /// addresses `bucket`. Path-style requests keep working.
+    #[arg(long, env = "SHOAL_DOMAIN")]
+    pub domain: Option<String>,
 }
 
 /// Parses a byte size: a number with an optional unit (`B`, `KiB`, `MiB`,
@@ -135,7 +145,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "ms" => Ok(std::time::Duration::from_millis(number)),
         "s" => Ok(std::time::Duration::from_secs(number)),
         "m" => Ok(std::time::Duration::from_secs(number * 60)),
-        _ => Err(format!("{text:?} needs a unit: ms, s or m")),
+        "h" => Ok(std::time::Duration::from_secs(number * 3_600)),
+        "d" => Ok(std::time::Duration::from_secs(number * 86_400)),
+        _ => Err(format!("{text:?} needs a unit: ms, s, m, h or d")),
     }
 }
 
@@ -169,6 +181,9 @@ pub struct NodeConfig {
     pub keys: Option<KeyPair>,
     pub node_id: u64,
     pub admission: AdmissionConfig,
+    pub multipart_expiry: std::time::Duration,
+    /// Lower-case, without a leading dot or port.
+    pub domain: Option<String>,
 }
 
 /// PUT admission settings, validated.
@@ -266,8 +281,35 @@ impl ServeFlags {
             timeout: self.admission_timeout,
             chunked_incremental: self.chunked_incremental,
         };
+        if self.multipart_expiry.is_zero() {
+            return Err(FlagError {
+                flag: "multipart-expiry",
+                value: "0".into(),
+                reason: "must be longer than zero".into(),
+            });
+        }
+        let domain = match self.domain {
+            None => None,
+            Some(domain) => {
+                let normalized = domain.trim().trim_matches('.').to_ascii_lowercase();
+                if normalized.is_empty()
+                    || !normalized
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                {
+                    return Err(FlagError {
+                        flag: "domain",
+                        value: domain,
+                        reason: "must be a DNS name such as s3.example.com".into(),
+                    });
+                }
+                Some(normalized)
+            }
+        };
         Ok(NodeConfig {
             admission,
+            multipart_expiry: self.multipart_expiry,
+            domain,
             data_dir: self.data_dir,
             s3_addr: self.s3_addr,
             admin_addr: self.admin_addr,
@@ -392,6 +434,8 @@ mod tests {
             put_budget_shared: 0,
             admission_timeout: std::time::Duration::from_secs(30),
             chunked_incremental: true,
+            multipart_expiry: std::time::Duration::from_secs(86_400),
+            domain: None,
         };
         assert!(flags(Some("a"), None).validate().is_err());
         assert!(flags(None, Some("b")).validate().is_err());

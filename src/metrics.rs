@@ -29,11 +29,20 @@ pub enum Operation {
     GetObject,
     HeadObject,
     DeleteObject,
+    CopyObject,
+    DeleteObjects,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    ListMultipartUploads,
     Unknown,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 19] = [
         Operation::ListBuckets,
         Operation::CreateBucket,
         Operation::HeadBucket,
@@ -43,6 +52,15 @@ impl Operation {
         Operation::GetObject,
         Operation::HeadObject,
         Operation::DeleteObject,
+        Operation::CopyObject,
+        Operation::DeleteObjects,
+        Operation::CreateMultipartUpload,
+        Operation::UploadPart,
+        Operation::UploadPartCopy,
+        Operation::CompleteMultipartUpload,
+        Operation::AbortMultipartUpload,
+        Operation::ListParts,
+        Operation::ListMultipartUploads,
         Operation::Unknown,
     ];
 
@@ -57,6 +75,15 @@ impl Operation {
             Operation::GetObject => "GetObject",
             Operation::HeadObject => "HeadObject",
             Operation::DeleteObject => "DeleteObject",
+            Operation::CopyObject => "CopyObject",
+            Operation::DeleteObjects => "DeleteObjects",
+            Operation::CreateMultipartUpload => "CreateMultipartUpload",
+            Operation::UploadPart => "UploadPart",
+            Operation::UploadPartCopy => "UploadPartCopy",
+            Operation::CompleteMultipartUpload => "CompleteMultipartUpload",
+            Operation::AbortMultipartUpload => "AbortMultipartUpload",
+            Operation::ListParts => "ListParts",
+            Operation::ListMultipartUploads => "ListMultipartUploads",
             Operation::Unknown => "Unknown",
         }
     }

@@ -294,6 +294,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         let shard = Shard::open(index, config.node_id, &blob_dir, meta, stats)
             .await
             .map_err(|e| format!("shard {index}: {e}"))?;
+        glommio::spawn_local(reap_uploads(Rc::downgrade(&shard), config.multipart_expiry)).detach();
         shards.insert(index, shard);
     }
 
@@ -385,6 +386,21 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
 /// short while. A PUT refused before its body was read (503 SlowDown, 403,
 /// 404) would otherwise close with unread bytes, and the kernel's reset
 /// would destroy the response before the client read it.
+/// Aborts a shard's multipart uploads once they are older than `expiry`,
+/// checking a few times per expiry period (at least every 15 minutes).
+async fn reap_uploads(shard: std::rc::Weak<Shard>, expiry: Duration) {
+    let period = (expiry / 4).clamp(Duration::from_millis(250), Duration::from_secs(900));
+    loop {
+        glommio::timer::sleep(period).await;
+        let Some(shard) = shard.upgrade() else {
+            return;
+        };
+        if let Err(e) = shard.reap_uploads(expiry).await {
+            tracing::warn!(shard = shard.index(), error = %e, "reaping multipart uploads failed");
+        }
+    }
+}
+
 async fn linger(stream: glommio::net::TcpStream) {
     use futures_lite::io::AsyncReadExt;
     let _ = stream.shutdown(std::net::Shutdown::Write).await;

@@ -92,3 +92,19 @@ const _: () = assert!((2 * ADMISSION_CAPACITY_UNITS_MAX)
 // Charged on the owner core inside shard requests, a gate's queue can hold
 // every request the shard serves at once.
 const _: () = assert!(ADMISSION_WAITERS_PER_GATE_MAX >= SHARD_OPS_INFLIGHT_MAX);
+
+/// Part numbers of a multipart upload run from 1 to this.
+pub const PARTS_MAX: u32 = 10_000;
+
+/// Largest part S3 accepts.
+pub const PART_BYTES_MAX: u64 = 5 << 30;
+
+/// Smallest part S3 accepts for every part but the last.
+pub const PART_BYTES_MIN: u64 = 5 << 20;
+
+/// Largest object a multipart upload may assemble.
+pub const MULTIPART_OBJECT_BYTES_MAX: u64 = 5 << 40;
+
+/// Largest CompleteMultipartUpload document: 10,000 parts with an ETag and
+/// a SHA-256 checksum each fit in well under this.
+pub const COMPLETE_BODY_BYTES_MAX: usize = 4 << 20;

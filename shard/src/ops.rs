@@ -6,7 +6,10 @@
 
 use bytes::Bytes;
 use futures::channel::oneshot;
-use shoal_proto::meta::{BucketRecord, ObjectManifest};
+use shoal_proto::meta::{
+    BucketRecord, CompleteUpload, MultipartUpload, ObjectManifest, UploadRef, UploadedPart,
+    WriteCondition,
+};
 
 use crate::blob_log::BlobLocation;
 use crate::chunk::ChunkBuf;
@@ -25,6 +28,7 @@ pub struct ObjectSummary {
     pub key: String,
     pub size_bytes: u64,
     pub md5: Vec<u8>,
+    pub part_count: u32,
     pub last_modified_unix_ms: u64,
 }
 
@@ -36,11 +40,13 @@ pub enum ShardRequest {
         sha256: ChunkHash,
         reply: Reply<(BlobLocation, ChunkBuf)>,
     },
-    /// Index the object's chunks and commit its manifest through raft.
+    /// Index the object's chunks and commit its manifest through raft
+    /// (only if `condition` holds when the entry is applied).
     CommitObject {
         manifest: ObjectManifest,
         blobs: Vec<(ChunkHash, BlobLocation)>,
-        reply: Reply<()>,
+        condition: Option<WriteCondition>,
+        reply: Reply<ApplyOutcome>,
     },
     GetObject {
         bucket: String,
@@ -81,5 +87,45 @@ pub enum ShardRequest {
     },
     ListBuckets {
         reply: Reply<Vec<BucketRecord>>,
+    },
+    /// Multipart uploads live on the shard that will own the object, so
+    /// parts land in the blob log the object's manifest will point into.
+    CreateUpload {
+        upload: MultipartUpload,
+        reply: Reply<ApplyOutcome>,
+    },
+    GetUpload {
+        upload: UploadRef,
+        reply: Reply<Option<MultipartUpload>>,
+    },
+    /// Index the part's chunks and commit the part through raft.
+    PutPart {
+        part: UploadedPart,
+        blobs: Vec<(ChunkHash, BlobLocation)>,
+        reply: Reply<ApplyOutcome>,
+    },
+    /// Up to `limit` parts numbered above `after`.
+    ListParts {
+        upload_id: String,
+        after: u32,
+        limit: usize,
+        reply: Reply<Vec<UploadedPart>>,
+    },
+    CompleteUpload {
+        complete: CompleteUpload,
+        reply: Reply<ApplyOutcome>,
+    },
+    AbortUpload {
+        upload: UploadRef,
+        reply: Reply<ApplyOutcome>,
+    },
+    /// Up to `limit` uploads of `bucket` under `prefix`, after the
+    /// `(key, upload id)` marker.
+    ListUploads {
+        bucket: String,
+        prefix: String,
+        after: Option<(String, Option<String>)>,
+        limit: usize,
+        reply: Reply<Vec<MultipartUpload>>,
     },
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use shoal_proto::meta::{self, meta_command::Op, MetaCommand};
@@ -39,6 +40,9 @@ pub struct ShardStats {
     /// poisoned or its raft group stopped); `/healthz` reports it.
     pub failed: AtomicBool,
 }
+
+/// Uploads the reaper reads per scan of the store.
+const REAP_BATCH_MAX: usize = 256;
 
 pub struct Shard {
     index: u16,
@@ -115,9 +119,17 @@ impl Shard {
             ShardRequest::CommitObject {
                 manifest,
                 blobs,
+                condition,
                 reply,
             } => {
-                let _ = reply.send(self.commit_object(manifest, blobs).await);
+                let op = match condition {
+                    None => Op::PutObject(manifest),
+                    Some(condition) => Op::PutObjectIf(meta::PutObject {
+                        manifest: Some(manifest),
+                        condition: Some(condition),
+                    }),
+                };
+                let _ = reply.send(self.commit_with_blobs(op, blobs).await);
             }
             ShardRequest::GetObject { bucket, key, reply } => {
                 let _ = reply.send(
@@ -149,6 +161,7 @@ impl Shard {
                             key: m.key,
                             size_bytes: m.size_bytes,
                             md5: m.md5,
+                            part_count: m.part_count,
                             last_modified_unix_ms: m.last_modified_unix_ms,
                         })
                         .collect()
@@ -172,17 +185,88 @@ impl Shard {
             ShardRequest::ListBuckets { reply } => {
                 let _ = reply.send(self.meta.list_buckets().await.map_err(Into::into));
             }
+            ShardRequest::CreateUpload { upload, reply } => {
+                let _ = reply.send(self.propose(Op::CreateUpload(upload)).await);
+            }
+            ShardRequest::GetUpload { upload, reply } => {
+                let found = self
+                    .meta
+                    .get_upload(&upload.bucket, &upload.key, &upload.upload_id)
+                    .await;
+                let _ = reply.send(found.map_err(Into::into));
+            }
+            ShardRequest::PutPart { part, blobs, reply } => {
+                let _ = reply.send(self.commit_with_blobs(Op::PutPart(part), blobs).await);
+            }
+            ShardRequest::ListParts {
+                upload_id,
+                after,
+                limit,
+                reply,
+            } => {
+                let parts = self.meta.list_parts(&upload_id, after, limit).await;
+                let _ = reply.send(parts.map_err(Into::into));
+            }
+            ShardRequest::CompleteUpload { complete, reply } => {
+                let _ = reply.send(self.propose(Op::CompleteUpload(complete)).await);
+            }
+            ShardRequest::AbortUpload { upload, reply } => {
+                let _ = reply.send(self.propose(Op::AbortUpload(upload)).await);
+            }
+            ShardRequest::ListUploads {
+                bucket,
+                prefix,
+                after,
+                limit,
+                reply,
+            } => {
+                let uploads = self.meta.list_uploads(&bucket, &prefix, after, limit).await;
+                let _ = reply.send(uploads.map_err(Into::into));
+            }
+        }
+    }
+
+    /// Aborts, through raft, every upload initiated more than `max_age`
+    /// ago; returns how many it aborted.
+    pub async fn reap_uploads(&self, max_age: Duration) -> Result<usize, ShardError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let cutoff = now_ms.saturating_sub(max_age.as_millis() as u64);
+        let mut reaped = 0;
+        loop {
+            let expired = self
+                .meta
+                .uploads_initiated_before(cutoff, REAP_BATCH_MAX)
+                .await?;
+            let batch = expired.len();
+            for upload in expired {
+                tracing::info!(
+                    shard = self.index,
+                    bucket = %upload.bucket,
+                    key = %upload.key,
+                    upload_id = %upload.upload_id,
+                    "aborting a multipart upload left incomplete"
+                );
+                if self.propose(Op::AbortUpload(upload)).await? == ApplyOutcome::Applied {
+                    reaped += 1;
+                }
+            }
+            if batch < REAP_BATCH_MAX {
+                return Ok(reaped);
+            }
         }
     }
 
     /// Indexes the chunks (unsynced: the raft append below is synced on the
-    /// same rocksdb WAL, so both are durable together), then commits the
-    /// manifest. The object becomes visible only when the entry is applied.
-    async fn commit_object(
+    /// same rocksdb WAL, so both are durable together), then commits the op
+    /// that refers to them (an object manifest or a part). It takes effect
+    /// only when the entry is applied.
+    async fn commit_with_blobs(
         &self,
-        manifest: meta::ObjectManifest,
+        op: Op,
         blobs: Vec<([u8; 32], BlobLocation)>,
-    ) -> Result<(), ShardError> {
+    ) -> Result<ApplyOutcome, ShardError> {
         let locations = blobs
             .into_iter()
             .map(|(hash, at)| {
@@ -198,7 +282,7 @@ impl Shard {
         fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
             point: "shard::commit_object"
         }));
-        self.propose(Op::PutObject(manifest)).await.map(|_| ())
+        self.propose(op).await
     }
 
     async fn read_chunk(&self, sha256: [u8; 32]) -> Result<bytes::Bytes, ShardError> {

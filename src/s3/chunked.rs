@@ -211,6 +211,12 @@ impl ChunkedDecoder {
         }
     }
 
+    /// The trailer checksum this body promises (`x-amz-trailer`), if its
+    /// mode carries trailers.
+    pub fn declared_trailer(&self) -> Option<ChecksumAlgorithm> {
+        self.declared_trailer
+    }
+
     /// Requires exactly `expected_bytes` of payload (`x-amz-decoded-content-length`);
     /// more is refused as soon as a chunk header announces it.
     pub fn with_decoded_length(mut self, expected_bytes: u64) -> Self {

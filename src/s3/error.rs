@@ -71,6 +71,18 @@ pub enum S3Error {
     KeyTooLong { length: usize },
     #[error("At least one of the pre-conditions you specified did not hold")]
     PreconditionFailed,
+    #[error("The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")]
+    NoSuchUpload { upload_id: String },
+    #[error("{message}")]
+    InvalidPart { message: String },
+    #[error("The list of parts was not in ascending order. Parts must be ordered by part number.")]
+    InvalidPartOrder,
+    #[error("Your proposed upload is smaller than the minimum allowed object size. Part {part_number} is {size_bytes} bytes; every part but the last must be at least {min_bytes} bytes.")]
+    EntityTooSmall {
+        part_number: u32,
+        size_bytes: u64,
+        min_bytes: u64,
+    },
     #[error("Please reduce your request rate.")]
     SlowDown { reason: AdmissionError },
     #[error("We encountered an internal error. Please try again.")]
@@ -110,13 +122,19 @@ impl S3Error {
             S3Error::KeyTooLong { .. } => "KeyTooLongError",
             S3Error::SlowDown { .. } => "SlowDown",
             S3Error::PreconditionFailed => "PreconditionFailed",
+            S3Error::NoSuchUpload { .. } => "NoSuchUpload",
+            S3Error::InvalidPart { .. } => "InvalidPart",
+            S3Error::InvalidPartOrder => "InvalidPartOrder",
+            S3Error::EntityTooSmall { .. } => "EntityTooSmall",
             S3Error::Internal { .. } => "InternalError",
         }
     }
 
     pub fn status(&self) -> StatusCode {
         let code = match self {
-            S3Error::NoSuchBucket { .. } | S3Error::NoSuchKey { .. } => 404,
+            S3Error::NoSuchBucket { .. }
+            | S3Error::NoSuchKey { .. }
+            | S3Error::NoSuchUpload { .. } => 404,
             S3Error::BucketAlreadyOwnedByYou { .. } | S3Error::BucketNotEmpty { .. } => 409,
             S3Error::InvalidRange { .. } => 416,
             S3Error::Auth(e) => e.http_status(),
@@ -136,6 +154,9 @@ impl S3Error {
             | S3Error::InvalidArgument { .. }
             | S3Error::InvalidRequest { .. }
             | S3Error::MalformedXml
+            | S3Error::InvalidPart { .. }
+            | S3Error::InvalidPartOrder
+            | S3Error::EntityTooSmall { .. }
             | S3Error::IllegalLocationConstraint { .. }
             | S3Error::KeyTooLong { .. } => 400,
         };
@@ -163,6 +184,7 @@ impl S3Error {
             | S3Error::BucketNotEmpty { bucket }
             | S3Error::InvalidBucketName { bucket, .. } => xml.leaf("BucketName", bucket),
             S3Error::NoSuchKey { key } => xml.leaf("Key", key),
+            S3Error::NoSuchUpload { upload_id } => xml.leaf("UploadId", upload_id),
             S3Error::InvalidRange { size_bytes } => {
                 xml.leaf("ActualObjectSize", &size_bytes.to_string())
             }

@@ -110,7 +110,7 @@ pub async fn serve(
     let request_id = ctx.request_id();
     let resource = req.uri().path().to_string();
     let is_head = req.method() == Method::HEAD;
-    let (operation, result) = match S3Request::parse(req, &ctx.config.region) {
+    let (operation, result) = match S3Request::parse(req, ctx.config.domain.as_deref()) {
         Ok(request) => {
             let operation = request.operation();
             (operation, handle(&ctx, request).await)
@@ -138,37 +138,57 @@ async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body
         &|access_key| (access_key == ctx.keys.access_key).then(|| ctx.keys.secret_key.clone()),
         SystemTime::now(),
     )?;
+    use handlers::{bucket, copy, delete_objects, get, list, multipart, put};
+    let upload = request.has_query("uploadId");
     match (request.method().clone(), request.target().clone()) {
-        (Method::GET, Target::Service) => handlers::bucket::list_buckets(ctx).await,
+        (Method::GET, Target::Service) => bucket::list_buckets(ctx).await,
         (_, Target::Service) => Err(S3Error::MethodNotAllowed),
-        (method, Target::Bucket(bucket)) => match method {
-            Method::PUT => handlers::bucket::create_bucket(ctx, &bucket, request).await,
-            Method::HEAD => handlers::bucket::head_bucket(ctx, &bucket),
-            Method::DELETE => handlers::bucket::delete_bucket(ctx, &bucket).await,
-            Method::GET => handlers::list::get_bucket(ctx, &bucket, &request).await,
+        (method, Target::Bucket(name)) => match method {
+            Method::PUT => bucket::create_bucket(ctx, &name, request).await,
+            Method::HEAD => bucket::head_bucket(ctx, &name),
+            Method::DELETE => bucket::delete_bucket(ctx, &name).await,
+            Method::GET if request.has_query("uploads") => {
+                multipart::list_uploads(ctx, &name, &request).await
+            }
+            Method::GET => list::get_bucket(ctx, &name, &request).await,
             Method::POST if request.has_query("delete") => {
-                handlers::delete_objects::delete_objects(ctx, &bucket, request, auth.payload).await
+                delete_objects::delete_objects(ctx, &name, request, auth.payload).await
             }
             Method::POST => Err(S3Error::NotImplemented {
                 what: "This bucket POST operation",
             }),
             _ => Err(S3Error::MethodNotAllowed),
         },
-        (method, Target::Object(bucket, key)) => match method {
-            Method::PUT => match request.header("x-amz-copy-source").map(str::to_string) {
-                Some(source) => {
-                    handlers::copy::copy_object(ctx, &bucket, &key, &request, &source).await
+        (method, Target::Object(name, key)) => {
+            let copy_source = request.header("x-amz-copy-source").map(str::to_string);
+            match method {
+                Method::PUT if upload => match copy_source {
+                    Some(source) => {
+                        multipart::upload_part_copy(ctx, &name, &key, &request, &source).await
+                    }
+                    None => multipart::upload_part(ctx, &name, &key, request, auth.payload).await,
+                },
+                Method::PUT => match copy_source {
+                    Some(source) => copy::copy_object(ctx, &name, &key, &request, &source).await,
+                    None => put::put_object(ctx, &name, &key, request, auth.payload).await,
+                },
+                Method::GET if upload => multipart::list_parts(ctx, &name, &key, &request).await,
+                Method::GET => get::get_object(ctx, &name, &key, &request, false).await,
+                Method::HEAD => get::get_object(ctx, &name, &key, &request, true).await,
+                Method::DELETE if upload => multipart::abort(ctx, &name, &key, &request).await,
+                Method::DELETE => get::delete_object(ctx, &name, &key).await,
+                Method::POST if request.has_query("uploads") => {
+                    multipart::create(ctx, &name, &key, &request).await
                 }
-                None => handlers::put::put_object(ctx, &bucket, &key, request, auth.payload).await,
-            },
-            Method::GET => handlers::get::get_object(ctx, &bucket, &key, &request, false).await,
-            Method::HEAD => handlers::get::get_object(ctx, &bucket, &key, &request, true).await,
-            Method::DELETE => handlers::get::delete_object(ctx, &bucket, &key).await,
-            Method::POST => Err(S3Error::NotImplemented {
-                what: "Multipart upload",
-            }),
-            _ => Err(S3Error::MethodNotAllowed),
-        },
+                Method::POST if upload => {
+                    multipart::complete(ctx, &name, &key, request, auth.payload).await
+                }
+                Method::POST => Err(S3Error::NotImplemented {
+                    what: "This object POST operation",
+                }),
+                _ => Err(S3Error::MethodNotAllowed),
+            }
+        }
     }
 }
 

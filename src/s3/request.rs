@@ -1,5 +1,6 @@
 //! Turning a hyper request into an [`S3Request`]: which resource it names
-//! (path-style addressing), its decoded query, and the raw parts SigV4 signs.
+//! (path-style addressing, or virtual-hosted style when the node has a
+//! domain), its decoded query, and the raw parts SigV4 signs.
 
 use http::{HeaderMap, Method, Request};
 use hyper::body::Incoming;
@@ -30,11 +31,21 @@ pub struct S3Request {
 }
 
 impl S3Request {
-    pub fn parse(req: Request<Incoming>, _region: &str) -> Result<Self, S3Error> {
+    /// `domain` is the node's `--domain`: a `Host` of `bucket.<domain>`
+    /// names the bucket and the whole path is the key.
+    pub fn parse(req: Request<Incoming>, domain: Option<&str>) -> Result<Self, S3Error> {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let raw_query = parts.uri.query().map(str::to_string);
-        let target = parse_target(&raw_path)?;
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.host());
+        let target = match domain.and_then(|domain| host_bucket(host?, domain)) {
+            Some(bucket) => parse_hosted_target(bucket, &raw_path)?,
+            None => parse_target(&raw_path)?,
+        };
         let query = raw_query
             .as_deref()
             .map(parse_query)
@@ -94,17 +105,35 @@ impl S3Request {
         }
     }
 
+    /// The S3 operation, as the dispatcher in `s3/mod.rs` will route it.
     pub fn operation(&self) -> Operation {
+        let copy = self.headers.contains_key("x-amz-copy-source");
+        let upload = self.has_query("uploadId");
         match (&self.method, &self.target) {
             (&Method::GET, Target::Service) => Operation::ListBuckets,
             (&Method::PUT, Target::Bucket(_)) => Operation::CreateBucket,
             (&Method::HEAD, Target::Bucket(_)) => Operation::HeadBucket,
             (&Method::DELETE, Target::Bucket(_)) => Operation::DeleteBucket,
+            (&Method::GET, Target::Bucket(_)) if self.has_query("uploads") => {
+                Operation::ListMultipartUploads
+            }
             (&Method::GET, Target::Bucket(_)) => Operation::ListObjects,
+            (&Method::POST, Target::Bucket(_)) if self.has_query("delete") => {
+                Operation::DeleteObjects
+            }
+            (&Method::PUT, Target::Object(..)) if upload && copy => Operation::UploadPartCopy,
+            (&Method::PUT, Target::Object(..)) if upload => Operation::UploadPart,
+            (&Method::PUT, Target::Object(..)) if copy => Operation::CopyObject,
             (&Method::PUT, Target::Object(..)) => Operation::PutObject,
+            (&Method::GET, Target::Object(..)) if upload => Operation::ListParts,
             (&Method::GET, Target::Object(..)) => Operation::GetObject,
             (&Method::HEAD, Target::Object(..)) => Operation::HeadObject,
+            (&Method::DELETE, Target::Object(..)) if upload => Operation::AbortMultipartUpload,
             (&Method::DELETE, Target::Object(..)) => Operation::DeleteObject,
+            (&Method::POST, Target::Object(..)) if self.has_query("uploads") => {
+                Operation::CreateMultipartUpload
+            }
+            (&Method::POST, Target::Object(..)) if upload => Operation::CompleteMultipartUpload,
             _ => Operation::Unknown,
         }
     }
@@ -128,7 +157,44 @@ fn parse_target(raw_path: &str) -> Result<Target, S3Error> {
     if key.is_empty() {
         return Ok(Target::Bucket(bucket));
     }
-    let key = decode(key)?;
+    object_target(bucket, key)
+}
+
+/// The bucket a `Host` of `bucket.<domain>[:port]` names; `None` for any
+/// other host (the domain itself, an IP address), which is path style.
+fn host_bucket<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let bucket = name.strip_suffix(domain).or_else(|| {
+        // Host names are case-insensitive; `domain` is lower case.
+        let lower = name.to_ascii_lowercase();
+        lower
+            .ends_with(domain)
+            .then(|| &name[..name.len() - domain.len()])
+    })?;
+    let bucket = bucket.strip_suffix('.')?;
+    (!bucket.is_empty()).then_some(bucket)
+}
+
+/// Virtual-hosted style: the bucket came from the host, `/` is the bucket
+/// and `/key…` an object.
+fn parse_hosted_target(bucket: &str, raw_path: &str) -> Result<Target, S3Error> {
+    let key = raw_path
+        .strip_prefix('/')
+        .ok_or_else(|| S3Error::InvalidRequest {
+            message: "The request path must start with '/'".into(),
+        })?;
+    let bucket = bucket.to_string();
+    if key.is_empty() {
+        return Ok(Target::Bucket(bucket));
+    }
+    object_target(bucket, key)
+}
+
+fn object_target(bucket: String, raw_key: &str) -> Result<Target, S3Error> {
+    let key = decode(raw_key)?;
     if key.len() > KEY_BYTES_MAX {
         return Err(S3Error::KeyTooLong { length: key.len() });
     }
@@ -201,6 +267,32 @@ mod tests {
         );
         assert!(parse_target("/b/%FF").is_err());
         assert!(parse_target(&format!("/b/{}", "k".repeat(1025))).is_err());
+    }
+
+    #[test]
+    fn virtual_hosted_targets() {
+        let domain = "s3.example.com";
+        assert_eq!(host_bucket("b1.s3.example.com", domain), Some("b1"));
+        assert_eq!(
+            host_bucket("my.b.s3.example.com:9000", domain),
+            Some("my.b")
+        );
+        assert_eq!(host_bucket("B1.S3.Example.COM", domain), Some("B1"));
+        assert_eq!(host_bucket("s3.example.com:9000", domain), None);
+        assert_eq!(host_bucket("127.0.0.1:9000", domain), None);
+        assert_eq!(host_bucket("xs3.example.com", domain), None);
+        assert_eq!(
+            parse_hosted_target("b", "/").unwrap(),
+            Target::Bucket("b".into())
+        );
+        assert_eq!(
+            parse_hosted_target("b", "/dir/a%20b").unwrap(),
+            Target::Object("b".into(), "dir/a b".into())
+        );
+        assert_eq!(
+            parse_hosted_target("b", "//x").unwrap(),
+            Target::Object("b".into(), "/x".into())
+        );
     }
 
     #[test]

@@ -83,6 +83,73 @@ fn escape_into(out: &mut String, text: &str) {
 #[derive(Debug, PartialEq, Eq)]
 pub struct MalformedXml;
 
+/// What [`walk`] reports: an element opening, or text inside one, each
+/// with the local names of the elements from the root down to it.
+pub enum XmlEvent<'a> {
+    Open(&'a [Vec<u8>]),
+    Text(&'a [Vec<u8>], String),
+}
+
+/// Walks a small request document whose root element is `root`, calling
+/// `visit` for every element and text node. Namespaces are ignored (S3
+/// documents may or may not carry theirs). An empty document, another
+/// root, or unbalanced tags are [`MalformedXml`].
+pub fn walk(
+    body: &[u8],
+    root: &[u8],
+    mut visit: impl FnMut(XmlEvent<'_>) -> Result<(), MalformedXml>,
+) -> Result<(), MalformedXml> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let mut saw_root = false;
+    loop {
+        match reader.read_event().map_err(|_| MalformedXml)? {
+            Event::Start(e) => {
+                let name = e.local_name().as_ref().to_vec();
+                if path.is_empty() {
+                    if saw_root || name != root {
+                        return Err(MalformedXml);
+                    }
+                    saw_root = true;
+                }
+                path.push(name);
+                visit(XmlEvent::Open(&path))?;
+            }
+            Event::Empty(e) => {
+                let name = e.local_name().as_ref().to_vec();
+                if path.is_empty() {
+                    if saw_root || name != root {
+                        return Err(MalformedXml);
+                    }
+                    saw_root = true;
+                }
+                path.push(name);
+                visit(XmlEvent::Open(&path))?;
+                path.pop();
+            }
+            Event::End(_) => {
+                path.pop().ok_or(MalformedXml)?;
+            }
+            Event::Text(t) if !path.is_empty() => {
+                let text = t.unescape().map_err(|_| MalformedXml)?.into_owned();
+                visit(XmlEvent::Text(&path, text))?;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !saw_root || !path.is_empty() {
+        return Err(MalformedXml);
+    }
+    Ok(())
+}
+
+/// Whether `path` is exactly these element names.
+pub fn path_is(path: &[Vec<u8>], names: &[&[u8]]) -> bool {
+    path.len() == names.len() && path.iter().zip(names).all(|(a, b)| a.as_slice() == *b)
+}
+
 /// The text of the first `<LocationConstraint>` in a CreateBucket body, if
 /// any.
 pub fn location_constraint(body: &[u8]) -> Result<Option<String>, MalformedXml> {
@@ -133,6 +200,27 @@ mod tests {
         assert!(xml
             .finish()
             .ends_with("<Key>a&lt;b&gt;&amp;&quot;c&apos;&#x1;</Key>"));
+    }
+
+    #[test]
+    fn walk_reports_paths_and_refuses_bad_documents() {
+        let body = br#"<?xml version="1.0"?><R xmlns="x"><A><B>one &amp; two</B></A><C/></R>"#;
+        let mut seen = Vec::new();
+        walk(body, b"R", |event| {
+            match event {
+                XmlEvent::Open(path) => seen.push(format!("open {}", path.len())),
+                XmlEvent::Text(path, text) => {
+                    assert!(path_is(path, &[b"R", b"A", b"B"]));
+                    seen.push(text);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["open 1", "open 2", "open 3", "one & two", "open 2"]);
+        for bad in [&b""[..], b"<R>", b"<Q></Q>", b"<R></R><R></R>", b"<R></Q>"] {
+            assert_eq!(walk(bad, b"R", |_| Ok(())), Err(MalformedXml), "{bad:?}");
+        }
     }
 
     #[test]

@@ -18,16 +18,24 @@ pub(crate) enum Cf {
     Objects,
     /// SHA-256 → prost `BlobLocation`. Local to a node, never replicated.
     Blobs,
+    /// `bucket ++ 0x00 ++ key ++ 0x00 ++ upload id` → prost
+    /// `MultipartUpload`: key order, then initiation order (upload ids
+    /// start with their initiation time).
+    Uploads,
+    /// `upload id ++ part number (big-endian u32)` → prost `UploadedPart`.
+    Parts,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 6] = [
+    pub(crate) const ALL: [Cf; 8] = [
         Cf::RaftLog,
         Cf::RaftState,
         Cf::SmState,
         Cf::Buckets,
         Cf::Objects,
         Cf::Blobs,
+        Cf::Uploads,
+        Cf::Parts,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -38,6 +46,8 @@ impl Cf {
             Cf::Buckets => "buckets",
             Cf::Objects => "objects",
             Cf::Blobs => "blobs",
+            Cf::Uploads => "uploads",
+            Cf::Parts => "parts",
         }
     }
 }
@@ -112,6 +122,69 @@ pub(crate) fn list_start(bucket: &str, prefix: &[u8], after: Option<&[u8]>) -> V
     }
 }
 
+/// Length of an upload id: 12 hex digits of initiation time (ms) and 20
+/// of randomness.
+pub const UPLOAD_ID_LEN: usize = 32;
+
+/// Whether `id` has the form of an upload id (anything else names no
+/// upload, and must not reach a key encoding).
+pub fn is_upload_id(id: &str) -> bool {
+    id.len() == UPLOAD_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `uploads` key of one multipart upload.
+pub(crate) fn upload_key(bucket: &str, key: &[u8], upload_id: &str) -> Vec<u8> {
+    debug_assert!(is_upload_id(upload_id));
+    let mut full = object_key(bucket, key);
+    full.push(BUCKET_KEY_SEPARATOR);
+    full.extend_from_slice(upload_id.as_bytes());
+    full
+}
+
+/// Where a listing of `bucket`'s uploads starts: the first `uploads` key
+/// at or after `prefix` that sorts after the marker. With only a key
+/// marker, every upload of that key is skipped; with an upload id too,
+/// only those up to and including it.
+pub(crate) fn uploads_start(
+    bucket: &str,
+    prefix: &[u8],
+    after: Option<(&[u8], Option<&str>)>,
+) -> Vec<u8> {
+    let from_prefix = object_key(bucket, prefix);
+    match after {
+        None => from_prefix,
+        Some((key, None)) => {
+            // Past `key ++ 0x00 ++ <any id>`: `key ++ 0x01`.
+            let mut past = object_key(bucket, key);
+            past.push(BUCKET_KEY_SEPARATOR + 1);
+            past.max(from_prefix)
+        }
+        Some((key, Some(upload_id))) => {
+            let mut past = object_key(bucket, key);
+            past.push(BUCKET_KEY_SEPARATOR);
+            past.extend_from_slice(upload_id.as_bytes());
+            past.push(0);
+            past.max(from_prefix)
+        }
+    }
+}
+
+/// `parts` key of one part.
+pub(crate) fn part_key(upload_id: &str, part_number: u32) -> Vec<u8> {
+    let mut full = Vec::with_capacity(UPLOAD_ID_LEN + 4);
+    full.extend_from_slice(upload_id.as_bytes());
+    full.extend_from_slice(&part_number.to_be_bytes());
+    full
+}
+
+/// The `parts` key range `[start, end)` holding every part of an upload.
+pub(crate) fn parts_range(upload_id: &str) -> (Vec<u8>, Vec<u8>) {
+    (
+        part_key(upload_id, 0),
+        successor(&part_key(upload_id, u32::MAX)),
+    )
+}
+
 /// The smallest key greater than every key in `[.., last]`: `last ++ 0x00`.
 /// Used as the exclusive end of a range deletion that must cover `last`.
 pub(crate) fn successor(last: &[u8]) -> Vec<u8> {
@@ -162,6 +235,40 @@ mod tests {
     #[should_panic(expected = "NUL")]
     fn bucket_with_nul_is_a_bug() {
         bucket_objects_prefix("a\0b");
+    }
+
+    #[test]
+    fn upload_keys_sort_by_key_then_id() {
+        let id_a = "000000000001aaaaaaaaaaaaaaaaaaaa";
+        let id_b = "000000000002aaaaaaaaaaaaaaaaaaaa";
+        assert!(upload_key("b", b"k", id_a) < upload_key("b", b"k", id_b));
+        // A key sorts before the keys it prefixes, whatever the id.
+        assert!(upload_key("b", b"k", id_b) < upload_key("b", b"k/x", id_a));
+        assert!(upload_key("b", b"k", id_b) < upload_key("b", b"kk", id_a));
+        // Key marker alone skips every upload of the key.
+        let start = uploads_start("b", b"", Some((b"k", None)));
+        assert!(start > upload_key("b", b"k", id_b));
+        assert!(start < upload_key("b", b"k/x", id_a));
+        // Key and id marker: strictly after that upload.
+        let start = uploads_start("b", b"", Some((b"k", Some(id_a))));
+        assert!(start > upload_key("b", b"k", id_a));
+        assert!(start < upload_key("b", b"k", id_b));
+    }
+
+    #[test]
+    fn part_keys_cover_exactly_one_upload() {
+        let id = "000000000001aaaaaaaaaaaaaaaaaaaa";
+        let other = "000000000001aaaaaaaaaaaaaaaaaaab";
+        let (start, end) = parts_range(id);
+        for n in [1, 2, 10_000, u32::MAX] {
+            let key = part_key(id, n);
+            assert!(start <= key && key < end);
+            assert!(!(start <= part_key(other, n) && part_key(other, n) < end));
+        }
+        assert!(part_key(id, 2) < part_key(id, 10));
+        assert!(is_upload_id(id));
+        assert!(!is_upload_id("../../etc"));
+        assert!(!is_upload_id(&id[1..]));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! It owns everything a shard knows about its objects except their bytes:
 //! the raft log and vote (`raft_log`, `raft_state`), the applied state
-//! (`sm_state`, `buckets`, `objects`) and the local blob index (`blobs`:
+//! (`sm_state`, `buckets`, `objects`, multipart `uploads` and their
+//! `parts`) and the local blob index (`blobs`:
 //! SHA-256 → where the chunk sits in this node's blob log). The column
 //! families and key encodings are in `keys.rs`; they are a storage format.
 //!
@@ -41,6 +42,7 @@
 
 mod error;
 pub(crate) mod keys;
+mod uploads;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -58,6 +60,7 @@ use shoal_proto::meta::{BlobLocation, BucketRecord, ObjectManifest};
 
 pub use error::MetaError;
 use keys::Cf;
+pub use keys::{is_upload_id, UPLOAD_ID_LEN};
 
 use crate::limits::LIST_KEYS_MAX;
 
@@ -271,7 +274,7 @@ fn cf_options(cf: Cf) -> Options {
         // and the small state records are rewritten constantly: compressing
         // them costs CPU on the commit path for no lasting gain.
         Cf::RaftLog | Cf::RaftState | Cf::SmState => DBCompressionType::None,
-        Cf::Buckets | Cf::Objects | Cf::Blobs => DBCompressionType::Lz4,
+        Cf::Buckets | Cf::Objects | Cf::Blobs | Cf::Uploads | Cf::Parts => DBCompressionType::Lz4,
     };
     opts.set_compression_type(compression);
     opts

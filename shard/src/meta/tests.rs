@@ -38,6 +38,8 @@ pub(crate) fn manifest(bucket: &str, key: &str, chunk_count: u32) -> ObjectManif
         chunks,
         checksums: Default::default(),
         headers: Default::default(),
+        checksum_type: String::new(),
+        part_count: 0,
     }
 }
 

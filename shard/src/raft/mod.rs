@@ -23,6 +23,7 @@
 //! per fsync (~2–2.5 ms here, ~400–500 entries/s). Each entry is a whole
 //! object's manifest, never its bytes.
 
+mod apply;
 mod codec;
 mod error;
 mod log_store;
@@ -191,6 +192,29 @@ fn assert_well_formed(command: &MetaCommand) {
         Some(Op::DeleteBucket(name)) => name,
         Some(Op::PutObject(manifest)) => &manifest.bucket,
         Some(Op::DeleteObject(delete)) => &delete.bucket,
+        Some(Op::PutObjectIf(put)) => {
+            &put.manifest
+                .as_ref()
+                .expect("put_object_if carries a manifest")
+                .bucket
+        }
+        Some(Op::CreateUpload(upload)) => {
+            assert!(crate::meta::is_upload_id(&upload.upload_id));
+            &upload.bucket
+        }
+        Some(Op::PutPart(part)) => &part.bucket,
+        Some(Op::CompleteUpload(complete)) => {
+            assert!(
+                complete.manifest.is_some(),
+                "complete_upload carries a manifest"
+            );
+            &complete
+                .upload
+                .as_ref()
+                .expect("complete_upload names its upload")
+                .bucket
+        }
+        Some(Op::AbortUpload(upload)) => &upload.bucket,
     };
     assert!(
         !bucket.is_empty() && !bucket.as_bytes().contains(&BUCKET_KEY_SEPARATOR),

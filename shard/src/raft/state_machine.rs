@@ -1,6 +1,7 @@
 //! The state machine of one shard's group: applies committed
-//! [`MetaCommand`]s to the metadata store's `buckets` and `objects` column
-//! families, and builds and installs snapshots of them.
+//! [`MetaCommand`]s to the metadata store's `buckets`, `objects`,
+//! `uploads` and `parts` column families (each op's effect is in
+//! `apply.rs`), and builds and installs snapshots of them.
 //!
 //! Runs on the shard's core, in openraft's state machine worker task
 //! (snapshot builds in a task of their own); every rocksdb call goes
@@ -19,7 +20,6 @@
 //! then a snapshot costs memory proportional to the shard's metadata.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::Cursor;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,11 +29,10 @@ use openraft::{
     BasicNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
     SnapshotMeta,
 };
-use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
-use shoal_proto::meta::meta_command::Op;
 
+use super::apply::{apply_op, Pending};
 use super::codec::{decode, encode, storage_error};
 use super::log_store::read_record;
 use super::types::{
@@ -45,7 +44,7 @@ use crate::meta::{cf, MetaError, MetaStore};
 
 /// Version of [`SnapshotImage`]'s encoding. Bump it when the image
 /// changes; an install refuses versions it does not know.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// Key under which snapshot decode errors are reported (a snapshot has no
 /// key of its own).
@@ -62,6 +61,8 @@ struct SnapshotImage {
     membership: StoredMembership,
     buckets: Records,
     objects: Records,
+    uploads: Records,
+    parts: Records,
 }
 
 /// The latest snapshot, as built or installed.
@@ -110,9 +111,7 @@ fn read_applied_state(db: &DB) -> Result<(Option<LogId>, StoredMembership), Meta
 fn apply_entries(db: &DB, entries: &[Entry]) -> Result<Vec<ApplyOutcome>, MetaError> {
     let sm_state = cf(db, Cf::SmState);
     let mut batch = WriteBatch::default();
-    // Whether each bucket touched by an earlier entry of this call exists
-    // afterwards: rocksdb only sees the batch once it is written.
-    let mut buckets_in_batch: HashMap<String, bool> = HashMap::new();
+    let mut pending = Pending::default();
     let mut membership = None;
     let mut outcomes = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -137,7 +136,7 @@ fn apply_entries(db: &DB, entries: &[Entry]) -> Result<Vec<ApplyOutcome>, MetaEr
                         "MetaCommand without a known op",
                     ));
                 };
-                apply_op(db, &mut batch, &mut buckets_in_batch, op)?
+                apply_op(db, &mut batch, &mut pending, op)?
             }
         };
         outcomes.push(outcome);
@@ -149,64 +148,6 @@ fn apply_entries(db: &DB, entries: &[Entry]) -> Result<Vec<ApplyOutcome>, MetaEr
     }
     db.write(batch).map_err(MetaError::rocks("apply"))?;
     Ok(outcomes)
-}
-
-fn apply_op(
-    db: &DB,
-    batch: &mut WriteBatch,
-    buckets_in_batch: &mut HashMap<String, bool>,
-    op: Op,
-) -> Result<ApplyOutcome, MetaError> {
-    let buckets = cf(db, Cf::Buckets);
-    let objects = cf(db, Cf::Objects);
-    let outcome = match op {
-        Op::CreateBucket(record) => {
-            if bucket_exists(db, buckets_in_batch, &record.name)? {
-                ApplyOutcome::BucketAlreadyExists
-            } else {
-                batch.put_cf(buckets, record.name.as_bytes(), record.encode_to_vec());
-                buckets_in_batch.insert(record.name, true);
-                ApplyOutcome::Applied
-            }
-        }
-        Op::DeleteBucket(name) => {
-            if bucket_exists(db, buckets_in_batch, &name)? {
-                batch.delete_cf(buckets, name.as_bytes());
-                buckets_in_batch.insert(name, false);
-                ApplyOutcome::Applied
-            } else {
-                ApplyOutcome::NoSuchBucket
-            }
-        }
-        Op::PutObject(manifest) => {
-            let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
-            batch.put_cf(objects, key, manifest.encode_to_vec());
-            ApplyOutcome::Applied
-        }
-        Op::DeleteObject(delete) => {
-            batch.delete_cf(
-                objects,
-                keys::object_key(&delete.bucket, delete.key.as_bytes()),
-            );
-            ApplyOutcome::Applied
-        }
-    };
-    Ok(outcome)
-}
-
-/// Whether `name` exists once the batch's earlier entries are applied.
-fn bucket_exists(
-    db: &DB,
-    buckets_in_batch: &HashMap<String, bool>,
-    name: &str,
-) -> Result<bool, MetaError> {
-    if let Some(&exists) = buckets_in_batch.get(name) {
-        return Ok(exists);
-    }
-    let stored = db
-        .get_pinned_cf(cf(db, Cf::Buckets), name.as_bytes())
-        .map_err(MetaError::rocks("apply"))?;
-    Ok(stored.is_some())
 }
 
 /// Every record of `family` in a snapshot view.
@@ -243,6 +184,8 @@ fn build_image(db: &DB) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), Me
         membership: membership.clone(),
         buckets: collect_family(db, &view, Cf::Buckets)?,
         objects: collect_family(db, &view, Cf::Objects)?,
+        uploads: collect_family(db, &view, Cf::Uploads)?,
+        parts: collect_family(db, &view, Cf::Parts)?,
     };
     Ok((last_applied, membership, encode(&image)))
 }
@@ -282,10 +225,17 @@ fn install_image(
     meta: &SnapshotMeta<NodeId, BasicNode>,
 ) -> Result<(), MetaError> {
     let mut batch = WriteBatch::default();
-    clear_family(db, &mut batch, Cf::Buckets)?;
-    clear_family(db, &mut batch, Cf::Objects)?;
+    let families = [
+        (Cf::Buckets, &image.buckets),
+        (Cf::Objects, &image.objects),
+        (Cf::Uploads, &image.uploads),
+        (Cf::Parts, &image.parts),
+    ];
+    for (family, _) in families {
+        clear_family(db, &mut batch, family)?;
+    }
     // Puts after the range deletions in the same batch win over them.
-    for (family, records) in [(Cf::Buckets, &image.buckets), (Cf::Objects, &image.objects)] {
+    for (family, records) in families {
         let handle = cf(db, family);
         for (key, value) in records {
             batch.put_cf(handle, key, value);

@@ -517,3 +517,202 @@ fn network_clients_report_unreachable() {
         }
     });
 }
+
+const UPLOAD_ID: &str = "0000000000010123456789abcdef0123";
+
+fn upload_ref(key: &str) -> shoal_proto::meta::UploadRef {
+    shoal_proto::meta::UploadRef {
+        bucket: "bk".to_owned(),
+        key: key.to_owned(),
+        upload_id: UPLOAD_ID.to_owned(),
+    }
+}
+
+fn create_upload(key: &str) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::CreateUpload(shoal_proto::meta::MultipartUpload {
+            bucket: "bk".to_owned(),
+            key: key.to_owned(),
+            upload_id: UPLOAD_ID.to_owned(),
+            initiated_unix_ms: 1_000,
+            ..Default::default()
+        })),
+    }
+}
+
+fn put_part(key: &str, part_number: u32) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::PutPart(shoal_proto::meta::UploadedPart {
+            bucket: "bk".to_owned(),
+            key: key.to_owned(),
+            upload_id: UPLOAD_ID.to_owned(),
+            part_number,
+            size_bytes: u64::from(part_number),
+            ..Default::default()
+        })),
+    }
+}
+
+fn complete_upload(key: &str) -> MetaCommand {
+    let mut object = manifest("bk", key, 2);
+    object.part_count = 2;
+    MetaCommand {
+        op: Some(Op::CompleteUpload(shoal_proto::meta::CompleteUpload {
+            upload: Some(upload_ref(key)),
+            manifest: Some(object),
+            condition: None,
+        })),
+    }
+}
+
+fn abort_upload(key: &str) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::AbortUpload(upload_ref(key))),
+    }
+}
+
+fn put_object_if(
+    key: &str,
+    chunk_count: u32,
+    condition: shoal_proto::meta::WriteCondition,
+) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::PutObjectIf(shoal_proto::meta::PutObject {
+            manifest: Some(manifest("bk", key, chunk_count)),
+            condition: Some(condition),
+        })),
+    }
+}
+
+#[test]
+fn multipart_upload_lifecycle() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        // Parts of an upload that does not exist are refused.
+        assert_eq!(
+            shard.propose(put_part("k", 1)).await.unwrap(),
+            ApplyOutcome::NoSuchUpload
+        );
+        shard.propose(create_upload("k")).await.unwrap();
+        for n in [2, 1, 3] {
+            assert_eq!(
+                shard.propose(put_part("k", n)).await.unwrap(),
+                ApplyOutcome::Applied
+            );
+        }
+        let parts = store.list_parts(UPLOAD_ID, 0, 10).await.unwrap();
+        let numbers: Vec<u32> = parts.iter().map(|p| p.part_number).collect();
+        assert_eq!(numbers, [1, 2, 3]);
+        let after_one = store.list_parts(UPLOAD_ID, 1, 1).await.unwrap();
+        assert_eq!(after_one[0].part_number, 2);
+        let listed = store.list_uploads("bk", "", None, 10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            store
+                .list_uploads("bk", "", Some(("k".into(), None)), 10)
+                .await
+                .unwrap(),
+            vec![]
+        );
+
+        assert_eq!(
+            shard.propose(complete_upload("k")).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+        let object = store.get_object("bk", "k").await.unwrap().unwrap();
+        assert_eq!(object.part_count, 2);
+        // Completion forgets the upload and every part.
+        assert_eq!(store.get_upload("bk", "k", UPLOAD_ID).await.unwrap(), None);
+        assert!(store.list_parts(UPLOAD_ID, 0, 10).await.unwrap().is_empty());
+        assert_eq!(
+            shard.propose(complete_upload("k")).await.unwrap(),
+            ApplyOutcome::NoSuchUpload
+        );
+        assert_eq!(
+            shard.propose(abort_upload("k")).await.unwrap(),
+            ApplyOutcome::NoSuchUpload
+        );
+
+        // Abort drops the parts; the reaper's query sees initiation times.
+        shard.propose(create_upload("j")).await.unwrap();
+        shard.propose(put_part("j", 1)).await.unwrap();
+        assert_eq!(
+            store.uploads_initiated_before(999, 10).await.unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            store.uploads_initiated_before(1_001, 10).await.unwrap(),
+            vec![upload_ref("j")]
+        );
+        assert_eq!(
+            shard.propose(abort_upload("j")).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert!(store.list_parts(UPLOAD_ID, 0, 10).await.unwrap().is_empty());
+        assert!(store
+            .uploads_initiated_before(u64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        stop(shard, &store).await;
+    });
+}
+
+#[test]
+fn conditional_puts_are_decided_at_apply() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let (token, _released) = release_token();
+        let mut sm = StateMachine::new(store.clone(), token);
+        let absent = shoal_proto::meta::WriteCondition {
+            if_none_exists: true,
+            ..Default::default()
+        };
+        let matching = shoal_proto::meta::WriteCondition {
+            if_match: true,
+            match_md5: vec![0xAB; 16],
+            ..Default::default()
+        };
+        let stale = shoal_proto::meta::WriteCondition {
+            if_match: true,
+            match_md5: vec![0xCD; 16],
+            ..Default::default()
+        };
+        // One batch: the second create-if-absent sees the first's effect,
+        // and an abort makes a later part of the same batch fail.
+        let commands = [
+            put_object_if("k", 1, stale.clone()),
+            put_object_if("k", 1, absent.clone()),
+            put_object_if("k", 2, absent),
+            put_object_if("k", 3, matching),
+            put_object_if("k", 4, stale),
+            create_upload("u"),
+            abort_upload("u"),
+            put_part("u", 1),
+        ];
+        let entries: Vec<Entry> = commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| normal_entry(i as u64 + 1, c))
+            .collect();
+        let outcomes = sm.apply(entries).await.unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                ApplyOutcome::NoSuchKey,
+                ApplyOutcome::Applied,
+                ApplyOutcome::PreconditionFailed,
+                ApplyOutcome::Applied,
+                ApplyOutcome::PreconditionFailed,
+                ApplyOutcome::Applied,
+                ApplyOutcome::Applied,
+                ApplyOutcome::NoSuchUpload,
+            ]
+        );
+        let object = store.get_object("bk", "k").await.unwrap().unwrap();
+        assert_eq!(object.chunks.len(), 3);
+        assert!(store.list_parts(UPLOAD_ID, 0, 10).await.unwrap().is_empty());
+    });
+}

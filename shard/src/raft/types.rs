@@ -82,4 +82,11 @@ pub enum ApplyOutcome {
     BucketAlreadyExists,
     /// `delete_bucket` found no such bucket; nothing changed.
     NoSuchBucket,
+    /// A part, completion or abort named an upload that is not in
+    /// progress (never was, or completed, aborted or reaped).
+    NoSuchUpload,
+    /// A conditional write found the object not as the condition required.
+    PreconditionFailed,
+    /// A write conditioned on the object's ETag found no object.
+    NoSuchKey,
 }

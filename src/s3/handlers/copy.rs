@@ -16,7 +16,7 @@ use shoal_proto::meta::ObjectManifest;
 use shoal_shard::admission::{AdmissionError, Protocol, Stage};
 use shoal_shard::ops::{ChunkHash, ShardRequest};
 
-use super::put::{stored_headers, user_metadata, DEFAULT_CONTENT_TYPE};
+use super::put::{stored_headers, user_metadata, write_outcome, DEFAULT_CONTENT_TYPE};
 use super::{etag, iso8601, now_unix_ms, require_bucket};
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
@@ -80,19 +80,23 @@ pub async fn copy_object(
         manifest.user_metadata = user_metadata(request);
         manifest.headers = stored_headers(request);
     }
-    let (md5, modified) = (manifest.md5.clone(), manifest.last_modified_unix_ms);
-    ctx.router
+    let tag = etag(&manifest.md5, manifest.part_count);
+    let modified = manifest.last_modified_unix_ms;
+    let outcome = ctx
+        .router
         .call(owner, |reply| ShardRequest::CommitObject {
             manifest,
             blobs,
+            condition: None,
             reply,
         })
         .await?;
+    write_outcome(outcome, key)?;
 
     let mut out = XmlWriter::new();
     out.open_root("CopyObjectResult");
     out.leaf("LastModified", &iso8601(modified));
-    out.leaf("ETag", &etag(&md5));
+    out.leaf("ETag", &tag);
     out.close("CopyObjectResult");
     Ok(xml_response(StatusCode::OK, out.finish()))
 }
@@ -148,7 +152,7 @@ async fn copy_chunks(
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
-fn parse_source(header: &str) -> Result<(String, String), S3Error> {
+pub(super) fn parse_source(header: &str) -> Result<(String, String), S3Error> {
     let invalid = || S3Error::InvalidArgument {
         message: "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
             .into(),

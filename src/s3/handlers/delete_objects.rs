@@ -8,18 +8,14 @@
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
-use quick_xml::events::Event;
-use sha2::Digest as _;
-use sha2::Sha256;
 use shoal_shard::ops::ShardRequest;
 
-use super::put::{checksum_header, content_md5};
-use super::{read_xml_body, require_bucket};
+use super::receive::receive_small_body;
+use super::require_bucket;
 use crate::s3::auth::PayloadMode;
-use crate::s3::checksum::Checksummer;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
-use crate::s3::xml::XmlWriter;
+use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{xml_response, Body, S3Context};
 
 /// Most keys one request may name (S3's limit).
@@ -40,35 +36,7 @@ pub async fn delete_objects(
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
-    let expected_sha = match payload {
-        PayloadMode::Sha256(sha) => Some(sha),
-        PayloadMode::Unsigned => None,
-        _ => {
-            return Err(S3Error::InvalidRequest {
-                message: "DeleteObjects takes a plain (not aws-chunked) body".into(),
-            })
-        }
-    };
-    let md5 = content_md5(&request)?;
-    let checksum = checksum_header(&request)?;
-    let body = read_xml_body(&mut request, DELETE_BODY_BYTES_MAX).await?;
-    if expected_sha.is_some_and(|sha| <[u8; 32]>::from(Sha256::digest(&body)) != sha) {
-        return Err(S3Error::ContentSha256Mismatch);
-    }
-    if md5.is_some_and(|md5| md5_many::md5(&body) != md5) {
-        return Err(S3Error::BadDigest {
-            algorithm: "Content-MD5",
-        });
-    }
-    if let Some((algorithm, expected)) = checksum {
-        let mut summer = Checksummer::new(algorithm);
-        summer.update(&body);
-        if summer.finish_base64() != expected {
-            return Err(S3Error::BadDigest {
-                algorithm: algorithm.header_name(),
-            });
-        }
-    }
+    let body = receive_small_body(&mut request, payload, DELETE_BODY_BYTES_MAX, true).await?;
     let list = parse(&body)?;
 
     let deletes = list.keys.iter().map(|key| {
@@ -109,49 +77,22 @@ pub async fn delete_objects(
 
 /// `<Delete><Quiet>true</Quiet><Object><Key>k</Key></Object>…</Delete>`.
 fn parse(body: &[u8]) -> Result<DeleteList, S3Error> {
-    let mut reader = quick_xml::Reader::from_reader(body);
-    let mut path: Vec<Vec<u8>> = Vec::new();
     let mut list = DeleteList {
         quiet: false,
         keys: Vec::new(),
     };
-    let mut saw_root = false;
-    loop {
-        match reader.read_event().map_err(|_| S3Error::MalformedXml)? {
-            Event::Start(e) => {
-                let name = e.local_name().as_ref().to_vec();
-                if path.is_empty() {
-                    if name != b"Delete" {
-                        return Err(S3Error::MalformedXml);
-                    }
-                    saw_root = true;
-                }
-                path.push(name);
+    xml::walk(body, b"Delete", |event| {
+        if let XmlEvent::Text(path, text) = event {
+            if xml::path_is(path, &[b"Delete", b"Quiet"]) {
+                list.quiet = text.trim().eq_ignore_ascii_case("true");
+            } else if xml::path_is(path, &[b"Delete", b"Object", b"Key"]) {
+                list.keys.push(text);
             }
-            Event::End(_) => {
-                path.pop().ok_or(S3Error::MalformedXml)?;
-            }
-            Event::Empty(e) if path.is_empty() && e.local_name().as_ref() == b"Delete" => {
-                saw_root = true
-            }
-            Event::Text(t) => {
-                let text = t.unescape().map_err(|_| S3Error::MalformedXml)?;
-                match path
-                    .iter()
-                    .map(Vec::as_slice)
-                    .collect::<Vec<_>>()
-                    .as_slice()
-                {
-                    [b"Delete", b"Quiet"] => list.quiet = text.trim().eq_ignore_ascii_case("true"),
-                    [b"Delete", b"Object", b"Key"] => list.keys.push(text.into_owned()),
-                    _ => {}
-                }
-            }
-            Event::Eof => break,
-            _ => {}
         }
-    }
-    if !saw_root || !path.is_empty() || list.keys.is_empty() || list.keys.len() > DELETE_KEYS_MAX {
+        Ok(())
+    })
+    .map_err(|_| S3Error::MalformedXml)?;
+    if list.keys.is_empty() || list.keys.len() > DELETE_KEYS_MAX {
         return Err(S3Error::MalformedXml);
     }
     Ok(list)

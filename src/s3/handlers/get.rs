@@ -15,6 +15,7 @@ use shoal_proto::meta::ObjectManifest;
 use shoal_shard::error::ShardError;
 use shoal_shard::ops::{ChunkHash, ShardRequest};
 
+use super::put::insert_checksums;
 use super::{etag, header_value, http_date, require_bucket};
 use crate::s3::conditional::{Preconditions, Verdict};
 use crate::s3::error::S3Error;
@@ -42,7 +43,7 @@ pub async fn get_object(
         .ok_or_else(|| S3Error::NoSuchKey {
             key: key.to_string(),
         })?;
-    let tag = etag(&manifest.md5);
+    let tag = etag(&manifest.md5, manifest.part_count);
     let preconditions = Preconditions {
         if_match: request.header("if-match"),
         if_none_match: request.header("if-none-match"),
@@ -90,7 +91,7 @@ pub async fn get_object(
         http::header::CONTENT_LENGTH,
         header_value(&body_len.to_string())?,
     );
-    headers.insert(http::header::ETAG, header_value(&etag(&manifest.md5))?);
+    headers.insert(http::header::ETAG, header_value(&tag)?);
     headers.insert(
         http::header::LAST_MODIFIED,
         header_value(&http_date(manifest.last_modified_unix_ms))?,
@@ -116,10 +117,13 @@ pub async fn get_object(
     }
     let checksum_mode = request.header("x-amz-checksum-mode");
     if span.is_none() && checksum_mode.is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
-        for (name, value) in &manifest.checksums {
-            let name = HeaderName::try_from(format!("x-amz-checksum-{name}"))
-                .map_err(S3Error::internal)?;
-            headers.insert(name, header_value(value)?);
+        insert_checksums(headers, &manifest.checksums)?;
+        if !manifest.checksums.is_empty() {
+            let kind = match manifest.checksum_type.as_str() {
+                "" => "FULL_OBJECT",
+                kind => kind,
+            };
+            headers.insert("x-amz-checksum-type", header_value(kind)?);
         }
     }
     Ok(response)
@@ -144,15 +148,15 @@ pub async fn delete_object(
 
 /// The part of one chunk a response needs.
 #[derive(Clone, Copy, Debug)]
-struct Piece {
-    sha256: ChunkHash,
-    size_bytes: u32,
-    skip: usize,
-    take: usize,
+pub(super) struct Piece {
+    pub sha256: ChunkHash,
+    pub size_bytes: u32,
+    pub skip: usize,
+    pub take: usize,
 }
 
 /// Chunks overlapping `span`, with the bytes to skip and take from each.
-fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
+pub(super) fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut chunk_first = 0u64;
     for chunk in &manifest.chunks {

@@ -63,7 +63,6 @@ pub async fn get_bucket(
         return list_versions(ctx, bucket, request).await;
     }
     for unsupported in [
-        "uploads",
         "versioning",
         "acl",
         "policy",
@@ -275,7 +274,7 @@ async fn list_versions(
             out.leaf("VersionId", "null");
             out.leaf("IsLatest", "true");
             out.leaf("LastModified", &iso8601(o.last_modified_unix_ms));
-            out.leaf("ETag", &etag(&o.md5));
+            out.leaf("ETag", &etag(&o.md5, o.part_count));
             out.leaf("Size", &o.size_bytes.to_string());
             out.leaf("StorageClass", "STANDARD");
             out.open("Owner");
@@ -296,7 +295,7 @@ fn write_entries(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {
             out.open("Contents");
             out.leaf("Key", &encode(&o.key, url_encode));
             out.leaf("LastModified", &iso8601(o.last_modified_unix_ms));
-            out.leaf("ETag", &etag(&o.md5));
+            out.leaf("ETag", &etag(&o.md5, o.part_count));
             out.leaf("Size", &o.size_bytes.to_string());
             out.leaf("StorageClass", "STANDARD");
             out.close("Contents");
@@ -316,7 +315,7 @@ fn write_prefixes(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {
     }
 }
 
-fn encode(text: &str, url_encode: bool) -> String {
+pub(super) fn encode(text: &str, url_encode: bool) -> String {
     if url_encode {
         utf8_percent_encode(text, URL_KEEP).to_string()
     } else {

@@ -7,7 +7,9 @@ pub mod copy;
 pub mod delete_objects;
 pub mod get;
 pub mod list;
+pub mod multipart;
 pub mod put;
+mod receive;
 
 use http::HeaderValue;
 use time::format_description::well_known::Rfc3339;
@@ -51,9 +53,14 @@ async fn read_xml_body(request: &mut S3Request, bytes_max: usize) -> Result<Vec<
     Ok(bytes)
 }
 
-/// `"<hex md5>"`, as S3 quotes ETags.
-fn etag(md5: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(md5))
+/// `"<hex md5>"`, as S3 quotes ETags; a multipart object's ends in
+/// `-<parts>`.
+fn etag(md5: &[u8], part_count: u32) -> String {
+    if part_count == 0 {
+        format!("\"{}\"", hex::encode(md5))
+    } else {
+        format!("\"{}-{part_count}\"", hex::encode(md5))
+    }
 }
 
 fn header_value(text: &str) -> Result<HeaderValue, S3Error> {

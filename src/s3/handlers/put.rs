@@ -1,46 +1,26 @@
-//! PutObject: frame the body, ingest it chunk by chunk, verify every
-//! checksum the client sent, then commit the manifest on the owner shard.
-//!
-//! Order matters for durability and for `Expect: 100-continue`: everything
-//! that can be checked from the headers is checked before the first body
-//! read (hyper sends `100 Continue` only when the body is first polled),
-//! and the manifest is proposed only after all chunks are durable and all
-//! digests matched, so a failed PUT is never visible.
+//! PutObject: receive the body ([`receive_body`]), then commit the manifest
+//! on the owner shard, conditionally when the client sent `If-None-Match`
+//! or `If-Match`.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use http::{Response, StatusCode};
-use http_body_util::BodyExt;
-use shoal_proto::meta::{ChunkRef, ObjectManifest};
-use shoal_shard::admission::Protocol;
-use shoal_shard::limits::{CHUNK_BYTES, OBJECT_BYTES_MAX};
-use shoal_shard::ops::ShardRequest;
+use shoal_proto::meta::{ChunkRef, ObjectManifest, WriteCondition};
+use shoal_shard::limits::OBJECT_BYTES_MAX;
+use shoal_shard::ops::{ChunkHash, ShardRequest};
+use shoal_shard::raft::ApplyOutcome;
 
+use super::receive::receive_body;
 use super::{etag, header_value, now_unix_ms, require_bucket};
 use crate::s3::auth::PayloadMode;
-use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
-use crate::s3::chunked::{ChunkedDecoder, ChunkedMode};
 use crate::s3::error::S3Error;
-use crate::s3::ingest::Ingest;
+use crate::s3::ingest::StoredChunk;
 use crate::s3::request::S3Request;
 use crate::s3::{empty_response, Body, S3Context};
 
 /// Content type S3 records when the client sends none.
 pub(super) const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
-
-/// How the request body is framed on the wire.
-enum Framing {
-    /// Plain body of exactly this many bytes.
-    Fixed { length: u64 },
-    /// aws-chunked: frames to decode, `decoded_length` payload bytes inside.
-    Chunked {
-        decoder: Box<ChunkedDecoder>,
-        decoded_length: u64,
-    },
-}
 
 pub async fn put_object(
     ctx: &Rc<S3Context>,
@@ -50,271 +30,129 @@ pub async fn put_object(
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
-    let expected_body_sha = match &payload {
-        PayloadMode::Sha256(sha) => Some(*sha),
-        _ => None,
-    };
-    let mut framing = framing(&request, payload)?;
-    let declared_bytes = match &framing {
-        Framing::Fixed { length } => *length,
-        Framing::Chunked { decoded_length, .. } => *decoded_length,
-    };
-    if declared_bytes > OBJECT_BYTES_MAX {
-        return Err(S3Error::EntityTooLarge {
-            size_bytes: declared_bytes,
-            max_bytes: OBJECT_BYTES_MAX,
-        });
-    }
-    let content_md5 = content_md5(&request)?;
-    let requested_checksum = checksum_header(&request)?;
-    let user_metadata = user_metadata(&request);
-    let content_type = request
-        .header("content-type")
-        .unwrap_or(DEFAULT_CONTENT_TYPE)
-        .to_string();
-
+    let condition = write_condition(&request)?;
     let owner = ctx.router.owner(bucket, key);
-    let protocol = match framing {
-        Framing::Fixed { .. } => Protocol::FixedLength,
-        Framing::Chunked { .. } => Protocol::Chunked,
-    };
-    // Fail fast, before `100 Continue`, when the owner shard has no room
-    // for even the first chunk. Charges nothing. aws-chunked bodies skip it
-    // and only ever wait (their length is a promise, not a frame size).
-    if protocol == Protocol::FixedLength {
-        ctx.gates[usize::from(owner)]
-            .peek(declared_bytes.min(CHUNK_BYTES as u64), protocol)
-            .map_err(|reason| S3Error::SlowDown { reason })?;
-    }
-    let mut ingest = Ingest::new(
-        Rc::clone(ctx),
-        owner,
-        protocol,
-        expected_body_sha.is_some(),
-        requested_checksum
-            .as_ref()
-            .map(|(alg, _)| Checksummer::new(*alg)),
-    );
-    let mut body = request
-        .take_body()
-        .ok_or_else(|| S3Error::internal("PUT body taken twice"))?;
-    let mut raw_bytes = 0u64;
-    loop {
-        // Charge before reading, not after: a frame read while waiting for
-        // budget would be memory outside the budget.
-        if ingest.size_bytes() < declared_bytes {
-            ingest.ensure_room().await?;
-        }
-        let Some(frame) = body.frame().await else {
-            break;
-        };
-        let frame = frame.map_err(|_| S3Error::IncompleteBody {
-            expected_bytes: declared_bytes,
-            received_bytes: ingest.size_bytes(),
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        raw_bytes += data.len() as u64;
-        // Feed the frame in pieces no larger than the chunk buffer's room,
-        // so each new buffer is charged before it is filled. Decoding never
-        // grows data, so an aws-chunked piece fits too: it pays as it
-        // decodes.
-        let mut rest: &[u8] = &data;
-        while !rest.is_empty() {
-            let room = ingest.ensure_room().await?;
-            let (piece, tail) = rest.split_at(room.min(rest.len()));
-            match &mut framing {
-                Framing::Fixed { .. } => ingest.absorb(piece),
-                Framing::Chunked { decoder, .. } => {
-                    decoder.feed(piece, &mut |decoded| ingest.absorb(decoded))?
-                }
-            }
-            rest = tail;
-            if ingest.size_bytes() > declared_bytes {
-                return Err(S3Error::InvalidRequest {
-                    message: format!("The body is longer than the declared {declared_bytes} bytes"),
-                });
-            }
-            ingest.send_sealed().await?;
-        }
-    }
-    ctx.metrics.add_bytes_in(raw_bytes);
-    let trailer_checksum = match &mut framing {
-        Framing::Fixed { length } => {
-            if raw_bytes != *length {
-                return Err(S3Error::IncompleteBody {
-                    expected_bytes: *length,
-                    received_bytes: raw_bytes,
-                });
-            }
-            None
-        }
-        Framing::Chunked { decoder, .. } => decoder.finish()?.checksum,
-    };
-    if ingest.size_bytes() != declared_bytes {
-        return Err(S3Error::IncompleteBody {
-            expected_bytes: declared_bytes,
-            received_bytes: ingest.size_bytes(),
-        });
-    }
-    let stored = ingest.finish().await?;
-
-    if let (Some(expected), Some(actual)) = (expected_body_sha, stored.body_sha256) {
-        if expected != actual {
-            return Err(S3Error::ContentSha256Mismatch);
-        }
-    }
-    if let Some(expected) = content_md5 {
-        if expected != stored.md5 {
-            return Err(S3Error::BadDigest {
-                algorithm: "Content-MD5",
-            });
-        }
-    }
-    let mut checksums = BTreeMap::new();
-    if let Some((algorithm, expected)) = &requested_checksum {
-        if stored.checksum.as_deref() != Some(expected.as_str()) {
-            return Err(S3Error::BadDigest {
-                algorithm: algorithm.header_name(),
-            });
-        }
-        checksums.insert(algorithm.name().to_ascii_lowercase(), expected.clone());
-    }
-    // The decoder already verified a trailer checksum against the body.
-    if let Some((algorithm, value)) = trailer_checksum {
-        checksums.insert(algorithm.name().to_ascii_lowercase(), value);
-    }
-
+    let received = receive_body(ctx, owner, &mut request, payload, OBJECT_BYTES_MAX, None).await?;
+    let stored = received.stored;
     let manifest = ObjectManifest {
         bucket: bucket.to_string(),
         key: key.to_string(),
         size_bytes: stored.size_bytes,
         md5: stored.md5.to_vec(),
         last_modified_unix_ms: now_unix_ms(),
-        content_type,
-        user_metadata,
-        chunks: stored
-            .chunks
-            .iter()
-            .map(|c| ChunkRef {
-                sha256: c.sha256.to_vec(),
-                size_bytes: c.size_bytes,
-                source_node: ctx.config.node_id,
-            })
-            .collect(),
-        checksums: checksums.clone(),
+        content_type: request
+            .header("content-type")
+            .unwrap_or(DEFAULT_CONTENT_TYPE)
+            .to_string(),
+        user_metadata: user_metadata(&request),
+        chunks: chunk_refs(ctx, &stored.chunks),
+        checksums: received.checksums.clone(),
         headers: stored_headers(&request),
+        checksum_type: String::new(),
+        part_count: 0,
     };
-    let blobs = stored
-        .chunks
-        .iter()
-        .map(|c| (c.sha256, c.location))
-        .collect();
-    ctx.router
+    let outcome = ctx
+        .router
         .call(owner, |reply| ShardRequest::CommitObject {
             manifest,
-            blobs,
+            blobs: blob_locations(&stored.chunks),
+            condition,
             reply,
         })
         .await?;
     // The commit is final: the upload's last admission unit goes back.
     drop(stored.charge);
+    write_outcome(outcome, key)?;
 
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
-    headers.insert(http::header::ETAG, header_value(&etag(&stored.md5))?);
-    for (name, value) in &checksums {
+    headers.insert(http::header::ETAG, header_value(&etag(&stored.md5, 0))?);
+    insert_checksums(headers, &received.checksums)?;
+    Ok(response)
+}
+
+/// The refs a manifest or part keeps for stored chunks.
+pub(super) fn chunk_refs(ctx: &S3Context, chunks: &[StoredChunk]) -> Vec<ChunkRef> {
+    chunks
+        .iter()
+        .map(|c| ChunkRef {
+            sha256: c.sha256.to_vec(),
+            size_bytes: c.size_bytes,
+            source_node: ctx.config.node_id,
+        })
+        .collect()
+}
+
+/// Where stored chunks sit, for the owner shard's blob index.
+pub(super) fn blob_locations(
+    chunks: &[StoredChunk],
+) -> Vec<(ChunkHash, shoal_shard::blob_log::BlobLocation)> {
+    chunks.iter().map(|c| (c.sha256, c.location)).collect()
+}
+
+/// `x-amz-checksum-<name>` response headers.
+pub(super) fn insert_checksums(
+    headers: &mut http::HeaderMap,
+    checksums: &BTreeMap<String, String>,
+) -> Result<(), S3Error> {
+    for (name, value) in checksums {
         headers.insert(
             http::HeaderName::try_from(format!("x-amz-checksum-{name}"))
                 .map_err(S3Error::internal)?,
             header_value(value)?,
         );
     }
-    Ok(response)
+    Ok(())
 }
 
-fn framing(request: &S3Request, payload: PayloadMode) -> Result<Framing, S3Error> {
-    let declared_trailer =
-        match request.header("x-amz-trailer") {
-            Some(name) => Some(ChecksumAlgorithm::from_header_name(name.trim()).ok_or_else(
-                || S3Error::InvalidRequest {
-                    message: format!("Unsupported x-amz-trailer {name:?}"),
-                },
-            )?),
-            None => None,
-        };
-    let mode = match payload {
-        PayloadMode::StreamingSigned { seed } => Some(ChunkedMode::Signed(seed)),
-        PayloadMode::StreamingSignedTrailer { seed } => Some(ChunkedMode::SignedTrailer(seed)),
-        PayloadMode::StreamingUnsignedTrailer => Some(ChunkedMode::UnsignedTrailer),
-        PayloadMode::Sha256(_) | PayloadMode::Unsigned => None,
-    };
-    let content_length = || -> Result<u64, S3Error> {
-        let value = request
-            .header("content-length")
-            .ok_or(S3Error::MissingContentLength)?;
-        value.parse().map_err(|_| S3Error::InvalidArgument {
-            message: format!("Invalid Content-Length {value:?}"),
-        })
-    };
-    match mode {
-        Some(mode) => {
-            let value = request
-                .header("x-amz-decoded-content-length")
-                .ok_or(S3Error::MissingContentLength)?;
-            let decoded_length = value.parse().map_err(|_| S3Error::InvalidArgument {
-                message: format!("Invalid x-amz-decoded-content-length {value:?}"),
-            })?;
-            Ok(Framing::Chunked {
-                decoder: Box::new(ChunkedDecoder::new(mode, declared_trailer)),
-                decoded_length,
-            })
-        }
-        None => {
-            let encoding = request.header("content-encoding").unwrap_or("");
-            if encoding.split(',').any(|e| e.trim() == "aws-chunked") {
-                return Err(S3Error::InvalidRequest {
-                    message: "aws-chunked bodies need a STREAMING-* x-amz-content-sha256".into(),
-                });
-            }
-            Ok(Framing::Fixed {
-                length: content_length()?,
-            })
-        }
-    }
-}
-
-/// The decoded `Content-MD5` header, if sent.
-pub(super) fn content_md5(request: &S3Request) -> Result<Option<[u8; 16]>, S3Error> {
-    let Some(value) = request.header("content-md5") else {
-        return Ok(None);
-    };
-    let bytes = BASE64
-        .decode(value.trim())
-        .map_err(|_| S3Error::InvalidDigest)?;
-    let md5: [u8; 16] = bytes.try_into().map_err(|_| S3Error::InvalidDigest)?;
-    Ok(Some(md5))
-}
-
-/// The one `x-amz-checksum-*` header the client sent, if any.
-pub(super) fn checksum_header(
-    request: &S3Request,
-) -> Result<Option<(ChecksumAlgorithm, String)>, S3Error> {
-    let mut found = None;
-    for (name, value) in request.headers() {
-        let Some(algorithm) = ChecksumAlgorithm::from_header_name(name.as_str()) else {
-            continue;
-        };
-        if found.is_some() {
-            return Err(S3Error::InvalidRequest {
-                message: "Expecting a single x-amz-checksum- header".into(),
+/// The write condition of `If-None-Match: *` or `If-Match: "<etag>"`.
+/// S3 supports only `*` for If-None-Match on writes.
+pub(super) fn write_condition(request: &S3Request) -> Result<Option<WriteCondition>, S3Error> {
+    let mut condition = WriteCondition::default();
+    let mut any = false;
+    if let Some(value) = request.header("if-none-match") {
+        if value.trim() != "*" {
+            return Err(S3Error::NotImplemented {
+                what: "If-None-Match with a value other than * on a write",
             });
         }
-        let value = value.to_str().map_err(|_| S3Error::InvalidDigest)?;
-        found = Some((algorithm, value.trim().to_string()));
+        condition.if_none_exists = true;
+        any = true;
     }
-    Ok(found)
+    if let Some(value) = request.header("if-match") {
+        let (md5, part_count) = parse_etag(value).ok_or(S3Error::PreconditionFailed)?;
+        condition.if_match = true;
+        condition.match_md5 = md5;
+        condition.match_part_count = part_count;
+        any = true;
+    }
+    Ok(any.then_some(condition))
+}
+
+/// `"<hex md5>"` or `"<hex md5>-<parts>"`, quotes optional.
+pub(super) fn parse_etag(text: &str) -> Option<(Vec<u8>, u32)> {
+    let text = text.trim().trim_matches('"');
+    let (hex_md5, parts) = match text.split_once('-') {
+        Some((hex_md5, parts)) => (hex_md5, parts.parse().ok().filter(|&n| n > 0)?),
+        None => (text, 0),
+    };
+    let md5 = hex::decode(hex_md5).ok().filter(|md5| md5.len() == 16)?;
+    Some((md5, parts))
+}
+
+/// Maps the outcome of a (possibly conditional) object write.
+pub(super) fn write_outcome(outcome: ApplyOutcome, key: &str) -> Result<(), S3Error> {
+    match outcome {
+        ApplyOutcome::Applied => Ok(()),
+        ApplyOutcome::PreconditionFailed => Err(S3Error::PreconditionFailed),
+        ApplyOutcome::NoSuchKey => Err(S3Error::NoSuchKey {
+            key: key.to_string(),
+        }),
+        ApplyOutcome::NoSuchUpload => Err(S3Error::internal("object write found no upload")),
+        other => Err(S3Error::internal(format!(
+            "object write applied as {other:?}"
+        ))),
+    }
 }
 
 /// Standard headers S3 stores with an object and returns on GET and HEAD.

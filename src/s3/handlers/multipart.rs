@@ -1,0 +1,949 @@
+//! Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort,
+//! ListParts and ListMultipartUploads.
+//!
+//! An upload lives on the shard that will own the finished object, so its
+//! parts' chunks land in the blob log the object's manifest will point
+//! into: completing an upload copies no bytes, it commits one manifest
+//! that concatenates the chosen parts' chunk refs (and drops the upload
+//! and its parts in the same raft entry). A part is received exactly like
+//! a PUT body (admission, MD5 lanes, checksums) and committed as its own
+//! raft entry; uploading a part number again replaces it.
+//!
+//! Uploads neither completed nor aborted are reaped by their shard after
+//! `--multipart-expiry` (see `Shard::reap_uploads`).
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use http::{Response, StatusCode};
+use md5_many::Md5State;
+use shoal_proto::meta::{CompleteUpload, MultipartUpload, ObjectManifest, UploadRef, UploadedPart};
+use shoal_shard::admission::Protocol;
+use shoal_shard::limits::{
+    COMPLETE_BODY_BYTES_MAX, LIST_KEYS_MAX, MULTIPART_OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MAX,
+    PART_BYTES_MIN,
+};
+use shoal_shard::meta::is_upload_id;
+use shoal_shard::ops::ShardRequest;
+use shoal_shard::raft::ApplyOutcome;
+
+use super::copy::parse_source;
+use super::get::plan;
+use super::put::{
+    blob_locations, chunk_refs, insert_checksums, parse_etag, stored_headers, user_metadata,
+    write_condition, write_outcome, DEFAULT_CONTENT_TYPE,
+};
+use super::receive::{checksum_header, receive_body, receive_small_body};
+use super::{etag, header_value, iso8601, now_unix_ms, require_bucket};
+use crate::s3::auth::PayloadMode;
+use crate::s3::checksum::{multipart_checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
+use crate::s3::error::S3Error;
+use crate::s3::ingest::Ingest;
+use crate::s3::range::ByteRange;
+use crate::s3::request::S3Request;
+use crate::s3::xml::{self, XmlEvent, XmlWriter};
+use crate::s3::{empty_response, xml_response, Body, S3Context};
+
+/// Owner id and display name in listings (one user until issue 7).
+const OWNER_ID: &str = "shoal";
+
+/// `POST /bucket/key?uploads`.
+pub async fn create(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let (algorithm, kind) = upload_checksum(request)?;
+    let initiated_unix_ms = now_unix_ms();
+    let upload_id = format!(
+        "{:012x}{:020x}",
+        initiated_unix_ms & 0xFFFF_FFFF_FFFF,
+        rand::random::<u128>() & ((1 << 80) - 1)
+    );
+    debug_assert!(is_upload_id(&upload_id));
+    let upload = MultipartUpload {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: upload_id.clone(),
+        initiated_unix_ms,
+        content_type: request
+            .header("content-type")
+            .unwrap_or(DEFAULT_CONTENT_TYPE)
+            .to_string(),
+        user_metadata: user_metadata(request),
+        headers: stored_headers(request),
+        checksum_algorithm: algorithm.map_or(String::new(), |a| a.name().to_string()),
+        checksum_type: kind.map_or(String::new(), |k| k.name().to_string()),
+    };
+    let owner = ctx.router.owner(bucket, key);
+    let outcome = ctx
+        .router
+        .call(owner, |reply| ShardRequest::CreateUpload { upload, reply })
+        .await?;
+    if outcome != ApplyOutcome::Applied {
+        return Err(S3Error::internal(format!(
+            "create_upload applied as {outcome:?}"
+        )));
+    }
+    let mut out = XmlWriter::new();
+    out.open_root("InitiateMultipartUploadResult");
+    out.leaf("Bucket", bucket);
+    out.leaf("Key", key);
+    out.leaf("UploadId", &upload_id);
+    out.close("InitiateMultipartUploadResult");
+    let mut response = xml_response(StatusCode::OK, out.finish());
+    if let (Some(algorithm), Some(kind)) = (algorithm, kind) {
+        let headers = response.headers_mut();
+        headers.insert("x-amz-checksum-algorithm", header_value(algorithm.name())?);
+        headers.insert("x-amz-checksum-type", header_value(kind.name())?);
+    }
+    Ok(response)
+}
+
+/// `x-amz-checksum-algorithm` and `x-amz-checksum-type` of a create, as S3
+/// allows them together.
+fn upload_checksum(
+    request: &S3Request,
+) -> Result<(Option<ChecksumAlgorithm>, Option<ChecksumType>), S3Error> {
+    let algorithm = match request.header("x-amz-checksum-algorithm") {
+        None => None,
+        Some(name) => {
+            Some(
+                ChecksumAlgorithm::from_name(name).ok_or_else(|| S3Error::InvalidRequest {
+                    message: format!("Checksum algorithm {name:?} is not supported"),
+                })?,
+            )
+        }
+    };
+    let kind = match request.header("x-amz-checksum-type") {
+        None => None,
+        Some(name) => {
+            Some(
+                ChecksumType::from_name(name).ok_or_else(|| S3Error::InvalidRequest {
+                    message: format!("Checksum type {name:?} is not supported"),
+                })?,
+            )
+        }
+    };
+    match (algorithm, kind) {
+        (None, None) => Ok((None, None)),
+        (None, Some(_)) => Err(S3Error::InvalidRequest {
+            message: "x-amz-checksum-type requires x-amz-checksum-algorithm".into(),
+        }),
+        (Some(algorithm), kind) => {
+            let kind = kind.unwrap_or(algorithm.default_type());
+            if !algorithm.supports(kind) {
+                return Err(S3Error::InvalidRequest {
+                    message: format!(
+                        "The {} checksum type cannot be used with the {algorithm} algorithm",
+                        kind.name()
+                    ),
+                });
+            }
+            Ok((Some(algorithm), Some(kind)))
+        }
+    }
+}
+
+/// The upload's checksum algorithm and type, as stored.
+fn stored_checksum(upload: &MultipartUpload) -> Option<(ChecksumAlgorithm, ChecksumType)> {
+    let algorithm = ChecksumAlgorithm::from_name(&upload.checksum_algorithm)?;
+    let kind = ChecksumType::from_name(&upload.checksum_type).unwrap_or(algorithm.default_type());
+    Some((algorithm, kind))
+}
+
+/// `PUT /bucket/key?partNumber=N&uploadId=ID`.
+pub async fn upload_part(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    key: &str,
+    mut request: S3Request,
+    payload: PayloadMode,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let part_number = part_number(&request)?;
+    let owner = ctx.router.owner(bucket, key);
+    let upload = fetch_upload(ctx, owner, bucket, key, &request).await?;
+    let algorithm = stored_checksum(&upload).map(|(algorithm, _)| algorithm);
+    if let (Some(expected), Some((sent, _))) = (algorithm, checksum_header(&request)?) {
+        if sent != expected {
+            return Err(S3Error::InvalidRequest {
+                message: format!(
+                    "The upload was created with the {expected} checksum algorithm, not {sent}"
+                ),
+            });
+        }
+    }
+    let received =
+        receive_body(ctx, owner, &mut request, payload, PART_BYTES_MAX, algorithm).await?;
+    let stored = received.stored;
+    let part = UploadedPart {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: upload.upload_id,
+        part_number,
+        size_bytes: stored.size_bytes,
+        md5: stored.md5.to_vec(),
+        last_modified_unix_ms: now_unix_ms(),
+        chunks: chunk_refs(ctx, &stored.chunks),
+        checksums: received.checksums.clone(),
+    };
+    let upload_id = part.upload_id.clone();
+    let outcome = ctx
+        .router
+        .call(owner, |reply| ShardRequest::PutPart {
+            part,
+            blobs: blob_locations(&stored.chunks),
+            reply,
+        })
+        .await?;
+    drop(stored.charge);
+    part_outcome(outcome, upload_id)?;
+    let mut response = empty_response(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(http::header::ETAG, header_value(&etag(&stored.md5, 0))?);
+    insert_checksums(headers, &received.checksums)?;
+    Ok(response)
+}
+
+/// `PUT /bucket/key?partNumber=N&uploadId=ID` with `x-amz-copy-source`
+/// (and optionally `x-amz-copy-source-range: bytes=A-B`). The bytes are
+/// read from the source's shard and stored again as the part's own chunks:
+/// a range rarely falls on chunk boundaries, and the part's MD5 must be
+/// computed anyway.
+pub async fn upload_part_copy(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+    source: &str,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let part_number = part_number(request)?;
+    let (src_bucket, src_key) = parse_source(source)?;
+    require_bucket(ctx, &src_bucket)?;
+    let owner = ctx.router.owner(bucket, key);
+    let upload = fetch_upload(ctx, owner, bucket, key, request).await?;
+    let algorithm = stored_checksum(&upload).map(|(algorithm, _)| algorithm);
+    let src_owner = ctx.router.owner(&src_bucket, &src_key);
+    let src = ctx
+        .router
+        .call(src_owner, |reply| ShardRequest::GetObject {
+            bucket: src_bucket.clone(),
+            key: src_key.clone(),
+            reply,
+        })
+        .await?
+        .ok_or_else(|| S3Error::NoSuchKey {
+            key: src_key.clone(),
+        })?;
+    let span = copy_range(request.header("x-amz-copy-source-range"), src.size_bytes)?;
+    let span_bytes = span.map_or(0, |s| s.len());
+    if span_bytes > PART_BYTES_MAX {
+        return Err(S3Error::EntityTooLarge {
+            size_bytes: span_bytes,
+            max_bytes: PART_BYTES_MAX,
+        });
+    }
+
+    let mut ingest = Ingest::new(
+        Rc::clone(ctx),
+        owner,
+        Protocol::FixedLength,
+        false,
+        algorithm.map(Checksummer::new),
+    );
+    let pieces = span.map_or_else(Vec::new, |span| plan(&src, span));
+    for piece in pieces {
+        let sha256 = piece.sha256;
+        let bytes = ctx
+            .router
+            .call(src_owner, |reply| ShardRequest::ReadChunk { sha256, reply })
+            .await?;
+        if bytes.len() != piece.size_bytes as usize {
+            return Err(S3Error::internal(format!(
+                "chunk {} read {} bytes, manifest says {}",
+                hex::encode(sha256),
+                bytes.len(),
+                piece.size_bytes
+            )));
+        }
+        let mut rest = &bytes[piece.skip..piece.skip + piece.take];
+        while !rest.is_empty() {
+            let room = ingest.ensure_room().await?;
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            ingest.absorb(now);
+            ingest.send_sealed().await?;
+            rest = later;
+        }
+    }
+    let stored = ingest.finish().await?;
+    let mut checksums = BTreeMap::new();
+    if let (Some(algorithm), Some(value)) = (algorithm, &stored.checksum) {
+        checksums.insert(algorithm.name().to_ascii_lowercase(), value.clone());
+    }
+    let modified = now_unix_ms();
+    let part = UploadedPart {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: upload.upload_id,
+        part_number,
+        size_bytes: stored.size_bytes,
+        md5: stored.md5.to_vec(),
+        last_modified_unix_ms: modified,
+        chunks: chunk_refs(ctx, &stored.chunks),
+        checksums: checksums.clone(),
+    };
+    let upload_id = part.upload_id.clone();
+    let outcome = ctx
+        .router
+        .call(owner, |reply| ShardRequest::PutPart {
+            part,
+            blobs: blob_locations(&stored.chunks),
+            reply,
+        })
+        .await?;
+    drop(stored.charge);
+    part_outcome(outcome, upload_id)?;
+
+    let mut out = XmlWriter::new();
+    out.open_root("CopyPartResult");
+    out.leaf("LastModified", &iso8601(modified));
+    out.leaf("ETag", &etag(&stored.md5, 0));
+    for (name, value) in &checksums {
+        out.leaf(&checksum_element(name), value);
+    }
+    out.close("CopyPartResult");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// `x-amz-copy-source-range`: `bytes=A-B` inside the source, both ends
+/// given. `None` means the whole source, and an empty source has no range.
+fn copy_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Error> {
+    let Some(header) = header else {
+        return Ok((size > 0).then(|| ByteRange {
+            first: 0,
+            last: size - 1,
+        }));
+    };
+    let invalid = || {
+        S3Error::InvalidArgument {
+        message: format!(
+            "The x-amz-copy-source-range {header:?} is not bytes=first-last inside the source object of {size} bytes"
+        ),
+    }
+    };
+    let (first, last) = header
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|spec| spec.split_once('-'))
+        .ok_or_else(invalid)?;
+    let first: u64 = first.trim().parse().map_err(|_| invalid())?;
+    let last: u64 = last.trim().parse().map_err(|_| invalid())?;
+    if first > last || last >= size {
+        return Err(invalid());
+    }
+    Ok(Some(ByteRange { first, last }))
+}
+
+fn part_outcome(outcome: ApplyOutcome, upload_id: String) -> Result<(), S3Error> {
+    match outcome {
+        ApplyOutcome::Applied => Ok(()),
+        ApplyOutcome::NoSuchUpload => Err(S3Error::NoSuchUpload { upload_id }),
+        other => Err(S3Error::internal(format!("put_part applied as {other:?}"))),
+    }
+}
+
+/// One `<Part>` of a CompleteMultipartUpload document.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ChosenPart {
+    part_number: Option<u32>,
+    etag: Option<String>,
+    /// `<ChecksumCRC32>` and friends: algorithm and base64 value.
+    checksums: Vec<(ChecksumAlgorithm, String)>,
+}
+
+/// `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>
+/// <ETag>"…"</ETag></Part>…</CompleteMultipartUpload>`.
+fn parse_complete(body: &[u8]) -> Result<Vec<ChosenPart>, S3Error> {
+    const ROOT: &[u8] = b"CompleteMultipartUpload";
+    let mut parts: Vec<ChosenPart> = Vec::new();
+    xml::walk(body, ROOT, |event| {
+        match event {
+            XmlEvent::Open(path) if xml::path_is(path, &[ROOT, b"Part"]) => {
+                parts.push(ChosenPart::default());
+            }
+            XmlEvent::Text(path, text)
+                if path.len() == 3 && xml::path_is(&path[..2], &[ROOT, b"Part"]) =>
+            {
+                let part = parts.last_mut().ok_or(xml::MalformedXml)?;
+                let field = path[2].as_slice();
+                if field == b"PartNumber" {
+                    part.part_number = Some(text.trim().parse().map_err(|_| xml::MalformedXml)?);
+                } else if field == b"ETag" {
+                    part.etag = Some(text.trim().to_string());
+                } else if let Some(algorithm) = field
+                    .strip_prefix(b"Checksum")
+                    .and_then(|name| std::str::from_utf8(name).ok())
+                    .and_then(ChecksumAlgorithm::from_name)
+                {
+                    part.checksums.push((algorithm, text.trim().to_string()));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+    .map_err(|_| S3Error::MalformedXml)?;
+    if parts.is_empty() || parts.len() > PARTS_MAX as usize {
+        return Err(S3Error::MalformedXml);
+    }
+    Ok(parts)
+}
+
+/// `POST /bucket/key?uploadId=ID`.
+pub async fn complete(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    key: &str,
+    mut request: S3Request,
+    payload: PayloadMode,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let condition = write_condition(&request)?;
+    let owner = ctx.router.owner(bucket, key);
+    let upload = fetch_upload(ctx, owner, bucket, key, &request).await?;
+    let object_checksum = checksum_header(&request)?;
+    let body = receive_small_body(&mut request, payload, COMPLETE_BODY_BYTES_MAX, false).await?;
+    let chosen = parse_complete(&body)?;
+    let mut previous = 0;
+    for part in &chosen {
+        let number = part.part_number.ok_or(S3Error::MalformedXml)?;
+        if !(1..=PARTS_MAX).contains(&number) {
+            return Err(part_number_error());
+        }
+        if number <= previous {
+            return Err(S3Error::InvalidPartOrder);
+        }
+        previous = number;
+    }
+
+    let stored = all_parts(ctx, owner, &upload.upload_id).await?;
+    let checksum = stored_checksum(&upload);
+    let mut parts: Vec<&UploadedPart> = Vec::with_capacity(chosen.len());
+    for request_part in &chosen {
+        let number = request_part.part_number.unwrap_or_default();
+        let missing = || {
+            S3Error::InvalidPart {
+            message: format!(
+                "Part {number} could not be found, or its ETag or checksum does not match the uploaded part's."
+            ),
+        }
+        };
+        let part = stored.get(&number).ok_or_else(missing)?;
+        let etag_matches = request_part
+            .etag
+            .as_deref()
+            .and_then(parse_etag)
+            .is_some_and(|(md5, count)| md5 == part.md5 && count == 0);
+        if !etag_matches {
+            return Err(missing());
+        }
+        for (algorithm, value) in &request_part.checksums {
+            let name = algorithm.name().to_ascii_lowercase();
+            if part.checksums.get(&name) != Some(value) {
+                return Err(missing());
+            }
+        }
+        parts.push(part);
+    }
+    for part in &parts[..parts.len() - 1] {
+        if part.size_bytes < PART_BYTES_MIN {
+            return Err(S3Error::EntityTooSmall {
+                part_number: part.part_number,
+                size_bytes: part.size_bytes,
+                min_bytes: PART_BYTES_MIN,
+            });
+        }
+    }
+    let size_bytes: u64 = parts.iter().map(|p| p.size_bytes).sum();
+    if size_bytes > MULTIPART_OBJECT_BYTES_MAX {
+        return Err(S3Error::EntityTooLarge {
+            size_bytes,
+            max_bytes: MULTIPART_OBJECT_BYTES_MAX,
+        });
+    }
+
+    let mut md5 = Md5State::new();
+    for part in &parts {
+        md5.update(&part.md5);
+    }
+    let mut checksums = BTreeMap::new();
+    if let Some((algorithm, kind)) = checksum {
+        let name = algorithm.name().to_ascii_lowercase();
+        let mut raw = Vec::with_capacity(parts.len());
+        for part in &parts {
+            let value = part
+                .checksums
+                .get(&name)
+                .and_then(|v| algorithm.decode(v))
+                .ok_or_else(|| S3Error::InvalidPart {
+                    message: format!(
+                        "Part {} has no {algorithm} checksum, which this upload requires.",
+                        part.part_number
+                    ),
+                })?;
+            raw.push((value, part.size_bytes));
+        }
+        let value = multipart_checksum(algorithm, kind, &raw)
+            .ok_or_else(|| S3Error::internal("checksum type checked at create"))?;
+        checksums.insert(name, value);
+    }
+    if let Some((algorithm, expected)) = &object_checksum {
+        let name = algorithm.name().to_ascii_lowercase();
+        let actual = checksums
+            .get(&name)
+            .map(|v| v.split('-').next().unwrap_or(v));
+        if actual != Some(expected.as_str()) {
+            return Err(S3Error::BadDigest {
+                algorithm: algorithm.header_name(),
+            });
+        }
+    }
+    let part_count = parts.len() as u32;
+    let manifest = ObjectManifest {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        size_bytes,
+        md5: md5.finalize().to_vec(),
+        last_modified_unix_ms: now_unix_ms(),
+        content_type: upload.content_type.clone(),
+        user_metadata: upload.user_metadata.clone(),
+        chunks: parts
+            .iter()
+            .flat_map(|p| p.chunks.iter().cloned())
+            .collect(),
+        checksums: checksums.clone(),
+        headers: upload.headers.clone(),
+        checksum_type: checksum.map_or(String::new(), |(_, kind)| kind.name().to_string()),
+        part_count,
+    };
+    let tag = etag(&manifest.md5, part_count);
+    let upload_ref = UploadRef {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: upload.upload_id.clone(),
+    };
+    let outcome = ctx
+        .router
+        .call(owner, |reply| ShardRequest::CompleteUpload {
+            complete: CompleteUpload {
+                upload: Some(upload_ref),
+                manifest: Some(manifest),
+                condition,
+            },
+            reply,
+        })
+        .await?;
+    if outcome == ApplyOutcome::NoSuchUpload {
+        return Err(S3Error::NoSuchUpload {
+            upload_id: upload.upload_id,
+        });
+    }
+    write_outcome(outcome, key)?;
+
+    let mut out = XmlWriter::new();
+    out.open_root("CompleteMultipartUploadResult");
+    out.leaf("Location", &format!("/{bucket}/{key}"));
+    out.leaf("Bucket", bucket);
+    out.leaf("Key", key);
+    out.leaf("ETag", &tag);
+    for (name, value) in &checksums {
+        out.leaf(&checksum_element(name), value);
+    }
+    if let Some((_, kind)) = checksum {
+        out.leaf("ChecksumType", kind.name());
+    }
+    out.close("CompleteMultipartUploadResult");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// `DELETE /bucket/key?uploadId=ID`.
+pub async fn abort(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let upload_id = request.query("uploadId").unwrap_or_default().to_string();
+    let owner = ctx.router.owner(bucket, key);
+    let upload = UploadRef {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: upload_id.clone(),
+    };
+    if !is_upload_id(&upload_id) {
+        return Err(S3Error::NoSuchUpload { upload_id });
+    }
+    let outcome = ctx
+        .router
+        .call(owner, |reply| ShardRequest::AbortUpload { upload, reply })
+        .await?;
+    match outcome {
+        ApplyOutcome::Applied => Ok(empty_response(StatusCode::NO_CONTENT)),
+        ApplyOutcome::NoSuchUpload => Err(S3Error::NoSuchUpload { upload_id }),
+        other => Err(S3Error::internal(format!("abort applied as {other:?}"))),
+    }
+}
+
+/// `GET /bucket/key?uploadId=ID[&max-parts=N][&part-number-marker=M]`.
+pub async fn list_parts(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let max_parts = count_param(request, "max-parts", LIST_KEYS_MAX)?;
+    let marker = match request.query("part-number-marker") {
+        None | Some("") => 0,
+        Some(text) => text.parse::<u32>().map_err(|_| S3Error::InvalidArgument {
+            message: format!("part-number-marker {text:?} is not a part number"),
+        })?,
+    };
+    let owner = ctx.router.owner(bucket, key);
+    let upload = fetch_upload(ctx, owner, bucket, key, request).await?;
+    let mut parts = ctx
+        .router
+        .call(owner, |reply| ShardRequest::ListParts {
+            upload_id: upload.upload_id.clone(),
+            after: marker,
+            limit: max_parts + 1,
+            reply,
+        })
+        .await?;
+    let truncated = parts.len() > max_parts;
+    parts.truncate(max_parts);
+
+    let mut out = XmlWriter::new();
+    out.open_root("ListPartsResult");
+    out.leaf("Bucket", bucket);
+    out.leaf("Key", key);
+    out.leaf("UploadId", &upload.upload_id);
+    write_owner(&mut out, "Initiator");
+    write_owner(&mut out, "Owner");
+    out.leaf("StorageClass", "STANDARD");
+    out.leaf("PartNumberMarker", &marker.to_string());
+    if let Some(last) = parts.last() {
+        out.leaf("NextPartNumberMarker", &last.part_number.to_string());
+    }
+    out.leaf("MaxParts", &max_parts.to_string());
+    out.leaf("IsTruncated", if truncated { "true" } else { "false" });
+    if let Some((algorithm, kind)) = stored_checksum(&upload) {
+        out.leaf("ChecksumAlgorithm", algorithm.name());
+        out.leaf("ChecksumType", kind.name());
+    }
+    for part in &parts {
+        out.open("Part");
+        out.leaf("PartNumber", &part.part_number.to_string());
+        out.leaf("LastModified", &iso8601(part.last_modified_unix_ms));
+        out.leaf("ETag", &etag(&part.md5, 0));
+        out.leaf("Size", &part.size_bytes.to_string());
+        for (name, value) in &part.checksums {
+            out.leaf(&checksum_element(name), value);
+        }
+        out.close("Part");
+    }
+    out.close("ListPartsResult");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// One entry of ListMultipartUploads.
+enum Listed {
+    Upload(MultipartUpload),
+    Prefix(String),
+}
+
+/// `GET /bucket?uploads[&prefix][&delimiter][&key-marker]
+/// [&upload-id-marker][&max-uploads][&encoding-type=url]`.
+///
+/// Uploads are spread over the shards like their objects: every shard is
+/// asked for its next `max-uploads + 1` after the marker, and only entries
+/// no later than the last one of any shard that may hold more are used,
+/// so nothing a shard did not return can sort before what is shown.
+pub async fn list_uploads(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let max_uploads = count_param(request, "max-uploads", LIST_KEYS_MAX)?;
+    let prefix = request.query("prefix").unwrap_or_default().to_string();
+    let delimiter = request.query("delimiter").filter(|d| !d.is_empty());
+    let key_marker = request.query("key-marker").filter(|m| !m.is_empty());
+    let id_marker = request.query("upload-id-marker").filter(|m| !m.is_empty());
+    let url_encode = request.query("encoding-type") == Some("url");
+    let after = key_marker.map(|key| (key.to_string(), id_marker.map(str::to_string)));
+
+    let asks = (0..ctx.router.shard_count()).map(|shard| {
+        let (bucket, prefix, after) = (bucket.to_string(), prefix.clone(), after.clone());
+        ctx.router
+            .call(shard, move |reply| ShardRequest::ListUploads {
+                bucket,
+                prefix,
+                after,
+                limit: max_uploads + 1,
+                reply,
+            })
+    });
+    let mut merged = Vec::new();
+    // The earliest last entry of any shard that returned a full page.
+    let mut horizon: Option<(String, String)> = None;
+    for answer in futures::future::join_all(asks).await {
+        let uploads = answer?;
+        if uploads.len() > max_uploads {
+            let last = uploads.last().expect("a full page is not empty");
+            let last = (last.key.clone(), last.upload_id.clone());
+            if horizon.as_ref().is_none_or(|h| last < *h) {
+                horizon = Some(last);
+            }
+        }
+        merged.extend(uploads);
+    }
+    merged.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+
+    let mut entries: Vec<Listed> = Vec::new();
+    let mut truncated = false;
+    let mut next_markers: Option<(String, String)> = None;
+    for upload in merged {
+        let position = (upload.key.clone(), upload.upload_id.clone());
+        if horizon.as_ref().is_some_and(|h| position > *h) {
+            truncated = true;
+            break;
+        }
+        let rolled = delimiter.and_then(|d| {
+            let rest = &upload.key[prefix.len()..];
+            rest.find(d)
+                .map(|at| upload.key[..prefix.len() + at + d.len()].to_string())
+        });
+        if let Some(common) = rolled {
+            if matches!(entries.last(), Some(Listed::Prefix(p)) if *p == common) {
+                next_markers = Some(position);
+                continue;
+            }
+            if entries.len() == max_uploads {
+                truncated = true;
+                break;
+            }
+            entries.push(Listed::Prefix(common));
+        } else {
+            if entries.len() == max_uploads {
+                truncated = true;
+                break;
+            }
+            entries.push(Listed::Upload(upload));
+        }
+        next_markers = Some(position);
+    }
+
+    let encode = |text: &str| super::list::encode(text, url_encode);
+    let mut out = XmlWriter::new();
+    out.open_root("ListMultipartUploadsResult");
+    out.leaf("Bucket", bucket);
+    out.leaf("KeyMarker", &encode(key_marker.unwrap_or_default()));
+    out.leaf("UploadIdMarker", id_marker.unwrap_or_default());
+    if truncated {
+        if let Some((key, id)) = &next_markers {
+            out.leaf("NextKeyMarker", &encode(key));
+            out.leaf("NextUploadIdMarker", id);
+        }
+    }
+    out.leaf("Prefix", &encode(&prefix));
+    if let Some(d) = delimiter {
+        out.leaf("Delimiter", &encode(d));
+    }
+    out.leaf("MaxUploads", &max_uploads.to_string());
+    if url_encode {
+        out.leaf("EncodingType", "url");
+    }
+    out.leaf("IsTruncated", if truncated { "true" } else { "false" });
+    for entry in &entries {
+        if let Listed::Upload(upload) = entry {
+            out.open("Upload");
+            out.leaf("Key", &encode(&upload.key));
+            out.leaf("UploadId", &upload.upload_id);
+            write_owner(&mut out, "Initiator");
+            write_owner(&mut out, "Owner");
+            out.leaf("StorageClass", "STANDARD");
+            out.leaf("Initiated", &iso8601(upload.initiated_unix_ms));
+            if let Some((algorithm, kind)) = stored_checksum(upload) {
+                out.leaf("ChecksumAlgorithm", algorithm.name());
+                out.leaf("ChecksumType", kind.name());
+            }
+            out.close("Upload");
+        }
+    }
+    for entry in &entries {
+        if let Listed::Prefix(common) = entry {
+            out.open("CommonPrefixes");
+            out.leaf("Prefix", &encode(common));
+            out.close("CommonPrefixes");
+        }
+    }
+    out.close("ListMultipartUploadsResult");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// The upload named by the `uploadId` query parameter, or NoSuchUpload.
+async fn fetch_upload(
+    ctx: &Rc<S3Context>,
+    owner: u16,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+) -> Result<MultipartUpload, S3Error> {
+    let upload_id = request.query("uploadId").unwrap_or_default().to_string();
+    if !is_upload_id(&upload_id) {
+        return Err(S3Error::NoSuchUpload { upload_id });
+    }
+    let upload = UploadRef {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: upload_id.clone(),
+    };
+    ctx.router
+        .call(owner, |reply| ShardRequest::GetUpload { upload, reply })
+        .await?
+        .ok_or(S3Error::NoSuchUpload { upload_id })
+}
+
+/// Every part of an upload, by part number.
+async fn all_parts(
+    ctx: &Rc<S3Context>,
+    owner: u16,
+    upload_id: &str,
+) -> Result<BTreeMap<u32, UploadedPart>, S3Error> {
+    let mut parts = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = ctx
+            .router
+            .call(owner, |reply| ShardRequest::ListParts {
+                upload_id: upload_id.to_string(),
+                after,
+                limit: LIST_KEYS_MAX,
+                reply,
+            })
+            .await?;
+        let full = page.len() == LIST_KEYS_MAX;
+        for part in page {
+            after = part.part_number;
+            parts.insert(part.part_number, part);
+        }
+        if !full {
+            return Ok(parts);
+        }
+    }
+}
+
+fn part_number_error() -> S3Error {
+    S3Error::InvalidArgument {
+        message: format!("Part number must be an integer between 1 and {PARTS_MAX}, inclusive"),
+    }
+}
+
+/// The `partNumber` query parameter, 1 to [`PARTS_MAX`].
+fn part_number(request: &S3Request) -> Result<u32, S3Error> {
+    request
+        .query("partNumber")
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| (1..=PARTS_MAX).contains(n))
+        .ok_or_else(part_number_error)
+}
+
+/// A `max-*` query parameter: default and ceiling `max`.
+fn count_param(request: &S3Request, name: &str, max: usize) -> Result<usize, S3Error> {
+    match request.query(name) {
+        None | Some("") => Ok(max),
+        Some(text) => {
+            text.parse::<usize>()
+                .map(|n| n.min(max))
+                .map_err(|_| S3Error::InvalidArgument {
+                    message: format!("{name} {text:?} is not a non-negative integer"),
+                })
+        }
+    }
+}
+
+/// `Checksum` + the algorithm name as S3 spells it: `crc32` → `ChecksumCRC32`.
+fn checksum_element(name: &str) -> String {
+    format!("Checksum{}", name.to_ascii_uppercase())
+}
+
+fn write_owner(out: &mut XmlWriter, element: &str) {
+    out.open(element);
+    out.leaf("ID", OWNER_ID);
+    out.leaf("DisplayName", OWNER_ID);
+    out.close(element);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_complete_documents() {
+        let body = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+            <Part><ETag>"0123"</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part>
+            <Part><PartNumber>3</PartNumber><ETag>&quot;4567&quot;</ETag></Part>
+        </CompleteMultipartUpload>"#;
+        let parts = parse_complete(body).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].part_number, Some(1));
+        assert_eq!(parts[0].etag.as_deref(), Some("\"0123\""));
+        assert_eq!(
+            parts[0].checksums,
+            vec![(ChecksumAlgorithm::Crc32, "AAAAAA==".to_string())]
+        );
+        assert_eq!(parts[1].part_number, Some(3));
+        assert_eq!(parts[1].etag.as_deref(), Some("\"4567\""));
+        for bad in [
+            &b""[..],
+            b"<CompleteMultipartUpload></CompleteMultipartUpload>",
+            b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part></CompleteMultipartUpload>",
+            b"<Other><Part><PartNumber>1</PartNumber></Part></Other>",
+        ] {
+            assert!(parse_complete(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn copy_source_ranges() {
+        assert_eq!(
+            copy_range(None, 10).unwrap(),
+            Some(ByteRange { first: 0, last: 9 })
+        );
+        assert_eq!(copy_range(None, 0).unwrap(), None);
+        assert_eq!(
+            copy_range(Some("bytes=2-5"), 10).unwrap(),
+            Some(ByteRange { first: 2, last: 5 })
+        );
+        for bad in ["bytes=5-2", "bytes=0-10", "bytes=-3", "bytes=3-", "2-5"] {
+            assert!(copy_range(Some(bad), 10).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn etags_parse_both_forms() {
+        let md5 = vec![0xab; 16];
+        let single = format!("\"{}\"", hex::encode(&md5));
+        assert_eq!(parse_etag(&single), Some((md5.clone(), 0)));
+        let multi = format!("{}-12", hex::encode(&md5));
+        assert_eq!(parse_etag(&multi), Some((md5, 12)));
+        assert_eq!(parse_etag("\"zz\""), None);
+        assert_eq!(parse_etag("\"abab-0\""), None);
+    }
+}
