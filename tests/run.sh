@@ -3,7 +3,7 @@
 # tests, then the end-to-end suite (real `shoal` binary, boto3 and awscli).
 #
 # Needs: the Rust toolchain, clang + libclang-dev (rocksdb bindings),
-# python3 with boto3, awscli and pytest. `.ci/run` installs them.
+# python3 with boto3, awscli and pytest, rclone and s3cmd. `.ci/run` installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/shoal-target}"

@@ -1,6 +1,7 @@
 """Object operations through boto3: every operation, payload modes, ranges,
 big objects, errors."""
 
+import base64
 import hashlib
 import os
 
@@ -369,3 +370,83 @@ def test_standard_headers_round_trip(s3, bucket):
         assert got["ContentEncoding"] == "identity"
         assert got["ContentLanguage"] == "de"
         assert got["Expires"] == expires
+
+
+def _crc64nvme_table():
+    poly = 0x9A6C9329AC4BC9B5  # CRC-64/NVME, reflected
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC64_TABLE = _crc64nvme_table()
+
+
+def crc64nvme_b64(data):
+    crc = 0xFFFFFFFFFFFFFFFF
+    for b in data:
+        crc = _CRC64_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFFFFFFFFFF
+    return base64.b64encode(crc.to_bytes(8, "big")).decode()
+
+
+def test_sha1_and_crc64nvme_checksums(s3, bucket):
+    assert crc64nvme_b64(b"123456789") == base64.b64encode(bytes.fromhex("ae8b14860a799888")).decode()
+    body = os.urandom(300_000)
+    sha1 = base64.b64encode(hashlib.sha1(body).digest()).decode()
+    put = s3.put_object(Bucket=bucket, Key="sha1", Body=body, ChecksumAlgorithm="SHA1")
+    assert put["ChecksumSHA1"] == sha1
+    head = s3.head_object(Bucket=bucket, Key="sha1", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA1"] == sha1
+    crc = crc64nvme_b64(body)
+    put = s3.put_object(Bucket=bucket, Key="crc64", Body=body, ChecksumCRC64NVME=crc)
+    assert put["ChecksumCRC64NVME"] == crc
+    got = s3.get_object(Bucket=bucket, Key="crc64", ChecksumMode="ENABLED")
+    assert got["ChecksumCRC64NVME"] == crc
+    assert got["Body"].read() == body
+    for wrong in ({"ChecksumCRC64NVME": crc64nvme_b64(b"other")}, {"ChecksumSHA1": sha1}):
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="bad", Body=body[:-1], **wrong)
+        assert error_code(e) == "BadDigest" and status(e) == 400
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="bad")
+    assert status(e) == 404
+
+
+def test_conditional_writes(s3, bucket):
+    first = s3.put_object(Bucket=bucket, Key="once", Body=b"one", IfNoneMatch="*")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="once", Body=b"two", IfNoneMatch="*")
+    assert error_code(e) == "PreconditionFailed" and status(e) == 412
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"one"
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="once", Body=b"two", IfMatch='"' + "0" * 32 + '"')
+    assert status(e) == 412
+    second = s3.put_object(Bucket=bucket, Key="once", Body=b"two", IfMatch=first["ETag"])
+    assert s3.get_object(Bucket=bucket, Key="once")["ETag"] == second["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="never", Body=b"x", IfMatch=first["ETag"])
+    assert error_code(e) == "NoSuchKey" and status(e) == 404
+
+
+def test_racing_creates_with_if_none_match_have_one_winner(node, bucket):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(i):
+        client = node.client()
+        try:
+            client.put_object(Bucket=bucket, Key="race", Body=f"writer {i}".encode(), IfNoneMatch="*")
+            return i
+        except ClientError as e:
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        winners = [w for w in pool.map(attempt, range(8)) if w is not None]
+    assert len(winners) == 1
+    body = node.client().get_object(Bucket=bucket, Key="race")["Body"].read()
+    assert body == f"writer {winners[0]}".encode()
