@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use prost::Message;
 use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::meta_command::Op;
-use shoal_proto::meta::{ObjectManifest, UploadRef, WriteCondition};
+use shoal_proto::meta::{ObjectManifest, UploadRef, UploadedPart, WriteCondition};
 
 use super::types::ApplyOutcome;
 use crate::meta::keys::{self, Cf};
@@ -30,6 +30,8 @@ pub(super) struct Pending {
     objects: HashMap<Vec<u8>, Option<(Vec<u8>, u32)>>,
     /// `uploads` key → whether the upload is in progress.
     uploads: HashMap<Vec<u8>, bool>,
+    /// `parts` key → the part written by an earlier entry.
+    parts: HashMap<Vec<u8>, UploadedPart>,
 }
 
 /// Applies one op into `batch`.
@@ -99,11 +101,9 @@ pub(super) fn apply_op(
                 upload_id: part.upload_id.clone(),
             };
             if upload_exists(db, pending, &upload)? {
-                batch.put_cf(
-                    cf(db, Cf::Parts),
-                    keys::part_key(&part.upload_id, part.part_number),
-                    part.encode_to_vec(),
-                );
+                let key = keys::part_key(&part.upload_id, part.part_number);
+                batch.put_cf(cf(db, Cf::Parts), &key, part.encode_to_vec());
+                pending.parts.insert(key, part);
                 ApplyOutcome::Applied
             } else {
                 ApplyOutcome::NoSuchUpload
@@ -113,22 +113,30 @@ pub(super) fn apply_op(
             let upload = complete
                 .upload
                 .ok_or_else(|| malformed("complete_upload"))?;
-            let manifest = complete
+            let mut manifest = complete
                 .manifest
                 .ok_or_else(|| malformed("complete_upload"))?;
             if !upload_exists(db, pending, &upload)? {
-                ApplyOutcome::NoSuchUpload
-            } else {
-                let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
-                match check(db, pending, &key, complete.condition.as_ref())? {
-                    Some(refused) => refused,
-                    None => {
-                        put_object(db, batch, pending, manifest);
-                        forget_upload(db, batch, pending, &upload);
-                        ApplyOutcome::Applied
-                    }
+                return Ok(ApplyOutcome::NoSuchUpload);
+            }
+            let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
+            if let Some(refused) = check(db, pending, &key, complete.condition.as_ref())? {
+                return Ok(refused);
+            }
+            for chosen in &complete.parts {
+                let part_key = keys::part_key(&upload.upload_id, chosen.part_number);
+                let part = match pending.parts.get(&part_key) {
+                    Some(part) => Some(part.clone()),
+                    None => get_decoded::<UploadedPart>(db, Cf::Parts, &part_key)?,
+                };
+                match part {
+                    Some(part) if part.md5 == chosen.md5 => manifest.chunks.extend(part.chunks),
+                    _ => return Ok(ApplyOutcome::InvalidPart),
                 }
             }
+            put_object(db, batch, pending, manifest);
+            forget_upload(db, batch, pending, &upload);
+            ApplyOutcome::Applied
         }
         Op::AbortUpload(upload) => {
             if upload_exists(db, pending, &upload)? {

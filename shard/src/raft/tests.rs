@@ -540,27 +540,46 @@ fn create_upload(key: &str) -> MetaCommand {
     }
 }
 
+/// Part `n` has `n` chunk refs, each of size `n`.
 fn put_part(key: &str, part_number: u32) -> MetaCommand {
+    let chunk = shoal_proto::meta::ChunkRef {
+        sha256: vec![part_number as u8; 32],
+        size_bytes: part_number,
+        source_node: 1,
+    };
     MetaCommand {
         op: Some(Op::PutPart(shoal_proto::meta::UploadedPart {
             bucket: "bk".to_owned(),
             key: key.to_owned(),
             upload_id: UPLOAD_ID.to_owned(),
             part_number,
-            size_bytes: u64::from(part_number),
+            size_bytes: u64::from(part_number * part_number),
+            chunks: vec![chunk; part_number as usize],
             ..Default::default()
         })),
     }
 }
 
+/// Completes with parts 1 and 3 (as `put_part` made them: no MD5).
 fn complete_upload(key: &str) -> MetaCommand {
-    let mut object = manifest("bk", key, 2);
-    object.part_count = 2;
+    complete_upload_with(key, &[(1, vec![]), (3, vec![])])
+}
+
+fn complete_upload_with(key: &str, parts: &[(u32, Vec<u8>)]) -> MetaCommand {
+    let mut object = manifest("bk", key, 0);
+    object.part_count = parts.len() as u32;
     MetaCommand {
         op: Some(Op::CompleteUpload(shoal_proto::meta::CompleteUpload {
             upload: Some(upload_ref(key)),
             manifest: Some(object),
             condition: None,
+            parts: parts
+                .iter()
+                .map(|(part_number, md5)| shoal_proto::meta::ChosenPart {
+                    part_number: *part_number,
+                    md5: md5.clone(),
+                })
+                .collect(),
         })),
     }
 }
@@ -616,12 +635,24 @@ fn multipart_upload_lifecycle() {
             vec![]
         );
 
+        // A part whose MD5 changed since the client's list was checked.
+        assert_eq!(
+            shard
+                .propose(complete_upload_with("k", &[(1, vec![7; 16])]))
+                .await
+                .unwrap(),
+            ApplyOutcome::InvalidPart
+        );
         assert_eq!(
             shard.propose(complete_upload("k")).await.unwrap(),
             ApplyOutcome::Applied
         );
+        // The manifest gets the chosen parts' refs, in order; part 2 is
+        // left out.
         let object = store.get_object("bk", "k").await.unwrap().unwrap();
         assert_eq!(object.part_count, 2);
+        let sizes: Vec<u32> = object.chunks.iter().map(|c| c.size_bytes).collect();
+        assert_eq!(sizes, [1, 3, 3, 3]);
         // Completion forgets the upload and every part.
         assert_eq!(store.get_upload("bk", "k", UPLOAD_ID).await.unwrap(), None);
         assert!(store.list_parts(UPLOAD_ID, 0, 10).await.unwrap().is_empty());

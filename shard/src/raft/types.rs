@@ -89,4 +89,7 @@ pub enum ApplyOutcome {
     PreconditionFailed,
     /// A write conditioned on the object's ETag found no object.
     NoSuchKey,
+    /// A completion named a part that is missing or was uploaded again
+    /// after the client's list was checked.
+    InvalidPart,
 }

@@ -17,7 +17,10 @@ use std::rc::Rc;
 
 use http::{Response, StatusCode};
 use md5_many::Md5State;
-use shoal_proto::meta::{CompleteUpload, MultipartUpload, ObjectManifest, UploadRef, UploadedPart};
+use shoal_proto::meta::{
+    ChosenPart as PartChoice, CompleteUpload, MultipartUpload, ObjectManifest, UploadRef,
+    UploadedPart,
+};
 use shoal_shard::admission::Protocol;
 use shoal_shard::limits::{
     COMPLETE_BODY_BYTES_MAX, LIST_KEYS_MAX, MULTIPART_OBJECT_BYTES_MAX, PARTS_MAX, PART_BYTES_MAX,
@@ -521,16 +524,21 @@ pub async fn complete(
         last_modified_unix_ms: now_unix_ms(),
         content_type: upload.content_type.clone(),
         user_metadata: upload.user_metadata.clone(),
-        chunks: parts
-            .iter()
-            .flat_map(|p| p.chunks.iter().cloned())
-            .collect(),
+        // Filled in from the parts when the entry is applied.
+        chunks: Vec::new(),
         checksums: checksums.clone(),
         headers: upload.headers.clone(),
         checksum_type: checksum.map_or(String::new(), |(_, kind)| kind.name().to_string()),
         part_count,
     };
     let tag = etag(&manifest.md5, part_count);
+    let chosen_parts = parts
+        .iter()
+        .map(|p| PartChoice {
+            part_number: p.part_number,
+            md5: p.md5.clone(),
+        })
+        .collect();
     let upload_ref = UploadRef {
         bucket: bucket.to_string(),
         key: key.to_string(),
@@ -543,14 +551,23 @@ pub async fn complete(
                 upload: Some(upload_ref),
                 manifest: Some(manifest),
                 condition,
+                parts: chosen_parts,
             },
             reply,
         })
         .await?;
-    if outcome == ApplyOutcome::NoSuchUpload {
-        return Err(S3Error::NoSuchUpload {
-            upload_id: upload.upload_id,
-        });
+    match outcome {
+        ApplyOutcome::NoSuchUpload => {
+            return Err(S3Error::NoSuchUpload {
+                upload_id: upload.upload_id,
+            })
+        }
+        ApplyOutcome::InvalidPart => {
+            return Err(S3Error::InvalidPart {
+                message: "A part was uploaded again while the upload was being completed.".into(),
+            })
+        }
+        _ => {}
     }
     write_outcome(outcome, key)?;
 
