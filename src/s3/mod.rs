@@ -110,6 +110,18 @@ pub async fn serve(
     let request_id = ctx.request_id();
     let resource = req.uri().path().to_string();
     let is_head = req.method() == Method::HEAD;
+    // hyper sends `100 Continue` only when a body is read, and an empty body
+    // never is; botocore then misreads the next response on the same
+    // connection (it waits for a status line it already consumed). Such a
+    // connection is closed after its response instead.
+    let unanswered_continue = req
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
     let (operation, result) = match S3Request::parse(req, ctx.config.domain.as_deref()) {
         Ok(request) => {
             let operation = request.operation();
@@ -126,6 +138,9 @@ pub async fn serve(
         headers.insert("x-amz-request-id", id);
     }
     headers.insert(http::header::SERVER, HeaderValue::from_static("Shoal"));
+    if unanswered_continue {
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     ctx.metrics
         .record_request(operation, response.status().as_u16(), started.elapsed());
     Ok(response)
@@ -138,7 +153,18 @@ async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body
         &|access_key| (access_key == ctx.keys.access_key).then(|| ctx.keys.secret_key.clone()),
         SystemTime::now(),
     )?;
-    use handlers::{bucket, copy, delete_objects, get, list, multipart, put};
+    use handlers::{acl, bucket, copy, delete_objects, get, list, multipart, put};
+    if let Some(subresource) = request.unsupported_subresource() {
+        return match (request.method(), request.target(), subresource) {
+            (&Method::GET, Target::Bucket(name), "acl") => acl::get_acl(ctx, name, None).await,
+            (&Method::GET, Target::Object(name, key), "acl") => {
+                acl::get_acl(ctx, name, Some(key)).await
+            }
+            _ => Err(S3Error::NotImplemented {
+                what: "This subresource",
+            }),
+        };
+    }
     let upload = request.has_query("uploadId");
     match (request.method().clone(), request.target().clone()) {
         (Method::GET, Target::Service) => bucket::list_buckets(ctx).await,

@@ -13,6 +13,41 @@ use crate::metrics::Operation;
 /// Longest object key S3 accepts, in UTF-8 bytes.
 pub const KEY_BYTES_MAX: usize = 1024;
 
+/// S3 subresources (query parameters that select another operation on the
+/// same path) that Shoal does not serve. A request naming one must be
+/// refused, never mistaken for the plain operation: `PUT /b/k?tagging`
+/// would otherwise overwrite the object with the tagging document.
+const UNSUPPORTED_SUBRESOURCES: [&str; 28] = [
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "logging",
+    "metadataTable",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "renameObject",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "website",
+];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Service,
@@ -89,6 +124,19 @@ impl S3Request {
 
     pub fn has_query(&self, name: &str) -> bool {
         self.query.iter().any(|(k, _)| k == name)
+    }
+
+    /// The first subresource this request names that Shoal does not serve
+    /// (`versioning` is served for buckets only, as a GET).
+    pub fn unsupported_subresource(&self) -> Option<&'static str> {
+        let versioning = self.has_query("versioning")
+            && !(self.method == Method::GET && matches!(self.target, Target::Bucket(_)));
+        if versioning {
+            return Some("versioning");
+        }
+        UNSUPPORTED_SUBRESOURCES
+            .into_iter()
+            .find(|name| self.has_query(name))
     }
 
     /// The request body; `None` once taken.

@@ -32,6 +32,20 @@ impl XmlWriter {
         self.out.push('>');
     }
 
+    /// Opens an element with attributes (values escaped).
+    pub fn open_with_attrs(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        self.out.push('<');
+        self.out.push_str(name);
+        for (attr, value) in attrs {
+            self.out.push(' ');
+            self.out.push_str(attr);
+            self.out.push_str("=\"");
+            escape_into(&mut self.out, value);
+            self.out.push('"');
+        }
+        self.out.push('>');
+    }
+
     pub fn close(&mut self, name: &str) {
         self.out.push_str("</");
         self.out.push_str(name);

@@ -450,3 +450,31 @@ def test_racing_creates_with_if_none_match_have_one_winner(node, bucket):
     assert len(winners) == 1
     body = node.client().get_object(Bucket=bucket, Key="race")["Body"].read()
     assert body == f"writer {winners[0]}".encode()
+
+
+def test_unsupported_subresources_never_touch_the_object(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="keep", Body=b"precious")
+    attempts = [
+        lambda: s3.put_object_tagging(Bucket=bucket, Key="keep", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}),
+        lambda: s3.delete_object_tagging(Bucket=bucket, Key="keep"),
+        lambda: s3.get_object_tagging(Bucket=bucket, Key="keep"),
+        lambda: s3.put_object_acl(Bucket=bucket, Key="keep", ACL="private"),
+        lambda: s3.get_bucket_policy(Bucket=bucket),
+        lambda: s3.get_bucket_request_payment(Bucket=bucket),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ClientError) as e:
+            attempt()
+        assert error_code(e) == "NotImplemented" and status(e) == 501
+    assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"precious"
+
+
+def test_acls_read_as_owner_full_control(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    for acl in (s3.get_bucket_acl(Bucket=bucket), s3.get_object_acl(Bucket=bucket, Key="k")):
+        assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+        assert acl["Grants"][0]["Grantee"]["ID"] == acl["Owner"]["ID"]
+    with pytest.raises(ClientError) as e:
+        s3.get_object_acl(Bucket=bucket, Key="missing")
+    assert error_code(e) == "NoSuchKey"
+    assert s3.get_bucket_versioning(Bucket=bucket).get("Status") is None

@@ -62,19 +62,12 @@ pub async fn get_bucket(
     if request.has_query("versions") {
         return list_versions(ctx, bucket, request).await;
     }
-    for unsupported in [
-        "versioning",
-        "acl",
-        "policy",
-        "lifecycle",
-        "cors",
-        "tagging",
-    ] {
-        if request.has_query(unsupported) {
-            return Err(S3Error::NotImplemented {
-                what: "This bucket subresource",
-            });
-        }
+    if request.has_query("versioning") {
+        // GetBucketVersioning: never enabled, so an empty configuration.
+        let mut out = XmlWriter::new();
+        out.open_root("VersioningConfiguration");
+        out.close("VersioningConfiguration");
+        return Ok(xml_response(StatusCode::OK, out.finish()));
     }
     match request.query("list-type") {
         Some("2") => list_v2(ctx, bucket, request).await,

@@ -2,6 +2,7 @@
 //! before touching the body, reach shards only through the router, and
 //! return `S3Error` for every failure.
 
+pub mod acl;
 pub mod bucket;
 pub mod copy;
 pub mod delete_objects;

@@ -30,6 +30,7 @@ use shoal_shard::meta::is_upload_id;
 use shoal_shard::ops::ShardRequest;
 use shoal_shard::raft::ApplyOutcome;
 
+use super::acl::write_owner;
 use super::copy::parse_source;
 use super::get::plan;
 use super::put::{
@@ -46,9 +47,6 @@ use crate::s3::range::ByteRange;
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{empty_response, xml_response, Body, S3Context};
-
-/// Owner id and display name in listings (one user until issue 7).
-const OWNER_ID: &str = "shoal";
 
 /// `POST /bucket/key?uploads`.
 pub async fn create(
@@ -898,13 +896,6 @@ fn count_param(request: &S3Request, name: &str, max: usize) -> Result<usize, S3E
 /// `Checksum` + the algorithm name as S3 spells it: `crc32` → `ChecksumCRC32`.
 fn checksum_element(name: &str) -> String {
     format!("Checksum{}", name.to_ascii_uppercase())
-}
-
-fn write_owner(out: &mut XmlWriter, element: &str) {
-    out.open(element);
-    out.leaf("ID", OWNER_ID);
-    out.leaf("DisplayName", OWNER_ID);
-    out.close(element);
 }
 
 #[cfg(test)]
