@@ -61,6 +61,18 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
 
+    /// TOML file of users to create at start when missing:
+    /// `[[user]] name = "…" access_key = "…" secret_key = "…"` entries.
+    /// Existing users and keys are left as they are.
+    #[arg(long, env = "SHOAL_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+
+    /// Bearer token the admin endpoint requires for `/admin/*` (users,
+    /// budgets). Without one, anyone who reaches `--admin-addr` may manage
+    /// users: keep that address private.
+    #[arg(long, env = "SHOAL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Id of this node in its cluster.
     #[arg(long, env = "SHOAL_NODE_ID", default_value_t = 1)]
     pub node_id: u64,
@@ -184,6 +196,8 @@ pub struct NodeConfig {
     pub multipart_expiry: std::time::Duration,
     /// Lower-case, without a leading dot or port.
     pub domain: Option<String>,
+    pub credentials_file: Option<PathBuf>,
+    pub admin_token: Option<String>,
 }
 
 /// PUT admission settings, validated.
@@ -310,6 +324,8 @@ impl ServeFlags {
             admission,
             multipart_expiry: self.multipart_expiry,
             domain,
+            credentials_file: self.credentials_file,
+            admin_token: self.admin_token.filter(|t| !t.is_empty()),
             data_dir: self.data_dir,
             s3_addr: self.s3_addr,
             admin_addr: self.admin_addr,
@@ -436,6 +452,8 @@ mod tests {
             chunked_incremental: true,
             multipart_expiry: std::time::Duration::from_secs(86_400),
             domain: None,
+            credentials_file: None,
+            admin_token: None,
         };
         assert!(flags(Some("a"), None).validate().is_err());
         assert!(flags(None, Some("b")).validate().is_err());

@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod node;
 pub mod route;
 pub mod s3;
+pub mod users;

@@ -5,8 +5,10 @@
 //! count, credentials) and open every shard's rocksdb (blocking, before any
 //! executor exists); (2) each executor recovers its shards' blob logs,
 //! starts their raft groups and connects the cross-core hop channels; (3)
-//! once every core is ready (so the bucket catalog is loaded), each core
-//! starts accepting. A core that fails to start stops the whole process.
+//! the core of the metadata shard makes sure the configured users exist;
+//! (4) once every core is ready (so buckets and users are loaded), each
+//! core starts accepting. A core that fails to start stops the whole
+//! process.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,18 +24,19 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use shoal_shard::admission::{AdmissionStats, Gate, NodeBudgets, SliceBudget};
 use shoal_shard::chunk::ChunkPool;
+use shoal_shard::directory::Directory;
 use shoal_shard::limits::HOP_CHANNEL_DEPTH;
 use shoal_shard::meta::MetaStore;
 use shoal_shard::ops::ShardRequest;
 use shoal_shard::shard::{Shard, ShardStats};
 
-use crate::flags::{KeyPair, NodeConfig};
+use crate::flags::NodeConfig;
 use crate::http_io::{GlommioIo, GlommioTimer};
 use crate::metrics::{CoreMetrics, Registry};
 use crate::route::{Router, METADATA_SHARD};
-use crate::s3::catalog::Catalog;
 use crate::s3::S3Context;
-use crate::{admin, credentials, s3};
+use crate::users::SeedUser;
+use crate::{admin, credentials, s3, users};
 
 /// io_uring buffer memory per executor. Three rings register it, and the
 /// memlock limit (8 MiB here, shared by all executors of the user) must
@@ -83,6 +86,8 @@ pub enum NodeError {
     LayoutMalformed { path: PathBuf },
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialsError),
+    #[error(transparent)]
+    CredentialsFile(#[from] users::CredentialsFileError),
     #[error("opening metadata of shard {shard}: {source}")]
     Meta {
         shard: u16,
@@ -113,7 +118,15 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
         source,
     })?;
     config.shards = settle_shard_count(&data_dir, config.shards, explicit_shards)?;
-    let keys = Arc::new(credentials::load_or_create(&data_dir, config.keys.clone())?);
+    let keys = credentials::load_or_create(&data_dir, config.keys.clone())?;
+    let mut seeds = vec![SeedUser {
+        name: users::BOOTSTRAP_USER.to_string(),
+        access_key: keys.access_key,
+        secret_key: keys.secret_key,
+    }];
+    if let Some(path) = &config.credentials_file {
+        seeds.extend(users::read_credentials_file(path)?);
+    }
     let config = Arc::new(config);
     let core_count = config.cpus.len();
     let shard_count = config.shards;
@@ -143,7 +156,8 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
 
     let core_metrics: Vec<Arc<CoreMetrics>> = (0..core_count).map(|_| Arc::default()).collect();
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count).map(|_| Arc::default()).collect();
-    let catalog = Catalog::default();
+    let directory = Directory::new();
+    let mut seeds = Some(seeds);
     let ready = Arc::new(AtomicUsize::new(0));
     let budgets = Arc::new(node_budgets(&config));
     // One stats block per (core, shard) gate, so rejections carry a shard.
@@ -173,10 +187,14 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
         let start = CoreStart {
             core,
             config: Arc::clone(&config),
-            keys: Arc::clone(&keys),
+            seeds: if core_of(METADATA_SHARD) == core {
+                seeds.take()
+            } else {
+                None
+            },
             local,
             channels,
-            catalog: catalog.clone(),
+            directory: Arc::clone(&directory),
             metrics: Arc::clone(&core_metrics[core]),
             admission_stats: admission_stats[core].clone(),
             registry: registry.clone(),
@@ -265,10 +283,11 @@ fn settle_shard_count(data_dir: &Path, requested: u16, explicit: bool) -> Result
 struct CoreStart {
     core: usize,
     config: Arc<NodeConfig>,
-    keys: Arc<KeyPair>,
+    /// Users to make sure of, on the metadata shard's core.
+    seeds: Option<Vec<SeedUser>>,
     local: Vec<(u16, MetaStore, Arc<ShardStats>)>,
     channels: CoreChannels,
-    catalog: Catalog,
+    directory: Arc<Directory>,
     metrics: Arc<CoreMetrics>,
     admission_stats: Vec<Arc<AdmissionStats>>,
     registry: Registry,
@@ -279,10 +298,10 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
     let CoreStart {
         core,
         config,
-        keys,
+        seeds,
         local,
         channels,
-        catalog,
+        directory,
         metrics,
         admission_stats,
         registry,
@@ -291,9 +310,17 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
     let mut shards = HashMap::new();
     for (index, meta, stats) in local {
         let blob_dir = shard_dir(&config.data_dir, index).join("blobs");
-        let shard = Shard::open(index, config.node_id, &blob_dir, meta, stats)
-            .await
-            .map_err(|e| format!("shard {index}: {e}"))?;
+        let shard_directory = (index == METADATA_SHARD).then(|| Arc::clone(&directory));
+        let shard = Shard::open(
+            index,
+            config.node_id,
+            &blob_dir,
+            meta,
+            stats,
+            shard_directory,
+        )
+        .await
+        .map_err(|e| format!("shard {index}: {e}"))?;
         glommio::spawn_local(reap_uploads(Rc::downgrade(&shard), config.multipart_expiry)).detach();
         shards.insert(index, shard);
     }
@@ -326,16 +353,11 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         Arc::clone(&registry.shards),
     );
 
-    if let Some(metadata) = shards.get(&METADATA_SHARD) {
-        let (reply, answer) = futures::channel::oneshot::channel();
-        metadata
-            .dispatch(shoal_shard::ops::ShardRequest::ListBuckets { reply })
-            .await;
-        let buckets = answer
-            .await
-            .map_err(|_| "metadata shard dropped ListBuckets".to_string())?;
-        for record in buckets.map_err(|e| format!("loading buckets: {e}"))? {
-            catalog.insert(record);
+    if let Some(seeds) = seeds {
+        for seed in seeds {
+            users::ensure(&router, &directory, &seed)
+                .await
+                .map_err(|e| format!("user {:?}: {e}", seed.name))?;
         }
     }
     ready.fetch_add(1, Ordering::SeqCst);
@@ -358,9 +380,8 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         .collect();
     let ctx = Rc::new(S3Context::new(
         Arc::clone(&config),
-        keys,
         router,
-        catalog,
+        Arc::clone(&directory),
         ChunkPool::new(),
         metrics,
         gates,
@@ -370,8 +391,12 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         let registry = Rc::new(registry);
         let admin = TcpListener::bind(config.admin_addr)
             .map_err(|e| format!("binding admin {}: {e}", config.admin_addr))?;
+        let admin_ctx = Rc::new(admin::AdminContext {
+            registry,
+            ctx: Rc::clone(&ctx),
+        });
         glommio::spawn_local(accept_loop(admin, move |req| {
-            admin::serve(Rc::clone(&registry), req)
+            admin::serve(Rc::clone(&admin_ctx), req)
         }))
         .detach();
     }

@@ -19,6 +19,7 @@
 pub mod admission;
 pub mod blob_log;
 pub mod chunk;
+pub mod directory;
 pub mod error;
 pub mod limits;
 pub mod meta;

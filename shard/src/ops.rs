@@ -7,8 +7,8 @@
 use bytes::Bytes;
 use futures::channel::oneshot;
 use shoal_proto::meta::{
-    BucketRecord, CompleteUpload, MultipartUpload, ObjectManifest, UploadRef, UploadedPart,
-    WriteCondition,
+    AddAccessKey, BucketRecord, CompleteUpload, MultipartUpload, ObjectManifest, PutBucketAcl,
+    PutObjectAcl, SetEnabled, UploadRef, UploadedPart, User, WriteCondition,
 };
 
 use crate::blob_log::BlobLocation;
@@ -22,6 +22,19 @@ pub type ChunkHash = [u8; 32];
 /// Where a request's answer goes.
 pub type Reply<T> = oneshot::Sender<Result<T, ShardError>>;
 
+/// Changes to records of the metadata shard beyond creating and deleting
+/// buckets. Each is one raft entry, checked when applied.
+#[derive(Debug)]
+pub enum MetaChange {
+    CreateUser(User),
+    DeleteUser(String),
+    AddAccessKey(AddAccessKey),
+    SetUserEnabled(SetEnabled),
+    SetKeyEnabled(SetEnabled),
+    DeleteAccessKey(String),
+    PutBucketAcl(PutBucketAcl),
+}
+
 /// One listed object: what a listing shows, without chunk refs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectSummary {
@@ -30,6 +43,8 @@ pub struct ObjectSummary {
     pub md5: Vec<u8>,
     pub part_count: u32,
     pub last_modified_unix_ms: u64,
+    /// Empty for objects written before users existed.
+    pub owner_id: String,
 }
 
 pub enum ShardRequest {
@@ -87,6 +102,17 @@ pub enum ShardRequest {
     },
     ListBuckets {
         reply: Reply<Vec<BucketRecord>>,
+    },
+    /// A bucket or user change (metadata shard only); see
+    /// [`MetaChange`].
+    ChangeMetadata {
+        change: MetaChange,
+        reply: Reply<ApplyOutcome>,
+    },
+    /// Replace an object's ACL (on the object's shard).
+    PutObjectAcl {
+        put: PutObjectAcl,
+        reply: Reply<ApplyOutcome>,
     },
     /// Multipart uploads live on the shard that will own the object, so
     /// parts land in the blob log the object's manifest will point into.

@@ -15,11 +15,12 @@ use prost::Message;
 use shoal_proto::meta::{self, meta_command::Op, MetaCommand};
 
 use crate::blob_log::{BlobLocation, BlobLog, GROUP_COMMIT_BATCH_BOUNDS};
+use crate::directory::Directory;
 use crate::error::ShardError;
 use crate::limits::{SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
 use crate::meta::MetaStore;
-use crate::ops::{ObjectSummary, ShardRequest};
-use crate::raft::{ApplyOutcome, ShardRaft};
+use crate::ops::{MetaChange, ObjectSummary, ShardRequest};
+use crate::raft::{ApplyOutcome, RaftOptions, ShardRaft};
 
 /// Counters a shard publishes for the metrics endpoint. Written by the
 /// owner core only; read by whichever core serves a scrape.
@@ -55,13 +56,15 @@ pub struct Shard {
 
 impl Shard {
     /// Recovers the blob log and starts the raft group. Must run on the
-    /// shard's own executor.
+    /// shard's own executor. The metadata shard gets the node's
+    /// `directory` to publish bucket and user changes to.
     pub async fn open(
         index: u16,
         node_id: u64,
         blob_dir: &Path,
         meta: MetaStore,
         stats: Arc<ShardStats>,
+        directory: Option<Arc<Directory>>,
     ) -> Result<Rc<Shard>, ShardError> {
         let (blob_log, recovery) = BlobLog::open(blob_dir, SEGMENT_BYTES_MAX).await?;
         tracing::info!(
@@ -71,7 +74,11 @@ impl Shard {
             truncated_bytes = recovery.truncated_bytes,
             "blob log recovered"
         );
-        let raft = ShardRaft::start(node_id, index, meta.clone()).await?;
+        let options = RaftOptions {
+            directory,
+            ..RaftOptions::default()
+        };
+        let raft = ShardRaft::start_with(node_id, index, meta.clone(), options).await?;
         Ok(Rc::new(Shard {
             index,
             blob_log,
@@ -162,6 +169,7 @@ impl Shard {
                             size_bytes: m.size_bytes,
                             md5: m.md5,
                             part_count: m.part_count,
+                            owner_id: m.owner_id,
                             last_modified_unix_ms: m.last_modified_unix_ms,
                         })
                         .collect()
@@ -184,6 +192,21 @@ impl Shard {
             }
             ShardRequest::ListBuckets { reply } => {
                 let _ = reply.send(self.meta.list_buckets().await.map_err(Into::into));
+            }
+            ShardRequest::ChangeMetadata { change, reply } => {
+                let op = match change {
+                    MetaChange::CreateUser(user) => Op::CreateUser(user),
+                    MetaChange::DeleteUser(name) => Op::DeleteUser(name),
+                    MetaChange::AddAccessKey(add) => Op::AddAccessKey(add),
+                    MetaChange::SetUserEnabled(set) => Op::SetUserEnabled(set),
+                    MetaChange::SetKeyEnabled(set) => Op::SetKeyEnabled(set),
+                    MetaChange::DeleteAccessKey(key) => Op::DeleteAccessKey(key),
+                    MetaChange::PutBucketAcl(put) => Op::PutBucketAcl(put),
+                };
+                let _ = reply.send(self.propose(op).await);
+            }
+            ShardRequest::PutObjectAcl { put, reply } => {
+                let _ = reply.send(self.propose(Op::PutObjectAcl(put)).await);
             }
             ShardRequest::CreateUpload { upload, reply } => {
                 let _ = reply.send(self.propose(Op::CreateUpload(upload)).await);

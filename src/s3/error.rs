@@ -27,6 +27,12 @@ pub enum S3Error {
     NoSuchKey { key: String },
     #[error("Your previous request to create the named bucket succeeded and you already own it.")]
     BucketAlreadyOwnedByYou { bucket: String },
+    #[error("The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.")]
+    BucketAlreadyExists { bucket: String },
+    #[error("{message}")]
+    AccessDenied { message: String },
+    #[error("The XML you provided was not well-formed or did not validate against our published schema.")]
+    MalformedAclError,
     #[error("The bucket you tried to delete is not empty")]
     BucketNotEmpty { bucket: String },
     #[error("The specified bucket is not valid: {reason}")]
@@ -103,6 +109,9 @@ impl S3Error {
             S3Error::NoSuchKey { .. } => "NoSuchKey",
             S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
             S3Error::BucketNotEmpty { .. } => "BucketNotEmpty",
+            S3Error::BucketAlreadyExists { .. } => "BucketAlreadyExists",
+            S3Error::AccessDenied { .. } => "AccessDenied",
+            S3Error::MalformedAclError => "MalformedACLError",
             S3Error::InvalidBucketName { .. } => "InvalidBucketName",
             S3Error::InvalidRange { .. } => "InvalidRange",
             S3Error::Auth(e) => e.s3_code(),
@@ -135,7 +144,10 @@ impl S3Error {
             S3Error::NoSuchBucket { .. }
             | S3Error::NoSuchKey { .. }
             | S3Error::NoSuchUpload { .. } => 404,
-            S3Error::BucketAlreadyOwnedByYou { .. } | S3Error::BucketNotEmpty { .. } => 409,
+            S3Error::BucketAlreadyOwnedByYou { .. }
+            | S3Error::BucketAlreadyExists { .. }
+            | S3Error::BucketNotEmpty { .. } => 409,
+            S3Error::AccessDenied { .. } => 403,
             S3Error::InvalidRange { .. } => 416,
             S3Error::Auth(e) => e.http_status(),
             S3Error::Chunked(e) => e.http_status(),
@@ -154,6 +166,7 @@ impl S3Error {
             | S3Error::InvalidArgument { .. }
             | S3Error::InvalidRequest { .. }
             | S3Error::MalformedXml
+            | S3Error::MalformedAclError
             | S3Error::InvalidPart { .. }
             | S3Error::InvalidPartOrder
             | S3Error::EntityTooSmall { .. }
@@ -182,6 +195,7 @@ impl S3Error {
             S3Error::NoSuchBucket { bucket }
             | S3Error::BucketAlreadyOwnedByYou { bucket }
             | S3Error::BucketNotEmpty { bucket }
+            | S3Error::BucketAlreadyExists { bucket }
             | S3Error::InvalidBucketName { bucket, .. } => xml.leaf("BucketName", bucket),
             S3Error::NoSuchKey { key } => xml.leaf("Key", key),
             S3Error::NoSuchUpload { upload_id } => xml.leaf("UploadId", upload_id),

@@ -2,15 +2,15 @@
 //! accepted it.
 //!
 //! A request flows one way: parse ([`request`]) → authenticate ([`auth`])
-//! → check the bucket against this core's copy of the [`catalog`] → run the
-//! operation's handler, which reaches shards only through the
-//! [`Router`](crate::route::Router) → render the result, or the error in one
-//! place ([`error`]). Handlers never read a request body before the request
+//! → authorize ([`access`], against the node's [`Directory`] of buckets and
+//! users) → run the operation's handler, which reaches shards only through
+//! the [`Router`](crate::route::Router) → render the result, or the error
+//! in one place ([`error`]). Handlers never read a request body before the request
 //! is known to be acceptable, so a client that sent `Expect: 100-continue`
 //! gets the error instead of `100 Continue`.
 
+pub mod access;
 pub mod auth;
-pub mod catalog;
 pub mod checksum;
 pub mod chunked;
 mod conditional;
@@ -27,7 +27,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -35,11 +35,11 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use shoal_shard::admission::Gate;
 use shoal_shard::chunk::ChunkPool;
+use shoal_shard::directory::Directory;
 
-use crate::flags::{KeyPair, NodeConfig};
+use crate::flags::NodeConfig;
 use crate::metrics::{CoreMetrics, Operation};
 use crate::route::Router;
-use catalog::Catalog;
 use error::S3Error;
 use request::{S3Request, Target};
 
@@ -52,9 +52,9 @@ pub type Body = Pin<Box<dyn http_body::Body<Data = Bytes, Error = std::io::Error
 /// afterwards except for the request-id counter.
 pub struct S3Context {
     pub config: Arc<NodeConfig>,
-    pub keys: Arc<KeyPair>,
     pub router: Router,
-    pub catalog: Catalog,
+    /// Buckets and users, as the metadata shard last applied them.
+    pub directory: Arc<Directory>,
     pub pool: ChunkPool,
     pub metrics: Arc<CoreMetrics>,
     pub md5_lanes: Rc<md5_lanes::Md5Lanes>,
@@ -68,9 +68,8 @@ impl S3Context {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Arc<NodeConfig>,
-        keys: Arc<KeyPair>,
         router: Router,
-        catalog: Catalog,
+        directory: Arc<Directory>,
         pool: ChunkPool,
         metrics: Arc<CoreMetrics>,
         gates: Vec<Gate>,
@@ -78,9 +77,8 @@ impl S3Context {
     ) -> Self {
         S3Context {
             config,
-            keys,
             router,
-            catalog,
+            directory,
             pool,
             md5_lanes: md5_lanes::Md5Lanes::new(Arc::clone(&metrics)),
             metrics,
@@ -147,30 +145,36 @@ pub async fn serve(
 }
 
 async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body>, S3Error> {
-    let auth = auth::authenticate(
-        &request.auth_parts(),
-        &ctx.config.region,
-        &|access_key| (access_key == ctx.keys.access_key).then(|| ctx.keys.secret_key.clone()),
-        SystemTime::now(),
-    )?;
     use handlers::{acl, bucket, copy, delete_objects, get, list, multipart, put};
-    if let Some(subresource) = request.unsupported_subresource() {
-        return match (request.method(), request.target(), subresource) {
-            (&Method::GET, Target::Bucket(name), "acl") => acl::get_acl(ctx, name, None).await,
-            (&Method::GET, Target::Object(name, key), "acl") => {
-                acl::get_acl(ctx, name, Some(key)).await
+    let (caller, payload) = access::identify(ctx, &request)?;
+    // Before any handler runs, so a refused request never has its body read.
+    access::authorize(ctx, &caller, &request)?;
+    if request.unsupported_subresource().is_some() {
+        return Err(S3Error::NotImplemented {
+            what: "This subresource",
+        });
+    }
+    if request.has_query("acl") {
+        return match (request.method().clone(), request.target().clone()) {
+            (Method::GET, Target::Bucket(name)) => acl::get_bucket_acl(ctx, &name),
+            (Method::PUT, Target::Bucket(name)) => {
+                acl::put_bucket_acl(ctx, &name, request, payload).await
             }
-            _ => Err(S3Error::NotImplemented {
-                what: "This subresource",
-            }),
+            (Method::GET, Target::Object(name, key)) => {
+                acl::get_object_acl(ctx, &caller, &name, &key).await
+            }
+            (Method::PUT, Target::Object(name, key)) => {
+                acl::put_object_acl(ctx, &caller, &name, &key, request, payload).await
+            }
+            _ => Err(S3Error::MethodNotAllowed),
         };
     }
     let upload = request.has_query("uploadId");
     match (request.method().clone(), request.target().clone()) {
-        (Method::GET, Target::Service) => bucket::list_buckets(ctx).await,
+        (Method::GET, Target::Service) => bucket::list_buckets(ctx, &caller),
         (_, Target::Service) => Err(S3Error::MethodNotAllowed),
         (method, Target::Bucket(name)) => match method {
-            Method::PUT => bucket::create_bucket(ctx, &name, request).await,
+            Method::PUT => bucket::create_bucket(ctx, &caller, &name, request).await,
             Method::HEAD => bucket::head_bucket(ctx, &name),
             Method::DELETE => bucket::delete_bucket(ctx, &name).await,
             Method::GET if request.has_query("uploads") => {
@@ -178,7 +182,7 @@ async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body
             }
             Method::GET => list::get_bucket(ctx, &name, &request).await,
             Method::POST if request.has_query("delete") => {
-                delete_objects::delete_objects(ctx, &name, request, auth.payload).await
+                delete_objects::delete_objects(ctx, &name, request, payload).await
             }
             Method::POST => Err(S3Error::NotImplemented {
                 what: "This bucket POST operation",
@@ -190,24 +194,27 @@ async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body
             match method {
                 Method::PUT if upload => match copy_source {
                     Some(source) => {
-                        multipart::upload_part_copy(ctx, &name, &key, &request, &source).await
+                        multipart::upload_part_copy(ctx, &caller, &name, &key, &request, &source)
+                            .await
                     }
-                    None => multipart::upload_part(ctx, &name, &key, request, auth.payload).await,
+                    None => multipart::upload_part(ctx, &name, &key, request, payload).await,
                 },
                 Method::PUT => match copy_source {
-                    Some(source) => copy::copy_object(ctx, &name, &key, &request, &source).await,
-                    None => put::put_object(ctx, &name, &key, request, auth.payload).await,
+                    Some(source) => {
+                        copy::copy_object(ctx, &caller, &name, &key, &request, &source).await
+                    }
+                    None => put::put_object(ctx, &caller, &name, &key, request, payload).await,
                 },
                 Method::GET if upload => multipart::list_parts(ctx, &name, &key, &request).await,
-                Method::GET => get::get_object(ctx, &name, &key, &request, false).await,
-                Method::HEAD => get::get_object(ctx, &name, &key, &request, true).await,
+                Method::GET => get::get_object(ctx, &caller, &name, &key, &request, false).await,
+                Method::HEAD => get::get_object(ctx, &caller, &name, &key, &request, true).await,
                 Method::DELETE if upload => multipart::abort(ctx, &name, &key, &request).await,
                 Method::DELETE => get::delete_object(ctx, &name, &key).await,
                 Method::POST if request.has_query("uploads") => {
-                    multipart::create(ctx, &name, &key, &request).await
+                    multipart::create(ctx, &caller, &name, &key, &request).await
                 }
                 Method::POST if upload => {
-                    multipart::complete(ctx, &name, &key, request, auth.payload).await
+                    multipart::complete(ctx, &name, &key, request, payload).await
                 }
                 Method::POST => Err(S3Error::NotImplemented {
                     what: "This object POST operation",

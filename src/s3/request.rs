@@ -17,9 +17,8 @@ pub const KEY_BYTES_MAX: usize = 1024;
 /// same path) that Shoal does not serve. A request naming one must be
 /// refused, never mistaken for the plain operation: `PUT /b/k?tagging`
 /// would otherwise overwrite the object with the tagging document.
-const UNSUPPORTED_SUBRESOURCES: [&str; 28] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 27] = [
     "accelerate",
-    "acl",
     "analytics",
     "attributes",
     "cors",

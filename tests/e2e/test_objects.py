@@ -458,7 +458,6 @@ def test_unsupported_subresources_never_touch_the_object(s3, bucket):
         lambda: s3.put_object_tagging(Bucket=bucket, Key="keep", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}),
         lambda: s3.delete_object_tagging(Bucket=bucket, Key="keep"),
         lambda: s3.get_object_tagging(Bucket=bucket, Key="keep"),
-        lambda: s3.put_object_acl(Bucket=bucket, Key="keep", ACL="private"),
         lambda: s3.get_bucket_policy(Bucket=bucket),
         lambda: s3.get_bucket_request_payment(Bucket=bucket),
     ]

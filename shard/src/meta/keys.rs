@@ -24,10 +24,12 @@ pub(crate) enum Cf {
     Uploads,
     /// `upload id ++ part number (big-endian u32)` → prost `UploadedPart`.
     Parts,
+    /// User name → prost `User` (metadata shard only).
+    Users,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 8] = [
+    pub(crate) const ALL: [Cf; 9] = [
         Cf::RaftLog,
         Cf::RaftState,
         Cf::SmState,
@@ -36,6 +38,7 @@ impl Cf {
         Cf::Blobs,
         Cf::Uploads,
         Cf::Parts,
+        Cf::Users,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Cf {
             Cf::Blobs => "blobs",
             Cf::Uploads => "uploads",
             Cf::Parts => "parts",
+            Cf::Users => "users",
         }
     }
 }

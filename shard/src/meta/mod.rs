@@ -274,7 +274,9 @@ fn cf_options(cf: Cf) -> Options {
         // and the small state records are rewritten constantly: compressing
         // them costs CPU on the commit path for no lasting gain.
         Cf::RaftLog | Cf::RaftState | Cf::SmState => DBCompressionType::None,
-        Cf::Buckets | Cf::Objects | Cf::Blobs | Cf::Uploads | Cf::Parts => DBCompressionType::Lz4,
+        Cf::Buckets | Cf::Objects | Cf::Blobs | Cf::Uploads | Cf::Parts | Cf::Users => {
+            DBCompressionType::Lz4
+        }
     };
     opts.set_compression_type(compression);
     opts

@@ -16,6 +16,8 @@ pub(crate) fn bucket(name: &str) -> BucketRecord {
         name: name.to_owned(),
         created_unix_ms: 1_700_000_000_000,
         region: "us-east-1".to_owned(),
+        owner_id: "owner".to_owned(),
+        acl: None,
     }
 }
 
@@ -40,6 +42,8 @@ pub(crate) fn manifest(bucket: &str, key: &str, chunk_count: u32) -> ObjectManif
         headers: Default::default(),
         checksum_type: String::new(),
         part_count: 0,
+        owner_id: String::new(),
+        acl: None,
     }
 }
 

@@ -14,24 +14,31 @@ use std::collections::HashMap;
 use prost::Message;
 use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::meta_command::Op;
-use shoal_proto::meta::{ObjectManifest, UploadRef, UploadedPart, WriteCondition};
+use shoal_proto::meta::{
+    BucketRecord, ObjectManifest, UploadRef, UploadedPart, User, WriteCondition,
+};
 
 use super::types::ApplyOutcome;
+use crate::directory::Change;
 use crate::meta::keys::{self, Cf};
-use crate::meta::{cf, get_decoded, MetaError};
+use crate::meta::{cf, decode, get_decoded, MetaError};
 
 /// What earlier entries of the batch being built left behind.
 #[derive(Default)]
 pub(super) struct Pending {
-    /// Bucket name → whether it exists.
-    buckets: HashMap<String, bool>,
-    /// `objects` key → the object's ETag parts (MD5, part count), or
-    /// `None` once deleted.
-    objects: HashMap<Vec<u8>, Option<(Vec<u8>, u32)>>,
+    /// Bucket name → the bucket, or `None` once deleted.
+    buckets: HashMap<String, Option<BucketRecord>>,
+    /// `objects` key → the object's manifest, or `None` once deleted.
+    objects: HashMap<Vec<u8>, Option<ObjectManifest>>,
     /// `uploads` key → whether the upload is in progress.
     uploads: HashMap<Vec<u8>, bool>,
     /// `parts` key → the part written by an earlier entry.
     parts: HashMap<Vec<u8>, UploadedPart>,
+    /// User name → the user, or `None` once deleted.
+    users: HashMap<String, Option<User>>,
+    /// Bucket and user changes, for the [`Directory`](crate::directory)
+    /// once the batch is written.
+    pub(super) changes: Vec<Change>,
 }
 
 /// Applies one op into `batch`.
@@ -46,19 +53,15 @@ pub(super) fn apply_op(
             if bucket_exists(db, pending, &record.name)? {
                 ApplyOutcome::BucketAlreadyExists
             } else {
-                batch.put_cf(
-                    cf(db, Cf::Buckets),
-                    record.name.as_bytes(),
-                    record.encode_to_vec(),
-                );
-                pending.buckets.insert(record.name, true);
+                put_bucket(db, batch, pending, record);
                 ApplyOutcome::Applied
             }
         }
         Op::DeleteBucket(name) => {
             if bucket_exists(db, pending, &name)? {
                 batch.delete_cf(cf(db, Cf::Buckets), name.as_bytes());
-                pending.buckets.insert(name, false);
+                pending.buckets.insert(name.clone(), None);
+                pending.changes.push(Change::BucketDeleted(name));
                 ApplyOutcome::Applied
             } else {
                 ApplyOutcome::NoSuchBucket
@@ -138,6 +141,91 @@ pub(super) fn apply_op(
             forget_upload(db, batch, pending, &upload);
             ApplyOutcome::Applied
         }
+        Op::CreateUser(user) => {
+            let taken = user_record(db, pending, &user.name)?.is_some();
+            if taken {
+                ApplyOutcome::UserExists
+            } else if let Some(key) = user
+                .keys
+                .iter()
+                .find(|k| key_holder(db, pending, &k.access_key).is_ok_and(|h| h.is_some()))
+            {
+                tracing::debug!(access_key = %key.access_key, "access key already in use");
+                ApplyOutcome::AccessKeyExists
+            } else {
+                put_user(db, batch, pending, user);
+                ApplyOutcome::Applied
+            }
+        }
+        Op::DeleteUser(name) => {
+            if user_record(db, pending, &name)?.is_some() {
+                batch.delete_cf(cf(db, Cf::Users), name.as_bytes());
+                pending.users.insert(name.clone(), None);
+                pending.changes.push(Change::UserDeleted(name));
+                ApplyOutcome::Applied
+            } else {
+                ApplyOutcome::NoSuchUser
+            }
+        }
+        Op::AddAccessKey(add) => {
+            let key = add.key.ok_or_else(|| malformed("add_access_key"))?;
+            match user_record(db, pending, &add.user)? {
+                None => ApplyOutcome::NoSuchUser,
+                Some(_) if key_holder(db, pending, &key.access_key)?.is_some() => {
+                    ApplyOutcome::AccessKeyExists
+                }
+                Some(mut user) => {
+                    user.keys.push(key);
+                    put_user(db, batch, pending, user);
+                    ApplyOutcome::Applied
+                }
+            }
+        }
+        Op::SetUserEnabled(set) => match user_record(db, pending, &set.name)? {
+            None => ApplyOutcome::NoSuchUser,
+            Some(mut user) => {
+                user.disabled = !set.enabled;
+                put_user(db, batch, pending, user);
+                ApplyOutcome::Applied
+            }
+        },
+        Op::SetKeyEnabled(set) => match key_holder(db, pending, &set.name)? {
+            None => ApplyOutcome::NoSuchAccessKey,
+            Some(mut user) => {
+                for key in user.keys.iter_mut().filter(|k| k.access_key == set.name) {
+                    key.disabled = !set.enabled;
+                }
+                put_user(db, batch, pending, user);
+                ApplyOutcome::Applied
+            }
+        },
+        Op::DeleteAccessKey(access_key) => match key_holder(db, pending, &access_key)? {
+            None => ApplyOutcome::NoSuchAccessKey,
+            Some(mut user) => {
+                user.keys.retain(|k| k.access_key != access_key);
+                put_user(db, batch, pending, user);
+                ApplyOutcome::Applied
+            }
+        },
+        Op::PutBucketAcl(put) => match bucket_record(db, pending, &put.bucket)? {
+            None => ApplyOutcome::NoSuchResource,
+            Some(mut record) => {
+                record.acl = put.acl;
+                put_bucket(db, batch, pending, record);
+                ApplyOutcome::Applied
+            }
+        },
+        Op::PutObjectAcl(put) => {
+            let key = keys::object_key(&put.bucket, put.key.as_bytes());
+            match object_record(db, pending, &key)? {
+                None => ApplyOutcome::NoSuchResource,
+                Some(mut manifest) => {
+                    manifest.acl = put.acl;
+                    put_object(db, batch, pending, manifest);
+                    ApplyOutcome::Applied
+                }
+            }
+        }
         Op::AbortUpload(upload) => {
             if upload_exists(db, pending, &upload)? {
                 forget_upload(db, batch, pending, &upload);
@@ -160,12 +248,65 @@ fn malformed(op: &str) -> MetaError {
     )
 }
 
+fn put_bucket(db: &DB, batch: &mut WriteBatch, pending: &mut Pending, record: BucketRecord) {
+    batch.put_cf(
+        cf(db, Cf::Buckets),
+        record.name.as_bytes(),
+        record.encode_to_vec(),
+    );
+    pending
+        .buckets
+        .insert(record.name.clone(), Some(record.clone()));
+    pending.changes.push(Change::BucketPut(record));
+}
+
+fn put_user(db: &DB, batch: &mut WriteBatch, pending: &mut Pending, user: User) {
+    batch.put_cf(
+        cf(db, Cf::Users),
+        user.name.as_bytes(),
+        user.encode_to_vec(),
+    );
+    pending.users.insert(user.name.clone(), Some(user.clone()));
+    pending.changes.push(Change::UserPut(user));
+}
+
+/// The user as earlier entries of the batch left it.
+fn user_record(db: &DB, pending: &Pending, name: &str) -> Result<Option<User>, MetaError> {
+    match pending.users.get(name) {
+        Some(user) => Ok(user.clone()),
+        None => get_decoded(db, Cf::Users, name.as_bytes()),
+    }
+}
+
+/// The user holding `access_key`, as earlier entries of the batch left
+/// things. Scans the users: there are few, and key changes are rare.
+fn key_holder(db: &DB, pending: &Pending, access_key: &str) -> Result<Option<User>, MetaError> {
+    let holds = |user: &User| user.keys.iter().any(|k| k.access_key == access_key);
+    for user in pending.users.values().flatten() {
+        if holds(user) {
+            return Ok(Some(user.clone()));
+        }
+    }
+    let mut iter = db.raw_iterator_cf(cf(db, Cf::Users));
+    iter.seek_to_first();
+    while let Some((key, value)) = iter.item() {
+        let name = String::from_utf8_lossy(key);
+        if !pending.users.contains_key(name.as_ref()) {
+            let user: User = decode(Cf::Users, key, value)?;
+            if holds(&user) {
+                return Ok(Some(user));
+            }
+        }
+        iter.next();
+    }
+    iter.status().map_err(MetaError::rocks("apply"))?;
+    Ok(None)
+}
+
 fn put_object(db: &DB, batch: &mut WriteBatch, pending: &mut Pending, manifest: ObjectManifest) {
     let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
     batch.put_cf(cf(db, Cf::Objects), &key, manifest.encode_to_vec());
-    pending
-        .objects
-        .insert(key, Some((manifest.md5, manifest.part_count)));
+    pending.objects.insert(key, Some(manifest));
 }
 
 /// Deletes the upload and every part of it.
@@ -187,11 +328,7 @@ fn check(
     let Some(condition) = condition else {
         return Ok(None);
     };
-    let current = match pending.objects.get(object_key) {
-        Some(state) => state.clone(),
-        None => get_decoded::<ObjectManifest>(db, Cf::Objects, object_key)?
-            .map(|m| (m.md5, m.part_count)),
-    };
+    let current = object_record(db, pending, object_key)?.map(|m| (m.md5, m.part_count));
     if condition.if_none_exists && current.is_some() {
         return Ok(Some(ApplyOutcome::PreconditionFailed));
     }
@@ -209,15 +346,33 @@ fn check(
     Ok(None)
 }
 
+/// The object as earlier entries of the batch left it.
+fn object_record(
+    db: &DB,
+    pending: &Pending,
+    object_key: &[u8],
+) -> Result<Option<ObjectManifest>, MetaError> {
+    match pending.objects.get(object_key) {
+        Some(manifest) => Ok(manifest.clone()),
+        None => get_decoded(db, Cf::Objects, object_key),
+    }
+}
+
 /// Whether `name` exists once the batch's earlier entries are applied.
 fn bucket_exists(db: &DB, pending: &Pending, name: &str) -> Result<bool, MetaError> {
-    if let Some(&exists) = pending.buckets.get(name) {
-        return Ok(exists);
+    Ok(bucket_record(db, pending, name)?.is_some())
+}
+
+/// The bucket as earlier entries of the batch left it.
+fn bucket_record(
+    db: &DB,
+    pending: &Pending,
+    name: &str,
+) -> Result<Option<BucketRecord>, MetaError> {
+    match pending.buckets.get(name) {
+        Some(record) => Ok(record.clone()),
+        None => get_decoded(db, Cf::Buckets, name.as_bytes()),
     }
-    let stored = db
-        .get_pinned_cf(cf(db, Cf::Buckets), name.as_bytes())
-        .map_err(MetaError::rocks("apply"))?;
-    Ok(stored.is_some())
 }
 
 /// Whether the upload is in progress once the batch's earlier entries are

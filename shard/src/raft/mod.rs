@@ -55,6 +55,7 @@ pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
 pub use state_machine::{SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
 
+use crate::directory::Directory;
 use crate::meta::keys::BUCKET_KEY_SEPARATOR;
 use crate::meta::MetaStore;
 
@@ -99,6 +100,9 @@ pub struct RaftOptions {
     pub leader_wait_max: Duration,
     pub snapshot_logs_since_last: u64,
     pub logs_kept_after_snapshot: u64,
+    /// Where the group publishes bucket and user changes as it applies
+    /// them: the metadata shard's group only.
+    pub directory: Option<Arc<Directory>>,
 }
 
 impl Default for RaftOptions {
@@ -111,6 +115,7 @@ impl Default for RaftOptions {
             leader_wait_max: LEADER_WAIT_MAX,
             snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
+            directory: None,
         }
     }
 }
@@ -215,6 +220,16 @@ fn assert_well_formed(command: &MetaCommand) {
                 .bucket
         }
         Some(Op::AbortUpload(upload)) => &upload.bucket,
+        Some(Op::PutBucketAcl(put)) => &put.bucket,
+        Some(Op::PutObjectAcl(put)) => &put.bucket,
+        Some(
+            Op::CreateUser(_)
+            | Op::DeleteUser(_)
+            | Op::AddAccessKey(_)
+            | Op::SetUserEnabled(_)
+            | Op::SetKeyEnabled(_)
+            | Op::DeleteAccessKey(_),
+        ) => return,
     };
     assert!(
         !bucket.is_empty() && !bucket.as_bytes().contains(&BUCKET_KEY_SEPARATOR),
@@ -265,7 +280,12 @@ impl ShardRaft {
         };
         let log_stats = Rc::new(LogStats::default());
         let log_store = LogStore::new(store.clone(), Rc::clone(&log_stats), release.clone());
-        let state_machine = StateMachine::new(store, release);
+        if let Some(directory) = options.directory.clone() {
+            store
+                .blocking("load_directory", move |db| directory.load(db))
+                .await?;
+        }
+        let state_machine = StateMachine::new(store, release, options.directory.clone());
         let raft = Raft::new(
             node_id,
             Arc::new(config),

@@ -22,6 +22,7 @@
 use std::cell::RefCell;
 use std::io::Cursor;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
@@ -39,12 +40,13 @@ use super::types::{
     ApplyOutcome, Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
 };
 use super::ReleaseToken;
+use crate::directory::Directory;
 use crate::meta::keys::{self, Cf, SM_STATE_LAST_APPLIED_KEY, SM_STATE_MEMBERSHIP_KEY};
 use crate::meta::{cf, MetaError, MetaStore};
 
 /// Version of [`SnapshotImage`]'s encoding. Bump it when the image
 /// changes; an install refuses versions it does not know.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
 
 /// Key under which snapshot decode errors are reported (a snapshot has no
 /// key of its own).
@@ -63,6 +65,7 @@ struct SnapshotImage {
     objects: Records,
     uploads: Records,
     parts: Records,
+    users: Records,
 }
 
 /// The latest snapshot, as built or installed.
@@ -81,14 +84,21 @@ pub struct StateMachine {
     store: MetaStore,
     current: CurrentSnapshot,
     release: ReleaseToken,
+    /// Where bucket and user changes are published (metadata shard only).
+    directory: Option<Arc<Directory>>,
 }
 
 impl StateMachine {
-    pub(crate) fn new(store: MetaStore, release: ReleaseToken) -> StateMachine {
+    pub(crate) fn new(
+        store: MetaStore,
+        release: ReleaseToken,
+        directory: Option<Arc<Directory>>,
+    ) -> StateMachine {
         StateMachine {
             store,
             current: Rc::new(RefCell::new(None)),
             release,
+            directory,
         }
     }
 }
@@ -108,7 +118,11 @@ fn read_applied_state(db: &DB) -> Result<(Option<LogId>, StoredMembership), Meta
 
 /// Applies `entries` (consecutive, committed) in one batch and returns one
 /// outcome per entry.
-fn apply_entries(db: &DB, entries: &[Entry]) -> Result<Vec<ApplyOutcome>, MetaError> {
+fn apply_entries(
+    db: &DB,
+    entries: &[Entry],
+    directory: Option<&Directory>,
+) -> Result<Vec<ApplyOutcome>, MetaError> {
     let sm_state = cf(db, Cf::SmState);
     let mut batch = WriteBatch::default();
     let mut pending = Pending::default();
@@ -147,6 +161,9 @@ fn apply_entries(db: &DB, entries: &[Entry]) -> Result<Vec<ApplyOutcome>, MetaEr
         batch.put_cf(sm_state, SM_STATE_MEMBERSHIP_KEY, encode(&membership));
     }
     db.write(batch).map_err(MetaError::rocks("apply"))?;
+    if let Some(directory) = directory {
+        directory.publish(&pending.changes);
+    }
     Ok(outcomes)
 }
 
@@ -186,6 +203,7 @@ fn build_image(db: &DB) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), Me
         objects: collect_family(db, &view, Cf::Objects)?,
         uploads: collect_family(db, &view, Cf::Uploads)?,
         parts: collect_family(db, &view, Cf::Parts)?,
+        users: collect_family(db, &view, Cf::Users)?,
     };
     Ok((last_applied, membership, encode(&image)))
 }
@@ -230,6 +248,7 @@ fn install_image(
         (Cf::Objects, &image.objects),
         (Cf::Uploads, &image.uploads),
         (Cf::Parts, &image.parts),
+        (Cf::Users, &image.users),
     ];
     for (family, _) in families {
         clear_family(db, &mut batch, family)?;
@@ -318,8 +337,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(last) = entries.last().map(|e| e.log_id) else {
             return Ok(Vec::new());
         };
+        let directory = self.directory.clone();
         self.store
-            .blocking("apply", move |db| apply_entries(db, &entries))
+            .blocking("apply", move |db| {
+                apply_entries(db, &entries, directory.as_deref())
+            })
             .await
             .map_err(|e| storage_error(ErrorSubject::Apply(last), ErrorVerb::Write, e))
     }
@@ -343,6 +365,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let install_meta = meta.clone();
+        let directory = self.directory.clone();
         let data = self
             .store
             .blocking("install_snapshot", move |db| {
@@ -358,6 +381,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     ));
                 }
                 install_image(db, &image, &install_meta)?;
+                if let Some(directory) = directory {
+                    directory.load(db)?;
+                }
                 Ok(data)
             })
             .await

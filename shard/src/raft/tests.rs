@@ -5,6 +5,7 @@
 use std::io::Cursor;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::oneshot;
@@ -318,7 +319,7 @@ fn snapshot_build_then_install_into_a_fresh_store() {
         stop(shard, &source).await;
 
         let (token, _released) = release_token();
-        let mut source_sm = StateMachine::new(source.clone(), token.clone());
+        let mut source_sm = StateMachine::new(source.clone(), token.clone(), None);
         let snapshot = source_sm
             .get_snapshot_builder()
             .await
@@ -332,7 +333,7 @@ fn snapshot_build_then_install_into_a_fresh_store() {
         // The target holds state the snapshot must replace.
         let target_dir = tempfile::tempdir().unwrap();
         let target = MetaStore::open(target_dir.path()).unwrap();
-        let mut target_sm = StateMachine::new(target.clone(), token);
+        let mut target_sm = StateMachine::new(target.clone(), token, None);
         let stale = [
             create_bucket("stale"),
             put_object("stale", "x", 1),
@@ -395,7 +396,7 @@ fn one_apply_call_sees_its_own_earlier_entries() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(store.clone(), token);
+        let mut sm = StateMachine::new(store.clone(), token, None);
         let commands = [
             create_bucket("bk"),
             create_bucket("bk"),
@@ -431,7 +432,7 @@ fn unknown_command_stops_apply_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(store.clone(), token);
+        let mut sm = StateMachine::new(store.clone(), token, None);
         let entries = vec![
             normal_entry(1, &create_bucket("bk")),
             normal_entry(2, &MetaCommand { op: None }),
@@ -696,7 +697,7 @@ fn conditional_puts_are_decided_at_apply() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(store.clone(), token);
+        let mut sm = StateMachine::new(store.clone(), token, None);
         let absent = shoal_proto::meta::WriteCondition {
             if_none_exists: true,
             ..Default::default()
@@ -745,5 +746,115 @@ fn conditional_puts_are_decided_at_apply() {
         let object = store.get_object("bk", "k").await.unwrap().unwrap();
         assert_eq!(object.chunks.len(), 3);
         assert!(store.list_parts(UPLOAD_ID, 0, 10).await.unwrap().is_empty());
+    });
+}
+
+fn user_command(op: Op) -> MetaCommand {
+    MetaCommand { op: Some(op) }
+}
+
+fn new_user(name: &str, access_key: &str) -> shoal_proto::meta::User {
+    shoal_proto::meta::User {
+        name: name.to_owned(),
+        id: format!("id-{name}"),
+        keys: vec![shoal_proto::meta::AccessKey {
+            access_key: access_key.to_owned(),
+            secret_key: format!("secret-{access_key}"),
+            disabled: false,
+            created_unix_ms: 1,
+        }],
+        disabled: false,
+        created_unix_ms: 1,
+    }
+}
+
+#[test]
+fn users_and_buckets_are_published_to_the_directory_as_applied() {
+    use shoal_proto::meta::{AccessKey, AddAccessKey, SetEnabled};
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let directory = crate::directory::Directory::new();
+        let options = RaftOptions {
+            directory: Some(Arc::clone(&directory)),
+            ..RaftOptions::default()
+        };
+        let (store, shard) = open_and_start(dir.path(), options.clone()).await;
+        let propose = |op| shard.propose(user_command(op));
+        assert_eq!(
+            propose(Op::CreateUser(new_user("main", "AK1")))
+                .await
+                .unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(
+            propose(Op::CreateUser(new_user("main", "AK9")))
+                .await
+                .unwrap(),
+            ApplyOutcome::UserExists
+        );
+        assert_eq!(
+            propose(Op::CreateUser(new_user("alt", "AK1")))
+                .await
+                .unwrap(),
+            ApplyOutcome::AccessKeyExists
+        );
+        // Published before the proposer hears back.
+        assert!(directory.key_owner("AK1").unwrap().enabled);
+        let add = AddAccessKey {
+            user: "main".into(),
+            key: Some(AccessKey {
+                access_key: "AK2".into(),
+                secret_key: "secret-AK2".into(),
+                disabled: false,
+                created_unix_ms: 2,
+            }),
+        };
+        assert_eq!(
+            propose(Op::AddAccessKey(add)).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+        let disable_key = SetEnabled {
+            name: "AK1".into(),
+            enabled: false,
+        };
+        assert_eq!(
+            propose(Op::SetKeyEnabled(disable_key)).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert!(!directory.key_owner("AK1").unwrap().enabled);
+        assert!(directory.key_owner("AK2").unwrap().enabled);
+        let disable_user = SetEnabled {
+            name: "main".into(),
+            enabled: false,
+        };
+        propose(Op::SetUserEnabled(disable_user)).await.unwrap();
+        assert!(!directory.key_owner("AK2").unwrap().enabled);
+        assert_eq!(
+            propose(Op::DeleteAccessKey("nope".into())).await.unwrap(),
+            ApplyOutcome::NoSuchAccessKey
+        );
+        shard.propose(create_bucket("bk")).await.unwrap();
+        assert!(directory.contains_bucket("bk"));
+
+        // A restart loads the directory from the applied state.
+        stop(shard, &store).await;
+        drop(store);
+        let directory = crate::directory::Directory::new();
+        let options = RaftOptions {
+            directory: Some(Arc::clone(&directory)),
+            ..RaftOptions::default()
+        };
+        let (store, shard) = open_and_start(dir.path(), options).await;
+        assert!(directory.contains_bucket("bk"));
+        assert!(!directory.key_owner("AK2").unwrap().enabled);
+        assert_eq!(
+            shard
+                .propose(user_command(Op::DeleteUser("main".into())))
+                .await
+                .unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert!(directory.key_owner("AK2").is_none());
+        stop(shard, &store).await;
     });
 }

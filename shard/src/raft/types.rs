@@ -92,4 +92,14 @@ pub enum ApplyOutcome {
     /// A completion named a part that is missing or was uploaded again
     /// after the client's list was checked.
     InvalidPart,
+    /// `create_user` found the name taken.
+    UserExists,
+    /// A user op named no such user.
+    NoSuchUser,
+    /// A new access key is already some user's.
+    AccessKeyExists,
+    /// A key op named no such access key.
+    NoSuchAccessKey,
+    /// An ACL op named a bucket or object that does not exist.
+    NoSuchResource,
 }

@@ -1,8 +1,8 @@
 //! ListBuckets, CreateBucket, HeadBucket, DeleteBucket.
 //!
-//! Bucket records are committed by the metadata shard's raft group; the
-//! core that made a change publishes it to the shared catalog before it
-//! answers, so the client's next request sees it on any core.
+//! Bucket records are committed by the metadata shard's raft group, which
+//! publishes each change to the node's directory as it applies it, so the
+//! client's next request sees it on any core.
 
 use std::rc::Rc;
 
@@ -13,6 +13,7 @@ use shoal_shard::raft::ApplyOutcome;
 
 use super::{header_value, iso8601, now_unix_ms, read_xml_body, require_bucket};
 use crate::route::METADATA_SHARD;
+use crate::s3::access::{self, Caller};
 use crate::s3::error::S3Error;
 use crate::s3::request::{validate_bucket_name, S3Request};
 use crate::s3::xml::{self, XmlWriter};
@@ -21,15 +22,24 @@ use crate::s3::{empty_response, xml_response, Body, S3Context};
 /// Largest CreateBucket body we read (a CreateBucketConfiguration).
 const CREATE_BUCKET_BODY_BYTES_MAX: usize = 64 * 1024;
 
-pub async fn list_buckets(ctx: &Rc<S3Context>) -> Result<Response<Body>, S3Error> {
+/// The caller's buckets only.
+pub fn list_buckets(ctx: &Rc<S3Context>, caller: &Caller) -> Result<Response<Body>, S3Error> {
+    let Caller::User { id, name } = caller else {
+        return Err(S3Error::internal("ListBuckets reached without a user"));
+    };
     let mut out = XmlWriter::new();
     out.open_root("ListAllMyBucketsResult");
     out.open("Owner");
-    out.leaf("ID", &ctx.keys.access_key);
-    out.leaf("DisplayName", &ctx.keys.access_key);
+    out.leaf("ID", id);
+    out.leaf("DisplayName", name);
     out.close("Owner");
     out.open("Buckets");
-    for bucket in ctx.catalog.list() {
+    let own = ctx
+        .directory
+        .buckets()
+        .into_iter()
+        .filter(|record| access::bucket_owner(ctx, record) == *id);
+    for bucket in own {
         out.open("Bucket");
         out.leaf("Name", &bucket.name);
         out.leaf("CreationDate", &iso8601(bucket.created_unix_ms));
@@ -42,18 +52,22 @@ pub async fn list_buckets(ctx: &Rc<S3Context>) -> Result<Response<Body>, S3Error
 
 pub async fn create_bucket(
     ctx: &Rc<S3Context>,
+    caller: &Caller,
     bucket: &str,
     mut request: S3Request,
 ) -> Result<Response<Body>, S3Error> {
+    let owner_id = caller
+        .user_id()
+        .ok_or_else(|| S3Error::internal("CreateBucket reached without a user"))?
+        .to_string();
     validate_bucket_name(bucket).map_err(|reason| S3Error::InvalidBucketName {
         bucket: bucket.to_string(),
         reason,
     })?;
-    if ctx.catalog.contains(bucket) {
-        return Err(S3Error::BucketAlreadyOwnedByYou {
-            bucket: bucket.to_string(),
-        });
+    if let Some(existing) = ctx.directory.bucket(bucket) {
+        return Err(already_exists(ctx, &existing, &owner_id));
     }
+    let acl = access::requested_acl(ctx, &request)?;
     let body = read_xml_body(&mut request, CREATE_BUCKET_BODY_BYTES_MAX).await?;
     if let Some(given) = xml::location_constraint(&body).map_err(|_| S3Error::MalformedXml)? {
         if !given.is_empty() && given != ctx.config.region {
@@ -67,6 +81,8 @@ pub async fn create_bucket(
         name: bucket.to_string(),
         created_unix_ms: now_unix_ms(),
         region: ctx.config.region.clone(),
+        owner_id: owner_id.clone(),
+        acl,
     };
     let outcome = ctx
         .router
@@ -76,11 +92,15 @@ pub async fn create_bucket(
         })
         .await?;
     match outcome {
-        ApplyOutcome::Applied => ctx.catalog.insert(record),
+        ApplyOutcome::Applied => {}
         ApplyOutcome::BucketAlreadyExists => {
-            return Err(S3Error::BucketAlreadyOwnedByYou {
-                bucket: bucket.to_string(),
-            })
+            // Another request created it first; whose is it?
+            return Err(match ctx.directory.bucket(bucket) {
+                Some(existing) => already_exists(ctx, &existing, &owner_id),
+                None => S3Error::BucketAlreadyExists {
+                    bucket: bucket.to_string(),
+                },
+            });
         }
         other => {
             return Err(S3Error::internal(format!(
@@ -93,6 +113,16 @@ pub async fn create_bucket(
         .headers_mut()
         .insert(http::header::LOCATION, header_value(&format!("/{bucket}"))?);
     Ok(response)
+}
+
+/// 409 either way; the code says whether the caller owns the bucket.
+fn already_exists(ctx: &S3Context, existing: &BucketRecord, caller_id: &str) -> S3Error {
+    let bucket = existing.name.clone();
+    if access::bucket_owner(ctx, existing) == caller_id {
+        S3Error::BucketAlreadyOwnedByYou { bucket }
+    } else {
+        S3Error::BucketAlreadyExists { bucket }
+    }
 }
 
 pub fn head_bucket(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
@@ -128,7 +158,6 @@ pub async fn delete_bucket(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response
             reply,
         })
         .await?;
-    ctx.catalog.remove(bucket);
     match outcome {
         ApplyOutcome::Applied => Ok(empty_response(StatusCode::NO_CONTENT)),
         ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {

@@ -16,8 +16,9 @@ use shoal_proto::meta::ObjectManifest;
 use shoal_shard::admission::{AdmissionError, Protocol, Stage};
 use shoal_shard::ops::{ChunkHash, ShardRequest};
 
-use super::put::{stored_headers, user_metadata, write_outcome, DEFAULT_CONTENT_TYPE};
+use super::put::{stored_headers, user_metadata, write_outcome, writer_id, DEFAULT_CONTENT_TYPE};
 use super::{etag, iso8601, now_unix_ms, require_bucket};
+use crate::s3::access::{self, Caller, Permission};
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::XmlWriter;
@@ -25,6 +26,7 @@ use crate::s3::{xml_response, Body, S3Context};
 
 pub async fn copy_object(
     ctx: &Rc<S3Context>,
+    caller: &Caller,
     bucket: &str,
     key: &str,
     request: &S3Request,
@@ -56,9 +58,12 @@ pub async fn copy_object(
             reply,
         })
         .await?
-        .ok_or_else(|| S3Error::NoSuchKey {
-            key: src_key.clone(),
-        })?;
+        .ok_or_else(|| access::missing_object(ctx, caller, &src_bucket, &src_key))?;
+    access::authorize_object(ctx, caller, &source, Permission::Read)?;
+    // The copy is a new object: the caller's, with the ACL this request
+    // asks for (S3 does not copy ACLs).
+    let acl = access::requested_acl(ctx, request)?;
+    let owner_id = writer_id(ctx, caller, bucket);
 
     let owner = ctx.router.owner(bucket, key);
     let blobs = if owner == src_owner {
@@ -70,6 +75,8 @@ pub async fn copy_object(
         bucket: bucket.to_string(),
         key: key.to_string(),
         last_modified_unix_ms: now_unix_ms(),
+        owner_id,
+        acl,
         ..source
     };
     if replace {

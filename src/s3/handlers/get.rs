@@ -17,6 +17,7 @@ use shoal_shard::ops::{ChunkHash, ShardRequest};
 
 use super::put::insert_checksums;
 use super::{etag, header_value, http_date, require_bucket};
+use crate::s3::access::{self, Caller, Permission};
 use crate::s3::conditional::{Preconditions, Verdict};
 use crate::s3::error::S3Error;
 use crate::s3::range::{self, ByteRange, RangeRequest};
@@ -25,6 +26,7 @@ use crate::s3::{empty_response, Body, S3Context};
 
 pub async fn get_object(
     ctx: &Rc<S3Context>,
+    caller: &Caller,
     bucket: &str,
     key: &str,
     request: &S3Request,
@@ -40,9 +42,8 @@ pub async fn get_object(
             reply,
         })
         .await?
-        .ok_or_else(|| S3Error::NoSuchKey {
-            key: key.to_string(),
-        })?;
+        .ok_or_else(|| access::missing_object(ctx, caller, bucket, key))?;
+    access::authorize_object(ctx, caller, &manifest, Permission::Read)?;
     let tag = etag(&manifest.md5, manifest.part_count);
     let preconditions = Preconditions {
         if_match: request.header("if-match"),

@@ -17,7 +17,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use shoal_shard::limits::LIST_KEYS_MAX;
 use shoal_shard::ops::{ObjectSummary, ShardRequest};
 
+use super::acl::write_owner;
 use super::{etag, iso8601, require_bucket};
+use crate::s3::access;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::XmlWriter;
@@ -236,6 +238,11 @@ async fn list_versions(
     let p = params(request)?;
     let marker = request.query("key-marker").unwrap_or("");
     let listing = collect(ctx, bucket, &p, marker_cursor(marker, &p)).await?;
+    let bucket_owner = ctx
+        .directory
+        .bucket(bucket)
+        .map(|record| access::bucket_owner(ctx, &record))
+        .unwrap_or_default();
     let mut out = XmlWriter::new();
     out.open_root("ListVersionsResult");
     out.leaf("Name", bucket);
@@ -270,10 +277,12 @@ async fn list_versions(
             out.leaf("ETag", &etag(&o.md5, o.part_count));
             out.leaf("Size", &o.size_bytes.to_string());
             out.leaf("StorageClass", "STANDARD");
-            out.open("Owner");
-            out.leaf("ID", &ctx.keys.access_key);
-            out.leaf("DisplayName", &ctx.keys.access_key);
-            out.close("Owner");
+            let owner = if o.owner_id.is_empty() {
+                &bucket_owner
+            } else {
+                &o.owner_id
+            };
+            write_owner(ctx, &mut out, "Owner", owner);
             out.close("Version");
         }
     }

@@ -20,9 +20,9 @@ use super::error::S3Error;
 use super::request::S3Request;
 use super::S3Context;
 
-/// The bucket must exist (in this core's catalog copy).
+/// The bucket must exist (in the node's directory).
 fn require_bucket(ctx: &S3Context, bucket: &str) -> Result<(), S3Error> {
-    if ctx.catalog.contains(bucket) {
+    if ctx.directory.contains_bucket(bucket) {
         Ok(())
     } else {
         Err(S3Error::NoSuchBucket {

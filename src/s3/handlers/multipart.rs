@@ -35,10 +35,11 @@ use super::copy::parse_source;
 use super::get::plan;
 use super::put::{
     blob_locations, chunk_refs, insert_checksums, parse_etag, stored_headers, user_metadata,
-    write_condition, write_outcome, DEFAULT_CONTENT_TYPE,
+    write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
 };
 use super::receive::{checksum_header, receive_body, receive_small_body};
 use super::{etag, header_value, iso8601, now_unix_ms, require_bucket};
+use crate::s3::access::{self, Caller, Permission};
 use crate::s3::auth::PayloadMode;
 use crate::s3::checksum::{multipart_checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
 use crate::s3::error::S3Error;
@@ -51,12 +52,14 @@ use crate::s3::{empty_response, xml_response, Body, S3Context};
 /// `POST /bucket/key?uploads`.
 pub async fn create(
     ctx: &Rc<S3Context>,
+    caller: &Caller,
     bucket: &str,
     key: &str,
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let (algorithm, kind) = upload_checksum(request)?;
+    let acl = access::requested_acl(ctx, request)?;
     let initiated_unix_ms = now_unix_ms();
     let upload_id = format!(
         "{:012x}{:020x}",
@@ -77,6 +80,8 @@ pub async fn create(
         headers: stored_headers(request),
         checksum_algorithm: algorithm.map_or(String::new(), |a| a.name().to_string()),
         checksum_type: kind.map_or(String::new(), |k| k.name().to_string()),
+        owner_id: writer_id(ctx, caller, bucket),
+        acl,
     };
     let owner = ctx.router.owner(bucket, key);
     let outcome = ctx
@@ -216,6 +221,7 @@ pub async fn upload_part(
 /// computed anyway.
 pub async fn upload_part_copy(
     ctx: &Rc<S3Context>,
+    caller: &Caller,
     bucket: &str,
     key: &str,
     request: &S3Request,
@@ -237,9 +243,8 @@ pub async fn upload_part_copy(
             reply,
         })
         .await?
-        .ok_or_else(|| S3Error::NoSuchKey {
-            key: src_key.clone(),
-        })?;
+        .ok_or_else(|| access::missing_object(ctx, caller, &src_bucket, &src_key))?;
+    access::authorize_object(ctx, caller, &src, Permission::Read)?;
     let span = copy_range(request.header("x-amz-copy-source-range"), src.size_bytes)?;
     let span_bytes = span.map_or(0, |s| s.len());
     if span_bytes > PART_BYTES_MAX {
@@ -528,6 +533,8 @@ pub async fn complete(
         headers: upload.headers.clone(),
         checksum_type: checksum.map_or(String::new(), |(_, kind)| kind.name().to_string()),
         part_count,
+        owner_id: upload.owner_id.clone(),
+        acl: upload.acl.clone(),
     };
     let tag = etag(&manifest.md5, part_count);
     let chosen_parts = parts
@@ -648,8 +655,8 @@ pub async fn list_parts(
     out.leaf("Bucket", bucket);
     out.leaf("Key", key);
     out.leaf("UploadId", &upload.upload_id);
-    write_owner(&mut out, "Initiator");
-    write_owner(&mut out, "Owner");
+    write_owner(ctx, &mut out, "Initiator", &upload.owner_id);
+    write_owner(ctx, &mut out, "Owner", &upload.owner_id);
     out.leaf("StorageClass", "STANDARD");
     out.leaf("PartNumberMarker", &marker.to_string());
     if let Some(last) = parts.last() {
@@ -678,7 +685,7 @@ pub async fn list_parts(
 
 /// One entry of ListMultipartUploads.
 enum Listed {
-    Upload(MultipartUpload),
+    Upload(Box<MultipartUpload>),
     Prefix(String),
 }
 
@@ -759,7 +766,7 @@ pub async fn list_uploads(
                 truncated = true;
                 break;
             }
-            entries.push(Listed::Upload(upload));
+            entries.push(Listed::Upload(Box::new(upload)));
         }
         next_markers = Some(position);
     }
@@ -790,8 +797,8 @@ pub async fn list_uploads(
             out.open("Upload");
             out.leaf("Key", &encode(&upload.key));
             out.leaf("UploadId", &upload.upload_id);
-            write_owner(&mut out, "Initiator");
-            write_owner(&mut out, "Owner");
+            write_owner(ctx, &mut out, "Initiator", &upload.owner_id);
+            write_owner(ctx, &mut out, "Owner", &upload.owner_id);
             out.leaf("StorageClass", "STANDARD");
             out.leaf("Initiated", &iso8601(upload.initiated_unix_ms));
             if let Some((algorithm, kind)) = stored_checksum(upload) {

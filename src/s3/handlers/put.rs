@@ -13,6 +13,7 @@ use shoal_shard::raft::ApplyOutcome;
 
 use super::receive::receive_body;
 use super::{etag, header_value, now_unix_ms, require_bucket};
+use crate::s3::access::{self, Caller};
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
 use crate::s3::ingest::StoredChunk;
@@ -24,6 +25,7 @@ pub(super) const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
 pub async fn put_object(
     ctx: &Rc<S3Context>,
+    caller: &Caller,
     bucket: &str,
     key: &str,
     mut request: S3Request,
@@ -31,6 +33,8 @@ pub async fn put_object(
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let condition = write_condition(&request)?;
+    let acl = access::requested_acl(ctx, &request)?;
+    let owner_id = writer_id(ctx, caller, bucket);
     let owner = ctx.router.owner(bucket, key);
     let received = receive_body(ctx, owner, &mut request, payload, OBJECT_BYTES_MAX, None).await?;
     let stored = received.stored;
@@ -50,6 +54,8 @@ pub async fn put_object(
         headers: stored_headers(&request),
         checksum_type: String::new(),
         part_count: 0,
+        owner_id,
+        acl,
     };
     let outcome = ctx
         .router
@@ -69,6 +75,19 @@ pub async fn put_object(
     headers.insert(http::header::ETAG, header_value(&etag(&stored.md5, 0))?);
     insert_checksums(headers, &received.checksums)?;
     Ok(response)
+}
+
+/// Who owns what `caller` writes into `bucket`: the caller, or the
+/// bucket's owner for an anonymous write (a public-read-write bucket).
+pub(super) fn writer_id(ctx: &S3Context, caller: &Caller, bucket: &str) -> String {
+    match caller.user_id() {
+        Some(id) => id.to_string(),
+        None => ctx
+            .directory
+            .bucket(bucket)
+            .map(|record| access::bucket_owner(ctx, &record))
+            .unwrap_or_default(),
+    }
 }
 
 /// The refs a manifest or part keeps for stored chunks.

@@ -1,8 +1,13 @@
-//! The admin endpoint: `/healthz`, `/metrics` (Prometheus text), and the
-//! PUT admission budgets (`GET`/`PUT /admin/budgets`).
+//! The admin endpoint: `/healthz`, `/metrics` (Prometheus text), the PUT
+//! admission budgets (`GET`/`PUT /admin/budgets`) and users and their keys
+//! (`/admin/users`, `/admin/keys`, see [`users`]).
 //!
 //! Served by the first core only, on its own address, so it never competes
 //! with S3 listeners for a port and stays reachable when S3 is saturated.
+//! With `--admin-token`, every `/admin/*` request must carry it as
+//! `Authorization: Bearer <token>`; health and metrics stay open.
+
+mod users;
 
 use std::convert::Infallible;
 use std::rc::Rc;
@@ -14,14 +19,55 @@ use shoal_shard::admission::{NodeBudgets, SliceBudget};
 
 use crate::flags::parse_bytes;
 use crate::metrics::Registry;
-use crate::s3::{empty_response, full_body, Body};
+use crate::s3::{empty_response, full_body, Body, S3Context};
+
+/// Whether the request carries the configured admin token (or none is
+/// configured). Compared in constant time.
+fn token_matches(ctx: &S3Context, req: &Request<Incoming>) -> bool {
+    let Some(token) = &ctx.config.admin_token else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// What the admin endpoint serves from.
+pub struct AdminContext {
+    pub registry: Rc<Registry>,
+    /// Core 0's S3 context: its router reaches the metadata shard, its
+    /// directory holds the users.
+    pub ctx: Rc<S3Context>,
+}
 
 pub async fn serve(
-    registry: Rc<Registry>,
+    admin: Rc<AdminContext>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let response = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => health(&registry),
+    let registry = &admin.registry;
+    let path = req.uri().path().to_string();
+    if path.starts_with("/admin/") && !token_matches(&admin.ctx, &req) {
+        return Ok(text(
+            StatusCode::UNAUTHORIZED,
+            "text/plain",
+            "this endpoint needs the admin token: Authorization: Bearer <token>\n".into(),
+        ));
+    }
+    if path.starts_with("/admin/users") || path.starts_with("/admin/keys") {
+        let query = req.uri().query().unwrap_or("").to_string();
+        return Ok(users::serve(&admin.ctx, req.method(), &path, &query).await);
+    }
+    let response = match (req.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => health(registry),
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -107,7 +153,7 @@ fn budgets_json(budgets: &NodeBudgets) -> Response<Body> {
     text(StatusCode::OK, "application/json", json)
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
     let mut response = Response::new(full_body(body));
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -1,0 +1,243 @@
+//! Managing users and access keys over the admin endpoint. Each change is
+//! one raft entry on the metadata shard; the node's directory (and so
+//! every core's authentication) sees it when it is applied, before the
+//! answer goes out.
+//!
+//! | request | effect |
+//! | --- | --- |
+//! | `GET /admin/users` | list users and their keys (never secrets) |
+//! | `POST /admin/users?name=N[&access_key=A&secret_key=S]` | create a user with one key (generated unless given); the secret is in this answer only |
+//! | `DELETE /admin/users/N` | delete a user and its keys |
+//! | `POST /admin/users/N/disable`, `/enable` | refuse or allow all its keys |
+//! | `POST /admin/users/N/keys[?access_key=A&secret_key=S]` | add a key |
+//! | `DELETE /admin/keys/A` | delete a key |
+//! | `POST /admin/keys/A/disable`, `/enable` | refuse or allow one key |
+//!
+//! Answers are JSON; errors are `{"error": "…"}` with 400, 404 or 409.
+
+use http::{Method, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use serde_json::{json, Value};
+use shoal_proto::meta::{AccessKey, AddAccessKey, SetEnabled, User};
+use shoal_shard::ops::MetaChange;
+use shoal_shard::raft::ApplyOutcome;
+
+use super::text;
+use crate::s3::{Body, S3Context};
+use crate::users::{self, change, new_key, new_user_id, now_unix_ms};
+
+pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) -> Response<Body> {
+    let params = parse_query(query);
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let result = match (method, segments.as_slice()) {
+        (&Method::GET, ["admin", "users"]) => Ok(list(ctx)),
+        (&Method::POST, ["admin", "users"]) => match param("name") {
+            Some(name) => create(ctx, &name, param("access_key"), param("secret_key")).await,
+            None => Err(bad("name the user: ?name=…")),
+        },
+        (&Method::DELETE, ["admin", "users", name]) => {
+            apply(ctx, MetaChange::DeleteUser(name.to_string()), name).await
+        }
+        (&Method::POST, ["admin", "users", name, verb @ ("enable" | "disable")]) => {
+            let set = SetEnabled {
+                name: name.to_string(),
+                enabled: *verb == "enable",
+            };
+            apply(ctx, MetaChange::SetUserEnabled(set), name).await
+        }
+        (&Method::POST, ["admin", "users", name, "keys"]) => {
+            add_key(ctx, name, param("access_key"), param("secret_key")).await
+        }
+        (&Method::DELETE, ["admin", "keys", access_key]) => {
+            let change = MetaChange::DeleteAccessKey(access_key.to_string());
+            apply(ctx, change, access_key).await
+        }
+        (&Method::POST, ["admin", "keys", access_key, verb @ ("enable" | "disable")]) => {
+            let set = SetEnabled {
+                name: access_key.to_string(),
+                enabled: *verb == "enable",
+            };
+            apply(ctx, MetaChange::SetKeyEnabled(set), access_key).await
+        }
+        _ => Err((StatusCode::NOT_FOUND, "no such admin resource".to_string())),
+    };
+    match result {
+        Ok((status, body)) => text(status, "application/json", body.to_string() + "\n"),
+        Err((status, message)) => text(
+            status,
+            "application/json",
+            json!({ "error": message }).to_string() + "\n",
+        ),
+    }
+}
+
+type Answer = Result<(StatusCode, Value), (StatusCode, String)>;
+
+fn bad(message: &str) -> (StatusCode, String) {
+    (StatusCode::BAD_REQUEST, message.to_string())
+}
+
+/// A user as the admin endpoint shows it: no secrets.
+fn user_json(user: &User) -> Value {
+    json!({
+        "name": user.name,
+        "id": user.id,
+        "disabled": user.disabled,
+        "created_unix_ms": user.created_unix_ms,
+        "keys": user.keys.iter().map(|k| json!({
+            "access_key": k.access_key,
+            "disabled": k.disabled,
+            "created_unix_ms": k.created_unix_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn list(ctx: &S3Context) -> (StatusCode, Value) {
+    let users: Vec<Value> = ctx.directory.users().iter().map(user_json).collect();
+    (StatusCode::OK, json!({ "users": users }))
+}
+
+/// The given key pair (both or neither), else a new one.
+fn key_pair(
+    access_key: Option<String>,
+    secret_key: Option<String>,
+) -> Result<AccessKey, (StatusCode, String)> {
+    match (access_key, secret_key) {
+        (None, None) => Ok(new_key()),
+        (Some(access_key), Some(secret_key)) => {
+            users::validate_key(&access_key, &secret_key).map_err(bad)?;
+            Ok(AccessKey {
+                access_key,
+                secret_key,
+                disabled: false,
+                created_unix_ms: now_unix_ms(),
+            })
+        }
+        _ => Err(bad("give both access_key and secret_key, or neither")),
+    }
+}
+
+async fn create(
+    ctx: &S3Context,
+    name: &str,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+) -> Answer {
+    users::validate_name(name).map_err(bad)?;
+    let key = key_pair(access_key, secret_key)?;
+    let user = User {
+        name: name.to_string(),
+        id: new_user_id(),
+        keys: vec![key.clone()],
+        disabled: false,
+        created_unix_ms: now_unix_ms(),
+    };
+    let id = user.id.clone();
+    outcome(
+        change(&ctx.router, MetaChange::CreateUser(user)).await,
+        name,
+    )?;
+    tracing::info!(user = name, access_key = %key.access_key, "user created");
+    Ok((
+        StatusCode::CREATED,
+        json!({
+            "name": name,
+            "id": id,
+            "access_key": key.access_key,
+            "secret_key": key.secret_key,
+        }),
+    ))
+}
+
+async fn add_key(
+    ctx: &S3Context,
+    name: &str,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+) -> Answer {
+    let key = key_pair(access_key, secret_key)?;
+    let add = AddAccessKey {
+        user: name.to_string(),
+        key: Some(key.clone()),
+    };
+    outcome(
+        change(&ctx.router, MetaChange::AddAccessKey(add)).await,
+        name,
+    )?;
+    tracing::info!(user = name, access_key = %key.access_key, "access key added");
+    Ok((
+        StatusCode::CREATED,
+        json!({ "name": name, "access_key": key.access_key, "secret_key": key.secret_key }),
+    ))
+}
+
+/// Applies a change that answers with the user's (or key's) new state.
+async fn apply(ctx: &S3Context, meta_change: MetaChange, subject: &str) -> Answer {
+    let deleting = matches!(
+        meta_change,
+        MetaChange::DeleteUser(_) | MetaChange::DeleteAccessKey(_)
+    );
+    let by_key = matches!(
+        meta_change,
+        MetaChange::SetKeyEnabled(_) | MetaChange::DeleteAccessKey(_)
+    );
+    outcome(change(&ctx.router, meta_change).await, subject)?;
+    tracing::info!(subject, "user or key changed");
+    if deleting {
+        return Ok((StatusCode::OK, json!({ "deleted": subject })));
+    }
+    let name = if by_key {
+        ctx.directory
+            .key_owner(subject)
+            .map(|o| o.user_name)
+            .unwrap_or_default()
+    } else {
+        subject.to_string()
+    };
+    match ctx.directory.user(&name) {
+        Some(user) => Ok((StatusCode::OK, user_json(&user))),
+        None => Err((StatusCode::NOT_FOUND, format!("{subject:?} is gone"))),
+    }
+}
+
+fn outcome(
+    result: Result<ApplyOutcome, String>,
+    subject: &str,
+) -> Result<(), (StatusCode, String)> {
+    match result.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))? {
+        ApplyOutcome::Applied => Ok(()),
+        ApplyOutcome::UserExists => Err((StatusCode::CONFLICT, format!("user {subject:?} exists"))),
+        ApplyOutcome::AccessKeyExists => Err((
+            StatusCode::CONFLICT,
+            "that access key is already in use".to_string(),
+        )),
+        ApplyOutcome::NoSuchUser => Err((StatusCode::NOT_FOUND, format!("no user {subject:?}"))),
+        ApplyOutcome::NoSuchAccessKey => {
+            Err((StatusCode::NOT_FOUND, format!("no access key {subject:?}")))
+        }
+        other => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("applied as {other:?}"),
+        )),
+    }
+}
+
+/// `a=1&b=x%2By` → pairs, percent-decoded (`+` stays a plus: secrets may
+/// hold one).
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+            (decode(name), decode(value))
+        })
+        .collect()
+}

@@ -1,0 +1,509 @@
+//! Every access decision, in one place: who the caller is ([`identify`]),
+//! what the request needs of its bucket ([`authorize`], run by the
+//! dispatcher before any handler reads a body), and, for requests that act
+//! on an existing object's data or ACL, what the object's ACL allows
+//! ([`authorize_object`], run by those handlers right after they load the
+//! manifest and before they send or change anything).
+//!
+//! The model is S3's ACLs: a bucket belongs to the user who created it and
+//! an object to the user who wrote it; the owner has full control, and
+//! grants give users or the AllUsers / AuthenticatedUsers groups READ,
+//! WRITE, READ_ACP, WRITE_ACP or FULL_CONTROL. The bucket owner also has
+//! full control of every object in the bucket (S3's "bucket owner
+//! enforced" ownership, without its ban on object ACLs). Anonymous
+//! requests get only what AllUsers is granted.
+
+use std::time::SystemTime;
+
+use http::Method;
+use shoal_proto::meta::{Acl, BucketRecord, Grant, ObjectManifest};
+
+use super::auth::{self, AuthError, PayloadMode};
+use super::error::S3Error;
+use super::request::{S3Request, Target};
+use super::S3Context;
+use crate::metrics::Operation;
+use crate::users::BOOTSTRAP_USER;
+
+pub const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+pub const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+
+/// Who sent a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    User { id: String, name: String },
+}
+
+impl Caller {
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::User { id, .. } => Some(id),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+    FullControl,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Permission::Read,
+        Permission::Write,
+        Permission::ReadAcp,
+        Permission::WriteAcp,
+        Permission::FullControl,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::Read => "READ",
+            Permission::Write => "WRITE",
+            Permission::ReadAcp => "READ_ACP",
+            Permission::WriteAcp => "WRITE_ACP",
+            Permission::FullControl => "FULL_CONTROL",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Permission> {
+        Self::ALL.into_iter().find(|p| p.name() == name.trim())
+    }
+}
+
+/// Checks the signature against the key's secret and names the caller. An
+/// unsigned request is anonymous; a disabled key or user is as unknown as
+/// a key that never existed.
+pub fn identify(ctx: &S3Context, request: &S3Request) -> Result<(Caller, PayloadMode), S3Error> {
+    let directory = &ctx.directory;
+    let secret_for = |access_key: &str| {
+        directory
+            .key_owner(access_key)
+            .filter(|owner| owner.enabled)
+            .map(|owner| owner.secret_key)
+    };
+    match auth::authenticate(
+        &request.auth_parts(),
+        &ctx.config.region,
+        &secret_for,
+        SystemTime::now(),
+    ) {
+        Ok(authenticated) => {
+            let owner = directory
+                .key_owner(&authenticated.access_key)
+                .filter(|owner| owner.enabled)
+                .ok_or_else(|| AuthError::UnknownAccessKey {
+                    access_key: authenticated.access_key.clone(),
+                })?;
+            let caller = Caller::User {
+                id: owner.user_id,
+                name: owner.user_name,
+            };
+            Ok((caller, authenticated.payload))
+        }
+        Err(AuthError::Missing) => Ok((Caller::Anonymous, PayloadMode::Unsigned)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a request needs of its bucket before its handler runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// Any signed-in user (ListBuckets, CreateBucket).
+    User,
+    /// The bucket's owner (DeleteBucket, operations Shoal does not know).
+    Owner,
+    /// This permission on the bucket.
+    Bucket(Permission),
+    /// Nothing of the bucket: the handler checks the object
+    /// ([`authorize_object`]).
+    ObjectChecked,
+}
+
+fn need(request: &S3Request) -> Need {
+    let acl = request.has_query("acl");
+    let method = request.method().clone();
+    match (request.target(), acl) {
+        (Target::Service, _) => Need::User,
+        (Target::Bucket(_), true) => match method {
+            Method::GET => Need::Bucket(Permission::ReadAcp),
+            Method::PUT => Need::Bucket(Permission::WriteAcp),
+            _ => Need::Owner,
+        },
+        (Target::Object(..), true) => Need::ObjectChecked,
+        _ => match request.operation() {
+            Operation::CreateBucket | Operation::ListBuckets => Need::User,
+            Operation::HeadBucket | Operation::ListObjects | Operation::ListMultipartUploads => {
+                Need::Bucket(Permission::Read)
+            }
+            Operation::GetObject | Operation::HeadObject => Need::ObjectChecked,
+            Operation::PutObject
+            | Operation::CopyObject
+            | Operation::DeleteObject
+            | Operation::DeleteObjects
+            | Operation::CreateMultipartUpload
+            | Operation::UploadPart
+            | Operation::UploadPartCopy
+            | Operation::CompleteMultipartUpload
+            | Operation::AbortMultipartUpload
+            | Operation::ListParts => Need::Bucket(Permission::Write),
+            Operation::DeleteBucket | Operation::Unknown => Need::Owner,
+        },
+    }
+}
+
+/// Decides what can be decided before the handler runs: the caller must
+/// be signed in, own the bucket, or hold the permission the operation
+/// needs on it. A missing bucket is NoSuchBucket (CreateBucket excepted).
+pub fn authorize(ctx: &S3Context, caller: &Caller, request: &S3Request) -> Result<(), S3Error> {
+    let need = need(request);
+    let bucket = match request.target() {
+        Target::Service => None,
+        Target::Bucket(name) | Target::Object(name, _) => Some(name),
+    };
+    let record = match bucket {
+        Some(name) => match ctx.directory.bucket(name) {
+            Some(record) => Some(record),
+            None if need == Need::User => None,
+            None => {
+                return Err(S3Error::NoSuchBucket {
+                    bucket: name.clone(),
+                })
+            }
+        },
+        None => None,
+    };
+    let allowed = match (need, &record) {
+        (Need::User, _) => caller.user_id().is_some(),
+        (Need::ObjectChecked, _) => true,
+        (Need::Owner, Some(record)) => caller.user_id() == Some(&bucket_owner(ctx, record)),
+        (Need::Bucket(wanted), Some(record)) => grants(
+            &bucket_owner(ctx, record),
+            record.acl.as_ref(),
+            caller,
+            wanted,
+        ),
+        (_, None) => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(denied(caller))
+    }
+}
+
+/// Decides access to an existing object's data or ACL: its owner and the
+/// bucket's owner may do anything; anyone else needs a grant.
+pub fn authorize_object(
+    ctx: &S3Context,
+    caller: &Caller,
+    manifest: &ObjectManifest,
+    wanted: Permission,
+) -> Result<(), S3Error> {
+    let bucket_owner = ctx
+        .directory
+        .bucket(&manifest.bucket)
+        .map(|record| bucket_owner(ctx, &record));
+    let object_owner = object_owner(manifest, bucket_owner.as_deref());
+    let allowed = caller
+        .user_id()
+        .is_some_and(|id| Some(id) == bucket_owner.as_deref())
+        || grants(&object_owner, manifest.acl.as_ref(), caller, wanted);
+    if allowed {
+        Ok(())
+    } else {
+        Err(denied(caller))
+    }
+}
+
+/// The error for an object that does not exist: NoSuchKey for callers who
+/// may list the bucket, AccessDenied for others (as S3 answers, so a
+/// missing key and a forbidden one look alike to someone who may not list).
+pub fn missing_object(ctx: &S3Context, caller: &Caller, bucket: &str, key: &str) -> S3Error {
+    let may_list = ctx.directory.bucket(bucket).is_some_and(|record| {
+        grants(
+            &bucket_owner(ctx, &record),
+            record.acl.as_ref(),
+            caller,
+            Permission::Read,
+        )
+    });
+    if may_list {
+        S3Error::NoSuchKey {
+            key: key.to_string(),
+        }
+    } else {
+        denied(caller)
+    }
+}
+
+/// The bucket's owner id. Buckets created before users existed belong to
+/// the bootstrap user.
+pub fn bucket_owner(ctx: &S3Context, record: &BucketRecord) -> String {
+    if record.owner_id.is_empty() {
+        ctx.directory
+            .user(BOOTSTRAP_USER)
+            .map(|user| user.id)
+            .unwrap_or_default()
+    } else {
+        record.owner_id.clone()
+    }
+}
+
+/// The object's owner id (the bucket's owner for objects written before
+/// users existed).
+pub fn object_owner(manifest: &ObjectManifest, bucket_owner: Option<&str>) -> String {
+    if manifest.owner_id.is_empty() {
+        bucket_owner.unwrap_or_default().to_string()
+    } else {
+        manifest.owner_id.clone()
+    }
+}
+
+/// The display name of a user id (the id itself when the user is gone).
+pub fn display_name(ctx: &S3Context, user_id: &str) -> String {
+    ctx.directory
+        .users()
+        .into_iter()
+        .find(|u| u.id == user_id)
+        .map_or_else(|| user_id.to_string(), |u| u.name)
+}
+
+/// Whether the owner `owner_id` with `acl` lets `caller` do `wanted`.
+fn grants(owner_id: &str, acl: Option<&Acl>, caller: &Caller, wanted: Permission) -> bool {
+    if caller
+        .user_id()
+        .is_some_and(|id| id == owner_id && !id.is_empty())
+    {
+        return true;
+    }
+    let Some(acl) = acl else {
+        return false;
+    };
+    acl.grants.iter().any(|grant| {
+        let permission = Permission::from_name(&grant.permission);
+        let covers = permission == Some(wanted) || permission == Some(Permission::FullControl);
+        covers && grantee_matches(&grant.grantee, caller)
+    })
+}
+
+fn grantee_matches(grantee: &str, caller: &Caller) -> bool {
+    match caller {
+        Caller::Anonymous => grantee == ALL_USERS,
+        Caller::User { id, .. } => {
+            grantee == ALL_USERS || grantee == AUTHENTICATED_USERS || grantee == id
+        }
+    }
+}
+
+fn denied(caller: &Caller) -> S3Error {
+    match caller {
+        Caller::Anonymous => S3Error::AccessDenied {
+            message: "Anonymous access is not allowed to this resource".into(),
+        },
+        Caller::User { .. } => S3Error::AccessDenied {
+            message: "Access Denied".into(),
+        },
+    }
+}
+
+/// The ACL a write asks for with `x-amz-acl` (canned) or `x-amz-grant-*`
+/// headers; `None` when it names none (private). Grantee ids must be
+/// users of this node.
+pub fn requested_acl(ctx: &S3Context, request: &S3Request) -> Result<Option<Acl>, S3Error> {
+    let canned = request.header("x-amz-acl");
+    let mut grants = Vec::new();
+    for permission in Permission::ALL {
+        let header = format!(
+            "x-amz-grant-{}",
+            permission.name().to_ascii_lowercase().replace('_', "-")
+        );
+        if let Some(value) = request.header(&header) {
+            for grantee in parse_grant_header(value)? {
+                grants.push(Grant {
+                    grantee,
+                    permission: permission.name().to_string(),
+                });
+            }
+        }
+    }
+    match (canned, grants.is_empty()) {
+        (None, true) => Ok(None),
+        (Some(_), false) => Err(S3Error::InvalidRequest {
+            message: "Specifying both Canned ACLs and Header Grants is not allowed".into(),
+        }),
+        (Some(name), true) => canned_acl(name).map(Some),
+        (None, false) => {
+            check_grantees(ctx, &grants)?;
+            Ok(Some(Acl { grants }))
+        }
+    }
+}
+
+/// The grants of a canned ACL (the owner's full control is implied).
+pub fn canned_acl(name: &str) -> Result<Acl, S3Error> {
+    let grant = |grantee: &str, permission: Permission| Grant {
+        grantee: grantee.to_string(),
+        permission: permission.name().to_string(),
+    };
+    let grants = match name.trim() {
+        // The bucket owner has full control of every object anyway.
+        "private" | "bucket-owner-read" | "bucket-owner-full-control" => vec![],
+        "public-read" => vec![grant(ALL_USERS, Permission::Read)],
+        "public-read-write" => vec![
+            grant(ALL_USERS, Permission::Read),
+            grant(ALL_USERS, Permission::Write),
+        ],
+        "authenticated-read" => vec![grant(AUTHENTICATED_USERS, Permission::Read)],
+        other => {
+            return Err(S3Error::InvalidArgument {
+                message: format!("Canned ACL {other:?} is not supported"),
+            })
+        }
+    };
+    Ok(Acl { grants })
+}
+
+/// `id="…", uri="…"` grantees of an `x-amz-grant-*` header.
+fn parse_grant_header(value: &str) -> Result<Vec<String>, S3Error> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (kind, quoted) = part.split_once('=').ok_or_else(|| bad_grantee(part))?;
+            let grantee = quoted.trim().trim_matches('"').to_string();
+            match kind.trim() {
+                "id" | "uri" if !grantee.is_empty() => Ok(grantee),
+                _ => Err(bad_grantee(part)),
+            }
+        })
+        .collect()
+}
+
+fn bad_grantee(text: &str) -> S3Error {
+    S3Error::InvalidArgument {
+        message: format!("Grantee {text:?} is not id=\"…\" or uri=\"…\""),
+    }
+}
+
+/// Every grantee must be a user of this node or one of the two groups.
+pub fn check_grantees(ctx: &S3Context, grants: &[Grant]) -> Result<(), S3Error> {
+    let users = ctx.directory.users();
+    for grant in grants {
+        let known = grant.grantee == ALL_USERS
+            || grant.grantee == AUTHENTICATED_USERS
+            || users.iter().any(|u| u.id == grant.grantee);
+        if !known {
+            return Err(S3Error::InvalidArgument {
+                message: format!("Invalid id or group {:?}", grant.grantee),
+            });
+        }
+        if Permission::from_name(&grant.permission).is_none() {
+            return Err(S3Error::MalformedAclError);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> Caller {
+        Caller::User {
+            id: id.into(),
+            name: id.into(),
+        }
+    }
+
+    #[test]
+    fn owners_and_grants() {
+        let public_read = canned_acl("public-read").unwrap();
+        let private = canned_acl("private").unwrap();
+        // The owner may do anything; others only what is granted.
+        assert!(grants(
+            "o",
+            Some(&private),
+            &user("o"),
+            Permission::WriteAcp
+        ));
+        assert!(!grants("o", Some(&private), &user("x"), Permission::Read));
+        assert!(!grants("o", None, &Caller::Anonymous, Permission::Read));
+        assert!(grants(
+            "o",
+            Some(&public_read),
+            &Caller::Anonymous,
+            Permission::Read
+        ));
+        assert!(grants(
+            "o",
+            Some(&public_read),
+            &user("x"),
+            Permission::Read
+        ));
+        assert!(!grants(
+            "o",
+            Some(&public_read),
+            &user("x"),
+            Permission::Write
+        ));
+        let authenticated = canned_acl("authenticated-read").unwrap();
+        assert!(grants(
+            "o",
+            Some(&authenticated),
+            &user("x"),
+            Permission::Read
+        ));
+        assert!(!grants(
+            "o",
+            Some(&authenticated),
+            &Caller::Anonymous,
+            Permission::Read
+        ));
+        let rw = canned_acl("public-read-write").unwrap();
+        assert!(grants(
+            "o",
+            Some(&rw),
+            &Caller::Anonymous,
+            Permission::Write
+        ));
+        assert!(!grants(
+            "o",
+            Some(&rw),
+            &Caller::Anonymous,
+            Permission::ReadAcp
+        ));
+        // FULL_CONTROL covers every permission; a grant is per user id.
+        let full = Acl {
+            grants: vec![Grant {
+                grantee: "x".into(),
+                permission: "FULL_CONTROL".into(),
+            }],
+        };
+        assert!(grants("o", Some(&full), &user("x"), Permission::WriteAcp));
+        assert!(!grants("o", Some(&full), &user("y"), Permission::Read));
+        // An empty owner id (no such user) is nobody.
+        assert!(!grants("", None, &user(""), Permission::Read));
+        assert!(canned_acl("aws-exec-read").is_err());
+    }
+
+    #[test]
+    fn grant_headers() {
+        assert_eq!(
+            parse_grant_header(
+                r#"id="abc", uri="http://acs.amazonaws.com/groups/global/AllUsers""#
+            )
+            .unwrap(),
+            vec!["abc".to_string(), ALL_USERS.to_string()]
+        );
+        assert!(parse_grant_header(r#"emailAddress="a@b""#).is_err());
+        assert!(parse_grant_header("nonsense").is_err());
+    }
+}
