@@ -1,6 +1,6 @@
 //! `shoal-ctl`: the operator's view of a running node, through its admin
-//! endpoint. Speaks plain HTTP to `--admin-addr`; never touches a data
-//! directory.
+//! endpoint: health, counters, metrics, and users and their access keys.
+//! Speaks plain HTTP to `--admin-addr`; never touches a data directory.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,6 +15,9 @@ struct Cli {
     /// The node's admin endpoint.
     #[arg(long, env = "SHOAL_ADMIN_ADDR", default_value = "127.0.0.1:9001")]
     admin_addr: String,
+    /// The node's `--admin-token`, if it has one.
+    #[arg(long, env = "SHOAL_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,16 +30,71 @@ enum Command {
     Shards,
     /// The raw Prometheus metrics.
     Metrics,
+    /// Users: list, add, delete, disable, enable, add-key.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Access keys: delete, disable, enable.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Every user, its id and its access keys (never secrets).
+    List,
+    /// Create a user with one key pair (generated unless given); prints
+    /// the secret, which is shown only this once.
+    Add {
+        name: String,
+        #[arg(long, requires = "secret_key")]
+        access_key: Option<String>,
+        #[arg(long, requires = "access_key")]
+        secret_key: Option<String>,
+    },
+    /// Delete a user and its keys (its buckets and objects stay).
+    Delete {
+        name: String,
+    },
+    /// Refuse every key of the user, at once, on every core.
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    /// Give a user another key pair (generated unless given).
+    AddKey {
+        name: String,
+        #[arg(long, requires = "secret_key")]
+        access_key: Option<String>,
+        #[arg(long, requires = "access_key")]
+        secret_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    Delete { access_key: String },
+    Disable { access_key: String },
+    Enable { access_key: String },
 }
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn get(addr: &str, path: &str) -> Result<(u16, String), String> {
+fn request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     stream
         .write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
@@ -95,23 +153,139 @@ fn shards(metrics: &str) -> String {
     out
 }
 
+/// Percent-encodes a query value (everything but letters and digits).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn key_query(access_key: Option<String>, secret_key: Option<String>) -> String {
+    match (access_key, secret_key) {
+        (Some(a), Some(s)) => format!("access_key={}&secret_key={}", encode(&a), encode(&s)),
+        _ => String::new(),
+    }
+}
+
+/// The admin request a command makes: method and path.
+fn admin_request(command: &Command) -> (&'static str, String) {
+    match command {
+        Command::Health => ("GET", "/healthz".into()),
+        Command::Shards | Command::Metrics => ("GET", "/metrics".into()),
+        Command::User(user) => match user {
+            UserCommand::List => ("GET", "/admin/users".into()),
+            UserCommand::Add {
+                name,
+                access_key,
+                secret_key,
+            } => (
+                "POST",
+                format!(
+                    "/admin/users?name={}&{}",
+                    encode(name),
+                    key_query(access_key.clone(), secret_key.clone())
+                ),
+            ),
+            UserCommand::Delete { name } => ("DELETE", format!("/admin/users/{}", encode(name))),
+            UserCommand::Disable { name } => {
+                ("POST", format!("/admin/users/{}/disable", encode(name)))
+            }
+            UserCommand::Enable { name } => {
+                ("POST", format!("/admin/users/{}/enable", encode(name)))
+            }
+            UserCommand::AddKey {
+                name,
+                access_key,
+                secret_key,
+            } => (
+                "POST",
+                format!(
+                    "/admin/users/{}/keys?{}",
+                    encode(name),
+                    key_query(access_key.clone(), secret_key.clone())
+                ),
+            ),
+        },
+        Command::Key(key) => match key {
+            KeyCommand::Delete { access_key } => {
+                ("DELETE", format!("/admin/keys/{}", encode(access_key)))
+            }
+            KeyCommand::Disable { access_key } => (
+                "POST",
+                format!("/admin/keys/{}/disable", encode(access_key)),
+            ),
+            KeyCommand::Enable { access_key } => {
+                ("POST", format!("/admin/keys/{}/enable", encode(access_key)))
+            }
+        },
+    }
+}
+
+/// `user list` as a table: name, id, state, keys (`!` marks a disabled one).
+fn users_table(json: &str) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let users = value["users"].as_array().ok_or("no users in the answer")?;
+    let mut out = format!("{:<20} {:<32} {:<9} keys\n", "name", "id", "state");
+    for user in users {
+        let keys: Vec<String> = user["keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .map(|k| {
+                        let mark = if k["disabled"].as_bool() == Some(true) {
+                            "!"
+                        } else {
+                            ""
+                        };
+                        format!("{}{mark}", k["access_key"].as_str().unwrap_or("?"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state = if user["disabled"].as_bool() == Some(true) {
+            "disabled"
+        } else {
+            "enabled"
+        };
+        out += &format!(
+            "{:<20} {:<32} {:<9} {}\n",
+            user["name"].as_str().unwrap_or("?"),
+            user["id"].as_str().unwrap_or("?"),
+            state,
+            keys.join(" ")
+        );
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let path = match cli.command {
-        Command::Health => "/healthz",
-        Command::Shards | Command::Metrics => "/metrics",
-    };
-    match get(&cli.admin_addr, path) {
-        Ok((200, body)) => {
+    let (method, path) = admin_request(&cli.command);
+    match request(method, &cli.admin_addr, &path, cli.token.as_deref()) {
+        Ok((200..=299, body)) => {
             match cli.command {
                 Command::Health => println!("healthy"),
                 Command::Shards => print!("{}", shards(&body)),
-                Command::Metrics => print!("{body}"),
+                Command::User(UserCommand::List) => match users_table(&body) {
+                    Ok(table) => print!("{table}"),
+                    Err(e) => {
+                        eprintln!("shoal-ctl: unreadable answer ({e}): {body}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                Command::Metrics | Command::User(_) | Command::Key(_) => print!("{body}"),
             }
             ExitCode::SUCCESS
         }
         Ok((status, body)) => {
-            eprintln!("shoal-ctl: {path} answered {status}: {body}");
+            eprintln!("shoal-ctl: {method} {path} answered {status}: {body}");
             ExitCode::FAILURE
         }
         Err(e) => {
@@ -133,5 +307,34 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert!(rows[1].contains("2.5"), "{table}");
         assert!(rows[2].trim_start().starts_with('1'));
+    }
+
+    #[test]
+    fn user_requests_and_table() {
+        let add = Command::User(UserCommand::Add {
+            name: "app".into(),
+            access_key: Some("AK1".into()),
+            secret_key: Some("s+/=".into()),
+        });
+        assert_eq!(
+            admin_request(&add),
+            (
+                "POST",
+                "/admin/users?name=app&access_key=AK1&secret_key=s%2B%2F%3D".to_string()
+            )
+        );
+        let disable = Command::Key(KeyCommand::Disable {
+            access_key: "AK1".into(),
+        });
+        assert_eq!(
+            admin_request(&disable),
+            ("POST", "/admin/keys/AK1/disable".to_string())
+        );
+        let json = r#"{"users":[{"name":"app","id":"abc","disabled":false,"keys":[{"access_key":"AK1","disabled":true},{"access_key":"AK2","disabled":false}]}]}"#;
+        let table = users_table(json).unwrap();
+        assert!(
+            table.lines().nth(1).unwrap().ends_with("AK1! AK2"),
+            "{table}"
+        );
     }
 }
