@@ -119,7 +119,10 @@ pub fn walk(
     let mut saw_root = false;
     loop {
         match reader.read_event().map_err(|_| MalformedXml)? {
-            Event::Start(e) => {
+            event @ (Event::Start(_) | Event::Empty(_)) => {
+                let (Event::Start(e) | Event::Empty(e)) = &event else {
+                    unreachable!("matched above")
+                };
                 let name = e.local_name().as_ref().to_vec();
                 if path.is_empty() {
                     if saw_root || name != root {
@@ -129,18 +132,9 @@ pub fn walk(
                 }
                 path.push(name);
                 visit(XmlEvent::Open(&path))?;
-            }
-            Event::Empty(e) => {
-                let name = e.local_name().as_ref().to_vec();
-                if path.is_empty() {
-                    if saw_root || name != root {
-                        return Err(MalformedXml);
-                    }
-                    saw_root = true;
+                if matches!(event, Event::Empty(_)) {
+                    path.pop();
                 }
-                path.push(name);
-                visit(XmlEvent::Open(&path))?;
-                path.pop();
             }
             Event::End(_) => {
                 path.pop().ok_or(MalformedXml)?;

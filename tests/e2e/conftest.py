@@ -5,6 +5,7 @@ gets its own data directory and free ports, and is killed at teardown.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,17 @@ def wait_until(predicate, timeout_s, what):
             pass
         time.sleep(0.05)
     raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def require_tool(name, package):
+    """The path of an external tool the suite drives; skipped when it is
+    missing on a developer machine, a failure in CI (which installs it)."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI (Debian package {package})")
+        pytest.skip(f"{name} not installed")
+    return path
 
 
 class Node:

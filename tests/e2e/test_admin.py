@@ -1,12 +1,12 @@
 """The admin endpoint: health and Prometheus metrics."""
 
-import os
 import re
-import shutil
 import subprocess
 import urllib.request
 
 import pytest
+
+from conftest import require_tool
 
 
 def test_healthz(node):
@@ -59,11 +59,7 @@ def test_metrics_count_requests_bytes_and_group_commits(node, s3, bucket):
 
 def test_metrics_pass_promtool(node, s3, bucket):
     s3.put_object(Bucket=bucket, Key="p", Body=b"promtool")
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is required in CI (Debian package prometheus)")
-        pytest.skip("promtool not installed")
+    promtool = require_tool("promtool", "prometheus")
     proc = subprocess.run([promtool, "check", "metrics"], input=node.metrics(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 
-import pytest
 
 from conftest import ACCESS_KEY, REGION, SECRET_KEY
 

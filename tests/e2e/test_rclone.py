@@ -7,12 +7,11 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, require_tool
 
 MIB = 1 << 20
 
@@ -26,11 +25,7 @@ def rclone(node, tmp_path):
     """Runs rclone against `node` through a remote named `shoal`; returns the
     finished process. Retries are off so that a failing request fails the
     command instead of being retried away."""
-    binary = shutil.which("rclone")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("rclone is required in CI (Debian package rclone)")
-        pytest.skip("rclone not installed")
+    binary = require_tool("rclone", "rclone")
     conf = tmp_path / "rclone.conf"
     conf.write_text(
         "[shoal]\n"

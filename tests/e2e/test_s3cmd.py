@@ -3,12 +3,11 @@
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, require_tool
 
 MIB = 1 << 20
 
@@ -20,11 +19,7 @@ LS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d\s+(\d+)\s+(s3://.*)$")
 def s3cmd(node, tmp_path):
     """Runs s3cmd against `node` with a config of its own; returns the
     finished process, or with check=False whatever it did."""
-    binary = shutil.which("s3cmd")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("s3cmd is required in CI (Debian package s3cmd)")
-        pytest.skip("s3cmd not installed")
+    binary = require_tool("s3cmd", "s3cmd")
     conf = tmp_path / "s3cfg"
     host = f"127.0.0.1:{node.s3_port}"
     conf.write_text(

@@ -10,10 +10,11 @@
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
-use shoal_proto::meta::{Acl, Grant, ObjectManifest, PutBucketAcl, PutObjectAcl};
+use shoal_proto::meta::{Acl, Grant, PutBucketAcl, PutObjectAcl};
 use shoal_shard::ops::{MetaChange, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 
+use super::load_object;
 use super::receive::receive_small_body;
 use crate::route::METADATA_SHARD;
 use crate::s3::access::{self, Caller, Permission, ALL_USERS, AUTHENTICATED_USERS};
@@ -75,8 +76,7 @@ pub async fn get_object_acl(
     bucket: &str,
     key: &str,
 ) -> Result<Response<Body>, S3Error> {
-    let manifest = load(ctx, caller, bucket, key).await?;
-    access::authorize_object(ctx, caller, &manifest, Permission::ReadAcp)?;
+    let manifest = load_object(ctx, caller, bucket, key, Permission::ReadAcp).await?;
     let bucket_owner = ctx
         .directory
         .bucket(bucket)
@@ -93,8 +93,7 @@ pub async fn put_object_acl(
     mut request: S3Request,
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
-    let manifest = load(ctx, caller, bucket, key).await?;
-    access::authorize_object(ctx, caller, &manifest, Permission::WriteAcp)?;
+    load_object(ctx, caller, bucket, key, Permission::WriteAcp).await?;
     let acl = new_acl(ctx, &mut request, payload).await?;
     let owner = ctx.router.owner(bucket, key);
     let put = PutObjectAcl {
@@ -115,23 +114,6 @@ pub async fn put_object_acl(
             "put_object_acl applied as {other:?}"
         ))),
     }
-}
-
-async fn load(
-    ctx: &Rc<S3Context>,
-    caller: &Caller,
-    bucket: &str,
-    key: &str,
-) -> Result<ObjectManifest, S3Error> {
-    let owner = ctx.router.owner(bucket, key);
-    ctx.router
-        .call(owner, |reply| ShardRequest::GetObject {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            reply,
-        })
-        .await?
-        .ok_or_else(|| access::missing_object(ctx, caller, bucket, key))
 }
 
 /// The ACL a Put*Acl request sets: from its headers, else from its body.

@@ -17,7 +17,7 @@ use shoal_shard::admission::{AdmissionError, Protocol, Stage};
 use shoal_shard::ops::{ChunkHash, ShardRequest};
 
 use super::put::{stored_headers, user_metadata, write_outcome, writer_id, DEFAULT_CONTENT_TYPE};
-use super::{etag, iso8601, now_unix_ms, require_bucket};
+use super::{etag, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
@@ -50,16 +50,7 @@ pub async fn copy_object(
         });
     }
     let src_owner = ctx.router.owner(&src_bucket, &src_key);
-    let source = ctx
-        .router
-        .call(src_owner, |reply| ShardRequest::GetObject {
-            bucket: src_bucket.clone(),
-            key: src_key.clone(),
-            reply,
-        })
-        .await?
-        .ok_or_else(|| access::missing_object(ctx, caller, &src_bucket, &src_key))?;
-    access::authorize_object(ctx, caller, &source, Permission::Read)?;
+    let source = load_object(ctx, caller, &src_bucket, &src_key, Permission::Read).await?;
     // The copy is a new object: the caller's, with the ACL this request
     // asks for (S3 does not copy ACLs).
     let acl = access::requested_acl(ctx, request)?;

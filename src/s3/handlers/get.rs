@@ -16,8 +16,8 @@ use shoal_shard::error::ShardError;
 use shoal_shard::ops::{ChunkHash, ShardRequest};
 
 use super::put::insert_checksums;
-use super::{etag, header_value, http_date, require_bucket};
-use crate::s3::access::{self, Caller, Permission};
+use super::{etag, header_value, http_date, load_object, require_bucket};
+use crate::s3::access::{Caller, Permission};
 use crate::s3::conditional::{Preconditions, Verdict};
 use crate::s3::error::S3Error;
 use crate::s3::range::{self, ByteRange, RangeRequest};
@@ -34,16 +34,7 @@ pub async fn get_object(
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let owner = ctx.router.owner(bucket, key);
-    let manifest = ctx
-        .router
-        .call(owner, |reply| ShardRequest::GetObject {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            reply,
-        })
-        .await?
-        .ok_or_else(|| access::missing_object(ctx, caller, bucket, key))?;
-    access::authorize_object(ctx, caller, &manifest, Permission::Read)?;
+    let manifest = load_object(ctx, caller, bucket, key, Permission::Read).await?;
     let tag = etag(&manifest.md5, manifest.part_count);
     let preconditions = Preconditions {
         if_match: request.header("if-match"),

@@ -16,6 +16,10 @@ use http::HeaderValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use shoal_proto::meta::ObjectManifest;
+use shoal_shard::ops::ShardRequest;
+
+use super::access::{self, Caller, Permission};
 use super::error::S3Error;
 use super::request::S3Request;
 use super::S3Context;
@@ -29,6 +33,30 @@ fn require_bucket(ctx: &S3Context, bucket: &str) -> Result<(), S3Error> {
             bucket: bucket.to_string(),
         })
     }
+}
+
+/// The object's manifest, once the caller is allowed `wanted` on it
+/// (`access::authorize_object`). A missing object is NoSuchKey, or
+/// AccessDenied for a caller who may not list the bucket.
+async fn load_object(
+    ctx: &S3Context,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    wanted: Permission,
+) -> Result<ObjectManifest, S3Error> {
+    let owner = ctx.router.owner(bucket, key);
+    let manifest = ctx
+        .router
+        .call(owner, |reply| ShardRequest::GetObject {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            reply,
+        })
+        .await?
+        .ok_or_else(|| access::missing_object(ctx, caller, bucket, key))?;
+    access::authorize_object(ctx, caller, &manifest, wanted)?;
+    Ok(manifest)
 }
 
 /// Reads a small request body (an XML document) whole; a body over

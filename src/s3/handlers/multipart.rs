@@ -38,12 +38,12 @@ use super::put::{
     write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
 };
 use super::receive::{checksum_header, receive_body, receive_small_body};
-use super::{etag, header_value, iso8601, now_unix_ms, require_bucket};
+use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::auth::PayloadMode;
 use crate::s3::checksum::{multipart_checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
 use crate::s3::error::S3Error;
-use crate::s3::ingest::Ingest;
+use crate::s3::ingest::{Ingest, Ingested};
 use crate::s3::range::ByteRange;
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
@@ -184,32 +184,11 @@ pub async fn upload_part(
     }
     let received =
         receive_body(ctx, owner, &mut request, payload, PART_BYTES_MAX, algorithm).await?;
-    let stored = received.stored;
-    let part = UploadedPart {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        upload_id: upload.upload_id,
-        part_number,
-        size_bytes: stored.size_bytes,
-        md5: stored.md5.to_vec(),
-        last_modified_unix_ms: now_unix_ms(),
-        chunks: chunk_refs(ctx, &stored.chunks),
-        checksums: received.checksums.clone(),
-    };
-    let upload_id = part.upload_id.clone();
-    let outcome = ctx
-        .router
-        .call(owner, |reply| ShardRequest::PutPart {
-            part,
-            blobs: blob_locations(&stored.chunks),
-            reply,
-        })
-        .await?;
-    drop(stored.charge);
-    part_outcome(outcome, upload_id)?;
+    let checksums = received.checksums.clone();
+    let part = commit_part(ctx, owner, &upload, part_number, received.stored, checksums).await?;
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
-    headers.insert(http::header::ETAG, header_value(&etag(&stored.md5, 0))?);
+    headers.insert(http::header::ETAG, header_value(&etag(&part.md5, 0))?);
     insert_checksums(headers, &received.checksums)?;
     Ok(response)
 }
@@ -235,16 +214,7 @@ pub async fn upload_part_copy(
     let upload = fetch_upload(ctx, owner, bucket, key, request).await?;
     let algorithm = stored_checksum(&upload).map(|(algorithm, _)| algorithm);
     let src_owner = ctx.router.owner(&src_bucket, &src_key);
-    let src = ctx
-        .router
-        .call(src_owner, |reply| ShardRequest::GetObject {
-            bucket: src_bucket.clone(),
-            key: src_key.clone(),
-            reply,
-        })
-        .await?
-        .ok_or_else(|| access::missing_object(ctx, caller, &src_bucket, &src_key))?;
-    access::authorize_object(ctx, caller, &src, Permission::Read)?;
+    let src = load_object(ctx, caller, &src_bucket, &src_key, Permission::Read).await?;
     let span = copy_range(request.header("x-amz-copy-source-range"), src.size_bytes)?;
     let span_bytes = span.map_or(0, |s| s.len());
     if span_bytes > PART_BYTES_MAX {
@@ -290,35 +260,13 @@ pub async fn upload_part_copy(
     if let (Some(algorithm), Some(value)) = (algorithm, &stored.checksum) {
         checksums.insert(algorithm.name().to_ascii_lowercase(), value.clone());
     }
-    let modified = now_unix_ms();
-    let part = UploadedPart {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        upload_id: upload.upload_id,
-        part_number,
-        size_bytes: stored.size_bytes,
-        md5: stored.md5.to_vec(),
-        last_modified_unix_ms: modified,
-        chunks: chunk_refs(ctx, &stored.chunks),
-        checksums: checksums.clone(),
-    };
-    let upload_id = part.upload_id.clone();
-    let outcome = ctx
-        .router
-        .call(owner, |reply| ShardRequest::PutPart {
-            part,
-            blobs: blob_locations(&stored.chunks),
-            reply,
-        })
-        .await?;
-    drop(stored.charge);
-    part_outcome(outcome, upload_id)?;
+    let part = commit_part(ctx, owner, &upload, part_number, stored, checksums).await?;
 
     let mut out = XmlWriter::new();
     out.open_root("CopyPartResult");
-    out.leaf("LastModified", &iso8601(modified));
-    out.leaf("ETag", &etag(&stored.md5, 0));
-    for (name, value) in &checksums {
+    out.leaf("LastModified", &iso8601(part.last_modified_unix_ms));
+    out.leaf("ETag", &etag(&part.md5, 0));
+    for (name, value) in &part.checksums {
         out.leaf(&checksum_element(name), value);
     }
     out.close("CopyPartResult");
@@ -354,10 +302,46 @@ fn copy_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Er
     Ok(Some(ByteRange { first, last }))
 }
 
-fn part_outcome(outcome: ApplyOutcome, upload_id: String) -> Result<(), S3Error> {
+/// Commits a received part on the upload's shard (replacing an earlier
+/// part of that number), then lets go of its admission charge; returns the
+/// part as committed, without its chunk refs.
+async fn commit_part(
+    ctx: &Rc<S3Context>,
+    owner: u16,
+    upload: &MultipartUpload,
+    part_number: u32,
+    stored: Ingested,
+    checksums: BTreeMap<String, String>,
+) -> Result<UploadedPart, S3Error> {
+    let part = UploadedPart {
+        bucket: upload.bucket.clone(),
+        key: upload.key.clone(),
+        upload_id: upload.upload_id.clone(),
+        part_number,
+        size_bytes: stored.size_bytes,
+        md5: stored.md5.to_vec(),
+        last_modified_unix_ms: now_unix_ms(),
+        chunks: chunk_refs(ctx, &stored.chunks),
+        checksums,
+    };
+    let committed = UploadedPart {
+        chunks: Vec::new(),
+        ..part.clone()
+    };
+    let outcome = ctx
+        .router
+        .call(owner, |reply| ShardRequest::PutPart {
+            part,
+            blobs: blob_locations(&stored.chunks),
+            reply,
+        })
+        .await?;
+    drop(stored.charge);
     match outcome {
-        ApplyOutcome::Applied => Ok(()),
-        ApplyOutcome::NoSuchUpload => Err(S3Error::NoSuchUpload { upload_id }),
+        ApplyOutcome::Applied => Ok(committed),
+        ApplyOutcome::NoSuchUpload => Err(S3Error::NoSuchUpload {
+            upload_id: upload.upload_id.clone(),
+        }),
         other => Err(S3Error::internal(format!("put_part applied as {other:?}"))),
     }
 }
