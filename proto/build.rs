@@ -2,7 +2,7 @@
 //! needed on the build machine.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/shoal/meta.proto"];
+    let files = ["proto/shoal/meta.proto", "proto/shoal/peer.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -73,9 +73,25 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// Id of this node in its cluster.
+    /// Id of this node in its cluster (unique, not 0).
     #[arg(long, env = "SHOAL_NODE_ID", default_value_t = 1)]
     pub node_id: u64,
+
+    /// Address other nodes reach this one at: shard i listens on this
+    /// port + i. Needs `--cluster-secret-file`. Without it the node runs
+    /// on its own.
+    #[arg(long, env = "SHOAL_PEER_ADDR")]
+    pub peer_addr: Option<SocketAddr>,
+
+    /// Peer address of any member of the cluster to join. The first node
+    /// of a cluster starts without it.
+    #[arg(long, env = "SHOAL_JOIN")]
+    pub join: Option<String>,
+
+    /// File holding the secret (16 bytes or more) every peer connection
+    /// proves.
+    #[arg(long, env = "SHOAL_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 
     /// PUT admission budget of each shard: body bytes read but not yet
     /// durable and committed (e.g. `256MiB`; `0` = unlimited). Ignored when
@@ -198,6 +214,17 @@ pub struct NodeConfig {
     pub domain: Option<String>,
     pub credentials_file: Option<PathBuf>,
     pub admin_token: Option<String>,
+    /// `None` for a node on its own.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How the node takes part in a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub peer_addr: SocketAddr,
+    /// A member to join through; `None` on the first node.
+    pub join: Option<String>,
+    pub secret_file: PathBuf,
 }
 
 /// PUT admission settings, validated.
@@ -295,6 +322,35 @@ impl ServeFlags {
             timeout: self.admission_timeout,
             chunked_incremental: self.chunked_incremental,
         };
+        if self.node_id == 0 {
+            return Err(FlagError {
+                flag: "node-id",
+                value: "0".into(),
+                reason: "node ids start at 1".into(),
+            });
+        }
+        let cluster = match (self.peer_addr, self.join, self.cluster_secret_file) {
+            (None, None, None) => None,
+            (Some(peer_addr), join, Some(secret_file)) => Some(ClusterConfig {
+                peer_addr,
+                join,
+                secret_file,
+            }),
+            (None, _, _) => {
+                return Err(FlagError {
+                    flag: "peer-addr",
+                    value: String::new(),
+                    reason: "--join and --cluster-secret-file need a --peer-addr".into(),
+                })
+            }
+            (Some(addr), _, None) => {
+                return Err(FlagError {
+                    flag: "cluster-secret-file",
+                    value: String::new(),
+                    reason: format!("--peer-addr {addr} needs a --cluster-secret-file"),
+                })
+            }
+        };
         if self.multipart_expiry.is_zero() {
             return Err(FlagError {
                 flag: "multipart-expiry",
@@ -326,6 +382,7 @@ impl ServeFlags {
             domain,
             credentials_file: self.credentials_file,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
+            cluster,
             data_dir: self.data_dir,
             s3_addr: self.s3_addr,
             admin_addr: self.admin_addr,
@@ -454,6 +511,9 @@ mod tests {
             domain: None,
             credentials_file: None,
             admin_token: None,
+            peer_addr: None,
+            join: None,
+            cluster_secret_file: None,
         };
         assert!(flags(Some("a"), None).validate().is_err());
         assert!(flags(None, Some("b")).validate().is_err());

@@ -28,7 +28,10 @@ use shoal_shard::directory::Directory;
 use shoal_shard::limits::HOP_CHANNEL_DEPTH;
 use shoal_shard::meta::MetaStore;
 use shoal_shard::ops::ShardRequest;
-use shoal_shard::shard::{Shard, ShardStats};
+use shoal_shard::peer::join::Joiner;
+use shoal_shard::peer::server::PeerService;
+use shoal_shard::peer::{self, ClusterSecret};
+use shoal_shard::shard::{ClusterOptions, Shard, ShardStats};
 
 use crate::flags::NodeConfig;
 use crate::http_io::{GlommioIo, GlommioTimer};
@@ -100,6 +103,8 @@ pub enum NodeError {
     },
     #[error("a core stopped: {0}")]
     CoreFailed(String),
+    #[error("cluster secret file {path}: {reason}")]
+    ClusterSecret { path: PathBuf, reason: String },
 }
 
 /// Hop channel ends one core owns, before they are connected.
@@ -156,6 +161,25 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
 
     let core_metrics: Vec<Arc<CoreMetrics>> = (0..core_count).map(|_| Arc::default()).collect();
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count).map(|_| Arc::default()).collect();
+    let cluster = match &config.cluster {
+        None => ClusterOptions::single_node(),
+        Some(cluster) => {
+            let path = &cluster.secret_file;
+            let bytes = std::fs::read(path).map_err(|e| NodeError::ClusterSecret {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let secret = ClusterSecret::new(&bytes).map_err(|e| NodeError::ClusterSecret {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            ClusterOptions {
+                peer_addr: cluster.peer_addr.to_string(),
+                secret: Some(secret),
+                bootstrap: cluster.join.is_none(),
+            }
+        }
+    };
     let directory = Directory::new();
     let mut seeds = Some(seeds);
     let ready = Arc::new(AtomicUsize::new(0));
@@ -195,6 +219,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
             local,
             channels,
             directory: Arc::clone(&directory),
+            cluster: cluster.clone(),
             metrics: Arc::clone(&core_metrics[core]),
             admission_stats: admission_stats[core].clone(),
             registry: registry.clone(),
@@ -288,6 +313,7 @@ struct CoreStart {
     local: Vec<(u16, MetaStore, Arc<ShardStats>)>,
     channels: CoreChannels,
     directory: Arc<Directory>,
+    cluster: ClusterOptions,
     metrics: Arc<CoreMetrics>,
     admission_stats: Vec<Arc<AdmissionStats>>,
     registry: Registry,
@@ -302,6 +328,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         local,
         channels,
         directory,
+        cluster,
         metrics,
         admission_stats,
         registry,
@@ -318,6 +345,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
             meta,
             stats,
             shard_directory,
+            cluster.clone(),
         )
         .await
         .map_err(|e| format!("shard {index}: {e}"))?;
@@ -353,7 +381,15 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         Arc::clone(&registry.shards),
     );
 
-    if let Some(seeds) = seeds {
+    if let Some(secret) = &cluster.secret {
+        join_cluster(&config, &shards, secret).await?;
+    }
+    // Users are seeded through the metadata group's leader; a node that
+    // joined a cluster gets them from it.
+    let leads_metadata = shards
+        .get(&METADATA_SHARD)
+        .is_some_and(|shard| shard.raft().is_leader());
+    if let (Some(seeds), true) = (seeds, leads_metadata) {
         for seed in seeds {
             users::ensure(&router, &directory, &seed)
                 .await
@@ -411,6 +447,51 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
 /// short while. A PUT refused before its body was read (503 SlowDown, 403,
 /// 404) would otherwise close with unread bytes, and the kernel's reset
 /// would destroy the response before the client read it.
+/// How long a joining node keeps asking to be added to each shard's group.
+const JOIN_WAIT_MAX: Duration = Duration::from_secs(120);
+
+/// Opens the peer port of every local shard, then, on a joining node,
+/// asks the cluster to add each of them to its group.
+async fn join_cluster(
+    config: &NodeConfig,
+    shards: &HashMap<u16, Rc<Shard>>,
+    secret: &ClusterSecret,
+) -> Result<(), String> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(());
+    };
+    for (&index, shard) in shards {
+        let addr =
+            peer::shard_addr(&cluster.peer_addr.to_string(), index).map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| format!("binding the peer port of shard {index} at {addr}: {e}"))?;
+        let service = PeerService {
+            raft: Rc::clone(shard.raft()),
+            secret: secret.clone(),
+            shard: index,
+            shard_count: config.shards,
+            node_id: config.node_id,
+        };
+        glommio::spawn_local(peer::server::serve(listener, service)).detach();
+    }
+    let Some(contact) = &cluster.join else {
+        return Ok(());
+    };
+    let joiner = Joiner {
+        node_id: config.node_id,
+        peer_addr: cluster.peer_addr.to_string(),
+        shard_count: config.shards,
+        secret: secret.clone(),
+    };
+    for &index in shards.keys() {
+        peer::join::join(&joiner, contact, index, JOIN_WAIT_MAX)
+            .await
+            .map_err(|e| format!("joining the cluster through {contact} (shard {index}): {e}"))?;
+        tracing::info!(shard = index, contact = %contact, "joined the shard's group");
+    }
+    Ok(())
+}
+
 /// Aborts a shard's multipart uploads once they are older than `expiry`,
 /// checking a few times per expiry period (at least every 15 minutes).
 async fn reap_uploads(shard: std::rc::Weak<Shard>, expiry: Duration) {

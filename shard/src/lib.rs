@@ -24,6 +24,7 @@ pub mod error;
 pub mod limits;
 pub mod meta;
 pub mod ops;
+pub mod peer;
 pub mod raft;
 pub mod shard;
 #[cfg(test)]

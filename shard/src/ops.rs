@@ -35,6 +35,15 @@ pub enum MetaChange {
     PutBucketAcl(PutBucketAcl),
 }
 
+/// A shard's raft group as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupView {
+    pub shard: u16,
+    pub leader: Option<u64>,
+    /// `(node id, peer address, voter?)`.
+    pub members: Vec<(u64, String, bool)>,
+}
+
 /// One listed object: what a listing shows, without chunk refs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectSummary {
@@ -108,6 +117,21 @@ pub enum ShardRequest {
     ChangeMetadata {
         change: MetaChange,
         reply: Reply<ApplyOutcome>,
+    },
+    /// The shard's group: members and leader.
+    ClusterView {
+        reply: Reply<GroupView>,
+    },
+    /// Add a node to the shard's group (leader only).
+    AddMember {
+        node_id: u64,
+        peer_addr: String,
+        reply: Reply<()>,
+    },
+    /// Remove a node from the shard's group (leader only).
+    RemoveMember {
+        node_id: u64,
+        reply: Reply<()>,
     },
     /// Replace an object's ACL (on the object's shard).
     PutObjectAcl {

@@ -19,7 +19,8 @@ use crate::directory::Directory;
 use crate::error::ShardError;
 use crate::limits::{SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
 use crate::meta::MetaStore;
-use crate::ops::{MetaChange, ObjectSummary, ShardRequest};
+use crate::ops::{GroupView, MetaChange, ObjectSummary, ShardRequest};
+use crate::peer::ClusterSecret;
 use crate::raft::{ApplyOutcome, RaftOptions, ShardRaft};
 
 /// Counters a shard publishes for the metrics endpoint. Written by the
@@ -40,6 +41,28 @@ pub struct ShardStats {
     /// Set once the shard cannot take writes any more (its blob log is
     /// poisoned or its raft group stopped); `/healthz` reports it.
     pub failed: AtomicBool,
+}
+
+/// How a shard's raft group takes part in a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// This node's peer address (shard 0's port), as members record it;
+    /// empty on a single node.
+    pub peer_addr: String,
+    pub secret: Option<ClusterSecret>,
+    /// Whether an uninitialised group makes this node its first member.
+    pub bootstrap: bool,
+}
+
+impl ClusterOptions {
+    /// A node on its own.
+    pub fn single_node() -> ClusterOptions {
+        ClusterOptions {
+            peer_addr: String::new(),
+            secret: None,
+            bootstrap: true,
+        }
+    }
 }
 
 /// Uploads the reaper reads per scan of the store.
@@ -65,6 +88,7 @@ impl Shard {
         meta: MetaStore,
         stats: Arc<ShardStats>,
         directory: Option<Arc<Directory>>,
+        cluster: ClusterOptions,
     ) -> Result<Rc<Shard>, ShardError> {
         let (blob_log, recovery) = BlobLog::open(blob_dir, SEGMENT_BYTES_MAX).await?;
         tracing::info!(
@@ -76,6 +100,9 @@ impl Shard {
         );
         let options = RaftOptions {
             directory,
+            node_addr: cluster.peer_addr,
+            secret: cluster.secret,
+            bootstrap: cluster.bootstrap,
             ..RaftOptions::default()
         };
         let raft = ShardRaft::start_with(node_id, index, meta.clone(), options).await?;
@@ -91,6 +118,11 @@ impl Shard {
 
     pub fn index(&self) -> u16 {
         self.index
+    }
+
+    /// The shard's raft group, for its peer port.
+    pub fn raft(&self) -> &Rc<ShardRaft> {
+        &self.raft
     }
 
     /// Serves one request in its own task, after waiting for an in-flight
@@ -205,6 +237,25 @@ impl Shard {
                 };
                 let _ = reply.send(self.propose(op).await);
             }
+            ShardRequest::ClusterView { reply } => {
+                let _ = reply.send(Ok(GroupView {
+                    shard: self.index,
+                    leader: self.raft.leader(),
+                    members: self.raft.membership(),
+                }));
+            }
+            ShardRequest::AddMember {
+                node_id,
+                peer_addr,
+                reply,
+            } => {
+                let added = self.raft.add_member(node_id, &peer_addr).await;
+                let _ = reply.send(added.map_err(Into::into));
+            }
+            ShardRequest::RemoveMember { node_id, reply } => {
+                let removed = self.raft.remove_member(node_id).await;
+                let _ = reply.send(removed.map_err(Into::into));
+            }
             ShardRequest::PutObjectAcl { put, reply } => {
                 let _ = reply.send(self.propose(Op::PutObjectAcl(put)).await);
             }
@@ -252,6 +303,10 @@ impl Shard {
     /// Aborts, through raft, every upload initiated more than `max_age`
     /// ago; returns how many it aborted.
     pub async fn reap_uploads(&self, max_age: Duration) -> Result<usize, ShardError> {
+        // Only the leader proposes; the others apply what it decides.
+        if !self.raft.is_leader() {
+            return Ok(0);
+        }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);

@@ -1,12 +1,14 @@
 //! The admin endpoint: `/healthz`, `/metrics` (Prometheus text), the PUT
-//! admission budgets (`GET`/`PUT /admin/budgets`) and users and their keys
-//! (`/admin/users`, `/admin/keys`, see [`users`]).
+//! admission budgets (`GET`/`PUT /admin/budgets`), users and their keys
+//! (`/admin/users`, `/admin/keys`, see [`users`]) and cluster membership
+//! (`/admin/cluster`, see [`cluster`]).
 //!
 //! Served by the first core only, on its own address, so it never competes
 //! with S3 listeners for a port and stays reachable when S3 is saturated.
 //! With `--admin-token`, every `/admin/*` request must carry it as
 //! `Authorization: Bearer <token>`; health and metrics stay open.
 
+mod cluster;
 mod users;
 
 use std::convert::Infallible;
@@ -61,6 +63,10 @@ pub async fn serve(
             "text/plain",
             "this endpoint needs the admin token: Authorization: Bearer <token>\n".into(),
         ));
+    }
+    if path.starts_with("/admin/cluster") {
+        let query = req.uri().query().unwrap_or("").to_string();
+        return Ok(cluster::serve(&admin.ctx, req.method(), &path, &query).await);
     }
     if path.starts_with("/admin/users") || path.starts_with("/admin/keys") {
         let query = req.uri().query().unwrap_or("").to_string();

@@ -89,6 +89,8 @@ pub enum S3Error {
         size_bytes: u64,
         min_bytes: u64,
     },
+    #[error("{message}")]
+    ServiceUnavailable { message: String },
     #[error("Please reduce your request rate.")]
     SlowDown { reason: AdmissionError },
     #[error("We encountered an internal error. Please try again.")]
@@ -130,6 +132,7 @@ impl S3Error {
             S3Error::MethodNotAllowed => "MethodNotAllowed",
             S3Error::KeyTooLong { .. } => "KeyTooLongError",
             S3Error::SlowDown { .. } => "SlowDown",
+            S3Error::ServiceUnavailable { .. } => "ServiceUnavailable",
             S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::NoSuchUpload { .. } => "NoSuchUpload",
             S3Error::InvalidPart { .. } => "InvalidPart",
@@ -156,7 +159,7 @@ impl S3Error {
             S3Error::NotImplemented { .. } => 501,
             S3Error::MethodNotAllowed => 405,
             S3Error::Internal { .. } => 500,
-            S3Error::SlowDown { .. } => 503,
+            S3Error::SlowDown { .. } | S3Error::ServiceUnavailable { .. } => 503,
             S3Error::PreconditionFailed => 412,
             S3Error::InvalidBucketName { .. }
             | S3Error::BadDigest { .. }
@@ -237,6 +240,18 @@ impl S3Error {
 
 impl From<ShardError> for S3Error {
     fn from(e: ShardError) -> Self {
-        S3Error::internal(e)
+        match e {
+            // A follower cannot propose; until requests are proxied to the
+            // leader, the client is told to retry (elsewhere).
+            ShardError::Raft(shoal_shard::raft::RaftError::NotLeader { leader }) => {
+                S3Error::ServiceUnavailable {
+                    message: format!(
+                        "This node does not lead the shard (leader: node {}); send writes to the leader.",
+                        leader.map_or_else(|| "unknown".to_string(), |l| l.to_string())
+                    ),
+                }
+            }
+            e => S3Error::internal(e),
+        }
     }
 }

@@ -51,6 +51,23 @@ def require_tool(name, package):
     return path
 
 
+def ctl_bin():
+    default = os.path.join(
+        os.path.dirname(os.environ.get("SHOAL_BIN", "/var/tmp/shoal-target/release/shoal")), "shoal-ctl")
+    return os.environ.get("SHOAL_CTL_BIN", default)
+
+
+def ctl(node, *args, token=None, check=True):
+    """Runs `shoal-ctl` against `node`'s admin endpoint."""
+    env = dict(os.environ, SHOAL_ADMIN_ADDR=f"127.0.0.1:{node.admin_port}")
+    if token:
+        env["SHOAL_ADMIN_TOKEN"] = token
+    result = subprocess.run([ctl_bin(), *args], env=env, capture_output=True, text=True, timeout=30)
+    if check:
+        assert result.returncode == 0, f"shoal-ctl {args}: {result.stderr}"
+    return result
+
+
 class Node:
     """One running shoal process."""
 
@@ -73,6 +90,12 @@ class Node:
         return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self):
+        self.launch()
+        wait_until(self.healthy, 60, f"node on port {self.s3_port} to become healthy")
+        return self
+
+    def launch(self):
+        """Starts the process without waiting for it to become healthy."""
         binary = os.environ.get("SHOAL_BIN", "/var/tmp/shoal-target/release/shoal")
         args = [
             binary, "serve",
@@ -86,7 +109,6 @@ class Node:
         env = dict(os.environ, SHOAL_ACCESS_KEY=ACCESS_KEY, SHOAL_SECRET_KEY=SECRET_KEY, **self.env)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(self.healthy, 60, f"node on port {self.s3_port} to become healthy")
         return self
 
     def healthy(self):

@@ -2,8 +2,6 @@
 managed through `shoal-ctl user …` and seeded from `--credentials-file`."""
 
 import json
-import os
-import subprocess
 import urllib.request
 
 import boto3
@@ -12,28 +10,13 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, ctl
 
 USERS = {
     "main": ("MAINACCESSKEY0000001", "main-secret-0123456789"),
     "alt": ("ALTACCESSKEY00000001", "alt-secret-0123456789"),
     "tenant": ("TENANTACCESSKEY00001", "tenant-secret-0123456789"),
 }
-
-
-def ctl_bin():
-    default = os.path.join(os.path.dirname(os.environ.get("SHOAL_BIN", "/var/tmp/shoal-target/release/shoal")), "shoal-ctl")
-    return os.environ.get("SHOAL_CTL_BIN", default)
-
-
-def ctl(node, *args, token=None, check=True):
-    env = dict(os.environ, SHOAL_ADMIN_ADDR=f"127.0.0.1:{node.admin_port}")
-    if token:
-        env["SHOAL_ADMIN_TOKEN"] = token
-    result = subprocess.run([ctl_bin(), *args], env=env, capture_output=True, text=True, timeout=30)
-    if check:
-        assert result.returncode == 0, f"shoal-ctl {args}: {result.stderr}"
-    return result
 
 
 def client(node, name=None, access=None, secret=None):

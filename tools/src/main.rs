@@ -36,6 +36,19 @@ enum Command {
     /// Access keys: delete, disable, enable.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Every shard group's leader and members, as this node sees them.
+    Cluster,
+    /// Cluster members: add, remove (through the groups this node leads).
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Add node `node_id`, reachable at `peer_addr`, to every shard group.
+    Add { node_id: u64, peer_addr: String },
+    /// Remove node `node_id` from every shard group.
+    Remove { node_id: u64 },
 }
 
 #[derive(Subcommand)]
@@ -213,6 +226,17 @@ fn admin_request(command: &Command) -> (&'static str, String) {
                 ),
             ),
         },
+        Command::Cluster => ("GET", "/admin/cluster".into()),
+        Command::Member(MemberCommand::Add { node_id, peer_addr }) => (
+            "POST",
+            format!(
+                "/admin/cluster/members?node_id={node_id}&peer_addr={}",
+                encode(peer_addr)
+            ),
+        ),
+        Command::Member(MemberCommand::Remove { node_id }) => {
+            ("DELETE", format!("/admin/cluster/members/{node_id}"))
+        }
         Command::Key(key) => match key {
             KeyCommand::Delete { access_key } => {
                 ("DELETE", format!("/admin/keys/{}", encode(access_key)))
@@ -265,6 +289,42 @@ fn users_table(json: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// `cluster` as a table: shard, leader, members (`*` marks a learner).
+fn cluster_table(json: &str) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let shards = value["shards"]
+        .as_array()
+        .ok_or("no shards in the answer")?;
+    let mut out = format!("{:>5} {:>7} members\n", "shard", "leader");
+    for shard in shards {
+        let members: Vec<String> = shard["members"]
+            .as_array()
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|m| {
+                        let learner = if m["voter"].as_bool() == Some(false) {
+                            "*"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "{}{learner}@{}",
+                            m["node_id"],
+                            m["peer_addr"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let leader = shard["leader"]
+            .as_u64()
+            .map_or("-".to_string(), |l| l.to_string());
+        out += &format!("{:>5} {leader:>7} {}\n", shard["shard"], members.join(" "));
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (method, path) = admin_request(&cli.command);
@@ -280,7 +340,16 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 },
-                Command::Metrics | Command::User(_) | Command::Key(_) => print!("{body}"),
+                Command::Cluster => match cluster_table(&body) {
+                    Ok(table) => print!("{table}"),
+                    Err(e) => {
+                        eprintln!("shoal-ctl: unreadable answer ({e}): {body}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                Command::Metrics | Command::User(_) | Command::Key(_) | Command::Member(_) => {
+                    print!("{body}")
+                }
             }
             ExitCode::SUCCESS
         }

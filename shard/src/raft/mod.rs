@@ -27,7 +27,7 @@ mod apply;
 mod codec;
 mod error;
 mod log_store;
-mod network;
+pub(crate) mod network;
 mod runtime;
 mod state_machine;
 mod types;
@@ -36,7 +36,7 @@ mod types;
 mod tests;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,13 +44,13 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 use openraft::error::{ClientWriteError, InitializeError};
 use openraft::metrics::WaitError;
-use openraft::{AsyncRuntime, BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use openraft::{AsyncRuntime, BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::MetaCommand;
 
 pub use error::RaftError;
 pub use log_store::{LogStats, LogStore, RecoveredLog};
-pub use network::{NetworkFactory, PeerClient, PeerRpcUnavailable};
+pub use network::{NetworkFactory, PeerClient};
 pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
 pub use state_machine::{SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
@@ -58,6 +58,8 @@ pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
 use crate::directory::Directory;
 use crate::meta::keys::BUCKET_KEY_SEPARATOR;
 use crate::meta::MetaStore;
+use crate::peer::ClusterSecret;
+use shoal_proto::peer::Kind;
 
 /// Interval between a leader's heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
@@ -103,6 +105,12 @@ pub struct RaftOptions {
     /// Where the group publishes bucket and user changes as it applies
     /// them: the metadata shard's group only.
     pub directory: Option<Arc<Directory>>,
+    /// The secret peer connections prove; `None` on a single node.
+    pub secret: Option<ClusterSecret>,
+    /// Whether an uninitialised group makes itself a single-member group
+    /// (the first node of a cluster) or waits to be added by a leader (a
+    /// node joining one).
+    pub bootstrap: bool,
 }
 
 impl Default for RaftOptions {
@@ -116,6 +124,8 @@ impl Default for RaftOptions {
             snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
             directory: None,
+            secret: None,
+            bootstrap: true,
         }
     }
 }
@@ -289,13 +299,26 @@ impl ShardRaft {
         let raft = Raft::new(
             node_id,
             Arc::new(config),
-            NetworkFactory::new(shard_index),
+            NetworkFactory::new(shard_index, node_id, options.secret.clone()),
             log_store,
             state_machine,
         )
         .await?;
 
-        if !raft.is_initialized().await? {
+        let initialized = raft.is_initialized().await?;
+        if !initialized && !options.bootstrap {
+            // A joining node: a leader adds it, and it learns everything
+            // from the leader's log or snapshot.
+            tracing::info!(shard_index, node_id, "waiting to be added to the cluster");
+            return Ok(Rc::new(ShardRaft {
+                node_id,
+                shard_index,
+                raft,
+                log_stats,
+                released: RefCell::new(Some(release_rx)),
+            }));
+        }
+        if !initialized {
             let members = BTreeMap::from([(node_id, BasicNode::new(&options.node_addr))]);
             match raft.initialize(members).await {
                 Ok(()) => tracing::info!(shard_index, node_id, "initialised single-member group"),
@@ -375,6 +398,110 @@ impl ShardRaft {
             ))) => Err(RaftError::Membership(Box::new(e))),
             Err(openraft::error::RaftError::Fatal(fatal)) => Err(fatal.into()),
         }
+    }
+
+    /// Serves one raft RPC from a peer: the bincode request in, the
+    /// bincode `Result` out (a raft error travels back to the caller as a
+    /// value, not a failed frame).
+    pub async fn serve_rpc(&self, kind: Kind, payload: &[u8]) -> Result<Vec<u8>, String> {
+        fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+            bincode::deserialize(payload).map_err(|e| format!("undecodable raft RPC: {e}"))
+        }
+        let encoded = match kind {
+            Kind::RaftAppend => {
+                bincode::serialize(&self.raft.append_entries(decode(payload)?).await)
+            }
+            Kind::RaftVote => bincode::serialize(&self.raft.vote(decode(payload)?).await),
+            Kind::RaftSnapshot => {
+                bincode::serialize(&self.raft.install_snapshot(decode(payload)?).await)
+            }
+            other => return Err(format!("{other:?} is not a raft RPC")),
+        };
+        encoded.map_err(|e| format!("unencodable raft response: {e}"))
+    }
+
+    /// Adds `node_id` (peer address `addr`) to the group: as a learner
+    /// until it has caught up, then as a voter. Leader only.
+    pub async fn add_member(&self, node_id: NodeId, addr: &str) -> Result<(), RaftError> {
+        if self
+            .membership()
+            .iter()
+            .any(|(id, _, voter)| *id == node_id && *voter)
+        {
+            return Ok(());
+        }
+        let not_leader = |leader| RaftError::NotLeader { leader };
+        match self
+            .raft
+            .add_learner(node_id, BasicNode::new(addr), true)
+            .await
+        {
+            Ok(_) => {}
+            Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                return Err(not_leader(f.leader_id))
+            }
+            Err(openraft::error::RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                e,
+            ))) => return Err(RaftError::Membership(Box::new(e))),
+            Err(openraft::error::RaftError::Fatal(fatal)) => return Err(fatal.into()),
+        }
+        let voters = BTreeSet::from([node_id]);
+        match self
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(voters), false)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(not_leader(f.leader_id))
+            }
+            Err(openraft::error::RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                e,
+            ))) => Err(RaftError::Membership(Box::new(e))),
+            Err(openraft::error::RaftError::Fatal(fatal)) => Err(fatal.into()),
+        }
+    }
+
+    /// Removes `node_id` from the group's voters and learners. Leader only.
+    pub async fn remove_member(&self, node_id: NodeId) -> Result<(), RaftError> {
+        let ids = BTreeSet::from([node_id]);
+        for change in [
+            ChangeMembers::RemoveVoters(ids.clone()),
+            ChangeMembers::RemoveNodes(ids.clone()),
+        ] {
+            match self.raft.change_membership(change, false).await {
+                Ok(_) => {}
+                Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    return Err(RaftError::NotLeader {
+                        leader: f.leader_id,
+                    })
+                }
+                Err(openraft::error::RaftError::APIError(
+                    ClientWriteError::ChangeMembershipError(e),
+                )) => return Err(RaftError::Membership(Box::new(e))),
+                Err(openraft::error::RaftError::Fatal(fatal)) => return Err(fatal.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// `(node id, peer address, voter?)` of every member this node knows.
+    pub fn membership(&self) -> Vec<(NodeId, String, bool)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| (*id, node.addr.clone(), voters.contains(id)))
+            .collect()
+    }
+
+    /// The peer address of a member, as the membership records it.
+    pub fn member_addr(&self, node_id: NodeId) -> Option<String> {
+        self.membership()
+            .into_iter()
+            .find(|(id, _, _)| *id == node_id)
+            .map(|(_, addr, _)| addr)
     }
 
     /// Whether this node currently leads the group.

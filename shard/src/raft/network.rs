@@ -1,65 +1,193 @@
-//! How a shard's raft group reaches the same shard on other nodes.
+//! How a shard's raft group reaches the same shard on other nodes: each
+//! openraft client holds one authenticated peer connection to shard *i*
+//! of its target (`peer address port + i`) and sends one request frame at
+//! a time, the openraft message (bincode) as the frame's payload.
 //!
-//! Not wired yet: peer RPCs (append, vote, snapshot over the framed peer
-//! protocol, shard *i* to shard *i*) arrive with the replication issue.
-//! Until then every client answers [`Unreachable`], which openraft treats
-//! as a peer that is down and retries with backoff. A single-member group
-//! never calls these clients; a multi-member group started today would
-//! simply never reach its peers.
+//! A connection that fails is dropped and reopened on the next call;
+//! openraft sees the failure as `Unreachable` and backs off. Without a
+//! cluster secret (a single node) every call is `Unreachable`: a
+//! single-member group never makes one.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::time::Duration;
+
+use glommio::net::TcpStream;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use shoal_proto::peer::{Kind, PeerFrame};
 
 use super::types::{NodeId, TypeConfig};
+use crate::peer::frame::{read_frame, write_frame};
+use crate::peer::{handshake, shard_addr, ClusterSecret, PeerError};
 
-/// Why a peer RPC failed: there is no transport yet.
-#[derive(Debug, thiserror::Error)]
-#[error("peer RPCs are not wired yet (shard {shard_index}, target node {target})")]
-pub struct PeerRpcUnavailable {
-    pub shard_index: u16,
-    pub target: NodeId,
-}
+/// Longest wait for a TCP connection and its handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Makes one client per peer of this shard's group.
 #[derive(Debug, Clone)]
 pub struct NetworkFactory {
     shard_index: u16,
+    node_id: NodeId,
+    secret: Option<ClusterSecret>,
 }
 
 impl NetworkFactory {
-    pub fn new(shard_index: u16) -> NetworkFactory {
-        NetworkFactory { shard_index }
+    pub fn new(shard_index: u16, node_id: NodeId, secret: Option<ClusterSecret>) -> NetworkFactory {
+        NetworkFactory {
+            shard_index,
+            node_id,
+            secret,
+        }
     }
 }
 
-/// A client for one peer; every call fails as [`Unreachable`].
-#[derive(Debug)]
+/// A client for one peer.
 pub struct PeerClient {
     shard_index: u16,
+    node_id: NodeId,
     target: NodeId,
+    target_addr: String,
+    secret: Option<ClusterSecret>,
+    conn: Option<TcpStream>,
+    next_request: u64,
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClient")
+            .field("shard_index", &self.shard_index)
+            .field("target", &self.target)
+            .field("target_addr", &self.target_addr)
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+/// Opens an authenticated connection to shard `shard` of the node whose
+/// peer address is `base`.
+pub async fn connect(
+    base: &str,
+    shard: u16,
+    secret: &ClusterSecret,
+    node_id: NodeId,
+) -> Result<TcpStream, PeerError> {
+    let addr = shard_addr(base, shard)?;
+    let open = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(std::io::Error::from)?;
+        stream.set_nodelay(true).map_err(std::io::Error::from)?;
+        handshake::connect(&mut stream, secret, shard, node_id).await?;
+        Ok::<_, PeerError>(stream)
+    };
+    glommio::timer::timeout(CONNECT_TIMEOUT, async { Ok(open.await) })
+        .await
+        .map_err(|_| {
+            PeerError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connecting to {addr}"),
+            ))
+        })?
+}
+
+/// Sends one request on `stream` and returns the response payload.
+pub async fn request(
+    stream: &mut TcpStream,
+    request_id: u64,
+    header: PeerFrame,
+    payload: &[u8],
+) -> Result<(PeerFrame, Vec<u8>), PeerError> {
+    let header = PeerFrame {
+        request_id,
+        ..header
+    };
+    write_frame(stream, header, payload).await?;
+    let (response, payload) = read_frame(stream).await?;
+    if response.request_id != request_id {
+        return Err(PeerError::Malformed(format!(
+            "response to request {} while waiting for {request_id}",
+            response.request_id
+        )));
+    }
+    if !response.error.is_empty() {
+        return Err(PeerError::Remote(response.error));
+    }
+    Ok((response, payload))
 }
 
 impl PeerClient {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Unreachable(Unreachable::new(&PeerRpcUnavailable {
-            shard_index: self.shard_index,
-            target: self.target,
-        }))
+    /// One RPC: the request as bincode out, the peer's `Result` back.
+    async fn call<Req, Resp, E>(
+        &mut self,
+        kind: Kind,
+        rpc: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let payload =
+            bincode::serialize(rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let attempt = self.exchange(kind, &payload);
+        let outcome = glommio::timer::timeout(ttl, async { Ok(attempt.await) }).await;
+        let answer = match outcome {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                self.conn = None;
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+            Err(_) => {
+                self.conn = None;
+                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "peer RPC timed out");
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+        };
+        let result: Result<Resp, E> =
+            bincode::deserialize(&answer).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    async fn exchange(&mut self, kind: Kind, payload: &[u8]) -> Result<Vec<u8>, PeerError> {
+        let secret = self.secret.clone().ok_or_else(|| {
+            PeerError::Address(format!("no cluster secret to reach node {}", self.target))
+        })?;
+        if self.conn.is_none() {
+            self.conn =
+                Some(connect(&self.target_addr, self.shard_index, &secret, self.node_id).await?);
+        }
+        let stream = self.conn.as_mut().expect("connected above");
+        self.next_request += 1;
+        let header = PeerFrame {
+            kind: kind as i32,
+            ..Default::default()
+        };
+        let (_, payload) = request(stream, self.next_request, header, payload).await?;
+        Ok(payload)
     }
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
             shard_index: self.shard_index,
+            node_id: self.node_id,
             target,
+            target_addr: node.addr.clone(),
+            secret: self.secret.clone(),
+            conn: None,
+            next_request: 0,
         }
     }
 }
@@ -67,28 +195,28 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        self.call(Kind::RaftAppend, &rpc, option.hard_ttl()).await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        Err(self.unreachable())
+        self.call(Kind::RaftSnapshot, &rpc, option.hard_ttl()).await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        self.call(Kind::RaftVote, &rpc, option.hard_ttl()).await
     }
 }

@@ -508,12 +508,12 @@ fn network_clients_report_unreachable() {
     use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
     use openraft::raft::VoteRequest;
     run_local(|| async {
-        let mut factory = NetworkFactory::new(SHARD_INDEX);
+        let mut factory = NetworkFactory::new(SHARD_INDEX, NODE_ID, None);
         let mut client = factory.new_client(9, &openraft::BasicNode::default()).await;
         let vote = VoteRequest::new(openraft::Vote::new(1, NODE_ID), None);
         let option = RPCOption::new(Duration::from_millis(100));
         match client.vote(vote, option).await {
-            Err(RPCError::Unreachable(e)) => assert!(e.to_string().contains("target node 9")),
+            Err(RPCError::Unreachable(e)) => assert!(e.to_string().contains("node 9"), "{e}"),
             other => panic!("expected unreachable, got {other:?}"),
         }
     });

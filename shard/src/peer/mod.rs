@@ -1,0 +1,75 @@
+//! The peer transport: how shard *i* of one node reaches shard *i* of
+//! another, for raft RPCs and cluster membership.
+//!
+//! Shard *i* of a node listens on its own port, `peer port + i`, on its own
+//! core, so replica traffic never hops between cores. Every connection
+//! starts with a mutual proof of the cluster secret ([`handshake`]); after
+//! that it carries [`frame`]s, one request and its response at a time.
+//! Raft messages travel as the frame's payload (bincode), outside the prost
+//! header.
+
+pub mod frame;
+pub mod handshake;
+pub mod join;
+pub mod server;
+
+use std::net::SocketAddr;
+
+/// The address of shard `shard` of a node whose peer address (its shard 0
+/// port) is `base`: the port plus the shard index.
+pub fn shard_addr(base: &str, shard: u16) -> Result<SocketAddr, PeerError> {
+    let base: SocketAddr = base
+        .parse()
+        .map_err(|_| PeerError::Address(base.to_string()))?;
+    let port = base
+        .port()
+        .checked_add(shard)
+        .ok_or_else(|| PeerError::Address(format!("{base} + shard {shard}")))?;
+    Ok(SocketAddr::new(base.ip(), port))
+}
+
+/// The cluster secret every peer connection proves.
+#[derive(Clone)]
+pub struct ClusterSecret(std::sync::Arc<Vec<u8>>);
+
+impl ClusterSecret {
+    /// At least 16 bytes; whitespace around it (a file's newline) is not
+    /// part of it.
+    pub fn new(bytes: &[u8]) -> Result<ClusterSecret, PeerError> {
+        let trimmed = bytes.trim_ascii();
+        if trimmed.len() < 16 {
+            return Err(PeerError::WeakSecret);
+        }
+        Ok(ClusterSecret(std::sync::Arc::new(trimmed.to_vec())))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("peer I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("peer sent a malformed frame: {0}")]
+    Malformed(String),
+    #[error("peer frame of {bytes} bytes is over the {max} allowed")]
+    TooLarge { bytes: u64, max: u64 },
+    #[error("the peer did not prove the cluster secret")]
+    BadSecret,
+    #[error("peer speaks for shard {got}, expected {expected}")]
+    WrongShard { expected: u16, got: u32 },
+    #[error("the cluster secret must be at least 16 bytes")]
+    WeakSecret,
+    #[error("not a peer address: {0}")]
+    Address(String),
+    #[error("peer answered with an error: {0}")]
+    Remote(String),
+}

@@ -1,0 +1,129 @@
+//! The cluster over the admin endpoint: every shard group's members and
+//! leader as this node sees them, and adding or removing a node.
+//!
+//! | request | effect |
+//! | --- | --- |
+//! | `GET /admin/cluster` | per shard: leader and members (id, peer address, voter) |
+//! | `POST /admin/cluster/members?node_id=N&peer_addr=H:P` | add node N to every shard group this node leads |
+//! | `DELETE /admin/cluster/members/N` | remove node N from every shard group this node leads |
+//!
+//! Membership changes are made by each group's leader; the answer lists,
+//! per shard, whether this node changed it or which node leads it.
+
+use http::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+use shoal_shard::error::ShardError;
+use shoal_shard::ops::ShardRequest;
+use shoal_shard::raft::RaftError;
+
+use super::text;
+use crate::s3::{Body, S3Context};
+
+pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) -> Response<Body> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let result = match (method, segments.as_slice()) {
+        (&Method::GET, ["admin", "cluster"]) => Ok(overview(ctx).await),
+        (&Method::POST, ["admin", "cluster", "members"]) => {
+            match (
+                param("node_id").and_then(|n| n.parse().ok()),
+                param("peer_addr"),
+            ) {
+                (Some(node_id), Some(peer_addr)) => Ok(change(ctx, node_id, Some(peer_addr)).await),
+                _ => Err("give node_id=<u64> and peer_addr=<host:port>"),
+            }
+        }
+        (&Method::DELETE, ["admin", "cluster", "members", id]) => match id.parse() {
+            Ok(node_id) => Ok(change(ctx, node_id, None).await),
+            Err(_) => Err("the node id is a number"),
+        },
+        _ => {
+            return text(
+                StatusCode::NOT_FOUND,
+                "application/json",
+                json!({"error": "no such admin resource"}).to_string() + "\n",
+            )
+        }
+    };
+    match result {
+        Ok((status, body)) => text(status, "application/json", body.to_string() + "\n"),
+        Err(message) => text(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            json!({ "error": message }).to_string() + "\n",
+        ),
+    }
+}
+
+async fn overview(ctx: &S3Context) -> (StatusCode, Value) {
+    let mut shards = Vec::new();
+    for shard in 0..ctx.router.shard_count() {
+        match ctx
+            .router
+            .call(shard, |reply| ShardRequest::ClusterView { reply })
+            .await
+        {
+            Ok(view) => shards.push(json!({
+                "shard": view.shard,
+                "leader": view.leader,
+                "members": view.members.iter().map(|(id, addr, voter)| json!({
+                    "node_id": id, "peer_addr": addr, "voter": voter,
+                })).collect::<Vec<_>>(),
+            })),
+            Err(e) => shards.push(json!({ "shard": shard, "error": e.to_string() })),
+        }
+    }
+    (
+        StatusCode::OK,
+        json!({ "node_id": ctx.config.node_id, "shards": shards }),
+    )
+}
+
+/// Adds (with an address) or removes `node_id` in every shard group.
+async fn change(ctx: &S3Context, node_id: u64, peer_addr: Option<String>) -> (StatusCode, Value) {
+    let mut results = Vec::new();
+    let mut all_done = true;
+    for shard in 0..ctx.router.shard_count() {
+        let outcome = match &peer_addr {
+            Some(addr) => {
+                let peer_addr = addr.clone();
+                ctx.router
+                    .call(shard, |reply| ShardRequest::AddMember {
+                        node_id,
+                        peer_addr,
+                        reply,
+                    })
+                    .await
+            }
+            None => {
+                ctx.router
+                    .call(shard, |reply| ShardRequest::RemoveMember { node_id, reply })
+                    .await
+            }
+        };
+        let entry = match outcome {
+            Ok(()) => json!({ "shard": shard, "done": true }),
+            Err(ShardError::Raft(RaftError::NotLeader { leader })) => {
+                all_done = false;
+                json!({ "shard": shard, "done": false, "leader": leader })
+            }
+            Err(e) => {
+                all_done = false;
+                json!({ "shard": shard, "done": false, "error": e.to_string() })
+            }
+        };
+        results.push(entry);
+    }
+    let status = if all_done {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    (status, json!({ "node_id": node_id, "shards": results }))
+}
