@@ -93,6 +93,12 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
 
+    /// Nodes (this one included) a chunk must be durable on before its
+    /// refs are committed; 0 = the raft quorum. With fewer reachable (but
+    /// at least 2) the write proceeds and is counted as degraded.
+    #[arg(long, env = "SHOAL_MIN_BLOB_REPLICAS", default_value_t = 0)]
+    pub min_blob_replicas: usize,
+
     /// PUT admission budget of each shard: body bytes read but not yet
     /// durable and committed (e.g. `256MiB`; `0` = unlimited). Ignored when
     /// `--put-budget` is given.
@@ -225,6 +231,7 @@ pub struct ClusterConfig {
     /// A member to join through; `None` on the first node.
     pub join: Option<String>,
     pub secret_file: PathBuf,
+    pub min_blob_replicas: usize,
 }
 
 /// PUT admission settings, validated.
@@ -335,6 +342,7 @@ impl ServeFlags {
                 peer_addr,
                 join,
                 secret_file,
+                min_blob_replicas: self.min_blob_replicas,
             }),
             (None, _, _) => {
                 return Err(FlagError {
@@ -514,6 +522,7 @@ mod tests {
             peer_addr: None,
             join: None,
             cluster_secret_file: None,
+            min_blob_replicas: 0,
         };
         assert!(flags(Some("a"), None).validate().is_err());
         assert!(flags(None, Some("b")).validate().is_err());

@@ -441,7 +441,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 7] = [
+        let shard_counters: [(&str, &str, &str, StatField); 9] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -471,6 +471,18 @@ impl Registry {
                 "counter",
                 "Entries appended to the raft log.",
                 |s| &s.raft_entries_appended,
+            ),
+            (
+                "shoal_chunkblob_replication_degraded_total",
+                "counter",
+                "Chunks made durable on fewer nodes than --min-blob-replicas (two or more).",
+                |s| &s.chunkblob_replication_degraded,
+            ),
+            (
+                "shoal_chunkblob_unrecoverable_total",
+                "counter",
+                "Chunks a manifest names that no member could provide.",
+                |s| &s.chunkblob_unrecoverable,
             ),
             (
                 "shoal_shard_ops_inflight",

@@ -177,6 +177,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
                 peer_addr: cluster.peer_addr.to_string(),
                 secret: Some(secret),
                 bootstrap: cluster.join.is_none(),
+                min_blob_replicas: cluster.min_blob_replicas,
             }
         }
     };
@@ -466,6 +467,7 @@ async fn join_cluster(
         let listener = TcpListener::bind(addr)
             .map_err(|e| format!("binding the peer port of shard {index} at {addr}: {e}"))?;
         let service = PeerService {
+            shard_ref: Rc::clone(shard),
             raft: Rc::clone(shard.raft()),
             secret: secret.clone(),
             shard: index,

@@ -18,6 +18,9 @@ pub enum ShardError {
     /// A named fault point fired (tests only: `--features failpoints`).
     #[error("fault injected at {point}")]
     Injected { point: &'static str },
+    /// A chunk reached too few nodes to be durable (one, in a cluster).
+    #[error("chunk stored on {stored} of {members} nodes; too few to be durable")]
+    ReplicationFailed { stored: usize, members: usize },
     /// The shard's core is gone (shutting down) and dropped the request.
     #[error("shard {shard} stopped")]
     Stopped { shard: u16 },

@@ -26,6 +26,7 @@ pub mod meta;
 pub mod ops;
 pub mod peer;
 pub mod raft;
+pub mod replication;
 pub mod shard;
 #[cfg(test)]
 mod test_util;

@@ -9,19 +9,27 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use shoal_proto::meta::{self, meta_command::Op, MetaCommand};
 
 use crate::blob_log::{BlobLocation, BlobLog, GROUP_COMMIT_BATCH_BOUNDS};
+use crate::chunk::ChunkBuf;
 use crate::directory::Directory;
 use crate::error::ShardError;
+use crate::limits::CHUNK_BYTES;
 use crate::limits::{SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
 use crate::meta::MetaStore;
 use crate::ops::{GroupView, MetaChange, ObjectSummary, ShardRequest};
 use crate::peer::ClusterSecret;
+use crate::raft::RaftError;
 use crate::raft::{ApplyOutcome, RaftOptions, ShardRaft};
+use crate::replication::{self, Durability, Replicator};
 
 /// Counters a shard publishes for the metrics endpoint. Written by the
 /// owner core only; read by whichever core serves a scrape.
@@ -41,6 +49,11 @@ pub struct ShardStats {
     /// Set once the shard cannot take writes any more (its blob log is
     /// poisoned or its raft group stopped); `/healthz` reports it.
     pub failed: AtomicBool,
+    /// Chunks made durable on fewer nodes than `--min-blob-replicas` (but
+    /// at least two).
+    pub chunkblob_replication_degraded: AtomicU64,
+    /// Chunks a manifest names that neither this node nor any member had.
+    pub chunkblob_unrecoverable: AtomicU64,
 }
 
 /// How a shard's raft group takes part in a cluster.
@@ -52,6 +65,9 @@ pub struct ClusterOptions {
     pub secret: Option<ClusterSecret>,
     /// Whether an uninitialised group makes this node its first member.
     pub bootstrap: bool,
+    /// Nodes (this one included) a chunk must be durable on before its
+    /// refs are proposed; 0 means the raft quorum.
+    pub min_blob_replicas: usize,
 }
 
 impl ClusterOptions {
@@ -61,6 +77,7 @@ impl ClusterOptions {
             peer_addr: String::new(),
             secret: None,
             bootstrap: true,
+            min_blob_replicas: 0,
         }
     }
 }
@@ -75,6 +92,9 @@ pub struct Shard {
     raft: Rc<ShardRaft>,
     stats: Arc<ShardStats>,
     permits: Rc<glommio::sync::Semaphore>,
+    /// Pushes and fetches chunks; `None` on a single node.
+    replicator: Option<Rc<Replicator>>,
+    min_blob_replicas: usize,
 }
 
 impl Shard {
@@ -98,6 +118,11 @@ impl Shard {
             truncated_bytes = recovery.truncated_bytes,
             "blob log recovered"
         );
+        let replicator = cluster
+            .secret
+            .clone()
+            .map(|secret| Rc::new(Replicator::new(index, node_id, secret)));
+        let min_blob_replicas = cluster.min_blob_replicas;
         let options = RaftOptions {
             directory,
             node_addr: cluster.peer_addr,
@@ -113,6 +138,8 @@ impl Shard {
             raft,
             stats,
             permits: Rc::new(glommio::sync::Semaphore::new(SHARD_OPS_INFLIGHT_MAX as u64)),
+            replicator,
+            min_blob_replicas,
         }))
     }
 
@@ -147,11 +174,7 @@ impl Shard {
         // A dropped reply receiver means the client went away; nothing to do.
         match request {
             ShardRequest::AppendChunk { buf, sha256, reply } => {
-                let result = self
-                    .blob_log
-                    .append(buf, sha256)
-                    .await
-                    .map_err(ShardError::from);
+                let result = self.append_replicated(buf, sha256).await;
                 self.publish_stats();
                 let _ = reply.send(result);
             }
@@ -356,14 +379,131 @@ impl Shard {
                 (hash, stored)
             })
             .collect();
-        self.meta.put_blob_locations(locations).await?;
+        self.meta.put_blob_locations(locations, false).await?;
         fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
             point: "shard::commit_object"
         }));
         self.propose(op).await
     }
 
-    async fn read_chunk(&self, sha256: [u8; 32]) -> Result<bytes::Bytes, ShardError> {
+    /// Appends a chunk to the blob log and, in a cluster, pushes it to
+    /// every other member at the same time; returns once the degradation
+    /// ladder calls it durable. Only the leader takes new chunks.
+    async fn append_replicated(
+        &self,
+        buf: ChunkBuf,
+        sha256: [u8; 32],
+    ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        let peers = self.peer_addrs();
+        let Some(replicator) = self.replicator.as_ref().filter(|_| !peers.is_empty()) else {
+            return Ok(self.blob_log.append(buf, sha256).await?);
+        };
+        if !self.raft.is_leader() {
+            return Err(RaftError::NotLeader {
+                leader: self.raft.leader(),
+            }
+            .into());
+        }
+        let members = peers.len() + 1;
+        let bytes = Bytes::copy_from_slice(buf.payload());
+        let (acks, mut answers) = futures::channel::mpsc::unbounded();
+        for addr in peers {
+            let (replicator, bytes, acks) = (Rc::clone(replicator), bytes.clone(), acks.clone());
+            glommio::spawn_local(async move {
+                let pushed = replicator.push(&addr, sha256, &bytes).await;
+                if let Err(e) = &pushed {
+                    tracing::debug!(peer = %addr, error = %e, "chunk push failed");
+                }
+                let _ = acks.unbounded_send(pushed.is_ok());
+            })
+            .detach();
+        }
+        drop(acks);
+        let stored_here = self.blob_log.append(buf, sha256).await?;
+        let (mut stored, mut answered) = (1, 0);
+        while !replication::settled(members, stored, answered, self.min_blob_replicas) {
+            match answers.next().await {
+                Some(ok) => {
+                    answered += 1;
+                    stored += usize::from(ok);
+                }
+                None => break,
+            }
+        }
+        match replication::ladder(members, stored, self.min_blob_replicas) {
+            Durability::Durable => Ok(stored_here),
+            Durability::Degraded => {
+                self.stats
+                    .chunkblob_replication_degraded
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(stored_here)
+            }
+            Durability::Insufficient => Err(ShardError::ReplicationFailed { stored, members }),
+        }
+    }
+
+    /// Peer addresses of the other members of this shard's group.
+    fn peer_addrs(&self) -> Vec<String> {
+        if self.replicator.is_none() {
+            return Vec::new();
+        }
+        let me = self.raft.node_id();
+        self.raft
+            .membership()
+            .into_iter()
+            .filter(|(id, _, _)| *id != me)
+            .map(|(_, addr, _)| addr)
+            .collect()
+    }
+
+    /// Stores a chunk another node sent (a push, or a fetch this node
+    /// made), durably: fsync'd and indexed with a synced write.
+    pub async fn store_chunk(&self, sha256: [u8; 32], bytes: &[u8]) -> Result<(), ShardError> {
+        if bytes.len() > CHUNK_BYTES || <[u8; 32]>::from(Sha256::digest(bytes)) != sha256 {
+            return Err(ShardError::ChunkMissing {
+                sha256_hex: hex::encode(sha256),
+            });
+        }
+        let mut buf = ChunkBuf::new();
+        buf.fill_from(bytes);
+        let (at, _) = self.blob_log.append(buf, sha256).await?;
+        let location = meta::BlobLocation {
+            segment: at.segment,
+            offset_bytes: at.offset_bytes,
+            size_bytes: at.size_bytes,
+        };
+        self.meta
+            .put_blob_locations(vec![(sha256, location)], true)
+            .await?;
+        self.publish_stats();
+        Ok(())
+    }
+
+    /// A chunk's bytes: from this node's blob log, else (in a cluster)
+    /// fetched from another member, checked and kept.
+    pub async fn read_chunk(&self, sha256: [u8; 32]) -> Result<bytes::Bytes, ShardError> {
+        match self.read_local_chunk(sha256).await {
+            Err(ShardError::ChunkMissing { .. }) if self.replicator.is_some() => {}
+            other => return other,
+        }
+        let replicator = self.replicator.as_ref().expect("checked above");
+        let Some(bytes) = replicator.fetch(self.peer_addrs(), sha256).await else {
+            self.stats
+                .chunkblob_unrecoverable
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(shard = self.index, sha256 = %hex::encode(sha256), "no member has the chunk");
+            return Err(ShardError::ChunkMissing {
+                sha256_hex: hex::encode(sha256),
+            });
+        };
+        if let Err(e) = self.store_chunk(sha256, &bytes).await {
+            tracing::warn!(shard = self.index, error = %e, "keeping a fetched chunk failed");
+        }
+        Ok(bytes::Bytes::from(bytes))
+    }
+
+    /// A chunk from this node's blob log only.
+    pub async fn read_local_chunk(&self, sha256: [u8; 32]) -> Result<bytes::Bytes, ShardError> {
         let stored = self.meta.get_blob_location(&sha256).await?.ok_or_else(|| {
             ShardError::ChunkMissing {
                 sha256_hex: hex::encode(sha256),

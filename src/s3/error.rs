@@ -251,6 +251,9 @@ impl From<ShardError> for S3Error {
                     ),
                 }
             }
+            e @ ShardError::ReplicationFailed { .. } => S3Error::ServiceUnavailable {
+                message: format!("Too few nodes reachable to store the data durably ({e})."),
+            },
             e => S3Error::internal(e),
         }
     }

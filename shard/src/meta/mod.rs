@@ -225,12 +225,15 @@ impl MetaStore {
 
     /// Records where chunks sit in this node's blob log, in one batch.
     ///
-    /// Not synced: the entries become durable with the next synced write
-    /// on this store, which on the PUT path is the raft append of the
-    /// manifest that refers to them (see the module docs).
+    /// Not synced unless `sync`: on the PUT path the entries become durable
+    /// with the next synced write on this store, the raft append of the
+    /// manifest that refers to them (see the module docs). A chunk pushed
+    /// by the leader has no such write coming, so its entry is synced
+    /// before the push is acknowledged.
     pub async fn put_blob_locations(
         &self,
         locations: Vec<([u8; BLOB_HASH_BYTES], BlobLocation)>,
+        sync: bool,
     ) -> Result<(), MetaError> {
         if locations.is_empty() {
             return Ok(());
@@ -241,7 +244,9 @@ impl MetaStore {
             for (hash, location) in &locations {
                 batch.put_cf(blobs, hash, location.encode_to_vec());
             }
-            db.write(batch)
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(sync);
+            db.write_opt(batch, &opts)
                 .map_err(MetaError::rocks("put_blob_locations"))
         })
         .await

@@ -223,9 +223,9 @@ fn blob_locations_round_trip_and_survive_reopen() {
     };
     run_local(move || async move {
         let store = MetaStore::open(&path).unwrap();
-        store.put_blob_locations(vec![]).await.unwrap();
+        store.put_blob_locations(vec![], false).await.unwrap();
         store
-            .put_blob_locations(vec![([1; 32], loc(1)), ([2; 32], loc(2))])
+            .put_blob_locations(vec![([1; 32], loc(1)), ([2; 32], loc(2))], false)
             .await
             .unwrap();
         assert_eq!(
@@ -239,7 +239,7 @@ fn blob_locations_round_trip_and_survive_reopen() {
         assert_eq!(store.get_blob_location(&[3; 32]).await.unwrap(), None);
         // Overwrite: the later location wins.
         store
-            .put_blob_locations(vec![([1; 32], loc(7))])
+            .put_blob_locations(vec![([1; 32], loc(7))], true)
             .await
             .unwrap();
         assert_eq!(

@@ -1,6 +1,6 @@
 //! The listening side of shard *i*'s peer port: prove the cluster secret,
-//! then answer raft RPCs, joins and overviews, one frame at a time per
-//! connection.
+//! then answer raft RPCs, chunk pushes and fetches, joins and overviews,
+//! one frame at a time per connection.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use shoal_proto::peer::{ClusterOverview, Kind, Member, PeerFrame};
 use super::frame::{read_frame, write_frame};
 use super::{handshake, ClusterSecret};
 use crate::raft::{RaftError, ShardRaft};
+use crate::shard::Shard;
 
 /// Longest a new connection may take to prove the secret.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +23,7 @@ pub const NOT_LEADER: &str = "not-leader";
 /// What a shard's peer port serves from.
 #[derive(Clone)]
 pub struct PeerService {
+    pub shard_ref: Rc<Shard>,
     pub raft: Rc<ShardRaft>,
     pub secret: ClusterSecret,
     pub shard: u16,
@@ -112,6 +114,23 @@ async fn answer(service: &PeerService, header: PeerFrame, payload: &[u8]) -> (Pe
                 Err(e) => Err(e.to_string()),
             },
         },
+        Kind::PushChunkBlob | Kind::FetchChunkBlob => {
+            match <[u8; 32]>::try_from(header.sha256.as_slice()) {
+                Err(_) => Err("a chunk request needs a 32-byte sha256".into()),
+                Ok(sha256) if kind == Kind::PushChunkBlob => service
+                    .shard_ref
+                    .store_chunk(sha256, payload)
+                    .await
+                    .map(|()| Vec::new())
+                    .map_err(|e| e.to_string()),
+                Ok(sha256) => service
+                    .shard_ref
+                    .read_local_chunk(sha256)
+                    .await
+                    .map(|bytes| bytes.to_vec())
+                    .map_err(|e| e.to_string()),
+            }
+        }
         Kind::ClusterOverview => {
             response.overview = Some(overview(service));
             Ok(Vec::new())

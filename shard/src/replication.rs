@@ -1,0 +1,168 @@
+//! Blob offload: chunk bytes travel to the replicas' same shard on the
+//! peer transport, never through raft.
+//!
+//! The leader appends a chunk to its own blob log and pushes it to every
+//! other member at the same time. The chunk is durable once the local
+//! fsync and enough replica acknowledgements (each sent after the replica's
+//! own fsync and synced index write) are in: [`ladder`] decides. Pushes
+//! still running when that happens go on in the background, so a slow
+//! replica usually ends up with the chunk too. A replica that lacks a chunk
+//! a manifest names fetches it from the other members ([`Replicator::fetch`]).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use glommio::net::TcpStream;
+use rand::seq::SliceRandom;
+use sha2::{Digest, Sha256};
+use shoal_proto::peer::{Kind, PeerFrame};
+
+use crate::peer::{ClusterSecret, PeerError};
+use crate::raft::network::{connect, request};
+
+/// What enough acknowledgements mean for one chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// On at least the required number of nodes.
+    Durable,
+    /// Fewer than required, but on two nodes or more: proceed, and count
+    /// it (`shoal_chunkblob_replication_degraded_total`).
+    Degraded,
+    /// On one node only in a multi-node cluster: refuse the write.
+    Insufficient,
+}
+
+/// The degradation ladder. `members` counts this node; `stored` counts the
+/// nodes (this one included) that made the chunk durable; `required` is
+/// `--min-blob-replicas`, 0 meaning the raft quorum of `members`.
+pub fn ladder(members: usize, stored: usize, required: usize) -> Durability {
+    let required = match required {
+        0 => members / 2 + 1,
+        n => n.min(members),
+    };
+    if stored >= required {
+        Durability::Durable
+    } else if stored >= 2 {
+        Durability::Degraded
+    } else {
+        Durability::Insufficient
+    }
+}
+
+/// Whether waiting for more acknowledgements can change the outcome:
+/// stop once the chunk is durable, or once no answer is outstanding.
+pub fn settled(members: usize, stored: usize, answered: usize, required: usize) -> bool {
+    ladder(members, stored, required) == Durability::Durable || answered + 1 >= members
+}
+
+/// One shard's pushes and fetches, with a few idle connections per peer.
+pub struct Replicator {
+    shard: u16,
+    node_id: u64,
+    secret: ClusterSecret,
+    idle: RefCell<HashMap<String, Vec<TcpStream>>>,
+}
+
+/// Idle connections kept per peer address.
+const IDLE_PER_PEER_MAX: usize = 8;
+
+impl Replicator {
+    pub fn new(shard: u16, node_id: u64, secret: ClusterSecret) -> Replicator {
+        Replicator {
+            shard,
+            node_id,
+            secret,
+            idle: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// One request to shard `self.shard` at `addr` on a pooled connection.
+    async fn call(
+        &self,
+        addr: &str,
+        header: PeerFrame,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, PeerError> {
+        let pooled = self.idle.borrow_mut().get_mut(addr).and_then(Vec::pop);
+        let mut stream = match pooled {
+            Some(stream) => stream,
+            None => connect(addr, self.shard, &self.secret, self.node_id).await?,
+        };
+        let (_, body) = request(&mut stream, 1, header, payload).await?;
+        let mut idle = self.idle.borrow_mut();
+        let slot = idle.entry(addr.to_string()).or_default();
+        if slot.len() < IDLE_PER_PEER_MAX {
+            slot.push(stream);
+        }
+        Ok(body)
+    }
+
+    /// Pushes one chunk to the member at `addr`; returns once it is
+    /// durable there.
+    pub async fn push(&self, addr: &str, sha256: [u8; 32], bytes: &Bytes) -> Result<(), PeerError> {
+        let header = PeerFrame {
+            kind: Kind::PushChunkBlob as i32,
+            sha256: sha256.to_vec(),
+            ..Default::default()
+        };
+        self.call(addr, header, bytes).await.map(|_| ())
+    }
+
+    /// Fetches a chunk from the members at `addrs`, in random order,
+    /// checking its SHA-256; `None` when no member has it intact.
+    pub async fn fetch(&self, mut addrs: Vec<String>, sha256: [u8; 32]) -> Option<Vec<u8>> {
+        addrs.shuffle(&mut rand::thread_rng());
+        for addr in addrs {
+            let header = PeerFrame {
+                kind: Kind::FetchChunkBlob as i32,
+                sha256: sha256.to_vec(),
+                ..Default::default()
+            };
+            match self.call(&addr, header, &[]).await {
+                Ok(bytes) if <[u8; 32]>::from(Sha256::digest(&bytes)) == sha256 => {
+                    return Some(bytes)
+                }
+                Ok(_) => {
+                    tracing::warn!(shard = self.shard, peer = %addr, "fetched chunk failed its check")
+                }
+                Err(e) => {
+                    tracing::debug!(shard = self.shard, peer = %addr, error = %e, "chunk fetch failed")
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_degradation_ladder() {
+        // One node: the local copy is all there is.
+        assert_eq!(ladder(1, 1, 0), Durability::Durable);
+        // Three nodes, quorum 2.
+        assert_eq!(ladder(3, 2, 0), Durability::Durable);
+        assert_eq!(ladder(3, 1, 0), Durability::Insufficient);
+        // Asking for all three: two is degraded, one refused.
+        assert_eq!(ladder(3, 3, 3), Durability::Durable);
+        assert_eq!(ladder(3, 2, 3), Durability::Degraded);
+        assert_eq!(ladder(3, 1, 3), Durability::Insufficient);
+        // More than there are members means all of them.
+        assert_eq!(ladder(2, 2, 5), Durability::Durable);
+        // Five nodes, quorum 3.
+        assert_eq!(ladder(5, 2, 0), Durability::Degraded);
+        assert_eq!(ladder(5, 3, 0), Durability::Durable);
+    }
+
+    #[test]
+    fn waiting_stops_when_nothing_can_change() {
+        assert!(settled(3, 2, 1, 0));
+        assert!(!settled(3, 1, 1, 0));
+        assert!(settled(3, 1, 2, 0));
+        assert!(!settled(3, 2, 1, 3));
+        assert!(settled(3, 2, 2, 3));
+    }
+}
