@@ -464,6 +464,13 @@ async fn join_cluster(
     for (&index, shard) in shards {
         let addr =
             peer::shard_addr(&cluster.peer_addr.to_string(), index).map_err(|e| e.to_string())?;
+        // glommio listeners set SO_REUSEPORT, which would let a second node
+        // on this host share the port silently and receive half of its
+        // peers' traffic. A plain bind first fails if anyone holds it.
+        drop(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("the peer port of shard {index} at {addr} is taken: {e}"))?,
+        );
         let listener = TcpListener::bind(addr)
             .map_err(|e| format!("binding the peer port of shard {index} at {addr}: {e}"))?;
         let service = PeerService {

@@ -61,13 +61,16 @@ use crate::meta::MetaStore;
 use crate::peer::ClusterSecret;
 use shoal_proto::peer::Kind;
 
-/// Interval between a leader's heartbeats.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+/// Interval between a leader's heartbeats. openraft also uses it as the
+/// deadline of every append RPC, which includes the follower's synced log
+/// write: on a busy disk that takes well over 100 ms, and a deadline that
+/// short made followers miss heartbeats and call elections under load.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// Shortest time a follower waits without a heartbeat before it stands
 /// for election; a few heartbeats, so one lost heartbeat never triggers it.
-pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(500);
+pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(2_500);
 /// Longest such wait; the spread keeps candidates from splitting votes.
-pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(1000);
+pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(5_000);
 /// How long [`ShardRaft::start`] waits for a leader. A single member
 /// elects itself at once; a restarted one resumes leadership at once.
 pub const LEADER_WAIT_MAX: Duration = Duration::from_secs(10);
