@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod local_cluster;
+
 #[derive(Parser)]
 #[command(name = "shoal-ctl", about = "Inspect a running Shoal node")]
 struct Cli {
@@ -41,6 +43,27 @@ enum Command {
     /// Cluster members: add, remove (through the groups this node leads).
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Start a cluster of N local nodes (for development, tests and the
+    /// bench) and keep it running until interrupted.
+    LocalCluster {
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// Data directories, logs and the generated cluster secret.
+        #[arg(long, default_value = "./local-cluster")]
+        dir: std::path::PathBuf,
+        /// Node n serves S3 on base + 10(n-1), admin one above, peers from
+        /// base + 100 + 10(n-1).
+        #[arg(long, default_value_t = 9000)]
+        base_port: u16,
+        /// The `shoal` binary; default: next to this one.
+        #[arg(long)]
+        shoal_bin: Option<std::path::PathBuf>,
+        /// `--cores` of each node (e.g. `1` to share a small machine).
+        #[arg(long)]
+        cores: Option<String>,
+        #[arg(long, default_value_t = 2)]
+        shards: u16,
+    },
 }
 
 #[derive(Subcommand)]
@@ -237,6 +260,7 @@ fn admin_request(command: &Command) -> (&'static str, String) {
         Command::Member(MemberCommand::Remove { node_id }) => {
             ("DELETE", format!("/admin/cluster/members/{node_id}"))
         }
+        Command::LocalCluster { .. } => unreachable!("handled before any request"),
         Command::Key(key) => match key {
             KeyCommand::Delete { access_key } => {
                 ("DELETE", format!("/admin/keys/{}", encode(access_key)))
@@ -325,8 +349,65 @@ fn cluster_table(json: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Runs `local-cluster` until a node exits (or the user interrupts the
+/// whole process group).
+fn local_cluster(options: local_cluster::Options) -> ExitCode {
+    let healthy = |admin: u16| {
+        matches!(
+            request("GET", &format!("127.0.0.1:{admin}"), "/healthz", None),
+            Ok((200, _))
+        )
+    };
+    let mut children = match local_cluster::start(&options, &healthy) {
+        Ok(children) => children,
+        Err(e) => {
+            eprintln!("shoal-ctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "cluster of {} nodes running; Ctrl-C stops it",
+        options.nodes
+    );
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(n) = children
+            .iter_mut()
+            .position(|c| c.try_wait().ok().flatten().is_some())
+        {
+            eprintln!("shoal-ctl: node {} exited; stopping the cluster", n + 1);
+            local_cluster::stop(&mut children);
+            return ExitCode::FAILURE;
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::LocalCluster {
+        nodes,
+        dir,
+        base_port,
+        shoal_bin,
+        cores,
+        shards,
+    } = cli.command
+    {
+        let shoal_bin = shoal_bin.unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|d| d.join("shoal")))
+                .unwrap_or_else(|| "shoal".into())
+        });
+        return local_cluster(local_cluster::Options {
+            nodes,
+            dir,
+            base_port,
+            shoal_bin,
+            cores_per_node: cores,
+            shards,
+        });
+    }
     let (method, path) = admin_request(&cli.command);
     match request(method, &cli.admin_addr, &path, cli.token.as_deref()) {
         Ok((200..=299, body)) => {
@@ -350,6 +431,7 @@ fn main() -> ExitCode {
                 Command::Metrics | Command::User(_) | Command::Key(_) | Command::Member(_) => {
                     print!("{body}")
                 }
+                Command::LocalCluster { .. } => unreachable!("handled before any request"),
             }
             ExitCode::SUCCESS
         }

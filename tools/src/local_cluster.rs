@@ -1,0 +1,138 @@
+//! `shoal-ctl local-cluster`: N `shoal serve` processes on this host that
+//! form one cluster, for development, tests and the bench. Node n (counted
+//! from one) serves S3 on port `base + 10(n-1)`, its admin endpoint one
+//! port above, and its peer ports from `base + 100 + 10(n-1)`; its data
+//! lives in `<dir>/node-n`. Runs until interrupted, then stops the nodes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest wait for one node to answer `/healthz`.
+const START_WAIT_MAX: Duration = Duration::from_secs(120);
+
+pub struct Options {
+    pub nodes: u16,
+    pub dir: PathBuf,
+    pub base_port: u16,
+    pub shoal_bin: PathBuf,
+    pub cores_per_node: Option<String>,
+    pub shards: u16,
+}
+
+pub struct Ports {
+    pub s3: u16,
+    pub admin: u16,
+    pub peer: u16,
+}
+
+/// The ports of node `n` (from 1).
+pub fn ports(base: u16, n: u16) -> Ports {
+    let step = 10 * (n - 1);
+    Ports {
+        s3: base + step,
+        admin: base + step + 1,
+        peer: base + 100 + step,
+    }
+}
+
+/// Starts the nodes one after another (each waits for its `/healthz`)
+/// and returns their processes.
+pub fn start(options: &Options, healthy: &dyn Fn(u16) -> bool) -> Result<Vec<Child>, String> {
+    if options.nodes == 0 || options.nodes > 9 || options.shards > 9 {
+        return Err("local clusters have 1 to 9 nodes of 1 to 9 shards".into());
+    }
+    std::fs::create_dir_all(&options.dir).map_err(|e| format!("{}: {e}", options.dir.display()))?;
+    let secret = options.dir.join("cluster-secret");
+    if !secret.exists() {
+        let value = format!("{:032x}", rand::random::<u128>());
+        std::fs::write(&secret, value + "\n").map_err(|e| format!("{}: {e}", secret.display()))?;
+    }
+    let mut children = Vec::new();
+    for n in 1..=options.nodes {
+        let child = spawn(options, n, &secret)?;
+        children.push(child);
+        let ports = ports(options.base_port, n);
+        let deadline = Instant::now() + START_WAIT_MAX;
+        while !healthy(ports.admin) {
+            if Instant::now() > deadline {
+                stop(&mut children);
+                return Err(format!(
+                    "node {n} did not become healthy; see {}",
+                    log_path(&options.dir, n).display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!(
+            "node {n}: s3 http://127.0.0.1:{}  admin 127.0.0.1:{}  peer 127.0.0.1:{}",
+            ports.s3, ports.admin, ports.peer
+        );
+    }
+    Ok(children)
+}
+
+fn spawn(options: &Options, n: u16, secret: &Path) -> Result<Child, String> {
+    let ports = ports(options.base_port, n);
+    let log = std::fs::File::create(log_path(&options.dir, n)).map_err(|e| e.to_string())?;
+    let mut command = Command::new(&options.shoal_bin);
+    command
+        .arg("serve")
+        .args([
+            "--data-dir",
+            &options.dir.join(format!("node-{n}")).display().to_string(),
+        ])
+        .args(["--s3-addr", &format!("127.0.0.1:{}", ports.s3)])
+        .args(["--admin-addr", &format!("127.0.0.1:{}", ports.admin)])
+        .args(["--node-id", &n.to_string()])
+        .args(["--peer-addr", &format!("127.0.0.1:{}", ports.peer)])
+        .args(["--cluster-secret-file", &secret.display().to_string()])
+        .args(["--shards", &options.shards.to_string()])
+        .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
+        .stderr(Stdio::from(log));
+    if let Some(cores) = &options.cores_per_node {
+        command.args(["--cores", cores]);
+    }
+    if n > 1 {
+        let first = ports_of_first(options.base_port);
+        command.args(["--join", &format!("127.0.0.1:{first}")]);
+    }
+    command
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", options.shoal_bin.display()))
+}
+
+fn ports_of_first(base: u16) -> u16 {
+    ports(base, 1).peer
+}
+
+fn log_path(dir: &Path, n: u16) -> PathBuf {
+    dir.join(format!("node-{n}.log"))
+}
+
+/// Stops every node (SIGKILL: their data is durable by design).
+pub fn stop(children: &mut [Child]) {
+    for child in children.iter_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ports_do_not_overlap() {
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 1..=9 {
+            let p = ports(9000, n);
+            for port in [p.s3, p.admin]
+                .into_iter()
+                .chain((0..9).map(|s| p.peer + s))
+            {
+                assert!(seen.insert(port), "port {port} used twice");
+            }
+        }
+    }
+}
