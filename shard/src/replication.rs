@@ -14,9 +14,14 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use glommio::net::TcpStream;
+use prost::Message;
 use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
+use shoal_proto::meta::MetaCommand;
 use shoal_proto::peer::{Kind, PeerFrame};
+
+use crate::blob_log::BlobLocation;
+use crate::raft::ApplyOutcome;
 
 use crate::peer::{ClusterSecret, PeerError};
 use crate::raft::network::{connect, request};
@@ -77,25 +82,38 @@ impl Replicator {
         }
     }
 
-    /// One request to shard `self.shard` at `addr` on a pooled connection.
+    /// One request to shard `self.shard` at `addr` on a pooled connection;
+    /// the answer's payload.
     async fn call(
         &self,
         addr: &str,
         header: PeerFrame,
         payload: &[u8],
     ) -> Result<Vec<u8>, PeerError> {
+        self.call_full(addr, header, payload)
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// One request on a pooled connection; the answer's header and payload.
+    async fn call_full(
+        &self,
+        addr: &str,
+        header: PeerFrame,
+        payload: &[u8],
+    ) -> Result<(PeerFrame, Vec<u8>), PeerError> {
         let pooled = self.idle.borrow_mut().get_mut(addr).and_then(Vec::pop);
         let mut stream = match pooled {
             Some(stream) => stream,
             None => connect(addr, self.shard, &self.secret, self.node_id).await?,
         };
-        let (_, body) = request(&mut stream, 1, header, payload).await?;
+        let answer = request(&mut stream, 1, header, payload).await?;
         let mut idle = self.idle.borrow_mut();
         let slot = idle.entry(addr.to_string()).or_default();
         if slot.len() < IDLE_PER_PEER_MAX {
             slot.push(stream);
         }
-        Ok(body)
+        Ok(answer)
     }
 
     /// Pushes one chunk to the member at `addr`; returns once it is
@@ -107,6 +125,48 @@ impl Replicator {
             ..Default::default()
         };
         self.call(addr, header, bytes).await.map(|_| ())
+    }
+
+    /// Asks the leader at `addr` to propose `command` (a follower's
+    /// write); returns the outcome and the entry's log index.
+    pub async fn forward_propose(
+        &self,
+        addr: &str,
+        command: &MetaCommand,
+    ) -> Result<(ApplyOutcome, u64), PeerError> {
+        let header = PeerFrame {
+            kind: Kind::Propose as i32,
+            ..Default::default()
+        };
+        let (response, body) = self
+            .call_full(addr, header, &command.encode_to_vec())
+            .await?;
+        let outcome = bincode::deserialize(&body)
+            .map_err(|e| PeerError::Malformed(format!("apply outcome: {e}")))?;
+        Ok((outcome, response.log_index))
+    }
+
+    /// Hands a new chunk to the leader at `addr`, which stores and
+    /// replicates it; returns where the leader stored it.
+    pub async fn forward_append(
+        &self,
+        addr: &str,
+        sha256: [u8; 32],
+        bytes: &[u8],
+    ) -> Result<BlobLocation, PeerError> {
+        let header = PeerFrame {
+            kind: Kind::AppendChunk as i32,
+            sha256: sha256.to_vec(),
+            ..Default::default()
+        };
+        let body = self.call(addr, header, bytes).await?;
+        let location = shoal_proto::meta::BlobLocation::decode(body.as_slice())
+            .map_err(|e| PeerError::Malformed(format!("blob location: {e}")))?;
+        Ok(BlobLocation {
+            segment: location.segment,
+            offset_bytes: location.offset_bytes,
+            size_bytes: location.size_bytes,
+        })
     }
 
     /// Fetches a chunk from the members at `addrs`, in random order,

@@ -26,7 +26,7 @@ use crate::limits::CHUNK_BYTES;
 use crate::limits::{SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
 use crate::meta::MetaStore;
 use crate::ops::{GroupView, MetaChange, ObjectSummary, ShardRequest};
-use crate::peer::ClusterSecret;
+use crate::peer::{ClusterSecret, PeerError};
 use crate::raft::RaftError;
 use crate::raft::{ApplyOutcome, RaftOptions, ShardRaft};
 use crate::replication::{self, Durability, Replicator};
@@ -81,6 +81,9 @@ impl ClusterOptions {
         }
     }
 }
+
+/// How long a follower waits to apply a write it forwarded to the leader.
+const FORWARDED_APPLY_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// Uploads the reaper reads per scan of the store.
 const REAP_BATCH_MAX: usize = 256;
@@ -368,6 +371,10 @@ impl Shard {
         op: Op,
         blobs: Vec<([u8; 32], BlobLocation)>,
     ) -> Result<ApplyOutcome, ShardError> {
+        if self.forward_target().is_some() {
+            // The chunks were forwarded too; the leader indexed them.
+            return self.propose(op).await;
+        }
         let locations = blobs
             .into_iter()
             .map(|(hash, at)| {
@@ -389,7 +396,7 @@ impl Shard {
     /// Appends a chunk to the blob log and, in a cluster, pushes it to
     /// every other member at the same time; returns once the degradation
     /// ladder calls it durable. Only the leader takes new chunks.
-    async fn append_replicated(
+    pub async fn append_replicated(
         &self,
         buf: ChunkBuf,
         sha256: [u8; 32],
@@ -398,6 +405,13 @@ impl Shard {
         let Some(replicator) = self.replicator.as_ref().filter(|_| !peers.is_empty()) else {
             return Ok(self.blob_log.append(buf, sha256).await?);
         };
+        if let Some(leader_addr) = self.forward_target() {
+            let location = replicator
+                .forward_append(&leader_addr, sha256, buf.payload())
+                .await
+                .map_err(|e| self.forward_failed(e))?;
+            return Ok((location, buf));
+        }
         if !self.raft.is_leader() {
             return Err(RaftError::NotLeader {
                 leader: self.raft.leader(),
@@ -420,6 +434,18 @@ impl Shard {
         }
         drop(acks);
         let stored_here = self.blob_log.append(buf, sha256).await?;
+        // Indexed now, not only when the manifest commits: a follower that
+        // forwarded this chunk commits its manifest through us later.
+        // Unsynced: the commit's synced raft append makes it durable.
+        let (at, _) = &stored_here;
+        let location = meta::BlobLocation {
+            segment: at.segment,
+            offset_bytes: at.offset_bytes,
+            size_bytes: at.size_bytes,
+        };
+        self.meta
+            .put_blob_locations(vec![(sha256, location)], false)
+            .await?;
         let (mut stored, mut answered) = (1, 0);
         while !replication::settled(members, stored, answered, self.min_blob_replicas) {
             match answers.next().await {
@@ -517,12 +543,67 @@ impl Shard {
         Ok(self.blob_log.read(location, &sha256).await?)
     }
 
+    /// Commits a command through the group: here when this node leads,
+    /// else (in a cluster) through the leader, then waits until this node
+    /// has applied the entry too, so the caller reads its own write.
     async fn propose(&self, op: Op) -> Result<ApplyOutcome, ShardError> {
         let command = MetaCommand { op: Some(op) };
         debug_assert!(command.encoded_len() > 0);
+        if let Some(leader_addr) = self.forward_target() {
+            let replicator = self.replicator.as_ref().expect("forward_target checks it");
+            let (outcome, index) = replicator
+                .forward_propose(&leader_addr, &command)
+                .await
+                .map_err(|e| self.forward_failed(e))?;
+            if !self
+                .raft
+                .wait_applied(index, FORWARDED_APPLY_WAIT_MAX)
+                .await
+            {
+                tracing::warn!(
+                    shard = self.index,
+                    index,
+                    "forwarded entry not applied here in time"
+                );
+            }
+            return Ok(outcome);
+        }
         let outcome = self.raft.propose(command).await?;
         self.publish_stats();
         Ok(outcome)
+    }
+
+    /// Proposes here only (a forwarded write: never forwarded again);
+    /// returns the outcome and the entry's index.
+    pub async fn propose_as_leader(
+        &self,
+        command: MetaCommand,
+    ) -> Result<(ApplyOutcome, u64), ShardError> {
+        let answer = self.raft.propose_indexed(command).await?;
+        self.publish_stats();
+        Ok(answer)
+    }
+
+    /// The leader's peer address when writes must go there: a cluster
+    /// member that does not lead and knows who does.
+    fn forward_target(&self) -> Option<String> {
+        self.replicator.as_ref()?;
+        if self.raft.is_leader() {
+            return None;
+        }
+        self.raft
+            .leader()
+            .filter(|&leader| leader != self.raft.node_id())
+            .and_then(|leader| self.raft.member_addr(leader))
+    }
+
+    /// A forwarded write that failed on the way: the client may retry.
+    fn forward_failed(&self, e: PeerError) -> ShardError {
+        tracing::warn!(shard = self.index, error = %e, "forwarding to the leader failed");
+        RaftError::NotLeader {
+            leader: self.raft.leader(),
+        }
+        .into()
     }
 
     fn publish_stats(&self) {

@@ -10,8 +10,12 @@ use shoal_proto::peer::{ClusterOverview, Kind, Member, PeerFrame};
 
 use super::frame::{read_frame, write_frame};
 use super::{handshake, ClusterSecret};
+use crate::chunk::ChunkBuf;
+use crate::limits::CHUNK_BYTES;
 use crate::raft::{RaftError, ShardRaft};
 use crate::shard::Shard;
+use prost::Message;
+use shoal_proto::meta::MetaCommand;
 
 /// Longest a new connection may take to prove the secret.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -131,6 +135,33 @@ async fn answer(service: &PeerService, header: PeerFrame, payload: &[u8]) -> (Pe
                     .map_err(|e| e.to_string()),
             }
         }
+        Kind::Propose => match MetaCommand::decode(payload) {
+            Err(e) => Err(format!("undecodable command: {e}")),
+            Ok(command) => match service.shard_ref.propose_as_leader(command).await {
+                Ok((outcome, index)) => {
+                    response.log_index = index;
+                    bincode::serialize(&outcome).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        },
+        Kind::AppendChunk => match <[u8; 32]>::try_from(header.sha256.as_slice()) {
+            Err(_) => Err("a chunk request needs a 32-byte sha256".into()),
+            Ok(_) if payload.len() > CHUNK_BYTES => Err("chunk too large".into()),
+            Ok(sha256) => {
+                let mut buf = ChunkBuf::new();
+                buf.fill_from(payload);
+                match service.shard_ref.append_replicated(buf, sha256).await {
+                    Ok((at, _)) => Ok(shoal_proto::meta::BlobLocation {
+                        segment: at.segment,
+                        offset_bytes: at.offset_bytes,
+                        size_bytes: at.size_bytes,
+                    }
+                    .encode_to_vec()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        },
         Kind::ClusterOverview => {
             response.overview = Some(overview(service));
             Ok(Vec::new())

@@ -388,9 +388,19 @@ impl ShardRaft {
     /// [`RaftError::NotLeader`] means this node cannot propose; the caller
     /// proxies to the leader it names.
     pub async fn propose(&self, command: MetaCommand) -> Result<ApplyOutcome, RaftError> {
+        self.propose_indexed(command)
+            .await
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// [`ShardRaft::propose`], also returning the entry's log index.
+    pub async fn propose_indexed(
+        &self,
+        command: MetaCommand,
+    ) -> Result<(ApplyOutcome, u64), RaftError> {
         assert_well_formed(&command);
         match self.raft.client_write(RaftCommand::encode(&command)).await {
-            Ok(response) => Ok(response.data),
+            Ok(response) => Ok((response.data, response.log_id.index)),
             Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(RaftError::NotLeader {
                     leader: f.leader_id,
@@ -505,6 +515,17 @@ impl ShardRaft {
             .into_iter()
             .find(|(id, _, _)| *id == node_id)
             .map(|(_, addr, _)| addr)
+    }
+
+    /// Waits (at most `wait_max`) until this node has applied the entry
+    /// at `index`: a follower that forwarded a write then reads its own
+    /// write. Returns whether it got there in time.
+    pub async fn wait_applied(&self, index: u64, wait_max: Duration) -> bool {
+        self.raft
+            .wait(Some(wait_max))
+            .applied_index_at_least(Some(index), "the forwarded entry is applied")
+            .await
+            .is_ok()
     }
 
     /// Whether this node currently leads the group.
