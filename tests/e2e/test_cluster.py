@@ -9,6 +9,7 @@ leader."""
 
 import json
 import os
+import random
 import socket
 import subprocess
 import urllib.request
@@ -25,15 +26,14 @@ SECRET = "a-cluster-secret-for-tests-0123"
 
 
 def free_port_run(count):
-    """A port p such that p .. p+count-1 are all free (shard i listens on p+i)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count >= 65535:
-            continue
+    """A port p such that p .. p+count-1 are all free (shard i listens on
+    p+i). Taken below the ephemeral range (32768 and up on Linux): a node
+    restarted on its old peer ports must not find one of them in use as
+    the local port of some outgoing connection."""
+    for _ in range(200):
+        base = random.randrange(20_000, 32_000 - count)
+        held = []
         try:
-            held = []
             for i in range(count):
                 t = socket.socket()
                 held.append(t)
