@@ -448,6 +448,9 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
 /// short while. A PUT refused before its body was read (503 SlowDown, 403,
 /// 404) would otherwise close with unread bytes, and the kernel's reset
 /// would destroy the response before the client read it.
+/// How long the check that nothing else listens on a peer port waits.
+const PEER_PORT_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+
 /// How long a joining node keeps asking to be added to each shard's group.
 const JOIN_WAIT_MAX: Duration = Duration::from_secs(120);
 
@@ -466,11 +469,14 @@ async fn join_cluster(
             peer::shard_addr(&cluster.peer_addr.to_string(), index).map_err(|e| e.to_string())?;
         // glommio listeners set SO_REUSEPORT, which would let a second node
         // on this host share the port silently and receive half of its
-        // peers' traffic. A plain bind first fails if anyone holds it.
-        drop(
-            std::net::TcpListener::bind(addr)
-                .map_err(|e| format!("the peer port of shard {index} at {addr} is taken: {e}"))?,
-        );
+        // peers' traffic. Refuse a port something already listens on. (A
+        // probe bind would also trip over this node's own connections from
+        // before a restart, still closing on the old port.)
+        if std::net::TcpStream::connect_timeout(&addr, PEER_PORT_PROBE_TIMEOUT).is_ok() {
+            return Err(format!(
+                "the peer port of shard {index} at {addr} is taken: something listens there"
+            ));
+        }
         let listener = TcpListener::bind(addr)
             .map_err(|e| format!("binding the peer port of shard {index} at {addr}: {e}"))?;
         let service = PeerService {
