@@ -202,6 +202,23 @@ fn raft_config(shard_index: u16, options: &RaftOptions) -> Result<Config, RaftEr
     })
 }
 
+/// Maps openraft's error for a write (a proposal or membership change).
+fn write_error(
+    e: openraft::error::RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+) -> RaftError {
+    match e {
+        openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            RaftError::NotLeader {
+                leader: f.leader_id,
+            }
+        }
+        openraft::error::RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            RaftError::Membership(Box::new(e))
+        }
+        openraft::error::RaftError::Fatal(fatal) => fatal.into(),
+    }
+}
+
 /// Checks what the front end must have validated; a violation is a bug.
 fn assert_well_formed(command: &MetaCommand) {
     let bucket = match &command.op {
@@ -399,18 +416,12 @@ impl ShardRaft {
         command: MetaCommand,
     ) -> Result<(ApplyOutcome, u64), RaftError> {
         assert_well_formed(&command);
-        match self.raft.client_write(RaftCommand::encode(&command)).await {
-            Ok(response) => Ok((response.data, response.log_id.index)),
-            Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(RaftError::NotLeader {
-                    leader: f.leader_id,
-                })
-            }
-            Err(openraft::error::RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                e,
-            ))) => Err(RaftError::Membership(Box::new(e))),
-            Err(openraft::error::RaftError::Fatal(fatal)) => Err(fatal.into()),
-        }
+        let response = self
+            .raft
+            .client_write(RaftCommand::encode(&command))
+            .await
+            .map_err(write_error)?;
+        Ok((response.data, response.log_id.index))
     }
 
     /// Serves one raft RPC from a peer: the bincode request in, the
@@ -443,36 +454,16 @@ impl ShardRaft {
         {
             return Ok(());
         }
-        let not_leader = |leader| RaftError::NotLeader { leader };
-        match self
-            .raft
+        self.raft
             .add_learner(node_id, BasicNode::new(addr), true)
             .await
-        {
-            Ok(_) => {}
-            Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                return Err(not_leader(f.leader_id))
-            }
-            Err(openraft::error::RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                e,
-            ))) => return Err(RaftError::Membership(Box::new(e))),
-            Err(openraft::error::RaftError::Fatal(fatal)) => return Err(fatal.into()),
-        }
+            .map_err(write_error)?;
         let voters = BTreeSet::from([node_id]);
-        match self
-            .raft
+        self.raft
             .change_membership(ChangeMembers::AddVoterIds(voters), false)
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(not_leader(f.leader_id))
-            }
-            Err(openraft::error::RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                e,
-            ))) => Err(RaftError::Membership(Box::new(e))),
-            Err(openraft::error::RaftError::Fatal(fatal)) => Err(fatal.into()),
-        }
+            .map_err(write_error)?;
+        Ok(())
     }
 
     /// Removes `node_id` from the group's voters and learners. Leader only.
@@ -482,18 +473,10 @@ impl ShardRaft {
             ChangeMembers::RemoveVoters(ids.clone()),
             ChangeMembers::RemoveNodes(ids.clone()),
         ] {
-            match self.raft.change_membership(change, false).await {
-                Ok(_) => {}
-                Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    return Err(RaftError::NotLeader {
-                        leader: f.leader_id,
-                    })
-                }
-                Err(openraft::error::RaftError::APIError(
-                    ClientWriteError::ChangeMembershipError(e),
-                )) => return Err(RaftError::Membership(Box::new(e))),
-                Err(openraft::error::RaftError::Fatal(fatal)) => return Err(fatal.into()),
-            }
+            self.raft
+                .change_membership(change, false)
+                .await
+                .map_err(write_error)?;
         }
         Ok(())
     }
