@@ -70,6 +70,11 @@ def test_upload_complete_get(s3, bucket):
     whole = b"".join(parts)
     ranged = s3.get_object(Bucket=bucket, Key="obj", Range=f"bytes={PART - 10}-{PART + 10}")
     assert ranged["Body"].read() == whole[PART - 10 : PART + 11]
+    # Reading by part number is refused rather than answered with the
+    # whole object.
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="obj", PartNumber=1)
+    assert status(e) == 501
     listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert [(o["Key"], o["Size"], o["ETag"]) for o in listed] == [("obj", len(whole), multipart_etag(parts))]
     # The upload is gone once completed.
