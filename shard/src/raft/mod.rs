@@ -483,8 +483,10 @@ impl ShardRaft {
 
     /// `(node id, peer address, voter?)` of every member this node knows.
     pub fn membership(&self) -> Vec<(NodeId, String, bool)> {
-        let metrics = self.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
+        // Only the membership (an `Arc`) is taken from the metrics: this
+        // runs for every chunk a cluster leader stores.
+        let config = Arc::clone(&self.raft.metrics().borrow().membership_config);
+        let membership = config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         membership
             .nodes()
