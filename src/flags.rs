@@ -99,6 +99,28 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_MIN_BLOB_REPLICAS", default_value_t = 0)]
     pub min_blob_replicas: usize,
 
+    /// Keep chunk bytes out of raft (true): a leader pushes them to the
+    /// replicas beside the log, and raft carries refs only. With false this
+    /// node does not advertise the capability, and any leader of a group it
+    /// belongs to writes chunk bytes inside raft entries (inline mode).
+    #[arg(long, env = "SHOAL_BLOB_OFFLOAD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub blob_offload: bool,
+
+    /// Pace of the background fetches a node makes from each peer for
+    /// chunks it missed (e.g. `128MiB` per second; `0` = unpaced).
+    #[arg(long, env = "SHOAL_CATCHUP_RATE", default_value = "128MiB", value_parser = parse_bytes)]
+    pub catchup_rate: u64,
+
+    /// Raft entries applied since a shard's last snapshot that trigger a
+    /// new one, after which the log is purged.
+    #[arg(long, env = "SHOAL_SNAPSHOT_EVERY", default_value_t = shoal_shard::raft::SNAPSHOT_LOGS_SINCE_LAST)]
+    pub snapshot_every: u64,
+
+    /// Entries already in a snapshot that stay in the log, so a follower
+    /// slightly behind catches up from the log rather than a snapshot.
+    #[arg(long, env = "SHOAL_SNAPSHOT_LOGS_KEPT", default_value_t = shoal_shard::raft::LOGS_KEPT_AFTER_SNAPSHOT)]
+    pub snapshot_logs_kept: u64,
+
     /// PUT admission budget of each shard: body bytes read but not yet
     /// durable and committed (e.g. `256MiB`; `0` = unlimited). Ignored when
     /// `--put-budget` is given.
@@ -222,6 +244,10 @@ pub struct NodeConfig {
     pub admin_token: Option<String>,
     /// `None` for a node on its own.
     pub cluster: Option<ClusterConfig>,
+    pub blob_offload: bool,
+    pub catchup_bytes_per_s: u64,
+    pub snapshot_every: u64,
+    pub snapshot_logs_kept: u64,
 }
 
 /// How the node takes part in a cluster.
@@ -359,6 +385,16 @@ impl ServeFlags {
                 })
             }
         };
+        if self.snapshot_every == 0 || self.snapshot_logs_kept >= self.snapshot_every {
+            return Err(FlagError {
+                flag: "snapshot-logs-kept",
+                value: self.snapshot_logs_kept.to_string(),
+                reason: format!(
+                    "must be below --snapshot-every ({}), which must be at least 1",
+                    self.snapshot_every
+                ),
+            });
+        }
         if self.multipart_expiry.is_zero() {
             return Err(FlagError {
                 flag: "multipart-expiry",
@@ -391,6 +427,10 @@ impl ServeFlags {
             credentials_file: self.credentials_file,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
             cluster,
+            blob_offload: self.blob_offload,
+            catchup_bytes_per_s: self.catchup_rate,
+            snapshot_every: self.snapshot_every,
+            snapshot_logs_kept: self.snapshot_logs_kept,
             data_dir: self.data_dir,
             s3_addr: self.s3_addr,
             admin_addr: self.admin_addr,
@@ -523,6 +563,10 @@ mod tests {
             join: None,
             cluster_secret_file: None,
             min_blob_replicas: 0,
+            blob_offload: true,
+            catchup_rate: 0,
+            snapshot_every: 100,
+            snapshot_logs_kept: 10,
         };
         assert!(flags(Some("a"), None).validate().is_err());
         assert!(flags(None, Some("b")).validate().is_err());

@@ -441,7 +441,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 9] = [
+        let shard_counters: [(&str, &str, &str, StatField); 15] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -483,6 +483,42 @@ impl Registry {
                 "counter",
                 "Chunks a manifest names that no member could provide.",
                 |s| &s.chunkblob_unrecoverable,
+            ),
+            (
+                "shoal_chunkblob_catchup_fetched_total",
+                "counter",
+                "Chunks fetched in the background after their refs were applied.",
+                |s| &s.chunkblob_catchup_fetched,
+            ),
+            (
+                "shoal_chunkblob_catchup_failed_total",
+                "counter",
+                "Background chunk fetches no member could answer.",
+                |s| &s.chunkblob_catchup_failed,
+            ),
+            (
+                "shoal_chunkblob_catchup_pending",
+                "gauge",
+                "Chunks waiting for a background fetch.",
+                |s| &s.chunkblob_catchup_pending,
+            ),
+            (
+                "shoal_chunkblob_catchup_dropped_total",
+                "counter",
+                "Chunks not queued for a background fetch because the queue was full.",
+                |s| &s.chunkblob_catchup_dropped,
+            ),
+            (
+                "shoal_chunkblob_inline_writes_total",
+                "counter",
+                "Chunks this node wrote inside raft entries (inline mode) as leader.",
+                |s| &s.chunkblob_inline_writes,
+            ),
+            (
+                "shoal_raft_snapshot_bytes",
+                "gauge",
+                "Bytes of the latest raft snapshot built or installed on this node.",
+                |s| &s.raft_snapshot_bytes,
             ),
             (
                 "shoal_shard_ops_inflight",

@@ -161,7 +161,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
 
     let core_metrics: Vec<Arc<CoreMetrics>> = (0..core_count).map(|_| Arc::default()).collect();
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count).map(|_| Arc::default()).collect();
-    let cluster = match &config.cluster {
+    let mut cluster = match &config.cluster {
         None => ClusterOptions::single_node(),
         Some(cluster) => {
             let path = &cluster.secret_file;
@@ -178,9 +178,14 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
                 secret: Some(secret),
                 bootstrap: cluster.join.is_none(),
                 min_blob_replicas: cluster.min_blob_replicas,
+                ..ClusterOptions::single_node()
             }
         }
     };
+    cluster.blob_offload = config.blob_offload;
+    cluster.catchup_bytes_per_s = config.catchup_bytes_per_s;
+    cluster.snapshot_logs_since_last = config.snapshot_every;
+    cluster.logs_kept_after_snapshot = config.snapshot_logs_kept;
     let directory = Directory::new();
     let mut seeds = Some(seeds);
     let ready = Arc::new(AtomicUsize::new(0));
@@ -351,6 +356,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         .await
         .map_err(|e| format!("shard {index}: {e}"))?;
         glommio::spawn_local(reap_uploads(Rc::downgrade(&shard), config.multipart_expiry)).detach();
+        glommio::spawn_local(Rc::clone(&shard).catch_up()).detach();
         shards.insert(index, shard);
     }
 

@@ -21,6 +21,10 @@ pub enum ShardError {
     /// A chunk reached too few nodes to be durable (one, in a cluster).
     #[error("chunk stored on {stored} of {members} nodes; too few to be durable")]
     ReplicationFailed { stored: usize, members: usize },
+    /// This node could not confirm in time that it has applied every
+    /// acknowledged write, so it does not answer the read.
+    #[error("shard {shard} has not applied up to the read index {index} in time")]
+    NotCurrent { shard: u16, index: u64 },
     /// The shard's core is gone (shutting down) and dropped the request.
     #[error("shard {shard} stopped")]
     Stopped { shard: u16 },

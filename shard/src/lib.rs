@@ -18,6 +18,7 @@
 
 pub mod admission;
 pub mod blob_log;
+pub mod catchup;
 pub mod chunk;
 pub mod directory;
 pub mod error;

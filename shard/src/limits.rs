@@ -7,6 +7,11 @@
 /// blob-log records and (later) admission charges.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
+/// Most bytes one raft entry may hold in inline mode (a `store_chunk`
+/// entry carries one chunk, so it stays well under this).
+pub const INLINE_ENTRY_BYTES_MAX: usize = 4 << 20;
+const _: () = assert!(CHUNK_BYTES + 1024 <= INLINE_ENTRY_BYTES_MAX);
+
 /// Alignment of every blob-log write and read (O_DIRECT). Devices that
 /// report a smaller DIOALIGN still accept 4 KiB.
 pub const IO_ALIGN_BYTES: usize = 4096;

@@ -42,6 +42,9 @@ pub struct GroupView {
     pub leader: Option<u64>,
     /// `(node id, peer address, voter?)`.
     pub members: Vec<(u64, String, bool)>,
+    /// `(node id, what it advertises)`; `None` for a member this node has
+    /// not heard from.
+    pub capabilities: Vec<(u64, Option<Vec<String>>)>,
 }
 
 /// One listed object: what a listing shows, without chunk refs.
@@ -77,9 +80,11 @@ pub enum ShardRequest {
         key: String,
         reply: Reply<Option<ObjectManifest>>,
     },
-    /// Read one chunk's bytes, checked against its hash.
+    /// Read one chunk's bytes, checked against its hash; `source_node` is
+    /// the ref's hint of who stored it first.
     ReadChunk {
         sha256: ChunkHash,
+        source_node: u64,
         reply: Reply<Bytes>,
     },
     DeleteObject {
@@ -121,6 +126,11 @@ pub enum ShardRequest {
     /// The shard's group: members and leader.
     ClusterView {
         reply: Reply<GroupView>,
+    },
+    /// Snapshot the shard's applied state now; answers the snapshot's size
+    /// (`None` if it was not built in time).
+    Snapshot {
+        reply: Reply<Option<u64>>,
     },
     /// Add a node to the shard's group (leader only).
     AddMember {

@@ -8,9 +8,15 @@
 //! still running when that happens go on in the background, so a slow
 //! replica usually ends up with the chunk too. A replica that lacks a chunk
 //! a manifest names fetches it from the other members ([`Replicator::fetch`]).
+//!
+//! Offload needs every member to take part: each advertises what it
+//! supports in its cluster overview ([`Replicator::capabilities`], cached
+//! for [`CAPABILITIES_TTL`]), and a leader writes inline (chunk bytes in the
+//! raft entry) while any member does not advertise [`CAPABILITY_OFFLOAD`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::net::TcpStream;
@@ -61,12 +67,23 @@ pub fn settled(members: usize, stored: usize, answered: usize, required: usize) 
     ladder(members, stored, required) == Durability::Durable || answered + 1 >= members
 }
 
+/// The capability a member advertises when it accepts chunks whose bytes
+/// travel outside raft (`--blob-offload`, on by default).
+pub const CAPABILITY_OFFLOAD: &str = "blob-offload";
+
+/// How long a peer's advertised capabilities are trusted before they are
+/// asked again (a member restarted with other flags is noticed this late;
+/// meanwhile it still accepts both forms).
+pub const CAPABILITIES_TTL: Duration = Duration::from_secs(5);
+
 /// One shard's pushes and fetches, with a few idle connections per peer.
 pub struct Replicator {
     shard: u16,
     node_id: u64,
     secret: ClusterSecret,
     idle: RefCell<HashMap<String, Vec<TcpStream>>>,
+    /// Peer address → its capabilities and when they were learned.
+    capabilities: RefCell<HashMap<String, (Vec<String>, Instant)>>,
 }
 
 /// Idle connections kept per peer address.
@@ -79,7 +96,59 @@ impl Replicator {
             node_id,
             secret,
             idle: RefCell::new(HashMap::new()),
+            capabilities: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// What the member at `addr` advertises, asked at most once per
+    /// [`CAPABILITIES_TTL`]. A member that cannot be asked keeps what it
+    /// last said; one never heard from advertises nothing.
+    pub async fn capabilities(&self, addr: &str) -> Vec<String> {
+        let known = self.capabilities.borrow().get(addr).cloned();
+        if let Some((capabilities, at)) = &known {
+            if at.elapsed() < CAPABILITIES_TTL {
+                return capabilities.clone();
+            }
+        }
+        let header = PeerFrame {
+            kind: Kind::ClusterOverview as i32,
+            ..Default::default()
+        };
+        match self.call_full(addr, header, &[]).await {
+            Ok((answer, _)) => {
+                let capabilities = answer.overview.unwrap_or_default().capabilities;
+                self.capabilities
+                    .borrow_mut()
+                    .insert(addr.to_string(), (capabilities.clone(), Instant::now()));
+                capabilities
+            }
+            Err(e) => {
+                tracing::debug!(shard = self.shard, peer = %addr, error = %e, "capabilities unknown");
+                known
+                    .map(|(capabilities, _)| capabilities)
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Capabilities learned so far, by peer address (for the cluster view).
+    pub fn known_capabilities(&self) -> HashMap<String, Vec<String>> {
+        self.capabilities
+            .borrow()
+            .iter()
+            .map(|(addr, (capabilities, _))| (addr.clone(), capabilities.clone()))
+            .collect()
+    }
+
+    /// Asks the leader at `addr` for the index to apply before a read is
+    /// current ([`crate::raft::ShardRaft::read_index`]).
+    pub async fn read_index(&self, addr: &str) -> Result<u64, PeerError> {
+        let header = PeerFrame {
+            kind: Kind::ReadIndex as i32,
+            ..Default::default()
+        };
+        let (answer, _) = self.call_full(addr, header, &[]).await?;
+        Ok(answer.log_index)
     }
 
     /// One request to shard `self.shard` at `addr` on a pooled connection;
@@ -169,10 +238,19 @@ impl Replicator {
         })
     }
 
-    /// Fetches a chunk from the members at `addrs`, in random order,
+    /// Fetches a chunk from the members at `addrs`: `first` (the source
+    /// hint) when it is one of them, then the others in random order,
     /// checking its SHA-256; `None` when no member has it intact.
-    pub async fn fetch(&self, mut addrs: Vec<String>, sha256: [u8; 32]) -> Option<Vec<u8>> {
+    pub async fn fetch(
+        &self,
+        mut addrs: Vec<String>,
+        first: Option<&str>,
+        sha256: [u8; 32],
+    ) -> Option<Vec<u8>> {
         addrs.shuffle(&mut rand::thread_rng());
+        if let Some(at) = first.and_then(|first| addrs.iter().position(|a| a == first)) {
+            addrs.swap(0, at);
+        }
         for addr in addrs {
             let header = PeerFrame {
                 kind: Kind::FetchChunkBlob as i32,

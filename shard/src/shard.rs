@@ -19,6 +19,7 @@ use prost::Message;
 use shoal_proto::meta::{self, meta_command::Op, MetaCommand};
 
 use crate::blob_log::{BlobLocation, BlobLog, GROUP_COMMIT_BATCH_BOUNDS};
+use crate::catchup::{Catchup, PeerPacer, Wanted, CATCHUP_WORKERS};
 use crate::chunk::ChunkBuf;
 use crate::directory::Directory;
 use crate::error::ShardError;
@@ -27,9 +28,12 @@ use crate::limits::{SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
 use crate::meta::MetaStore;
 use crate::ops::{GroupView, MetaChange, ObjectSummary, ShardRequest};
 use crate::peer::{ClusterSecret, PeerError};
+use crate::raft::ApplyHooks;
 use crate::raft::RaftError;
 use crate::raft::{ApplyOutcome, RaftOptions, ShardRaft};
 use crate::replication::{self, Durability, Replicator};
+use rand::seq::SliceRandom;
+use std::time::Instant;
 
 /// Counters a shard publishes for the metrics endpoint. Written by the
 /// owner core only; read by whichever core serves a scrape.
@@ -54,6 +58,19 @@ pub struct ShardStats {
     pub chunkblob_replication_degraded: AtomicU64,
     /// Chunks a manifest names that neither this node nor any member had.
     pub chunkblob_unrecoverable: AtomicU64,
+    /// Chunks fetched in the background after their refs were applied.
+    pub chunkblob_catchup_fetched: AtomicU64,
+    /// Background fetches no member could answer (the chunk is fetched
+    /// again when read).
+    pub chunkblob_catchup_failed: AtomicU64,
+    /// Chunks waiting for a background fetch.
+    pub chunkblob_catchup_pending: AtomicU64,
+    /// Chunks not queued for a background fetch because the queue was full.
+    pub chunkblob_catchup_dropped: AtomicU64,
+    /// Chunks this node wrote inline (bytes in a raft entry) as leader.
+    pub chunkblob_inline_writes: AtomicU64,
+    /// Bytes of the latest raft snapshot built or installed here.
+    pub raft_snapshot_bytes: AtomicU64,
 }
 
 /// How a shard's raft group takes part in a cluster.
@@ -68,6 +85,16 @@ pub struct ClusterOptions {
     /// Nodes (this one included) a chunk must be durable on before its
     /// refs are proposed; 0 means the raft quorum.
     pub min_blob_replicas: usize,
+    /// Whether this node advertises (and, leading, uses) blob offload;
+    /// without it chunk bytes travel inside raft entries.
+    pub blob_offload: bool,
+    /// Pace of background chunk fetches from each peer, in bytes per
+    /// second (0: unpaced).
+    pub catchup_bytes_per_s: u64,
+    /// Entries applied since the last snapshot that trigger a new one.
+    pub snapshot_logs_since_last: u64,
+    /// Entries already in a snapshot kept in the log for slow followers.
+    pub logs_kept_after_snapshot: u64,
 }
 
 impl ClusterOptions {
@@ -78,6 +105,10 @@ impl ClusterOptions {
             secret: None,
             bootstrap: true,
             min_blob_replicas: 0,
+            blob_offload: true,
+            catchup_bytes_per_s: 0,
+            snapshot_logs_since_last: crate::raft::SNAPSHOT_LOGS_SINCE_LAST,
+            logs_kept_after_snapshot: crate::raft::LOGS_KEPT_AFTER_SNAPSHOT,
         }
     }
 }
@@ -85,12 +116,20 @@ impl ClusterOptions {
 /// How long a follower waits to apply a write it forwarded to the leader.
 const FORWARDED_APPLY_WAIT_MAX: Duration = Duration::from_secs(5);
 
+/// How long a read waits for this node to apply up to the read index
+/// before it gives up with [`ShardError::NotCurrent`].
+const READ_APPLY_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// How long [`ShardRequest::Snapshot`] waits for the snapshot.
+const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(60);
+
 /// Uploads the reaper reads per scan of the store.
 const REAP_BATCH_MAX: usize = 256;
 
 pub struct Shard {
     index: u16,
-    blob_log: BlobLog,
+    /// Shared with the state machine, which appends inline chunks.
+    blob_log: Rc<BlobLog>,
     meta: MetaStore,
     raft: Rc<ShardRaft>,
     stats: Arc<ShardStats>,
@@ -98,6 +137,10 @@ pub struct Shard {
     /// Pushes and fetches chunks; `None` on a single node.
     replicator: Option<Rc<Replicator>>,
     min_blob_replicas: usize,
+    blob_offload: bool,
+    /// Chunks to fetch in the background (fed by the state machine).
+    catchup: Rc<Catchup>,
+    pacer: PeerPacer,
 }
 
 impl Shard {
@@ -121,16 +164,25 @@ impl Shard {
             truncated_bytes = recovery.truncated_bytes,
             "blob log recovered"
         );
+        let blob_log = Rc::new(blob_log);
         let replicator = cluster
             .secret
             .clone()
             .map(|secret| Rc::new(Replicator::new(index, node_id, secret)));
-        let min_blob_replicas = cluster.min_blob_replicas;
-        let options = RaftOptions {
+        let catchup = Rc::new(Catchup::default());
+        let hooks = ApplyHooks {
             directory,
+            blob_log: Some(Rc::clone(&blob_log)),
+            // Only members of a cluster can lack a chunk they have refs to.
+            catchup: replicator.as_ref().map(|_| Rc::clone(&catchup)),
+        };
+        let options = RaftOptions {
+            hooks,
             node_addr: cluster.peer_addr,
             secret: cluster.secret,
             bootstrap: cluster.bootstrap,
+            snapshot_logs_since_last: cluster.snapshot_logs_since_last,
+            logs_kept_after_snapshot: cluster.logs_kept_after_snapshot,
             ..RaftOptions::default()
         };
         let raft = ShardRaft::start_with(node_id, index, meta.clone(), options).await?;
@@ -142,7 +194,10 @@ impl Shard {
             stats,
             permits: Rc::new(glommio::sync::Semaphore::new(SHARD_OPS_INFLIGHT_MAX as u64)),
             replicator,
-            min_blob_replicas,
+            min_blob_replicas: cluster.min_blob_replicas,
+            blob_offload: cluster.blob_offload,
+            catchup,
+            pacer: PeerPacer::new(cluster.catchup_bytes_per_s),
         }))
     }
 
@@ -197,15 +252,22 @@ impl Shard {
                 let _ = reply.send(self.commit_with_blobs(op, blobs).await);
             }
             ShardRequest::GetObject { bucket, key, reply } => {
-                let _ = reply.send(
-                    self.meta
+                let found = match self.ensure_current().await {
+                    Ok(()) => self
+                        .meta
                         .get_object(&bucket, &key)
                         .await
                         .map_err(Into::into),
-                );
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(found);
             }
-            ShardRequest::ReadChunk { sha256, reply } => {
-                let _ = reply.send(self.read_chunk(sha256).await);
+            ShardRequest::ReadChunk {
+                sha256,
+                source_node,
+                reply,
+            } => {
+                let _ = reply.send(self.read_chunk(sha256, source_node).await);
             }
             ShardRequest::DeleteObject { bucket, key, reply } => {
                 let cmd = Op::DeleteObject(meta::DeleteObject { bucket, key });
@@ -218,6 +280,10 @@ impl Shard {
                 limit,
                 reply,
             } => {
+                if let Err(e) = self.ensure_current().await {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
                 let listed = self.meta.list_objects(&bucket, &prefix, after, limit).await;
                 let summaries = listed.map_err(ShardError::from).map(|manifests| {
                     manifests
@@ -235,12 +301,15 @@ impl Shard {
                 let _ = reply.send(summaries);
             }
             ShardRequest::BucketHasObjects { bucket, reply } => {
-                let _ = reply.send(
-                    self.meta
+                let found = match self.ensure_current().await {
+                    Ok(()) => self
+                        .meta
                         .bucket_has_objects(&bucket)
                         .await
                         .map_err(Into::into),
-                );
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(found);
             }
             ShardRequest::CreateBucket { record, reply } => {
                 let _ = reply.send(self.propose(Op::CreateBucket(record)).await);
@@ -249,7 +318,11 @@ impl Shard {
                 let _ = reply.send(self.propose(Op::DeleteBucket(name)).await);
             }
             ShardRequest::ListBuckets { reply } => {
-                let _ = reply.send(self.meta.list_buckets().await.map_err(Into::into));
+                let found = match self.ensure_current().await {
+                    Ok(()) => self.meta.list_buckets().await.map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(found);
             }
             ShardRequest::ChangeMetadata { change, reply } => {
                 let op = match change {
@@ -264,11 +337,7 @@ impl Shard {
                 let _ = reply.send(self.propose(op).await);
             }
             ShardRequest::ClusterView { reply } => {
-                let _ = reply.send(Ok(GroupView {
-                    shard: self.index,
-                    leader: self.raft.leader(),
-                    members: self.raft.membership(),
-                }));
+                let _ = reply.send(Ok(self.group_view().await));
             }
             ShardRequest::AddMember {
                 node_id,
@@ -289,11 +358,15 @@ impl Shard {
                 let _ = reply.send(self.propose(Op::CreateUpload(upload)).await);
             }
             ShardRequest::GetUpload { upload, reply } => {
-                let found = self
-                    .meta
-                    .get_upload(&upload.bucket, &upload.key, &upload.upload_id)
-                    .await;
-                let _ = reply.send(found.map_err(Into::into));
+                let found = match self.ensure_current().await {
+                    Ok(()) => self
+                        .meta
+                        .get_upload(&upload.bucket, &upload.key, &upload.upload_id)
+                        .await
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(found);
             }
             ShardRequest::PutPart { part, blobs, reply } => {
                 let _ = reply.send(self.commit_with_blobs(Op::PutPart(part), blobs).await);
@@ -304,8 +377,15 @@ impl Shard {
                 limit,
                 reply,
             } => {
-                let parts = self.meta.list_parts(&upload_id, after, limit).await;
-                let _ = reply.send(parts.map_err(Into::into));
+                let parts = match self.ensure_current().await {
+                    Ok(()) => self
+                        .meta
+                        .list_parts(&upload_id, after, limit)
+                        .await
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(parts);
             }
             ShardRequest::CompleteUpload { complete, reply } => {
                 let _ = reply.send(self.propose(Op::CompleteUpload(complete)).await);
@@ -320,8 +400,191 @@ impl Shard {
                 limit,
                 reply,
             } => {
-                let uploads = self.meta.list_uploads(&bucket, &prefix, after, limit).await;
-                let _ = reply.send(uploads.map_err(Into::into));
+                let uploads = match self.ensure_current().await {
+                    Ok(()) => self
+                        .meta
+                        .list_uploads(&bucket, &prefix, after, limit)
+                        .await
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(uploads);
+            }
+            ShardRequest::Snapshot { reply } => {
+                let built = self.raft.snapshot_now(SNAPSHOT_WAIT_MAX).await;
+                self.publish_stats();
+                let _ = reply.send(built.map_err(Into::into));
+            }
+        }
+    }
+
+    /// Makes sure this node has applied every write acknowledged before
+    /// the call, so the read that follows is current (linearizable). A
+    /// single node always is. A leader checks its lease (or asks a quorum);
+    /// a follower asks the leader for its read index and waits until it
+    /// has applied that far, at most [`READ_APPLY_WAIT_MAX`].
+    async fn ensure_current(&self) -> Result<(), ShardError> {
+        let Some(replicator) = self.replicator.as_ref() else {
+            return Ok(());
+        };
+        let index = if self.raft.is_leader() {
+            self.raft.read_index().await?
+        } else {
+            let leader_addr = self.forward_target().ok_or(RaftError::NotLeader {
+                leader: self.raft.leader(),
+            })?;
+            replicator
+                .read_index(&leader_addr)
+                .await
+                .map_err(|e| self.forward_failed(e))?
+        };
+        if self.raft.wait_applied(index, READ_APPLY_WAIT_MAX).await {
+            Ok(())
+        } else {
+            Err(ShardError::NotCurrent {
+                shard: self.index,
+                index,
+            })
+        }
+    }
+
+    /// What this node advertises to the other members.
+    pub fn capabilities(&self) -> Vec<String> {
+        if self.blob_offload {
+            vec![replication::CAPABILITY_OFFLOAD.to_string()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The group as this node sees it, with what each member advertises
+    /// (asked again once the cached answer is older than
+    /// [`replication::CAPABILITIES_TTL`]).
+    async fn group_view(&self) -> GroupView {
+        let me = self.raft.node_id();
+        let members = self.raft.membership();
+        for (id, addr, _) in &members {
+            if let (Some(replicator), true) = (&self.replicator, *id != me) {
+                replicator.capabilities(addr).await;
+            }
+        }
+        let learned = self
+            .replicator
+            .as_ref()
+            .map(|r| r.known_capabilities())
+            .unwrap_or_default();
+        let capabilities = members
+            .iter()
+            .map(|(id, addr, _)| {
+                let advertised = if *id == me {
+                    Some(self.capabilities())
+                } else {
+                    learned.get(addr).cloned()
+                };
+                (*id, advertised)
+            })
+            .collect();
+        GroupView {
+            shard: self.index,
+            leader: self.raft.leader(),
+            members,
+            capabilities,
+        }
+    }
+
+    /// Whether chunks go outside raft: this node and every other member
+    /// advertise blob offload.
+    async fn offload_now(&self, peers: &[String]) -> bool {
+        if !self.blob_offload {
+            return false;
+        }
+        let Some(replicator) = self.replicator.as_ref() else {
+            return true;
+        };
+        for addr in peers {
+            let advertised = replicator.capabilities(addr).await;
+            if !advertised
+                .iter()
+                .any(|c| c == replication::CAPABILITY_OFFLOAD)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Fetches, in the background, chunks this node holds refs to but no
+    /// bytes for (see [`crate::catchup`]). Runs until the executor stops;
+    /// start it once per shard. Does nothing on a single node.
+    pub async fn catch_up(self: Rc<Self>) {
+        if self.replicator.is_none() {
+            return;
+        }
+        let workers: Vec<_> = (0..CATCHUP_WORKERS)
+            .map(|_| {
+                let shard = Rc::clone(&self);
+                glommio::spawn_local(async move {
+                    loop {
+                        let wanted = shard.catchup.next().await;
+                        shard.catch_up_one(wanted).await;
+                    }
+                })
+            })
+            .collect();
+        futures::future::join_all(workers).await;
+    }
+
+    async fn catch_up_one(&self, wanted: Wanted) {
+        let replicator = self.replicator.as_ref().expect("catch_up checks it");
+        self.stats
+            .chunkblob_catchup_pending
+            .store(self.catchup.pending() as u64, Ordering::Relaxed);
+        self.stats
+            .chunkblob_catchup_dropped
+            .store(self.catchup.dropped(), Ordering::Relaxed);
+        match self.meta.get_blob_location(&wanted.sha256).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return, // pushed meanwhile, or already here
+            Err(e) => {
+                tracing::warn!(shard = self.index, error = %e, "catch-up lookup failed");
+                return;
+            }
+        }
+        let peers = self.peer_addrs();
+        let first = self
+            .raft
+            .member_addr(wanted.source_node)
+            .filter(|addr| peers.contains(addr))
+            .or_else(|| peers.choose(&mut rand::thread_rng()).cloned());
+        let Some(first) = first else {
+            return; // no other member (any more)
+        };
+        let wait = self
+            .pacer
+            .reserve(&first, CHUNK_BYTES as u64, Instant::now());
+        if !wait.is_zero() {
+            glommio::timer::sleep(wait).await;
+        }
+        match replicator.fetch(peers, Some(&first), wanted.sha256).await {
+            Some(bytes) => match self.store_chunk(wanted.sha256, &bytes).await {
+                Ok(()) => {
+                    self.stats
+                        .chunkblob_catchup_fetched
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(shard = self.index, error = %e, "keeping a caught-up chunk failed")
+                }
+            },
+            None => {
+                self.stats
+                    .chunkblob_catchup_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    shard = self.index,
+                    sha256 = %hex::encode(wanted.sha256),
+                    "no member had a chunk to catch up on; it is fetched again when read"
+                );
             }
         }
     }
@@ -372,9 +635,12 @@ impl Shard {
         blobs: Vec<([u8; 32], BlobLocation)>,
     ) -> Result<ApplyOutcome, ShardError> {
         if self.forward_target().is_some() {
-            // The chunks were forwarded too; the leader indexed them.
-            return self.propose(op).await;
+            // The chunks were forwarded too; the leader stored and indexed
+            // them, so it is the refs' source.
+            let leader = self.raft.leader().unwrap_or_default();
+            return self.propose(with_source(op, leader)).await;
         }
+        let op = with_source(op, self.raft.node_id());
         let locations = blobs
             .into_iter()
             .map(|(hash, at)| {
@@ -401,17 +667,21 @@ impl Shard {
         buf: ChunkBuf,
         sha256: [u8; 32],
     ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
-        let peers = self.peer_addrs();
-        let Some(replicator) = self.replicator.as_ref().filter(|_| !peers.is_empty()) else {
-            return Ok(self.blob_log.append(buf, sha256).await?);
-        };
         if let Some(leader_addr) = self.forward_target() {
+            let replicator = self.replicator.as_ref().expect("forward_target checks it");
             let location = replicator
                 .forward_append(&leader_addr, sha256, buf.payload())
                 .await
                 .map_err(|e| self.forward_failed(e))?;
             return Ok((location, buf));
         }
+        let peers = self.peer_addrs();
+        if !self.offload_now(&peers).await {
+            return self.append_inline(buf, sha256).await;
+        }
+        let Some(replicator) = self.replicator.as_ref().filter(|_| !peers.is_empty()) else {
+            return Ok(self.blob_log.append(buf, sha256).await?);
+        };
         if !self.raft.is_leader() {
             return Err(RaftError::NotLeader {
                 leader: self.raft.leader(),
@@ -468,6 +738,35 @@ impl Shard {
         }
     }
 
+    /// Inline mode: the chunk's bytes go into a raft entry of their own,
+    /// and every member (this one included) appends them to its blob log
+    /// as it applies the entry. Durable once committed, like any entry.
+    async fn append_inline(
+        &self,
+        buf: ChunkBuf,
+        sha256: [u8; 32],
+    ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        let chunk = meta::InlineChunk {
+            sha256: sha256.to_vec(),
+            data: buf.payload().to_vec(),
+        };
+        self.propose(Op::StoreChunk(chunk)).await?;
+        self.stats
+            .chunkblob_inline_writes
+            .fetch_add(1, Ordering::Relaxed);
+        let stored = self.meta.get_blob_location(&sha256).await?.ok_or_else(|| {
+            ShardError::ChunkMissing {
+                sha256_hex: hex::encode(sha256),
+            }
+        })?;
+        let location = BlobLocation {
+            segment: stored.segment,
+            offset_bytes: stored.offset_bytes,
+            size_bytes: stored.size_bytes,
+        };
+        Ok((location, buf))
+    }
+
     /// Peer addresses of the other members of this shard's group.
     fn peer_addrs(&self) -> Vec<String> {
         if self.replicator.is_none() {
@@ -506,14 +805,23 @@ impl Shard {
     }
 
     /// A chunk's bytes: from this node's blob log, else (in a cluster)
-    /// fetched from another member, checked and kept.
-    pub async fn read_chunk(&self, sha256: [u8; 32]) -> Result<bytes::Bytes, ShardError> {
+    /// fetched from another member (`source_node`, the node that stored
+    /// it first, before the others), checked and kept.
+    pub async fn read_chunk(
+        &self,
+        sha256: [u8; 32],
+        source_node: u64,
+    ) -> Result<bytes::Bytes, ShardError> {
         match self.read_local_chunk(sha256).await {
             Err(ShardError::ChunkMissing { .. }) if self.replicator.is_some() => {}
             other => return other,
         }
         let replicator = self.replicator.as_ref().expect("checked above");
-        let Some(bytes) = replicator.fetch(self.peer_addrs(), sha256).await else {
+        let source = self.raft.member_addr(source_node);
+        let fetched = replicator
+            .fetch(self.peer_addrs(), source.as_deref(), sha256)
+            .await;
+        let Some(bytes) = fetched else {
             self.stats
                 .chunkblob_unrecoverable
                 .fetch_add(1, Ordering::Relaxed);
@@ -633,5 +941,30 @@ impl Shard {
         self.stats
             .raft_entries_appended
             .store(raft.entries_appended, Ordering::Relaxed);
+        self.stats
+            .chunkblob_catchup_pending
+            .store(self.catchup.pending() as u64, Ordering::Relaxed);
+        if let Some(bytes) = self.raft.snapshot_bytes() {
+            self.stats
+                .raft_snapshot_bytes
+                .store(bytes, Ordering::Relaxed);
+        }
     }
+}
+
+/// `op` with `source` as the source hint of every chunk ref it carries.
+fn with_source(mut op: Op, source: u64) -> Op {
+    let chunks = match &mut op {
+        Op::PutObject(manifest) => &mut manifest.chunks,
+        Op::PutObjectIf(put) => match &mut put.manifest {
+            Some(manifest) => &mut manifest.chunks,
+            None => return op,
+        },
+        Op::PutPart(part) => &mut part.chunks,
+        _ => return op,
+    };
+    for chunk in chunks {
+        chunk.source_node = source;
+    }
+    op
 }

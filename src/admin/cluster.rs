@@ -3,7 +3,8 @@
 //!
 //! | request | effect |
 //! | --- | --- |
-//! | `GET /admin/cluster` | per shard: leader and members (id, peer address, voter) |
+//! | `GET /admin/cluster` | per shard: leader, members (id, peer address, voter, capabilities) and write mode (`offload` or `inline`) |
+//! | `POST /admin/cluster/snapshot` | snapshot every shard group on this node now; answers each snapshot's size |
 //! | `POST /admin/cluster/members?node_id=N&peer_addr=H:P` | add node N to every shard group this node leads |
 //! | `DELETE /admin/cluster/members/N` | remove node N from every shard group this node leads |
 //!
@@ -15,6 +16,7 @@ use serde_json::{json, Value};
 use shoal_shard::error::ShardError;
 use shoal_shard::ops::ShardRequest;
 use shoal_shard::raft::RaftError;
+use shoal_shard::replication::CAPABILITY_OFFLOAD;
 
 use super::text;
 use crate::s3::{Body, S3Context};
@@ -30,6 +32,7 @@ pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) ->
     };
     let result = match (method, segments.as_slice()) {
         (&Method::GET, ["admin", "cluster"]) => Ok(overview(ctx).await),
+        (&Method::POST, ["admin", "cluster", "snapshot"]) => Ok(snapshot(ctx).await),
         (&Method::POST, ["admin", "cluster", "members"]) => {
             match (
                 param("node_id").and_then(|n| n.parse().ok()),
@@ -69,18 +72,65 @@ async fn overview(ctx: &S3Context) -> (StatusCode, Value) {
             .call(shard, |reply| ShardRequest::ClusterView { reply })
             .await
         {
-            Ok(view) => shards.push(json!({
-                "shard": view.shard,
-                "leader": view.leader,
-                "members": view.members.iter().map(|(id, addr, voter)| json!({
-                    "node_id": id, "peer_addr": addr, "voter": voter,
-                })).collect::<Vec<_>>(),
-            })),
+            Ok(view) => {
+                let advertised = |id: &u64| {
+                    view.capabilities
+                        .iter()
+                        .find(|(member, _)| member == id)
+                        .and_then(|(_, capabilities)| capabilities.clone())
+                };
+                // What a leader would do now: offload only when every
+                // member advertises it (as far as this node has heard).
+                let offload = view.members.iter().all(|(id, _, _)| {
+                    advertised(id).is_some_and(|c| c.iter().any(|c| c == CAPABILITY_OFFLOAD))
+                });
+                shards.push(json!({
+                    "shard": view.shard,
+                    "leader": view.leader,
+                    "mode": if offload { "offload" } else { "inline" },
+                    "members": view.members.iter().map(|(id, addr, voter)| json!({
+                        "node_id": id, "peer_addr": addr, "voter": voter,
+                        "capabilities": advertised(id),
+                    })).collect::<Vec<_>>(),
+                }))
+            }
             Err(e) => shards.push(json!({ "shard": shard, "error": e.to_string() })),
         }
     }
     (
         StatusCode::OK,
+        json!({ "node_id": ctx.config.node_id, "shards": shards }),
+    )
+}
+
+/// Snapshots every shard group on this node.
+async fn snapshot(ctx: &S3Context) -> (StatusCode, Value) {
+    let mut shards = Vec::new();
+    let mut all_built = true;
+    for shard in 0..ctx.router.shard_count() {
+        let built = ctx
+            .router
+            .call(shard, |reply| ShardRequest::Snapshot { reply })
+            .await;
+        shards.push(match built {
+            Ok(Some(bytes)) => json!({ "shard": shard, "snapshot_bytes": bytes }),
+            Ok(None) => {
+                all_built = false;
+                json!({ "shard": shard, "error": "not built in time" })
+            }
+            Err(e) => {
+                all_built = false;
+                json!({ "shard": shard, "error": e.to_string() })
+            }
+        });
+    }
+    let status = if all_built {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
         json!({ "node_id": ctx.config.node_id, "shards": shards }),
     )
 }

@@ -241,16 +241,19 @@ impl S3Error {
 impl From<ShardError> for S3Error {
     fn from(e: ShardError) -> Self {
         match e {
-            // A follower cannot propose; until requests are proxied to the
-            // leader, the client is told to retry (elsewhere).
+            // Followers proxy to the leader; this one could not reach it
+            // (an election is under way, or the leader is gone).
             ShardError::Raft(shoal_shard::raft::RaftError::NotLeader { leader }) => {
                 S3Error::ServiceUnavailable {
                     message: format!(
-                        "This node does not lead the shard (leader: node {}); send writes to the leader.",
+                        "This node cannot reach the shard's leader (node {}); retry shortly.",
                         leader.map_or_else(|| "unknown".to_string(), |l| l.to_string())
                     ),
                 }
             }
+            e @ ShardError::NotCurrent { .. } => S3Error::ServiceUnavailable {
+                message: format!("This node could not confirm it is up to date ({e}); retry."),
+            },
             e @ ShardError::ReplicationFailed { .. } => S3Error::ServiceUnavailable {
                 message: format!("Too few nodes reachable to store the data durably ({e})."),
             },

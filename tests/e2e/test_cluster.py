@@ -48,14 +48,17 @@ def free_port_run(count):
 
 
 class Cluster:
-    def __init__(self, root):
+    def __init__(self, root, args=()):
+        """`args` go to every node (e.g. `--blob-offload false`)."""
         self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
         self.secret_file = root / "cluster-secret"
         self.secret_file.write_text(SECRET + "\n")
+        self.args = list(args)
         self.nodes = {}
         self.peer_ports = {}
 
-    def launch(self, node_id, join=None, secret_file=None, wipe=False):
+    def launch(self, node_id, join=None, secret_file=None, wipe=False, extra=()):
         if node_id not in self.peer_ports:
             self.peer_ports[node_id] = free_port_run(SHARDS)
         data = self.root / f"node{node_id}" / "data"
@@ -69,7 +72,7 @@ class Cluster:
         ]
         if join is not None:
             args += ["--join", f"127.0.0.1:{self.peer_ports[join]}"]
-        node = Node(data, cores=1, extra_args=args)
+        node = Node(data, cores=1, extra_args=args + self.args + list(extra))
         self.nodes[node_id] = node
         return node.launch()
 
@@ -97,10 +100,14 @@ def cluster(tmp_path):
     c.stop_all()
 
 
-def form(cluster):
-    cluster.start(1)
-    cluster.start(2, join=1)
-    cluster.start(3, join=1)
+def form(cluster, extra=None):
+    """Starts nodes 1-3 (node 1 bootstraps) and waits until every node
+    sees three voters and a leader in every group. `extra` maps a node id
+    to more flags for it."""
+    extra = extra or {}
+    cluster.start(1, extra=extra.get(1, ()))
+    cluster.start(2, join=1, extra=extra.get(2, ()))
+    cluster.start(3, join=1, extra=extra.get(3, ()))
     for node_id in (1, 2, 3):
         wait_until(
             lambda: all(

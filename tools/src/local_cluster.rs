@@ -18,6 +18,8 @@ pub struct Options {
     pub shoal_bin: PathBuf,
     pub cores_per_node: Option<String>,
     pub shards: u16,
+    /// `--blob-offload` of every node (false: chunk bytes go through raft).
+    pub blob_offload: bool,
 }
 
 pub struct Ports {
@@ -88,6 +90,7 @@ fn spawn(options: &Options, n: u16, secret: &Path) -> Result<Child, String> {
         .args(["--peer-addr", &format!("127.0.0.1:{}", ports.peer)])
         .args(["--cluster-secret-file", &secret.display().to_string()])
         .args(["--shards", &options.shards.to_string()])
+        .args(["--blob-offload", &options.blob_offload.to_string()])
         .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
         .stderr(Stdio::from(log));
     if let Some(cores) = &options.cores_per_node {

@@ -63,7 +63,14 @@ enum Command {
         cores: Option<String>,
         #[arg(long, default_value_t = 2)]
         shards: u16,
+        /// `--blob-offload` of every node; `false` runs the cluster in
+        /// inline mode (chunk bytes inside raft entries).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        blob_offload: bool,
     },
+    /// Snapshot every shard group on the node now; prints each
+    /// snapshot's size.
+    Snapshot,
 }
 
 #[derive(Subcommand)]
@@ -250,6 +257,7 @@ fn admin_request(command: &Command) -> (&'static str, String) {
             ),
         },
         Command::Cluster => ("GET", "/admin/cluster".into()),
+        Command::Snapshot => ("POST", "/admin/cluster/snapshot".into()),
         Command::Member(MemberCommand::Add { node_id, peer_addr }) => (
             "POST",
             format!(
@@ -313,13 +321,14 @@ fn users_table(json: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// `cluster` as a table: shard, leader, members (`*` marks a learner).
+/// `cluster` as a table: shard, leader, write mode, members (`*` marks a
+/// learner).
 fn cluster_table(json: &str) -> Result<String, String> {
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
     let shards = value["shards"]
         .as_array()
         .ok_or("no shards in the answer")?;
-    let mut out = format!("{:>5} {:>7} members\n", "shard", "leader");
+    let mut out = format!("{:>5} {:>7} {:<7} members\n", "shard", "leader", "mode");
     for shard in shards {
         let members: Vec<String> = shard["members"]
             .as_array()
@@ -344,7 +353,12 @@ fn cluster_table(json: &str) -> Result<String, String> {
         let leader = shard["leader"]
             .as_u64()
             .map_or("-".to_string(), |l| l.to_string());
-        out += &format!("{:>5} {leader:>7} {}\n", shard["shard"], members.join(" "));
+        let mode = shard["mode"].as_str().unwrap_or("-");
+        out += &format!(
+            "{:>5} {leader:>7} {mode:<7} {}\n",
+            shard["shard"],
+            members.join(" ")
+        );
     }
     Ok(out)
 }
@@ -391,6 +405,7 @@ fn main() -> ExitCode {
         shoal_bin,
         cores,
         shards,
+        blob_offload,
     } = cli.command
     {
         let shoal_bin = shoal_bin.unwrap_or_else(|| {
@@ -406,6 +421,7 @@ fn main() -> ExitCode {
             shoal_bin,
             cores_per_node: cores,
             shards,
+            blob_offload,
         });
     }
     let (method, path) = admin_request(&cli.command);
@@ -428,9 +444,11 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 },
-                Command::Metrics | Command::User(_) | Command::Key(_) | Command::Member(_) => {
-                    print!("{body}")
-                }
+                Command::Metrics
+                | Command::User(_)
+                | Command::Key(_)
+                | Command::Member(_)
+                | Command::Snapshot => print!("{body}"),
                 Command::LocalCluster { .. } => unreachable!("handled before any request"),
             }
             ExitCode::SUCCESS

@@ -33,6 +33,11 @@ pub enum MetaError {
     /// The blocking pool that runs rocksdb calls failed (the call panicked).
     #[error("blocking pool failed during {op}: {reason}")]
     Blocking { op: &'static str, reason: String },
+
+    /// An inline chunk entry could not be stored in the blob log: it failed
+    /// its check (a leader only proposes checked chunks) or the log failed.
+    #[error("cannot store the inline chunk of entry {index}: {reason}")]
+    InlineChunk { index: u64, reason: String },
 }
 
 impl MetaError {

@@ -162,6 +162,13 @@ async fn answer(service: &PeerService, header: PeerFrame, payload: &[u8]) -> (Pe
                 }
             }
         },
+        Kind::ReadIndex => match service.raft.read_index().await {
+            Ok(index) => {
+                response.log_index = index;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.to_string()),
+        },
         Kind::ClusterOverview => {
             response.overview = Some(overview(service));
             Ok(Vec::new())
@@ -192,5 +199,6 @@ pub fn overview(service: &PeerService) -> ClusterOverview {
             })
             .collect(),
         shard_leaders: vec![service.raft.leader().unwrap_or(0)],
+        capabilities: service.shard_ref.capabilities(),
     }
 }

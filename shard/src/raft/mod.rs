@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
-use openraft::error::{ClientWriteError, InitializeError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError};
 use openraft::metrics::WaitError;
 use openraft::{AsyncRuntime, BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use shoal_proto::meta::meta_command::Op;
@@ -52,10 +52,10 @@ pub use error::RaftError;
 pub use log_store::{LogStats, LogStore, RecoveredLog};
 pub use network::{NetworkFactory, PeerClient};
 pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
-pub use state_machine::{SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
+pub use state_machine::{ApplyHooks, SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
 
-use crate::directory::Directory;
+use crate::limits::{CHUNK_BYTES, INLINE_ENTRY_BYTES_MAX};
 use crate::meta::keys::BUCKET_KEY_SEPARATOR;
 use crate::meta::MetaStore;
 use crate::peer::ClusterSecret;
@@ -88,7 +88,17 @@ pub const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
 /// their store handles after the raft core has stopped.
 pub const SHUTDOWN_RELEASE_WAIT_MAX: Duration = Duration::from_secs(5);
 
+/// How long after a quorum acknowledged one of its heartbeats a leader
+/// answers reads without asking the quorum again. Followers that
+/// acknowledged it refuse to vote until an election timeout has passed
+/// since they heard it (openraft measures from when the heartbeat was
+/// sent), so no other leader can exist yet; half the shortest timeout
+/// leaves room for clock drift.
+pub const LEADER_LEASE: Duration =
+    Duration::from_millis(ELECTION_TIMEOUT_MIN.as_millis() as u64 / 2);
+
 const _: () = assert!(HEARTBEAT_INTERVAL.as_millis() * 3 <= ELECTION_TIMEOUT_MIN.as_millis());
+const _: () = assert!(LEADER_LEASE.as_millis() > HEARTBEAT_INTERVAL.as_millis());
 const _: () = assert!(ELECTION_TIMEOUT_MIN.as_millis() < ELECTION_TIMEOUT_MAX.as_millis());
 const _: () = assert!(LOGS_KEPT_AFTER_SNAPSHOT < SNAPSHOT_LOGS_SINCE_LAST);
 
@@ -105,9 +115,10 @@ pub struct RaftOptions {
     pub leader_wait_max: Duration,
     pub snapshot_logs_since_last: u64,
     pub logs_kept_after_snapshot: u64,
-    /// Where the group publishes bucket and user changes as it applies
-    /// them: the metadata shard's group only.
-    pub directory: Option<Arc<Directory>>,
+    /// Where applying entries has effects beyond the metadata store:
+    /// bucket and user changes (the metadata shard's group only), inline
+    /// chunks, and refs to chunks this node may lack.
+    pub hooks: ApplyHooks,
     /// The secret peer connections prove; `None` on a single node.
     pub secret: Option<ClusterSecret>,
     /// Whether an uninitialised group makes itself a single-member group
@@ -126,7 +137,7 @@ impl Default for RaftOptions {
             leader_wait_max: LEADER_WAIT_MAX,
             snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
-            directory: None,
+            hooks: ApplyHooks::default(),
             secret: None,
             bootstrap: true,
         }
@@ -164,6 +175,7 @@ pub struct ShardRaft {
     shard_index: u16,
     raft: Raft<TypeConfig>,
     log_stats: Rc<LogStats>,
+    snapshot_bytes: state_machine::SnapshotSize,
     released: RefCell<Option<oneshot::Receiver<()>>>,
 }
 
@@ -250,6 +262,11 @@ fn assert_well_formed(command: &MetaCommand) {
                 .bucket
         }
         Some(Op::AbortUpload(upload)) => &upload.bucket,
+        Some(Op::StoreChunk(chunk)) => {
+            assert!(chunk.sha256.len() == 32 && chunk.data.len() <= CHUNK_BYTES);
+            assert!(prost::Message::encoded_len(command) <= INLINE_ENTRY_BYTES_MAX);
+            return;
+        }
         Some(Op::PutBucketAcl(put)) => &put.bucket,
         Some(Op::PutObjectAcl(put)) => &put.bucket,
         Some(
@@ -310,12 +327,13 @@ impl ShardRaft {
         };
         let log_stats = Rc::new(LogStats::default());
         let log_store = LogStore::new(store.clone(), Rc::clone(&log_stats), release.clone());
-        if let Some(directory) = options.directory.clone() {
+        if let Some(directory) = options.hooks.directory.clone() {
             store
                 .blocking("load_directory", move |db| directory.load(db))
                 .await?;
         }
-        let state_machine = StateMachine::new(store, release, options.directory.clone());
+        let state_machine = StateMachine::new(node_id, store, release, options.hooks.clone());
+        let snapshot_bytes = state_machine.snapshot_size();
         let raft = Raft::new(
             node_id,
             Arc::new(config),
@@ -335,6 +353,7 @@ impl ShardRaft {
                 shard_index,
                 raft,
                 log_stats,
+                snapshot_bytes,
                 released: RefCell::new(Some(release_rx)),
             }));
         }
@@ -386,6 +405,7 @@ impl ShardRaft {
             shard_index,
             raft,
             log_stats,
+            snapshot_bytes,
             released: RefCell::new(Some(release_rx)),
         };
         tracing::info!(
@@ -511,6 +531,77 @@ impl ShardRaft {
             .applied_index_at_least(Some(index), "the forwarded entry is applied")
             .await
             .is_ok()
+    }
+
+    /// The log index this node must have applied before a read reflects
+    /// every write acknowledged so far (a linearizable read). Leader only:
+    /// a follower asks its leader for it (`READ_INDEX`) and waits until it
+    /// has applied that far.
+    ///
+    /// Within [`LEADER_LEASE`] of a quorum's acknowledgement, and once the
+    /// leader has applied an entry of its own term (so everything earlier
+    /// leaders committed is applied too), that is the applied index, at no
+    /// cost. Otherwise openraft confirms leadership with a round of
+    /// heartbeats to a quorum.
+    pub async fn read_index(&self) -> Result<u64, RaftError> {
+        let lease_read = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            if m.state != ServerState::Leader {
+                return Err(RaftError::NotLeader {
+                    leader: m.current_leader,
+                });
+            }
+            let leased = m
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms < millis(LEADER_LEASE));
+            match m.last_applied {
+                Some(applied) if leased && applied.leader_id.term == m.current_term => {
+                    Some(applied.index)
+                }
+                _ => None,
+            }
+        };
+        if let Some(index) = lease_read {
+            return Ok(index);
+        }
+        let (read_log_id, _) = self.raft.get_read_log_id().await.map_err(|e| match e {
+            openraft::error::RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => {
+                RaftError::NotLeader {
+                    leader: f.leader_id,
+                }
+            }
+            openraft::error::RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)) => {
+                RaftError::NotLeader { leader: None }
+            }
+            openraft::error::RaftError::Fatal(fatal) => fatal.into(),
+        })?;
+        Ok(read_log_id.map_or(0, |l| l.index))
+    }
+
+    /// Asks the group to snapshot its applied state now (which also lets
+    /// it purge the log up to there); returns once the snapshot is built.
+    pub async fn snapshot_now(&self, wait_max: Duration) -> Result<Option<u64>, RaftError> {
+        let applied = self.raft.metrics().borrow().last_applied;
+        self.raft.trigger().snapshot().await?;
+        let built = self
+            .raft
+            .wait(Some(wait_max))
+            .metrics(
+                |m| m.snapshot.map(|s| s.index) >= applied.map(|l| l.index),
+                "snapshot built",
+            )
+            .await;
+        match built {
+            Ok(_) => Ok(self.snapshot_bytes()),
+            Err(WaitError::Timeout(..)) => Ok(None),
+            Err(WaitError::ShuttingDown) => Err(openraft::error::Fatal::Stopped.into()),
+        }
+    }
+
+    /// Size of the latest snapshot built or installed on this node.
+    pub fn snapshot_bytes(&self) -> Option<u64> {
+        self.snapshot_bytes.get()
     }
 
     /// Whether this node currently leads the group.

@@ -13,13 +13,23 @@
 //! without its log id. The batch is not synced (see the `meta` module docs:
 //! the applied state can be rebuilt from the synced log).
 //!
-//! Snapshots hold the metadata only, never blob bytes, and are built and
-//! sent whole, in memory (a `Cursor<Vec<u8>>`). The latest one is kept in
+//! Inline chunks (`store_chunk` entries, written when some member lacks the
+//! blob-offload capability) are appended to this node's blob log before
+//! the batch is built, and their locations go into the same batch.
+//! Chunk refs in entries another leader wrote are offered to the shard's
+//! [`Catchup`] queue after the batch, so a missing chunk is fetched in the
+//! background; apply never waits for it.
+//!
+//! Snapshots hold the metadata and a catalog of the chunk hashes it refers
+//! to, never blob bytes; a node that installs one offers the catalog to its
+//! catch-up queue. They are built and sent whole, in memory (a
+//! `Cursor<Vec<u8>>`). The latest one is kept in
 //! memory only: openraft rebuilds it at start when the log has been purged.
 //! Streaming snapshots from a rocksdb checkpoint are future work; until
 //! then a snapshot costs memory proportional to the shard's metadata.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -30,8 +40,13 @@ use openraft::{
     BasicNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
     SnapshotMeta,
 };
+use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shoal_proto::meta::{
+    self, meta_command::Op, ChunkRef, InlineChunk, ObjectManifest, UploadedPart,
+};
 
 use super::apply::{apply_op, Pending};
 use super::codec::{decode, encode, storage_error};
@@ -40,13 +55,17 @@ use super::types::{
     ApplyOutcome, Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
 };
 use super::ReleaseToken;
+use crate::blob_log::BlobLog;
+use crate::catchup::Catchup;
+use crate::chunk::ChunkBuf;
 use crate::directory::Directory;
+use crate::limits::CHUNK_BYTES;
 use crate::meta::keys::{self, Cf, SM_STATE_LAST_APPLIED_KEY, SM_STATE_MEMBERSHIP_KEY};
 use crate::meta::{cf, MetaError, MetaStore};
 
 /// Version of [`SnapshotImage`]'s encoding. Bump it when the image
 /// changes; an install refuses versions it does not know.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
 
 /// Key under which snapshot decode errors are reported (a snapshot has no
 /// key of its own).
@@ -66,6 +85,9 @@ struct SnapshotImage {
     uploads: Records,
     parts: Records,
     users: Records,
+    /// Every chunk hash `objects` and `parts` refer to, sorted, each once:
+    /// what an installing node must eventually hold in its blob log.
+    blob_catalog: Vec<[u8; 32]>,
 }
 
 /// The latest snapshot, as built or installed.
@@ -76,37 +98,205 @@ struct StoredSnapshot {
 
 type CurrentSnapshot = Rc<RefCell<Option<StoredSnapshot>>>;
 
+/// Bytes of the latest snapshot built or installed, for metrics.
+pub(crate) type SnapshotSize = Rc<Cell<Option<u64>>>;
+
 /// Raw `(key, value)` records of one column family.
 type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// openraft's state machine over the metadata store.
 pub struct StateMachine {
+    node_id: NodeId,
     store: MetaStore,
     current: CurrentSnapshot,
+    snapshot_size: SnapshotSize,
     release: ReleaseToken,
     /// Where bucket and user changes are published (metadata shard only).
     directory: Option<Arc<Directory>>,
+    /// Where inline chunks go; a group without one stops at the first.
+    blob_log: Option<Rc<BlobLog>>,
+    /// Told about chunks this node may lack.
+    catchup: Option<Rc<Catchup>>,
+}
+
+/// Where the state machine's side effects beyond the store go.
+#[derive(Clone, Default)]
+pub struct ApplyHooks {
+    /// Bucket and user changes (metadata shard only).
+    pub directory: Option<Arc<Directory>>,
+    /// The shard's blob log, for inline chunks.
+    pub blob_log: Option<Rc<BlobLog>>,
+    /// The shard's catch-up queue, for refs to chunks this node may lack.
+    pub catchup: Option<Rc<Catchup>>,
+}
+
+impl std::fmt::Debug for ApplyHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyHooks")
+            .field("directory", &self.directory.is_some())
+            .field("blob_log", &self.blob_log.is_some())
+            .field("catchup", &self.catchup.is_some())
+            .finish()
+    }
 }
 
 impl StateMachine {
     pub(crate) fn new(
+        node_id: NodeId,
         store: MetaStore,
         release: ReleaseToken,
-        directory: Option<Arc<Directory>>,
+        hooks: ApplyHooks,
     ) -> StateMachine {
         StateMachine {
+            node_id,
             store,
             current: Rc::new(RefCell::new(None)),
+            snapshot_size: Rc::new(Cell::new(None)),
             release,
-            directory,
+            directory: hooks.directory,
+            blob_log: hooks.blob_log,
+            catchup: hooks.catchup,
         }
     }
+
+    /// Where the size of the latest snapshot is kept.
+    pub(crate) fn snapshot_size(&self) -> SnapshotSize {
+        Rc::clone(&self.snapshot_size)
+    }
+
+    /// Decodes `entries`, appends their inline chunks to the blob log (all
+    /// at once, so they share a group commit) and collects the chunk refs
+    /// of entries other leaders wrote.
+    async fn prepare(&self, entries: Vec<Entry>) -> Result<Prepared, MetaError> {
+        let mut applying = Vec::with_capacity(entries.len());
+        let mut inline = Vec::new();
+        let mut offered = Vec::new();
+        for entry in entries {
+            let log_id = entry.log_id;
+            let step = match entry.payload {
+                EntryPayload::Blank => Applying::Blank,
+                EntryPayload::Membership(m) => Applying::Membership(m),
+                EntryPayload::Normal(command) => {
+                    let key = keys::log_key(log_id.index);
+                    let command = command
+                        .decode()
+                        .map_err(|e| MetaError::decode(Cf::RaftLog.name(), &key, e))?;
+                    let Some(op) = command.op else {
+                        // A command this build does not know (a newer
+                        // leader?): skipping it would diverge from the
+                        // replicas that understand it, so the group stops.
+                        return Err(MetaError::decode(
+                            Cf::RaftLog.name(),
+                            &key,
+                            "MetaCommand without a known op",
+                        ));
+                    };
+                    if log_id.leader_id.node_id != self.node_id && self.catchup.is_some() {
+                        offered.extend(chunk_refs(&op));
+                    }
+                    match op {
+                        Op::StoreChunk(chunk) => {
+                            inline.push((applying.len(), log_id.index, chunk));
+                            Applying::Blank // replaced once stored
+                        }
+                        op => Applying::Op(Box::new(op)),
+                    }
+                }
+            };
+            applying.push((log_id, step));
+        }
+        let stored = futures::future::try_join_all(
+            inline
+                .iter()
+                .map(|(_, index, chunk)| self.store_inline(*index, chunk)),
+        )
+        .await?;
+        for ((at, _, _), (sha256, location)) in inline.iter().zip(stored) {
+            applying[*at].1 = Applying::StoredChunk { sha256, location };
+        }
+        Ok(Prepared { applying, offered })
+    }
+
+    /// Appends one inline chunk to the blob log once it passes its check.
+    async fn store_inline(
+        &self,
+        index: u64,
+        chunk: &InlineChunk,
+    ) -> Result<([u8; 32], meta::BlobLocation), MetaError> {
+        let refuse = |reason: String| MetaError::InlineChunk { index, reason };
+        let sha256 = <[u8; 32]>::try_from(chunk.sha256.as_slice())
+            .map_err(|_| refuse("sha256 is not 32 bytes".into()))?;
+        if chunk.data.len() > CHUNK_BYTES {
+            return Err(refuse(format!("{} bytes", chunk.data.len())));
+        }
+        if <[u8; 32]>::from(Sha256::digest(&chunk.data)) != sha256 {
+            return Err(refuse("bytes do not match their sha256".into()));
+        }
+        let blob_log = self
+            .blob_log
+            .as_ref()
+            .ok_or_else(|| refuse("this group has no blob log".into()))?;
+        let mut buf = ChunkBuf::new();
+        buf.fill_from(&chunk.data);
+        let (at, _) = blob_log
+            .append(buf, sha256)
+            .await
+            .map_err(|e| refuse(e.to_string()))?;
+        let location = meta::BlobLocation {
+            segment: at.segment,
+            offset_bytes: at.offset_bytes,
+            size_bytes: at.size_bytes,
+        };
+        Ok((sha256, location))
+    }
+}
+
+/// An entry ready for the batch.
+enum Applying {
+    Blank,
+    Membership(openraft::Membership<NodeId, BasicNode>),
+    /// Boxed: an op (a manifest) dwarfs the other variants.
+    Op(Box<Op>),
+    /// An inline chunk, already in this node's blob log at `location`.
+    StoredChunk {
+        sha256: [u8; 32],
+        location: meta::BlobLocation,
+    },
+}
+
+/// Entries ready for the batch, and the chunk refs to offer to catch-up.
+struct Prepared {
+    applying: Vec<(LogId, Applying)>,
+    offered: Vec<([u8; 32], u64)>,
+}
+
+/// `(sha256, source node)` of every chunk an op refers to.
+fn chunk_refs(op: &Op) -> Vec<([u8; 32], u64)> {
+    let chunks = match op {
+        Op::PutObject(manifest) => &manifest.chunks,
+        Op::PutObjectIf(put) => match &put.manifest {
+            Some(manifest) => &manifest.chunks,
+            None => return Vec::new(),
+        },
+        Op::PutPart(part) => &part.chunks,
+        _ => return Vec::new(),
+    };
+    chunks
+        .iter()
+        .filter_map(|c| {
+            Some((
+                <[u8; 32]>::try_from(c.sha256.as_slice()).ok()?,
+                c.source_node,
+            ))
+        })
+        .collect()
 }
 
 /// Builds snapshots from a consistent view of the store.
 pub struct SnapshotBuilder {
     store: MetaStore,
     current: CurrentSnapshot,
+    size: SnapshotSize,
     _release: ReleaseToken,
 }
 
@@ -116,11 +306,11 @@ fn read_applied_state(db: &DB) -> Result<(Option<LogId>, StoredMembership), Meta
     Ok((last_applied, membership))
 }
 
-/// Applies `entries` (consecutive, committed) in one batch and returns one
-/// outcome per entry.
+/// Applies `entries` (consecutive, committed, prepared) in one batch and
+/// returns one outcome per entry.
 fn apply_entries(
     db: &DB,
-    entries: &[Entry],
+    entries: Vec<(LogId, Applying)>,
     directory: Option<&Directory>,
 ) -> Result<Vec<ApplyOutcome>, MetaError> {
     let sm_state = cf(db, Cf::SmState);
@@ -128,34 +318,22 @@ fn apply_entries(
     let mut pending = Pending::default();
     let mut membership = None;
     let mut outcomes = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let outcome = match &entry.payload {
-            EntryPayload::Blank => ApplyOutcome::Applied,
-            EntryPayload::Membership(m) => {
-                membership = Some(StoredMembership::new(Some(entry.log_id), m.clone()));
+    let last = entries.last().expect("apply is called with entries").0;
+    for (log_id, step) in entries {
+        let outcome = match step {
+            Applying::Blank => ApplyOutcome::Applied,
+            Applying::Membership(m) => {
+                membership = Some(StoredMembership::new(Some(log_id), m));
                 ApplyOutcome::Applied
             }
-            EntryPayload::Normal(command) => {
-                let key = keys::log_key(entry.log_id.index);
-                let command = command
-                    .decode()
-                    .map_err(|e| MetaError::decode(Cf::RaftLog.name(), &key, e))?;
-                let Some(op) = command.op else {
-                    // A command this build does not know (a newer leader?):
-                    // skipping it would diverge from the replicas that
-                    // understand it, so the group stops instead.
-                    return Err(MetaError::decode(
-                        Cf::RaftLog.name(),
-                        &key,
-                        "MetaCommand without a known op",
-                    ));
-                };
-                apply_op(db, &mut batch, &mut pending, op)?
+            Applying::StoredChunk { sha256, location } => {
+                batch.put_cf(cf(db, Cf::Blobs), sha256, location.encode_to_vec());
+                ApplyOutcome::Applied
             }
+            Applying::Op(op) => apply_op(db, &mut batch, &mut pending, *op)?,
         };
         outcomes.push(outcome);
     }
-    let last = entries.last().expect("apply is called with entries").log_id;
     batch.put_cf(sm_state, SM_STATE_LAST_APPLIED_KEY, encode(&last));
     if let Some(membership) = membership {
         batch.put_cf(sm_state, SM_STATE_MEMBERSHIP_KEY, encode(&membership));
@@ -195,17 +373,44 @@ fn build_image(db: &DB) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), Me
         .map(|v| decode(Cf::SmState, SM_STATE_MEMBERSHIP_KEY, &v))
         .transpose()?
         .unwrap_or_default();
+    let objects = collect_family(db, &view, Cf::Objects)?;
+    let parts = collect_family(db, &view, Cf::Parts)?;
+    let blob_catalog = blob_catalog(&objects, &parts)?;
     let image = SnapshotImage {
         format_version: SNAPSHOT_FORMAT_VERSION,
         last_applied,
         membership: membership.clone(),
         buckets: collect_family(db, &view, Cf::Buckets)?,
-        objects: collect_family(db, &view, Cf::Objects)?,
+        objects,
         uploads: collect_family(db, &view, Cf::Uploads)?,
-        parts: collect_family(db, &view, Cf::Parts)?,
+        parts,
         users: collect_family(db, &view, Cf::Users)?,
+        blob_catalog,
     };
     Ok((last_applied, membership, encode(&image)))
+}
+
+/// The distinct chunk hashes the manifests and parts refer to, sorted.
+fn blob_catalog(objects: &Records, parts: &Records) -> Result<Vec<[u8; 32]>, MetaError> {
+    let mut catalog = BTreeSet::new();
+    let mut add = |chunks: Vec<ChunkRef>| {
+        catalog.extend(
+            chunks
+                .iter()
+                .filter_map(|c| <[u8; 32]>::try_from(c.sha256.as_slice()).ok()),
+        )
+    };
+    for (key, value) in objects {
+        let manifest = ObjectManifest::decode(value.as_slice())
+            .map_err(|e| MetaError::decode(Cf::Objects.name(), key, e))?;
+        add(manifest.chunks);
+    }
+    for (key, value) in parts {
+        let part = UploadedPart::decode(value.as_slice())
+            .map_err(|e| MetaError::decode(Cf::Parts.name(), key, e))?;
+        add(part.chunks);
+    }
+    Ok(catalog.into_iter().collect())
 }
 
 /// Decodes a snapshot image, refusing unknown format versions.
@@ -307,6 +512,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot_bytes = data.len(),
             "built raft snapshot"
         );
+        self.size.set(Some(data.len() as u64));
         *self.current.borrow_mut() = Some(StoredSnapshot {
             meta: meta.clone(),
             data: data.clone(),
@@ -337,19 +543,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(last) = entries.last().map(|e| e.log_id) else {
             return Ok(Vec::new());
         };
+        let failed = |e| storage_error(ErrorSubject::Apply(last), ErrorVerb::Write, e);
+        let Prepared { applying, offered } = self.prepare(entries).await.map_err(failed)?;
         let directory = self.directory.clone();
-        self.store
+        let outcomes = self
+            .store
             .blocking("apply", move |db| {
-                apply_entries(db, &entries, directory.as_deref())
+                apply_entries(db, applying, directory.as_deref())
             })
             .await
-            .map_err(|e| storage_error(ErrorSubject::Apply(last), ErrorVerb::Write, e))
+            .map_err(failed)?;
+        if let Some(catchup) = &self.catchup {
+            catchup.offer(offered);
+        }
+        Ok(outcomes)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             store: self.store.clone(),
             current: Rc::clone(&self.current),
+            size: Rc::clone(&self.snapshot_size),
             _release: self.release.clone(),
         }
     }
@@ -366,7 +580,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let install_meta = meta.clone();
         let directory = self.directory.clone();
-        let data = self
+        let (data, catalog) = self
             .store
             .blocking("install_snapshot", move |db| {
                 let image = decode_image(&data)?;
@@ -384,7 +598,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 if let Some(directory) = directory {
                     directory.load(db)?;
                 }
-                Ok(data)
+                Ok((data, image.blob_catalog))
             })
             .await
             .map_err(|e| {
@@ -394,7 +608,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     e,
                 )
             })?;
-        tracing::info!(snapshot = %meta, snapshot_bytes = data.len(), "installed raft snapshot");
+        tracing::info!(
+            snapshot = %meta,
+            snapshot_bytes = data.len(),
+            catalog_chunks = catalog.len(),
+            "installed raft snapshot"
+        );
+        if let Some(catchup) = &self.catchup {
+            // No source hint: any member that has a chunk will do.
+            catchup.offer(catalog.into_iter().map(|sha256| (sha256, 0)));
+        }
+        self.snapshot_size.set(Some(data.len() as u64));
         *self.current.borrow_mut() = Some(StoredSnapshot {
             meta: meta.clone(),
             data,

@@ -319,7 +319,8 @@ fn snapshot_build_then_install_into_a_fresh_store() {
         stop(shard, &source).await;
 
         let (token, _released) = release_token();
-        let mut source_sm = StateMachine::new(source.clone(), token.clone(), None);
+        let mut source_sm =
+            StateMachine::new(1, source.clone(), token.clone(), ApplyHooks::default());
         let snapshot = source_sm
             .get_snapshot_builder()
             .await
@@ -333,7 +334,14 @@ fn snapshot_build_then_install_into_a_fresh_store() {
         // The target holds state the snapshot must replace.
         let target_dir = tempfile::tempdir().unwrap();
         let target = MetaStore::open(target_dir.path()).unwrap();
-        let mut target_sm = StateMachine::new(target.clone(), token, None);
+        // The target is another node: refs in entries node 1 wrote, and
+        // the snapshot's blob catalog, go to its catch-up queue.
+        let catchup = Rc::new(crate::catchup::Catchup::default());
+        let hooks = ApplyHooks {
+            catchup: Some(Rc::clone(&catchup)),
+            ..ApplyHooks::default()
+        };
+        let mut target_sm = StateMachine::new(2, target.clone(), token, hooks);
         let stale = [
             create_bucket("stale"),
             put_object("stale", "x", 1),
@@ -345,6 +353,7 @@ fn snapshot_build_then_install_into_a_fresh_store() {
             .map(|(i, c)| normal_entry(i as u64, c))
             .collect();
         target_sm.apply(stale_entries).await.unwrap();
+        assert_eq!(catchup.pending(), 2, "one chunk ref in each stale object");
 
         let meta = snapshot.meta.clone();
         let data = snapshot.snapshot.into_inner();
@@ -369,6 +378,9 @@ fn snapshot_build_then_install_into_a_fresh_store() {
             target_sm.applied_state().await.unwrap(),
             (source_applied, source_membership)
         );
+        // The source's objects refer to chunks [0; 32] and [1; 32]: the
+        // catalog names each once.
+        assert_eq!(catchup.pending(), 4);
         let current = target_sm.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, meta);
         assert_eq!(current.snapshot.into_inner(), data);
@@ -396,7 +408,7 @@ fn one_apply_call_sees_its_own_earlier_entries() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(store.clone(), token, None);
+        let mut sm = StateMachine::new(1, store.clone(), token, ApplyHooks::default());
         let commands = [
             create_bucket("bk"),
             create_bucket("bk"),
@@ -432,7 +444,7 @@ fn unknown_command_stops_apply_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(store.clone(), token, None);
+        let mut sm = StateMachine::new(1, store.clone(), token, ApplyHooks::default());
         let entries = vec![
             normal_entry(1, &create_bucket("bk")),
             normal_entry(2, &MetaCommand { op: None }),
@@ -441,6 +453,67 @@ fn unknown_command_stops_apply_and_writes_nothing() {
         // The batch was never written: neither the bucket nor the log id.
         assert_eq!(store.get_bucket("bk").await.unwrap(), None);
         assert_eq!(sm.applied_state().await.unwrap().0, None);
+    });
+}
+
+fn inline_chunk(data: &[u8], sha256: [u8; 32]) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::StoreChunk(shoal_proto::meta::InlineChunk {
+            sha256: sha256.to_vec(),
+            data: data.to_vec(),
+        })),
+    }
+}
+
+#[test]
+fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
+    use sha2::{Digest, Sha256};
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(&dir.path().join("meta")).unwrap();
+        let (blob_log, _) = crate::blob_log::BlobLog::open(
+            &dir.path().join("blobs"),
+            crate::limits::SEGMENT_BYTES_MAX,
+        )
+        .await
+        .unwrap();
+        let blob_log = Rc::new(blob_log);
+        let (token, _released) = release_token();
+        let hooks = ApplyHooks {
+            blob_log: Some(Rc::clone(&blob_log)),
+            ..ApplyHooks::default()
+        };
+        let mut sm = StateMachine::new(1, store.clone(), token, hooks);
+        let chunks: Vec<Vec<u8>> = vec![vec![7; 1 << 20], b"a short last chunk".to_vec()];
+        let entries: Vec<Entry> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let sha256 = <[u8; 32]>::from(Sha256::digest(data));
+                normal_entry(i as u64 + 1, &inline_chunk(data, sha256))
+            })
+            .collect();
+        let outcomes = sm.apply(entries).await.unwrap();
+        assert_eq!(outcomes, [ApplyOutcome::Applied, ApplyOutcome::Applied]);
+        for data in &chunks {
+            let sha256 = <[u8; 32]>::from(Sha256::digest(data));
+            let at = store.get_blob_location(&sha256).await.unwrap().unwrap();
+            let location = crate::blob_log::BlobLocation {
+                segment: at.segment,
+                offset_bytes: at.offset_bytes,
+                size_bytes: at.size_bytes,
+            };
+            assert_eq!(blob_log.read(location, &sha256).await.unwrap(), &data[..]);
+        }
+
+        // Bytes that do not match their hash never reach the index.
+        let bad = normal_entry(3, &inline_chunk(b"tampered", [9; 32]));
+        assert!(sm.apply(vec![bad]).await.is_err());
+        assert_eq!(store.get_blob_location(&[9; 32]).await.unwrap(), None);
+        assert_eq!(
+            sm.applied_state().await.unwrap().0.map(|l| l.index),
+            Some(2)
+        );
     });
 }
 
@@ -697,7 +770,7 @@ fn conditional_puts_are_decided_at_apply() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(store.clone(), token, None);
+        let mut sm = StateMachine::new(1, store.clone(), token, ApplyHooks::default());
         let absent = shoal_proto::meta::WriteCondition {
             if_none_exists: true,
             ..Default::default()
@@ -775,7 +848,10 @@ fn users_and_buckets_are_published_to_the_directory_as_applied() {
         let dir = tempfile::tempdir().unwrap();
         let directory = crate::directory::Directory::new();
         let options = RaftOptions {
-            directory: Some(Arc::clone(&directory)),
+            hooks: ApplyHooks {
+                directory: Some(Arc::clone(&directory)),
+                ..ApplyHooks::default()
+            },
             ..RaftOptions::default()
         };
         let (store, shard) = open_and_start(dir.path(), options.clone()).await;
@@ -841,7 +917,10 @@ fn users_and_buckets_are_published_to_the_directory_as_applied() {
         drop(store);
         let directory = crate::directory::Directory::new();
         let options = RaftOptions {
-            directory: Some(Arc::clone(&directory)),
+            hooks: ApplyHooks {
+                directory: Some(Arc::clone(&directory)),
+                ..ApplyHooks::default()
+            },
             ..RaftOptions::default()
         };
         let (store, shard) = open_and_start(dir.path(), options).await;

@@ -128,7 +128,11 @@ async fn copy_chunks(
         }
         let bytes = ctx
             .router
-            .call(from, |reply| ShardRequest::ReadChunk { sha256, reply })
+            .call(from, |reply| ShardRequest::ReadChunk {
+                sha256,
+                source_node: chunk.source_node,
+                reply,
+            })
             .await?;
         let mut buf = ctx.pool.take();
         if buf.fill_from(&bytes) != bytes.len() || bytes.len() != chunk.size_bytes as usize {

@@ -143,6 +143,8 @@ pub async fn delete_object(
 pub(super) struct Piece {
     pub sha256: ChunkHash,
     pub size_bytes: u32,
+    /// The ref's hint of which node stored the chunk first.
+    pub source_node: u64,
     pub skip: usize,
     pub take: usize,
 }
@@ -164,6 +166,7 @@ pub(super) fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
             pieces.push(Piece {
                 sha256,
                 size_bytes: chunk.size_bytes,
+                source_node: chunk.source_node,
                 skip: skip as usize,
                 take: (end - skip) as usize,
             });
@@ -181,6 +184,7 @@ fn read(ctx: &Rc<S3Context>, owner: u16, piece: Piece) -> (Piece, ReadTask) {
         ctx.router
             .call(owner, |reply| ShardRequest::ReadChunk {
                 sha256: piece.sha256,
+                source_node: piece.source_node,
                 reply,
             })
             .await

@@ -233,10 +233,14 @@ pub async fn upload_part_copy(
     );
     let pieces = span.map_or_else(Vec::new, |span| plan(&src, span));
     for piece in pieces {
-        let sha256 = piece.sha256;
+        let (sha256, source_node) = (piece.sha256, piece.source_node);
         let bytes = ctx
             .router
-            .call(src_owner, |reply| ShardRequest::ReadChunk { sha256, reply })
+            .call(src_owner, |reply| ShardRequest::ReadChunk {
+                sha256,
+                source_node,
+                reply,
+            })
             .await?;
         if bytes.len() != piece.size_bytes as usize {
             return Err(S3Error::internal(format!(

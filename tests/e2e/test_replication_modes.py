@@ -1,0 +1,155 @@
+"""Replication beyond the first steps (issue 6): inline and offload modes
+side by side, capability negotiation between them, follower reads that
+prove they are current, and chunks a node missed (while down, or behind a
+snapshot) fetched in the background."""
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ctl, wait_until
+from test_cluster import SHARDS, Cluster, form
+
+MIB = 1 << 20
+
+
+def metric(node, name):
+    """The sum of `name` over all its series on `node`."""
+    total = 0
+    for line in node.metrics().splitlines():
+        m = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", line)
+        if m:
+            total += float(m.group(2))
+    return total
+
+
+def modes(cluster, node_id):
+    return [s["mode"] for s in cluster.overview(node_id)["shards"]]
+
+
+@pytest.fixture
+def clusters(tmp_path):
+    made = []
+
+    def make(name, args=()):
+        c = Cluster(tmp_path / name, args=args)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop_all()
+
+
+def test_inline_and_offload_clusters_side_by_side(clusters):
+    offload = clusters("offload")
+    inline = clusters("inline", args=["--blob-offload", "false"])
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(form, [offload, inline]))
+    data = os.urandom(8 * MIB + 123)
+    raft_bytes = {}
+    for name, cluster in (("offload", offload), ("inline", inline)):
+        # Write through a follower; node 1 leads every group.
+        writer = cluster.nodes[2].client()
+        writer.create_bucket(Bucket="modes")
+        before = metric(cluster.nodes[1], "shoal_raft_log_appended_bytes_total")
+        writer.put_object(Bucket="modes", Key="obj", Body=data)
+        raft_bytes[name] = metric(cluster.nodes[1], "shoal_raft_log_appended_bytes_total") - before
+        for node_id in (1, 2, 3):
+            got = cluster.nodes[node_id].client().get_object(Bucket="modes", Key="obj")
+            assert got["Body"].read() == data, f"{name} cluster, node {node_id}"
+    assert modes(offload, 1) == ["offload"] * SHARDS
+    assert modes(inline, 1) == ["inline"] * SHARDS
+    # Offload: nine chunk refs and a manifest. Inline: the bytes themselves.
+    assert raft_bytes["offload"] < 64 << 10, raft_bytes
+    assert raft_bytes["inline"] >= len(data), raft_bytes
+    assert metric(inline.nodes[1], "shoal_chunkblob_inline_writes_total") == 9
+    assert metric(offload.nodes[1], "shoal_chunkblob_inline_writes_total") == 0
+
+
+def test_one_member_without_offload_turns_the_group_inline(clusters):
+    cluster = clusters("mixed")
+    form(cluster)
+    s3 = cluster.nodes[1].client()
+    s3.create_bucket(Bucket="mixed")
+    offloaded = os.urandom(3 * MIB)
+    s3.put_object(Bucket="mixed", Key="offloaded", Body=offloaded)
+    assert metric(cluster.nodes[1], "shoal_chunkblob_inline_writes_total") == 0
+
+    # Node 3 comes back without the capability: the leader notices (its
+    # view is at most a few seconds old) and writes chunk bytes into raft.
+    cluster.nodes[3].stop()
+    cluster.start(3, extra=["--blob-offload", "false"])
+    inlined = os.urandom(2 * MIB + 7)
+
+    def written_inline():
+        s3.put_object(Bucket="mixed", Key="inlined", Body=inlined)
+        return metric(cluster.nodes[1], "shoal_chunkblob_inline_writes_total") >= 3
+
+    wait_until(written_inline, 30, "the leader to write inline")
+    wait_until(lambda: modes(cluster, 1) == ["inline"] * SHARDS, 15, "every group to show inline")
+    # Every node reads both forms.
+    for node_id in (1, 2, 3):
+        c = cluster.nodes[node_id].client()
+        assert c.get_object(Bucket="mixed", Key="offloaded")["Body"].read() == offloaded
+        assert c.get_object(Bucket="mixed", Key="inlined")["Body"].read() == inlined
+
+
+def test_followers_answer_reads_only_when_current(clusters):
+    cluster = clusters("reads")
+    form(cluster)
+    leader = cluster.nodes[1].client()
+    leader.create_bucket(Bucket="fresh")
+    followers = [cluster.nodes[n].client() for n in (2, 3)]
+    # Each read through a follower, right after the leader acknowledged a
+    # write, sees that write.
+    for i in range(30):
+        value = f"version {i}".encode()
+        leader.put_object(Bucket="fresh", Key="k", Body=value)
+        for follower in followers:
+            assert follower.get_object(Bucket="fresh", Key="k")["Body"].read() == value
+        listed = followers[i % 2].list_objects_v2(Bucket="fresh")["Contents"]
+        assert [o["Size"] for o in listed] == [len(value)]
+
+    # A node cut off from the rest cannot prove it is current: it refuses
+    # to answer rather than serve what may be stale.
+    cluster.nodes[1].kill9()
+    cluster.nodes[2].kill9()
+    alone = cluster.nodes[3].client()
+    with pytest.raises(ClientError) as refused:
+        alone.get_object(Bucket="fresh", Key="k")
+    assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+
+
+def test_a_returning_node_fetches_missed_chunks_in_the_background(clusters):
+    # Snapshots every 20 entries, keeping 5: a node away for more than that
+    # comes back through a snapshot and its blob catalog.
+    cluster = clusters("catchup", args=["--snapshot-every", "20", "--snapshot-logs-kept", "5"])
+    form(cluster)
+    s3 = cluster.nodes[1].client()
+    s3.create_bucket(Bucket="missed")
+    cluster.nodes[3].kill9()
+    count = 30
+    bodies = {f"obj-{i}": os.urandom(MIB + 1000) for i in range(count)}  # two chunks each
+    for key, data in bodies.items():
+        s3.put_object(Bucket="missed", Key=key, Body=data)
+    snap = ctl(cluster.nodes[1], "snapshot").stdout
+    assert '"snapshot_bytes"' in snap, snap
+
+    cluster.nodes[3].stop()
+    returned = cluster.start(3)
+    wait_until(lambda: metric(returned, "shoal_chunkblob_catchup_fetched_total") >= 2 * count,
+               60, "the returning node to fetch every chunk it missed")
+    log = open(returned.log_path).read()
+    assert "installed raft snapshot" in log
+    assert metric(returned, "shoal_raft_snapshot_bytes") > 0
+    assert metric(returned, "shoal_chunkblob_unrecoverable_total") == 0
+    # The chunks are now local: reading them stores nothing new.
+    appends = metric(returned, "shoal_blob_log_appends_total")
+    c = returned.client()
+    for key, data in bodies.items():
+        assert c.get_object(Bucket="missed", Key=key)["Body"].read() == data
+    assert metric(returned, "shoal_blob_log_appends_total") == appends
