@@ -2,8 +2,11 @@
 //! form one cluster, for development, tests and the bench. Node n (counted
 //! from one) serves S3 on port `base + 10(n-1)`, its admin endpoint one
 //! port above, and its peer ports from `base + 100 + 10(n-1)`; its data
-//! lives in `<dir>/node-n`. Runs until interrupted, then stops the nodes.
+//! lives in `<dir>/node-n`. Runs until interrupted, then stops the nodes;
+//! the nodes also die with `shoal-ctl` however it ends (a parent-death
+//! signal), so none is left holding its ports.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,6 +102,17 @@ fn spawn(options: &Options, n: u16, secret: &Path) -> Result<Child, String> {
     if n > 1 {
         let first = ports_of_first(options.base_port);
         command.args(["--join", &format!("127.0.0.1:{first}")]);
+    }
+    // SAFETY: `prctl` is async-signal-safe, and the closure touches no
+    // memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
     command
         .spawn()

@@ -80,8 +80,11 @@ pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 20_000;
 /// Entries already in a snapshot that are kept in the log anyway, so a
 /// follower slightly behind catches up from the log, not a snapshot.
 pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
-/// Most entries in one replication message.
-pub const REPLICATION_ENTRIES_MAX: u64 = 300;
+/// Most entries in one replication message. Bounds the message's size,
+/// hence the memory both ends hold for it: in inline mode an entry carries
+/// a whole chunk, so 32 entries are up to ~32 MiB; manifests are far
+/// smaller.
+pub const REPLICATION_ENTRIES_MAX: u64 = 32;
 /// Deadline for sending and installing one snapshot.
 pub const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`ShardRaft::shutdown`] waits for openraft's tasks to drop
@@ -101,6 +104,10 @@ const _: () = assert!(HEARTBEAT_INTERVAL.as_millis() * 3 <= ELECTION_TIMEOUT_MIN
 const _: () = assert!(LEADER_LEASE.as_millis() > HEARTBEAT_INTERVAL.as_millis());
 const _: () = assert!(ELECTION_TIMEOUT_MIN.as_millis() < ELECTION_TIMEOUT_MAX.as_millis());
 const _: () = assert!(LOGS_KEPT_AFTER_SNAPSHOT < SNAPSHOT_LOGS_SINCE_LAST);
+const _: () = assert!(
+    REPLICATION_ENTRIES_MAX * INLINE_ENTRY_BYTES_MAX as u64
+        <= crate::peer::frame::PAYLOAD_BYTES_MAX
+);
 
 /// Tunables of one group; [`RaftOptions::default`] uses the constants
 /// above.
