@@ -231,11 +231,7 @@ impl Replicator {
         let body = self.call(addr, header, bytes).await?;
         let location = shoal_proto::meta::BlobLocation::decode(body.as_slice())
             .map_err(|e| PeerError::Malformed(format!("blob location: {e}")))?;
-        Ok(BlobLocation {
-            segment: location.segment,
-            offset_bytes: location.offset_bytes,
-            size_bytes: location.size_bytes,
-        })
+        Ok(location.into())
     }
 
     /// Fetches a chunk from the members at `addrs`: `first` (the source

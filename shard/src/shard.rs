@@ -643,14 +643,7 @@ impl Shard {
         let op = with_source(op, self.raft.node_id());
         let locations = blobs
             .into_iter()
-            .map(|(hash, at)| {
-                let stored = meta::BlobLocation {
-                    segment: at.segment,
-                    offset_bytes: at.offset_bytes,
-                    size_bytes: at.size_bytes,
-                };
-                (hash, stored)
-            })
+            .map(|(hash, at)| (hash, at.into()))
             .collect();
         self.meta.put_blob_locations(locations, false).await?;
         fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
@@ -707,14 +700,8 @@ impl Shard {
         // Indexed now, not only when the manifest commits: a follower that
         // forwarded this chunk commits its manifest through us later.
         // Unsynced: the commit's synced raft append makes it durable.
-        let (at, _) = &stored_here;
-        let location = meta::BlobLocation {
-            segment: at.segment,
-            offset_bytes: at.offset_bytes,
-            size_bytes: at.size_bytes,
-        };
         self.meta
-            .put_blob_locations(vec![(sha256, location)], false)
+            .put_blob_locations(vec![(sha256, stored_here.0.into())], false)
             .await?;
         let (mut stored, mut answered) = (1, 0);
         while !replication::settled(members, stored, answered, self.min_blob_replicas) {
@@ -754,17 +741,7 @@ impl Shard {
         self.stats
             .chunkblob_inline_writes
             .fetch_add(1, Ordering::Relaxed);
-        let stored = self.meta.get_blob_location(&sha256).await?.ok_or_else(|| {
-            ShardError::ChunkMissing {
-                sha256_hex: hex::encode(sha256),
-            }
-        })?;
-        let location = BlobLocation {
-            segment: stored.segment,
-            offset_bytes: stored.offset_bytes,
-            size_bytes: stored.size_bytes,
-        };
-        Ok((location, buf))
+        Ok((self.local_location(sha256).await?, buf))
     }
 
     /// Peer addresses of the other members of this shard's group.
@@ -792,13 +769,8 @@ impl Shard {
         let mut buf = ChunkBuf::new();
         buf.fill_from(bytes);
         let (at, _) = self.blob_log.append(buf, sha256).await?;
-        let location = meta::BlobLocation {
-            segment: at.segment,
-            offset_bytes: at.offset_bytes,
-            size_bytes: at.size_bytes,
-        };
         self.meta
-            .put_blob_locations(vec![(sha256, location)], true)
+            .put_blob_locations(vec![(sha256, at.into())], true)
             .await?;
         self.publish_stats();
         Ok(())
@@ -838,17 +810,18 @@ impl Shard {
 
     /// A chunk from this node's blob log only.
     pub async fn read_local_chunk(&self, sha256: [u8; 32]) -> Result<bytes::Bytes, ShardError> {
-        let stored = self.meta.get_blob_location(&sha256).await?.ok_or_else(|| {
-            ShardError::ChunkMissing {
-                sha256_hex: hex::encode(sha256),
-            }
-        })?;
-        let location = BlobLocation {
-            segment: stored.segment,
-            offset_bytes: stored.offset_bytes,
-            size_bytes: stored.size_bytes,
-        };
+        let location = self.local_location(sha256).await?;
         Ok(self.blob_log.read(location, &sha256).await?)
+    }
+
+    /// Where this node's blob log holds a chunk, from the blob index.
+    async fn local_location(&self, sha256: [u8; 32]) -> Result<BlobLocation, ShardError> {
+        let stored = self.meta.get_blob_location(&sha256).await?;
+        stored
+            .map(Into::into)
+            .ok_or_else(|| ShardError::ChunkMissing {
+                sha256_hex: hex::encode(sha256),
+            })
     }
 
     /// Commits a command through the group: here when this node leads,

@@ -86,6 +86,28 @@ pub struct BlobLocation {
     pub size_bytes: u32,
 }
 
+/// The stored form of a location (the blob index's value, and the answer
+/// to a forwarded append).
+impl From<BlobLocation> for shoal_proto::meta::BlobLocation {
+    fn from(at: BlobLocation) -> Self {
+        shoal_proto::meta::BlobLocation {
+            segment: at.segment,
+            offset_bytes: at.offset_bytes,
+            size_bytes: at.size_bytes,
+        }
+    }
+}
+
+impl From<shoal_proto::meta::BlobLocation> for BlobLocation {
+    fn from(at: shoal_proto::meta::BlobLocation) -> Self {
+        BlobLocation {
+            segment: at.segment,
+            offset_bytes: at.offset_bytes,
+            size_bytes: at.size_bytes,
+        }
+    }
+}
+
 /// Counters since the log was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BlobLogStats {

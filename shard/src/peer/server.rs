@@ -152,12 +152,7 @@ async fn answer(service: &PeerService, header: PeerFrame, payload: &[u8]) -> (Pe
                 let mut buf = ChunkBuf::new();
                 buf.fill_from(payload);
                 match service.shard_ref.append_replicated(buf, sha256).await {
-                    Ok((at, _)) => Ok(shoal_proto::meta::BlobLocation {
-                        segment: at.segment,
-                        offset_bytes: at.offset_bytes,
-                        size_bytes: at.size_bytes,
-                    }
-                    .encode_to_vec()),
+                    Ok((at, _)) => Ok(shoal_proto::meta::BlobLocation::from(at).encode_to_vec()),
                     Err(e) => Err(e.to_string()),
                 }
             }

@@ -242,12 +242,7 @@ impl StateMachine {
             .append(buf, sha256)
             .await
             .map_err(|e| refuse(e.to_string()))?;
-        let location = meta::BlobLocation {
-            segment: at.segment,
-            offset_bytes: at.offset_bytes,
-            size_bytes: at.size_bytes,
-        };
-        Ok((sha256, location))
+        Ok((sha256, at.into()))
     }
 }
 

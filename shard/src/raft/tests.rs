@@ -498,12 +498,7 @@ fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
         for data in &chunks {
             let sha256 = <[u8; 32]>::from(Sha256::digest(data));
             let at = store.get_blob_location(&sha256).await.unwrap().unwrap();
-            let location = crate::blob_log::BlobLocation {
-                segment: at.segment,
-                offset_bytes: at.offset_bytes,
-                size_bytes: at.size_bytes,
-            };
-            assert_eq!(blob_log.read(location, &sha256).await.unwrap(), &data[..]);
+            assert_eq!(blob_log.read(at.into(), &sha256).await.unwrap(), &data[..]);
         }
 
         // Bytes that do not match their hash never reach the index.
