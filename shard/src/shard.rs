@@ -5,6 +5,7 @@
 //! most [`SHARD_OPS_INFLIGHT_MAX`]) so appends from many uploads meet in the
 //! blob log's group commit.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -141,6 +142,15 @@ pub struct Shard {
     /// Chunks to fetch in the background (fed by the state machine).
     catchup: Rc<Catchup>,
     pacer: PeerPacer,
+    /// How the last chunk was written, to log changes.
+    last_write_mode: RefCell<Option<WriteMode>>,
+}
+
+/// How a leader writes a chunk, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum WriteMode {
+    Offload,
+    Inline(String),
 }
 
 impl Shard {
@@ -198,6 +208,7 @@ impl Shard {
             blob_offload: cluster.blob_offload,
             catchup,
             pacer: PeerPacer::new(cluster.catchup_bytes_per_s),
+            last_write_mode: RefCell::new(None),
         }))
     }
 
@@ -493,13 +504,28 @@ impl Shard {
     }
 
     /// Whether chunks go outside raft: this node and every other member
-    /// advertise blob offload.
+    /// advertise blob offload. Logs each change of mode, with its reason.
     async fn offload_now(&self, peers: &[String]) -> bool {
+        let mode = self.write_mode(peers).await;
+        if self.last_write_mode.replace(Some(mode.clone())).as_ref() != Some(&mode) {
+            match &mode {
+                WriteMode::Offload => {
+                    tracing::info!(shard = self.index, "writing chunks offloaded")
+                }
+                WriteMode::Inline(reason) => {
+                    tracing::info!(shard = self.index, %reason, "writing chunks inline")
+                }
+            }
+        }
+        mode == WriteMode::Offload
+    }
+
+    async fn write_mode(&self, peers: &[String]) -> WriteMode {
         if !self.blob_offload {
-            return false;
+            return WriteMode::Inline("--blob-offload is false on this node".into());
         }
         let Some(replicator) = self.replicator.as_ref() else {
-            return true;
+            return WriteMode::Offload;
         };
         for addr in peers {
             let advertised = replicator.capabilities(addr).await;
@@ -507,10 +533,13 @@ impl Shard {
                 .iter()
                 .any(|c| c == replication::CAPABILITY_OFFLOAD)
             {
-                return false;
+                return WriteMode::Inline(format!(
+                    "member {addr} does not advertise {} (or has not answered)",
+                    replication::CAPABILITY_OFFLOAD
+                ));
             }
         }
-        true
+        WriteMode::Offload
     }
 
     /// Fetches, in the background, chunks this node holds refs to but no

@@ -91,6 +91,8 @@ def test_one_member_without_offload_turns_the_group_inline(clusters):
 
     wait_until(written_inline, 30, "the leader to write inline")
     wait_until(lambda: modes(cluster, 1) == ["inline"] * SHARDS, 15, "every group to show inline")
+    cluster.nodes[1].log.flush()
+    assert "does not advertise blob-offload" in open(cluster.nodes[1].log_path).read()
     # Every node reads both forms.
     for node_id in (1, 2, 3):
         c = cluster.nodes[node_id].client()
