@@ -6,19 +6,24 @@
 #      throughput, and raft log bytes the leader appended per GiB PUT.
 #   2. The raft snapshot of 10,000 small objects (`shoal-ctl snapshot`).
 #
-# Every node runs on this host, so a cluster shares the client's CPUs and
-# one disk three ways: compare the modes with each other, not with a real
+# Every node runs on this host: node n gets its own CORES CPUs in turn
+# (wrapping around the machine's), the single node the first CORES, and
+# all share one disk (and, unless CLIENT_CPUS pins it elsewhere, the
+# client's CPUs). Compare the modes with each other, not with a real
 # deployment. Needs a release build of shoal, shoal-ctl and shoal-bench.
 #
 # usage: bench/replication.sh [work dir, default /var/tmp/shoal-replication]
-#        CORES=1 COUNT=32 SMALL=10000 bench/replication.sh
+#        CORES=1 SHARDS=2 COUNT=32 SMALL=10000 CLIENT_CPUS=12-15 bench/replication.sh
 set -euo pipefail
 
 BIN=${SHOAL_BIN_DIR:-/var/tmp/shoal-target/release}
 WORK=${1:-/var/tmp/shoal-replication}
 CORES=${CORES:-1}    # --cores of each node
+SHARDS=${SHARDS:-$CORES}
 COUNT=${COUNT:-32}   # 64 MiB objects per run (2 GiB at 32)
 SMALL=${SMALL:-10000}
+CLIENT=()            # the load generator, pinned when CLIENT_CPUS is set
+if [ -n "${CLIENT_CPUS:-}" ]; then CLIENT=(taskset -c "$CLIENT_CPUS"); fi
 BASE=21000           # below the ephemeral port range
 export SHOAL_ACCESS_KEY=bench SHOAL_SECRET_KEY=benchsecret
 
@@ -49,7 +54,7 @@ wait_healthy() {
 put() {
     local before after json
     before=$(metric "127.0.0.1:$3" shoal_raft_log_appended_bytes_total)
-    json=$("$BIN/shoal-bench" put --endpoint "http://127.0.0.1:$2" --bucket bench \
+    json=$("${CLIENT[@]}" "$BIN/shoal-bench" put --endpoint "http://127.0.0.1:$2" --bucket bench \
         --size 64MiB --concurrency 16 --count "$COUNT" --json - 2>/dev/null)
     after=$(metric "127.0.0.1:$3" shoal_raft_log_appended_bytes_total)
     python3 - "$1" "$before" "$after" "$COUNT" "$json" <<'EOF'
@@ -66,8 +71,8 @@ EOF
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-echo "== single node (--cores $CORES)"
-"$BIN/shoal" serve --data-dir "$WORK/single" --cores "$CORES" \
+echo "== single node (--cores $CORES --shards $SHARDS)"
+"$BIN/shoal" serve --data-dir "$WORK/single" --cores "$CORES" --shards "$SHARDS" \
     --s3-addr 127.0.0.1:$BASE --admin-addr 127.0.0.1:$((BASE + 1)) >"$WORK/single.log" 2>&1 &
 pids+=($!)
 wait_healthy 127.0.0.1:$((BASE + 1))
@@ -76,7 +81,7 @@ cleanup; pids=(); rm -rf "$WORK/single"
 
 for offload in true false; do
     echo "== 3 nodes, --blob-offload $offload (--cores $CORES each)"
-    "$BIN/shoal-ctl" local-cluster --nodes 3 --cores "$CORES" --base-port $BASE \
+    "$BIN/shoal-ctl" local-cluster --nodes 3 --cores "$CORES" --shards "$SHARDS" --base-port $BASE \
         --dir "$WORK/cluster-$offload" --blob-offload "$offload" >"$WORK/cluster-$offload.out" 2>&1 &
     pids+=($!)
     for n in 1 2 3; do wait_healthy 127.0.0.1:$((BASE + 10 * (n - 1) + 1)); done
@@ -84,7 +89,7 @@ for offload in true false; do
     SHOAL_ADMIN_ADDR=127.0.0.1:$((BASE + 1)) "$BIN/shoal-ctl" cluster
     if [ "$offload" = true ]; then
         echo "== raft snapshot of $SMALL objects of 1 KiB (3 nodes, offload)"
-        "$BIN/shoal-bench" put --endpoint "http://127.0.0.1:$BASE" --bucket small \
+        "${CLIENT[@]}" "$BIN/shoal-bench" put --endpoint "http://127.0.0.1:$BASE" --bucket small \
             --size 1KiB --concurrency 64 --count "$SMALL" >/dev/null 2>&1
         SHOAL_ADMIN_ADDR=127.0.0.1:$((BASE + 1)) "$BIN/shoal-ctl" snapshot
     fi

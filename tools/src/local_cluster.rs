@@ -97,7 +97,8 @@ fn spawn(options: &Options, n: u16, secret: &Path) -> Result<Child, String> {
         .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
         .stderr(Stdio::from(log));
     if let Some(cores) = &options.cores_per_node {
-        command.args(["--cores", cores]);
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        command.args(["--cores", &node_cpus(cores, n, online)]);
     }
     if n > 1 {
         let first = ports_of_first(options.base_port);
@@ -117,6 +118,26 @@ fn spawn(options: &Options, n: u16, secret: &Path) -> Result<Child, String> {
     command
         .spawn()
         .map_err(|e| format!("starting {}: {e}", options.shoal_bin.display()))
+}
+
+/// `--cores` for node `n`: a bare count N gives each node its own N CPUs
+/// in turn (node 1 the first N, node 2 the next N, wrapping around the
+/// `online` CPUs), so the nodes do not all pin to the same ones; a list or
+/// range is passed on as it is.
+pub fn node_cpus(cores: &str, n: u16, online: usize) -> String {
+    let Ok(count) = cores.trim().parse::<usize>() else {
+        return cores.to_string();
+    };
+    let first = (usize::from(n) - 1) * count;
+    let mut cpus: Vec<usize> = (first..first + count).map(|c| c % online.max(1)).collect();
+    cpus.sort_unstable();
+    cpus.dedup();
+    // Each CPU as a range: `--cores 1` would be a count, `--cores 1-1` is
+    // CPU 1.
+    cpus.iter()
+        .map(|cpu| format!("{cpu}-{cpu}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn ports_of_first(base: u16) -> u16 {
@@ -151,5 +172,17 @@ mod tests {
                 assert!(seen.insert(port), "port {port} used twice");
             }
         }
+    }
+
+    #[test]
+    fn each_node_gets_its_own_cpus_in_turn() {
+        assert_eq!(node_cpus("2", 1, 16), "0-0,1-1");
+        assert_eq!(node_cpus("2", 3, 16), "4-4,5-5");
+        // Two CPUs, one each: nodes alternate rather than share CPU 0.
+        assert_eq!(node_cpus("1", 1, 2), "0-0");
+        assert_eq!(node_cpus("1", 2, 2), "1-1");
+        assert_eq!(node_cpus("1", 3, 2), "0-0");
+        assert_eq!(node_cpus("2", 2, 2), "0-0,1-1");
+        assert_eq!(node_cpus("0-1", 2, 2), "0-1");
     }
 }

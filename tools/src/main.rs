@@ -58,7 +58,8 @@ enum Command {
         /// The `shoal` binary; default: next to this one.
         #[arg(long)]
         shoal_bin: Option<std::path::PathBuf>,
-        /// `--cores` of each node (e.g. `1` to share a small machine).
+        /// `--cores` of each node: a count N gives node n its own N CPUs
+        /// in turn (wrapping around the machine's), a list is used as is.
         #[arg(long)]
         cores: Option<String>,
         #[arg(long, default_value_t = 2)]
