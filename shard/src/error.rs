@@ -25,6 +25,9 @@ pub enum ShardError {
     /// acknowledged write, so it does not answer the read.
     #[error("shard {shard} has not applied up to the read index {index} in time")]
     NotCurrent { shard: u16, index: u64 },
+    /// An inline entry carrying the chunk could not be committed.
+    #[error("writing a chunk inline failed: {reason}")]
+    InlineWrite { reason: String },
     /// The shard's core is gone (shutting down) and dropped the request.
     #[error("shard {shard} stopped")]
     Stopped { shard: u16 },

@@ -7,10 +7,14 @@
 /// blob-log records and (later) admission charges.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
-/// Most bytes one raft entry may hold in inline mode (a `store_chunk`
-/// entry carries one chunk, so it stays well under this).
+/// Most bytes one raft entry may hold in inline mode.
 pub const INLINE_ENTRY_BYTES_MAX: usize = 4 << 20;
-const _: () = assert!(CHUNK_BYTES + 1024 <= INLINE_ENTRY_BYTES_MAX);
+/// Chunks one inline entry (`store_chunks`) carries at most: concurrent
+/// inline writes share entries, hence synced log appends.
+pub const INLINE_CHUNKS_PER_ENTRY: usize = 3;
+const _: () = assert!(INLINE_CHUNKS_PER_ENTRY * (CHUNK_BYTES + 1024) <= INLINE_ENTRY_BYTES_MAX);
+/// Inline entries a shard proposes at once.
+pub const INLINE_PROPOSALS_INFLIGHT_MAX: usize = 4;
 
 /// Alignment of every blob-log write and read (O_DIRECT). Devices that
 /// report a smaller DIOALIGN still accept 4 KiB.

@@ -25,7 +25,10 @@ use crate::chunk::ChunkBuf;
 use crate::directory::Directory;
 use crate::error::ShardError;
 use crate::limits::CHUNK_BYTES;
-use crate::limits::{SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
+use crate::limits::{
+    INLINE_CHUNKS_PER_ENTRY, INLINE_PROPOSALS_INFLIGHT_MAX, SEGMENT_BYTES_MAX,
+    SHARD_OPS_INFLIGHT_MAX,
+};
 use crate::meta::MetaStore;
 use crate::ops::{GroupView, MetaChange, ObjectSummary, ShardRequest};
 use crate::peer::{ClusterSecret, PeerError};
@@ -33,7 +36,9 @@ use crate::raft::ApplyHooks;
 use crate::raft::RaftError;
 use crate::raft::{ApplyOutcome, RaftOptions, ShardRaft};
 use crate::replication::{self, Durability, Replicator};
+use futures::channel::oneshot;
 use rand::seq::SliceRandom;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Counters a shard publishes for the metrics endpoint. Written by the
@@ -144,6 +149,16 @@ pub struct Shard {
     pacer: PeerPacer,
     /// How the last chunk was written, to log changes.
     last_write_mode: RefCell<Option<WriteMode>>,
+    /// Inline chunks waiting for an entry, oldest first.
+    inline_waiting: RefCell<VecDeque<InlinePending>>,
+    /// Inline entries being proposed.
+    inline_proposals: glommio::sync::Semaphore,
+}
+
+/// An inline chunk waiting for an entry, and where its outcome goes.
+struct InlinePending {
+    chunk: meta::InlineChunk,
+    done: oneshot::Sender<Result<(), Rc<ShardError>>>,
 }
 
 /// How a leader writes a chunk, and why.
@@ -209,6 +224,8 @@ impl Shard {
             catchup,
             pacer: PeerPacer::new(cluster.catchup_bytes_per_s),
             last_write_mode: RefCell::new(None),
+            inline_waiting: RefCell::new(VecDeque::new()),
+            inline_proposals: glommio::sync::Semaphore::new(INLINE_PROPOSALS_INFLIGHT_MAX as u64),
         }))
     }
 
@@ -754,22 +771,75 @@ impl Shard {
         }
     }
 
-    /// Inline mode: the chunk's bytes go into a raft entry of their own,
-    /// and every member (this one included) appends them to its blob log
-    /// as it applies the entry. Durable once committed, like any entry.
+    /// Inline mode: the chunk's bytes go into a raft entry, shared with
+    /// up to two other chunks waiting at the same time (like a group
+    /// commit: fewer, larger synced appends), and every member (this one
+    /// included) appends them to its blob log as it applies the entry.
+    /// Durable once committed, like any entry. At most
+    /// [`INLINE_PROPOSALS_INFLIGHT_MAX`] such entries are proposed at once;
+    /// a task whose chunk waits proposes the chunks at the front of the
+    /// queue until its own is committed, by itself or another task.
     async fn append_inline(
         &self,
         buf: ChunkBuf,
         sha256: [u8; 32],
     ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        let (done, mut committed) = oneshot::channel();
         let chunk = meta::InlineChunk {
             sha256: sha256.to_vec(),
             data: buf.payload().to_vec(),
         };
-        self.propose(Op::StoreChunk(chunk)).await?;
-        self.stats
-            .chunkblob_inline_writes
-            .fetch_add(1, Ordering::Relaxed);
+        self.inline_waiting
+            .borrow_mut()
+            .push_back(InlinePending { chunk, done });
+        let outcome = loop {
+            if let Ok(Some(outcome)) = committed.try_recv() {
+                break outcome;
+            }
+            let permit = self
+                .inline_proposals
+                .acquire_permit(1)
+                .await
+                .expect("the inline semaphore is never closed");
+            let batch: Vec<InlinePending> = {
+                let mut waiting = self.inline_waiting.borrow_mut();
+                let take = waiting.len().min(INLINE_CHUNKS_PER_ENTRY);
+                waiting.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                // Ours is in an entry another task is proposing.
+                drop(permit);
+                break committed.await.unwrap_or_else(|_| {
+                    Err(Rc::new(ShardError::InlineWrite {
+                        reason: "the task proposing the chunk stopped".into(),
+                    }))
+                });
+            }
+            let (chunks, waiters): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.chunk, p.done)).unzip();
+            let proposed = self
+                .propose(Op::StoreChunks(meta::InlineChunks { chunks }))
+                .await
+                .map(|_| ())
+                .map_err(Rc::new);
+            drop(permit);
+            if proposed.is_ok() {
+                self.stats
+                    .chunkblob_inline_writes
+                    .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+            }
+            for waiter in waiters {
+                let _ = waiter.send(proposed.clone());
+            }
+        };
+        outcome.map_err(|e| match &*e {
+            ShardError::Raft(RaftError::NotLeader { leader }) => {
+                RaftError::NotLeader { leader: *leader }.into()
+            }
+            other => ShardError::InlineWrite {
+                reason: other.to_string(),
+            },
+        })?;
         Ok((self.local_location(sha256).await?, buf))
     }
 

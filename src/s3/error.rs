@@ -251,6 +251,9 @@ impl From<ShardError> for S3Error {
                     ),
                 }
             }
+            e @ ShardError::InlineWrite { .. } => S3Error::ServiceUnavailable {
+                message: format!("The data could not be committed ({e}); retry."),
+            },
             e @ ShardError::NotCurrent { .. } => S3Error::ServiceUnavailable {
                 message: format!("This node could not confirm it is up to date ({e}); retry."),
             },

@@ -237,7 +237,7 @@ pub(super) fn apply_op(
         // The state machine appends an inline chunk's bytes before it
         // builds the batch and indexes it itself (`state_machine.rs`);
         // one that reaches here had nowhere to go.
-        Op::StoreChunk(_) => return Err(malformed("store_chunk")),
+        Op::StoreChunks(_) => return Err(malformed("store_chunks")),
     };
     Ok(outcome)
 }

@@ -55,7 +55,7 @@ pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
 pub use state_machine::{ApplyHooks, SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
 
-use crate::limits::{CHUNK_BYTES, INLINE_ENTRY_BYTES_MAX};
+use crate::limits::{CHUNK_BYTES, INLINE_CHUNKS_PER_ENTRY, INLINE_ENTRY_BYTES_MAX};
 use crate::meta::keys::BUCKET_KEY_SEPARATOR;
 use crate::meta::MetaStore;
 use crate::peer::ClusterSecret;
@@ -82,9 +82,9 @@ pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 20_000;
 pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
 /// Most entries in one replication message. Bounds the message's size,
 /// hence the memory both ends hold for it: in inline mode an entry carries
-/// a whole chunk, so 32 entries are up to ~32 MiB; manifests are far
+/// up to three chunks, so 16 entries are up to ~48 MiB; manifests are far
 /// smaller.
-pub const REPLICATION_ENTRIES_MAX: u64 = 32;
+pub const REPLICATION_ENTRIES_MAX: u64 = 16;
 /// Deadline for sending and installing one snapshot.
 pub const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`ShardRaft::shutdown`] waits for openraft's tasks to drop
@@ -269,8 +269,11 @@ fn assert_well_formed(command: &MetaCommand) {
                 .bucket
         }
         Some(Op::AbortUpload(upload)) => &upload.bucket,
-        Some(Op::StoreChunk(chunk)) => {
-            assert!(chunk.sha256.len() == 32 && chunk.data.len() <= CHUNK_BYTES);
+        Some(Op::StoreChunks(batch)) => {
+            assert!(!batch.chunks.is_empty() && batch.chunks.len() <= INLINE_CHUNKS_PER_ENTRY);
+            for chunk in &batch.chunks {
+                assert!(chunk.sha256.len() == 32 && chunk.data.len() <= CHUNK_BYTES);
+            }
             assert!(prost::Message::encoded_len(command) <= INLINE_ENTRY_BYTES_MAX);
             return;
         }

@@ -13,7 +13,7 @@
 //! without its log id. The batch is not synced (see the `meta` module docs:
 //! the applied state can be rebuilt from the synced log).
 //!
-//! Inline chunks (`store_chunk` entries, written when some member lacks the
+//! Inline chunks (`store_chunks` entries, written when some member lacks the
 //! blob-offload capability) are appended to this node's blob log before
 //! the batch is built, and their locations go into the same batch.
 //! Chunk refs in entries another leader wrote are offered to the shard's
@@ -195,9 +195,11 @@ impl StateMachine {
                         offered.extend(chunk_refs(&op));
                     }
                     match op {
-                        Op::StoreChunk(chunk) => {
-                            inline.push((applying.len(), log_id.index, chunk));
-                            Applying::Blank // replaced once stored
+                        Op::StoreChunks(batch) => {
+                            for chunk in batch.chunks {
+                                inline.push((applying.len(), log_id.index, chunk));
+                            }
+                            Applying::StoredChunks(Vec::new()) // filled once stored
                         }
                         op => Applying::Op(Box::new(op)),
                     }
@@ -211,8 +213,10 @@ impl StateMachine {
                 .map(|(_, index, chunk)| self.store_inline(*index, chunk)),
         )
         .await?;
-        for ((at, _, _), (sha256, location)) in inline.iter().zip(stored) {
-            applying[*at].1 = Applying::StoredChunk { sha256, location };
+        for ((at, _, _), stored) in inline.iter().zip(stored) {
+            if let Applying::StoredChunks(chunks) = &mut applying[*at].1 {
+                chunks.push(stored);
+            }
         }
         Ok(Prepared { applying, offered })
     }
@@ -252,11 +256,8 @@ enum Applying {
     Membership(openraft::Membership<NodeId, BasicNode>),
     /// Boxed: an op (a manifest) dwarfs the other variants.
     Op(Box<Op>),
-    /// An inline chunk, already in this node's blob log at `location`.
-    StoredChunk {
-        sha256: [u8; 32],
-        location: meta::BlobLocation,
-    },
+    /// Inline chunks, already in this node's blob log: `(sha256, where)`.
+    StoredChunks(Vec<([u8; 32], meta::BlobLocation)>),
 }
 
 /// Entries ready for the batch, and the chunk refs to offer to catch-up.
@@ -321,8 +322,10 @@ fn apply_entries(
                 membership = Some(StoredMembership::new(Some(log_id), m));
                 ApplyOutcome::Applied
             }
-            Applying::StoredChunk { sha256, location } => {
-                batch.put_cf(cf(db, Cf::Blobs), sha256, location.encode_to_vec());
+            Applying::StoredChunks(chunks) => {
+                for (sha256, location) in chunks {
+                    batch.put_cf(cf(db, Cf::Blobs), sha256, location.encode_to_vec());
+                }
                 ApplyOutcome::Applied
             }
             Applying::Op(op) => apply_op(db, &mut batch, &mut pending, *op)?,

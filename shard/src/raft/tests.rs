@@ -456,12 +456,16 @@ fn unknown_command_stops_apply_and_writes_nothing() {
     });
 }
 
-fn inline_chunk(data: &[u8], sha256: [u8; 32]) -> MetaCommand {
-    MetaCommand {
-        op: Some(Op::StoreChunk(shoal_proto::meta::InlineChunk {
+fn inline_chunks(chunks: &[(&[u8], [u8; 32])]) -> MetaCommand {
+    let chunks = chunks
+        .iter()
+        .map(|(data, sha256)| shoal_proto::meta::InlineChunk {
             sha256: sha256.to_vec(),
             data: data.to_vec(),
-        })),
+        })
+        .collect();
+    MetaCommand {
+        op: Some(Op::StoreChunks(shoal_proto::meta::InlineChunks { chunks })),
     }
 }
 
@@ -484,15 +488,20 @@ fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
             ..ApplyHooks::default()
         };
         let mut sm = StateMachine::new(1, store.clone(), token, hooks);
-        let chunks: Vec<Vec<u8>> = vec![vec![7; 1 << 20], b"a short last chunk".to_vec()];
-        let entries: Vec<Entry> = chunks
+        let chunks: Vec<Vec<u8>> = vec![
+            vec![7; 1 << 20],
+            vec![8; 1 << 20],
+            b"a short last chunk".to_vec(),
+        ];
+        let hashed: Vec<(&[u8], [u8; 32])> = chunks
             .iter()
-            .enumerate()
-            .map(|(i, data)| {
-                let sha256 = <[u8; 32]>::from(Sha256::digest(data));
-                normal_entry(i as u64 + 1, &inline_chunk(data, sha256))
-            })
+            .map(|data| (&data[..], <[u8; 32]>::from(Sha256::digest(data))))
             .collect();
+        // Two chunks share the first entry, the third has one of its own.
+        let entries = vec![
+            normal_entry(1, &inline_chunks(&hashed[..2])),
+            normal_entry(2, &inline_chunks(&hashed[2..])),
+        ];
         let outcomes = sm.apply(entries).await.unwrap();
         assert_eq!(outcomes, [ApplyOutcome::Applied, ApplyOutcome::Applied]);
         for data in &chunks {
@@ -502,7 +511,7 @@ fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
         }
 
         // Bytes that do not match their hash never reach the index.
-        let bad = normal_entry(3, &inline_chunk(b"tampered", [9; 32]));
+        let bad = normal_entry(3, &inline_chunks(&[(b"tampered", [9; 32])]));
         assert!(sm.apply(vec![bad]).await.is_err());
         assert_eq!(store.get_blob_location(&[9; 32]).await.unwrap(), None);
         assert_eq!(
