@@ -8,7 +8,9 @@
 //! - a [`meta`] store: rocksdb holding the raft log and vote, the applied
 //!   state (buckets, manifests) and the blob index (SHA-256 → location);
 //! - a [`raft`] group: openraft, through which every metadata change is
-//!   committed. Raft entries carry chunk *refs*, never chunk bytes.
+//!   committed. Raft entries carry chunk *refs*; chunk bytes go to the
+//!   other members beside raft ([`replication`]), or inside entries only
+//!   in inline mode, when some member cannot take part in offload.
 //!
 //! The PUT path as a shard sees it: chunks arrive (already hashed by the
 //! ingress core) in [`chunk::ChunkBuf`]s, are appended to the blob log and

@@ -3,9 +3,9 @@
 //! visible only once applied.
 //!
 //! Shard *i* of every node forms group *i*; the group's members are kept in
-//! its raft membership, never assumed to be "all nodes". Today a group has
-//! one member and peer RPCs are not wired (`network.rs`); the code paths
-//! are the multi-node ones.
+//! its raft membership, never assumed to be "all nodes". A single node's
+//! group has one member; in a cluster, `network.rs` carries openraft's RPCs
+//! to the same shard on the other members.
 //!
 //! **Core and tasks.** A [`ShardRaft`] lives on its shard's core: it must be
 //! started inside that core's glommio executor, and openraft's tasks (raft
@@ -20,8 +20,9 @@
 //!
 //! **Throughput bound.** openraft 0.9 appends each client write as its own
 //! synced batch, one at a time, so a shard commits at most about one entry
-//! per fsync (~2–2.5 ms here, ~400–500 entries/s). Each entry is a whole
-//! object's manifest, never its bytes.
+//! per fsync (~2–2.5 ms here, ~400–500 entries/s). An entry is a whole
+//! object's manifest (or a part's), never its bytes, except in inline mode,
+//! where `store_chunks` entries carry up to three chunks.
 
 mod apply;
 mod codec;
