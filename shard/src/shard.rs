@@ -29,7 +29,7 @@ use crate::limits::{
     INLINE_CHUNKS_PER_ENTRY, INLINE_PROPOSALS_INFLIGHT_MAX, SEGMENT_BYTES_MAX,
     SHARD_OPS_INFLIGHT_MAX,
 };
-use crate::meta::MetaStore;
+use crate::meta::{ChunkScan, MetaStore};
 use crate::ops::{GroupView, MetaChange, ObjectSummary, ShardRequest};
 use crate::peer::{ClusterSecret, PeerError};
 use crate::raft::ApplyHooks;
@@ -125,6 +125,13 @@ const FORWARDED_APPLY_WAIT_MAX: Duration = Duration::from_secs(5);
 /// How long a read waits for this node to apply up to the read index
 /// before it gives up with [`ShardError::NotCurrent`].
 const READ_APPLY_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// How long after start the chunk audit begins (the group settles first).
+const AUDIT_DELAY: Duration = Duration::from_secs(5);
+/// Manifests and parts the audit reads per page.
+const AUDIT_RECORDS_PER_PAGE: usize = 256;
+/// Queue length above which the audit waits for the fetches.
+const AUDIT_QUEUE_HIGH: usize = 4096;
 
 /// How long [`ShardRequest::Snapshot`] waits for the snapshot.
 const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(60);
@@ -566,6 +573,7 @@ impl Shard {
         if self.replicator.is_none() {
             return;
         }
+        glommio::spawn_local(Rc::clone(&self).audit_chunks()).detach();
         let workers: Vec<_> = (0..CATCHUP_WORKERS)
             .map(|_| {
                 let shard = Rc::clone(&self);
@@ -578,6 +586,33 @@ impl Shard {
             })
             .collect();
         futures::future::join_all(workers).await;
+    }
+
+    /// Once, shortly after start: looks through every manifest and part
+    /// for chunks this node lacks and queues them for the background fetch.
+    /// The queue lives in memory, so this is how chunks still waiting when
+    /// the node stopped (or whose push and index write were lost) are
+    /// found again. Pauses while the queue is long.
+    async fn audit_chunks(self: Rc<Self>) {
+        glommio::timer::sleep(AUDIT_DELAY).await;
+        let (mut next, mut queued) = (Some(ChunkScan::default()), 0);
+        while let Some(from) = next {
+            while self.catchup.pending() > AUDIT_QUEUE_HIGH {
+                glommio::timer::sleep(Duration::from_secs(1)).await;
+            }
+            match self.meta.missing_chunks(from, AUDIT_RECORDS_PER_PAGE).await {
+                Ok((missing, after)) => {
+                    queued += missing.len();
+                    self.catchup.offer(missing);
+                    next = after;
+                }
+                Err(e) => {
+                    tracing::warn!(shard = self.index, error = %e, "chunk audit failed");
+                    return;
+                }
+            }
+        }
+        tracing::info!(shard = self.index, queued, "chunk audit done");
     }
 
     async fn catch_up_one(&self, wanted: Wanted) {

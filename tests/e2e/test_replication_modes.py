@@ -155,3 +155,43 @@ def test_a_returning_node_fetches_missed_chunks_in_the_background(clusters):
     for key, data in bodies.items():
         assert c.get_object(Bucket="missed", Key=key)["Body"].read() == data
     assert metric(returned, "shoal_blob_log_appends_total") == appends
+
+
+def audit_queued(node):
+    """How many missing chunks the node's start-up audits queued, once all
+    of its shards' audits are done; None before."""
+    node.log.flush()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", open(node.log_path).read())
+    done = re.findall(r"chunk audit done.*queued=(\d+)", text.split("starting shard raft group")[-1])
+    return sum(map(int, done)) if len(done) == SHARDS else None
+
+
+def test_chunks_still_queued_when_a_node_stops_are_found_again(clusters):
+    cluster = clusters("audit")
+    form(cluster)
+    s3 = cluster.nodes[1].client()
+    s3.create_bucket(Bucket="queued")
+    cluster.nodes[3].kill9()
+    bodies = {f"obj-{i}": os.urandom(MIB + 1000) for i in range(20)}  # two chunks each
+    for key, data in bodies.items():
+        s3.put_object(Bucket="queued", Key=key, Body=data)
+
+    # Node 3 returns fetching slowly (1 MiB/s from each peer) and is killed
+    # with most of its background fetches still queued in memory.
+    cluster.nodes[3].stop()
+    slow = cluster.start(3, extra=["--catchup-rate", "1MiB"])
+    wait_until(lambda: metric(slow, "shoal_chunkblob_catchup_fetched_total") >= 1, 30, "a first fetch")
+    slow.kill9()
+
+    # Back at full pace, its start-up audit finds what is still missing.
+    back = cluster.start(3)
+    wait_until(lambda: audit_queued(back) is not None, 30, "the audit of every shard")
+    queued = audit_queued(back)
+    assert 0 < queued < 2 * len(bodies)
+    wait_until(lambda: metric(back, "shoal_chunkblob_catchup_fetched_total") >= queued, 60,
+               "the audited chunks to be fetched")
+    appends = metric(back, "shoal_blob_log_appends_total")
+    c = back.client()
+    for key, data in bodies.items():
+        assert c.get_object(Bucket="queued", Key=key)["Body"].read() == data
+    assert metric(back, "shoal_blob_log_appends_total") == appends, "a read had to fetch"

@@ -56,7 +56,7 @@ use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, ReadOptions,
     WriteBatch, DB,
 };
-use shoal_proto::meta::{BlobLocation, BucketRecord, ObjectManifest};
+use shoal_proto::meta::{BlobLocation, BucketRecord, ObjectManifest, UploadedPart};
 
 pub use error::MetaError;
 use keys::Cf;
@@ -206,6 +206,71 @@ impl MetaStore {
         .await
     }
 
+    /// One page of a scan through every manifest, then every part, for
+    /// chunk refs whose chunk is not in this node's blob index: at most
+    /// `records_max` records from `from` on. Returns `(sha256, source
+    /// node)` of the missing chunks and where the next page starts (`None`
+    /// once the scan is done).
+    pub async fn missing_chunks(
+        &self,
+        from: ChunkScan,
+        records_max: usize,
+    ) -> Result<(Vec<([u8; BLOB_HASH_BYTES], u64)>, Option<ChunkScan>), MetaError> {
+        self.blocking("missing_chunks", move |db| {
+            let family = if from.parts { Cf::Parts } else { Cf::Objects };
+            let mut iter = db.raw_iterator_cf(cf(db, family));
+            match &from.after {
+                Some(after) => {
+                    iter.seek(keys::successor(after));
+                }
+                None => iter.seek_to_first(),
+            }
+            let mut refs = Vec::new();
+            let mut last = None;
+            let mut records = 0;
+            while records < records_max {
+                let Some((key, value)) = iter.item() else {
+                    break;
+                };
+                let chunks = if from.parts {
+                    decode::<UploadedPart>(family, key, value)?.chunks
+                } else {
+                    decode::<ObjectManifest>(family, key, value)?.chunks
+                };
+                refs.extend(chunks.into_iter().filter_map(|c| {
+                    Some((
+                        <[u8; BLOB_HASH_BYTES]>::try_from(c.sha256.as_slice()).ok()?,
+                        c.source_node,
+                    ))
+                }));
+                last = Some(key.to_vec());
+                records += 1;
+                iter.next();
+            }
+            iter.status().map_err(MetaError::rocks("missing_chunks"))?;
+            refs.sort_unstable();
+            refs.dedup_by_key(|(hash, _)| *hash);
+            let blobs = cf(db, Cf::Blobs);
+            let found = db.multi_get_cf(refs.iter().map(|(hash, _)| (blobs, hash.as_slice())));
+            let mut missing = Vec::new();
+            for (chunk, found) in refs.into_iter().zip(found) {
+                if found.map_err(MetaError::rocks("missing_chunks"))?.is_none() {
+                    missing.push(chunk);
+                }
+            }
+            let next = match (records < records_max, from.parts) {
+                (false, parts) => Some(ChunkScan { parts, after: last }),
+                (true, false) => Some(ChunkScan {
+                    parts: true,
+                    after: None,
+                }),
+                (true, true) => None,
+            };
+            Ok((missing, next))
+        })
+        .await
+    }
+
     /// Whether `bucket` holds at least one object on this shard.
     pub async fn bucket_has_objects(&self, bucket: &str) -> Result<bool, MetaError> {
         let prefix = keys::bucket_objects_prefix(bucket);
@@ -269,6 +334,14 @@ impl MetaStore {
     pub fn handle_count(&self) -> usize {
         Arc::strong_count(&self.db)
     }
+}
+
+/// Where a [`MetaStore::missing_chunks`] scan goes on: after `after` in
+/// the manifests, then in the parts. The default is the start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChunkScan {
+    parts: bool,
+    after: Option<Vec<u8>>,
 }
 
 /// Options of one column family.

@@ -306,3 +306,58 @@ fn panic_in_blocking_call_is_an_error_and_the_pool_survives() {
         assert_eq!(store.get_bucket("x").await.unwrap(), None);
     });
 }
+
+#[test]
+fn a_chunk_scan_finds_refs_without_a_local_copy_in_objects_and_parts() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        // Objects with chunks [0..3) and [0..5); a part with chunk [9].
+        let objects = vec![manifest("bk", "a", 3), manifest("bk", "b", 5)];
+        write_records(&store, vec![bucket("bk")], objects).await;
+        let part = shoal_proto::meta::UploadedPart {
+            chunks: vec![ChunkRef {
+                sha256: vec![9; 32],
+                size_bytes: 10,
+                source_node: 2,
+            }],
+            ..Default::default()
+        };
+        store
+            .blocking("test_write", move |db| {
+                db.put_cf(cf(db, Cf::Parts), b"upload-1", part.encode_to_vec())
+                    .map_err(MetaError::rocks("test_write"))
+            })
+            .await
+            .unwrap();
+        let here = BlobLocation {
+            segment: 0,
+            offset_bytes: 0,
+            size_bytes: 1 << 20,
+        };
+        store
+            .put_blob_locations(vec![([1; 32], here.clone()), ([3; 32], here)], false)
+            .await
+            .unwrap();
+
+        // One record per page, so the scan crosses pages and families.
+        let mut missing = Vec::new();
+        let mut next = Some(super::ChunkScan::default());
+        let mut pages = 0;
+        while let Some(from) = next {
+            let (found, after) = store.missing_chunks(from, 1).await.unwrap();
+            missing.extend(found);
+            next = after;
+            pages += 1;
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let hashes: Vec<u8> = missing.iter().map(|(hash, _)| hash[0]).collect();
+        assert_eq!(hashes, [0, 2, 4, 9]);
+        assert!(
+            missing.contains(&([9; 32], 2)),
+            "the source hint comes along"
+        );
+        assert!(pages >= 3, "{pages} pages");
+    });
+}
