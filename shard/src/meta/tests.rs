@@ -336,7 +336,7 @@ fn a_chunk_scan_finds_refs_without_a_local_copy_in_objects_and_parts() {
             size_bytes: 1 << 20,
         };
         store
-            .put_blob_locations(vec![([1; 32], here.clone()), ([3; 32], here)], false)
+            .put_blob_locations(vec![([1; 32], here), ([3; 32], here)], false)
             .await
             .unwrap();
 
