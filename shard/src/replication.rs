@@ -71,6 +71,11 @@ pub fn settled(members: usize, stored: usize, answered: usize, required: usize) 
 /// travel outside raft (`--blob-offload`, on by default).
 pub const CAPABILITY_OFFLOAD: &str = "blob-offload";
 
+/// Whether a member's advertised capabilities include blob offload.
+pub fn advertises_offload(capabilities: &[String]) -> bool {
+    capabilities.iter().any(|c| c == CAPABILITY_OFFLOAD)
+}
+
 /// How long a peer's advertised capabilities are trusted before they are
 /// asked again (a member restarted with other flags is noticed this late;
 /// meanwhile it still accepts both forms).
@@ -102,12 +107,12 @@ impl Replicator {
 
     /// What the member at `addr` advertises, asked at most once per
     /// [`CAPABILITIES_TTL`]. A member that cannot be asked keeps what it
-    /// last said; one never heard from advertises nothing.
-    pub async fn capabilities(&self, addr: &str) -> Vec<String> {
+    /// last said; `None` for one never heard from.
+    pub async fn capabilities(&self, addr: &str) -> Option<Vec<String>> {
         let known = self.capabilities.borrow().get(addr).cloned();
         if let Some((capabilities, at)) = &known {
             if at.elapsed() < CAPABILITIES_TTL {
-                return capabilities.clone();
+                return Some(capabilities.clone());
             }
         }
         let header = PeerFrame {
@@ -120,24 +125,13 @@ impl Replicator {
                 self.capabilities
                     .borrow_mut()
                     .insert(addr.to_string(), (capabilities.clone(), Instant::now()));
-                capabilities
+                Some(capabilities)
             }
             Err(e) => {
                 tracing::debug!(shard = self.shard, peer = %addr, error = %e, "capabilities unknown");
-                known
-                    .map(|(capabilities, _)| capabilities)
-                    .unwrap_or_default()
+                known.map(|(capabilities, _)| capabilities)
             }
         }
-    }
-
-    /// Capabilities learned so far, by peer address (for the cluster view).
-    pub fn known_capabilities(&self) -> HashMap<String, Vec<String>> {
-        self.capabilities
-            .borrow()
-            .iter()
-            .map(|(addr, (capabilities, _))| (addr.clone(), capabilities.clone()))
-            .collect()
     }
 
     /// Asks the leader at `addr` for the index to apply before a read is

@@ -32,8 +32,8 @@ use crate::limits::{
 use crate::meta::{ChunkScan, MetaStore};
 use crate::ops::{GroupView, MetaChange, ObjectSummary, ShardRequest};
 use crate::peer::{ClusterSecret, PeerError};
-use crate::raft::ApplyHooks;
 use crate::raft::RaftError;
+use crate::raft::{op_chunks_mut, ApplyHooks};
 use crate::raft::{ApplyOutcome, RaftOptions, ShardRaft};
 use crate::replication::{self, Durability, Replicator};
 use futures::channel::oneshot;
@@ -287,15 +287,8 @@ impl Shard {
                 let _ = reply.send(self.commit_with_blobs(op, blobs).await);
             }
             ShardRequest::GetObject { bucket, key, reply } => {
-                let found = match self.ensure_current().await {
-                    Ok(()) => self
-                        .meta
-                        .get_object(&bucket, &key)
-                        .await
-                        .map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(found);
+                let found = self.read_current(self.meta.get_object(&bucket, &key));
+                let _ = reply.send(found.await);
             }
             ShardRequest::ReadChunk {
                 sha256,
@@ -315,12 +308,8 @@ impl Shard {
                 limit,
                 reply,
             } => {
-                if let Err(e) = self.ensure_current().await {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-                let listed = self.meta.list_objects(&bucket, &prefix, after, limit).await;
-                let summaries = listed.map_err(ShardError::from).map(|manifests| {
+                let listed = self.meta.list_objects(&bucket, &prefix, after, limit);
+                let summaries = self.read_current(listed).await.map(|manifests| {
                     manifests
                         .into_iter()
                         .map(|m| ObjectSummary {
@@ -336,15 +325,8 @@ impl Shard {
                 let _ = reply.send(summaries);
             }
             ShardRequest::BucketHasObjects { bucket, reply } => {
-                let found = match self.ensure_current().await {
-                    Ok(()) => self
-                        .meta
-                        .bucket_has_objects(&bucket)
-                        .await
-                        .map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(found);
+                let found = self.read_current(self.meta.bucket_has_objects(&bucket));
+                let _ = reply.send(found.await);
             }
             ShardRequest::CreateBucket { record, reply } => {
                 let _ = reply.send(self.propose(Op::CreateBucket(record)).await);
@@ -353,11 +335,7 @@ impl Shard {
                 let _ = reply.send(self.propose(Op::DeleteBucket(name)).await);
             }
             ShardRequest::ListBuckets { reply } => {
-                let found = match self.ensure_current().await {
-                    Ok(()) => self.meta.list_buckets().await.map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(found);
+                let _ = reply.send(self.read_current(self.meta.list_buckets()).await);
             }
             ShardRequest::ChangeMetadata { change, reply } => {
                 let op = match change {
@@ -393,15 +371,10 @@ impl Shard {
                 let _ = reply.send(self.propose(Op::CreateUpload(upload)).await);
             }
             ShardRequest::GetUpload { upload, reply } => {
-                let found = match self.ensure_current().await {
-                    Ok(()) => self
-                        .meta
-                        .get_upload(&upload.bucket, &upload.key, &upload.upload_id)
-                        .await
-                        .map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(found);
+                let found = self
+                    .meta
+                    .get_upload(&upload.bucket, &upload.key, &upload.upload_id);
+                let _ = reply.send(self.read_current(found).await);
             }
             ShardRequest::PutPart { part, blobs, reply } => {
                 let _ = reply.send(self.commit_with_blobs(Op::PutPart(part), blobs).await);
@@ -412,15 +385,8 @@ impl Shard {
                 limit,
                 reply,
             } => {
-                let parts = match self.ensure_current().await {
-                    Ok(()) => self
-                        .meta
-                        .list_parts(&upload_id, after, limit)
-                        .await
-                        .map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(parts);
+                let parts = self.meta.list_parts(&upload_id, after, limit);
+                let _ = reply.send(self.read_current(parts).await);
             }
             ShardRequest::CompleteUpload { complete, reply } => {
                 let _ = reply.send(self.propose(Op::CompleteUpload(complete)).await);
@@ -435,15 +401,8 @@ impl Shard {
                 limit,
                 reply,
             } => {
-                let uploads = match self.ensure_current().await {
-                    Ok(()) => self
-                        .meta
-                        .list_uploads(&bucket, &prefix, after, limit)
-                        .await
-                        .map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(uploads);
+                let uploads = self.meta.list_uploads(&bucket, &prefix, after, limit);
+                let _ = reply.send(self.read_current(uploads).await);
             }
             ShardRequest::Snapshot { reply } => {
                 let built = self.raft.snapshot_now(SNAPSHOT_WAIT_MAX).await;
@@ -483,6 +442,16 @@ impl Shard {
         }
     }
 
+    /// Runs `read` (a metadata store read, not started yet) once this node
+    /// is current.
+    async fn read_current<T, E: Into<ShardError>>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, ShardError> {
+        self.ensure_current().await?;
+        read.await.map_err(Into::into)
+    }
+
     /// What this node advertises to the other members.
     pub fn capabilities(&self) -> Vec<String> {
         if self.blob_offload {
@@ -498,27 +467,15 @@ impl Shard {
     async fn group_view(&self) -> GroupView {
         let me = self.raft.node_id();
         let members = self.raft.membership();
+        let mut capabilities = Vec::with_capacity(members.len());
         for (id, addr, _) in &members {
-            if let (Some(replicator), true) = (&self.replicator, *id != me) {
-                replicator.capabilities(addr).await;
-            }
+            let advertised = match &self.replicator {
+                _ if *id == me => Some(self.capabilities()),
+                Some(replicator) => replicator.capabilities(addr).await,
+                None => None,
+            };
+            capabilities.push((*id, advertised));
         }
-        let learned = self
-            .replicator
-            .as_ref()
-            .map(|r| r.known_capabilities())
-            .unwrap_or_default();
-        let capabilities = members
-            .iter()
-            .map(|(id, addr, _)| {
-                let advertised = if *id == me {
-                    Some(self.capabilities())
-                } else {
-                    learned.get(addr).cloned()
-                };
-                (*id, advertised)
-            })
-            .collect();
         GroupView {
             shard: self.index,
             leader: self.raft.leader(),
@@ -552,11 +509,8 @@ impl Shard {
             return WriteMode::Offload;
         };
         for addr in peers {
-            let advertised = replicator.capabilities(addr).await;
-            if !advertised
-                .iter()
-                .any(|c| c == replication::CAPABILITY_OFFLOAD)
-            {
+            let advertised = replicator.capabilities(addr).await.unwrap_or_default();
+            if !replication::advertises_offload(&advertised) {
                 return WriteMode::Inline(format!(
                     "member {addr} does not advertise {} (or has not answered)",
                     replication::CAPABILITY_OFFLOAD
@@ -617,12 +571,7 @@ impl Shard {
 
     async fn catch_up_one(&self, wanted: Wanted) {
         let replicator = self.replicator.as_ref().expect("catch_up checks it");
-        self.stats
-            .chunkblob_catchup_pending
-            .store(self.catchup.pending() as u64, Ordering::Relaxed);
-        self.stats
-            .chunkblob_catchup_dropped
-            .store(self.catchup.dropped(), Ordering::Relaxed);
+        self.publish_catchup_stats();
         match self.meta.get_blob_location(&wanted.sha256).await {
             Ok(None) => {}
             Ok(Some(_)) => return, // pushed meanwhile, or already here
@@ -1048,29 +997,27 @@ impl Shard {
         self.stats
             .raft_entries_appended
             .store(raft.entries_appended, Ordering::Relaxed);
-        self.stats
-            .chunkblob_catchup_pending
-            .store(self.catchup.pending() as u64, Ordering::Relaxed);
+        self.publish_catchup_stats();
         if let Some(bytes) = self.raft.snapshot_bytes() {
             self.stats
                 .raft_snapshot_bytes
                 .store(bytes, Ordering::Relaxed);
         }
     }
+
+    fn publish_catchup_stats(&self) {
+        self.stats
+            .chunkblob_catchup_pending
+            .store(self.catchup.pending() as u64, Ordering::Relaxed);
+        self.stats
+            .chunkblob_catchup_dropped
+            .store(self.catchup.dropped(), Ordering::Relaxed);
+    }
 }
 
 /// `op` with `source` as the source hint of every chunk ref it carries.
 fn with_source(mut op: Op, source: u64) -> Op {
-    let chunks = match &mut op {
-        Op::PutObject(manifest) => &mut manifest.chunks,
-        Op::PutObjectIf(put) => match &mut put.manifest {
-            Some(manifest) => &mut manifest.chunks,
-            None => return op,
-        },
-        Op::PutPart(part) => &mut part.chunks,
-        _ => return op,
-    };
-    for chunk in chunks {
+    for chunk in op_chunks_mut(&mut op).into_iter().flatten() {
         chunk.source_node = source;
     }
     op

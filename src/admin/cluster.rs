@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use shoal_shard::error::ShardError;
 use shoal_shard::ops::ShardRequest;
 use shoal_shard::raft::RaftError;
-use shoal_shard::replication::CAPABILITY_OFFLOAD;
+use shoal_shard::replication::advertises_offload;
 
 use super::text;
 use crate::s3::{Body, S3Context};
@@ -81,9 +81,10 @@ async fn overview(ctx: &S3Context) -> (StatusCode, Value) {
                 };
                 // What a leader would do now: offload only when every
                 // member advertises it (as far as this node has heard).
-                let offload = view.members.iter().all(|(id, _, _)| {
-                    advertised(id).is_some_and(|c| c.iter().any(|c| c == CAPABILITY_OFFLOAD))
-                });
+                let offload = view
+                    .members
+                    .iter()
+                    .all(|(id, _, _)| advertised(id).is_some_and(|c| advertises_offload(&c)));
                 shards.push(json!({
                     "shard": view.shard,
                     "leader": view.leader,

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ctl, wait_until
+from test_admin import sample_total
 from test_cluster import SHARDS, Cluster, form
 
 MIB = 1 << 20
@@ -18,12 +19,7 @@ MIB = 1 << 20
 
 def metric(node, name):
     """The sum of `name` over all its series on `node`."""
-    total = 0
-    for line in node.metrics().splitlines():
-        m = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", line)
-        if m:
-            total += float(m.group(2))
-    return total
+    return sample_total(node.metrics(), name)
 
 
 def modes(cluster, node_id):

@@ -56,7 +56,7 @@ use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, ReadOptions,
     WriteBatch, DB,
 };
-use shoal_proto::meta::{BlobLocation, BucketRecord, ObjectManifest, UploadedPart};
+use shoal_proto::meta::{BlobLocation, BucketRecord, ChunkRef, ObjectManifest, UploadedPart};
 
 pub use error::MetaError;
 use keys::Cf;
@@ -232,17 +232,7 @@ impl MetaStore {
                 let Some((key, value)) = iter.item() else {
                     break;
                 };
-                let chunks = if from.parts {
-                    decode::<UploadedPart>(family, key, value)?.chunks
-                } else {
-                    decode::<ObjectManifest>(family, key, value)?.chunks
-                };
-                refs.extend(chunks.into_iter().filter_map(|c| {
-                    Some((
-                        <[u8; BLOB_HASH_BYTES]>::try_from(c.sha256.as_slice()).ok()?,
-                        c.source_node,
-                    ))
-                }));
+                refs.extend(hashed_refs(&record_chunks(family, key, value)?));
                 last = Some(key.to_vec());
                 records += 1;
                 iter.next();
@@ -374,6 +364,29 @@ pub(crate) fn decode<M: Message + Default>(
     value: &[u8],
 ) -> Result<M, MetaError> {
     M::decode(value).map_err(|e| MetaError::decode(cf.name(), key, e))
+}
+
+/// The chunk refs of an `objects` (manifest) or `parts` record.
+pub(crate) fn record_chunks(
+    family: Cf,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Vec<ChunkRef>, MetaError> {
+    match family {
+        Cf::Objects => Ok(decode::<ObjectManifest>(family, key, value)?.chunks),
+        Cf::Parts => Ok(decode::<UploadedPart>(family, key, value)?.chunks),
+        other => unreachable!("{} holds no chunk refs", other.name()),
+    }
+}
+
+/// `(sha256, source node)` of each ref whose hash is well formed.
+pub(crate) fn hashed_refs(
+    chunks: &[ChunkRef],
+) -> impl Iterator<Item = ([u8; BLOB_HASH_BYTES], u64)> + '_ {
+    chunks.iter().filter_map(|c| {
+        let sha256 = <[u8; BLOB_HASH_BYTES]>::try_from(c.sha256.as_slice()).ok()?;
+        Some((sha256, c.source_node))
+    })
 }
 
 /// Reads and decodes one prost record.

@@ -15,7 +15,7 @@ use prost::Message;
 use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
-    BucketRecord, ObjectManifest, UploadRef, UploadedPart, User, WriteCondition,
+    BucketRecord, ChunkRef, ObjectManifest, UploadRef, UploadedPart, User, WriteCondition,
 };
 
 use super::types::ApplyOutcome;
@@ -240,6 +240,17 @@ pub(super) fn apply_op(
         Op::StoreChunks(_) => return Err(malformed("store_chunks")),
     };
     Ok(outcome)
+}
+
+/// The chunk refs an op carries (a manifest's or a part's); `None` for
+/// ops without any.
+pub(crate) fn op_chunks_mut(op: &mut Op) -> Option<&mut Vec<ChunkRef>> {
+    match op {
+        Op::PutObject(manifest) => Some(&mut manifest.chunks),
+        Op::PutObjectIf(put) => put.manifest.as_mut().map(|m| &mut m.chunks),
+        Op::PutPart(part) => Some(&mut part.chunks),
+        _ => None,
+    }
 }
 
 /// A command whose required field is missing: no replica can apply it, so

@@ -49,6 +49,7 @@ use openraft::{AsyncRuntime, BasicNode, ChangeMembers, Config, Raft, ServerState
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::MetaCommand;
 
+pub(crate) use apply::op_chunks_mut;
 pub use error::RaftError;
 pub use log_store::{LogStats, LogStore, RecoveredLog};
 pub use network::{NetworkFactory, PeerClient};
@@ -353,20 +354,22 @@ impl ShardRaft {
             state_machine,
         )
         .await?;
+        let shard = ShardRaft {
+            node_id,
+            shard_index,
+            raft,
+            log_stats,
+            snapshot_bytes,
+            released: RefCell::new(Some(release_rx)),
+        };
+        let raft = &shard.raft;
 
         let initialized = raft.is_initialized().await?;
         if !initialized && !options.bootstrap {
             // A joining node: a leader adds it, and it learns everything
             // from the leader's log or snapshot.
             tracing::info!(shard_index, node_id, "waiting to be added to the cluster");
-            return Ok(Rc::new(ShardRaft {
-                node_id,
-                shard_index,
-                raft,
-                log_stats,
-                snapshot_bytes,
-                released: RefCell::new(Some(release_rx)),
-            }));
+            return Ok(Rc::new(shard));
         }
         if !initialized {
             let members = BTreeMap::from([(node_id, BasicNode::new(&options.node_addr))]);
@@ -411,14 +414,6 @@ impl ShardRaft {
             }
         }
 
-        let shard = ShardRaft {
-            node_id,
-            shard_index,
-            raft,
-            log_stats,
-            snapshot_bytes,
-            released: RefCell::new(Some(release_rx)),
-        };
         tracing::info!(
             shard_index,
             node_id,

@@ -44,11 +44,9 @@ use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shoal_proto::meta::{
-    self, meta_command::Op, ChunkRef, InlineChunk, ObjectManifest, UploadedPart,
-};
+use shoal_proto::meta::{self, meta_command::Op, InlineChunk};
 
-use super::apply::{apply_op, Pending};
+use super::apply::{apply_op, op_chunks_mut, Pending};
 use super::codec::{decode, encode, storage_error};
 use super::log_store::read_record;
 use super::types::{
@@ -61,7 +59,7 @@ use crate::chunk::ChunkBuf;
 use crate::directory::Directory;
 use crate::limits::CHUNK_BYTES;
 use crate::meta::keys::{self, Cf, SM_STATE_LAST_APPLIED_KEY, SM_STATE_MEMBERSHIP_KEY};
-use crate::meta::{cf, MetaError, MetaStore};
+use crate::meta::{cf, hashed_refs, record_chunks, MetaError, MetaStore};
 
 /// Version of [`SnapshotImage`]'s encoding. Bump it when the image
 /// changes; an install refuses versions it does not know.
@@ -181,7 +179,7 @@ impl StateMachine {
                     let command = command
                         .decode()
                         .map_err(|e| MetaError::decode(Cf::RaftLog.name(), &key, e))?;
-                    let Some(op) = command.op else {
+                    let Some(mut op) = command.op else {
                         // A command this build does not know (a newer
                         // leader?): skipping it would diverge from the
                         // replicas that understand it, so the group stops.
@@ -192,7 +190,9 @@ impl StateMachine {
                         ));
                     };
                     if log_id.leader_id.node_id != self.node_id && self.catchup.is_some() {
-                        offered.extend(chunk_refs(&op));
+                        if let Some(chunks) = op_chunks_mut(&mut op) {
+                            offered.extend(hashed_refs(chunks));
+                        }
                     }
                     match op {
                         Op::StoreChunks(batch) => {
@@ -264,28 +264,6 @@ enum Applying {
 struct Prepared {
     applying: Vec<(LogId, Applying)>,
     offered: Vec<([u8; 32], u64)>,
-}
-
-/// `(sha256, source node)` of every chunk an op refers to.
-fn chunk_refs(op: &Op) -> Vec<([u8; 32], u64)> {
-    let chunks = match op {
-        Op::PutObject(manifest) => &manifest.chunks,
-        Op::PutObjectIf(put) => match &put.manifest {
-            Some(manifest) => &manifest.chunks,
-            None => return Vec::new(),
-        },
-        Op::PutPart(part) => &part.chunks,
-        _ => return Vec::new(),
-    };
-    chunks
-        .iter()
-        .filter_map(|c| {
-            Some((
-                <[u8; 32]>::try_from(c.sha256.as_slice()).ok()?,
-                c.source_node,
-            ))
-        })
-        .collect()
 }
 
 /// Builds snapshots from a consistent view of the store.
@@ -391,22 +369,11 @@ fn build_image(db: &DB) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), Me
 /// The distinct chunk hashes the manifests and parts refer to, sorted.
 fn blob_catalog(objects: &Records, parts: &Records) -> Result<Vec<[u8; 32]>, MetaError> {
     let mut catalog = BTreeSet::new();
-    let mut add = |chunks: Vec<ChunkRef>| {
-        catalog.extend(
-            chunks
-                .iter()
-                .filter_map(|c| <[u8; 32]>::try_from(c.sha256.as_slice()).ok()),
-        )
-    };
-    for (key, value) in objects {
-        let manifest = ObjectManifest::decode(value.as_slice())
-            .map_err(|e| MetaError::decode(Cf::Objects.name(), key, e))?;
-        add(manifest.chunks);
-    }
-    for (key, value) in parts {
-        let part = UploadedPart::decode(value.as_slice())
-            .map_err(|e| MetaError::decode(Cf::Parts.name(), key, e))?;
-        add(part.chunks);
+    for (family, records) in [(Cf::Objects, objects), (Cf::Parts, parts)] {
+        for (key, value) in records {
+            let chunks = record_chunks(family, key, value)?;
+            catalog.extend(hashed_refs(&chunks).map(|(sha256, _)| sha256));
+        }
     }
     Ok(catalog.into_iter().collect())
 }

@@ -325,7 +325,7 @@ async fn commit_part(
         size_bytes: stored.size_bytes,
         md5: stored.md5.to_vec(),
         last_modified_unix_ms: now_unix_ms(),
-        chunks: chunk_refs(ctx, &stored.chunks),
+        chunks: chunk_refs(&stored.chunks),
         checksums,
     };
     let committed = UploadedPart {

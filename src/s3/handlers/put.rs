@@ -49,7 +49,7 @@ pub async fn put_object(
             .unwrap_or(DEFAULT_CONTENT_TYPE)
             .to_string(),
         user_metadata: user_metadata(&request),
-        chunks: chunk_refs(ctx, &stored.chunks),
+        chunks: chunk_refs(&stored.chunks),
         checksums: received.checksums.clone(),
         headers: stored_headers(&request),
         checksum_type: String::new(),
@@ -90,14 +90,16 @@ pub(super) fn writer_id(ctx: &S3Context, caller: &Caller, bucket: &str) -> Strin
     }
 }
 
-/// The refs a manifest or part keeps for stored chunks.
-pub(super) fn chunk_refs(ctx: &S3Context, chunks: &[StoredChunk]) -> Vec<ChunkRef> {
+/// The refs a manifest or part keeps for stored chunks. Their source hint
+/// is filled in by the owner shard when it proposes them: it knows which
+/// node stored the chunks.
+pub(super) fn chunk_refs(chunks: &[StoredChunk]) -> Vec<ChunkRef> {
     chunks
         .iter()
         .map(|c| ChunkRef {
             sha256: c.sha256.to_vec(),
             size_bytes: c.size_bytes,
-            source_node: ctx.config.node_id,
+            source_node: 0,
         })
         .collect()
 }
