@@ -1,9 +1,9 @@
 //! The node's access key pair: from flags, or generated once and kept in
 //! the data directory.
 //!
-//! A generated pair is printed on the start that creates it, and never
-//! again; it lives in `<data-dir>/credentials` (mode 0600) as two
-//! `name=value` lines.
+//! A generated pair is printed on the start that creates it (to stdout, as
+//! a shell `export` line a user can paste), and never again; it lives in
+//! `<data-dir>/credentials` (mode 0600) as two `name=value` lines.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -33,10 +33,11 @@ pub enum CredentialsError {
 }
 
 /// The configured pair, else the stored one, else a new one (stored, then
-/// printed to stdout).
+/// printed to stdout with the `region` clients must sign for).
 pub fn load_or_create(
     data_dir: &Path,
     configured: Option<KeyPair>,
+    region: &str,
 ) -> Result<KeyPair, CredentialsError> {
     if let Some(keys) = configured {
         return Ok(keys);
@@ -66,9 +67,11 @@ pub fn load_or_create(
                     path: shown.clone(),
                     source,
                 })?;
-            println!("Generated S3 credentials (stored in {shown}):");
-            println!("  access key: {}", keys.access_key);
-            println!("  secret key: {}", keys.secret_key);
+            println!("Generated the admin user's S3 key pair (kept in {shown}); for the aws CLI:");
+            println!(
+                "export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={region}",
+                keys.access_key, keys.secret_key
+            );
             Ok(keys)
         }
         Err(source) => Err(CredentialsError::Read {
@@ -119,10 +122,10 @@ mod tests {
     #[test]
     fn generated_once_then_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create(dir.path(), None).unwrap();
+        let first = load_or_create(dir.path(), None, "us-east-1").unwrap();
         assert_eq!(first.access_key.len(), 20);
         assert_eq!(first.secret_key.len(), 40);
-        let again = load_or_create(dir.path(), None).unwrap();
+        let again = load_or_create(dir.path(), None, "us-east-1").unwrap();
         assert_eq!(first.access_key, again.access_key);
         assert_eq!(first.secret_key, again.secret_key);
     }
@@ -132,7 +135,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), "access_key=x\n").unwrap();
         assert!(matches!(
-            load_or_create(dir.path(), None),
+            load_or_create(dir.path(), None, "us-east-1"),
             Err(CredentialsError::Malformed { .. })
         ));
     }

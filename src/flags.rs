@@ -11,8 +11,16 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use shoal_shard::limits::CHUNK_BYTES;
 
+/// `--version`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SHOAL_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "shoal", version, about = "Thread-per-core S3 storage node")]
+#[command(name = "shoal", version = VERSION, about = "Thread-per-core S3 storage node")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -26,9 +34,14 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeFlags {
-    /// Directory for blob logs, metadata and generated credentials.
+    /// Directory for blob logs, metadata and generated credentials. A
+    /// missing one is created when its parent exists (or with `--init`).
     #[arg(long, env = "SHOAL_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// Create the data directory and any missing parents.
+    #[arg(long, env = "SHOAL_INIT")]
+    pub init: bool,
 
     /// Address of the S3 API (one SO_REUSEPORT listener per core).
     #[arg(long, env = "SHOAL_S3_ADDR", default_value = "127.0.0.1:9000")]
@@ -155,6 +168,37 @@ pub struct ServeFlags {
     /// addresses `bucket`. Path-style requests keep working.
     #[arg(long, env = "SHOAL_DOMAIN")]
     pub domain: Option<String>,
+
+    /// On SIGTERM or SIGINT, how long requests in progress may take to
+    /// finish before the node stops anyway (e.g. `30s`). A second signal
+    /// stops it at once.
+    #[arg(long, env = "SHOAL_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+
+    /// Log line format on stderr.
+    #[arg(long, env = "SHOAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`) or a filter
+    /// such as `info,shoal_shard::raft=debug`. openraft logs at `warn`
+    /// unless the filter names it. `SHOAL_LOG` is read too.
+    #[arg(long, env = "SHOAL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log one line per S3 request (method, bucket, key, status, bytes,
+    /// duration, request id, user, client address), at info on the
+    /// `shoal::access` target.
+    #[arg(long, env = "SHOAL_ACCESS_LOG")]
+    pub access_log: bool,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Parses a byte size: a number with an optional unit (`B`, `KiB`, `MiB`,
@@ -226,7 +270,10 @@ pub struct KeyPair {
 /// Validated node configuration, shared read-only by every core.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
+    /// Absolute: glommio opens files relative to nothing.
     pub data_dir: PathBuf,
+    /// Create the data directory and its missing parents.
+    pub init: bool,
     pub s3_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub region: String,
@@ -248,6 +295,8 @@ pub struct NodeConfig {
     pub catchup_bytes_per_s: u64,
     pub snapshot_every: u64,
     pub snapshot_logs_kept: u64,
+    pub shutdown_timeout: std::time::Duration,
+    pub access_log: bool,
 }
 
 /// How the node takes part in a cluster.
@@ -272,6 +321,13 @@ pub struct AdmissionConfig {
 
 impl ServeFlags {
     pub fn validate(self) -> Result<NodeConfig, FlagError> {
+        if same_endpoint(self.admin_addr, self.s3_addr) {
+            return Err(FlagError {
+                flag: "admin-addr",
+                value: self.admin_addr.to_string(),
+                reason: "is also --s3-addr; give each its own port".into(),
+            });
+        }
         let online = available_cpus();
         let cpus = match &self.cores {
             None => online.clone(),
@@ -364,12 +420,36 @@ impl ServeFlags {
         }
         let cluster = match (self.peer_addr, self.join, self.cluster_secret_file) {
             (None, None, None) => None,
-            (Some(peer_addr), join, Some(secret_file)) => Some(ClusterConfig {
-                peer_addr,
-                join,
-                secret_file,
-                min_blob_replicas: self.min_blob_replicas,
-            }),
+            (Some(peer_addr), join, Some(secret_file)) => {
+                let last_port = peer_addr.port().checked_add(shards - 1).ok_or_else(|| FlagError {
+                    flag: "peer-addr",
+                    value: peer_addr.to_string(),
+                    reason: format!("shard i listens on this port + i: {shards} ports do not fit below 65536"),
+                })?;
+                let peer_ports = peer_addr.port()..=last_port;
+                for (flag, addr) in [("s3-addr", self.s3_addr), ("admin-addr", self.admin_addr)] {
+                    let taken = peer_ports
+                        .clone()
+                        .any(|port| same_endpoint(addr, SocketAddr::new(peer_addr.ip(), port)));
+                    if taken {
+                        return Err(FlagError {
+                            flag,
+                            value: addr.to_string(),
+                            reason: format!(
+                                "shard peer ports {}-{} of --peer-addr {peer_addr} include it",
+                                peer_ports.start(),
+                                peer_ports.end()
+                            ),
+                        });
+                    }
+                }
+                Some(ClusterConfig {
+                    peer_addr,
+                    join,
+                    secret_file: absolute("cluster-secret-file", secret_file)?,
+                    min_blob_replicas: self.min_blob_replicas,
+                })
+            }
             (None, _, _) => {
                 return Err(FlagError {
                     flag: "peer-addr",
@@ -420,18 +500,32 @@ impl ServeFlags {
                 Some(normalized)
             }
         };
+        if self.shutdown_timeout.is_zero() {
+            return Err(FlagError {
+                flag: "shutdown-timeout",
+                value: "0".into(),
+                reason: "must be longer than zero".into(),
+            });
+        }
+        let credentials_file = self
+            .credentials_file
+            .map(|path| absolute("credentials-file", path))
+            .transpose()?;
         Ok(NodeConfig {
+            data_dir: absolute("data-dir", self.data_dir)?,
+            init: self.init,
+            shutdown_timeout: self.shutdown_timeout,
+            access_log: self.access_log,
             admission,
             multipart_expiry: self.multipart_expiry,
             domain,
-            credentials_file: self.credentials_file,
+            credentials_file,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
             cluster,
             blob_offload: self.blob_offload,
             catchup_bytes_per_s: self.catchup_rate,
             snapshot_every: self.snapshot_every,
             snapshot_logs_kept: self.snapshot_logs_kept,
-            data_dir: self.data_dir,
             s3_addr: self.s3_addr,
             admin_addr: self.admin_addr,
             region: self.region,
@@ -441,6 +535,22 @@ impl ServeFlags {
             node_id: self.node_id,
         })
     }
+}
+
+/// Whether listeners on `a` and `b` would take the same port: the same
+/// port on the same address, or on any address when one is a wildcard.
+fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// `path` made absolute against the working directory, as it is at start:
+/// glommio and rocksdb must never resolve a relative path later.
+fn absolute(flag: &'static str, path: PathBuf) -> Result<PathBuf, FlagError> {
+    std::path::absolute(&path).map_err(|e| FlagError {
+        flag,
+        value: path.display().to_string(),
+        reason: format!("cannot be made absolute: {e}"),
+    })
 }
 
 /// CPUs this process may run on (its affinity mask).
@@ -538,43 +648,83 @@ mod tests {
         assert!(parse_duration("30").is_err());
     }
 
+    /// Flags as clap would give them with no arguments, keys aside.
+    fn defaults(ak: Option<&str>, sk: Option<&str>) -> ServeFlags {
+        let mut argv = vec!["serve"];
+        if let Some(ak) = ak {
+            argv.extend(["--access-key", ak]);
+        }
+        if let Some(sk) = sk {
+            argv.extend(["--secret-key", sk]);
+        }
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(subcommand)]
+            command: Command,
+        }
+        let Command::Serve(flags) = Wrapper::try_parse_from(std::iter::once("shoal").chain(argv))
+            .expect("defaults parse")
+            .command;
+        flags
+    }
+
     #[test]
     fn keys_must_come_in_pairs() {
-        let flags = |ak: Option<&str>, sk: Option<&str>| ServeFlags {
-            data_dir: "d".into(),
-            s3_addr: "127.0.0.1:1".parse().unwrap(),
-            admin_addr: "127.0.0.1:2".parse().unwrap(),
-            region: "us-east-1".into(),
-            cores: None,
-            shards: None,
-            access_key: ak.map(String::from),
-            secret_key: sk.map(String::from),
-            node_id: 1,
-            put_budget_per_core: 256 << 20,
-            put_budget: None,
-            put_budget_shared: 0,
-            admission_timeout: std::time::Duration::from_secs(30),
-            chunked_incremental: true,
-            multipart_expiry: std::time::Duration::from_secs(86_400),
-            domain: None,
-            credentials_file: None,
-            admin_token: None,
-            peer_addr: None,
-            join: None,
-            cluster_secret_file: None,
-            min_blob_replicas: 0,
-            blob_offload: true,
-            catchup_rate: 0,
-            snapshot_every: 100,
-            snapshot_logs_kept: 10,
-        };
-        assert!(flags(Some("a"), None).validate().is_err());
-        assert!(flags(None, Some("b")).validate().is_err());
-        assert!(flags(None, None).validate().unwrap().keys.is_none());
-        assert!(flags(Some("a"), Some("b"))
+        assert!(defaults(Some("a"), None).validate().is_err());
+        assert!(defaults(None, Some("b")).validate().is_err());
+        assert!(defaults(None, None).validate().unwrap().keys.is_none());
+        assert!(defaults(Some("a"), Some("b"))
             .validate()
             .unwrap()
             .keys
             .is_some());
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_at_start() {
+        let config = defaults(None, None).validate().unwrap();
+        assert!(config.data_dir.is_absolute(), "{:?}", config.data_dir);
+        assert_eq!(
+            config.data_dir,
+            std::env::current_dir().unwrap().join("data"),
+            "./data resolves against the working directory"
+        );
+    }
+
+    #[test]
+    fn one_address_per_endpoint() {
+        let mut flags = defaults(None, None);
+        flags.admin_addr = flags.s3_addr;
+        let error = flags.validate().unwrap_err();
+        assert_eq!(error.flag, "admin-addr");
+        assert!(error.to_string().contains("127.0.0.1:9000"), "{error}");
+
+        let mut flags = defaults(None, None);
+        flags.admin_addr = "0.0.0.0:9000".parse().unwrap();
+        assert_eq!(
+            flags.validate().unwrap_err().flag,
+            "admin-addr",
+            "a wildcard takes the port too"
+        );
+
+        let mut flags = defaults(None, None);
+        flags.peer_addr = Some("127.0.0.1:65535".parse().unwrap());
+        flags.cluster_secret_file = Some("secret".into());
+        flags.shards = Some(2);
+        assert_eq!(
+            flags.validate().unwrap_err().flag,
+            "peer-addr",
+            "ports past 65535"
+        );
+
+        let mut flags = defaults(None, None);
+        flags.peer_addr = Some("127.0.0.1:8999".parse().unwrap());
+        flags.cluster_secret_file = Some("secret".into());
+        flags.shards = Some(2);
+        let error = flags.validate().unwrap_err();
+        assert_eq!(
+            error.flag, "s3-addr",
+            "peer ports 8999 and 9000 take the S3 port"
+        );
     }
 }

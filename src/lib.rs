@@ -5,13 +5,20 @@
 //! route to the owner shard ([`route`]) → the shard (`shoal_shard`: blob
 //! log, metadata, raft) → response. Nothing below reaches back up.
 
+pub mod addresses;
 pub mod admin;
 pub mod alloc;
+pub mod connections;
 pub mod credentials;
+pub mod data_dir;
 pub mod flags;
 pub mod http_io;
+pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod node_metrics;
 pub mod route;
 pub mod s3;
+pub mod shutdown;
 pub mod users;

@@ -1,4 +1,5 @@
-//! `shoal`: parse flags, start the node, map failure to an exit code.
+//! `shoal`: parse flags, start logging, run the node, map failure to an
+//! exit code.
 
 use clap::Parser;
 use shoal::alloc::ShoalAlloc;
@@ -8,29 +9,33 @@ use shoal::flags::{Cli, Command};
 static ALLOCATOR: ShoalAlloc = ShoalAlloc;
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    // Reads FAILPOINTS when built with `--features failpoints`; else a no-op.
-    let _faults = fail::FailScenario::setup();
     let cli = Cli::parse();
-    let result = match cli.command {
+    match cli.command {
         Command::Serve(flags) => {
+            let logs = match shoal::logging::init(flags.log_format, &flags.log_level) {
+                Ok(guard) => guard,
+                Err(message) => {
+                    eprintln!("shoal: {message}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            // Reads FAILPOINTS when built with `--features failpoints`; else a no-op.
+            let _faults = fail::FailScenario::setup();
             let explicit_shards = flags.shards.is_some();
-            match flags.validate() {
+            let result = match flags.validate() {
                 Ok(config) => shoal::node::run(config, explicit_shards).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
-            }
-        }
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("shoal: {message}");
-            std::process::ExitCode::FAILURE
+            };
+            let code = match result {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(message) => {
+                    tracing::error!("shoal cannot run: {message}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+            // Flushes the queued log lines before the process ends.
+            drop(logs);
+            code
         }
     }
 }

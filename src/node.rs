@@ -8,20 +8,22 @@
 //! the core of the metadata shard makes sure the configured users exist;
 //! (4) once every core is ready (so buckets and users are loaded), each
 //! core starts accepting. A core that fails to start stops the whole
-//! process.
+//! process. Before any of it, the data directory is locked for this
+//! process and every address the node will listen on is checked to be
+//! free ([`crate::data_dir`], [`crate::addresses`]).
+//!
+//! A node stops in order on SIGTERM or SIGINT; see [`crate::shutdown`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use shoal_shard::admission::{AdmissionStats, Gate, NodeBudgets, SliceBudget};
 use shoal_shard::chunk::ChunkPool;
 use shoal_shard::directory::Directory;
@@ -33,47 +35,31 @@ use shoal_shard::peer::server::PeerService;
 use shoal_shard::peer::{self, ClusterSecret};
 use shoal_shard::shard::{ClusterOptions, Shard, ShardStats};
 
+use crate::addresses::{self, AddressInUse};
+use crate::connections::{accept_loop, Connections};
+use crate::data_dir::{DataDir, DataDirError};
 use crate::flags::NodeConfig;
-use crate::http_io::{GlommioIo, GlommioTimer};
+use crate::limits::{
+    BLOCKING_THREADS_PER_CORE, CUT_CONNECTIONS_WAIT_MAX, IO_MEMORY_BYTES, JOIN_WAIT_MAX,
+    SHUTDOWN_POLL_INTERVAL,
+};
 use crate::metrics::{CoreMetrics, Registry};
 use crate::route::{Router, METADATA_SHARD};
 use crate::s3::S3Context;
+use crate::shutdown::{Shutdown, StopLatch};
 use crate::users::SeedUser;
 use crate::{admin, credentials, s3, users};
-
-/// io_uring buffer memory per executor. Three rings register it, and the
-/// memlock limit (8 MiB here, shared by all executors of the user) must
-/// hold every core's share; chunk buffers are larger and never come from it.
-const IO_MEMORY_BYTES: usize = 1 << 20;
-
-/// Connections one core serves at once; more wait in the accept queue.
-const CONNECTIONS_PER_CORE_MAX: u64 = 4096;
-
-/// A client that takes longer than this to send its request headers is
-/// dropped.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// After a response that closes the connection, how long and how much of
-/// the client's still-arriving body is read and dropped so it can see the
-/// response (enough for a 64 MiB body on loopback).
-const LINGER_TIME_MAX: Duration = Duration::from_secs(2);
-const LINGER_BYTES_MAX: u64 = 128 << 20;
-const LINGER_READ_BYTES: usize = 8 * 1024;
-
-/// Largest read buffer hyper keeps per connection. Body bytes are copied
-/// out of it into charged chunk buffers at once, so it only needs to be big
-/// enough for efficient reads; left at hyper's default (~400 KiB, grown in
-/// doublings) it would add up to far more than the admission budget with
-/// hundreds of uploads in progress.
-const HTTP_READ_BUFFER_BYTES_MAX: usize = 128 * 1024;
-
-/// Threads that run blocking rocksdb calls for one executor.
-const BLOCKING_THREADS_PER_CORE: usize = 2;
 
 const LAYOUT_FILE: &str = "layout";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    #[error(transparent)]
+    DataDirUnusable(#[from] DataDirError),
+    #[error(transparent)]
+    AddressInUse(#[from] AddressInUse),
+    #[error("handling SIGTERM and SIGINT: {0}")]
+    Signals(std::io::Error),
     #[error("data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -117,18 +103,30 @@ struct CoreChannels {
 }
 
 pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeError> {
-    let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
+    let data_dir = DataDir::prepare(&config.data_dir, config.init)?;
+    let data_dir = data_dir.path().to_path_buf();
     config.shards = settle_shard_count(&data_dir, config.shards, explicit_shards)?;
-    let keys = credentials::load_or_create(&data_dir, config.keys.clone())?;
-    let mut seeds = vec![SeedUser {
-        name: users::BOOTSTRAP_USER.to_string(),
-        access_key: keys.access_key,
-        secret_key: keys.secret_key,
-    }];
+    addresses::ensure_free(&listen_addresses(&config))?;
+    if !config.admin_addr.ip().is_loopback() && config.admin_token.is_none() {
+        tracing::warn!(
+            admin = %config.admin_addr,
+            "the admin endpoint listens beyond this host without --admin-token: anyone who reaches it can manage users and buckets"
+        );
+    }
+    let mut seeds = Vec::new();
+    // A node that joins a cluster gets its users from the cluster: keys it
+    // generated would work nowhere, since only the first node's are seeded.
+    let joining = config.cluster.as_ref().is_some_and(|c| c.join.is_some());
+    if joining && config.keys.is_none() {
+        tracing::info!("joining a cluster: no key pair generated; use the keys of the cluster's first node (or shoal-ctl user add)");
+    } else {
+        let keys = credentials::load_or_create(&data_dir, config.keys.clone(), &config.region)?;
+        seeds.push(SeedUser {
+            name: users::BOOTSTRAP_USER.to_string(),
+            access_key: keys.access_key,
+            secret_key: keys.secret_key,
+        });
+    }
     if let Some(path) = &config.credentials_file {
         seeds.extend(users::read_credentials_file(path)?);
     }
@@ -188,6 +186,8 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
     cluster.logs_kept_after_snapshot = config.snapshot_logs_kept;
     let directory = Directory::new();
     let mut seeds = Some(seeds);
+    let shutdown = Shutdown::new(core_count, config.shutdown_timeout);
+    shutdown.handle_signals().map_err(NodeError::Signals)?;
     let ready = Arc::new(AtomicUsize::new(0));
     let budgets = Arc::new(node_budgets(&config));
     // One stats block per (core, shard) gate, so rejections carry a shard.
@@ -230,6 +230,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
             admission_stats: admission_stats[core].clone(),
             registry: registry.clone(),
             ready: Arc::clone(&ready),
+            shutdown: Arc::clone(&shutdown),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shoal-core-{core}"))
@@ -237,27 +238,35 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
             .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_CORE))
             .spawn(move || async move {
                 if let Err(e) = run_core(start).await {
-                    tracing::error!(core, error = %e, "core failed; stopping the node");
-                    std::process::exit(1);
+                    crate::shutdown::exit_now(1, &format!("core {core} failed: {e}"));
                 }
             })
             .map_err(|source| NodeError::Executor { cpu, source })?;
         executors.push(handle);
     }
-    tracing::info!(
-        s3 = %config.s3_addr,
-        admin = %config.admin_addr,
-        cores = core_count,
-        shards = shard_count,
-        data_dir = %data_dir.display(),
-        "shoal serving"
-    );
     for handle in executors {
         handle
             .join()
             .map_err(|e| NodeError::CoreFailed(e.to_string()))?;
     }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Every address this node will listen on, with the flag that sets it.
+fn listen_addresses(config: &NodeConfig) -> Vec<(String, std::net::SocketAddr, &'static str)> {
+    let mut addresses = vec![
+        ("S3".to_string(), config.s3_addr, "--s3-addr"),
+        ("admin".to_string(), config.admin_addr, "--admin-addr"),
+    ];
+    if let Some(cluster) = &config.cluster {
+        for shard in 0..config.shards {
+            let mut addr = cluster.peer_addr;
+            addr.set_port(cluster.peer_addr.port() + shard);
+            addresses.push((format!("shard {shard} peer"), addr, "--peer-addr"));
+        }
+    }
+    addresses
 }
 
 /// The admission budgets the flags ask for (`None` slice: unlimited).
@@ -324,6 +333,7 @@ struct CoreStart {
     admission_stats: Vec<Arc<AdmissionStats>>,
     registry: Registry,
     ready: Arc<AtomicUsize>,
+    shutdown: Arc<Shutdown>,
 }
 
 async fn run_core(start: CoreStart) -> Result<(), String> {
@@ -339,6 +349,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         admission_stats,
         registry,
         ready,
+        shutdown,
     } = start;
     let mut shards = HashMap::new();
     for (index, meta, stats) in local {
@@ -357,6 +368,9 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         .map_err(|e| format!("shard {index}: {e}"))?;
         glommio::spawn_local(reap_uploads(Rc::downgrade(&shard), config.multipart_expiry)).detach();
         glommio::spawn_local(Rc::clone(&shard).catch_up()).detach();
+        if cluster.secret.is_some() {
+            glommio::spawn_local(Shard::watch_quorum(Rc::downgrade(&shard))).detach();
+        }
         shards.insert(index, shard);
     }
 
@@ -431,34 +445,73 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         core,
     ));
     if core == 0 {
-        let registry = Rc::new(registry);
         let admin = TcpListener::bind(config.admin_addr)
             .map_err(|e| format!("binding admin {}: {e}", config.admin_addr))?;
         let admin_ctx = Rc::new(admin::AdminContext {
-            registry,
+            registry: Rc::new(registry),
             ctx: Rc::clone(&ctx),
+            shutdown: Arc::clone(&shutdown),
         });
-        glommio::spawn_local(accept_loop(admin, move |req| {
-            admin::serve(Rc::clone(&admin_ctx), req)
-        }))
-        .detach();
+        // The admin endpoint answers (`/healthz` with 503) until the core
+        // ends, so it is never drained.
+        let serve_admin = move |req| admin::serve(Rc::clone(&admin_ctx), req);
+        let admin_loop = accept_loop(
+            admin,
+            Connections::default(),
+            StopLatch::default(),
+            serve_admin,
+        );
+        glommio::spawn_local(admin_loop).detach();
     }
     let listener = TcpListener::bind(config.s3_addr)
         .map_err(|e| format!("binding S3 {}: {e}", config.s3_addr))?;
-    accept_loop(listener, move |req| s3::serve(Rc::clone(&ctx), req)).await;
+    let connections = Connections::default();
+    let stop = StopLatch::default();
+    let serve_s3 = move |req| s3::serve(Rc::clone(&ctx), req);
+    let s3_loop = glommio::spawn_local(accept_loop(
+        listener,
+        connections.clone(),
+        stop.clone(),
+        serve_s3,
+    ));
+    if core == 0 {
+        shutdown.mark_serving();
+        tracing::info!(
+            version = crate::flags::VERSION,
+            s3 = %config.s3_addr,
+            admin = %config.admin_addr,
+            cores = config.cpus.len(),
+            shards = config.shards,
+            data_dir = %config.data_dir.display(),
+            "shoal serving"
+        );
+    }
+
+    shutdown.requested().await;
+    let deadline = shutdown.deadline();
+    stop.set();
+    s3_loop.await;
+    while connections.open() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
+    }
+    let left = connections.open();
+    if left > 0 {
+        tracing::warn!(
+            core,
+            connections = left,
+            "shutdown timeout passed: cutting connections whose requests are still in progress"
+        );
+        connections.cut_all();
+        // Each ends at its next poll, which the cut itself wakes.
+        let cut_by = Instant::now() + CUT_CONNECTIONS_WAIT_MAX;
+        while connections.open() > 0 && Instant::now() < cut_by {
+            glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
+        }
+    }
+    shutdown.drained(deadline).await;
+    futures::future::join_all(shards.values().map(|shard| shard.stop())).await;
     Ok(())
 }
-
-/// Closes a connection the way a client that is still sending can read
-/// the answer: stop writing, then read and discard what keeps coming for a
-/// short while. A PUT refused before its body was read (503 SlowDown, 403,
-/// 404) would otherwise close with unread bytes, and the kernel's reset
-/// would destroy the response before the client read it.
-/// How long the check that nothing else listens on a peer port waits.
-const PEER_PORT_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
-
-/// How long a joining node keeps asking to be added to each shard's group.
-const JOIN_WAIT_MAX: Duration = Duration::from_secs(120);
 
 /// Opens the peer port of every local shard, then, on a joining node,
 /// asks the cluster to add each of them to its group.
@@ -473,16 +526,6 @@ async fn join_cluster(
     for (&index, shard) in shards {
         let addr =
             peer::shard_addr(&cluster.peer_addr.to_string(), index).map_err(|e| e.to_string())?;
-        // glommio listeners set SO_REUSEPORT, which would let a second node
-        // on this host share the port silently and receive half of its
-        // peers' traffic. Refuse a port something already listens on. (A
-        // probe bind would also trip over this node's own connections from
-        // before a restart, still closing on the old port.)
-        if std::net::TcpStream::connect_timeout(&addr, PEER_PORT_PROBE_TIMEOUT).is_ok() {
-            return Err(format!(
-                "the peer port of shard {index} at {addr} is taken: something listens there"
-            ));
-        }
         let listener = TcpListener::bind(addr)
             .map_err(|e| format!("binding the peer port of shard {index} at {addr}: {e}"))?;
         let service = PeerService {
@@ -525,61 +568,5 @@ async fn reap_uploads(shard: std::rc::Weak<Shard>, expiry: Duration) {
         if let Err(e) = shard.reap_uploads(expiry).await {
             tracing::warn!(shard = shard.index(), error = %e, "reaping multipart uploads failed");
         }
-    }
-}
-
-async fn linger(stream: glommio::net::TcpStream) {
-    use futures_lite::io::AsyncReadExt;
-    let _ = stream.shutdown(std::net::Shutdown::Write).await;
-    let mut stream = stream;
-    let mut scratch = vec![0u8; LINGER_READ_BYTES];
-    let drain = async {
-        let mut drained = 0u64;
-        while drained < LINGER_BYTES_MAX {
-            match stream.read(&mut scratch).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n as u64,
-            }
-        }
-    };
-    futures_lite::future::or(drain, glommio::timer::sleep(LINGER_TIME_MAX)).await;
-}
-
-async fn accept_loop<F, Fut>(listener: TcpListener, handler: F)
-where
-    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + 'static,
-    Fut: std::future::Future<Output = Result<hyper::Response<s3::Body>, std::convert::Infallible>>
-        + 'static,
-{
-    let slots = Rc::new(glommio::sync::Semaphore::new(CONNECTIONS_PER_CORE_MAX));
-    loop {
-        let Ok(slot) = slots.acquire_static_permit(1).await else {
-            return;
-        };
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        glommio::spawn_local(async move {
-            let connection = http1::Builder::new()
-                .timer(GlommioTimer)
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .keep_alive(true)
-                .max_buf_size(HTTP_READ_BUFFER_BYTES_MAX)
-                .serve_connection(GlommioIo(stream), service_fn(handler))
-                .without_shutdown();
-            match connection.await {
-                Ok(parts) => linger(parts.io.0).await,
-                Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
-            }
-            drop(slot);
-        })
-        .detach();
     }
 }

@@ -20,7 +20,7 @@ use crate::route::{Router, METADATA_SHARD};
 
 /// The user of the `--access-key`/`--secret-key` pair (or the generated
 /// one). Buckets made before users existed belong to it.
-pub const BOOTSTRAP_USER: &str = "admin";
+pub use shoal_shard::directory::BOOTSTRAP_USER;
 
 /// A user the node makes sure of at start.
 #[derive(Clone, Deserialize)]

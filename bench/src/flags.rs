@@ -25,7 +25,7 @@ use crate::workload::spec::{Concurrency, StepParams, WorkloadKind};
 #[derive(Debug, Parser)]
 #[command(
     name = "shoal-bench",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SHOAL_COMMIT"), ")"),
     about = "S3 load generator and machine-ceiling probe",
     long_about = "S3 load generator (SigV4, keep-alive HTTP/1.1) and machine-ceiling probe.\n\
                   Examples:\n  shoal-bench ceiling --dir /var/tmp\n  \

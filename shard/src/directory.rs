@@ -19,6 +19,10 @@ use shoal_proto::meta::{BucketRecord, User};
 use crate::meta::keys::Cf;
 use crate::meta::{cf, decode, MetaError};
 
+/// The node's bootstrap user (the `--access-key` pair's). Buckets made
+/// before users existed (an empty `owner_id`) belong to it.
+pub const BOOTSTRAP_USER: &str = "admin";
+
 /// One applied change to the directory's records.
 #[derive(Clone, Debug)]
 pub(crate) enum Change {

@@ -33,3 +33,4 @@ pub mod replication;
 pub mod shard;
 #[cfg(test)]
 mod test_util;
+pub mod usage;

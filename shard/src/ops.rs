@@ -8,13 +8,14 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use shoal_proto::meta::{
     AddAccessKey, BucketRecord, CompleteUpload, MultipartUpload, ObjectManifest, PutBucketAcl,
-    PutObjectAcl, SetEnabled, UploadRef, UploadedPart, User, WriteCondition,
+    PutObjectAcl, SetBucketOwner, SetEnabled, UploadRef, UploadedPart, User, WriteCondition,
 };
 
 use crate::blob_log::BlobLocation;
 use crate::chunk::ChunkBuf;
 use crate::error::ShardError;
 use crate::raft::ApplyOutcome;
+use crate::usage::{Freshness, ShardUsage};
 
 /// SHA-256 of a chunk: its address in the blob log.
 pub type ChunkHash = [u8; 32];
@@ -27,12 +28,14 @@ pub type Reply<T> = oneshot::Sender<Result<T, ShardError>>;
 #[derive(Debug)]
 pub enum MetaChange {
     CreateUser(User),
+    /// Refused (`UserOwnsBuckets`) while the user owns a bucket.
     DeleteUser(String),
     AddAccessKey(AddAccessKey),
     SetUserEnabled(SetEnabled),
     SetKeyEnabled(SetEnabled),
     DeleteAccessKey(String),
     PutBucketAcl(PutBucketAcl),
+    SetBucketOwner(SetBucketOwner),
 }
 
 /// A shard's raft group as this node sees it.
@@ -45,6 +48,11 @@ pub struct GroupView {
     /// `(node id, what it advertises)`; `None` for a member this node has
     /// not heard from.
     pub capabilities: Vec<(u64, Option<Vec<String>>)>,
+    /// `(node id, milliseconds since this shard last exchanged a frame with
+    /// it)`; `None` if never (this node itself included).
+    pub last_contact_ms: Vec<(u64, Option<u64>)>,
+    /// Whether the group can commit writes, as far as this node can tell.
+    pub has_quorum: bool,
 }
 
 /// One listed object: what a listing shows, without chunk refs.
@@ -104,6 +112,13 @@ pub enum ShardRequest {
     BucketHasObjects {
         bucket: String,
         reply: Reply<bool>,
+    },
+    /// Objects and bytes of every bucket on this shard (approximate: see
+    /// [`crate::usage`]), or with `bucket` of that one only, counted now.
+    BucketUsage {
+        bucket: Option<String>,
+        freshness: Freshness,
+        reply: Reply<ShardUsage>,
     },
     /// Bucket records live on the metadata shard (shard 0) only.
     CreateBucket {

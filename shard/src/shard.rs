@@ -34,8 +34,9 @@ use crate::ops::{GroupView, MetaChange, ObjectSummary, ShardRequest};
 use crate::peer::{ClusterSecret, PeerError};
 use crate::raft::RaftError;
 use crate::raft::{op_chunks_mut, ApplyHooks};
-use crate::raft::{ApplyOutcome, RaftOptions, ShardRaft};
+use crate::raft::{ApplyOutcome, Handover, RaftOptions, ShardRaft};
 use crate::replication::{self, Durability, Replicator};
+use crate::usage::UsageCache;
 use futures::channel::oneshot;
 use rand::seq::SliceRandom;
 use std::collections::VecDeque;
@@ -59,6 +60,9 @@ pub struct ShardStats {
     /// Set once the shard cannot take writes any more (its blob log is
     /// poisoned or its raft group stopped); `/healthz` reports it.
     pub failed: AtomicBool,
+    /// Set while the shard's group cannot reach a quorum (a cluster only);
+    /// `/healthz` reports it.
+    pub quorum_lost: AtomicBool,
     /// Chunks made durable on fewer nodes than `--min-blob-replicas` (but
     /// at least two).
     pub chunkblob_replication_degraded: AtomicU64,
@@ -133,6 +137,9 @@ const AUDIT_RECORDS_PER_PAGE: usize = 256;
 /// Queue length above which the audit waits for the fetches.
 const AUDIT_QUEUE_HIGH: usize = 4096;
 
+/// How often a cluster shard checks that its group has a quorum.
+const QUORUM_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long [`ShardRequest::Snapshot`] waits for the snapshot.
 const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(60);
 
@@ -160,6 +167,8 @@ pub struct Shard {
     inline_waiting: RefCell<VecDeque<InlinePending>>,
     /// Inline entries being proposed.
     inline_proposals: glommio::sync::Semaphore,
+    /// What each bucket holds here, as last scanned.
+    usage: Rc<UsageCache>,
 }
 
 /// An inline chunk waiting for an entry, and where its outcome goes.
@@ -233,6 +242,7 @@ impl Shard {
             last_write_mode: RefCell::new(None),
             inline_waiting: RefCell::new(VecDeque::new()),
             inline_proposals: glommio::sync::Semaphore::new(INLINE_PROPOSALS_INFLIGHT_MAX as u64),
+            usage: Rc::default(),
         }))
     }
 
@@ -243,6 +253,31 @@ impl Shard {
     /// The shard's raft group, for its peer port.
     pub fn raft(&self) -> &Rc<ShardRaft> {
         &self.raft
+    }
+
+    /// Stops the shard as part of a node's orderly shutdown, once no
+    /// client request is in progress: in a cluster, hands the group to
+    /// another member if this node leads it; then stops the raft group and
+    /// flushes the metadata store. Each step is logged.
+    pub async fn stop(&self) {
+        if self.replicator.is_some() {
+            match self.raft.hand_over().await {
+                Handover::NotLeader | Handover::NoOtherVoter => {}
+                Handover::HandedTo(node) => {
+                    tracing::info!(shard = self.index, to = node, "handed leadership over")
+                }
+                Handover::Failed(reason) => tracing::warn!(
+                    shard = self.index,
+                    %reason,
+                    "could not hand leadership over; the group elects a new leader after its election timeout"
+                ),
+            }
+        }
+        self.raft.shutdown().await;
+        match self.meta.flush().await {
+            Ok(()) => tracing::info!(shard = self.index, "metadata flushed"),
+            Err(e) => tracing::warn!(shard = self.index, error = %e, "flushing metadata failed"),
+        }
     }
 
     /// Serves one request in its own task, after waiting for an in-flight
@@ -328,6 +363,17 @@ impl Shard {
                 let found = self.read_current(self.meta.bucket_has_objects(&bucket));
                 let _ = reply.send(found.await);
             }
+            ShardRequest::BucketUsage {
+                bucket,
+                freshness,
+                reply,
+            } => {
+                let usage = match bucket {
+                    Some(bucket) => self.meta.bucket_usage(Some(&bucket)).await.map(Arc::new),
+                    None => self.usage.get(&self.meta, freshness).await,
+                };
+                let _ = reply.send(usage.map_err(Into::into));
+            }
             ShardRequest::CreateBucket { record, reply } => {
                 let _ = reply.send(self.propose(Op::CreateBucket(record)).await);
             }
@@ -340,12 +386,13 @@ impl Shard {
             ShardRequest::ChangeMetadata { change, reply } => {
                 let op = match change {
                     MetaChange::CreateUser(user) => Op::CreateUser(user),
-                    MetaChange::DeleteUser(name) => Op::DeleteUser(name),
+                    MetaChange::DeleteUser(name) => Op::DeleteUserWithoutBuckets(name),
                     MetaChange::AddAccessKey(add) => Op::AddAccessKey(add),
                     MetaChange::SetUserEnabled(set) => Op::SetUserEnabled(set),
                     MetaChange::SetKeyEnabled(set) => Op::SetKeyEnabled(set),
                     MetaChange::DeleteAccessKey(key) => Op::DeleteAccessKey(key),
                     MetaChange::PutBucketAcl(put) => Op::PutBucketAcl(put),
+                    MetaChange::SetBucketOwner(set) => Op::SetBucketOwner(set),
                 };
                 let _ = reply.send(self.propose(op).await);
             }
@@ -476,11 +523,40 @@ impl Shard {
             };
             capabilities.push((*id, advertised));
         }
+        let last_contact_ms = members
+            .iter()
+            .map(|(id, _, _)| {
+                let since = self.raft.last_contact(*id);
+                (*id, since.map(|d| d.as_millis() as u64))
+            })
+            .collect();
         GroupView {
             shard: self.index,
             leader: self.raft.leader(),
             members,
             capabilities,
+            last_contact_ms,
+            has_quorum: self.raft.has_quorum(),
+        }
+    }
+
+    /// Publishes, every [`QUORUM_WATCH_INTERVAL`], whether the shard's
+    /// group can commit writes (`/healthz` reads it), and logs each change.
+    /// Ends with the shard.
+    pub async fn watch_quorum(shard: std::rc::Weak<Shard>) {
+        loop {
+            glommio::timer::sleep(QUORUM_WATCH_INTERVAL).await;
+            let Some(shard) = shard.upgrade() else {
+                return;
+            };
+            let lost = !shard.raft.has_quorum();
+            if shard.stats.quorum_lost.swap(lost, Ordering::Relaxed) != lost {
+                if lost {
+                    tracing::warn!(shard = shard.index, leader = ?shard.raft.leader(), "the shard's group cannot reach a quorum; writes and reads wait");
+                } else {
+                    tracing::info!(shard = shard.index, leader = ?shard.raft.leader(), "the shard's group has a quorum again");
+                }
+            }
         }
     }
 

@@ -21,15 +21,29 @@ use shoal_shard::replication::advertises_offload;
 use super::text;
 use crate::s3::{Body, S3Context};
 
+/// A member heard from within this window counts as live: a few leader
+/// heartbeats, and within the shortest election timeout.
+const MEMBER_LIVE_WINDOW_MS: u64 = 2_500;
+const _: () =
+    assert!(MEMBER_LIVE_WINDOW_MS as u128 <= shoal_shard::raft::ELECTION_TIMEOUT_MIN.as_millis());
+
+/// Whether a member is live: this node is; one heard from recently is.
+/// Of one not heard from lately, only a leader (which talks to every
+/// member) or a follower about its leader (which it hears every heartbeat)
+/// can say it is down; otherwise it is unknown (`None`): followers talk to
+/// the leader only.
+fn live(is_me: bool, i_lead: bool, is_leader: bool, last_contact_ms: Option<u64>) -> Option<bool> {
+    match last_contact_ms {
+        _ if is_me => Some(true),
+        Some(ms) if ms < MEMBER_LIVE_WINDOW_MS => Some(true),
+        _ if i_lead || is_leader => Some(false),
+        _ => None,
+    }
+}
+
 pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) -> Response<Body> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let param = |name: &str| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    };
+    let param = |name: &str| super::param(query, name);
     let result = match (method, segments.as_slice()) {
         (&Method::GET, ["admin", "cluster"]) => Ok(overview(ctx).await),
         (&Method::POST, ["admin", "cluster", "snapshot"]) => Ok(snapshot(ctx).await),
@@ -85,13 +99,23 @@ async fn overview(ctx: &S3Context) -> (StatusCode, Value) {
                     .members
                     .iter()
                     .all(|(id, _, _)| advertised(id).is_some_and(|c| advertises_offload(&c)));
+                let last_contact_ms = |id: &u64| {
+                    view.last_contact_ms
+                        .iter()
+                        .find(|(member, _)| member == id)
+                        .and_then(|(_, ms)| *ms)
+                };
+                let me = ctx.config.node_id;
                 shards.push(json!({
                     "shard": view.shard,
                     "leader": view.leader,
+                    "quorum": view.has_quorum,
                     "mode": if offload { "offload" } else { "inline" },
                     "members": view.members.iter().map(|(id, addr, voter)| json!({
                         "node_id": id, "peer_addr": addr, "voter": voter,
                         "capabilities": advertised(id),
+                        "last_contact_ms": last_contact_ms(id),
+                        "live": live(*id == me, view.leader == Some(me), view.leader == Some(*id), last_contact_ms(id)),
                     })).collect::<Vec<_>>(),
                 }))
             }

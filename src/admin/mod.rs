@@ -1,27 +1,44 @@
 //! The admin endpoint: `/healthz`, `/metrics` (Prometheus text), the PUT
 //! admission budgets (`GET`/`PUT /admin/budgets`), users and their keys
-//! (`/admin/users`, `/admin/keys`, see [`users`]) and cluster membership
+//! (`/admin/users`, `/admin/keys`, see [`users`]), buckets whoever owns
+//! them (`/admin/buckets`, see [`buckets`]) and cluster membership
 //! (`/admin/cluster`, see [`cluster`]).
+//!
+//! Secrets travel only in request bodies and answers, never in a URL
+//! (which proxies and shells log) or an error message.
 //!
 //! Served by the first core only, on its own address, so it never competes
 //! with S3 listeners for a port and stays reachable when S3 is saturated.
 //! With `--admin-token`, every `/admin/*` request must carry it as
 //! `Authorization: Bearer <token>`; health and metrics stay open.
 
+mod buckets;
 mod cluster;
 mod users;
 
 use std::convert::Infallible;
 use std::rc::Rc;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+use serde_json::{json, Value};
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use shoal_shard::admission::{NodeBudgets, SliceBudget};
+use shoal_shard::shard::ShardStats;
+use shoal_shard::usage::Freshness;
 
 use crate::flags::parse_bytes;
+use crate::limits::ADMIN_BODY_BYTES_MAX;
 use crate::metrics::Registry;
+use crate::node_metrics;
 use crate::s3::{empty_response, full_body, Body, S3Context};
+use crate::shutdown::Shutdown;
 
 /// Whether the request carries the configured admin token (or none is
 /// configured). Compared in constant time.
@@ -49,6 +66,8 @@ pub struct AdminContext {
     /// Core 0's S3 context: its router reaches the metadata shard, its
     /// directory holds the users.
     pub ctx: Rc<S3Context>,
+    /// Once a shutdown is asked for, `/healthz` says so.
+    pub shutdown: Arc<Shutdown>,
 }
 
 pub async fn serve(
@@ -70,15 +89,39 @@ pub async fn serve(
     }
     if path.starts_with("/admin/users") || path.starts_with("/admin/keys") {
         let query = req.uri().query().unwrap_or("").to_string();
-        return Ok(users::serve(&admin.ctx, req.method(), &path, &query).await);
+        let method = req.method().clone();
+        let answer = match read_body(req).await {
+            Ok(body) => users::serve(&admin.ctx, &method, &path, &query, &body).await,
+            Err(refused) => Err(refused),
+        };
+        return Ok(respond(answer));
+    }
+    if path.starts_with("/admin/buckets") {
+        let query = req.uri().query().unwrap_or("").to_string();
+        return Ok(respond(
+            buckets::serve(&admin.ctx, req.method(), &path, &query).await,
+        ));
     }
     let response = match (req.method(), path.as_str()) {
-        (&Method::GET, "/healthz") => health(registry),
-        (&Method::GET, "/metrics") => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            registry.render(),
-        ),
+        (&Method::GET, "/healthz") => health(registry, &admin.shutdown),
+        (&Method::GET, "/metrics") => {
+            let mut exposition = registry.render();
+            // A shard that cannot answer leaves its buckets out this time.
+            let buckets = buckets::usage(&admin.ctx, None, Freshness::Cached)
+                .await
+                .unwrap_or_default();
+            let data_dir = admin.ctx.config.data_dir.clone();
+            let gauges = glommio::executor()
+                .spawn_blocking(move || node_metrics::gather(&data_dir))
+                .await;
+            node_metrics::write(
+                &mut exposition,
+                &admin.ctx.config.data_dir,
+                &gauges,
+                &buckets,
+            );
+            text(StatusCode::OK, "text/plain; version=0.0.4", exposition)
+        }
         (&Method::GET, "/admin/budgets") => budgets_json(&registry.budgets),
         (&Method::PUT, "/admin/budgets") => {
             match retune(&registry.budgets, req.uri().query().unwrap_or("")) {
@@ -93,20 +136,41 @@ pub async fn serve(
 }
 
 /// 200 `ok` while every shard can take writes; else 503 naming the failed
-/// shards.
-fn health(registry: &Registry) -> Response<Body> {
-    let failed: Vec<String> = registry
-        .shards
-        .iter()
-        .enumerate()
-        .filter(|(_, stats)| stats.failed.load(std::sync::atomic::Ordering::Relaxed))
-        .map(|(shard, _)| shard.to_string())
-        .collect();
-    if failed.is_empty() {
+/// shards and those whose group has no quorum, or saying the node is
+/// stopping.
+fn health(registry: &Registry, shutdown: &Shutdown) -> Response<Body> {
+    if shutdown.is_requested() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "stopping\n".into(),
+        );
+    }
+    let shards_where = |flag: fn(&ShardStats) -> &AtomicBool| {
+        registry
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, stats)| flag(stats).load(Ordering::Relaxed))
+            .map(|(shard, _)| shard.to_string())
+            .collect::<Vec<_>>()
+    };
+    let failed = shards_where(|stats| &stats.failed);
+    let no_quorum = shards_where(|stats| &stats.quorum_lost);
+    let mut problems = String::new();
+    if !failed.is_empty() {
+        problems += &format!("failed shards: {}\n", failed.join(", "));
+    }
+    if !no_quorum.is_empty() {
+        problems += &format!(
+            "shards whose group cannot reach a quorum: {}\n",
+            no_quorum.join(", ")
+        );
+    }
+    if problems.is_empty() {
         text(StatusCode::OK, "text/plain", "ok\n".into())
     } else {
-        let body = format!("failed shards: {}\n", failed.join(", "));
-        text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", body)
+        text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", problems)
     }
 }
 
@@ -157,6 +221,47 @@ fn budgets_json(budgets: &NodeBudgets) -> Response<Body> {
         shards.join(",")
     );
     text(StatusCode::OK, "application/json", json)
+}
+
+/// What an admin request under `/admin/users` or `/admin/buckets` comes to:
+/// a JSON answer, or a status and a message (sent as `{"error": …}`).
+pub(crate) type Answer = Result<(StatusCode, Value), (StatusCode, String)>;
+
+fn respond(answer: Answer) -> Response<Body> {
+    match answer {
+        Ok((status, body)) => text(status, "application/json", body.to_string() + "\n"),
+        Err((status, message)) => text(
+            status,
+            "application/json",
+            json!({ "error": message }).to_string() + "\n",
+        ),
+    }
+}
+
+/// The first value of query parameter `name`, percent-decoded (a `+`
+/// stays a plus).
+pub(crate) fn param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(key, _)| percent_decode_str(key).decode_utf8_lossy() == name)
+        .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy().into_owned())
+}
+
+/// An admin request's body: JSON, at most [`ADMIN_BODY_BYTES_MAX`].
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, (StatusCode, String)> {
+    let limited = http_body_util::Limited::new(req.into_body(), ADMIN_BODY_BYTES_MAX);
+    limited
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|_| {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("admin request bodies are at most {ADMIN_BODY_BYTES_MAX} bytes"),
+            )
+        })
 }
 
 pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {

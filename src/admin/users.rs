@@ -6,43 +6,48 @@
 //! | request | effect |
 //! | --- | --- |
 //! | `GET /admin/users` | list users and their keys (never secrets) |
-//! | `POST /admin/users?name=N[&access_key=A&secret_key=S]` | create a user with one key (generated unless given); the secret is in this answer only |
-//! | `DELETE /admin/users/N` | delete a user and its keys |
+//! | `POST /admin/users?name=N` | create a user with one key: the body's `{"access_key": A, "secret_key": S}`, or a generated one (empty body); the secret is in this answer only |
+//! | `DELETE /admin/users/N[?reassign_to=M]` | delete a user and its keys; refused while it owns buckets, unless they go to user M first |
 //! | `POST /admin/users/N/disable`, `/enable` | refuse or allow all its keys |
-//! | `POST /admin/users/N/keys[?access_key=A&secret_key=S]` | add a key |
+//! | `POST /admin/users/N/keys` | add a key (body as for creating a user) |
 //! | `DELETE /admin/keys/A` | delete a key |
 //! | `POST /admin/keys/A/disable`, `/enable` | refuse or allow one key |
 //!
 //! Answers are JSON; errors are `{"error": "…"}` with 400, 404 or 409.
 
-use http::{Method, Response, StatusCode};
-use percent_encoding::percent_decode_str;
+use http::{Method, StatusCode};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use shoal_proto::meta::{AccessKey, AddAccessKey, SetEnabled, User};
 use shoal_shard::ops::MetaChange;
 use shoal_shard::raft::ApplyOutcome;
 
-use super::text;
-use crate::s3::{Body, S3Context};
+use super::{param, Answer};
+use crate::s3::access::bucket_owner;
+use crate::s3::S3Context;
 use crate::users::{self, change, new_key, new_user_id, now_unix_ms};
 
-pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) -> Response<Body> {
-    let params = parse_query(query);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+pub async fn serve(
+    ctx: &S3Context,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Answer {
+    if param(query, "secret_key").is_some() || param(query, "access_key").is_some() {
+        return Err(bad(
+            "keys go in the request body as JSON ({\"access_key\": …, \"secret_key\": …}), never in the URL",
+        ));
+    }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let result = match (method, segments.as_slice()) {
+    match (method, segments.as_slice()) {
         (&Method::GET, ["admin", "users"]) => Ok(list(ctx)),
-        (&Method::POST, ["admin", "users"]) => match param("name") {
-            Some(name) => create(ctx, &name, param("access_key"), param("secret_key")).await,
+        (&Method::POST, ["admin", "users"]) => match param(query, "name") {
+            Some(name) => create(ctx, &name, body_keys(body)?).await,
             None => Err(bad("name the user: ?name=…")),
         },
         (&Method::DELETE, ["admin", "users", name]) => {
-            apply(ctx, MetaChange::DeleteUser(name.to_string()), name).await
+            delete(ctx, name, param(query, "reassign_to").as_deref()).await
         }
         (&Method::POST, ["admin", "users", name, verb @ ("enable" | "disable")]) => {
             let set = SetEnabled {
@@ -52,7 +57,7 @@ pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) ->
             apply(ctx, MetaChange::SetUserEnabled(set), name).await
         }
         (&Method::POST, ["admin", "users", name, "keys"]) => {
-            add_key(ctx, name, param("access_key"), param("secret_key")).await
+            add_key(ctx, name, body_keys(body)?).await
         }
         (&Method::DELETE, ["admin", "keys", access_key]) => {
             let change = MetaChange::DeleteAccessKey(access_key.to_string());
@@ -66,21 +71,30 @@ pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) ->
             apply(ctx, MetaChange::SetKeyEnabled(set), access_key).await
         }
         _ => Err((StatusCode::NOT_FOUND, "no such admin resource".to_string())),
-    };
-    match result {
-        Ok((status, body)) => text(status, "application/json", body.to_string() + "\n"),
-        Err((status, message)) => text(
-            status,
-            "application/json",
-            json!({ "error": message }).to_string() + "\n",
-        ),
     }
 }
 
-type Answer = Result<(StatusCode, Value), (StatusCode, String)>;
-
 fn bad(message: &str) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, message.to_string())
+}
+
+/// A key pair a request's body gives: `{"access_key": …, "secret_key": …}`,
+/// or nothing (an empty body) for a generated one.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GivenKeys {
+    access_key: Option<String>,
+    secret_key: Option<String>,
+}
+
+fn body_keys(body: &[u8]) -> Result<GivenKeys, (StatusCode, String)> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(GivenKeys::default());
+    }
+    // serde's message may quote the body, secret included: not shown.
+    serde_json::from_slice(body).map_err(|_| {
+        bad("the body must be JSON: {\"access_key\": …, \"secret_key\": …}, both or neither")
+    })
 }
 
 /// A user as the admin endpoint shows it: no secrets.
@@ -104,11 +118,8 @@ fn list(ctx: &S3Context) -> (StatusCode, Value) {
 }
 
 /// The given key pair (both or neither), else a new one.
-fn key_pair(
-    access_key: Option<String>,
-    secret_key: Option<String>,
-) -> Result<AccessKey, (StatusCode, String)> {
-    match (access_key, secret_key) {
+fn key_pair(given: GivenKeys) -> Result<AccessKey, (StatusCode, String)> {
+    match (given.access_key, given.secret_key) {
         (None, None) => Ok(new_key()),
         (Some(access_key), Some(secret_key)) => {
             users::validate_key(&access_key, &secret_key).map_err(bad)?;
@@ -123,14 +134,9 @@ fn key_pair(
     }
 }
 
-async fn create(
-    ctx: &S3Context,
-    name: &str,
-    access_key: Option<String>,
-    secret_key: Option<String>,
-) -> Answer {
+async fn create(ctx: &S3Context, name: &str, given: GivenKeys) -> Answer {
     users::validate_name(name).map_err(bad)?;
-    let key = key_pair(access_key, secret_key)?;
+    let key = key_pair(given)?;
     let user = User {
         name: name.to_string(),
         id: new_user_id(),
@@ -155,13 +161,8 @@ async fn create(
     ))
 }
 
-async fn add_key(
-    ctx: &S3Context,
-    name: &str,
-    access_key: Option<String>,
-    secret_key: Option<String>,
-) -> Answer {
-    let key = key_pair(access_key, secret_key)?;
+async fn add_key(ctx: &S3Context, name: &str, given: GivenKeys) -> Answer {
+    let key = key_pair(given)?;
     let add = AddAccessKey {
         user: name.to_string(),
         key: Some(key.clone()),
@@ -177,12 +178,57 @@ async fn add_key(
     ))
 }
 
+/// Deletes a user; its buckets first go to `reassign_to` when given.
+async fn delete(ctx: &S3Context, name: &str, reassign_to: Option<&str>) -> Answer {
+    let user = ctx
+        .directory
+        .user(name)
+        .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no user {name:?}")))?;
+    let owned: Vec<String> = ctx
+        .directory
+        .buckets()
+        .iter()
+        .filter(|record| bucket_owner(ctx, record) == user.id)
+        .map(|record| record.name.clone())
+        .collect();
+    match reassign_to {
+        Some(heir) if heir == name => {
+            return Err(bad("--reassign-to names the user being deleted"))
+        }
+        Some(heir) => {
+            for bucket in &owned {
+                super::buckets::chown(ctx, bucket, heir).await?;
+            }
+        }
+        None if !owned.is_empty() => {
+            return Err((
+                StatusCode::CONFLICT,
+                format!(
+                    "user {name:?} owns buckets {}; delete them or give them to another user (--reassign-to USER)",
+                    owned.join(", ")
+                ),
+            ))
+        }
+        None => {}
+    }
+    outcome(
+        change(&ctx.router, MetaChange::DeleteUser(name.to_string())).await,
+        name,
+    )?;
+    tracing::info!(
+        user = name,
+        reassigned_buckets = owned.len(),
+        "user deleted"
+    );
+    Ok((
+        StatusCode::OK,
+        json!({ "deleted": name, "buckets_reassigned": if reassign_to.is_some() { owned } else { Vec::new() } }),
+    ))
+}
+
 /// Applies a change that answers with the user's (or key's) new state.
 async fn apply(ctx: &S3Context, meta_change: MetaChange, subject: &str) -> Answer {
-    let deleting = matches!(
-        meta_change,
-        MetaChange::DeleteUser(_) | MetaChange::DeleteAccessKey(_)
-    );
+    let deleting = matches!(meta_change, MetaChange::DeleteAccessKey(_));
     let by_key = matches!(
         meta_change,
         MetaChange::SetKeyEnabled(_) | MetaChange::DeleteAccessKey(_)
@@ -221,23 +267,13 @@ fn outcome(
         ApplyOutcome::NoSuchAccessKey => {
             Err((StatusCode::NOT_FOUND, format!("no access key {subject:?}")))
         }
+        ApplyOutcome::UserOwnsBuckets => Err((
+            StatusCode::CONFLICT,
+            format!("user {subject:?} owns buckets; give them to another user first"),
+        )),
         other => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("applied as {other:?}"),
         )),
     }
-}
-
-/// `a=1&b=x%2By` → pairs, percent-decoded (`+` stays a plus: secrets may
-/// hold one).
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
-            (decode(name), decode(value))
-        })
-        .collect()
 }

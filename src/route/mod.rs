@@ -61,6 +61,23 @@ impl Router {
         shard_of(bucket, key, self.shard_count)
     }
 
+    /// Whether any shard holds an object of `bucket`: objects live on
+    /// every shard, so the bucket is empty only if all of them say so.
+    pub async fn bucket_has_objects(&self, bucket: &str) -> Result<bool, ShardError> {
+        let checks = (0..self.shard_count).map(|shard| {
+            self.call(shard, |reply| ShardRequest::BucketHasObjects {
+                bucket: bucket.to_string(),
+                reply,
+            })
+        });
+        for found in futures::future::join_all(checks).await {
+            if found? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Sends a request built around a fresh reply channel to `shard` and
     /// waits for its answer.
     pub async fn call<T>(

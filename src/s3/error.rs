@@ -71,6 +71,11 @@ pub enum S3Error {
     IllegalLocationConstraint { given: String, region: String },
     #[error("{what} is not implemented by this server.")]
     NotImplemented { what: &'static str },
+    #[error("A header you provided implies functionality that is not implemented by this server: {feature} ({header}).")]
+    HeaderNotImplemented {
+        header: &'static str,
+        feature: &'static str,
+    },
     #[error("The specified method is not allowed against this resource.")]
     MethodNotAllowed,
     #[error("Your key is too long")]
@@ -128,7 +133,9 @@ impl S3Error {
             S3Error::InvalidRequest { .. } => "InvalidRequest",
             S3Error::MalformedXml => "MalformedXML",
             S3Error::IllegalLocationConstraint { .. } => "IllegalLocationConstraintException",
-            S3Error::NotImplemented { .. } => "NotImplemented",
+            S3Error::NotImplemented { .. } | S3Error::HeaderNotImplemented { .. } => {
+                "NotImplemented"
+            }
             S3Error::MethodNotAllowed => "MethodNotAllowed",
             S3Error::KeyTooLong { .. } => "KeyTooLongError",
             S3Error::SlowDown { .. } => "SlowDown",
@@ -156,7 +163,7 @@ impl S3Error {
             S3Error::Chunked(e) => e.http_status(),
             S3Error::MissingContentLength => 411,
             S3Error::EntityTooLarge { .. } => 413,
-            S3Error::NotImplemented { .. } => 501,
+            S3Error::NotImplemented { .. } | S3Error::HeaderNotImplemented { .. } => 501,
             S3Error::MethodNotAllowed => 405,
             S3Error::Internal { .. } => 500,
             S3Error::SlowDown { .. } | S3Error::ServiceUnavailable { .. } => 503,
@@ -184,8 +191,6 @@ impl S3Error {
     pub fn into_response(self, resource: &str, request_id: &str, head: bool) -> Response<Body> {
         if let S3Error::Internal { detail } = &self {
             tracing::error!(request_id, resource, detail, "internal error");
-        } else if let S3Error::SlowDown { reason } = &self {
-            tracing::warn!(request_id, resource, %reason, "PUT rejected by admission control");
         } else {
             tracing::debug!(request_id, resource, code = self.code(), error = %self, "request failed");
         }
@@ -202,6 +207,10 @@ impl S3Error {
             | S3Error::InvalidBucketName { bucket, .. } => xml.leaf("BucketName", bucket),
             S3Error::NoSuchKey { key } => xml.leaf("Key", key),
             S3Error::NoSuchUpload { upload_id } => xml.leaf("UploadId", upload_id),
+            S3Error::HeaderNotImplemented { header, .. } => xml.leaf("Header", header),
+            // So a client that signed for another region learns which one
+            // to use (s3cmd and the AWS SDKs retry with it).
+            S3Error::Auth(AuthError::WrongRegion { expected, .. }) => xml.leaf("Region", expected),
             S3Error::InvalidRange { size_bytes } => {
                 xml.leaf("ActualObjectSize", &size_bytes.to_string())
             }
@@ -262,5 +271,46 @@ impl From<ShardError> for S3Error {
             },
             e => S3Error::internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::auth::AuthLocation;
+    use http_body_util::BodyExt;
+
+    fn xml_of(error: S3Error) -> String {
+        let response = error.into_response("/b/k", "REQ1", false);
+        let body = futures_lite::future::block_on(response.into_body().collect())
+            .expect("a full body")
+            .to_bytes();
+        String::from_utf8(body.to_vec()).expect("UTF-8 XML")
+    }
+
+    #[test]
+    fn a_wrong_region_names_the_right_one() {
+        let xml = xml_of(S3Error::Auth(AuthError::WrongRegion {
+            location: AuthLocation::Header,
+            expected: "eu-west-1".into(),
+            got: "US".into(),
+        }));
+        assert!(
+            xml.contains("<Code>AuthorizationHeaderMalformed</Code>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<Region>eu-west-1</Region>"), "{xml}");
+    }
+
+    #[test]
+    fn an_unimplemented_header_is_named() {
+        let error = S3Error::HeaderNotImplemented {
+            header: "x-amz-tagging",
+            feature: "object tagging",
+        };
+        assert_eq!(error.status(), StatusCode::NOT_IMPLEMENTED);
+        let xml = xml_of(error);
+        assert!(xml.contains("<Code>NotImplemented</Code>"), "{xml}");
+        assert!(xml.contains("<Header>x-amz-tagging</Header>"), "{xml}");
     }
 }

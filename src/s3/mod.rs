@@ -20,6 +20,8 @@ mod ingest;
 pub mod md5_lanes;
 mod range;
 pub mod request;
+pub mod request_log;
+mod unimplemented;
 pub mod xml;
 
 use std::cell::Cell;
@@ -37,9 +39,11 @@ use shoal_shard::admission::Gate;
 use shoal_shard::chunk::ChunkPool;
 use shoal_shard::directory::Directory;
 
+use crate::connections::RemoteAddr;
 use crate::flags::NodeConfig;
 use crate::metrics::{CoreMetrics, Operation};
 use crate::route::Router;
+use access::Caller;
 use error::S3Error;
 use request::{S3Request, Target};
 
@@ -62,6 +66,7 @@ pub struct S3Context {
     pub gates: Vec<Gate>,
     pub core_index: usize,
     next_request: Cell<u64>,
+    refusals: request_log::RefusalLog,
 }
 
 impl S3Context {
@@ -85,6 +90,7 @@ impl S3Context {
             gates,
             core_index,
             next_request: Cell::new(0),
+            refusals: request_log::RefusalLog::default(),
         }
     }
 
@@ -107,7 +113,10 @@ pub async fn serve(
     let started = Instant::now();
     let request_id = ctx.request_id();
     let resource = req.uri().path().to_string();
-    let is_head = req.method() == Method::HEAD;
+    let method = req.method().clone();
+    let is_head = method == Method::HEAD;
+    let remote = req.extensions().get::<RemoteAddr>().map(|r| r.0);
+    let bytes_in = content_length(req.headers());
     // hyper sends `100 Continue` only when a body is read, and an empty body
     // never is; botocore then misreads the next response on the same
     // connection (it waits for a status line it already consumed). Such a
@@ -116,20 +125,35 @@ pub async fn serve(
         .headers()
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-        && req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0");
-    let (operation, result) = match S3Request::parse(req, ctx.config.domain.as_deref()) {
+        && bytes_in == Some(0);
+    let mut caller = None;
+    let (operation, target, result) = match S3Request::parse(req, ctx.config.domain.as_deref()) {
         Ok(request) => {
             let operation = request.operation();
-            (operation, handle(&ctx, request).await)
+            let target = request.target().clone();
+            (
+                operation,
+                Some(target),
+                handle(&ctx, request, &mut caller).await,
+            )
         }
-        Err(e) => (Operation::Unknown, Err(e)),
+        Err(e) => (Operation::Unknown, None, Err(e)),
+    };
+    let summary = request_log::RequestSummary {
+        request_id: &request_id,
+        method: &method,
+        target: target.as_ref(),
+        caller: caller.as_ref(),
+        remote,
     };
     let mut response = match result {
         Ok(response) => response,
-        Err(e) => e.into_response(&resource, &request_id, is_head),
+        Err(e) => {
+            if request_log::is_refusal(&e) {
+                ctx.refusals.log(&summary, &e);
+            }
+            e.into_response(&resource, &request_id, is_head)
+        }
     };
     let headers = response.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&request_id) {
@@ -139,14 +163,34 @@ pub async fn serve(
     if unanswered_continue {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
+    let status = response.status().as_u16();
+    if ctx.config.access_log {
+        let bytes_out = content_length(response.headers()).unwrap_or(0);
+        let bytes_in = bytes_in.unwrap_or(0);
+        request_log::access(&summary, status, bytes_in, bytes_out, started.elapsed());
+    }
     ctx.metrics
-        .record_request(operation, response.status().as_u16(), started.elapsed());
+        .record_request(operation, status, started.elapsed());
     Ok(response)
 }
 
-async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body>, S3Error> {
+/// A `Content-Length` header's value, when there is a valid one.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Runs one parsed request; `caller` learns who sent it once that is known.
+async fn handle(
+    ctx: &Rc<S3Context>,
+    request: S3Request,
+    caller_seen: &mut Option<Caller>,
+) -> Result<Response<Body>, S3Error> {
     use handlers::{acl, bucket, copy, delete_objects, get, list, multipart, put};
     let (caller, payload) = access::identify(ctx, &request)?;
+    *caller_seen = Some(caller.clone());
     // Before any handler runs, so a refused request never has its body read.
     access::authorize(ctx, &caller, &request)?;
     if request.unsupported_subresource().is_some() {
@@ -154,6 +198,7 @@ async fn handle(ctx: &Rc<S3Context>, request: S3Request) -> Result<Response<Body
             what: "This subresource",
         });
     }
+    unimplemented::refuse_unimplemented_headers(&request)?;
     if request.has_query("acl") {
         return match (request.method().clone(), request.target().clone()) {
             (Method::GET, Target::Bucket(name)) => acl::get_bucket_acl(ctx, &name),

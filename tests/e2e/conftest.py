@@ -71,8 +71,12 @@ def ctl(node, *args, token=None, check=True):
 class Node:
     """One running shoal process."""
 
-    def __init__(self, data_dir, cores=None, extra_args=(), env=None):
+    def __init__(self, data_dir, cores=None, extra_args=(), env=None, keys=True):
+        """`keys=False` starts it without a configured key pair (a first
+        node then generates one; a joining node takes the cluster's)."""
         self.data_dir = str(data_dir)
+        self.keys = keys
+        self.admin_host = "127.0.0.1"
         self.s3_port = free_port()
         self.admin_port = free_port()
         self.cores = cores
@@ -101,12 +105,14 @@ class Node:
             binary, "serve",
             "--data-dir", self.data_dir,
             "--s3-addr", f"127.0.0.1:{self.s3_port}",
-            "--admin-addr", f"127.0.0.1:{self.admin_port}",
+            "--admin-addr", f"{self.admin_host}:{self.admin_port}",
         ]
         if self.cores:
             args += ["--cores", str(self.cores)]
         args += self.extra_args
-        env = dict(os.environ, SHOAL_ACCESS_KEY=ACCESS_KEY, SHOAL_SECRET_KEY=SECRET_KEY, **self.env)
+        env = dict(os.environ, **self.env)
+        if self.keys:
+            env.update(SHOAL_ACCESS_KEY=ACCESS_KEY, SHOAL_SECRET_KEY=SECRET_KEY)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         return self
@@ -125,11 +131,17 @@ class Node:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(40)
             except subprocess.TimeoutExpired:
                 self.kill9()
         if getattr(self, "log", None):
             self.log.close()
+
+    def log_text(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
 
     def metrics(self):
         with urllib.request.urlopen(self.admin + "/metrics", timeout=5) as r:

@@ -10,8 +10,11 @@ leader."""
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
+import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -58,7 +61,7 @@ class Cluster:
         self.nodes = {}
         self.peer_ports = {}
 
-    def launch(self, node_id, join=None, secret_file=None, wipe=False, extra=()):
+    def launch(self, node_id, join=None, secret_file=None, wipe=False, extra=(), keys=True):
         if node_id not in self.peer_ports:
             self.peer_ports[node_id] = free_port_run(SHARDS)
         data = self.root / f"node{node_id}" / "data"
@@ -72,7 +75,7 @@ class Cluster:
         ]
         if join is not None:
             args += ["--join", f"127.0.0.1:{self.peer_ports[join]}"]
-        node = Node(data, cores=1, extra_args=args + self.args + list(extra))
+        node = Node(data, cores=1, extra_args=args + self.args + list(extra), keys=keys)
         self.nodes[node_id] = node
         return node.launch()
 
@@ -267,3 +270,62 @@ def test_chunks_reach_every_replica_and_survive_the_leader(cluster):
     cluster.nodes[1].stop()
     cluster.start(1)
     wait_until(lambda: intact_on(1), 60, "acknowledged objects on the returning node")
+
+
+def test_joined_nodes_use_the_first_nodes_key_pair(cluster):
+    first = cluster.start(1, keys=False)
+    cluster.start(2, join=1, keys=False)
+    cluster.start(3, join=1, keys=False)
+    text = open(os.path.join(first.data_dir, "credentials")).read()
+    access = text.split("access_key=")[1].split()[0]
+    secret = text.split("secret_key=")[1].split()[0]
+    assert f"export AWS_ACCESS_KEY_ID={access}" in first.log_text(), "the first node prints it"
+    for node_id in (2, 3):
+        node = cluster.nodes[node_id]
+        assert not os.path.exists(os.path.join(node.data_dir, "credentials"))
+        log = node.log_text()
+        assert "AWS_ACCESS_KEY_ID" not in log and "no key pair generated" in log
+        c = node.client(access=access, secret=secret)
+        wait_until(lambda: c.list_buckets()["Owner"]["DisplayName"] == "admin", 10,
+                   f"the first node's key to work on node {node_id}")
+
+
+def test_a_stopping_leader_hands_its_groups_over(cluster):
+    launched = time.monotonic()
+    form(cluster)
+    assert cluster.leaders(2) == [1] * SHARDS
+    # A leader votes for the member it hands over to only once its own
+    # election is a lease (the longest election timeout, 5 s) behind it;
+    # node 1 elected itself as it started.
+    time.sleep(max(0.0, 7 - (time.monotonic() - launched)))
+    node1 = cluster.nodes[1]
+    node1.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert node1.proc.wait(timeout=30) == 0
+    # The groups did not wait out an election timeout (2.5-5 s after the
+    # lease, ~8 s in all): node 1 handed each to a member before it left.
+    wait_until(lambda: all(l in (2, 3) for l in cluster.leaders(2)), 3, "the new leaders")
+    assert time.monotonic() - started < 6
+    assert "handed leadership over" in node1.log_text()
+    c = cluster.nodes[2].client()
+    c.create_bucket(Bucket="right-after-the-handover")
+    c.put_object(Bucket="right-after-the-handover", Key="k", Body=b"v")
+
+
+def test_healthz_and_ctl_say_when_a_quorum_is_lost(cluster):
+    form(cluster)
+    table = ctl(cluster.nodes[1], "cluster").stdout
+    assert table.count("(live") == 3 * SHARDS, table
+    cluster.nodes[2].kill9()
+    cluster.nodes[3].kill9()
+
+    def unhealthy():
+        try:
+            urllib.request.urlopen(cluster.nodes[1].admin + "/healthz", timeout=2)
+            return False
+        except urllib.error.HTTPError as e:
+            return e.code == 503 and "cannot reach a quorum" in e.read().decode()
+
+    wait_until(unhealthy, 15, "node 1 to report the lost quorum")
+    table = ctl(cluster.nodes[1], "cluster").stdout
+    assert "DOWN" in table and " NO " in table, table

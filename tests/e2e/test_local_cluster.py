@@ -31,6 +31,10 @@ def test_local_cluster_starts_three_nodes_that_form_one_cluster(tmp_path):
 
         wait_until(three_voters, 120, "the local cluster to form")
         assert (tmp_path / "lc" / "cluster-secret").exists()
+        # SIGTERM stops every node in order, and shoal-ctl with them.
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -15,14 +15,11 @@ MIB = 1 << 20
 LS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d\s+(\d+)\s+(s3://.*)$")
 
 
-@pytest.fixture
-def s3cmd(node, tmp_path):
-    """Runs s3cmd against `node` with a config of its own; returns the
-    finished process, or with check=False whatever it did."""
-    binary = require_tool("s3cmd", "s3cmd")
-    conf = tmp_path / "s3cfg"
+def s3cfg(node, path, extra=""):
+    """An s3cmd config for `node` at `path`: path-style, plain HTTP, no
+    retries, and `extra` lines."""
     host = f"127.0.0.1:{node.s3_port}"
-    conf.write_text(
+    path.write_text(
         "[default]\n"
         f"access_key = {ACCESS_KEY}\n"
         f"secret_key = {SECRET_KEY}\n"
@@ -30,12 +27,20 @@ def s3cmd(node, tmp_path):
         # No %(bucket)s: path-style requests.
         f"host_bucket = {host}\n"
         "use_https = False\n"
-        "signature_v2 = False\n"
-        f"bucket_location = {REGION}\n"
         # A failing request fails the command instead of being retried
         # after growing sleeps.
         "max_retries = 0\n"
+        + extra
     )
+    return path
+
+
+@pytest.fixture
+def s3cmd(node, tmp_path):
+    """Runs s3cmd against `node` with a config of its own; returns the
+    finished process, or with check=False whatever it did."""
+    binary = require_tool("s3cmd", "s3cmd")
+    conf = s3cfg(node, tmp_path / "s3cfg", f"signature_v2 = False\nbucket_location = {REGION}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
     def run(*args, check=True, timeout=180):
@@ -193,3 +198,20 @@ def test_s3cmd_multipart_put(s3cmd, s3, tmp_path):
     s3cmd("del", f"s3://{bucket}/big/big.bin")
     assert s3cmd("ls", "--recursive", f"s3://{bucket}").stdout == ""
     s3cmd("rb", f"s3://{bucket}")
+
+
+def test_s3cmd_with_its_default_region_works(node, tmp_path):
+    """s3cmd's default `bucket_location` is `US` (S3's old name for
+    us-east-1), which it also signs with: a newcomer's config has no
+    bucket_location line at all."""
+    binary = require_tool("s3cmd", "s3cmd")
+    conf = s3cfg(node, tmp_path / "s3cfg-defaults")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    (tmp_path / "f.txt").write_text("default region\n")
+    for args in (["mb", "s3://s3cmd-defaults"],
+                 ["put", str(tmp_path / "f.txt"), "s3://s3cmd-defaults/f.txt"],
+                 ["ls", "s3://s3cmd-defaults"]):
+        proc = subprocess.run([binary, "-c", str(conf), *args], capture_output=True, text=True,
+                              timeout=60, env=env)
+        assert proc.returncode == 0, f"s3cmd {args}: {proc.stdout}{proc.stderr}"
+    assert "s3://s3cmd-defaults/f.txt" in proc.stdout

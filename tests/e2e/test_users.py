@@ -2,6 +2,7 @@
 managed through `shoal-ctl user …` and seeded from `--credentials-file`."""
 
 import json
+import urllib.error
 import urllib.request
 
 import boto3
@@ -247,7 +248,12 @@ def test_disabled_key_is_refused_at_once_on_every_core(users_node):
         assert code(e) == "InvalidAccessKeyId"
     ctl(users_node, "user", "enable", "temp")
     assert second.list_buckets()["Owner"]["DisplayName"] == "temp"
-    ctl(users_node, "user", "delete", "temp")
+    # Its bucket would belong to nobody: the delete is refused until the
+    # bucket goes to another user.
+    refused = ctl(users_node, "user", "delete", "temp", check=False)
+    assert refused.returncode != 0 and "409" in refused.stderr and "temp-bucket" in refused.stderr
+    ctl(users_node, "user", "delete", "temp", "--reassign-to", "tenant")
+    assert "temp-bucket" in [b["Name"] for b in client(users_node, "tenant").list_buckets()["Buckets"]]
     with pytest.raises(ClientError) as e:
         second.list_buckets()
     assert code(e) == "InvalidAccessKeyId"
@@ -287,3 +293,58 @@ def test_ctl_errors_and_admin_token(fresh_node):
     assert missing.returncode != 0 and "404" in missing.stderr
     # Health and metrics stay open.
     assert ctl(node, "health").returncode == 0
+
+
+def test_an_operator_manages_buckets_whoever_owns_them(users_node):
+    ctl(users_node, "user", "add", "leaver", "--access-key", "LEAVERACCESSKEY00001",
+        "--secret-key", "leaver-secret-0123456789")
+    leaver = client(users_node, access="LEAVERACCESSKEY00001", secret="leaver-secret-0123456789")
+    leaver.create_bucket(Bucket="leftover")
+    for i in range(5):
+        leaver.put_object(Bucket="leftover", Key=f"k{i}", Body=b"x" * 1000)
+    upload = leaver.create_multipart_upload(Bucket="leftover", Key="half-done")["UploadId"]
+    leaver.upload_part(Bucket="leftover", Key="half-done", UploadId=upload, PartNumber=1, Body=b"y")
+
+    listed = ctl(users_node, "bucket", "list").stdout
+    row = next(line for line in listed.splitlines() if line.startswith("leftover "))
+    assert row.split()[1:4] == ["leaver", "5", "4.9"], row
+    info = ctl(users_node, "bucket", "info", "leftover").stdout
+    assert "leaver" in info and " 5 " in info
+
+    # The admin user may act on any bucket, as a root account does.
+    admin = users_node.client()
+    assert admin.get_object(Bucket="leftover", Key="k0")["Body"].read() == b"x" * 1000
+
+    # A user who owns buckets is not deleted out from under them...
+    refused = ctl(users_node, "user", "delete", "leaver", check=False)
+    assert refused.returncode != 0 and "leftover" in refused.stderr
+    # ...but once the bucket is someone else's, it can go.
+    ctl(users_node, "bucket", "chown", "leftover", "main")
+    ctl(users_node, "user", "delete", "leaver")
+    main = client(users_node, "main")
+    assert "leftover" in [b["Name"] for b in main.list_buckets()["Buckets"]]
+    assert len(main.list_objects_v2(Bucket="leftover")["Contents"]) == 5
+
+    # A bucket with objects is deleted only with --force, which also aborts
+    # its uploads; then the name is free again.
+    plain = ctl(users_node, "bucket", "delete", "leftover", check=False)
+    assert plain.returncode != 0 and "409" in plain.stderr and "--force" in plain.stderr
+    forced = json.loads(ctl(users_node, "bucket", "delete", "leftover", "--force").stdout)
+    assert forced == {"deleted": "leftover", "objects_deleted": 5, "uploads_aborted": 1}
+    assert "leftover" not in ctl(users_node, "bucket", "list").stdout
+    client(users_node, "alt").create_bucket(Bucket="leftover")
+
+
+def test_secrets_never_travel_in_urls(users_node):
+    url = users_node.admin + "/admin/users?name=leaky&secret_key=do-not-echo-me-123&access_key=LEAKY00001"
+    request = urllib.request.Request(url, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=5)
+    assert e.value.code == 400
+    message = e.value.read().decode()
+    assert "request body" in message and "do-not-echo-me-123" not in message
+    # shoal-ctl sends the pair in the body.
+    ctl(users_node, "user", "add", "careful", "--access-key", "CAREFULACCESSKEY0001",
+        "--secret-key", "careful-secret-0123456789")
+    careful = client(users_node, access="CAREFULACCESSKEY0001", secret="careful-secret-0123456789")
+    assert careful.list_buckets()["Owner"]["DisplayName"] == "careful"

@@ -2,10 +2,20 @@
 //! form one cluster, for development, tests and the bench. Node n (counted
 //! from one) serves S3 on port `base + 10(n-1)`, its admin endpoint one
 //! port above, and its peer ports from `base + 100 + 10(n-1)`; its data
-//! lives in `<dir>/node-n`. Runs until interrupted, then stops the nodes;
-//! the nodes also die with `shoal-ctl` however it ends (a parent-death
-//! signal), so none is left holding its ports.
+//! lives in `<dir>/node-n`, its log in `<dir>/node-n.log`.
+//!
+//! The first node generates the cluster's key pair; the others join and
+//! use it, and `shoal-ctl` prints it as `export AWS_…` lines. The cluster
+//! secret is written 0600. A node that exits is reported and the others
+//! keep running (so a failure can be tried out); SIGINT or SIGTERM stops
+//! every node in order (SIGTERM, then SIGKILL after
+//! [`STOP_WAIT_MAX`]). The nodes run in their own process group, so a
+//! Ctrl-C reaches them only through `shoal-ctl`, once; they also get
+//! SIGTERM if `shoal-ctl` dies however it dies (a parent-death signal),
+//! so none is left holding its ports.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +23,9 @@ use std::time::{Duration, Instant};
 
 /// Longest wait for one node to answer `/healthz`.
 const START_WAIT_MAX: Duration = Duration::from_secs(120);
+/// Longest wait for the nodes to stop after SIGTERM (their own
+/// `--shutdown-timeout` is 30 s), before SIGKILL.
+pub const STOP_WAIT_MAX: Duration = Duration::from_secs(40);
 
 pub struct Options {
     pub nodes: u16,
@@ -42,16 +55,20 @@ pub fn ports(base: u16, n: u16) -> Ports {
 }
 
 /// Starts the nodes one after another (each waits for its `/healthz`)
-/// and returns their processes.
-pub fn start(options: &Options, healthy: &dyn Fn(u16) -> bool) -> Result<Vec<Child>, String> {
+/// and returns their processes. Gives up, stopping what it started, when a
+/// node exits or stays unhealthy, or once `interrupted` says so.
+pub fn start(
+    options: &Options,
+    healthy: &dyn Fn(u16) -> bool,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Vec<Child>, String> {
     if options.nodes == 0 || options.nodes > 9 || options.shards > 9 {
         return Err("local clusters have 1 to 9 nodes of 1 to 9 shards".into());
     }
     std::fs::create_dir_all(&options.dir).map_err(|e| format!("{}: {e}", options.dir.display()))?;
     let secret = options.dir.join("cluster-secret");
     if !secret.exists() {
-        let value = format!("{:032x}", rand::random::<u128>());
-        std::fs::write(&secret, value + "\n").map_err(|e| format!("{}: {e}", secret.display()))?;
+        write_secret(&secret)?;
     }
     let mut children = Vec::new();
     for n in 1..=options.nodes {
@@ -60,12 +77,22 @@ pub fn start(options: &Options, healthy: &dyn Fn(u16) -> bool) -> Result<Vec<Chi
         let ports = ports(options.base_port, n);
         let deadline = Instant::now() + START_WAIT_MAX;
         while !healthy(ports.admin) {
-            if Instant::now() > deadline {
-                stop(&mut children);
-                return Err(format!(
+            let log = log_path(&options.dir, n);
+            let failure = if interrupted() {
+                Some("interrupted while the nodes started".to_string())
+            } else if let Ok(Some(status)) = children[usize::from(n) - 1].try_wait() {
+                Some(format!("node {n} exited ({status}); see {}", log.display()))
+            } else if Instant::now() > deadline {
+                Some(format!(
                     "node {n} did not become healthy; see {}",
-                    log_path(&options.dir, n).display()
-                ));
+                    log.display()
+                ))
+            } else {
+                None
+            };
+            if let Some(failure) = failure {
+                stop(&mut children);
+                return Err(failure);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -75,6 +102,32 @@ pub fn start(options: &Options, healthy: &dyn Fn(u16) -> bool) -> Result<Vec<Chi
         );
     }
     Ok(children)
+}
+
+/// A new random cluster secret in a file only its owner may read.
+fn write_secret(path: &Path) -> Result<(), String> {
+    let value = format!("{:032x}\n", rand::random::<u128>());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(value.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The cluster's key pair, as the first node generated it:
+/// `(access key, secret key)`.
+pub fn credentials(dir: &Path) -> Result<(String, String), String> {
+    let path = dir.join("node-1").join("credentials");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| format!("{} has no {name} line", path.display()))
+    };
+    Ok((field("access_key=")?, field("secret_key=")?))
 }
 
 fn spawn(options: &Options, n: u16, secret: &Path) -> Result<Child, String> {
@@ -104,11 +157,15 @@ fn spawn(options: &Options, n: u16, secret: &Path) -> Result<Child, String> {
         let first = ports_of_first(options.base_port);
         command.args(["--join", &format!("127.0.0.1:{first}")]);
     }
+    // Its own process group, so a terminal's Ctrl-C reaches it only as
+    // the one SIGTERM `shoal-ctl` forwards (a node takes a second signal as
+    // "exit at once").
+    command.process_group(0);
     // SAFETY: `prctl` is async-signal-safe, and the closure touches no
     // memory of the parent.
     unsafe {
         command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
                 Ok(())
             } else {
                 Err(std::io::Error::last_os_error())
@@ -148,9 +205,21 @@ fn log_path(dir: &Path, n: u16) -> PathBuf {
     dir.join(format!("node-{n}.log"))
 }
 
-/// Stops every node (SIGKILL: their data is durable by design).
+/// Stops every node still running: SIGTERM, so each drains and hands its
+/// groups over, then SIGKILL for any still there after [`STOP_WAIT_MAX`].
 pub fn stop(children: &mut [Child]) {
     for child in children.iter_mut() {
+        if child.try_wait().ok().flatten().is_none() {
+            // SAFETY: kill(2) on a child this process started and has not
+            // reaped, so the pid is still ours.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+    let deadline = Instant::now() + STOP_WAIT_MAX;
+    for child in children.iter_mut() {
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = child.kill();
         let _ = child.wait();
     }

@@ -1,10 +1,14 @@
 //! `shoal-ctl`: the operator's view of a running node, through its admin
-//! endpoint: health, counters, metrics, and users and their access keys.
-//! Speaks plain HTTP to `--admin-addr`; never touches a data directory.
+//! endpoint: health, counters, metrics, budgets, users and their access
+//! keys, buckets, and the cluster. Speaks plain HTTP to `--admin-addr`;
+//! never touches a data directory. Secrets go in request bodies, never in
+//! URLs.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -12,7 +16,11 @@ use clap::{Parser, Subcommand};
 mod local_cluster;
 
 #[derive(Parser)]
-#[command(name = "shoal-ctl", about = "Inspect a running Shoal node")]
+#[command(
+    name = "shoal-ctl",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SHOAL_COMMIT"), ")"),
+    about = "Inspect and manage a running Shoal node"
+)]
 struct Cli {
     /// The node's admin endpoint.
     #[arg(long, env = "SHOAL_ADMIN_ADDR", default_value = "127.0.0.1:9001")]
@@ -43,6 +51,22 @@ enum Command {
     /// Cluster members: add, remove (through the groups this node leads).
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Buckets, whoever owns them: list, info, chown, delete.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+    /// Show the PUT admission budgets, or change them while the node runs.
+    /// Changes last until the node restarts; its flags set them at start.
+    Budgets {
+        /// Each shard's budget (e.g. `256MiB`; `0` = unlimited).
+        #[arg(long)]
+        put_budget_per_core: Option<String>,
+        /// The node's total budget, split over its shards.
+        #[arg(long)]
+        put_budget: Option<String>,
+        /// The shared overflow pool.
+        #[arg(long)]
+        put_budget_shared: Option<String>,
+    },
     /// Start a cluster of N local nodes (for development, tests and the
     /// bench) and keep it running until interrupted.
     LocalCluster {
@@ -75,6 +99,23 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum BucketCommand {
+    /// Every bucket: owner, objects, bytes.
+    List,
+    /// One bucket: owner, creation time, objects, bytes.
+    Info { name: String },
+    /// Give a bucket to another user.
+    Chown { name: String, user: String },
+    /// Delete a bucket; `--force` first aborts its multipart uploads and
+    /// deletes every object in it.
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum MemberCommand {
     /// Add node `node_id`, reachable at `peer_addr`, to every shard group.
     Add { node_id: u64, peer_addr: String },
@@ -95,9 +136,12 @@ enum UserCommand {
         #[arg(long, requires = "access_key")]
         secret_key: Option<String>,
     },
-    /// Delete a user and its keys (its buckets and objects stay).
+    /// Delete a user and its keys. Refused while it owns buckets, unless
+    /// `--reassign-to` gives them to another user first.
     Delete {
         name: String,
+        #[arg(long)]
+        reassign_to: Option<String>,
     },
     /// Refuse every key of the user, at once, on every core.
     Disable {
@@ -123,21 +167,34 @@ enum KeyCommand {
     Enable { access_key: String },
 }
 
+/// How long a command waits for the node's answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `bucket delete --force` waits: it deletes one object at a
+/// time through raft (a few hundred per second per shard).
+const FORCE_DELETE_TIMEOUT: Duration = Duration::from_secs(3_600);
 
+/// One admin request; the status and body of the answer.
 fn request(
     method: &str,
     addr: &str,
     path: &str,
     token: Option<&str>,
+    body: &str,
+    timeout: Duration,
 ) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?;
     stream
-        .set_read_timeout(Some(TIMEOUT))
+        .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream
         .write_all(request.as_bytes())
@@ -211,16 +268,37 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-fn key_query(access_key: Option<String>, secret_key: Option<String>) -> String {
+/// The JSON body that gives a key pair (empty: the node generates one).
+fn key_body(access_key: &Option<String>, secret_key: &Option<String>) -> String {
     match (access_key, secret_key) {
-        (Some(a), Some(s)) => format!("access_key={}&secret_key={}", encode(&a), encode(&s)),
+        (Some(a), Some(s)) => serde_json::json!({ "access_key": a, "secret_key": s }).to_string(),
         _ => String::new(),
     }
 }
 
-/// The admin request a command makes: method and path.
-fn admin_request(command: &Command) -> (&'static str, String) {
-    match command {
+/// What an admin request carries besides its method and path.
+#[derive(Debug, PartialEq, Eq)]
+struct AdminRequest {
+    method: &'static str,
+    path: String,
+    body: String,
+    timeout: Duration,
+}
+
+impl AdminRequest {
+    fn new(method: &'static str, path: String) -> AdminRequest {
+        AdminRequest {
+            method,
+            path,
+            body: String::new(),
+            timeout: TIMEOUT,
+        }
+    }
+}
+
+/// The admin request a command makes.
+fn admin_request(command: &Command) -> AdminRequest {
+    let (method, path) = match command {
         Command::Health => ("GET", "/healthz".into()),
         Command::Shards | Command::Metrics => ("GET", "/metrics".into()),
         Command::User(user) => match user {
@@ -229,15 +307,21 @@ fn admin_request(command: &Command) -> (&'static str, String) {
                 name,
                 access_key,
                 secret_key,
-            } => (
-                "POST",
-                format!(
-                    "/admin/users?name={}&{}",
-                    encode(name),
-                    key_query(access_key.clone(), secret_key.clone())
-                ),
+            } => {
+                return AdminRequest {
+                    body: key_body(access_key, secret_key),
+                    ..AdminRequest::new("POST", format!("/admin/users?name={}", encode(name)))
+                }
+            }
+            UserCommand::Delete { name, reassign_to } => (
+                "DELETE",
+                match reassign_to {
+                    Some(heir) => {
+                        format!("/admin/users/{}?reassign_to={}", encode(name), encode(heir))
+                    }
+                    None => format!("/admin/users/{}", encode(name)),
+                },
             ),
-            UserCommand::Delete { name } => ("DELETE", format!("/admin/users/{}", encode(name))),
             UserCommand::Disable { name } => {
                 ("POST", format!("/admin/users/{}/disable", encode(name)))
             }
@@ -248,15 +332,56 @@ fn admin_request(command: &Command) -> (&'static str, String) {
                 name,
                 access_key,
                 secret_key,
-            } => (
+            } => {
+                return AdminRequest {
+                    body: key_body(access_key, secret_key),
+                    ..AdminRequest::new("POST", format!("/admin/users/{}/keys", encode(name)))
+                }
+            }
+        },
+        Command::Bucket(bucket) => match bucket {
+            BucketCommand::List => ("GET", "/admin/buckets".into()),
+            BucketCommand::Info { name } => ("GET", format!("/admin/buckets/{}", encode(name))),
+            BucketCommand::Chown { name, user } => (
                 "POST",
                 format!(
-                    "/admin/users/{}/keys?{}",
+                    "/admin/buckets/{}/owner?user={}",
                     encode(name),
-                    key_query(access_key.clone(), secret_key.clone())
+                    encode(user)
                 ),
             ),
+            BucketCommand::Delete { name, force: false } => {
+                ("DELETE", format!("/admin/buckets/{}", encode(name)))
+            }
+            BucketCommand::Delete { name, force: true } => {
+                return AdminRequest {
+                    timeout: FORCE_DELETE_TIMEOUT,
+                    ..AdminRequest::new(
+                        "DELETE",
+                        format!("/admin/buckets/{}?force=true", encode(name)),
+                    )
+                }
+            }
         },
+        Command::Budgets {
+            put_budget_per_core,
+            put_budget,
+            put_budget_shared,
+        } => {
+            let changes: Vec<String> = [
+                ("put-budget-per-core", put_budget_per_core),
+                ("put-budget", put_budget),
+                ("put-budget-shared", put_budget_shared),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={}", encode(v))))
+            .collect();
+            if changes.is_empty() {
+                ("GET", "/admin/budgets".into())
+            } else {
+                ("PUT", format!("/admin/budgets?{}", changes.join("&")))
+            }
+        }
         Command::Cluster => ("GET", "/admin/cluster".into()),
         Command::Snapshot => ("POST", "/admin/cluster/snapshot".into()),
         Command::Member(MemberCommand::Add { node_id, peer_addr }) => (
@@ -282,7 +407,8 @@ fn admin_request(command: &Command) -> (&'static str, String) {
                 ("POST", format!("/admin/keys/{}/enable", encode(access_key)))
             }
         },
-    }
+    };
+    AdminRequest::new(method, path)
 }
 
 /// `user list` as a table: name, id, state, keys (`!` marks a disabled one).
@@ -322,14 +448,19 @@ fn users_table(json: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// `cluster` as a table: shard, leader, write mode, members (`*` marks a
-/// learner).
+/// `cluster` as a table: shard, leader, quorum, write mode, members (`*`
+/// marks a learner), each with its liveness and the seconds since this
+/// node last heard from it (`?`: this node, a follower, does not talk to
+/// it).
 fn cluster_table(json: &str) -> Result<String, String> {
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
     let shards = value["shards"]
         .as_array()
         .ok_or("no shards in the answer")?;
-    let mut out = format!("{:>5} {:>7} {:<7} members\n", "shard", "leader", "mode");
+    let mut out = format!(
+        "{:>5} {:>7} {:<6} {:<7} members\n",
+        "shard", "leader", "quorum", "mode"
+    );
     for shard in shards {
         let members: Vec<String> = shard["members"]
             .as_array()
@@ -342,8 +473,17 @@ fn cluster_table(json: &str) -> Result<String, String> {
                         } else {
                             ""
                         };
+                        let contact = m["last_contact_ms"]
+                            .as_u64()
+                            .map(|ms| format!(" {:.1}s", ms as f64 / 1000.0))
+                            .unwrap_or_default();
+                        let state = match m["live"].as_bool() {
+                            Some(true) => "live",
+                            Some(false) => "DOWN",
+                            None => "?",
+                        };
                         format!(
-                            "{}{learner}@{}",
+                            "{}{learner}@{} ({state}{contact})",
                             m["node_id"],
                             m["peer_addr"].as_str().unwrap_or("?")
                         )
@@ -355,8 +495,13 @@ fn cluster_table(json: &str) -> Result<String, String> {
             .as_u64()
             .map_or("-".to_string(), |l| l.to_string());
         let mode = shard["mode"].as_str().unwrap_or("-");
+        let quorum = match shard["quorum"].as_bool() {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "-",
+        };
         out += &format!(
-            "{:>5} {leader:>7} {mode:<7} {}\n",
+            "{:>5} {leader:>7} {quorum:<6} {mode:<7} {}\n",
             shard["shard"],
             members.join(" ")
         );
@@ -364,37 +509,70 @@ fn cluster_table(json: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Runs `local-cluster` until a node exits (or the user interrupts the
-/// whole process group).
+/// Runs `local-cluster` until SIGINT or SIGTERM (or every node exited).
 fn local_cluster(options: local_cluster::Options) -> ExitCode {
+    let stop_asked = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop_asked)) {
+            eprintln!("shoal-ctl: handling signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let healthy = |admin: u16| {
         matches!(
-            request("GET", &format!("127.0.0.1:{admin}"), "/healthz", None),
+            request(
+                "GET",
+                &format!("127.0.0.1:{admin}"),
+                "/healthz",
+                None,
+                "",
+                TIMEOUT
+            ),
             Ok((200, _))
         )
     };
-    let mut children = match local_cluster::start(&options, &healthy) {
+    let interrupted = || stop_asked.load(Ordering::SeqCst);
+    let mut children = match local_cluster::start(&options, &healthy, &interrupted) {
         Ok(children) => children,
         Err(e) => {
             eprintln!("shoal-ctl: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let first = local_cluster::ports(options.base_port, 1);
+    match local_cluster::credentials(&options.dir) {
+        Ok((access_key, secret_key)) => {
+            println!("# the cluster's key pair; every node takes it:");
+            println!("export AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_DEFAULT_REGION=us-east-1");
+            println!("export AWS_ENDPOINT_URL=http://127.0.0.1:{}", first.s3);
+        }
+        Err(e) => eprintln!("shoal-ctl: no key pair to show ({e})"),
+    }
     println!(
-        "cluster of {} nodes running; Ctrl-C stops it",
-        options.nodes
+        "cluster of {} nodes running (logs: {}/node-N.log); Ctrl-C stops it",
+        options.nodes,
+        options.dir.display()
     );
-    loop {
+    let mut reported = vec![false; children.len()];
+    while !stop_asked.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(200));
-        if let Some(n) = children
-            .iter_mut()
-            .position(|c| c.try_wait().ok().flatten().is_some())
-        {
-            eprintln!("shoal-ctl: node {} exited; stopping the cluster", n + 1);
-            local_cluster::stop(&mut children);
+        for (n, child) in children.iter_mut().enumerate() {
+            if let (Ok(Some(status)), false) = (child.try_wait(), reported[n]) {
+                reported[n] = true;
+                eprintln!(
+                    "shoal-ctl: node {} exited ({status}); the others keep running",
+                    n + 1
+                );
+            }
+        }
+        if reported.iter().all(|&gone| gone) {
+            eprintln!("shoal-ctl: every node has exited");
             return ExitCode::FAILURE;
         }
     }
+    println!("stopping the nodes");
+    local_cluster::stop(&mut children);
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
@@ -415,6 +593,13 @@ fn main() -> ExitCode {
                 .and_then(|exe| exe.parent().map(|d| d.join("shoal")))
                 .unwrap_or_else(|| "shoal".into())
         });
+        let dir = match std::path::absolute(&dir) {
+            Ok(dir) => dir,
+            Err(e) => {
+                eprintln!("shoal-ctl: --dir {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        };
         return local_cluster(local_cluster::Options {
             nodes,
             dir,
@@ -425,37 +610,68 @@ fn main() -> ExitCode {
             blob_offload,
         });
     }
-    let (method, path) = admin_request(&cli.command);
-    match request(method, &cli.admin_addr, &path, cli.token.as_deref()) {
+    let admin = admin_request(&cli.command);
+    let answer = request(
+        admin.method,
+        &cli.admin_addr,
+        &admin.path,
+        cli.token.as_deref(),
+        &admin.body,
+        admin.timeout,
+    );
+    match answer {
         Ok((200..=299, body)) => {
-            match cli.command {
-                Command::Health => println!("healthy"),
-                Command::Shards => print!("{}", shards(&body)),
-                Command::User(UserCommand::List) => match users_table(&body) {
-                    Ok(table) => print!("{table}"),
-                    Err(e) => {
-                        eprintln!("shoal-ctl: unreadable answer ({e}): {body}");
-                        return ExitCode::FAILURE;
+            let shown = match &cli.command {
+                Command::Health => Ok("healthy\n".to_string()),
+                Command::Shards => Ok(shards(&body)),
+                Command::User(UserCommand::List) => users_table(&body),
+                Command::Cluster => cluster_table(&body),
+                Command::Bucket(BucketCommand::List) => buckets_table(&body),
+                Command::Bucket(BucketCommand::Info { .. }) => {
+                    buckets_table(&format!("{{\"buckets\":[{body}]}}"))
+                }
+                Command::Budgets {
+                    put_budget_per_core,
+                    put_budget,
+                    put_budget_shared,
+                } => budgets_table(&body).map(|table| {
+                    let changed = put_budget_per_core.is_some()
+                        || put_budget.is_some()
+                        || put_budget_shared.is_some();
+                    if changed {
+                        table + "changed until the node restarts; its flags set the budgets at start\n"
+                    } else {
+                        table
                     }
-                },
-                Command::Cluster => match cluster_table(&body) {
-                    Ok(table) => print!("{table}"),
-                    Err(e) => {
-                        eprintln!("shoal-ctl: unreadable answer ({e}): {body}");
-                        return ExitCode::FAILURE;
-                    }
-                },
+                }),
                 Command::Metrics
                 | Command::User(_)
                 | Command::Key(_)
                 | Command::Member(_)
-                | Command::Snapshot => print!("{body}"),
+                | Command::Bucket(_)
+                | Command::Snapshot => Ok(body.clone()),
                 Command::LocalCluster { .. } => unreachable!("handled before any request"),
+            };
+            match shown {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("shoal-ctl: unreadable answer ({e}): {body}");
+                    ExitCode::FAILURE
+                }
             }
-            ExitCode::SUCCESS
         }
         Ok((status, body)) => {
-            eprintln!("shoal-ctl: {method} {path} answered {status}: {body}");
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| body.trim().to_string());
+            eprintln!(
+                "shoal-ctl: {} {} answered {status}: {message}",
+                admin.method, admin.path
+            );
             ExitCode::FAILURE
         }
         Err(e) => {
@@ -463,6 +679,78 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Bytes as a person reads them: `1.5 GiB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// `bucket list` (and `info`) as a table.
+fn buckets_table(json: &str) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let buckets = value["buckets"]
+        .as_array()
+        .ok_or("no buckets in the answer")?;
+    let mut out = format!(
+        "{:<32} {:<20} {:>10} {:>12}\n",
+        "bucket", "owner", "objects", "bytes"
+    );
+    for bucket in buckets {
+        out += &format!(
+            "{:<32} {:<20} {:>10} {:>12}\n",
+            bucket["name"].as_str().unwrap_or("?"),
+            bucket["owner"].as_str().unwrap_or("?"),
+            bucket["objects"].as_u64().unwrap_or(0),
+            human_bytes(bucket["bytes"].as_u64().unwrap_or(0)),
+        );
+    }
+    Ok(out)
+}
+
+/// `budgets` as a table: each shard's budget and what is in flight.
+fn budgets_table(json: &str) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let shards = value["shards"]
+        .as_array()
+        .ok_or("no shards in the answer")?;
+    let capacity = |v: &serde_json::Value| match v["capacity_bytes"].as_u64() {
+        Some(u64::MAX) => "unlimited".to_string(),
+        Some(bytes) => human_bytes(bytes),
+        None => "?".to_string(),
+    };
+    let mut out = format!(
+        "{:>6} {:>12} {:>12} {:>12}\n",
+        "shard", "budget", "in flight", "borrowed"
+    );
+    for shard in shards {
+        out += &format!(
+            "{:>6} {:>12} {:>12} {:>12}\n",
+            shard["shard"],
+            capacity(shard),
+            human_bytes(shard["inflight_bytes"].as_u64().unwrap_or(0)),
+            human_bytes(shard["borrowed_bytes"].as_u64().unwrap_or(0)),
+        );
+    }
+    let shared = &value["shared"];
+    out += &format!(
+        "{:>6} {:>12} {:>12}\n",
+        "shared",
+        capacity(shared),
+        human_bytes(shared["inflight_bytes"].as_u64().unwrap_or(0)),
+    );
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -480,25 +768,54 @@ mod tests {
     }
 
     #[test]
+    fn bucket_and_budget_requests() {
+        let delete = admin_request(&Command::Bucket(BucketCommand::Delete {
+            name: "logs".into(),
+            force: true,
+        }));
+        assert_eq!(delete.path, "/admin/buckets/logs?force=true");
+        assert_eq!(delete.timeout, FORCE_DELETE_TIMEOUT);
+        let retune = admin_request(&Command::Budgets {
+            put_budget_per_core: Some("64MiB".into()),
+            put_budget: None,
+            put_budget_shared: None,
+        });
+        assert_eq!(
+            (retune.method, retune.path.as_str()),
+            ("PUT", "/admin/budgets?put-budget-per-core=64MiB")
+        );
+        let table = budgets_table(
+            r#"{"shared":{"capacity_bytes":0,"inflight_bytes":0},"shards":[{"shard":0,"capacity_bytes":268435456,"inflight_bytes":1048576,"borrowed_bytes":0}]}"#,
+        )
+        .unwrap();
+        assert!(
+            table.contains("256.0 MiB") && table.contains("1.0 MiB"),
+            "{table}"
+        );
+    }
+
+    #[test]
     fn user_requests_and_table() {
         let add = Command::User(UserCommand::Add {
             name: "app".into(),
             access_key: Some("AK1".into()),
             secret_key: Some("s+/=".into()),
         });
+        let request = admin_request(&add);
+        assert_eq!(request.method, "POST");
         assert_eq!(
-            admin_request(&add),
-            (
-                "POST",
-                "/admin/users?name=app&access_key=AK1&secret_key=s%2B%2F%3D".to_string()
-            )
+            request.path, "/admin/users?name=app",
+            "no secret in the URL"
         );
+        let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+        assert_eq!(body["secret_key"], "s+/=");
+        assert_eq!(body["access_key"], "AK1");
         let disable = Command::Key(KeyCommand::Disable {
             access_key: "AK1".into(),
         });
         assert_eq!(
             admin_request(&disable),
-            ("POST", "/admin/keys/AK1/disable".to_string())
+            AdminRequest::new("POST", "/admin/keys/AK1/disable".to_string())
         );
         let json = r#"{"users":[{"name":"app","id":"abc","disabled":false,"keys":[{"access_key":"AK1","disabled":true},{"access_key":"AK2","disabled":false}]}]}"#;
         let table = users_table(json).unwrap();

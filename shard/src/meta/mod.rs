@@ -47,6 +47,7 @@ mod uploads;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
@@ -56,13 +57,22 @@ use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, ReadOptions,
     WriteBatch, DB,
 };
-use shoal_proto::meta::{BlobLocation, BucketRecord, ChunkRef, ObjectManifest, UploadedPart};
+use shoal_proto::meta::{
+    BlobLocation, BucketRecord, ChunkRef, ObjectManifest, ObjectSize, UploadedPart,
+};
 
 pub use error::MetaError;
 use keys::Cf;
 pub use keys::{is_upload_id, UPLOAD_ID_LEN};
 
 use crate::limits::LIST_KEYS_MAX;
+
+/// What one bucket holds on one shard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BucketUsage {
+    pub objects: u64,
+    pub bytes: u64,
+}
 
 /// Bytes of a SHA-256 digest: the key of the `blobs` column family.
 pub const BLOB_HASH_BYTES: usize = 32;
@@ -123,6 +133,20 @@ impl MetaStore {
                 reason: panic_message(panic.as_ref()),
             }),
         }
+    }
+
+    /// Writes the memtables of every column family to disk and syncs the
+    /// WAL, so the next start replays nothing (every write that matters is
+    /// already synced when made: this is for a quick restart). On a
+    /// blocking thread.
+    pub async fn flush(&self) -> Result<(), MetaError> {
+        self.blocking("flush", |db| {
+            let families: Vec<_> = Cf::ALL.iter().map(|&c| cf(db, c)).collect();
+            db.flush_cfs_opt(&families, &rocksdb::FlushOptions::default())
+                .map_err(MetaError::rocks("flush"))?;
+            db.flush_wal(true).map_err(MetaError::rocks("flush_wal"))
+        })
+        .await
     }
 
     /// The bucket's record, if it exists.
@@ -202,6 +226,54 @@ impl MetaStore {
             }
             iter.status().map_err(MetaError::rocks("list_objects"))?;
             Ok(manifests)
+        })
+        .await
+    }
+
+    /// Objects and bytes of every bucket with objects on this shard: one
+    /// pass over the `objects` column family that decodes only each
+    /// manifest's size. Costs a blocking thread about a second per million
+    /// objects; [`crate::usage`] keeps the answer for a while.
+    /// With `only`, just that bucket's key range is read.
+    pub async fn bucket_usage(
+        &self,
+        only: Option<&str>,
+    ) -> Result<BTreeMap<String, BucketUsage>, MetaError> {
+        let range = only.map(|bucket| {
+            (
+                keys::bucket_objects_prefix(bucket),
+                keys::bucket_objects_end(bucket),
+            )
+        });
+        self.blocking("bucket_usage", move |db| {
+            let mut usage: BTreeMap<String, BucketUsage> = BTreeMap::new();
+            let mut read_opts = ReadOptions::default();
+            let start = match range {
+                Some((start, end)) => {
+                    read_opts.set_iterate_upper_bound(end);
+                    start
+                }
+                None => Vec::new(),
+            };
+            let mut iter = db.raw_iterator_cf_opt(cf(db, Cf::Objects), read_opts);
+            iter.seek(&start);
+            while let Some((key, value)) = iter.item() {
+                let bucket = key
+                    .split(|&b| b == keys::BUCKET_KEY_SEPARATOR)
+                    .next()
+                    .unwrap_or_default();
+                let size: ObjectSize = decode(Cf::Objects, key, value)?;
+                let bucket = String::from_utf8_lossy(bucket);
+                let entry = match usage.get_mut(bucket.as_ref()) {
+                    Some(entry) => entry,
+                    None => usage.entry(bucket.into_owned()).or_default(),
+                };
+                entry.objects += 1;
+                entry.bytes += size.size_bytes;
+                iter.next();
+            }
+            iter.status().map_err(MetaError::rocks("bucket_usage"))?;
+            Ok(usage)
         })
         .await
     }

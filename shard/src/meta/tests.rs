@@ -49,7 +49,7 @@ pub(crate) fn manifest(bucket: &str, key: &str, chunk_count: u32) -> ObjectManif
 
 /// Writes records straight into the applied-state column families (the
 /// real write path is the raft state machine).
-async fn write_records(
+pub(crate) async fn write_records(
     store: &MetaStore,
     buckets: Vec<BucketRecord>,
     objects: Vec<ObjectManifest>,

@@ -11,6 +11,8 @@ use crate::raft::network::{connect, request};
 
 /// Pause between attempts.
 const RETRY_PAUSE: Duration = Duration::from_millis(300);
+/// How often a node that cannot get in says why, at warn.
+const WARN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What this node tells the cluster about itself.
 #[derive(Clone, Debug)]
@@ -32,7 +34,9 @@ pub async fn join(
     shard: u16,
     wait_max: Duration,
 ) -> Result<(), PeerError> {
-    let deadline = Instant::now() + wait_max;
+    let started = Instant::now();
+    let deadline = started + wait_max;
+    let mut warned_at = started;
     let mut target = contact.to_string();
     loop {
         let error = match attempt(joiner, &target, shard).await {
@@ -56,7 +60,19 @@ pub async fn join(
         if Instant::now() >= deadline {
             return Err(error);
         }
-        tracing::debug!(shard, target = %target, error = %error, "join attempt failed; retrying");
+        if warned_at.elapsed() >= WARN_INTERVAL {
+            warned_at = Instant::now();
+            tracing::warn!(
+                shard,
+                contact = %target,
+                error = %error,
+                waited_s = started.elapsed().as_secs(),
+                gives_up_after_s = wait_max.as_secs(),
+                "cannot join the cluster yet; still trying"
+            );
+        } else {
+            tracing::debug!(shard, target = %target, error = %error, "join attempt failed; retrying");
+        }
         glommio::timer::sleep(RETRY_PAUSE).await;
     }
 }

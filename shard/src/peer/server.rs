@@ -75,6 +75,7 @@ async fn connection(mut stream: TcpStream, service: PeerService) {
             Ok(frame) => frame,
             Err(_) => return, // closed or broken: the client reconnects
         };
+        service.raft.heard_from(peer);
         let (response, body) = answer(&service, header, &payload).await;
         if write_frame(&mut stream, response, &body).await.is_err() {
             return;
@@ -164,6 +165,18 @@ async fn answer(service: &PeerService, header: PeerFrame, payload: &[u8]) -> (Pe
             }
             Err(e) => Err(e.to_string()),
         },
+        Kind::StandForLeader => {
+            tracing::info!(
+                shard = service.shard,
+                "the leader hands this shard's group over: standing for election"
+            );
+            service
+                .raft
+                .stand_for_leader()
+                .await
+                .map(|()| Vec::new())
+                .map_err(|e| e.to_string())
+        }
         Kind::ClusterOverview => {
             response.overview = Some(overview(service));
             Ok(Vec::new())

@@ -19,7 +19,7 @@ use shoal_proto::meta::{
 };
 
 use super::types::ApplyOutcome;
-use crate::directory::Change;
+use crate::directory::{Change, BOOTSTRAP_USER};
 use crate::meta::keys::{self, Cf};
 use crate::meta::{cf, decode, get_decoded, MetaError};
 
@@ -157,16 +157,28 @@ pub(super) fn apply_op(
                 ApplyOutcome::Applied
             }
         }
-        Op::DeleteUser(name) => {
-            if user_record(db, pending, &name)?.is_some() {
-                batch.delete_cf(cf(db, Cf::Users), name.as_bytes());
-                pending.users.insert(name.clone(), None);
-                pending.changes.push(Change::UserDeleted(name));
-                ApplyOutcome::Applied
-            } else {
+        Op::DeleteUser(name) => match user_record(db, pending, &name)? {
+            None => ApplyOutcome::NoSuchUser,
+            Some(_) => delete_user(db, batch, pending, name),
+        },
+        Op::DeleteUserWithoutBuckets(name) => match user_record(db, pending, &name)? {
+            None => ApplyOutcome::NoSuchUser,
+            // Its buckets would belong to nobody: no one could reach,
+            // empty or delete them. They go to another user first.
+            Some(user) if owns_buckets(db, pending, &user)? => ApplyOutcome::UserOwnsBuckets,
+            Some(_) => delete_user(db, batch, pending, name),
+        },
+        Op::SetBucketOwner(set) => match bucket_record(db, pending, &set.bucket)? {
+            None => ApplyOutcome::NoSuchBucket,
+            Some(_) if user_with_id(db, pending, &set.owner_id)?.is_none() => {
                 ApplyOutcome::NoSuchUser
             }
-        }
+            Some(mut record) => {
+                record.owner_id = set.owner_id;
+                put_bucket(db, batch, pending, record);
+                ApplyOutcome::Applied
+            }
+        },
         Op::AddAccessKey(add) => {
             let key = add.key.ok_or_else(|| malformed("add_access_key"))?;
             match user_record(db, pending, &add.user)? {
@@ -293,23 +305,69 @@ fn user_record(db: &DB, pending: &Pending, name: &str) -> Result<Option<User>, M
     }
 }
 
+fn delete_user(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    name: String,
+) -> ApplyOutcome {
+    batch.delete_cf(cf(db, Cf::Users), name.as_bytes());
+    pending.users.insert(name.clone(), None);
+    pending.changes.push(Change::UserDeleted(name));
+    ApplyOutcome::Applied
+}
+
+/// Whether a bucket (as earlier entries of the batch left them) belongs to
+/// `user`; buckets made before users existed belong to the bootstrap user.
+/// Scans the buckets: deleting a user is rare.
+fn owns_buckets(db: &DB, pending: &Pending, user: &User) -> Result<bool, MetaError> {
+    let owned = find(
+        db,
+        Cf::Buckets,
+        &pending.buckets,
+        |record: &BucketRecord| {
+            record.owner_id == user.id
+                || (record.owner_id.is_empty() && user.name == BOOTSTRAP_USER)
+        },
+    )?;
+    Ok(owned.is_some())
+}
+
+/// The user whose id is `user_id`, as earlier entries of the batch left
+/// things. Scans the users: there are few.
+fn user_with_id(db: &DB, pending: &Pending, user_id: &str) -> Result<Option<User>, MetaError> {
+    find(db, Cf::Users, &pending.users, |user: &User| {
+        user.id == user_id
+    })
+}
+
 /// The user holding `access_key`, as earlier entries of the batch left
 /// things. Scans the users: there are few, and key changes are rare.
 fn key_holder(db: &DB, pending: &Pending, access_key: &str) -> Result<Option<User>, MetaError> {
-    let holds = |user: &User| user.keys.iter().any(|k| k.access_key == access_key);
-    for user in pending.users.values().flatten() {
-        if holds(user) {
-            return Ok(Some(user.clone()));
-        }
+    find(db, Cf::Users, &pending.users, |user: &User| {
+        user.keys.iter().any(|k| k.access_key == access_key)
+    })
+}
+
+/// The first record of column family `family` (keyed by name) that
+/// matches, as earlier entries of the batch (`pending`) left them.
+fn find<T: Message + Default + Clone>(
+    db: &DB,
+    family: Cf,
+    pending: &HashMap<String, Option<T>>,
+    matches: impl Fn(&T) -> bool,
+) -> Result<Option<T>, MetaError> {
+    if let Some(record) = pending.values().flatten().find(|record| matches(record)) {
+        return Ok(Some(record.clone()));
     }
-    let mut iter = db.raw_iterator_cf(cf(db, Cf::Users));
+    let mut iter = db.raw_iterator_cf(cf(db, family));
     iter.seek_to_first();
     while let Some((key, value)) = iter.item() {
         let name = String::from_utf8_lossy(key);
-        if !pending.users.contains_key(name.as_ref()) {
-            let user: User = decode(Cf::Users, key, value)?;
-            if holds(&user) {
-                return Ok(Some(user));
+        if !pending.contains_key(name.as_ref()) {
+            let record: T = decode(family, key, value)?;
+            if matches(&record) {
+                return Ok(Some(record));
             }
         }
         iter.next();

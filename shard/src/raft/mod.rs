@@ -27,6 +27,7 @@
 mod apply;
 mod codec;
 mod error;
+mod handover;
 mod log_store;
 pub(crate) mod network;
 mod runtime;
@@ -51,8 +52,9 @@ use shoal_proto::meta::MetaCommand;
 
 pub(crate) use apply::op_chunks_mut;
 pub use error::RaftError;
+pub use handover::Handover;
 pub use log_store::{LogStats, LogStore, RecoveredLog};
-pub use network::{NetworkFactory, PeerClient};
+pub use network::{Contacts, NetworkFactory, PeerClient};
 pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
 pub use state_machine::{ApplyHooks, SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
@@ -89,6 +91,12 @@ pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
 pub const REPLICATION_ENTRIES_MAX: u64 = 16;
 /// Deadline for sending and installing one snapshot.
 pub const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a leader that stops waits for the member it hands the group
+/// to to hold every entry it has, before it asks it to stand.
+pub const HANDOVER_CATCH_UP_MAX: Duration = Duration::from_secs(2);
+/// Longest a leader that stops waits for that member to win the election;
+/// past it the node stops anyway and the group elects on its own.
+pub const HANDOVER_ELECTION_MAX: Duration = Duration::from_secs(3);
 /// How long [`ShardRaft::shutdown`] waits for openraft's tasks to drop
 /// their store handles after the raft core has stopped.
 pub const SHUTDOWN_RELEASE_WAIT_MAX: Duration = Duration::from_secs(5);
@@ -186,6 +194,11 @@ pub struct ShardRaft {
     log_stats: Rc<LogStats>,
     snapshot_bytes: state_machine::SnapshotSize,
     released: RefCell<Option<oneshot::Receiver<()>>>,
+    /// What peer calls this group makes itself prove (a handover); `None`
+    /// on a single node.
+    secret: Option<ClusterSecret>,
+    /// When each member was last heard from.
+    contacts: Rc<Contacts>,
 }
 
 impl std::fmt::Debug for ShardRaft {
@@ -281,9 +294,14 @@ fn assert_well_formed(command: &MetaCommand) {
         }
         Some(Op::PutBucketAcl(put)) => &put.bucket,
         Some(Op::PutObjectAcl(put)) => &put.bucket,
+        Some(Op::SetBucketOwner(set)) => {
+            assert!(!set.owner_id.is_empty(), "a bucket's new owner has an id");
+            &set.bucket
+        }
         Some(
             Op::CreateUser(_)
             | Op::DeleteUser(_)
+            | Op::DeleteUserWithoutBuckets(_)
             | Op::AddAccessKey(_)
             | Op::SetUserEnabled(_)
             | Op::SetKeyEnabled(_)
@@ -346,10 +364,16 @@ impl ShardRaft {
         }
         let state_machine = StateMachine::new(node_id, store, release, options.hooks.clone());
         let snapshot_bytes = state_machine.snapshot_size();
+        let contacts = Rc::new(Contacts::default());
         let raft = Raft::new(
             node_id,
             Arc::new(config),
-            NetworkFactory::new(shard_index, node_id, options.secret.clone()),
+            NetworkFactory::new(
+                shard_index,
+                node_id,
+                options.secret.clone(),
+                Rc::clone(&contacts),
+            ),
             log_store,
             state_machine,
         )
@@ -361,6 +385,8 @@ impl ShardRaft {
             log_stats,
             snapshot_bytes,
             released: RefCell::new(Some(release_rx)),
+            secret: options.secret.clone(),
+            contacts,
         };
         let raft = &shard.raft;
 
@@ -608,6 +634,37 @@ impl ShardRaft {
     /// Size of the latest snapshot built or installed on this node.
     pub fn snapshot_bytes(&self) -> Option<u64> {
         self.snapshot_bytes.get()
+    }
+
+    /// Records a frame from `node` (the peer server calls it).
+    pub fn heard_from(&self, node: NodeId) {
+        self.contacts.heard_from(node);
+    }
+
+    /// How long ago `node` was last heard from; `None` if never.
+    pub fn last_contact(&self, node: NodeId) -> Option<Duration> {
+        self.contacts.since(node)
+    }
+
+    /// Whether the group can commit writes as far as this node can tell:
+    /// a leader heard from a quorum within the longest election timeout; a
+    /// follower heard from its leader within it (so that leader had a
+    /// quorum recently). A group of one always can.
+    pub fn has_quorum(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let voters = m.membership_config.membership().voter_ids().count();
+        match (m.state, m.current_leader) {
+            (ServerState::Leader, _) if voters <= 1 => true,
+            (ServerState::Leader, _) => m
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms < millis(ELECTION_TIMEOUT_MAX)),
+            (_, Some(leader)) if leader != self.node_id => self
+                .contacts
+                .since(leader)
+                .is_some_and(|since| since < ELECTION_TIMEOUT_MAX),
+            _ => false,
+        }
     }
 
     /// Whether this node currently leads the group.

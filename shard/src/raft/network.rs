@@ -8,7 +8,10 @@
 //! cluster secret (a single node) every call is `Unreachable`: a
 //! single-member group never makes one.
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use glommio::net::TcpStream;
 use openraft::error::{
@@ -31,20 +34,45 @@ use crate::peer::{handshake, shard_addr, ClusterSecret, PeerError};
 /// Longest wait for a TCP connection and its handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// When this shard last exchanged a frame with each member: an answer to
+/// one of its raft RPCs, or a request from the member. What `shoal-ctl
+/// cluster` shows as liveness, and how a follower knows its leader is
+/// still there.
+#[derive(Debug, Default)]
+pub struct Contacts(RefCell<HashMap<NodeId, Instant>>);
+
+impl Contacts {
+    pub fn heard_from(&self, node: NodeId) {
+        self.0.borrow_mut().insert(node, Instant::now());
+    }
+
+    /// How long ago `node` was last heard from; `None` if never.
+    pub fn since(&self, node: NodeId) -> Option<Duration> {
+        self.0.borrow().get(&node).map(Instant::elapsed)
+    }
+}
+
 /// Makes one client per peer of this shard's group.
 #[derive(Debug, Clone)]
 pub struct NetworkFactory {
     shard_index: u16,
     node_id: NodeId,
     secret: Option<ClusterSecret>,
+    contacts: Rc<Contacts>,
 }
 
 impl NetworkFactory {
-    pub fn new(shard_index: u16, node_id: NodeId, secret: Option<ClusterSecret>) -> NetworkFactory {
+    pub fn new(
+        shard_index: u16,
+        node_id: NodeId,
+        secret: Option<ClusterSecret>,
+        contacts: Rc<Contacts>,
+    ) -> NetworkFactory {
         NetworkFactory {
             shard_index,
             node_id,
             secret,
+            contacts,
         }
     }
 }
@@ -58,6 +86,7 @@ pub struct PeerClient {
     secret: Option<ClusterSecret>,
     conn: Option<TcpStream>,
     next_request: u64,
+    contacts: Rc<Contacts>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -152,6 +181,7 @@ impl PeerClient {
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
         };
+        self.contacts.heard_from(self.target);
         let result: Result<Resp, E> =
             bincode::deserialize(&answer).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -188,6 +218,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             secret: self.secret.clone(),
             conn: None,
             next_request: 0,
+            contacts: Rc::clone(&self.contacts),
         }
     }
 }

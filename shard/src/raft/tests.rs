@@ -585,7 +585,7 @@ fn network_clients_report_unreachable() {
     use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
     use openraft::raft::VoteRequest;
     run_local(|| async {
-        let mut factory = NetworkFactory::new(SHARD_INDEX, NODE_ID, None);
+        let mut factory = NetworkFactory::new(SHARD_INDEX, NODE_ID, None, Default::default());
         let mut client = factory.new_client(9, &openraft::BasicNode::default()).await;
         let vote = VoteRequest::new(openraft::Vote::new(1, NODE_ID), None);
         let option = RPCOption::new(Duration::from_millis(100));
@@ -941,3 +941,73 @@ fn users_and_buckets_are_published_to_the_directory_as_applied() {
         stop(shard, &store).await;
     });
 }
+
+#[test]
+fn a_user_who_owns_buckets_is_deleted_only_once_they_are_given_away() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        let propose = |op| shard.propose(user_command(op));
+        for name in ["leaver", "heir", BOOTSTRAP_USER_NAME] {
+            propose(Op::CreateUser(new_user(name, &format!("AK-{name}"))))
+                .await
+                .unwrap();
+        }
+        let mut owned = bucket("owned");
+        owned.owner_id = "id-leaver".into();
+        propose(Op::CreateBucket(owned)).await.unwrap();
+        // A bucket from before users existed belongs to the bootstrap user.
+        let mut legacy = bucket("legacy");
+        legacy.owner_id = String::new();
+        propose(Op::CreateBucket(legacy)).await.unwrap();
+
+        for name in ["leaver", BOOTSTRAP_USER_NAME] {
+            assert_eq!(
+                propose(Op::DeleteUserWithoutBuckets(name.into()))
+                    .await
+                    .unwrap(),
+                ApplyOutcome::UserOwnsBuckets,
+                "{name} still owns a bucket"
+            );
+        }
+        let give = |bucket: &str, owner_id: &str| {
+            Op::SetBucketOwner(shoal_proto::meta::SetBucketOwner {
+                bucket: bucket.into(),
+                owner_id: owner_id.into(),
+            })
+        };
+        assert_eq!(
+            propose(give("owned", "id-nobody")).await.unwrap(),
+            ApplyOutcome::NoSuchUser
+        );
+        assert_eq!(
+            propose(give("missing", "id-heir")).await.unwrap(),
+            ApplyOutcome::NoSuchBucket
+        );
+        assert_eq!(
+            propose(give("owned", "id-heir")).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(
+            propose(Op::DeleteUserWithoutBuckets("leaver".into()))
+                .await
+                .unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(
+            store.get_bucket("owned").await.unwrap().unwrap().owner_id,
+            "id-heir"
+        );
+        // The old op keeps its old meaning: entries written before the
+        // checked one existed apply as they did.
+        assert_eq!(
+            propose(Op::DeleteUser(BOOTSTRAP_USER_NAME.into()))
+                .await
+                .unwrap(),
+            ApplyOutcome::Applied
+        );
+        stop(shard, &store).await;
+    });
+}
+
+const BOOTSTRAP_USER_NAME: &str = crate::directory::BOOTSTRAP_USER;

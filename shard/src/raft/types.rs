@@ -149,6 +149,8 @@ pub enum ApplyOutcome {
     NoSuchAccessKey,
     /// An ACL op named a bucket or object that does not exist.
     NoSuchResource,
+    /// `delete_user` found buckets the user still owns; nothing changed.
+    UserOwnsBuckets,
 }
 
 #[cfg(test)]

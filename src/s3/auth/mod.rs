@@ -330,7 +330,9 @@ impl Context<'_> {
         if credential.service != sigv4::SERVICE {
             return Err(malformed(fields.location, "credential service must be s3"));
         }
-        if credential.region != self.region {
+        // `US` is S3's old name for us-east-1, and s3cmd's default.
+        let legacy_us_east_1 = credential.region == "US" && self.region == "us-east-1";
+        if credential.region != self.region && !legacy_us_east_1 {
             return Err(AuthError::WrongRegion {
                 location: fields.location,
                 expected: self.region.to_owned(),

@@ -136,20 +136,10 @@ pub fn head_bucket(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, 
 
 pub async fn delete_bucket(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
-    // Objects live on every shard; the bucket is empty only if all agree.
-    let checks = (0..ctx.router.shard_count()).map(|shard| {
-        ctx.router
-            .call(shard, |reply| ShardRequest::BucketHasObjects {
-                bucket: bucket.to_string(),
-                reply,
-            })
-    });
-    for has_objects in futures::future::join_all(checks).await {
-        if has_objects? {
-            return Err(S3Error::BucketNotEmpty {
-                bucket: bucket.to_string(),
-            });
-        }
+    if ctx.router.bucket_has_objects(bucket).await? {
+        return Err(S3Error::BucketNotEmpty {
+            bucket: bucket.to_string(),
+        });
     }
     let outcome = ctx
         .router

@@ -1,0 +1,232 @@
+//! Gauges about the node itself, read when `/metrics` is scraped: what
+//! binary runs, how full its data directory's filesystem is, what each
+//! bucket holds, and the process's memory and open files.
+//!
+//! [`gather`] reads them (`statvfs`, small `/proc` files; it runs on a
+//! blocking thread, since `statvfs` of a hung filesystem can wait);
+//! [`write`] renders them with the per-bucket figures from the shards (see
+//! `shoal_shard::usage`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use shoal_shard::meta::BucketUsage;
+
+/// What [`gather`] read; `None` where a read failed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeGauges {
+    /// `(capacity, available)` bytes of the data directory's filesystem.
+    pub data_dir_bytes: Option<(u64, u64)>,
+    /// `(virtual, resident)` bytes of this process.
+    pub memory_bytes: Option<(u64, u64)>,
+    pub open_fds: Option<u64>,
+    pub max_fds: Option<u64>,
+}
+
+/// Reads the node's gauges. Blocking: call it off the executor.
+pub fn gather(data_dir: &Path) -> NodeGauges {
+    NodeGauges {
+        data_dir_bytes: filesystem_bytes(data_dir),
+        memory_bytes: memory_bytes(),
+        open_fds: std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|entries| entries.count() as u64),
+        max_fds: open_files_limit(),
+    }
+}
+
+/// Appends the node's gauges to a Prometheus exposition.
+pub fn write(
+    out: &mut String,
+    data_dir: &Path,
+    gauges: &NodeGauges,
+    buckets: &BTreeMap<String, BucketUsage>,
+) {
+    // Writing to a String cannot fail.
+    let _ = write_all(out, data_dir, gauges, buckets);
+}
+
+fn write_all(
+    out: &mut String,
+    data_dir: &Path,
+    gauges: &NodeGauges,
+    buckets: &BTreeMap<String, BucketUsage>,
+) -> std::fmt::Result {
+    gauge(
+        out,
+        "shoal_build_info",
+        "The running binary: version and commit.",
+    )?;
+    writeln!(
+        out,
+        "shoal_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        env!("SHOAL_COMMIT")
+    )?;
+
+    if let Some((capacity, free)) = gauges.data_dir_bytes {
+        let dir = label_value(&data_dir.display().to_string());
+        gauge(
+            out,
+            "shoal_data_dir_capacity_bytes",
+            "Size of the filesystem holding the data directory.",
+        )?;
+        writeln!(
+            out,
+            "shoal_data_dir_capacity_bytes{{dir=\"{dir}\"}} {capacity}"
+        )?;
+        gauge(
+            out,
+            "shoal_data_dir_free_bytes",
+            "Bytes still available to the node on the data directory's filesystem.",
+        )?;
+        writeln!(out, "shoal_data_dir_free_bytes{{dir=\"{dir}\"}} {free}")?;
+    }
+
+    gauge(
+        out,
+        "shoal_bucket_objects",
+        "Objects in each bucket (approximate: counted by a scan up to a minute old).",
+    )?;
+    for (bucket, usage) in buckets {
+        let bucket = label_value(bucket);
+        writeln!(
+            out,
+            "shoal_bucket_objects{{bucket=\"{bucket}\"}} {}",
+            usage.objects
+        )?;
+    }
+    gauge(
+        out,
+        "shoal_bucket_bytes",
+        "Bytes of the objects in each bucket (approximate, as the objects).",
+    )?;
+    for (bucket, usage) in buckets {
+        let bucket = label_value(bucket);
+        writeln!(
+            out,
+            "shoal_bucket_bytes{{bucket=\"{bucket}\"}} {}",
+            usage.bytes
+        )?;
+    }
+
+    if let Some((virtual_bytes, resident_bytes)) = gauges.memory_bytes {
+        gauge(
+            out,
+            "process_resident_memory_bytes",
+            "Resident memory of the process.",
+        )?;
+        writeln!(out, "process_resident_memory_bytes {resident_bytes}")?;
+        gauge(
+            out,
+            "process_virtual_memory_bytes",
+            "Virtual memory of the process.",
+        )?;
+        writeln!(out, "process_virtual_memory_bytes {virtual_bytes}")?;
+    }
+    if let Some(open) = gauges.open_fds {
+        gauge(
+            out,
+            "process_open_fds",
+            "File descriptors the process has open.",
+        )?;
+        writeln!(out, "process_open_fds {open}")?;
+    }
+    if let Some(limit) = gauges.max_fds {
+        gauge(
+            out,
+            "process_max_fds",
+            "Most file descriptors the process may open.",
+        )?;
+        writeln!(out, "process_max_fds {limit}")?;
+    }
+    Ok(())
+}
+
+fn gauge(out: &mut String, name: &str, help: &str) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} gauge")
+}
+
+/// A label value as the exposition format wants it escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `(capacity, available)` of the filesystem holding `path`.
+// statvfs's field widths differ between architectures.
+#[allow(clippy::unnecessary_cast)]
+fn filesystem_bytes(path: &Path) -> Option<(u64, u64)> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: `stat` is a plain struct statvfs fills in; the path is a
+    // valid NUL-terminated string.
+    unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c_path.as_ptr(), &mut stat) != 0 {
+            return None;
+        }
+        let unit = stat.f_frsize as u64;
+        Some((stat.f_blocks as u64 * unit, stat.f_bavail as u64 * unit))
+    }
+}
+
+/// `(virtual, resident)` bytes of this process, from `/proc/self/statm`.
+fn memory_bytes() -> Option<(u64, u64)> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let mut pages = statm.split_whitespace().map(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf has no preconditions.
+    let page_bytes = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    let virtual_pages = pages.next()??;
+    let resident_pages = pages.next()??;
+    Some((virtual_pages * page_bytes, resident_pages * page_bytes))
+}
+
+#[allow(clippy::unnecessary_cast)]
+fn open_files_limit() -> Option<u64> {
+    // SAFETY: `limit` is a plain struct getrlimit fills in.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        (libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0).then_some(limit.rlim_cur as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_for_this_process_and_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let buckets = BTreeMap::from([(
+            "photos".to_string(),
+            BucketUsage {
+                objects: 3,
+                bytes: 300,
+            },
+        )]);
+        let mut out = String::new();
+        write(&mut out, dir.path(), &gather(dir.path()), &buckets);
+        assert!(out.contains(&format!("commit=\"{}\"", env!("SHOAL_COMMIT"))));
+        assert!(
+            out.contains("shoal_bucket_objects{bucket=\"photos\"} 3"),
+            "{out}"
+        );
+        assert!(out.contains("shoal_bucket_bytes{bucket=\"photos\"} 300"));
+        let free_line = out
+            .lines()
+            .find(|l| l.starts_with("shoal_data_dir_free_bytes"))
+            .expect("free bytes of a real directory");
+        let free: u64 = free_line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(free > 0);
+        assert!(out.contains("process_resident_memory_bytes "));
+        assert!(out.contains("process_open_fds "));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
