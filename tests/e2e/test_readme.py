@@ -1,8 +1,9 @@
 """The README, run as a newcomer runs it: its own commands, read from
 README.md, from a fresh empty directory, on the default ports.
 
-Only the build line is not run here (the suite already built the binaries
-it tests; they come first on PATH). Everything else is the README's text:
+The install line runs too when `SHOAL_README_INSTALL=1` (`.ci/run` sets
+it): the tests then use the binaries it installed. Otherwise the binaries
+the suite built come first on PATH. Everything else is the README's text:
 `shoal serve` with no flags, the aws CLI lines with the key pair the node
 printed, SIGTERM; then `shoal-ctl local-cluster` with its defaults, a node
 of it stopping, Ctrl-C."""
@@ -25,9 +26,22 @@ def section_blocks(title):
     return [block.strip().splitlines() for block in re.findall(r"```sh\n(.*?)```", section, re.S)]
 
 
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+_installed = []
+
+
 def readme_env():
-    bin_dir = os.path.dirname(os.environ.get("SHOAL_BIN", "/var/tmp/shoal-target/release/shoal"))
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"])
+    if os.environ.get("SHOAL_README_INSTALL") == "1":
+        if not _installed:
+            (install,) = [b for b in section_blocks("Run a node") if b[0].startswith("cargo install")]
+            ran = run_script(install, REPO, dict(os.environ), timeout_s=3600)
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            _installed.append(True)
+        cargo_bin = os.path.join(os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo")), "bin")
+        env = dict(os.environ, PATH=cargo_bin + os.pathsep + os.environ["PATH"])
+    else:
+        bin_dir = os.path.dirname(os.environ.get("SHOAL_BIN", "/var/tmp/shoal-target/release/shoal"))
+        env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"])
     for name in ("SHOAL_ACCESS_KEY", "SHOAL_SECRET_KEY", "SHOAL_LOG", "AWS_ACCESS_KEY_ID",
                  "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
         env.pop(name, None)

@@ -502,7 +502,9 @@ fn cluster_table(json: &str) -> Result<String, String> {
         };
         out += &format!(
             "{:>5} {leader:>7} {quorum:<6} {mode:<7} {}\n",
-            shard["shard"],
+            shard["shard"]
+                .as_u64()
+                .map_or("?".to_string(), |s| s.to_string()),
             members.join(" ")
         );
     }
@@ -737,7 +739,9 @@ fn budgets_table(json: &str) -> Result<String, String> {
     for shard in shards {
         out += &format!(
             "{:>6} {:>12} {:>12} {:>12}\n",
-            shard["shard"],
+            shard["shard"]
+                .as_u64()
+                .map_or("?".to_string(), |s| s.to_string()),
             capacity(shard),
             human_bytes(shard["inflight_bytes"].as_u64().unwrap_or(0)),
             human_bytes(shard["borrowed_bytes"].as_u64().unwrap_or(0)),
