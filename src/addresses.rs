@@ -8,11 +8,19 @@
 //! restart, still closing on the old port; so the check connects instead:
 //! if anything answers, something listens there.
 //!
+//! A listener that answers may also be a dying one: after `kill -9`, the
+//! kernel tears a process's io_uring rings down in the background, and an
+//! accept still queued on a ring keeps the old listening socket alive (and
+//! answering) for a few milliseconds after the process is gone. So an
+//! address counts as taken only if it keeps answering for
+//! [`LISTEN_TAKEN_AFTER`].
+//!
 //! Runs on the main thread at start, before any executor binds.
 
 use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
 
-use crate::limits::LISTEN_PROBE_TIMEOUT;
+use crate::limits::{LISTEN_PROBE_TIMEOUT, LISTEN_TAKEN_AFTER};
 
 /// A port another process already listens on.
 #[derive(Debug, thiserror::Error)]
@@ -26,16 +34,22 @@ pub struct AddressInUse {
     pub flag: &'static str,
 }
 
-/// Fails on the first of `endpoints` (what, address, flag) that answers a
-/// connection.
+/// Fails on the first of `endpoints` (what, address, flag) that keeps
+/// answering connections.
 pub fn ensure_free(endpoints: &[(String, SocketAddr, &'static str)]) -> Result<(), AddressInUse> {
     for (what, addr, flag) in endpoints {
-        if TcpStream::connect_timeout(&probe_target(*addr), LISTEN_PROBE_TIMEOUT).is_ok() {
-            return Err(AddressInUse {
-                what: what.clone(),
-                addr: *addr,
-                flag,
-            });
+        let target = probe_target(*addr);
+        let answers = || TcpStream::connect_timeout(&target, LISTEN_PROBE_TIMEOUT).is_ok();
+        let first_answer = Instant::now();
+        while answers() {
+            if first_answer.elapsed() >= LISTEN_TAKEN_AFTER {
+                return Err(AddressInUse {
+                    what: what.clone(),
+                    addr: *addr,
+                    flag,
+                });
+            }
+            std::thread::sleep(LISTEN_PROBE_TIMEOUT / 4);
         }
     }
     Ok(())

@@ -35,6 +35,9 @@ pub const HTTP_READ_BUFFER_BYTES_MAX: usize = 128 * 1024;
 /// How long the check that nothing else listens on one of the node's
 /// addresses waits for an answer.
 pub const LISTEN_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long an address must keep answering to count as another process's
+/// (a listener of a process killed a moment ago answers for a few ms).
+pub const LISTEN_TAKEN_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a joining node keeps asking to be added to each shard's group.
 pub const JOIN_WAIT_MAX: Duration = Duration::from_secs(120);
@@ -58,3 +61,5 @@ pub const LOG_LINES_BUFFERED_MAX: usize = 65_536;
 
 /// Largest body an admin request may carry (a key pair in JSON).
 pub const ADMIN_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Longest an admin request's body may take to arrive.
+pub const ADMIN_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -103,8 +103,9 @@ struct CoreChannels {
 }
 
 pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeError> {
-    let data_dir = DataDir::prepare(&config.data_dir, config.init)?;
-    let data_dir = data_dir.path().to_path_buf();
+    // Held until `run` returns: the data directory is this process's.
+    let owned_dir = DataDir::prepare(&config.data_dir, config.init)?;
+    let data_dir = owned_dir.path().to_path_buf();
     config.shards = settle_shard_count(&data_dir, config.shards, explicit_shards)?;
     addresses::ensure_free(&listen_addresses(&config))?;
     if !config.admin_addr.ip().is_loopback() && config.admin_token.is_none() {

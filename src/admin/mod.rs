@@ -34,7 +34,7 @@ use shoal_shard::shard::ShardStats;
 use shoal_shard::usage::Freshness;
 
 use crate::flags::parse_bytes;
-use crate::limits::ADMIN_BODY_BYTES_MAX;
+use crate::limits::{ADMIN_BODY_BYTES_MAX, ADMIN_BODY_READ_TIMEOUT};
 use crate::metrics::Registry;
 use crate::node_metrics;
 use crate::s3::{empty_response, full_body, Body, S3Context};
@@ -249,19 +249,25 @@ pub(crate) fn param(query: &str, name: &str) -> Option<String> {
         .map(|(_, value)| percent_decode_str(value).decode_utf8_lossy().into_owned())
 }
 
-/// An admin request's body: JSON, at most [`ADMIN_BODY_BYTES_MAX`].
+/// An admin request's body: JSON, at most [`ADMIN_BODY_BYTES_MAX`],
+/// arriving within [`ADMIN_BODY_READ_TIMEOUT`].
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, (StatusCode, String)> {
     let limited = http_body_util::Limited::new(req.into_body(), ADMIN_BODY_BYTES_MAX);
-    limited
-        .collect()
-        .await
-        .map(|collected| collected.to_bytes())
-        .map_err(|_| {
-            (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("admin request bodies are at most {ADMIN_BODY_BYTES_MAX} bytes"),
-            )
-        })
+    let read = async { Ok(limited.collect().await) };
+    match glommio::timer::timeout(ADMIN_BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("admin request bodies are at most {ADMIN_BODY_BYTES_MAX} bytes"),
+        )),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                ADMIN_BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
 
 pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
