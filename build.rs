@@ -2,7 +2,10 @@
 // `shoal_build_info` metric: sets `SHOAL_COMMIT` to the short hash of
 // `HEAD` (`unknown` outside a git checkout). `bench/` and `tools/`
 // include this file as their build script too, so every binary says the
-// same thing the same way.
+// same thing the same way. (Two checkouts that share one target directory
+// share this script's output too, since cargo names path packages by their
+// place in the workspace: the commit is the one of whichever built last,
+// until the other's git files change.)
 
 use std::path::PathBuf;
 use std::process::Command;
