@@ -329,3 +329,15 @@ def test_healthz_and_ctl_say_when_a_quorum_is_lost(cluster):
     wait_until(unhealthy, 15, "node 1 to report the lost quorum")
     table = ctl(cluster.nodes[1], "cluster").stdout
     assert "DOWN" in table and " NO " in table, table
+
+
+def test_a_node_that_cannot_reach_its_join_contact_says_so(cluster):
+    nowhere = free_port_run(SHARDS)  # nothing listens there
+    cluster.peer_ports[9] = nowhere
+    node = cluster.launch(2, join=9)
+    try:
+        wait_until(lambda: "cannot join the cluster yet; still trying" in node.log_text(), 15,
+                   "a warning that the join contact does not answer")
+        assert node.proc.poll() is None, "it keeps trying"
+    finally:
+        node.kill9()
