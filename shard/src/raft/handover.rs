@@ -6,21 +6,30 @@
 //! follower refuses to vote while it heard a leader within its lease (the
 //! longest election timeout), yet a leader grants its vote to a candidate
 //! of a later term whose log is at least as long as its own (a leader's
-//! lease is counted from its own election, long past). So the leader waits
-//! until the chosen member holds every entry it has, asks it to stand
-//! ([`Kind::StandForLeader`]), and votes for it. With three voters that is
-//! a quorum at once; with more, the others keep refusing until their lease
-//! lapses, and the group elects as it would without a handover.
+//! lease is counted from its own election, long past). So the leader stops
+//! taking proposals (a forwarded write gets "not leader" and its client
+//! retries), lets the ones in flight finish, waits until the chosen member
+//! holds every entry it has, asks it to stand ([`Kind::StandForLeader`]),
+//! and votes for it. Without the pause, a write appended between the
+//! catch-up and the vote makes the leader's log the longer one, and it
+//! refuses. With three voters the vote is a quorum at once; with more, the
+//! others keep refusing until their lease lapses, and the group elects as
+//! it would without a handover.
 //!
 //! Every wait is bounded ([`HANDOVER_CATCH_UP_MAX`],
 //! [`HANDOVER_ELECTION_MAX`]); a failed handover is reported, never
 //! retried: the node is stopping either way.
+
+use std::time::{Duration, Instant};
 
 use openraft::ServerState;
 use shoal_proto::peer::{Kind, PeerFrame};
 
 use super::network::{connect, request};
 use super::{NodeId, RaftError, ShardRaft, HANDOVER_CATCH_UP_MAX, HANDOVER_ELECTION_MAX};
+
+/// How often a handover looks whether the proposals in flight are done.
+const PROPOSALS_SETTLE_POLL: Duration = Duration::from_millis(5);
 
 /// How a handover went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +51,14 @@ impl ShardRaft {
         Ok(())
     }
 
-    /// Hands leadership to the voter that holds the most of the log.
+    /// Hands leadership to the voter that holds the most of the log. From
+    /// the call on, this node proposes nothing more.
     pub async fn hand_over(&self) -> Handover {
+        self.handing_over.set(true);
+        let settled_by = Instant::now() + HANDOVER_CATCH_UP_MAX;
+        while self.proposals_in_flight.get() > 0 && Instant::now() < settled_by {
+            glommio::timer::sleep(PROPOSALS_SETTLE_POLL).await;
+        }
         let (target, last_log_index) = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow();

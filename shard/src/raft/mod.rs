@@ -37,7 +37,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -199,6 +199,27 @@ pub struct ShardRaft {
     secret: Option<ClusterSecret>,
     /// When each member was last heard from.
     contacts: Rc<Contacts>,
+    /// Set once a handover began: no new proposals from here on.
+    handing_over: Cell<bool>,
+    /// Proposals handed to openraft and not answered yet.
+    proposals_in_flight: Cell<usize>,
+}
+
+/// Counts one proposal as in flight for as long as it lives (a proposal
+/// whose caller goes away is dropped, and uncounted, with it).
+struct ProposalInFlight<'a>(&'a Cell<usize>);
+
+impl<'a> ProposalInFlight<'a> {
+    fn new(count: &'a Cell<usize>) -> Self {
+        count.set(count.get() + 1);
+        ProposalInFlight(count)
+    }
+}
+
+impl Drop for ProposalInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 impl std::fmt::Debug for ShardRaft {
@@ -387,6 +408,8 @@ impl ShardRaft {
             released: RefCell::new(Some(release_rx)),
             secret: options.secret.clone(),
             contacts,
+            handing_over: Cell::new(false),
+            proposals_in_flight: Cell::new(0),
         };
         let raft = &shard.raft;
 
@@ -463,11 +486,17 @@ impl ShardRaft {
     }
 
     /// [`ShardRaft::propose`], also returning the entry's log index.
+    /// Refused with [`RaftError::NotLeader`] once this node has begun to
+    /// hand the group over (see `handover.rs`).
     pub async fn propose_indexed(
         &self,
         command: MetaCommand,
     ) -> Result<(ApplyOutcome, u64), RaftError> {
         assert_well_formed(&command);
+        if self.handing_over.get() {
+            return Err(RaftError::NotLeader { leader: None });
+        }
+        let _counted = ProposalInFlight::new(&self.proposals_in_flight);
         let response = self
             .raft
             .client_write(RaftCommand::encode(&command))

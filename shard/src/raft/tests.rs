@@ -1011,3 +1011,20 @@ fn a_user_who_owns_buckets_is_deleted_only_once_they_are_given_away() {
 }
 
 const BOOTSTRAP_USER_NAME: &str = crate::directory::BOOTSTRAP_USER;
+
+#[test]
+fn a_group_being_handed_over_takes_no_more_proposals() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        shard.propose(create_bucket("before")).await.unwrap();
+        // A group of one has nobody to hand over to, but it stops
+        // proposing all the same: its log must not grow under a vote.
+        assert_eq!(shard.hand_over().await, Handover::NoOtherVoter);
+        assert!(matches!(
+            shard.propose(create_bucket("after")).await,
+            Err(RaftError::NotLeader { leader: None })
+        ));
+        stop(shard, &store).await;
+    });
+}
