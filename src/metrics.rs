@@ -17,77 +17,11 @@ use shoal_shard::admission::{
 use shoal_shard::blob_log::GROUP_COMMIT_BATCH_BOUNDS;
 use shoal_shard::shard::ShardStats;
 
-/// S3 operations, as metric labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    ListBuckets,
-    CreateBucket,
-    HeadBucket,
-    DeleteBucket,
-    ListObjects,
-    PutObject,
-    GetObject,
-    HeadObject,
-    DeleteObject,
-    CopyObject,
-    DeleteObjects,
-    CreateMultipartUpload,
-    UploadPart,
-    UploadPartCopy,
-    CompleteMultipartUpload,
-    AbortMultipartUpload,
-    ListParts,
-    ListMultipartUploads,
-    Unknown,
-}
-
-impl Operation {
-    pub const ALL: [Operation; 19] = [
-        Operation::ListBuckets,
-        Operation::CreateBucket,
-        Operation::HeadBucket,
-        Operation::DeleteBucket,
-        Operation::ListObjects,
-        Operation::PutObject,
-        Operation::GetObject,
-        Operation::HeadObject,
-        Operation::DeleteObject,
-        Operation::CopyObject,
-        Operation::DeleteObjects,
-        Operation::CreateMultipartUpload,
-        Operation::UploadPart,
-        Operation::UploadPartCopy,
-        Operation::CompleteMultipartUpload,
-        Operation::AbortMultipartUpload,
-        Operation::ListParts,
-        Operation::ListMultipartUploads,
-        Operation::Unknown,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Operation::ListBuckets => "ListBuckets",
-            Operation::CreateBucket => "CreateBucket",
-            Operation::HeadBucket => "HeadBucket",
-            Operation::DeleteBucket => "DeleteBucket",
-            Operation::ListObjects => "ListObjects",
-            Operation::PutObject => "PutObject",
-            Operation::GetObject => "GetObject",
-            Operation::HeadObject => "HeadObject",
-            Operation::DeleteObject => "DeleteObject",
-            Operation::CopyObject => "CopyObject",
-            Operation::DeleteObjects => "DeleteObjects",
-            Operation::CreateMultipartUpload => "CreateMultipartUpload",
-            Operation::UploadPart => "UploadPart",
-            Operation::UploadPartCopy => "UploadPartCopy",
-            Operation::CompleteMultipartUpload => "CompleteMultipartUpload",
-            Operation::AbortMultipartUpload => "AbortMultipartUpload",
-            Operation::ListParts => "ListParts",
-            Operation::ListMultipartUploads => "ListMultipartUploads",
-            Operation::Unknown => "Unknown",
-        }
-    }
-}
+/// How many operation labels the request counters keep: one per S3
+/// operation Shoal serves, plus "NotImplemented" and "Unknown". The labels
+/// themselves come with the [`Registry`] (the S3 front end owns them, in
+/// `s3::op`, and checks their count against this at compile time).
+pub const OPERATIONS: usize = 28;
 
 /// Status codes S3 answers with, each its own label value; anything else
 /// is counted as `other`.
@@ -109,7 +43,7 @@ const LATENCY_BOUNDS_S: [f64; 13] = [
 ];
 const LATENCY_SLOTS: usize = LATENCY_BOUNDS_S.len() + 1;
 
-const OPS: usize = Operation::ALL.len();
+const OPS: usize = OPERATIONS;
 
 /// One core's request counters. Only its own core writes them.
 pub struct CoreMetrics {
@@ -139,8 +73,10 @@ impl Default for CoreMetrics {
 
 impl CoreMetrics {
     /// Counts one request; `latency` is the time to the response headers.
-    pub fn record_request(&self, operation: Operation, status: u16, latency: Duration) {
-        let op = operation as usize;
+    /// One request answered; `operation` indexes the registry's labels.
+    pub fn record_request(&self, operation: usize, status: u16, latency: Duration) {
+        assert!(operation < OPS, "operation label {operation} out of range");
+        let op = operation;
         self.requests[op][status_slot(status)].fetch_add(1, Ordering::Relaxed);
         let seconds = latency.as_secs_f64();
         let bucket = LATENCY_BOUNDS_S
@@ -184,6 +120,8 @@ pub struct Registry {
     pub budgets: Arc<NodeBudgets>,
     /// Admission stats by core, then shard (one per gate).
     pub admission: Arc<Vec<Vec<Arc<AdmissionStats>>>>,
+    /// The `operation` label of each request counter, by index.
+    pub operation_labels: &'static [&'static str; OPERATIONS],
 }
 
 /// Picks one gauge out of a shard's budget snapshot.
@@ -362,9 +300,9 @@ impl Registry {
             "counter",
             "S3 requests answered, by operation and HTTP status.",
         )?;
-        for op in Operation::ALL {
+        for (op, label) in self.operation_labels.iter().enumerate() {
             for slot in 0..STATUS_SLOTS {
-                let total = self.sum(|c| &c.requests[op as usize][slot]);
+                let total = self.sum(|c| &c.requests[op][slot]);
                 if total == 0 && slot != 0 {
                     continue; // keep the exposition small; 200 is always present
                 }
@@ -373,8 +311,7 @@ impl Registry {
                     .map_or("other".to_string(), |s| s.to_string());
                 writeln!(
                     out,
-                    "shoal_s3_requests_total{{operation=\"{}\",status=\"{status}\"}} {total}",
-                    op.label()
+                    "shoal_s3_requests_total{{operation=\"{label}\",status=\"{status}\"}} {total}"
                 )?;
             }
         }
@@ -385,12 +322,12 @@ impl Registry {
             "histogram",
             "Time from request head to response head, by operation.",
         )?;
-        for op in Operation::ALL {
+        for (op, label) in self.operation_labels.iter().enumerate() {
             let buckets: Vec<u64> = (0..LATENCY_SLOTS)
-                .map(|slot| self.sum(|c| &c.latency_buckets[op as usize][slot]))
+                .map(|slot| self.sum(|c| &c.latency_buckets[op][slot]))
                 .collect();
-            let sum_s = self.sum(|c| &c.latency_us_sum[op as usize]) as f64 / 1e6;
-            let labels = format!("operation=\"{}\"", op.label());
+            let sum_s = self.sum(|c| &c.latency_us_sum[op]) as f64 / 1e6;
+            let labels = format!("operation=\"{label}\"");
             let name = "shoal_s3_request_duration_seconds";
             write_histogram(out, name, &labels, &LATENCY_BOUNDS_S, &buckets, sum_s)?;
         }

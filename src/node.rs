@@ -200,6 +200,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
         shards: Arc::new(shard_stats.clone()),
         budgets: Arc::clone(&budgets),
         admission: Arc::new(admission_stats.clone()),
+        operation_labels: &crate::s3::op::S3Op::LABELS,
     };
 
     let mut executors = Vec::with_capacity(core_count);

@@ -15,14 +15,13 @@
 
 use std::time::SystemTime;
 
-use http::Method;
 use shoal_proto::meta::{Acl, BucketRecord, Grant, ObjectManifest};
 
 use super::auth::{self, AuthError, PayloadMode};
 use super::error::S3Error;
+use super::op::S3Op;
 use super::request::{S3Request, Target};
 use super::S3Context;
-use crate::metrics::Operation;
 use crate::users::BOOTSTRAP_USER;
 
 pub const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
@@ -133,34 +132,38 @@ enum Need {
     ObjectChecked,
 }
 
-fn need(request: &S3Request) -> Need {
-    let acl = request.has_query("acl");
-    let method = request.method().clone();
-    match (request.target(), acl) {
-        (Target::Service, _) => Need::User,
-        (Target::Bucket(_), true) => match method {
-            Method::GET => Need::Bucket(Permission::ReadAcp),
-            Method::PUT => Need::Bucket(Permission::WriteAcp),
-            _ => Need::Owner,
-        },
-        (Target::Object(..), true) => Need::ObjectChecked,
-        _ => match request.operation() {
-            Operation::CreateBucket | Operation::ListBuckets => Need::User,
-            Operation::HeadBucket | Operation::ListObjects | Operation::ListMultipartUploads => {
-                Need::Bucket(Permission::Read)
-            }
-            Operation::GetObject | Operation::HeadObject => Need::ObjectChecked,
-            Operation::PutObject
-            | Operation::CopyObject
-            | Operation::DeleteObject
-            | Operation::DeleteObjects
-            | Operation::CreateMultipartUpload
-            | Operation::UploadPart
-            | Operation::UploadPartCopy
-            | Operation::CompleteMultipartUpload
-            | Operation::AbortMultipartUpload
-            | Operation::ListParts => Need::Bucket(Permission::Write),
-            Operation::DeleteBucket | Operation::Unknown => Need::Owner,
+/// What operation `op` on `target` needs. An operation Shoal does not
+/// serve needs what the owner has (a signed-in user on the service), so
+/// the 501 or 405 goes only to someone who could use the answer.
+fn need(op: S3Op, target: &Target) -> Need {
+    match op {
+        S3Op::ListBuckets | S3Op::CreateBucket => Need::User,
+        S3Op::HeadBucket
+        | S3Op::GetBucketLocation
+        | S3Op::GetBucketVersioning
+        | S3Op::ListObjects
+        | S3Op::ListObjectsV2
+        | S3Op::ListObjectVersions
+        | S3Op::ListMultipartUploads => Need::Bucket(Permission::Read),
+        S3Op::GetBucketAcl => Need::Bucket(Permission::ReadAcp),
+        S3Op::PutBucketAcl => Need::Bucket(Permission::WriteAcp),
+        S3Op::GetObject | S3Op::HeadObject | S3Op::GetObjectAcl | S3Op::PutObjectAcl => {
+            Need::ObjectChecked
+        }
+        S3Op::PutObject
+        | S3Op::CopyObject
+        | S3Op::DeleteObject
+        | S3Op::DeleteObjects
+        | S3Op::CreateMultipartUpload
+        | S3Op::UploadPart
+        | S3Op::UploadPartCopy
+        | S3Op::CompleteMultipartUpload
+        | S3Op::AbortMultipartUpload
+        | S3Op::ListParts => Need::Bucket(Permission::Write),
+        S3Op::DeleteBucket => Need::Owner,
+        S3Op::NotImplemented(_) | S3Op::MethodNotAllowed => match target {
+            Target::Service => Need::User,
+            Target::Bucket(_) | Target::Object(..) => Need::Owner,
         },
     }
 }
@@ -168,8 +171,13 @@ fn need(request: &S3Request) -> Need {
 /// Decides what can be decided before the handler runs: the caller must
 /// be signed in, own the bucket, or hold the permission the operation
 /// needs on it. A missing bucket is NoSuchBucket (CreateBucket excepted).
-pub fn authorize(ctx: &S3Context, caller: &Caller, request: &S3Request) -> Result<(), S3Error> {
-    let need = need(request);
+pub fn authorize(
+    ctx: &S3Context,
+    caller: &Caller,
+    op: S3Op,
+    request: &S3Request,
+) -> Result<(), S3Error> {
+    let need = need(op, request.target());
     let bucket = match request.target() {
         Target::Service => None,
         Target::Bucket(name) | Target::Object(name, _) => Some(name),

@@ -18,6 +18,7 @@ pub mod error;
 mod handlers;
 mod ingest;
 pub mod md5_lanes;
+pub mod op;
 mod range;
 pub mod request;
 pub mod request_log;
@@ -41,10 +42,11 @@ use shoal_shard::directory::Directory;
 
 use crate::connections::RemoteAddr;
 use crate::flags::NodeConfig;
-use crate::metrics::{CoreMetrics, Operation};
+use crate::metrics::CoreMetrics;
 use crate::route::Router;
 use access::Caller;
 use error::S3Error;
+use op::S3Op;
 use request::{S3Request, Target};
 
 /// Response body: full buffers for XML, a chunk stream for GET. Not
@@ -127,20 +129,18 @@ pub async fn serve(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
         && bytes_in == Some(0);
     let mut caller = None;
-    let (operation, target, result) = match S3Request::parse(req, ctx.config.domain.as_deref()) {
+    let (label, target, result) = match S3Request::parse(req, ctx.config.domain.as_deref()) {
         Ok(request) => {
-            let operation = request.operation();
+            let op = S3Op::of(&request);
             let target = request.target().clone();
-            (
-                operation,
-                Some(target),
-                handle(&ctx, request, &mut caller).await,
-            )
+            let result = handle(&ctx, op, request, &mut caller).await;
+            (op.label_index(), Some(target), result)
         }
-        Err(e) => (Operation::Unknown, None, Err(e)),
+        Err(e) => (S3Op::UNKNOWN_LABEL_INDEX, None, Err(e)),
     };
     let summary = request_log::RequestSummary {
         request_id: &request_id,
+        operation: S3Op::LABELS[label],
         method: &method,
         target: target.as_ref(),
         caller: caller.as_ref(),
@@ -169,8 +169,7 @@ pub async fn serve(
         let bytes_in = bytes_in.unwrap_or(0);
         request_log::access(&summary, status, bytes_in, bytes_out, started.elapsed());
     }
-    ctx.metrics
-        .record_request(operation, status, started.elapsed());
+    ctx.metrics.record_request(label, status, started.elapsed());
     Ok(response)
 }
 
@@ -182,9 +181,11 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Runs one parsed request; `caller` learns who sent it once that is known.
+/// Runs one parsed request, operation `op`; `caller_seen` learns who sent
+/// it once that is known.
 async fn handle(
     ctx: &Rc<S3Context>,
+    op: S3Op,
     request: S3Request,
     caller_seen: &mut Option<Caller>,
 ) -> Result<Response<Body>, S3Error> {
@@ -192,89 +193,64 @@ async fn handle(
     let (caller, payload) = access::identify(ctx, &request)?;
     *caller_seen = Some(caller.clone());
     // Before any handler runs, so a refused request never has its body read.
-    access::authorize(ctx, &caller, &request)?;
-    if request.unsupported_subresource().is_some() {
-        return Err(S3Error::NotImplemented {
-            what: "This subresource",
-        });
+    access::authorize(ctx, &caller, op, &request)?;
+    if let S3Op::NotImplemented(what) = op {
+        return Err(S3Error::NotImplemented { what: what.what() });
     }
     unimplemented::refuse_unimplemented_headers(&request)?;
-    if request.has_query("acl") {
-        return match (request.method().clone(), request.target().clone()) {
-            (Method::GET, Target::Bucket(name)) => acl::get_bucket_acl(ctx, &name),
-            (Method::PUT, Target::Bucket(name)) => {
-                acl::put_bucket_acl(ctx, &name, request, payload).await
-            }
-            (Method::GET, Target::Object(name, key)) => {
-                acl::get_object_acl(ctx, &caller, &name, &key).await
-            }
-            (Method::PUT, Target::Object(name, key)) => {
-                acl::put_object_acl(ctx, &caller, &name, &key, request, payload).await
-            }
-            _ => Err(S3Error::MethodNotAllowed),
-        };
-    }
-    let upload = request.has_query("uploadId");
-    match (request.method().clone(), request.target().clone()) {
-        (Method::GET, Target::Service) => bucket::list_buckets(ctx, &caller),
-        (_, Target::Service) => Err(S3Error::MethodNotAllowed),
-        (method, Target::Bucket(name)) => match method {
-            Method::PUT => bucket::create_bucket(ctx, &caller, &name, request).await,
-            Method::HEAD => bucket::head_bucket(ctx, &name),
-            Method::DELETE => bucket::delete_bucket(ctx, &name).await,
-            Method::GET if request.has_query("uploads") => {
-                multipart::list_uploads(ctx, &name, &request).await
-            }
-            Method::GET => list::get_bucket(ctx, &name, &request).await,
-            Method::POST if request.has_query("delete") => {
-                delete_objects::delete_objects(ctx, &name, request, payload).await
-            }
-            Method::POST => Err(S3Error::NotImplemented {
-                what: "This bucket POST operation",
-            }),
-            _ => Err(S3Error::MethodNotAllowed),
-        },
-        (method, Target::Object(name, key)) => {
-            let copy_source = request.header("x-amz-copy-source").map(str::to_string);
-            match method {
-                Method::PUT if upload => match copy_source {
-                    Some(source) => {
-                        multipart::upload_part_copy(ctx, &caller, &name, &key, &request, &source)
-                            .await
-                    }
-                    None => multipart::upload_part(ctx, &name, &key, request, payload).await,
-                },
-                Method::PUT => match copy_source {
-                    Some(source) => {
-                        copy::copy_object(ctx, &caller, &name, &key, &request, &source).await
-                    }
-                    None => put::put_object(ctx, &caller, &name, &key, request, payload).await,
-                },
-                Method::GET if upload => multipart::list_parts(ctx, &name, &key, &request).await,
-                // Serving a part by number needs part boundaries the
-                // manifest does not keep yet; the whole object would be
-                // the wrong answer.
-                Method::GET | Method::HEAD if request.has_query("partNumber") => {
-                    Err(S3Error::NotImplemented {
-                        what: "GET and HEAD by partNumber",
-                    })
-                }
-                Method::GET => get::get_object(ctx, &caller, &name, &key, &request, false).await,
-                Method::HEAD => get::get_object(ctx, &caller, &name, &key, &request, true).await,
-                Method::DELETE if upload => multipart::abort(ctx, &name, &key, &request).await,
-                Method::DELETE => get::delete_object(ctx, &name, &key).await,
-                Method::POST if request.has_query("uploads") => {
-                    multipart::create(ctx, &caller, &name, &key, &request).await
-                }
-                Method::POST if upload => {
-                    multipart::complete(ctx, &name, &key, request, payload).await
-                }
-                Method::POST => Err(S3Error::NotImplemented {
-                    what: "This object POST operation",
-                }),
-                _ => Err(S3Error::MethodNotAllowed),
-            }
+    // `S3Op::of` gives bucket operations for bucket targets only, and object
+    // operations for object targets only: the names below are never blank
+    // where an operation uses them.
+    let (name, key) = match request.target().clone() {
+        Target::Service => (String::new(), String::new()),
+        Target::Bucket(name) => (name, String::new()),
+        Target::Object(name, key) => (name, key),
+    };
+    let copy_source = || {
+        request
+            .header("x-amz-copy-source")
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    match op {
+        S3Op::ListBuckets => bucket::list_buckets(ctx, &caller),
+        S3Op::CreateBucket => bucket::create_bucket(ctx, &caller, &name, request).await,
+        S3Op::HeadBucket => bucket::head_bucket(ctx, &name),
+        S3Op::DeleteBucket => bucket::delete_bucket(ctx, &name).await,
+        S3Op::GetBucketLocation => list::get_bucket_location(ctx, &name),
+        S3Op::GetBucketVersioning => list::get_bucket_versioning(ctx, &name),
+        S3Op::GetBucketAcl => acl::get_bucket_acl(ctx, &name),
+        S3Op::PutBucketAcl => acl::put_bucket_acl(ctx, &name, request, payload).await,
+        S3Op::ListObjects => list::list_objects(ctx, &name, &request).await,
+        S3Op::ListObjectsV2 => list::list_objects_v2(ctx, &name, &request).await,
+        S3Op::ListObjectVersions => list::list_object_versions(ctx, &name, &request).await,
+        S3Op::ListMultipartUploads => multipart::list_uploads(ctx, &name, &request).await,
+        S3Op::DeleteObjects => delete_objects::delete_objects(ctx, &name, request, payload).await,
+        S3Op::PutObject => put::put_object(ctx, &caller, &name, &key, request, payload).await,
+        S3Op::CopyObject => {
+            let source = copy_source();
+            copy::copy_object(ctx, &caller, &name, &key, &request, &source).await
         }
+        S3Op::GetObject => get::get_object(ctx, &caller, &name, &key, &request, false).await,
+        S3Op::HeadObject => get::get_object(ctx, &caller, &name, &key, &request, true).await,
+        S3Op::DeleteObject => get::delete_object(ctx, &name, &key).await,
+        S3Op::GetObjectAcl => acl::get_object_acl(ctx, &caller, &name, &key).await,
+        S3Op::PutObjectAcl => {
+            acl::put_object_acl(ctx, &caller, &name, &key, request, payload).await
+        }
+        S3Op::CreateMultipartUpload => multipart::create(ctx, &caller, &name, &key, &request).await,
+        S3Op::UploadPart => multipart::upload_part(ctx, &name, &key, request, payload).await,
+        S3Op::UploadPartCopy => {
+            let source = copy_source();
+            multipart::upload_part_copy(ctx, &caller, &name, &key, &request, &source).await
+        }
+        S3Op::CompleteMultipartUpload => {
+            multipart::complete(ctx, &name, &key, request, payload).await
+        }
+        S3Op::AbortMultipartUpload => multipart::abort(ctx, &name, &key, &request).await,
+        S3Op::ListParts => multipart::list_parts(ctx, &name, &key, &request).await,
+        S3Op::NotImplemented(what) => Err(S3Error::NotImplemented { what: what.what() }),
+        S3Op::MethodNotAllowed => Err(S3Error::MethodNotAllowed),
     }
 }
 

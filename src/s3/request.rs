@@ -8,7 +8,6 @@ use percent_encoding::percent_decode_str;
 
 use super::auth::RequestParts;
 use super::error::S3Error;
-use crate::metrics::Operation;
 
 /// Longest object key S3 accepts, in UTF-8 bytes.
 pub const KEY_BYTES_MAX: usize = 1024;
@@ -149,39 +148,6 @@ impl S3Request {
             raw_path: &self.raw_path,
             raw_query: self.raw_query.as_deref(),
             headers: &self.headers,
-        }
-    }
-
-    /// The S3 operation, as the dispatcher in `s3/mod.rs` will route it.
-    pub fn operation(&self) -> Operation {
-        let copy = self.headers.contains_key("x-amz-copy-source");
-        let upload = self.has_query("uploadId");
-        match (&self.method, &self.target) {
-            (&Method::GET, Target::Service) => Operation::ListBuckets,
-            (&Method::PUT, Target::Bucket(_)) => Operation::CreateBucket,
-            (&Method::HEAD, Target::Bucket(_)) => Operation::HeadBucket,
-            (&Method::DELETE, Target::Bucket(_)) => Operation::DeleteBucket,
-            (&Method::GET, Target::Bucket(_)) if self.has_query("uploads") => {
-                Operation::ListMultipartUploads
-            }
-            (&Method::GET, Target::Bucket(_)) => Operation::ListObjects,
-            (&Method::POST, Target::Bucket(_)) if self.has_query("delete") => {
-                Operation::DeleteObjects
-            }
-            (&Method::PUT, Target::Object(..)) if upload && copy => Operation::UploadPartCopy,
-            (&Method::PUT, Target::Object(..)) if upload => Operation::UploadPart,
-            (&Method::PUT, Target::Object(..)) if copy => Operation::CopyObject,
-            (&Method::PUT, Target::Object(..)) => Operation::PutObject,
-            (&Method::GET, Target::Object(..)) if upload => Operation::ListParts,
-            (&Method::GET, Target::Object(..)) => Operation::GetObject,
-            (&Method::HEAD, Target::Object(..)) => Operation::HeadObject,
-            (&Method::DELETE, Target::Object(..)) if upload => Operation::AbortMultipartUpload,
-            (&Method::DELETE, Target::Object(..)) => Operation::DeleteObject,
-            (&Method::POST, Target::Object(..)) if self.has_query("uploads") => {
-                Operation::CreateMultipartUpload
-            }
-            (&Method::POST, Target::Object(..)) if upload => Operation::CompleteMultipartUpload,
-            _ => Operation::Unknown,
         }
     }
 }

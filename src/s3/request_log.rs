@@ -1,4 +1,5 @@
-//! What the S3 front end says about requests in the log: one info line per
+//! What the S3 front end says about requests in the log (each line names
+//! the operation, as `s3::op` classified it): one info line per
 //! refused request (failed authentication, denied access, admission
 //! rejections), at most [`REFUSALS_LOGGED_PER_S_MAX`] per second per core,
 //! and with `--access-log` one line per request.
@@ -19,6 +20,8 @@ use crate::limits::REFUSALS_LOGGED_PER_S_MAX;
 /// Who asked for what: the parts of a request both kinds of line name.
 pub struct RequestSummary<'a> {
     pub request_id: &'a str,
+    /// The operation's name (`s3::op`).
+    pub operation: &'static str,
     pub method: &'a http::Method,
     pub target: Option<&'a Target>,
     pub caller: Option<&'a Caller>,
@@ -112,6 +115,7 @@ impl RefusalLog {
         tracing::info!(
             target: "shoal::refused",
             request_id = request.request_id,
+            operation = request.operation,
             code = error.code(),
             status = error.status().as_u16(),
             method = %request.method,
@@ -139,6 +143,7 @@ pub fn access(
     tracing::info!(
         target: "shoal::access",
         request_id = request.request_id,
+        operation = request.operation,
         method = %request.method,
         bucket = request.bucket(),
         key = request.key(),

@@ -45,38 +45,59 @@ struct Listing {
     next_cursor: Option<Vec<u8>>,
 }
 
-pub async fn get_bucket(
+/// GetBucketLocation: empty for us-east-1, as S3 answers.
+pub fn get_bucket_location(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let mut out = XmlWriter::new();
+    out.open_root("LocationConstraint");
+    if ctx.config.region != "us-east-1" {
+        out.text(&ctx.config.region);
+    }
+    out.close("LocationConstraint");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// GetBucketVersioning: never enabled, so an empty configuration.
+pub fn get_bucket_versioning(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let mut out = XmlWriter::new();
+    out.open_root("VersioningConfiguration");
+    out.close("VersioningConfiguration");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// ListObjectVersions: every current object, as version `null`.
+pub async fn list_object_versions(
     ctx: &Rc<S3Context>,
     bucket: &str,
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
-    if request.has_query("location") {
-        let mut out = XmlWriter::new();
-        out.open_root("LocationConstraint");
-        // S3 answers an empty constraint for us-east-1.
-        if ctx.config.region != "us-east-1" {
-            out.text(&ctx.config.region);
-        }
-        out.close("LocationConstraint");
-        return Ok(xml_response(StatusCode::OK, out.finish()));
-    }
-    if request.has_query("versions") {
-        return list_versions(ctx, bucket, request).await;
-    }
-    if request.has_query("versioning") {
-        // GetBucketVersioning: never enabled, so an empty configuration.
-        let mut out = XmlWriter::new();
-        out.open_root("VersioningConfiguration");
-        out.close("VersioningConfiguration");
-        return Ok(xml_response(StatusCode::OK, out.finish()));
-    }
+    list_versions(ctx, bucket, request).await
+}
+
+/// ListObjects (v1).
+pub async fn list_objects(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    list_v1(ctx, bucket, request).await
+}
+
+/// ListObjectsV2 (`list-type=2`; any other list-type is refused).
+pub async fn list_objects_v2(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
     match request.query("list-type") {
         Some("2") => list_v2(ctx, bucket, request).await,
-        Some(other) => Err(S3Error::InvalidArgument {
-            message: format!("Invalid list-type {other:?}"),
+        other => Err(S3Error::InvalidArgument {
+            message: format!("Invalid list-type {:?}", other.unwrap_or_default()),
         }),
-        None => list_v1(ctx, bucket, request).await,
     }
 }
 

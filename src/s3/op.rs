@@ -1,0 +1,333 @@
+//! Which S3 operation a request is, decided once, from its method, target
+//! (service, bucket or object), query and the copy-source header.
+//!
+//! Everything that depends on the operation reads it from here: the
+//! dispatcher's one `match` (`s3/mod.rs`), the access rule it needs
+//! (`s3/access.rs`) and the metric label (`metrics.rs`). A new operation
+//! is one new variant, and the compiler lists every place left to decide.
+
+use http::Method;
+
+use super::request::{S3Request, Target};
+
+/// One S3 operation, or the reason none is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum S3Op {
+    ListBuckets,
+    CreateBucket,
+    HeadBucket,
+    DeleteBucket,
+    GetBucketLocation,
+    GetBucketVersioning,
+    GetBucketAcl,
+    PutBucketAcl,
+    /// ListObjects v1.
+    ListObjects,
+    ListObjectsV2,
+    ListObjectVersions,
+    ListMultipartUploads,
+    DeleteObjects,
+    PutObject,
+    CopyObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+    GetObjectAcl,
+    PutObjectAcl,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    /// An operation S3 has and Shoal does not serve (yet): answered 501.
+    NotImplemented(Unsupported),
+    /// A method the resource does not take: answered 405.
+    MethodNotAllowed,
+}
+
+/// What a request asks that Shoal does not serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unsupported {
+    /// A subresource such as `?tagging` or `?lifecycle`.
+    Subresource,
+    /// GET or HEAD of one part (`?partNumber=`): the manifest does not keep
+    /// part boundaries yet, and the whole object would be the wrong answer.
+    GetByPartNumber,
+    BucketPost,
+    ObjectPost,
+}
+
+impl Unsupported {
+    /// What the 501 says is not implemented.
+    pub fn what(self) -> &'static str {
+        match self {
+            Unsupported::Subresource => "This subresource",
+            Unsupported::GetByPartNumber => "GET and HEAD by partNumber",
+            Unsupported::BucketPost => "This bucket POST operation",
+            Unsupported::ObjectPost => "This object POST operation",
+        }
+    }
+}
+
+impl S3Op {
+    /// Every metric label, in [`S3Op::label_index`] order.
+    pub const LABELS: [&'static str; 28] = [
+        "ListBuckets",
+        "CreateBucket",
+        "HeadBucket",
+        "DeleteBucket",
+        "GetBucketLocation",
+        "GetBucketVersioning",
+        "GetBucketAcl",
+        "PutBucketAcl",
+        "ListObjects",
+        "ListObjectsV2",
+        "ListObjectVersions",
+        "ListMultipartUploads",
+        "DeleteObjects",
+        "PutObject",
+        "CopyObject",
+        "GetObject",
+        "HeadObject",
+        "DeleteObject",
+        "GetObjectAcl",
+        "PutObjectAcl",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "UploadPartCopy",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+        "ListParts",
+        "NotImplemented",
+        "Unknown",
+    ];
+
+    /// The label of a request that never became an operation (it did not
+    /// parse): counted with the methods a resource does not take.
+    pub const UNKNOWN_LABEL_INDEX: usize = Self::LABELS.len() - 1;
+
+    /// Classifies a parsed request.
+    pub fn of(request: &S3Request) -> S3Op {
+        if request.unsupported_subresource().is_some() {
+            return S3Op::NotImplemented(Unsupported::Subresource);
+        }
+        let copy = request.headers().contains_key("x-amz-copy-source");
+        Self::classify(
+            request.method(),
+            request.target(),
+            |name| request.has_query(name),
+            copy,
+        )
+    }
+
+    /// The operation of a request with this method and target, query
+    /// parameters (`has`) and, for objects, an `x-amz-copy-source` header
+    /// or not. Subresources Shoal does not serve are sorted out before.
+    fn classify(method: &Method, target: &Target, has: impl Fn(&str) -> bool, copy: bool) -> S3Op {
+        match target {
+            Target::Service if *method == Method::GET => S3Op::ListBuckets,
+            Target::Service => S3Op::MethodNotAllowed,
+            Target::Bucket(_) => Self::bucket_op(method, has),
+            Target::Object(..) => Self::object_op(method, has, copy),
+        }
+    }
+
+    fn bucket_op(method: &Method, has: impl Fn(&str) -> bool) -> S3Op {
+        if has("acl") {
+            return match *method {
+                Method::GET => S3Op::GetBucketAcl,
+                Method::PUT => S3Op::PutBucketAcl,
+                _ => S3Op::MethodNotAllowed,
+            };
+        }
+        match *method {
+            Method::PUT => S3Op::CreateBucket,
+            Method::HEAD => S3Op::HeadBucket,
+            Method::DELETE => S3Op::DeleteBucket,
+            Method::GET if has("uploads") => S3Op::ListMultipartUploads,
+            Method::GET if has("location") => S3Op::GetBucketLocation,
+            Method::GET if has("versions") => S3Op::ListObjectVersions,
+            Method::GET if has("versioning") => S3Op::GetBucketVersioning,
+            Method::GET if has("list-type") => S3Op::ListObjectsV2,
+            Method::GET => S3Op::ListObjects,
+            Method::POST if has("delete") => S3Op::DeleteObjects,
+            Method::POST => S3Op::NotImplemented(Unsupported::BucketPost),
+            _ => S3Op::MethodNotAllowed,
+        }
+    }
+
+    fn object_op(method: &Method, has: impl Fn(&str) -> bool, copy: bool) -> S3Op {
+        if has("acl") {
+            return match *method {
+                Method::GET => S3Op::GetObjectAcl,
+                Method::PUT => S3Op::PutObjectAcl,
+                _ => S3Op::MethodNotAllowed,
+            };
+        }
+        let upload = has("uploadId");
+        match *method {
+            Method::PUT if upload && copy => S3Op::UploadPartCopy,
+            Method::PUT if upload => S3Op::UploadPart,
+            Method::PUT if copy => S3Op::CopyObject,
+            Method::PUT => S3Op::PutObject,
+            Method::GET if upload => S3Op::ListParts,
+            Method::GET | Method::HEAD if has("partNumber") => {
+                S3Op::NotImplemented(Unsupported::GetByPartNumber)
+            }
+            Method::GET => S3Op::GetObject,
+            Method::HEAD => S3Op::HeadObject,
+            Method::DELETE if upload => S3Op::AbortMultipartUpload,
+            Method::DELETE => S3Op::DeleteObject,
+            Method::POST if has("uploads") => S3Op::CreateMultipartUpload,
+            Method::POST if upload => S3Op::CompleteMultipartUpload,
+            Method::POST => S3Op::NotImplemented(Unsupported::ObjectPost),
+            _ => S3Op::MethodNotAllowed,
+        }
+    }
+
+    /// Where this operation's counters are: an index into [`S3Op::LABELS`].
+    pub fn label_index(self) -> usize {
+        match self {
+            S3Op::ListBuckets => 0,
+            S3Op::CreateBucket => 1,
+            S3Op::HeadBucket => 2,
+            S3Op::DeleteBucket => 3,
+            S3Op::GetBucketLocation => 4,
+            S3Op::GetBucketVersioning => 5,
+            S3Op::GetBucketAcl => 6,
+            S3Op::PutBucketAcl => 7,
+            S3Op::ListObjects => 8,
+            S3Op::ListObjectsV2 => 9,
+            S3Op::ListObjectVersions => 10,
+            S3Op::ListMultipartUploads => 11,
+            S3Op::DeleteObjects => 12,
+            S3Op::PutObject => 13,
+            S3Op::CopyObject => 14,
+            S3Op::GetObject => 15,
+            S3Op::HeadObject => 16,
+            S3Op::DeleteObject => 17,
+            S3Op::GetObjectAcl => 18,
+            S3Op::PutObjectAcl => 19,
+            S3Op::CreateMultipartUpload => 20,
+            S3Op::UploadPart => 21,
+            S3Op::UploadPartCopy => 22,
+            S3Op::CompleteMultipartUpload => 23,
+            S3Op::AbortMultipartUpload => 24,
+            S3Op::ListParts => 25,
+            S3Op::NotImplemented(_) => 26,
+            S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
+        }
+    }
+
+    /// The operation's name, as metrics and logs show it.
+    pub fn name(self) -> &'static str {
+        Self::LABELS[self.label_index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(method: Method, target: &str, query: &[&str], copy: bool) -> S3Op {
+        let target = match target.split_once('/') {
+            None if target.is_empty() => Target::Service,
+            None => Target::Bucket(target.to_string()),
+            Some((bucket, key)) => Target::Object(bucket.to_string(), key.to_string()),
+        };
+        S3Op::classify(&method, &target, |name| query.contains(&name), copy)
+    }
+
+    #[test]
+    fn every_operation_has_its_own_label() {
+        let cases = [
+            (op(Method::GET, "", &[], false), "ListBuckets"),
+            (op(Method::PUT, "b", &[], false), "CreateBucket"),
+            (op(Method::HEAD, "b", &[], false), "HeadBucket"),
+            (op(Method::DELETE, "b", &[], false), "DeleteBucket"),
+            (
+                op(Method::GET, "b", &["location"], false),
+                "GetBucketLocation",
+            ),
+            (
+                op(Method::GET, "b", &["versioning"], false),
+                "GetBucketVersioning",
+            ),
+            (op(Method::GET, "b", &["acl"], false), "GetBucketAcl"),
+            (op(Method::PUT, "b", &["acl"], false), "PutBucketAcl"),
+            (op(Method::GET, "b", &[], false), "ListObjects"),
+            (op(Method::GET, "b", &["list-type"], false), "ListObjectsV2"),
+            (
+                op(Method::GET, "b", &["versions"], false),
+                "ListObjectVersions",
+            ),
+            (
+                op(Method::GET, "b", &["uploads"], false),
+                "ListMultipartUploads",
+            ),
+            (op(Method::POST, "b", &["delete"], false), "DeleteObjects"),
+            (op(Method::PUT, "b/k", &[], false), "PutObject"),
+            (op(Method::PUT, "b/k", &[], true), "CopyObject"),
+            (op(Method::GET, "b/k", &[], false), "GetObject"),
+            (op(Method::HEAD, "b/k", &[], false), "HeadObject"),
+            (op(Method::DELETE, "b/k", &[], false), "DeleteObject"),
+            (op(Method::GET, "b/k", &["acl"], false), "GetObjectAcl"),
+            (op(Method::PUT, "b/k", &["acl"], false), "PutObjectAcl"),
+            (
+                op(Method::POST, "b/k", &["uploads"], false),
+                "CreateMultipartUpload",
+            ),
+            (
+                op(Method::PUT, "b/k", &["uploadId", "partNumber"], false),
+                "UploadPart",
+            ),
+            (
+                op(Method::PUT, "b/k", &["uploadId", "partNumber"], true),
+                "UploadPartCopy",
+            ),
+            (
+                op(Method::POST, "b/k", &["uploadId"], false),
+                "CompleteMultipartUpload",
+            ),
+            (
+                op(Method::DELETE, "b/k", &["uploadId"], false),
+                "AbortMultipartUpload",
+            ),
+            (op(Method::GET, "b/k", &["uploadId"], false), "ListParts"),
+            (
+                op(Method::GET, "b/k", &["partNumber"], false),
+                "NotImplemented",
+            ),
+            (op(Method::PATCH, "b/k", &[], false), "Unknown"),
+        ];
+        for (op, name) in cases {
+            assert_eq!(op.name(), name, "{op:?}");
+        }
+        // One case per label, and no label twice.
+        let named: std::collections::BTreeSet<_> = cases.iter().map(|(_, n)| *n).collect();
+        assert_eq!(named.len(), S3Op::LABELS.len());
+        let labels: std::collections::BTreeSet<_> = S3Op::LABELS.iter().collect();
+        assert_eq!(labels.len(), S3Op::LABELS.len());
+    }
+
+    #[test]
+    fn requests_the_old_classifiers_disagreed_on() {
+        // Counted as CreateBucket, ListObjects and GetObject before.
+        assert_eq!(op(Method::PUT, "b", &["acl"], false), S3Op::PutBucketAcl);
+        assert_eq!(op(Method::GET, "b", &["acl"], false), S3Op::GetBucketAcl);
+        assert_eq!(
+            op(Method::HEAD, "b/k", &["partNumber"], false),
+            S3Op::NotImplemented(Unsupported::GetByPartNumber)
+        );
+        assert_eq!(
+            op(Method::DELETE, "b", &["acl"], false),
+            S3Op::MethodNotAllowed
+        );
+        assert_eq!(
+            op(Method::POST, "b", &[], false),
+            S3Op::NotImplemented(Unsupported::BucketPost)
+        );
+        assert_eq!(op(Method::PUT, "", &[], false), S3Op::MethodNotAllowed);
+    }
+}
