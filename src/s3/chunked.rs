@@ -28,7 +28,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::s3::auth::sigv4::{self, Signature};
-use crate::s3::auth::ChunkSigner;
+use crate::s3::auth::{ChunkSigner, PayloadMode};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
 
 /// Longest chunk-size line without its CRLF. A signed line is at most 97
@@ -56,6 +56,19 @@ pub enum ChunkedMode {
     SignedTrailer(ChunkSigner),
     /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: no signatures, trailer allowed.
     UnsignedTrailer,
+}
+
+impl ChunkedMode {
+    /// The framing of a body sent in `payload` mode; `None` for a plain
+    /// body.
+    pub fn of(payload: PayloadMode) -> Option<ChunkedMode> {
+        match payload {
+            PayloadMode::Sha256(_) | PayloadMode::Unsigned => None,
+            PayloadMode::StreamingSigned { seed } => Some(ChunkedMode::Signed(seed)),
+            PayloadMode::StreamingSignedTrailer { seed } => Some(ChunkedMode::SignedTrailer(seed)),
+            PayloadMode::StreamingUnsignedTrailer => Some(ChunkedMode::UnsignedTrailer),
+        }
+    }
 }
 
 /// What the trailer carried once the body is complete.

@@ -39,8 +39,6 @@ use canonical::{CanonicalRequest, QueryParam};
 pub use sigv4::ChunkSigner;
 use sigv4::{AmzDate, Credential, Signature};
 
-use crate::s3::chunked::ChunkedMode;
-
 /// Largest accepted gap between a header-signed request's time and the
 /// server clock, and how far in the future a presigned URL may start (AWS
 /// uses 15 minutes for both).
@@ -82,18 +80,6 @@ pub enum PayloadMode {
     StreamingSignedTrailer { seed: ChunkSigner },
     /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: aws-chunked, unsigned, with a trailer.
     StreamingUnsignedTrailer,
-}
-
-impl PayloadMode {
-    /// The aws-chunked decoding the body needs, or `None` for a plain body.
-    pub fn chunked_mode(&self) -> Option<ChunkedMode> {
-        match self {
-            Self::Sha256(_) | Self::Unsigned => None,
-            Self::StreamingSigned { seed } => Some(ChunkedMode::Signed(seed.clone())),
-            Self::StreamingSignedTrailer { seed } => Some(ChunkedMode::SignedTrailer(seed.clone())),
-            Self::StreamingUnsignedTrailer => Some(ChunkedMode::UnsignedTrailer),
-        }
-    }
 }
 
 /// A request whose signature checked out.

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::s3::chunked::{ChunkedDecoder, Trailer};
+use crate::s3::chunked::{ChunkedDecoder, ChunkedMode, Trailer};
 
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -439,7 +439,7 @@ fn aws_example_streaming_put() {
     );
 
     // Hand over to the chunk decoder and decode the AWS example body.
-    let mode = auth.payload.chunked_mode().expect("streaming mode");
+    let mode = ChunkedMode::of(auth.payload.clone()).expect("streaming mode");
     let mut decoder = ChunkedDecoder::new(mode, None).with_decoded_length(66560);
     let mut body = Vec::new();
     for (size, signature) in [
@@ -521,7 +521,7 @@ fn payload_modes() {
         let auth = run("PUT", "/b/k", &map, at(0)).expect(value);
         assert!(check(&auth.payload), "{value}: {:?}", auth.payload);
         assert_eq!(
-            auth.payload.chunked_mode().is_some(),
+            ChunkedMode::of(auth.payload.clone()).is_some(),
             value.starts_with("STREAMING")
         );
     }

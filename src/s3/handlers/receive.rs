@@ -260,12 +260,7 @@ fn framing(request: &S3Request, payload: PayloadMode) -> Result<Framing, S3Error
             )?),
             None => None,
         };
-    let mode = match payload {
-        PayloadMode::StreamingSigned { seed } => Some(ChunkedMode::Signed(seed)),
-        PayloadMode::StreamingSignedTrailer { seed } => Some(ChunkedMode::SignedTrailer(seed)),
-        PayloadMode::StreamingUnsignedTrailer => Some(ChunkedMode::UnsignedTrailer),
-        PayloadMode::Sha256(_) | PayloadMode::Unsigned => None,
-    };
+    let mode = ChunkedMode::of(payload);
     let content_length = || -> Result<u64, S3Error> {
         let value = request
             .header("content-length")
