@@ -136,9 +136,10 @@ pub struct ServeFlags {
 
     /// PUT admission budget of each shard: body bytes read but not yet
     /// durable and committed (e.g. `256MiB`; `0` = unlimited). Ignored when
-    /// `--put-budget` is given.
-    #[arg(long, env = "SHOAL_PUT_BUDGET_PER_CORE", default_value = "256MiB", value_parser = parse_bytes)]
-    pub put_budget_per_core: u64,
+    /// `--put-budget` is given. Default 256MiB. Its old name
+    /// `--put-budget-per-core` (`SHOAL_PUT_BUDGET_PER_CORE`) still works.
+    #[arg(long, alias = "put-budget-per-core", env = "SHOAL_PUT_BUDGET_PER_SHARD", value_parser = parse_bytes)]
+    pub put_budget_per_shard: Option<u64>,
 
     /// PUT admission budget of the whole node, split evenly over the shards.
     #[arg(long, env = "SHOAL_PUT_BUDGET", value_parser = parse_bytes)]
@@ -387,16 +388,20 @@ impl ServeFlags {
                 })
             }
         };
+        let per_shard = match self.put_budget_per_shard {
+            Some(bytes) => bytes,
+            None => per_shard_budget_from_old_env()?,
+        };
         let shard_budget_bytes = match self.put_budget {
             Some(total) => Some(total / u64::from(shards)),
-            None => Some(self.put_budget_per_core),
+            None => Some(per_shard),
         }
         .filter(|&bytes| bytes > 0);
         if let Some(bytes) = shard_budget_bytes {
             if bytes < CHUNK_BYTES as u64 {
                 let (flag, value) = match self.put_budget {
                     Some(total) => ("put-budget", total),
-                    None => ("put-budget-per-core", self.put_budget_per_core),
+                    None => ("put-budget-per-shard", per_shard),
                 };
                 return Err(FlagError {
                     flag,
@@ -534,6 +539,21 @@ impl ServeFlags {
             keys,
             node_id: self.node_id,
         })
+    }
+}
+
+/// Each shard's PUT budget when `--put-budget-per-shard` is not given:
+/// `SHOAL_PUT_BUDGET_PER_CORE` (the flag's old environment name, still
+/// honoured), else 256MiB.
+fn per_shard_budget_from_old_env() -> Result<u64, FlagError> {
+    const DEFAULT_BYTES: u64 = 256 << 20;
+    match std::env::var("SHOAL_PUT_BUDGET_PER_CORE") {
+        Ok(text) => parse_bytes(&text).map_err(|reason| FlagError {
+            flag: "put-budget-per-shard",
+            value: text,
+            reason: format!("{reason} (from SHOAL_PUT_BUDGET_PER_CORE)"),
+        }),
+        Err(_) => Ok(DEFAULT_BYTES),
     }
 }
 
@@ -725,6 +745,54 @@ mod tests {
         assert_eq!(
             error.flag, "s3-addr",
             "peer ports 8999 and 9000 take the S3 port"
+        );
+    }
+}
+
+#[cfg(test)]
+mod docs_tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The flag table of `docs/operations.md` and clap's flags (and their
+    /// aliases) are the same set: a flag added, renamed or dropped without
+    /// the docs fails here.
+    #[test]
+    fn the_operations_guide_lists_every_serve_flag() {
+        let guide = include_str!("../docs/operations.md");
+        let table: std::collections::BTreeSet<String> = guide
+            .lines()
+            .filter(|line| line.starts_with("| `--"))
+            .flat_map(|line| {
+                let first_cell = line.split('|').nth(1).unwrap_or_default();
+                first_cell
+                    .split('`')
+                    .filter(|part| part.starts_with("--"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").expect("a serve command");
+        let flags: std::collections::BTreeSet<String> = serve
+            .get_arguments()
+            .flat_map(|arg| {
+                let aliases = arg.get_all_aliases().unwrap_or_default();
+                arg.get_long().into_iter().chain(aliases)
+            })
+            .filter(|long| *long != "help")
+            .map(|long| format!("--{long}"))
+            .collect();
+        let undocumented: Vec<_> = flags.difference(&table).collect();
+        let unknown: Vec<_> = table.difference(&flags).collect();
+        assert!(
+            undocumented.is_empty(),
+            "flags missing from docs/operations.md: {undocumented:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "docs/operations.md lists flags shoal lacks: {unknown:?}"
         );
     }
 }

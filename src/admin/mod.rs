@@ -174,7 +174,8 @@ fn health(registry: &Registry, shutdown: &Shutdown) -> Response<Body> {
     }
 }
 
-/// Applies `put-budget-per-core`, `put-budget` (node total) and
+/// Applies `put-budget-per-shard` (or its old name `put-budget-per-core`),
+/// `put-budget` (node total) and
 /// `put-budget-shared` from the query, all sizes like the flags take.
 fn retune(budgets: &NodeBudgets, query: &str) -> Result<(), String> {
     let mut slices = None;
@@ -187,14 +188,16 @@ fn retune(budgets: &NodeBudgets, query: &str) -> Result<(), String> {
         // 0 means unlimited, as for the flags.
         let capped = if bytes == 0 { u64::MAX } else { bytes };
         match name {
-            "put-budget-per-core" => slices = Some(SliceBudget::PerShard { bytes: capped }),
+            "put-budget-per-shard" | "put-budget-per-core" => {
+                slices = Some(SliceBudget::PerShard { bytes: capped })
+            }
             "put-budget" => slices = Some(SliceBudget::NodeTotal { bytes: capped }),
             "put-budget-shared" => shared = Some(bytes),
             other => return Err(format!("unknown budget {other:?}")),
         }
     }
     if slices.is_none() && shared.is_none() {
-        return Err("name put-budget-per-core, put-budget or put-budget-shared".into());
+        return Err("name put-budget-per-shard, put-budget or put-budget-shared".into());
     }
     tracing::info!(?slices, ?shared, "admission budgets retuned");
     budgets.retune(slices, shared);

@@ -316,3 +316,13 @@ def test_the_expected_bucket_owner_is_enforced(node, s3, bucket):
         s3.put_object(Bucket=bucket, Key="k", Body=b"y", ExpectedBucketOwner="someone-else")
     assert e.value.response["Error"]["Code"] == "AccessDenied"
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+def test_the_per_shard_budget_keeps_its_old_names(fresh_node):
+    import json
+    old_env = fresh_node(env={"SHOAL_PUT_BUDGET_PER_CORE": "2MiB"})
+    old_flag = fresh_node(extra_args=["--put-budget-per-core", "3MiB"])
+    new_flag = fresh_node(extra_args=["--put-budget-per-shard", "4MiB"])
+    for node, mib in ((old_env, 2), (old_flag, 3), (new_flag, 4)):
+        budgets = json.loads(urllib.request.urlopen(node.admin + "/admin/budgets", timeout=5).read())
+        assert {s["capacity_bytes"] for s in budgets["shards"]} == {mib << 20}

@@ -58,8 +58,8 @@ enum Command {
     /// Changes last until the node restarts; its flags set them at start.
     Budgets {
         /// Each shard's budget (e.g. `256MiB`; `0` = unlimited).
-        #[arg(long)]
-        put_budget_per_core: Option<String>,
+        #[arg(long, alias = "put-budget-per-core")]
+        put_budget_per_shard: Option<String>,
         /// The node's total budget, split over its shards.
         #[arg(long)]
         put_budget: Option<String>,
@@ -364,12 +364,12 @@ fn admin_request(command: &Command) -> AdminRequest {
             }
         },
         Command::Budgets {
-            put_budget_per_core,
+            put_budget_per_shard,
             put_budget,
             put_budget_shared,
         } => {
             let changes: Vec<String> = [
-                ("put-budget-per-core", put_budget_per_core),
+                ("put-budget-per-shard", put_budget_per_shard),
                 ("put-budget", put_budget),
                 ("put-budget-shared", put_budget_shared),
             ]
@@ -633,11 +633,11 @@ fn main() -> ExitCode {
                     buckets_table(&format!("{{\"buckets\":[{body}]}}"))
                 }
                 Command::Budgets {
-                    put_budget_per_core,
+                    put_budget_per_shard,
                     put_budget,
                     put_budget_shared,
                 } => budgets_table(&body).map(|table| {
-                    let changed = put_budget_per_core.is_some()
+                    let changed = put_budget_per_shard.is_some()
                         || put_budget.is_some()
                         || put_budget_shared.is_some();
                     if changed {
@@ -780,13 +780,13 @@ mod tests {
         assert_eq!(delete.path, "/admin/buckets/logs?force=true");
         assert_eq!(delete.timeout, FORCE_DELETE_TIMEOUT);
         let retune = admin_request(&Command::Budgets {
-            put_budget_per_core: Some("64MiB".into()),
+            put_budget_per_shard: Some("64MiB".into()),
             put_budget: None,
             put_budget_shared: None,
         });
         assert_eq!(
             (retune.method, retune.path.as_str()),
-            ("PUT", "/admin/budgets?put-budget-per-core=64MiB")
+            ("PUT", "/admin/budgets?put-budget-per-shard=64MiB")
         );
         let table = budgets_table(
             r#"{"shared":{"capacity_bytes":0,"inflight_bytes":0},"shards":[{"shard":0,"capacity_bytes":268435456,"inflight_bytes":1048576,"borrowed_bytes":0}]}"#,

@@ -6,7 +6,7 @@
 //! - [`SharedPool`]: the node-wide overflow pool (`--put-budget-shared`),
 //!   one per node. Any shard borrows from it, with compare-and-swap, only
 //!   the units its own slice cannot give.
-//! - [`ShardBudget`]: one per shard: its slice (`--put-budget-per-core`, or
+//! - [`ShardBudget`]: one per shard: its slice (`--put-budget-per-shard`, or
 //!   `--put-budget` split over the shards), the units its charges hold of
 //!   the slice and of the shared pool, and the wake-up [`Event`] for its
 //!   waiters. All counts are atomics (module `ledger`), so every core can
