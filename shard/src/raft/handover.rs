@@ -22,7 +22,7 @@
 
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
+use openraft::{BasicNode, RaftMetrics, ServerState};
 use shoal_proto::peer::{Kind, PeerFrame};
 
 use super::network::{connect, request};
@@ -42,6 +42,15 @@ pub enum Handover {
     HandedTo(NodeId),
     /// It did not happen; the group elects a leader on its own.
     Failed(String),
+}
+
+/// The last log index the leader knows `member` holds (`None`: none yet,
+/// or this node does not lead).
+fn matched_index(m: &RaftMetrics<NodeId, BasicNode>, member: NodeId) -> Option<u64> {
+    m.replication
+        .as_ref()
+        .and_then(|r| r.get(&member).cloned().flatten())
+        .map(|log_id| log_id.index)
 }
 
 impl ShardRaft {
@@ -65,18 +74,12 @@ impl ShardRaft {
             if m.state != ServerState::Leader {
                 return Handover::NotLeader;
             }
-            let matched = |id: &NodeId| {
-                m.replication
-                    .as_ref()
-                    .and_then(|r| r.get(id).cloned().flatten())
-                    .map(|log_id| log_id.index)
-            };
             let target = m
                 .membership_config
                 .membership()
                 .voter_ids()
                 .filter(|id| *id != self.node_id)
-                .max_by_key(|id| matched(id));
+                .max_by_key(|id| matched_index(&m, *id));
             match target {
                 Some(target) => (target, m.last_log_index),
                 None => return Handover::NoOtherVoter,
@@ -89,14 +92,7 @@ impl ShardRaft {
             .raft
             .wait(Some(HANDOVER_CATCH_UP_MAX))
             .metrics(
-                |m| {
-                    let matched = m
-                        .replication
-                        .as_ref()
-                        .and_then(|r| r.get(&target).cloned().flatten())
-                        .map(|log_id| log_id.index);
-                    matched >= last_log_index
-                },
+                |m| matched_index(m, target) >= last_log_index,
                 "the new leader holds every entry",
             )
             .await;
