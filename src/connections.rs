@@ -21,17 +21,13 @@ use http_body::Body as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 
+use crate::http_io::{Body, RemoteAddr};
 use crate::http_io::{GlommioIo, GlommioTimer};
 use crate::limits::{
     CONNECTIONS_PER_CORE_MAX, HEADER_READ_TIMEOUT, HTTP_READ_BUFFER_BYTES_MAX, LINGER_BYTES_MAX,
     LINGER_READ_BYTES, LINGER_TIME_MAX,
 };
-use crate::s3::Body;
 use crate::shutdown::StopLatch;
-
-/// The client address of a request, in its extensions.
-#[derive(Clone, Copy, Debug)]
-pub struct RemoteAddr(pub SocketAddr);
 
 /// The connections one listener of one core has open.
 #[derive(Clone)]

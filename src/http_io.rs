@@ -16,6 +16,17 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hyper::rt::{ReadBufCursor, Sleep, Timer};
 
+/// Response body of every service (S3 and admin): full buffers for XML, a
+/// chunk stream for GET. Not `Send`: a response is produced and written on
+/// the core that accepted the connection, and GET streams hold that core's
+/// `Rc`s.
+pub type Body = Pin<Box<dyn http_body::Body<Data = bytes::Bytes, Error = io::Error>>>;
+
+/// The client address of a request, which the connection puts in its
+/// extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
+
 /// A glommio TCP stream speaking hyper's I/O traits.
 pub struct GlommioIo(pub TcpStream);
 

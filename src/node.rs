@@ -31,9 +31,9 @@ use shoal_shard::limits::HOP_CHANNEL_DEPTH;
 use shoal_shard::meta::MetaStore;
 use shoal_shard::ops::ShardRequest;
 use shoal_shard::peer::join::Joiner;
-use shoal_shard::peer::server::PeerService;
+use shoal_shard::peer::server::PeerPort;
 use shoal_shard::peer::{self, ClusterSecret};
-use shoal_shard::shard::{ClusterOptions, Shard, ShardStats};
+use shoal_shard::shard::{ClusterOptions, PeerRequests, Shard, ShardOptions, ShardStats};
 
 use crate::addresses::{self, AddressInUse};
 use crate::connections::{accept_loop, Connections};
@@ -357,22 +357,17 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
     for (index, meta, stats) in local {
         let blob_dir = shard_dir(&config.data_dir, index).join("blobs");
         let shard_directory = (index == METADATA_SHARD).then(|| Arc::clone(&directory));
-        let shard = Shard::open(
+        let options = ShardOptions {
             index,
-            config.node_id,
-            &blob_dir,
-            meta,
-            stats,
-            shard_directory,
-            cluster.clone(),
-        )
-        .await
-        .map_err(|e| format!("shard {index}: {e}"))?;
-        glommio::spawn_local(reap_uploads(Rc::downgrade(&shard), config.multipart_expiry)).detach();
-        glommio::spawn_local(Rc::clone(&shard).catch_up()).detach();
-        if cluster.secret.is_some() {
-            glommio::spawn_local(Shard::watch_quorum(Rc::downgrade(&shard))).detach();
-        }
+            node_id: config.node_id,
+            blob_dir,
+            directory: shard_directory,
+            cluster: cluster.clone(),
+        };
+        let shard = Shard::open(options, meta, stats)
+            .await
+            .map_err(|e| format!("shard {index}: {e}"))?;
+        shard.start_background(config.multipart_expiry);
         shards.insert(index, shard);
     }
 
@@ -530,15 +525,16 @@ async fn join_cluster(
             peer::shard_addr(&cluster.peer_addr.to_string(), index).map_err(|e| e.to_string())?;
         let listener = TcpListener::bind(addr)
             .map_err(|e| format!("binding the peer port of shard {index} at {addr}: {e}"))?;
-        let service = PeerService {
-            shard_ref: Rc::clone(shard),
-            raft: Rc::clone(shard.raft()),
+        let port = PeerPort {
             secret: secret.clone(),
             shard: index,
-            shard_count: config.shards,
             node_id: config.node_id,
         };
-        glommio::spawn_local(peer::server::serve(listener, service)).detach();
+        let requests = Rc::new(PeerRequests {
+            shard: Rc::clone(shard),
+            shard_count: config.shards,
+        });
+        glommio::spawn_local(peer::server::serve(listener, port, requests)).detach();
     }
     let Some(contact) = &cluster.join else {
         return Ok(());
@@ -556,19 +552,4 @@ async fn join_cluster(
         tracing::info!(shard = index, contact = %contact, "joined the shard's group");
     }
     Ok(())
-}
-
-/// Aborts a shard's multipart uploads once they are older than `expiry`,
-/// checking a few times per expiry period (at least every 15 minutes).
-async fn reap_uploads(shard: std::rc::Weak<Shard>, expiry: Duration) {
-    let period = (expiry / 4).clamp(Duration::from_millis(250), Duration::from_secs(900));
-    loop {
-        glommio::timer::sleep(period).await;
-        let Some(shard) = shard.upgrade() else {
-            return;
-        };
-        if let Err(e) = shard.reap_uploads(expiry).await {
-            tracing::warn!(shard = shard.index(), error = %e, "reaping multipart uploads failed");
-        }
-    }
 }

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use rand::distributions::{Alphanumeric, DistString};
 use serde::Deserialize;
+use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{AccessKey, AddAccessKey, User};
 use shoal_shard::directory::Directory;
-use shoal_shard::ops::{MetaChange, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 
 use crate::route::{Router, METADATA_SHARD};
@@ -131,12 +131,9 @@ pub fn now_unix_ms() -> u64 {
 }
 
 /// Proposes one metadata change and returns how it applied.
-pub async fn change(router: &Router, change: MetaChange) -> Result<ApplyOutcome, String> {
+pub async fn change(router: &Router, change: Op) -> Result<ApplyOutcome, String> {
     router
-        .call(METADATA_SHARD, |reply| ShardRequest::ChangeMetadata {
-            change,
-            reply,
-        })
+        .propose(METADATA_SHARD, change)
         .await
         .map_err(|e| e.to_string())
 }
@@ -171,14 +168,14 @@ pub async fn ensure(router: &Router, directory: &Directory, seed: &SeedUser) -> 
                 disabled: false,
                 created_unix_ms: now_unix_ms(),
             };
-            change(router, MetaChange::CreateUser(user)).await?
+            change(router, Op::CreateUser(user)).await?
         }
         Some(_) => {
             let add = AddAccessKey {
                 user: seed.name.clone(),
                 key: Some(key),
             };
-            change(router, MetaChange::AddAccessKey(add)).await?
+            change(router, Op::AddAccessKey(add)).await?
         }
     };
     match outcome {

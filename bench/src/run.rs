@@ -12,13 +12,13 @@ use time::OffsetDateTime;
 use crate::ceiling::{self, Ceiling, CeilingConfig};
 use crate::error::BenchError;
 use crate::limits::REQUEST_TIMEOUT_DEFAULT;
-use crate::output::progress::Progress;
 use crate::output::result::{
     self, BucketResult, RunResult, ScenarioInfo, StepResult, TargetInfo, Tool,
 };
 use crate::output::{human, write_json, Outputs};
 use crate::payload::PayloadPool;
 use crate::report;
+use crate::workload::progress::Progress;
 use crate::workload::runner::{ensure_bucket, run_step, Target};
 use crate::workload::spec::StepSpec;
 

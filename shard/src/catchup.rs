@@ -15,18 +15,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::ops::ChunkHash;
-
-/// How long an offered chunk waits before a worker looks for it: pushes
-/// to a slow replica finish meanwhile.
-pub const CATCHUP_DELAY: Duration = Duration::from_secs(2);
-
-/// Chunks waiting at most (~40 bytes each: 1 TiB of chunks in 40 MiB).
-/// Offers beyond it are dropped and counted; reads still fetch them.
-pub const CATCHUP_QUEUE_MAX: usize = 1 << 20;
-
-/// Fetches one shard runs at once.
-pub const CATCHUP_WORKERS: usize = 4;
+use crate::chunk_hash::ChunkHash;
+use crate::limits::CATCHUP_DELAY;
+use crate::limits::CATCHUP_QUEUE_MAX;
 
 /// A chunk to look for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,12 +158,15 @@ mod tests {
         run_local(|| async {
             let catchup = Catchup::default();
             let offered = Instant::now();
-            catchup.offer([([1; 32], 7), ([2; 32], 0)]);
+            catchup.offer([([1; 32].into(), 7), ([2; 32].into(), 0)]);
             assert_eq!(catchup.pending(), 2);
             let first = catchup.next().await;
             assert!(offered.elapsed() >= CATCHUP_DELAY);
-            assert_eq!((first.sha256, first.source_node), ([1; 32], 7));
-            assert_eq!(catchup.next().await.sha256, [2; 32]);
+            assert_eq!(
+                (first.sha256, first.source_node),
+                (ChunkHash::from([1; 32]), 7)
+            );
+            assert_eq!(catchup.next().await.sha256, ChunkHash::from([2; 32]));
             assert_eq!(catchup.pending(), 0);
             assert_eq!(catchup.dropped(), 0);
         });

@@ -22,10 +22,13 @@ pub mod admission;
 pub mod blob_log;
 pub mod catchup;
 pub mod chunk;
+pub mod chunk_hash;
 pub mod directory;
 pub mod error;
 pub mod limits;
 pub mod meta;
+#[cfg(test)]
+mod multi_node;
 pub mod ops;
 pub mod peer;
 pub mod raft;

@@ -1,7 +1,10 @@
-//! Every size and bound a shard relies on, in one place.
+//! Every size, deadline and bound a shard relies on, in one place, each
+//! with its reason.
 //!
 //! Related limits are checked against each other at compile time, so a
 //! change that breaks an invariant fails the build instead of a disk.
+
+use std::time::Duration;
 
 /// Bytes of object data in one chunk: the unit of hashing, hopping,
 /// blob-log records and (later) admission charges.
@@ -117,3 +120,101 @@ pub const MULTIPART_OBJECT_BYTES_MAX: u64 = 5 << 40;
 /// Largest CompleteMultipartUpload document: 10,000 parts with an ETag and
 /// a SHA-256 checksum each fit in well under this.
 pub const COMPLETE_BODY_BYTES_MAX: usize = 4 << 20;
+
+/// Scheduler shares of a shard's background task queue (catch-up, audit,
+/// reaper, quorum watch) against the request queue's 1,000: under load
+/// background work gets about a tenth of the core, and all of it when idle.
+pub const BACKGROUND_TASK_SHARES: usize = 100;
+
+/// Longest a stopping shard waits for background work in progress (one
+/// chunk fetch, one page of the audit, one reaped upload) to finish.
+pub const BACKGROUND_STOP_WAIT_MAX: Duration = Duration::from_secs(5);
+
+// ---- Deadlines: how long a shard waits for its group ----
+
+/// How long a read waits for this node to apply up to the read index
+/// before it gives up with [`crate::error::ShardError::NotCurrent`].
+pub const READ_APPLY_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// How long a follower waits to apply a write it forwarded to the leader.
+pub const FORWARDED_APPLY_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// How long [`crate::ops::ShardRequest::Snapshot`] waits for the snapshot.
+pub const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// How long [`crate::raft::ShardRaft::start`] waits for a leader. A single member
+/// elects itself at once; a restarted one resumes leadership at once.
+pub const LEADER_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// Deadline for sending and installing one snapshot.
+pub const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest a leader that stops waits for the member it hands the group
+/// to to hold every entry it has, before it asks it to stand.
+pub const HANDOVER_CATCH_UP_MAX: Duration = Duration::from_secs(2);
+
+/// Longest a leader that stops waits for that member to win the election;
+/// past it the node stops anyway and the group elects on its own.
+pub const HANDOVER_ELECTION_MAX: Duration = Duration::from_secs(3);
+
+/// How long [`crate::raft::ShardRaft::shutdown`] waits for openraft's tasks to drop
+/// their store handles after the raft core has stopped.
+pub const SHUTDOWN_RELEASE_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// How often a handover looks whether the proposals in flight are done.
+pub const PROPOSALS_SETTLE_POLL: Duration = Duration::from_millis(5);
+
+// ---- Peers: connections, retries and caches ----
+
+/// Longest wait for a TCP connection and its handshake.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest a new connection may take to prove the secret.
+pub const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause between attempts of a node to join through its contact.
+pub const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(300);
+
+/// How often a node that cannot get in says why, at warn.
+pub const JOIN_WARN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a peer's advertised capabilities are trusted before they are
+/// asked again (a member restarted with other flags is noticed this late;
+/// meanwhile it still accepts both forms).
+pub const CAPABILITIES_TTL: Duration = Duration::from_secs(5);
+
+/// Idle connections to one peer address kept for reuse by pushes,
+/// fetches and forwards; more are closed when returned.
+pub const IDLE_CONNECTIONS_PER_PEER_MAX: usize = 8;
+
+// ---- Background work: catch-up, audit, reaper, usage ----
+
+/// How long an offered chunk waits before a worker looks for it: pushes
+/// to a slow replica finish meanwhile.
+pub const CATCHUP_DELAY: Duration = Duration::from_secs(2);
+
+/// Chunks waiting at most (~40 bytes each: 1 TiB of chunks in 40 MiB).
+/// Offers beyond it are dropped and counted; reads still fetch them.
+pub const CATCHUP_QUEUE_MAX: usize = 1 << 20;
+
+/// Fetches one shard runs at once.
+pub const CATCHUP_WORKERS: usize = 4;
+
+/// How long after start the chunk audit begins (the group settles first).
+pub const AUDIT_DELAY: Duration = Duration::from_secs(5);
+
+/// Manifests and parts the audit reads per page.
+pub const AUDIT_RECORDS_PER_PAGE: usize = 256;
+
+/// Queue length above which the audit waits for the fetches.
+pub const AUDIT_QUEUE_HIGH: usize = 4096;
+
+/// How often a cluster shard checks that its group has a quorum.
+pub const QUORUM_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Uploads the reaper reads per scan of the store.
+pub const REAP_BATCH_MAX: usize = 256;
+
+/// Oldest bucket-usage scan a metrics scrape takes without starting a
+/// new one.
+pub const USAGE_AGE_MAX: Duration = Duration::from_secs(60);

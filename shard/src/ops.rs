@@ -6,37 +6,20 @@
 
 use bytes::Bytes;
 use futures::channel::oneshot;
+use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
-    AddAccessKey, BucketRecord, CompleteUpload, MultipartUpload, ObjectManifest, PutBucketAcl,
-    PutObjectAcl, SetBucketOwner, SetEnabled, UploadRef, UploadedPart, User, WriteCondition,
+    BucketRecord, MultipartUpload, ObjectManifest, UploadRef, UploadedPart, WriteCondition,
 };
 
 use crate::blob_log::BlobLocation;
 use crate::chunk::ChunkBuf;
+use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
 use crate::raft::ApplyOutcome;
 use crate::usage::{Freshness, ShardUsage};
 
-/// SHA-256 of a chunk: its address in the blob log.
-pub type ChunkHash = [u8; 32];
-
 /// Where a request's answer goes.
 pub type Reply<T> = oneshot::Sender<Result<T, ShardError>>;
-
-/// Changes to records of the metadata shard beyond creating and deleting
-/// buckets. Each is one raft entry, checked when applied.
-#[derive(Debug)]
-pub enum MetaChange {
-    CreateUser(User),
-    /// Refused (`UserOwnsBuckets`) while the user owns a bucket.
-    DeleteUser(String),
-    AddAccessKey(AddAccessKey),
-    SetUserEnabled(SetEnabled),
-    SetKeyEnabled(SetEnabled),
-    DeleteAccessKey(String),
-    PutBucketAcl(PutBucketAcl),
-    SetBucketOwner(SetBucketOwner),
-}
 
 /// A shard's raft group as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +51,16 @@ pub struct ObjectSummary {
 }
 
 pub enum ShardRequest {
+    /// Commit one metadata command through the shard's group and answer
+    /// how it applied. Every change that carries no chunk bytes goes this
+    /// way: deletes, buckets (on the metadata shard, shard 0), users and
+    /// keys, ACLs, multipart create/complete/abort. Multipart uploads live
+    /// on the shard that will own the object, so parts land in the blob
+    /// log its manifest will point into.
+    Propose {
+        op: Op,
+        reply: Reply<ApplyOutcome>,
+    },
     /// Append one hashed chunk to the blob log and make it durable. The
     /// buffer comes back for reuse.
     AppendChunk {
@@ -79,7 +72,7 @@ pub enum ShardRequest {
     /// (only if `condition` holds when the entry is applied).
     CommitObject {
         manifest: ObjectManifest,
-        blobs: Vec<(ChunkHash, BlobLocation)>,
+        chunks: Vec<(ChunkHash, BlobLocation)>,
         condition: Option<WriteCondition>,
         reply: Reply<ApplyOutcome>,
     },
@@ -94,11 +87,6 @@ pub enum ShardRequest {
         sha256: ChunkHash,
         source_node: u64,
         reply: Reply<Bytes>,
-    },
-    DeleteObject {
-        bucket: String,
-        key: String,
-        reply: Reply<()>,
     },
     /// Up to `limit` objects whose keys start with `prefix` and sort after
     /// `after` (exclusive, raw bytes), in key order.
@@ -120,23 +108,8 @@ pub enum ShardRequest {
         freshness: Freshness,
         reply: Reply<ShardUsage>,
     },
-    /// Bucket records live on the metadata shard (shard 0) only.
-    CreateBucket {
-        record: BucketRecord,
-        reply: Reply<ApplyOutcome>,
-    },
-    DeleteBucket {
-        name: String,
-        reply: Reply<ApplyOutcome>,
-    },
     ListBuckets {
         reply: Reply<Vec<BucketRecord>>,
-    },
-    /// A bucket or user change (metadata shard only); see
-    /// [`MetaChange`].
-    ChangeMetadata {
-        change: MetaChange,
-        reply: Reply<ApplyOutcome>,
     },
     /// The shard's group: members and leader.
     ClusterView {
@@ -158,17 +131,6 @@ pub enum ShardRequest {
         node_id: u64,
         reply: Reply<()>,
     },
-    /// Replace an object's ACL (on the object's shard).
-    PutObjectAcl {
-        put: PutObjectAcl,
-        reply: Reply<ApplyOutcome>,
-    },
-    /// Multipart uploads live on the shard that will own the object, so
-    /// parts land in the blob log the object's manifest will point into.
-    CreateUpload {
-        upload: MultipartUpload,
-        reply: Reply<ApplyOutcome>,
-    },
     GetUpload {
         upload: UploadRef,
         reply: Reply<Option<MultipartUpload>>,
@@ -176,7 +138,7 @@ pub enum ShardRequest {
     /// Index the part's chunks and commit the part through raft.
     PutPart {
         part: UploadedPart,
-        blobs: Vec<(ChunkHash, BlobLocation)>,
+        chunks: Vec<(ChunkHash, BlobLocation)>,
         reply: Reply<ApplyOutcome>,
     },
     /// Up to `limit` parts numbered above `after`.
@@ -185,14 +147,6 @@ pub enum ShardRequest {
         after: u32,
         limit: usize,
         reply: Reply<Vec<UploadedPart>>,
-    },
-    CompleteUpload {
-        complete: CompleteUpload,
-        reply: Reply<ApplyOutcome>,
-    },
-    AbortUpload {
-        upload: UploadRef,
-        reply: Reply<ApplyOutcome>,
     },
     /// Up to `limit` uploads of `bucket` under `prefix`, after the
     /// `(key, upload id)` marker.

@@ -16,21 +16,23 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use glommio::net::TcpStream;
 use prost::Message;
 use rand::seq::SliceRandom;
-use sha2::{Digest, Sha256};
 use shoal_proto::meta::MetaCommand;
 use shoal_proto::peer::{Kind, PeerFrame};
 
 use crate::blob_log::BlobLocation;
+use crate::chunk_hash::ChunkHash;
 use crate::raft::ApplyOutcome;
 
+use crate::limits::CAPABILITIES_TTL;
+use crate::limits::IDLE_CONNECTIONS_PER_PEER_MAX;
+use crate::peer::client::{connect, request};
 use crate::peer::{ClusterSecret, PeerError};
-use crate::raft::network::{connect, request};
 
 /// What enough acknowledgements mean for one chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,11 +78,6 @@ pub fn advertises_offload(capabilities: &[String]) -> bool {
     capabilities.iter().any(|c| c == CAPABILITY_OFFLOAD)
 }
 
-/// How long a peer's advertised capabilities are trusted before they are
-/// asked again (a member restarted with other flags is noticed this late;
-/// meanwhile it still accepts both forms).
-pub const CAPABILITIES_TTL: Duration = Duration::from_secs(5);
-
 /// One shard's pushes and fetches, with a few idle connections per peer.
 pub struct Replicator {
     shard: u16,
@@ -90,9 +87,6 @@ pub struct Replicator {
     /// Peer address → its capabilities and when they were learned.
     capabilities: RefCell<HashMap<String, (Vec<String>, Instant)>>,
 }
-
-/// Idle connections kept per peer address.
-const IDLE_PER_PEER_MAX: usize = 8;
 
 impl Replicator {
     pub fn new(shard: u16, node_id: u64, secret: ClusterSecret) -> Replicator {
@@ -173,7 +167,7 @@ impl Replicator {
         let answer = request(&mut stream, 1, header, payload).await?;
         let mut idle = self.idle.borrow_mut();
         let slot = idle.entry(addr.to_string()).or_default();
-        if slot.len() < IDLE_PER_PEER_MAX {
+        if slot.len() < IDLE_CONNECTIONS_PER_PEER_MAX {
             slot.push(stream);
         }
         Ok(answer)
@@ -181,7 +175,12 @@ impl Replicator {
 
     /// Pushes one chunk to the member at `addr`; returns once it is
     /// durable there.
-    pub async fn push(&self, addr: &str, sha256: [u8; 32], bytes: &Bytes) -> Result<(), PeerError> {
+    pub async fn push(
+        &self,
+        addr: &str,
+        sha256: ChunkHash,
+        bytes: &Bytes,
+    ) -> Result<(), PeerError> {
         let header = PeerFrame {
             kind: Kind::PushChunkBlob as i32,
             sha256: sha256.to_vec(),
@@ -214,7 +213,7 @@ impl Replicator {
     pub async fn forward_append(
         &self,
         addr: &str,
-        sha256: [u8; 32],
+        sha256: ChunkHash,
         bytes: &[u8],
     ) -> Result<BlobLocation, PeerError> {
         let header = PeerFrame {
@@ -235,7 +234,7 @@ impl Replicator {
         &self,
         mut addrs: Vec<String>,
         first: Option<&str>,
-        sha256: [u8; 32],
+        sha256: ChunkHash,
     ) -> Option<Vec<u8>> {
         addrs.shuffle(&mut rand::thread_rng());
         if let Some(at) = first.and_then(|first| addrs.iter().position(|a| a == first)) {
@@ -248,9 +247,7 @@ impl Replicator {
                 ..Default::default()
             };
             match self.call(&addr, header, &[]).await {
-                Ok(bytes) if <[u8; 32]>::from(Sha256::digest(&bytes)) == sha256 => {
-                    return Some(bytes)
-                }
+                Ok(bytes) if ChunkHash::of(&bytes) == sha256 => return Some(bytes),
                 Ok(_) => {
                     tracing::warn!(shard = self.shard, peer = %addr, "fetched chunk failed its check")
                 }

@@ -16,10 +16,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::limits::USAGE_AGE_MAX;
 use crate::meta::{BucketUsage, MetaError, MetaStore};
 
-/// Oldest answer a scrape takes without starting a new scan.
-pub const USAGE_AGE_MAX: Duration = Duration::from_secs(60);
 /// A scan's duration times this is the least time before a background one.
 const SCAN_SPACING_FACTOR: u32 = 10;
 

@@ -20,11 +20,12 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::future::Future;
 
-use shoal_proto::meta::{BucketRecord, MultipartUpload, SetBucketOwner, UploadRef};
+use shoal_proto::meta::meta_command::Op;
+use shoal_proto::meta::{BucketRecord, DeleteObject, MultipartUpload, SetBucketOwner, UploadRef};
 use shoal_shard::error::ShardError;
 use shoal_shard::limits::LIST_KEYS_MAX;
 use shoal_shard::meta::BucketUsage;
-use shoal_shard::ops::{MetaChange, ObjectSummary, ShardRequest};
+use shoal_shard::ops::{ObjectSummary, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 use shoal_shard::usage::Freshness;
 
@@ -142,7 +143,7 @@ pub async fn chown(ctx: &S3Context, name: &str, user: &str) -> Answer {
         bucket: name.to_string(),
         owner_id: owner.id.clone(),
     };
-    match change(&ctx.router, MetaChange::SetBucketOwner(set))
+    match change(&ctx.router, Op::SetBucketOwner(set))
         .await
         .map_err(internal)?
     {
@@ -191,10 +192,7 @@ async fn delete(ctx: &S3Context, name: &str, force: bool) -> Answer {
     }
     let outcome = ctx
         .router
-        .call(METADATA_SHARD, |reply| ShardRequest::DeleteBucket {
-            name: name.to_string(),
-            reply,
-        })
+        .propose(METADATA_SHARD, Op::DeleteBucket(name.to_string()))
         .await
         .map_err(internal)?;
     match outcome {
@@ -241,7 +239,7 @@ async fn empty_shard(
             upload_id: upload.upload_id,
         };
         let outcome = router
-            .call(shard, |reply| ShardRequest::AbortUpload { upload, reply })
+            .propose(shard, Op::AbortUpload(upload))
             .await
             .map_err(internal)?;
         match outcome {
@@ -262,12 +260,15 @@ async fn empty_shard(
     };
     let delete = |object: ObjectSummary| async move {
         router
-            .call(shard, |reply| ShardRequest::DeleteObject {
-                bucket: bucket.to_string(),
-                key: object.key,
-                reply,
-            })
+            .propose(
+                shard,
+                Op::DeleteObject(DeleteObject {
+                    bucket: bucket.to_string(),
+                    key: object.key,
+                }),
+            )
             .await
+            .map(|_| ())
             .map_err(internal)
     };
     let objects = walk(list_objects, delete).await?;

@@ -18,8 +18,8 @@
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{AccessKey, AddAccessKey, SetEnabled, User};
-use shoal_shard::ops::MetaChange;
 use shoal_shard::raft::ApplyOutcome;
 
 use super::{param, Answer};
@@ -54,13 +54,13 @@ pub async fn serve(
                 name: name.to_string(),
                 enabled: *verb == "enable",
             };
-            apply(ctx, MetaChange::SetUserEnabled(set), name).await
+            apply(ctx, Op::SetUserEnabled(set), name).await
         }
         (&Method::POST, ["admin", "users", name, "keys"]) => {
             add_key(ctx, name, body_keys(body)?).await
         }
         (&Method::DELETE, ["admin", "keys", access_key]) => {
-            let change = MetaChange::DeleteAccessKey(access_key.to_string());
+            let change = Op::DeleteAccessKey(access_key.to_string());
             apply(ctx, change, access_key).await
         }
         (&Method::POST, ["admin", "keys", access_key, verb @ ("enable" | "disable")]) => {
@@ -68,7 +68,7 @@ pub async fn serve(
                 name: access_key.to_string(),
                 enabled: *verb == "enable",
             };
-            apply(ctx, MetaChange::SetKeyEnabled(set), access_key).await
+            apply(ctx, Op::SetKeyEnabled(set), access_key).await
         }
         _ => Err((StatusCode::NOT_FOUND, "no such admin resource".to_string())),
     }
@@ -145,10 +145,7 @@ async fn create(ctx: &S3Context, name: &str, given: GivenKeys) -> Answer {
         created_unix_ms: now_unix_ms(),
     };
     let id = user.id.clone();
-    outcome(
-        change(&ctx.router, MetaChange::CreateUser(user)).await,
-        name,
-    )?;
+    outcome(change(&ctx.router, Op::CreateUser(user)).await, name)?;
     tracing::info!(user = name, access_key = %key.access_key, "user created");
     Ok((
         StatusCode::CREATED,
@@ -167,10 +164,7 @@ async fn add_key(ctx: &S3Context, name: &str, given: GivenKeys) -> Answer {
         user: name.to_string(),
         key: Some(key.clone()),
     };
-    outcome(
-        change(&ctx.router, MetaChange::AddAccessKey(add)).await,
-        name,
-    )?;
+    outcome(change(&ctx.router, Op::AddAccessKey(add)).await, name)?;
     tracing::info!(user = name, access_key = %key.access_key, "access key added");
     Ok((
         StatusCode::CREATED,
@@ -212,7 +206,7 @@ async fn delete(ctx: &S3Context, name: &str, reassign_to: Option<&str>) -> Answe
         None => {}
     }
     outcome(
-        change(&ctx.router, MetaChange::DeleteUser(name.to_string())).await,
+        change(&ctx.router, Op::DeleteUserWithoutBuckets(name.to_string())).await,
         name,
     )?;
     tracing::info!(
@@ -227,12 +221,9 @@ async fn delete(ctx: &S3Context, name: &str, reassign_to: Option<&str>) -> Answe
 }
 
 /// Applies a change that answers with the user's (or key's) new state.
-async fn apply(ctx: &S3Context, meta_change: MetaChange, subject: &str) -> Answer {
-    let deleting = matches!(meta_change, MetaChange::DeleteAccessKey(_));
-    let by_key = matches!(
-        meta_change,
-        MetaChange::SetKeyEnabled(_) | MetaChange::DeleteAccessKey(_)
-    );
+async fn apply(ctx: &S3Context, meta_change: Op, subject: &str) -> Answer {
+    let deleting = matches!(meta_change, Op::DeleteAccessKey(_));
+    let by_key = matches!(meta_change, Op::SetKeyEnabled(_) | Op::DeleteAccessKey(_));
     outcome(change(&ctx.router, meta_change).await, subject)?;
     tracing::info!(subject, "user or key changed");
     if deleting {

@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use futures::channel::oneshot;
 use glommio::channels::shared_channel::ConnectedSender;
+use shoal_proto::meta::meta_command::Op;
 use shoal_shard::error::ShardError;
 use shoal_shard::ops::{Reply, ShardRequest};
+use shoal_shard::raft::ApplyOutcome;
 use shoal_shard::shard::{Shard, ShardStats};
 
 pub use hash::{shard_of, METADATA_SHARD};
@@ -99,5 +101,11 @@ impl Router {
             }
         }
         answer.await.unwrap_or(Err(ShardError::Stopped { shard }))
+    }
+
+    /// Commits `op` through `shard`'s group and answers how it applied.
+    pub async fn propose(&self, shard: u16, op: Op) -> Result<ApplyOutcome, ShardError> {
+        self.call(shard, |reply| ShardRequest::Propose { op, reply })
+            .await
     }
 }

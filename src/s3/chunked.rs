@@ -559,6 +559,8 @@ fn parse_hex_size(text: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::s3::auth::sigv4::signing_key;
+    use crate::s3::auth::tests as auth_tests;
+    use crate::s3::auth::STREAMING_SIGNED;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     const SCOPE: &str = "20130524/us-east-1/s3/aws4_request";
@@ -1333,6 +1335,88 @@ mod tests {
         ];
         for (err, code, status) in cases {
             assert_eq!((err.s3_code(), err.http_status()), (code, status), "{err}");
+        }
+    }
+
+    #[test]
+    fn aws_example_streaming_put() {
+        let signed = "content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;\
+                      x-amz-decoded-content-length;x-amz-storage-class";
+        let map = auth_tests::headers(&[
+            ("host", "s3.amazonaws.com"),
+            ("x-amz-date", auth_tests::AMZ_DATE),
+            ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+            ("x-amz-content-sha256", STREAMING_SIGNED),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", "66560"),
+            ("content-length", "66824"),
+            (
+                "authorization",
+                &auth_tests::auth_header(
+                    signed,
+                    "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+                ),
+            ),
+        ]);
+        let auth = auth_tests::run(
+            "PUT",
+            "/examplebucket/chunkObject.txt",
+            &map,
+            auth_tests::at(0),
+        )
+        .expect("AWS example verifies");
+        let PayloadMode::StreamingSigned { seed } = &auth.payload else {
+            panic!("expected streaming, got {:?}", auth.payload);
+        };
+        assert_eq!(
+            hex::encode(seed.previous_signature()),
+            "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
+        );
+
+        // Hand over to the chunk decoder and decode the AWS example body.
+        let mode = ChunkedMode::of(auth.payload.clone()).expect("streaming mode");
+        let mut decoder = ChunkedDecoder::new(mode, None).with_decoded_length(66560);
+        let mut body = Vec::new();
+        for (size, signature) in [
+            (
+                65536usize,
+                "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
+            ),
+            (
+                1024,
+                "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
+            ),
+        ] {
+            body.extend_from_slice(format!("{size:x};chunk-signature={signature}\r\n").as_bytes());
+            body.extend(std::iter::repeat_n(b'a', size));
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(
+            b"0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n\r\n",
+        );
+        let mut decoded_bytes = 0;
+        decoder
+            .feed(&body, &mut |data| decoded_bytes += data.len())
+            .expect("chunks verify");
+        assert_eq!(decoder.finish(), Ok(Trailer::default()));
+        assert_eq!(decoded_bytes, 66560);
+    }
+
+    #[test]
+    fn every_streaming_payload_mode_is_chunked_and_no_other() {
+        for (value, streams) in [
+            (crate::s3::auth::UNSIGNED_PAYLOAD, false),
+            (crate::s3::auth::STREAMING_SIGNED, true),
+            (crate::s3::auth::STREAMING_SIGNED_TRAILER, true),
+            (crate::s3::auth::STREAMING_UNSIGNED_TRAILER, true),
+        ] {
+            let map = auth_tests::signed_put("/b/k", "", value);
+            let auth = auth_tests::run("PUT", "/b/k", &map, auth_tests::at(0)).expect(value);
+            assert_eq!(
+                ChunkedMode::of(auth.payload.clone()).is_some(),
+                streams,
+                "{value}"
+            );
         }
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! Nothing here makes an object visible: that is the manifest commit, which
 //! the handler proposes only after every append has come back durable and
-//! every checksum matched. A failed upload leaves only unreferenced blobs.
+//! every checksum matched. A failed upload leaves only unreferenced chunks.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -22,9 +22,10 @@ use sha2::{Digest, Sha256};
 use shoal_shard::admission::{AdmissionError, Charge, Protocol, Stage};
 use shoal_shard::blob_log::BlobLocation;
 use shoal_shard::chunk::ChunkBuf;
+use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::error::ShardError;
 use shoal_shard::limits::{MD5_QUEUE_CHUNKS_MAX, PUT_CHUNKS_INFLIGHT_MAX};
-use shoal_shard::ops::{ChunkHash, ShardRequest};
+use shoal_shard::ops::ShardRequest;
 
 use super::checksum::Checksummer;
 use super::error::S3Error;
@@ -199,7 +200,7 @@ impl Ingest {
 
     fn seal(&mut self) {
         if let Some(buf) = self.current.take() {
-            let sha256: ChunkHash = self.chunk_sha.finalize_reset().into();
+            let sha256 = ChunkHash::from(<[u8; 32]>::from(self.chunk_sha.finalize_reset()));
             self.sealed.push((buf, sha256));
             self.charged.push_back(self.current_charged);
         }

@@ -27,7 +27,6 @@ pub mod xml;
 
 use std::cell::Cell;
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,8 +39,8 @@ use shoal_shard::admission::Gate;
 use shoal_shard::chunk::ChunkPool;
 use shoal_shard::directory::Directory;
 
-use crate::connections::RemoteAddr;
 use crate::flags::NodeConfig;
+use crate::http_io::RemoteAddr;
 use crate::metrics::CoreMetrics;
 use crate::route::Router;
 use access::Caller;
@@ -49,10 +48,7 @@ use error::S3Error;
 use op::S3Op;
 use request::{S3Request, Target};
 
-/// Response body: full buffers for XML, a chunk stream for GET. Not
-/// `Send`: a response is produced and written on the core that accepted the
-/// connection, and GET streams hold that core's `Rc`s.
-pub type Body = Pin<Box<dyn http_body::Body<Data = Bytes, Error = std::io::Error>>>;
+pub use crate::http_io::Body;
 
 /// What one core's S3 service holds. Built once per core at start; read-only
 /// afterwards except for the request-id counter.

@@ -1,10 +1,9 @@
 //! What a run leaves behind: the versioned JSON result ([`result`], schema
-//! in `bench/schema/result-v1.json`), the human summary ([`human`]), and
-//! the live progress bar on stderr when stderr is a terminal
-//! ([`progress`]). The Markdown and PNG report lives in `report/`.
+//! in `bench/schema/result-v1.json`) and the human summary ([`human`]).
+//! The live progress bar is `workload::progress`; the Markdown and PNG
+//! report lives in `report/`.
 
 pub mod human;
-pub mod progress;
 pub mod result;
 #[cfg(test)]
 mod result_test;

@@ -8,6 +8,7 @@
 //! a bounded channel, so memory does not grow with concurrency: a 1024
 //! connection step keeps one set of histograms, not 1024.
 
+pub mod live;
 pub mod recorder;
 pub mod summary;
 pub mod timeline;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use crate::s3::Outcome;
 
+pub use live::Live;
 pub use recorder::Recorder;
 
 /// The operations a step times separately.

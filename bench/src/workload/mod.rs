@@ -11,6 +11,7 @@
 //! after it.
 
 pub mod plan;
+pub mod progress;
 pub mod runner;
 #[cfg(test)]
 mod runner_test;

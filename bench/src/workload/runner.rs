@@ -12,18 +12,18 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 
 use super::plan::{key, Next, Plan};
+use super::progress::Progress;
 use super::spec::{StepSpec, WorkloadKind};
 use crate::limits::{
     ATTEMPT_CHANNEL_DEPTH, LIST_MAX_KEYS, PREPARE_CONCURRENCY_MAX, RETRY_BACKOFF_FIRST,
     RETRY_BACKOFF_MAX,
 };
-use crate::output::progress::Progress;
 use crate::payload::{Payload, PayloadPool};
 use crate::s3::conn::{attempt, BodyCheck, Connection};
 use crate::s3::request::{RequestSigner, SendOptions};
 use crate::s3::{Endpoint, Op, Outcome, PayloadMode};
 use crate::sigv4::Credentials;
-use crate::stats::{Attempt, OpKind, Recorder, StatusClass};
+use crate::stats::{Attempt, Live, OpKind, Recorder, StatusClass};
 
 /// Where requests go and as whom.
 #[derive(Debug)]
@@ -32,31 +32,6 @@ pub struct Target {
     pub credentials: Credentials,
     pub region: String,
     pub bucket: String,
-}
-
-/// Running totals of the current phase; the collector is the only writer.
-#[derive(Debug, Default)]
-pub struct Live {
-    pub requests: AtomicU64,
-    pub ok: AtomicU64,
-    pub bytes: AtomicU64,
-    pub failed: AtomicU64,
-}
-
-impl Live {
-    fn add(&self, attempt: &Attempt) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        match &attempt.outcome {
-            Outcome::Response { status, .. } if StatusClass::of(*status) == StatusClass::Ok => {
-                self.ok.fetch_add(1, Ordering::Relaxed);
-                self.bytes
-                    .fetch_add(attempt.payload_bytes, Ordering::Relaxed);
-            }
-            _ => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
 }
 
 /// What one phase measured.

@@ -11,12 +11,12 @@ use tokio::net::TcpListener;
 use super::runner::{ensure_bucket, run_step, Target};
 use super::spec::{StepParams, StepSpec, WorkloadKind};
 use crate::limits::EXPECT_CONTINUE_WAIT;
-use crate::output::progress::Progress;
 use crate::payload::PayloadPool;
 use crate::s3::{Endpoint, PayloadMode};
 use crate::sigv4::Credentials;
 use crate::sink::serve_on;
 use crate::units::ByteSize;
+use crate::workload::progress::Progress;
 
 const SINK_OBJECT_BYTES: usize = 3000;
 

@@ -1,5 +1,5 @@
 //! PUT admission control: per-shard byte budgets, charged in 1 MiB units,
-//! that bound the PUT body bytes a node holds in memory (design §6).
+//! that bound the PUT body bytes a node holds in memory (`docs/admission.md`).
 //!
 //! # What it owns
 //!

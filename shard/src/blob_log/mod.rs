@@ -1,6 +1,6 @@
 //! The per-shard blob log: append-only segment files of chunk records,
 //! written with O_DIRECT through io_uring, made durable by group commit
-//! (design §4).
+//! (see `docs/architecture.md`, "Blob log").
 //!
 //! Owns: the segment files in one directory, the tail where the next record
 //! goes, and the group-commit state. Runs on the core that owns the shard: a
@@ -67,6 +67,7 @@ use glommio::io::{Directory, DmaBuffer};
 use glommio::sync::{Semaphore, StaticPermit};
 
 use crate::chunk::ChunkBuf;
+use crate::chunk_hash::ChunkHash;
 use crate::limits::{
     BLOB_LOG_APPENDS_INFLIGHT_MAX, CHUNK_BUF_BYTES, CHUNK_BYTES, IO_ALIGN_BYTES,
     RECORD_HEADER_BYTES,
@@ -285,7 +286,7 @@ impl BlobLog {
     pub async fn append(
         &self,
         buf: ChunkBuf,
-        sha256: [u8; 32],
+        sha256: ChunkHash,
     ) -> Result<(BlobLocation, ChunkBuf), BlobLogError> {
         let shared = &self.shared;
         shared.refuse_if_poisoned()?;
@@ -340,7 +341,7 @@ impl BlobLog {
     pub async fn read(
         &self,
         loc: BlobLocation,
-        expected_sha256: &[u8; 32],
+        expected_sha256: &ChunkHash,
     ) -> Result<Bytes, BlobLogError> {
         let corrupt = |reason| BlobLogError::Corrupt {
             segment: loc.segment,

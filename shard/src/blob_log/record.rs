@@ -28,6 +28,7 @@
 //! bytes are the ones written, and the caller's expected SHA-256 is compared
 //! against the stored one. Padding bytes are not covered by any check.
 
+use crate::chunk_hash::ChunkHash;
 use crate::limits::{align_up, CHUNK_BUF_BYTES, CHUNK_BYTES, IO_ALIGN_BYTES, RECORD_HEADER_BYTES};
 
 use super::error::RecordError;
@@ -63,7 +64,7 @@ const _: () = assert!(record_bytes(0) == IO_ALIGN_BYTES);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
     pub payload_bytes: u32,
-    pub sha256: [u8; 32],
+    pub sha256: ChunkHash,
     pub payload_crc32c: u32,
     pub offset_bytes: u64,
 }
@@ -85,7 +86,7 @@ impl RecordHeader {
 pub fn encode_header(
     header: &mut [u8],
     payload: &[u8],
-    sha256: &[u8; 32],
+    sha256: &ChunkHash,
     offset_bytes: u64,
 ) -> RecordHeader {
     assert_eq!(header.len(), RECORD_HEADER_BYTES);
@@ -106,7 +107,7 @@ pub fn encode_header(
     put_u16(header, VERSION_AT, RECORD_VERSION);
     put_u16(header, FLAGS_AT, 0);
     put_u32(header, LEN_AT, built.payload_bytes);
-    header[SHA_AT..SHA_AT + 32].copy_from_slice(sha256);
+    header[SHA_AT..SHA_AT + ChunkHash::BYTES].copy_from_slice(sha256.as_bytes());
     put_u32(header, PAYLOAD_CRC_AT, built.payload_crc32c);
     header[OFFSET_AT..OFFSET_AT + 8].copy_from_slice(&offset_bytes.to_le_bytes());
     put_u32(header, RESERVED_AT, 0);
@@ -186,9 +187,8 @@ pub fn decode_header(
     }
     Ok(RecordHeader {
         payload_bytes,
-        sha256: header[SHA_AT..SHA_AT + 32]
-            .try_into()
-            .expect("slice of 32 bytes"),
+        sha256: ChunkHash::from_slice(&header[SHA_AT..SHA_AT + ChunkHash::BYTES])
+            .expect("a slice of ChunkHash::BYTES"),
         payload_crc32c: get_u32(header, PAYLOAD_CRC_AT),
         offset_bytes,
     })
@@ -296,7 +296,7 @@ fn get_u32(buf: &[u8], at: usize) -> u32 {
 mod tests {
     use super::*;
 
-    const SHA: [u8; 32] = [0xab; 32];
+    const SHA: ChunkHash = ChunkHash::from_array([0xab; 32]);
 
     /// A whole record (header, payload, zero padding) as it would be on disk.
     fn record(payload: &[u8], offset_bytes: u64) -> Vec<u8> {

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use futures::FutureExt;
-use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::chunk::ChunkPool;
+use crate::chunk_hash::ChunkHash;
 
 use crate::test_util::run_local as run;
 
@@ -32,12 +32,12 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn sha(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+fn sha(bytes: &[u8]) -> ChunkHash {
+    ChunkHash::of(bytes)
 }
 
 /// A chunk buffer holding `len` bytes of seeded data, with their hash.
-fn chunk(pool: &ChunkPool, len: usize, seed: u8) -> (ChunkBuf, [u8; 32], Vec<u8>) {
+fn chunk(pool: &ChunkPool, len: usize, seed: u8) -> (ChunkBuf, ChunkHash, Vec<u8>) {
     let data = payload(len, seed);
     let mut buf = pool.take();
     assert_eq!(buf.fill_from(&data), len);
@@ -240,7 +240,7 @@ fn every_concurrent_append_in_its_own_segment() {
 }
 
 /// Appends `count` short records and closes the log; returns what was written.
-async fn fill(path: &Path, count: u8) -> Vec<(BlobLocation, [u8; 32], Vec<u8>)> {
+async fn fill(path: &Path, count: u8) -> Vec<(BlobLocation, ChunkHash, Vec<u8>)> {
     let (log, _) = BlobLog::open(path, ONE_SEGMENT).await.unwrap();
     let pool = ChunkPool::new();
     let mut written = Vec::new();
@@ -261,7 +261,7 @@ fn append_to_file(path: &Path, bytes: &[u8]) {
 
 async fn check_recovered_then_append(
     path: &Path,
-    written: &[(BlobLocation, [u8; 32], Vec<u8>)],
+    written: &[(BlobLocation, ChunkHash, Vec<u8>)],
     garbage_bytes: u64,
 ) {
     let tail = written

@@ -1,4 +1,4 @@
-//! The metadata store: one rocksdb instance per shard (design §4).
+//! The metadata store: one rocksdb instance per shard (`docs/architecture.md`, "Metadata and raft").
 //!
 //! It owns everything a shard knows about its objects except their bytes:
 //! the raft log and vote (`raft_log`, `raft_state`), the applied state
@@ -65,6 +65,7 @@ pub use error::MetaError;
 use keys::Cf;
 pub use keys::{is_upload_id, UPLOAD_ID_LEN};
 
+use crate::chunk_hash::ChunkHash;
 use crate::limits::LIST_KEYS_MAX;
 
 /// What one bucket holds on one shard.
@@ -73,9 +74,6 @@ pub struct BucketUsage {
     pub objects: u64,
     pub bytes: u64,
 }
-
-/// Bytes of a SHA-256 digest: the key of the `blobs` column family.
-pub const BLOB_HASH_BYTES: usize = 32;
 
 /// One shard's rocksdb instance. Cheap to clone (an `Arc` inside); every
 /// clone is the same store.
@@ -287,7 +285,7 @@ impl MetaStore {
         &self,
         from: ChunkScan,
         records_max: usize,
-    ) -> Result<(Vec<([u8; BLOB_HASH_BYTES], u64)>, Option<ChunkScan>), MetaError> {
+    ) -> Result<(Vec<(ChunkHash, u64)>, Option<ChunkScan>), MetaError> {
         self.blocking("missing_chunks", move |db| {
             let family = if from.parts { Cf::Parts } else { Cf::Objects };
             let mut iter = db.raw_iterator_cf(cf(db, family));
@@ -313,7 +311,7 @@ impl MetaStore {
             refs.sort_unstable();
             refs.dedup_by_key(|(hash, _)| *hash);
             let blobs = cf(db, Cf::Blobs);
-            let found = db.multi_get_cf(refs.iter().map(|(hash, _)| (blobs, hash.as_slice())));
+            let found = db.multi_get_cf(refs.iter().map(|(hash, _)| (blobs, hash.as_bytes())));
             let mut missing = Vec::new();
             for (chunk, found) in refs.into_iter().zip(found) {
                 if found.map_err(MetaError::rocks("missing_chunks"))?.is_none() {
@@ -359,7 +357,7 @@ impl MetaStore {
     /// before the push is acknowledged.
     pub async fn put_blob_locations(
         &self,
-        locations: Vec<([u8; BLOB_HASH_BYTES], BlobLocation)>,
+        locations: Vec<(ChunkHash, BlobLocation)>,
         sync: bool,
     ) -> Result<(), MetaError> {
         if locations.is_empty() {
@@ -369,7 +367,7 @@ impl MetaStore {
             let blobs = cf(db, Cf::Blobs);
             let mut batch = WriteBatch::default();
             for (hash, location) in &locations {
-                batch.put_cf(blobs, hash, location.encode_to_vec());
+                batch.put_cf(blobs, hash.as_bytes(), location.encode_to_vec());
             }
             let mut opts = rocksdb::WriteOptions::default();
             opts.set_sync(sync);
@@ -382,11 +380,11 @@ impl MetaStore {
     /// Where the chunk with this SHA-256 sits in this node's blob log.
     pub async fn get_blob_location(
         &self,
-        hash: &[u8; BLOB_HASH_BYTES],
+        hash: &ChunkHash,
     ) -> Result<Option<BlobLocation>, MetaError> {
         let hash = *hash;
         self.blocking("get_blob_location", move |db| {
-            get_decoded(db, Cf::Blobs, &hash)
+            get_decoded(db, Cf::Blobs, hash.as_bytes())
         })
         .await
     }
@@ -452,11 +450,9 @@ pub(crate) fn record_chunks(
 }
 
 /// `(sha256, source node)` of each ref whose hash is well formed.
-pub(crate) fn hashed_refs(
-    chunks: &[ChunkRef],
-) -> impl Iterator<Item = ([u8; BLOB_HASH_BYTES], u64)> + '_ {
+pub(crate) fn hashed_refs(chunks: &[ChunkRef]) -> impl Iterator<Item = (ChunkHash, u64)> + '_ {
     chunks.iter().filter_map(|c| {
-        let sha256 = <[u8; BLOB_HASH_BYTES]>::try_from(c.sha256.as_slice()).ok()?;
+        let sha256 = ChunkHash::from_slice(&c.sha256)?;
         Some((sha256, c.source_node))
     })
 }

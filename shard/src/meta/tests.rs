@@ -8,6 +8,7 @@ use shoal_proto::meta::{BlobLocation, BucketRecord, ChunkRef, ObjectManifest};
 
 use super::keys::{self, Cf};
 use super::{cf, MetaError, MetaStore};
+use crate::chunk_hash::ChunkHash;
 
 pub(crate) use crate::test_util::run_local;
 
@@ -68,6 +69,11 @@ pub(crate) async fn write_records(
         })
         .await
         .unwrap();
+}
+
+/// A chunk hash of 32 equal bytes.
+fn h(byte: u8) -> ChunkHash {
+    ChunkHash::from([byte; 32])
 }
 
 fn keys_of(manifests: &[ObjectManifest]) -> Vec<&str> {
@@ -225,38 +231,23 @@ fn blob_locations_round_trip_and_survive_reopen() {
         let store = MetaStore::open(&path).unwrap();
         store.put_blob_locations(vec![], false).await.unwrap();
         store
-            .put_blob_locations(vec![([1; 32], loc(1)), ([2; 32], loc(2))], false)
+            .put_blob_locations(vec![(h(1), loc(1)), (h(2), loc(2))], false)
             .await
             .unwrap();
-        assert_eq!(
-            store.get_blob_location(&[1; 32]).await.unwrap(),
-            Some(loc(1))
-        );
-        assert_eq!(
-            store.get_blob_location(&[2; 32]).await.unwrap(),
-            Some(loc(2))
-        );
-        assert_eq!(store.get_blob_location(&[3; 32]).await.unwrap(), None);
+        assert_eq!(store.get_blob_location(&h(1)).await.unwrap(), Some(loc(1)));
+        assert_eq!(store.get_blob_location(&h(2)).await.unwrap(), Some(loc(2)));
+        assert_eq!(store.get_blob_location(&h(3)).await.unwrap(), None);
         // Overwrite: the later location wins.
         store
-            .put_blob_locations(vec![([1; 32], loc(7))], true)
+            .put_blob_locations(vec![(h(1), loc(7))], true)
             .await
             .unwrap();
-        assert_eq!(
-            store.get_blob_location(&[1; 32]).await.unwrap(),
-            Some(loc(7))
-        );
+        assert_eq!(store.get_blob_location(&h(1)).await.unwrap(), Some(loc(7)));
     });
     run_local(move || async move {
         let store = MetaStore::open(&reopen_path).unwrap();
-        assert_eq!(
-            store.get_blob_location(&[1; 32]).await.unwrap(),
-            Some(loc(7))
-        );
-        assert_eq!(
-            store.get_blob_location(&[2; 32]).await.unwrap(),
-            Some(loc(2))
-        );
+        assert_eq!(store.get_blob_location(&h(1)).await.unwrap(), Some(loc(7)));
+        assert_eq!(store.get_blob_location(&h(2)).await.unwrap(), Some(loc(2)));
     });
 }
 
@@ -336,7 +327,7 @@ fn a_chunk_scan_finds_refs_without_a_local_copy_in_objects_and_parts() {
             size_bytes: 1 << 20,
         };
         store
-            .put_blob_locations(vec![([1; 32], here), ([3; 32], here)], false)
+            .put_blob_locations(vec![(h(1), here), (h(3), here)], false)
             .await
             .unwrap();
 
@@ -352,12 +343,9 @@ fn a_chunk_scan_finds_refs_without_a_local_copy_in_objects_and_parts() {
         }
         missing.sort_unstable();
         missing.dedup();
-        let hashes: Vec<u8> = missing.iter().map(|(hash, _)| hash[0]).collect();
+        let hashes: Vec<u8> = missing.iter().map(|(hash, _)| hash.as_bytes()[0]).collect();
         assert_eq!(hashes, [0, 2, 4, 9]);
-        assert!(
-            missing.contains(&([9; 32], 2)),
-            "the source hint comes along"
-        );
+        assert!(missing.contains(&(h(9), 2)), "the source hint comes along");
         assert!(pages >= 3, "{pages} pages");
     });
 }

@@ -7,12 +7,9 @@ use shoal_proto::peer::{ClusterOverview, JoinRequest, Kind, PeerFrame};
 
 use super::server::NOT_LEADER;
 use super::{ClusterSecret, PeerError};
-use crate::raft::network::{connect, request};
-
-/// Pause between attempts.
-const RETRY_PAUSE: Duration = Duration::from_millis(300);
-/// How often a node that cannot get in says why, at warn.
-const WARN_INTERVAL: Duration = Duration::from_secs(5);
+use crate::limits::JOIN_RETRY_PAUSE;
+use crate::limits::JOIN_WARN_INTERVAL;
+use crate::peer::client::{connect, request};
 
 /// What this node tells the cluster about itself.
 #[derive(Clone, Debug)]
@@ -60,7 +57,7 @@ pub async fn join(
         if Instant::now() >= deadline {
             return Err(error);
         }
-        if warned_at.elapsed() >= WARN_INTERVAL {
+        if warned_at.elapsed() >= JOIN_WARN_INTERVAL {
             warned_at = Instant::now();
             tracing::warn!(
                 shard,
@@ -73,7 +70,7 @@ pub async fn join(
         } else {
             tracing::debug!(shard, target = %target, error = %error, "join attempt failed; retrying");
         }
-        glommio::timer::sleep(RETRY_PAUSE).await;
+        glommio::timer::sleep(JOIN_RETRY_PAUSE).await;
     }
 }
 

@@ -8,6 +8,7 @@
 //! Raft messages travel as the frame's payload (bincode), outside the prost
 //! header.
 
+pub mod client;
 pub mod frame;
 pub mod handshake;
 pub mod join;

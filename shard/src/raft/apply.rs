@@ -15,7 +15,8 @@ use prost::Message;
 use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
-    BucketRecord, ChunkRef, ObjectManifest, UploadRef, UploadedPart, User, WriteCondition,
+    AddAccessKey, BucketRecord, ChunkRef, CompleteUpload, MultipartUpload, ObjectManifest,
+    PutObject, UploadRef, UploadedPart, User, WriteCondition,
 };
 
 use super::types::ApplyOutcome;
@@ -57,106 +58,22 @@ pub(super) fn apply_op(
                 ApplyOutcome::Applied
             }
         }
-        Op::DeleteBucket(name) => {
-            if bucket_exists(db, pending, &name)? {
-                batch.delete_cf(cf(db, Cf::Buckets), name.as_bytes());
-                pending.buckets.insert(name.clone(), None);
-                pending.changes.push(Change::BucketDeleted(name));
-                ApplyOutcome::Applied
-            } else {
-                ApplyOutcome::NoSuchBucket
-            }
-        }
+        Op::DeleteBucket(name) => delete_bucket(db, batch, pending, name)?,
         Op::PutObject(manifest) => {
             put_object(db, batch, pending, manifest);
             ApplyOutcome::Applied
         }
-        Op::PutObjectIf(put) => {
-            let manifest = put.manifest.ok_or_else(|| malformed("put_object_if"))?;
-            let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
-            match check(db, pending, &key, put.condition.as_ref())? {
-                Some(refused) => refused,
-                None => {
-                    put_object(db, batch, pending, manifest);
-                    ApplyOutcome::Applied
-                }
-            }
-        }
+        Op::PutObjectIf(put) => put_object_if(db, batch, pending, put)?,
         Op::DeleteObject(delete) => {
             let key = keys::object_key(&delete.bucket, delete.key.as_bytes());
             batch.delete_cf(cf(db, Cf::Objects), &key);
             pending.objects.insert(key, None);
             ApplyOutcome::Applied
         }
-        Op::CreateUpload(upload) => {
-            if !keys::is_upload_id(&upload.upload_id) {
-                return Err(malformed("create_upload"));
-            }
-            let key = keys::upload_key(&upload.bucket, upload.key.as_bytes(), &upload.upload_id);
-            batch.put_cf(cf(db, Cf::Uploads), &key, upload.encode_to_vec());
-            pending.uploads.insert(key, true);
-            ApplyOutcome::Applied
-        }
-        Op::PutPart(part) => {
-            let upload = UploadRef {
-                bucket: part.bucket.clone(),
-                key: part.key.clone(),
-                upload_id: part.upload_id.clone(),
-            };
-            if upload_exists(db, pending, &upload)? {
-                let key = keys::part_key(&part.upload_id, part.part_number);
-                batch.put_cf(cf(db, Cf::Parts), &key, part.encode_to_vec());
-                pending.parts.insert(key, part);
-                ApplyOutcome::Applied
-            } else {
-                ApplyOutcome::NoSuchUpload
-            }
-        }
-        Op::CompleteUpload(complete) => {
-            let upload = complete
-                .upload
-                .ok_or_else(|| malformed("complete_upload"))?;
-            let mut manifest = complete
-                .manifest
-                .ok_or_else(|| malformed("complete_upload"))?;
-            if !upload_exists(db, pending, &upload)? {
-                return Ok(ApplyOutcome::NoSuchUpload);
-            }
-            let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
-            if let Some(refused) = check(db, pending, &key, complete.condition.as_ref())? {
-                return Ok(refused);
-            }
-            for chosen in &complete.parts {
-                let part_key = keys::part_key(&upload.upload_id, chosen.part_number);
-                let part = match pending.parts.get(&part_key) {
-                    Some(part) => Some(part.clone()),
-                    None => get_decoded::<UploadedPart>(db, Cf::Parts, &part_key)?,
-                };
-                match part {
-                    Some(part) if part.md5 == chosen.md5 => manifest.chunks.extend(part.chunks),
-                    _ => return Ok(ApplyOutcome::InvalidPart),
-                }
-            }
-            put_object(db, batch, pending, manifest);
-            forget_upload(db, batch, pending, &upload);
-            ApplyOutcome::Applied
-        }
-        Op::CreateUser(user) => {
-            let taken = user_record(db, pending, &user.name)?.is_some();
-            if taken {
-                ApplyOutcome::UserExists
-            } else if let Some(key) = user
-                .keys
-                .iter()
-                .find(|k| key_holder(db, pending, &k.access_key).is_ok_and(|h| h.is_some()))
-            {
-                tracing::debug!(access_key = %key.access_key, "access key already in use");
-                ApplyOutcome::AccessKeyExists
-            } else {
-                put_user(db, batch, pending, user);
-                ApplyOutcome::Applied
-            }
-        }
+        Op::CreateUpload(upload) => create_upload(db, batch, pending, upload)?,
+        Op::PutPart(part) => put_part(db, batch, pending, part)?,
+        Op::CompleteUpload(complete) => complete_upload(db, batch, pending, complete)?,
+        Op::CreateUser(user) => create_user(db, batch, pending, user)?,
         Op::DeleteUser(name) => match user_record(db, pending, &name)? {
             None => ApplyOutcome::NoSuchUser,
             Some(_) => delete_user(db, batch, pending, name),
@@ -179,20 +96,7 @@ pub(super) fn apply_op(
                 ApplyOutcome::Applied
             }
         },
-        Op::AddAccessKey(add) => {
-            let key = add.key.ok_or_else(|| malformed("add_access_key"))?;
-            match user_record(db, pending, &add.user)? {
-                None => ApplyOutcome::NoSuchUser,
-                Some(_) if key_holder(db, pending, &key.access_key)?.is_some() => {
-                    ApplyOutcome::AccessKeyExists
-                }
-                Some(mut user) => {
-                    user.keys.push(key);
-                    put_user(db, batch, pending, user);
-                    ApplyOutcome::Applied
-                }
-            }
-        }
+        Op::AddAccessKey(add) => add_access_key(db, batch, pending, add)?,
         Op::SetUserEnabled(set) => match user_record(db, pending, &set.name)? {
             None => ApplyOutcome::NoSuchUser,
             Some(mut user) => {
@@ -238,20 +142,172 @@ pub(super) fn apply_op(
                 }
             }
         }
-        Op::AbortUpload(upload) => {
-            if upload_exists(db, pending, &upload)? {
-                forget_upload(db, batch, pending, &upload);
-                ApplyOutcome::Applied
-            } else {
-                ApplyOutcome::NoSuchUpload
-            }
-        }
+        Op::AbortUpload(upload) => abort_upload(db, batch, pending, upload)?,
         // The state machine appends an inline chunk's bytes before it
         // builds the batch and indexes it itself (`state_machine.rs`);
         // one that reaches here had nowhere to go.
         Op::StoreChunks(_) => return Err(malformed("store_chunks")),
     };
     Ok(outcome)
+}
+
+fn delete_bucket(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    name: String,
+) -> Result<ApplyOutcome, MetaError> {
+    if !bucket_exists(db, pending, &name)? {
+        return Ok(ApplyOutcome::NoSuchBucket);
+    }
+    batch.delete_cf(cf(db, Cf::Buckets), name.as_bytes());
+    pending.buckets.insert(name.clone(), None);
+    pending.changes.push(Change::BucketDeleted(name));
+    Ok(ApplyOutcome::Applied)
+}
+
+fn put_object_if(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    put: PutObject,
+) -> Result<ApplyOutcome, MetaError> {
+    let manifest = put.manifest.ok_or_else(|| malformed("put_object_if"))?;
+    let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
+    if let Some(refused) = check(db, pending, &key, put.condition.as_ref())? {
+        return Ok(refused);
+    }
+    put_object(db, batch, pending, manifest);
+    Ok(ApplyOutcome::Applied)
+}
+
+fn create_upload(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    upload: MultipartUpload,
+) -> Result<ApplyOutcome, MetaError> {
+    if !keys::is_upload_id(&upload.upload_id) {
+        return Err(malformed("create_upload"));
+    }
+    let key = keys::upload_key(&upload.bucket, upload.key.as_bytes(), &upload.upload_id);
+    batch.put_cf(cf(db, Cf::Uploads), &key, upload.encode_to_vec());
+    pending.uploads.insert(key, true);
+    Ok(ApplyOutcome::Applied)
+}
+
+/// Records a part of an upload in progress (replacing one with the same
+/// number).
+fn put_part(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    part: UploadedPart,
+) -> Result<ApplyOutcome, MetaError> {
+    let upload = UploadRef {
+        bucket: part.bucket.clone(),
+        key: part.key.clone(),
+        upload_id: part.upload_id.clone(),
+    };
+    if !upload_exists(db, pending, &upload)? {
+        return Ok(ApplyOutcome::NoSuchUpload);
+    }
+    let key = keys::part_key(&part.upload_id, part.part_number);
+    batch.put_cf(cf(db, Cf::Parts), &key, part.encode_to_vec());
+    pending.parts.insert(key, part);
+    Ok(ApplyOutcome::Applied)
+}
+
+/// Makes an upload's chosen parts one object, if every chosen part is
+/// still the one the client listed (same MD5), and forgets the upload.
+fn complete_upload(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    complete: CompleteUpload,
+) -> Result<ApplyOutcome, MetaError> {
+    let upload = complete
+        .upload
+        .ok_or_else(|| malformed("complete_upload"))?;
+    let mut manifest = complete
+        .manifest
+        .ok_or_else(|| malformed("complete_upload"))?;
+    if !upload_exists(db, pending, &upload)? {
+        return Ok(ApplyOutcome::NoSuchUpload);
+    }
+    let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
+    if let Some(refused) = check(db, pending, &key, complete.condition.as_ref())? {
+        return Ok(refused);
+    }
+    for chosen in &complete.parts {
+        let part_key = keys::part_key(&upload.upload_id, chosen.part_number);
+        let part = match pending.parts.get(&part_key) {
+            Some(part) => Some(part.clone()),
+            None => get_decoded::<UploadedPart>(db, Cf::Parts, &part_key)?,
+        };
+        match part {
+            Some(part) if part.md5 == chosen.md5 => manifest.chunks.extend(part.chunks),
+            _ => return Ok(ApplyOutcome::InvalidPart),
+        }
+    }
+    put_object(db, batch, pending, manifest);
+    forget_upload(db, batch, pending, &upload);
+    Ok(ApplyOutcome::Applied)
+}
+
+fn abort_upload(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    upload: UploadRef,
+) -> Result<ApplyOutcome, MetaError> {
+    if !upload_exists(db, pending, &upload)? {
+        return Ok(ApplyOutcome::NoSuchUpload);
+    }
+    forget_upload(db, batch, pending, &upload);
+    Ok(ApplyOutcome::Applied)
+}
+
+/// A new user, unless the name or one of its access keys is taken.
+fn create_user(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    user: User,
+) -> Result<ApplyOutcome, MetaError> {
+    if user_record(db, pending, &user.name)?.is_some() {
+        return Ok(ApplyOutcome::UserExists);
+    }
+    let taken_key = user
+        .keys
+        .iter()
+        .find(|k| key_holder(db, pending, &k.access_key).is_ok_and(|h| h.is_some()));
+    if let Some(key) = taken_key {
+        tracing::debug!(access_key = %key.access_key, "access key already in use");
+        return Ok(ApplyOutcome::AccessKeyExists);
+    }
+    put_user(db, batch, pending, user);
+    Ok(ApplyOutcome::Applied)
+}
+
+fn add_access_key(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    add: AddAccessKey,
+) -> Result<ApplyOutcome, MetaError> {
+    let key = add.key.ok_or_else(|| malformed("add_access_key"))?;
+    match user_record(db, pending, &add.user)? {
+        None => Ok(ApplyOutcome::NoSuchUser),
+        Some(_) if key_holder(db, pending, &key.access_key)?.is_some() => {
+            Ok(ApplyOutcome::AccessKeyExists)
+        }
+        Some(mut user) => {
+            user.keys.push(key);
+            put_user(db, batch, pending, user);
+            Ok(ApplyOutcome::Applied)
+        }
+    }
 }
 
 /// The chunk refs an op carries (a manifest's or a part's); `None` for

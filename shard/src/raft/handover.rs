@@ -20,16 +20,14 @@
 //! [`HANDOVER_ELECTION_MAX`]); a failed handover is reported, never
 //! retried: the node is stopping either way.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use openraft::{BasicNode, RaftMetrics, ServerState};
 use shoal_proto::peer::{Kind, PeerFrame};
 
-use super::network::{connect, request};
 use super::{NodeId, RaftError, ShardRaft, HANDOVER_CATCH_UP_MAX, HANDOVER_ELECTION_MAX};
-
-/// How often a handover looks whether the proposals in flight are done.
-const PROPOSALS_SETTLE_POLL: Duration = Duration::from_millis(5);
+use crate::limits::PROPOSALS_SETTLE_POLL;
+use crate::peer::client::{connect, request};
 
 /// How a handover went.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! One openraft group per shard (design §1, §4): every metadata change of
+//! One openraft group per shard (`docs/architecture.md`, "Metadata and raft"): every metadata change of
 //! a shard (bucket records, object manifests) is a raft entry, and is
 //! visible only once applied.
 //!
@@ -59,6 +59,11 @@ pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
 pub use state_machine::{ApplyHooks, SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
 
+use crate::limits::HANDOVER_CATCH_UP_MAX;
+use crate::limits::HANDOVER_ELECTION_MAX;
+use crate::limits::INSTALL_SNAPSHOT_TIMEOUT;
+use crate::limits::LEADER_WAIT_MAX;
+use crate::limits::SHUTDOWN_RELEASE_WAIT_MAX;
 use crate::limits::{CHUNK_BYTES, INLINE_CHUNKS_PER_ENTRY, INLINE_ENTRY_BYTES_MAX};
 use crate::meta::keys::BUCKET_KEY_SEPARATOR;
 use crate::meta::MetaStore;
@@ -75,9 +80,6 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(2_500);
 /// Longest such wait; the spread keeps candidates from splitting votes.
 pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(5_000);
-/// How long [`ShardRaft::start`] waits for a leader. A single member
-/// elects itself at once; a restarted one resumes leadership at once.
-pub const LEADER_WAIT_MAX: Duration = Duration::from_secs(10);
 /// Entries applied since the last snapshot that trigger a new one (which
 /// lets the log be purged).
 pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 20_000;
@@ -89,17 +91,6 @@ pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
 /// up to three chunks, so 16 entries are up to ~48 MiB; manifests are far
 /// smaller.
 pub const REPLICATION_ENTRIES_MAX: u64 = 16;
-/// Deadline for sending and installing one snapshot.
-pub const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest a leader that stops waits for the member it hands the group
-/// to to hold every entry it has, before it asks it to stand.
-pub const HANDOVER_CATCH_UP_MAX: Duration = Duration::from_secs(2);
-/// Longest a leader that stops waits for that member to win the election;
-/// past it the node stops anyway and the group elects on its own.
-pub const HANDOVER_ELECTION_MAX: Duration = Duration::from_secs(3);
-/// How long [`ShardRaft::shutdown`] waits for openraft's tasks to drop
-/// their store handles after the raft core has stopped.
-pub const SHUTDOWN_RELEASE_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// How long after a quorum acknowledged one of its heartbeats a leader
 /// answers reads without asking the quorum again. Followers that

@@ -28,11 +28,8 @@ use serde::Serialize;
 use shoal_proto::peer::{Kind, PeerFrame};
 
 use super::types::{NodeId, TypeConfig};
-use crate::peer::frame::{read_frame, write_frame};
-use crate::peer::{handshake, shard_addr, ClusterSecret, PeerError};
-
-/// Longest wait for a TCP connection and its handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::peer::client::{connect, request};
+use crate::peer::{ClusterSecret, PeerError};
 
 /// When this shard last exchanged a frame with each member: an answer to
 /// one of its raft RPCs, or a request from the member. What `shoal-ctl
@@ -98,58 +95,6 @@ impl std::fmt::Debug for PeerClient {
             .field("connected", &self.conn.is_some())
             .finish()
     }
-}
-
-/// Opens an authenticated connection to shard `shard` of the node whose
-/// peer address is `base`.
-pub async fn connect(
-    base: &str,
-    shard: u16,
-    secret: &ClusterSecret,
-    node_id: NodeId,
-) -> Result<TcpStream, PeerError> {
-    let addr = shard_addr(base, shard)?;
-    let open = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(std::io::Error::from)?;
-        stream.set_nodelay(true).map_err(std::io::Error::from)?;
-        handshake::connect(&mut stream, secret, shard, node_id).await?;
-        Ok::<_, PeerError>(stream)
-    };
-    glommio::timer::timeout(CONNECT_TIMEOUT, async { Ok(open.await) })
-        .await
-        .map_err(|_| {
-            PeerError::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("connecting to {addr}"),
-            ))
-        })?
-}
-
-/// Sends one request on `stream` and returns the response payload.
-pub async fn request(
-    stream: &mut TcpStream,
-    request_id: u64,
-    header: PeerFrame,
-    payload: &[u8],
-) -> Result<(PeerFrame, Vec<u8>), PeerError> {
-    let header = PeerFrame {
-        request_id,
-        ..header
-    };
-    write_frame(stream, header, payload).await?;
-    let (response, payload) = read_frame(stream).await?;
-    if response.request_id != request_id {
-        return Err(PeerError::Malformed(format!(
-            "response to request {} while waiting for {request_id}",
-            response.request_id
-        )));
-    }
-    if !response.error.is_empty() {
-        return Err(PeerError::Remote(response.error));
-    }
-    Ok((response, payload))
 }
 
 impl PeerClient {

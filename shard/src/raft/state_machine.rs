@@ -43,7 +43,6 @@ use openraft::{
 use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use shoal_proto::meta::{self, meta_command::Op, InlineChunk};
 
 use super::apply::{apply_op, op_chunks_mut, Pending};
@@ -56,6 +55,7 @@ use super::ReleaseToken;
 use crate::blob_log::BlobLog;
 use crate::catchup::Catchup;
 use crate::chunk::ChunkBuf;
+use crate::chunk_hash::ChunkHash;
 use crate::directory::Directory;
 use crate::limits::CHUNK_BYTES;
 use crate::meta::keys::{self, Cf, SM_STATE_LAST_APPLIED_KEY, SM_STATE_MEMBERSHIP_KEY};
@@ -85,7 +85,7 @@ struct SnapshotImage {
     users: Records,
     /// Every chunk hash `objects` and `parts` refer to, sorted, each once:
     /// what an installing node must eventually hold in its blob log.
-    blob_catalog: Vec<[u8; 32]>,
+    blob_catalog: Vec<ChunkHash>,
 }
 
 /// The latest snapshot, as built or installed.
@@ -226,14 +226,14 @@ impl StateMachine {
         &self,
         index: u64,
         chunk: &InlineChunk,
-    ) -> Result<([u8; 32], meta::BlobLocation), MetaError> {
+    ) -> Result<(ChunkHash, meta::BlobLocation), MetaError> {
         let refuse = |reason: String| MetaError::InlineChunk { index, reason };
-        let sha256 = <[u8; 32]>::try_from(chunk.sha256.as_slice())
-            .map_err(|_| refuse("sha256 is not 32 bytes".into()))?;
+        let sha256 = ChunkHash::from_slice(&chunk.sha256)
+            .ok_or_else(|| refuse("sha256 is not 32 bytes".into()))?;
         if chunk.data.len() > CHUNK_BYTES {
             return Err(refuse(format!("{} bytes", chunk.data.len())));
         }
-        if <[u8; 32]>::from(Sha256::digest(&chunk.data)) != sha256 {
+        if ChunkHash::of(&chunk.data) != sha256 {
             return Err(refuse("bytes do not match their sha256".into()));
         }
         let blob_log = self
@@ -257,13 +257,13 @@ enum Applying {
     /// Boxed: an op (a manifest) dwarfs the other variants.
     Op(Box<Op>),
     /// Inline chunks, already in this node's blob log: `(sha256, where)`.
-    StoredChunks(Vec<([u8; 32], meta::BlobLocation)>),
+    StoredChunks(Vec<(ChunkHash, meta::BlobLocation)>),
 }
 
 /// Entries ready for the batch, and the chunk refs to offer to catch-up.
 struct Prepared {
     applying: Vec<(LogId, Applying)>,
-    offered: Vec<([u8; 32], u64)>,
+    offered: Vec<(ChunkHash, u64)>,
 }
 
 /// Builds snapshots from a consistent view of the store.
@@ -302,7 +302,11 @@ fn apply_entries(
             }
             Applying::StoredChunks(chunks) => {
                 for (sha256, location) in chunks {
-                    batch.put_cf(cf(db, Cf::Blobs), sha256, location.encode_to_vec());
+                    batch.put_cf(
+                        cf(db, Cf::Blobs),
+                        sha256.as_bytes(),
+                        location.encode_to_vec(),
+                    );
                 }
                 ApplyOutcome::Applied
             }
@@ -367,7 +371,7 @@ fn build_image(db: &DB) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), Me
 }
 
 /// The distinct chunk hashes the manifests and parts refer to, sorted.
-fn blob_catalog(objects: &Records, parts: &Records) -> Result<Vec<[u8; 32]>, MetaError> {
+fn blob_catalog(objects: &Records, parts: &Records) -> Result<Vec<ChunkHash>, MetaError> {
     let mut catalog = BTreeSet::new();
     for (family, records) in [(Cf::Objects, objects), (Cf::Parts, parts)] {
         for (key, value) in records {

@@ -17,6 +17,7 @@ use shoal_proto::meta::{DeleteObject, MetaCommand};
 use super::codec::encode;
 use super::types::{Entry, LogId};
 use super::*;
+use crate::chunk_hash::ChunkHash;
 use crate::meta::keys::Cf;
 use crate::meta::tests::{bucket, manifest, run_local};
 use crate::meta::{cf, MetaError, MetaStore};
@@ -456,7 +457,7 @@ fn unknown_command_stops_apply_and_writes_nothing() {
     });
 }
 
-fn inline_chunks(chunks: &[(&[u8], [u8; 32])]) -> MetaCommand {
+fn inline_chunks(chunks: &[(&[u8], ChunkHash)]) -> MetaCommand {
     let chunks = chunks
         .iter()
         .map(|(data, sha256)| shoal_proto::meta::InlineChunk {
@@ -471,7 +472,6 @@ fn inline_chunks(chunks: &[(&[u8], [u8; 32])]) -> MetaCommand {
 
 #[test]
 fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
-    use sha2::{Digest, Sha256};
     run_local(|| async {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(&dir.path().join("meta")).unwrap();
@@ -493,9 +493,9 @@ fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
             vec![8; 1 << 20],
             b"a short last chunk".to_vec(),
         ];
-        let hashed: Vec<(&[u8], [u8; 32])> = chunks
+        let hashed: Vec<(&[u8], ChunkHash)> = chunks
             .iter()
-            .map(|data| (&data[..], <[u8; 32]>::from(Sha256::digest(data))))
+            .map(|data| (&data[..], ChunkHash::of(data)))
             .collect();
         // Two chunks share the first entry, the third has one of its own.
         let entries = vec![
@@ -505,15 +505,24 @@ fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
         let outcomes = sm.apply(entries).await.unwrap();
         assert_eq!(outcomes, [ApplyOutcome::Applied, ApplyOutcome::Applied]);
         for data in &chunks {
-            let sha256 = <[u8; 32]>::from(Sha256::digest(data));
+            let sha256 = ChunkHash::of(data);
             let at = store.get_blob_location(&sha256).await.unwrap().unwrap();
             assert_eq!(blob_log.read(at.into(), &sha256).await.unwrap(), &data[..]);
         }
 
         // Bytes that do not match their hash never reach the index.
-        let bad = normal_entry(3, &inline_chunks(&[(b"tampered", [9; 32])]));
+        let bad = normal_entry(
+            3,
+            &inline_chunks(&[(b"tampered", ChunkHash::from([9; 32]))]),
+        );
         assert!(sm.apply(vec![bad]).await.is_err());
-        assert_eq!(store.get_blob_location(&[9; 32]).await.unwrap(), None);
+        assert_eq!(
+            store
+                .get_blob_location(&ChunkHash::from([9; 32]))
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(
             sm.applied_state().await.unwrap().0.map(|l| l.index),
             Some(2)

@@ -31,7 +31,7 @@ mod presigned;
 pub mod sigv4;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

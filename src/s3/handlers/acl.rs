@@ -10,8 +10,8 @@
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
+use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{Acl, Grant, PutBucketAcl, PutObjectAcl};
-use shoal_shard::ops::{MetaChange, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 
 use super::load_object;
@@ -48,17 +48,11 @@ pub async fn put_bucket_acl(
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
     let acl = new_acl(ctx, &mut request, payload).await?;
-    let change = MetaChange::PutBucketAcl(PutBucketAcl {
+    let change = Op::PutBucketAcl(PutBucketAcl {
         bucket: bucket.to_string(),
         acl: Some(acl),
     });
-    let outcome = ctx
-        .router
-        .call(METADATA_SHARD, |reply| ShardRequest::ChangeMetadata {
-            change,
-            reply,
-        })
-        .await?;
+    let outcome = ctx.router.propose(METADATA_SHARD, change).await?;
     match outcome {
         ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
         ApplyOutcome::NoSuchResource => Err(S3Error::NoSuchBucket {
@@ -101,10 +95,7 @@ pub async fn put_object_acl(
         key: key.to_string(),
         acl: Some(acl),
     };
-    let outcome = ctx
-        .router
-        .call(owner, |reply| ShardRequest::PutObjectAcl { put, reply })
-        .await?;
+    let outcome = ctx.router.propose(owner, Op::PutObjectAcl(put)).await?;
     match outcome {
         ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
         ApplyOutcome::NoSuchResource => Err(S3Error::NoSuchKey {

@@ -7,8 +7,8 @@
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
+use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::BucketRecord;
-use shoal_shard::ops::ShardRequest;
 use shoal_shard::raft::ApplyOutcome;
 
 use super::{header_value, iso8601, now_unix_ms, read_xml_body, require_bucket};
@@ -86,10 +86,7 @@ pub async fn create_bucket(
     };
     let outcome = ctx
         .router
-        .call(METADATA_SHARD, |reply| ShardRequest::CreateBucket {
-            record: record.clone(),
-            reply,
-        })
+        .propose(METADATA_SHARD, Op::CreateBucket(record.clone()))
         .await?;
     match outcome {
         ApplyOutcome::Applied => {}
@@ -143,10 +140,7 @@ pub async fn delete_bucket(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response
     }
     let outcome = ctx
         .router
-        .call(METADATA_SHARD, |reply| ShardRequest::DeleteBucket {
-            name: bucket.to_string(),
-            reply,
-        })
+        .propose(METADATA_SHARD, Op::DeleteBucket(bucket.to_string()))
         .await?;
     match outcome {
         ApplyOutcome::Applied => Ok(empty_response(StatusCode::NO_CONTENT)),

@@ -3,7 +3,7 @@
 //! Metadata comes from the source (`x-amz-metadata-directive: COPY`, the
 //! default) or from this request (`REPLACE`). Chunk bytes are shared, not
 //! copied, when the destination key belongs to the same shard as the
-//! source (the refs point at blobs that shard already holds); otherwise
+//! source (the refs point at chunks that shard already holds); otherwise
 //! each chunk is read from the source shard, checked against its SHA-256
 //! by the blob log, and appended to the destination shard's log, one chunk
 //! at a time and charged to its admission budget like a PUT.
@@ -14,7 +14,8 @@ use http::{Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use shoal_proto::meta::ObjectManifest;
 use shoal_shard::admission::{AdmissionError, Protocol, Stage};
-use shoal_shard::ops::{ChunkHash, ShardRequest};
+use shoal_shard::chunk_hash::ChunkHash;
+use shoal_shard::ops::ShardRequest;
 
 use super::put::{stored_headers, user_metadata, write_outcome, writer_id, DEFAULT_CONTENT_TYPE};
 use super::{etag, iso8601, load_object, now_unix_ms, require_bucket};
@@ -57,7 +58,7 @@ pub async fn copy_object(
     let owner_id = writer_id(ctx, caller, bucket);
 
     let owner = ctx.router.owner(bucket, key);
-    let blobs = if owner == src_owner {
+    let chunks = if owner == src_owner {
         Vec::new()
     } else {
         copy_chunks(ctx, src_owner, owner, &source).await?
@@ -84,7 +85,7 @@ pub async fn copy_object(
         .router
         .call(owner, |reply| ShardRequest::CommitObject {
             manifest,
-            blobs,
+            chunks,
             condition: None,
             reply,
         })
@@ -109,13 +110,10 @@ async fn copy_chunks(
 ) -> Result<Vec<(ChunkHash, shoal_shard::blob_log::BlobLocation)>, S3Error> {
     let gate = &ctx.gates[usize::from(to)];
     let mut charge = gate.begin();
-    let mut blobs = Vec::with_capacity(source.chunks.len());
+    let mut chunks = Vec::with_capacity(source.chunks.len());
     for chunk in &source.chunks {
-        let sha256: ChunkHash = chunk
-            .sha256
-            .as_slice()
-            .try_into()
-            .map_err(|_| S3Error::internal("chunk ref without a 32-byte hash"))?;
+        let sha256 = ChunkHash::from_slice(&chunk.sha256)
+            .ok_or_else(|| S3Error::internal("chunk ref without a 32-byte hash"))?;
         match gate
             .acquire(&mut charge, Stage::PerBatch, Protocol::FixedLength)
             .await
@@ -138,8 +136,7 @@ async fn copy_chunks(
         if buf.fill_from(&bytes) != bytes.len() || bytes.len() != chunk.size_bytes as usize {
             return Err(S3Error::internal(format!(
                 "chunk {} is not {} bytes",
-                hex::encode(sha256),
-                chunk.size_bytes
+                sha256, chunk.size_bytes
             )));
         }
         let (location, buf) = ctx
@@ -148,9 +145,9 @@ async fn copy_chunks(
             .await?;
         ctx.pool.give(buf);
         charge.release_durable(1);
-        blobs.push((sha256, location));
+        chunks.push((sha256, location));
     }
-    Ok(blobs)
+    Ok(chunks)
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.

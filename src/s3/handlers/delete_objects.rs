@@ -8,7 +8,8 @@
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
-use shoal_shard::ops::ShardRequest;
+use shoal_proto::meta::meta_command::Op;
+use shoal_proto::meta::DeleteObject;
 
 use super::receive::receive_small_body;
 use super::require_bucket;
@@ -41,12 +42,13 @@ pub async fn delete_objects(
 
     let deletes = list.keys.iter().map(|key| {
         let owner = ctx.router.owner(bucket, key);
-        ctx.router
-            .call(owner, move |reply| ShardRequest::DeleteObject {
+        ctx.router.propose(
+            owner,
+            Op::DeleteObject(DeleteObject {
                 bucket: bucket.to_string(),
                 key: key.clone(),
-                reply,
-            })
+            }),
+        )
     });
     let outcomes = futures::future::join_all(deletes).await;
 
@@ -54,8 +56,8 @@ pub async fn delete_objects(
     out.open_root("DeleteResult");
     for (key, outcome) in list.keys.iter().zip(outcomes) {
         match outcome {
-            Ok(()) if list.quiet => {}
-            Ok(()) => {
+            Ok(_) if list.quiet => {}
+            Ok(_) => {
                 out.open("Deleted");
                 out.leaf("Key", key);
                 out.close("Deleted");

@@ -11,9 +11,11 @@ use futures::stream::{self, StreamExt};
 use http::{HeaderName, Response, StatusCode};
 use http_body_util::StreamBody;
 use hyper::body::Frame;
-use shoal_proto::meta::ObjectManifest;
+use shoal_proto::meta::meta_command::Op;
+use shoal_proto::meta::{DeleteObject, ObjectManifest};
+use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::error::ShardError;
-use shoal_shard::ops::{ChunkHash, ShardRequest};
+use shoal_shard::ops::ShardRequest;
 
 use super::put::insert_checksums;
 use super::{etag, header_value, http_date, load_object, require_bucket};
@@ -129,11 +131,13 @@ pub async fn delete_object(
     require_bucket(ctx, bucket)?;
     let owner = ctx.router.owner(bucket, key);
     ctx.router
-        .call(owner, |reply| ShardRequest::DeleteObject {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            reply,
-        })
+        .propose(
+            owner,
+            Op::DeleteObject(DeleteObject {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            }),
+        )
         .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
@@ -159,12 +163,9 @@ pub(super) fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
         if chunk_last > span.first && chunk_first <= span.last {
             let skip = span.first.saturating_sub(chunk_first);
             let end = (span.last + 1).min(chunk_last) - chunk_first;
-            let mut sha256 = [0u8; 32];
-            if chunk.sha256.len() == 32 {
-                sha256.copy_from_slice(&chunk.sha256);
-            }
             pieces.push(Piece {
-                sha256,
+                // A malformed ref reads as a missing chunk.
+                sha256: ChunkHash::from_slice(&chunk.sha256).unwrap_or_default(),
                 size_bytes: chunk.size_bytes,
                 source_node: chunk.source_node,
                 skip: skip as usize,
@@ -214,7 +215,7 @@ fn chunk_stream(
                 }
                 Ok(bytes) => Err(std::io::Error::other(format!(
                     "chunk {} read {} bytes, manifest says {}",
-                    hex::encode(piece.sha256),
+                    piece.sha256,
                     bytes.len(),
                     piece.size_bytes
                 ))),

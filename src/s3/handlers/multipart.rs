@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use http::{Response, StatusCode};
 use md5_many::Md5State;
+use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
     ChosenPart as PartChoice, CompleteUpload, MultipartUpload, ObjectManifest, UploadRef,
     UploadedPart,
@@ -84,10 +85,7 @@ pub async fn create(
         acl,
     };
     let owner = ctx.router.owner(bucket, key);
-    let outcome = ctx
-        .router
-        .call(owner, |reply| ShardRequest::CreateUpload { upload, reply })
-        .await?;
+    let outcome = ctx.router.propose(owner, Op::CreateUpload(upload)).await?;
     if outcome != ApplyOutcome::Applied {
         return Err(S3Error::internal(format!(
             "create_upload applied as {outcome:?}"
@@ -245,7 +243,7 @@ pub async fn upload_part_copy(
         if bytes.len() != piece.size_bytes as usize {
             return Err(S3Error::internal(format!(
                 "chunk {} read {} bytes, manifest says {}",
-                hex::encode(sha256),
+                sha256,
                 bytes.len(),
                 piece.size_bytes
             )));
@@ -336,7 +334,7 @@ async fn commit_part(
         .router
         .call(owner, |reply| ShardRequest::PutPart {
             part,
-            blobs: blob_locations(&stored.chunks),
+            chunks: blob_locations(&stored.chunks),
             reply,
         })
         .await?;
@@ -397,6 +395,99 @@ fn parse_complete(body: &[u8]) -> Result<Vec<ChosenPart>, S3Error> {
     Ok(parts)
 }
 
+/// The stored part for each part the client chose, if each is there with
+/// the ETag and checksums the client names; every part but the last must
+/// be at least [`PART_BYTES_MIN`].
+fn match_parts<'a>(
+    chosen: &[ChosenPart],
+    stored: &'a BTreeMap<u32, UploadedPart>,
+) -> Result<Vec<&'a UploadedPart>, S3Error> {
+    let mut parts: Vec<&'a UploadedPart> = Vec::with_capacity(chosen.len());
+    for request_part in chosen {
+        let number = request_part.part_number.unwrap_or_default();
+        let missing = || {
+            S3Error::InvalidPart {
+            message: format!(
+                "Part {number} could not be found, or its ETag or checksum does not match the uploaded part's."
+            ),
+        }
+        };
+        let part = stored.get(&number).ok_or_else(missing)?;
+        let etag_matches = request_part
+            .etag
+            .as_deref()
+            .and_then(parse_etag)
+            .is_some_and(|(md5, count)| md5 == part.md5 && count == 0);
+        if !etag_matches {
+            return Err(missing());
+        }
+        for (algorithm, value) in &request_part.checksums {
+            let name = algorithm.name().to_ascii_lowercase();
+            if part.checksums.get(&name) != Some(value) {
+                return Err(missing());
+            }
+        }
+        parts.push(part);
+    }
+    assert!(
+        !parts.is_empty(),
+        "parse_complete refuses an empty part list"
+    );
+    for part in &parts[..parts.len() - 1] {
+        if part.size_bytes < PART_BYTES_MIN {
+            return Err(S3Error::EntityTooSmall {
+                part_number: part.part_number,
+                size_bytes: part.size_bytes,
+                min_bytes: PART_BYTES_MIN,
+            });
+        }
+    }
+    Ok(parts)
+}
+
+/// The object's checksums, combined from its parts' (the upload's
+/// algorithm and type), checked against the one the client sent with the
+/// completion, if any.
+fn combined_checksums(
+    parts: &[&UploadedPart],
+    checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+    object_checksum: Option<&(ChecksumAlgorithm, String)>,
+) -> Result<BTreeMap<String, String>, S3Error> {
+    let mut checksums = BTreeMap::new();
+    if let Some((algorithm, kind)) = checksum {
+        let name = algorithm.name().to_ascii_lowercase();
+        let mut raw = Vec::with_capacity(parts.len());
+        for part in parts {
+            let value = part
+                .checksums
+                .get(&name)
+                .and_then(|v| algorithm.decode(v))
+                .ok_or_else(|| S3Error::InvalidPart {
+                    message: format!(
+                        "Part {} has no {algorithm} checksum, which this upload requires.",
+                        part.part_number
+                    ),
+                })?;
+            raw.push((value, part.size_bytes));
+        }
+        let value = multipart_checksum(algorithm, kind, &raw)
+            .ok_or_else(|| S3Error::internal("checksum type checked at create"))?;
+        checksums.insert(name, value);
+    }
+    if let Some((algorithm, expected)) = object_checksum {
+        let name = algorithm.name().to_ascii_lowercase();
+        let actual = checksums
+            .get(&name)
+            .map(|v| v.split('-').next().unwrap_or(v));
+        if actual != Some(expected.as_str()) {
+            return Err(S3Error::BadDigest {
+                algorithm: algorithm.header_name(),
+            });
+        }
+    }
+    Ok(checksums)
+}
+
 /// `POST /bucket/key?uploadId=ID`.
 pub async fn complete(
     ctx: &Rc<S3Context>,
@@ -426,42 +517,7 @@ pub async fn complete(
 
     let stored = all_parts(ctx, owner, &upload.upload_id).await?;
     let checksum = stored_checksum(&upload);
-    let mut parts: Vec<&UploadedPart> = Vec::with_capacity(chosen.len());
-    for request_part in &chosen {
-        let number = request_part.part_number.unwrap_or_default();
-        let missing = || {
-            S3Error::InvalidPart {
-            message: format!(
-                "Part {number} could not be found, or its ETag or checksum does not match the uploaded part's."
-            ),
-        }
-        };
-        let part = stored.get(&number).ok_or_else(missing)?;
-        let etag_matches = request_part
-            .etag
-            .as_deref()
-            .and_then(parse_etag)
-            .is_some_and(|(md5, count)| md5 == part.md5 && count == 0);
-        if !etag_matches {
-            return Err(missing());
-        }
-        for (algorithm, value) in &request_part.checksums {
-            let name = algorithm.name().to_ascii_lowercase();
-            if part.checksums.get(&name) != Some(value) {
-                return Err(missing());
-            }
-        }
-        parts.push(part);
-    }
-    for part in &parts[..parts.len() - 1] {
-        if part.size_bytes < PART_BYTES_MIN {
-            return Err(S3Error::EntityTooSmall {
-                part_number: part.part_number,
-                size_bytes: part.size_bytes,
-                min_bytes: PART_BYTES_MIN,
-            });
-        }
-    }
+    let parts = match_parts(&chosen, &stored)?;
     let size_bytes: u64 = parts.iter().map(|p| p.size_bytes).sum();
     if size_bytes > MULTIPART_OBJECT_BYTES_MAX {
         return Err(S3Error::EntityTooLarge {
@@ -474,38 +530,7 @@ pub async fn complete(
     for part in &parts {
         md5.update(&part.md5);
     }
-    let mut checksums = BTreeMap::new();
-    if let Some((algorithm, kind)) = checksum {
-        let name = algorithm.name().to_ascii_lowercase();
-        let mut raw = Vec::with_capacity(parts.len());
-        for part in &parts {
-            let value = part
-                .checksums
-                .get(&name)
-                .and_then(|v| algorithm.decode(v))
-                .ok_or_else(|| S3Error::InvalidPart {
-                    message: format!(
-                        "Part {} has no {algorithm} checksum, which this upload requires.",
-                        part.part_number
-                    ),
-                })?;
-            raw.push((value, part.size_bytes));
-        }
-        let value = multipart_checksum(algorithm, kind, &raw)
-            .ok_or_else(|| S3Error::internal("checksum type checked at create"))?;
-        checksums.insert(name, value);
-    }
-    if let Some((algorithm, expected)) = &object_checksum {
-        let name = algorithm.name().to_ascii_lowercase();
-        let actual = checksums
-            .get(&name)
-            .map(|v| v.split('-').next().unwrap_or(v));
-        if actual != Some(expected.as_str()) {
-            return Err(S3Error::BadDigest {
-                algorithm: algorithm.header_name(),
-            });
-        }
-    }
+    let checksums = combined_checksums(&parts, checksum, object_checksum.as_ref())?;
     let part_count = parts.len() as u32;
     let manifest = ObjectManifest {
         bucket: bucket.to_string(),
@@ -539,15 +564,15 @@ pub async fn complete(
     };
     let outcome = ctx
         .router
-        .call(owner, |reply| ShardRequest::CompleteUpload {
-            complete: CompleteUpload {
+        .propose(
+            owner,
+            Op::CompleteUpload(CompleteUpload {
                 upload: Some(upload_ref),
                 manifest: Some(manifest),
                 condition,
                 parts: chosen_parts,
-            },
-            reply,
-        })
+            }),
+        )
         .await?;
     match outcome {
         ApplyOutcome::NoSuchUpload => {
@@ -598,10 +623,7 @@ pub async fn abort(
     if !is_upload_id(&upload_id) {
         return Err(S3Error::NoSuchUpload { upload_id });
     }
-    let outcome = ctx
-        .router
-        .call(owner, |reply| ShardRequest::AbortUpload { upload, reply })
-        .await?;
+    let outcome = ctx.router.propose(owner, Op::AbortUpload(upload)).await?;
     match outcome {
         ApplyOutcome::Applied => Ok(empty_response(StatusCode::NO_CONTENT)),
         ApplyOutcome::NoSuchUpload => Err(S3Error::NoSuchUpload { upload_id }),
@@ -677,29 +699,19 @@ enum Listed {
     Prefix(String),
 }
 
-/// `GET /bucket?uploads[&prefix][&delimiter][&key-marker]
-/// [&upload-id-marker][&max-uploads][&encoding-type=url]`.
-///
-/// Uploads are spread over the shards like their objects: every shard is
-/// asked for its next `max-uploads + 1` after the marker, and only entries
-/// no later than the last one of any shard that may hold more are used,
-/// so nothing a shard did not return can sort before what is shown.
-pub async fn list_uploads(
+/// Up to `max_uploads + 1` uploads from each shard, merged in (key, upload
+/// id) order, and the horizon: the earliest last entry of any shard that
+/// returned a full page (nothing after it may be listed yet: that shard
+/// has more before it).
+async fn uploads_of_every_shard(
     ctx: &Rc<S3Context>,
     bucket: &str,
-    request: &S3Request,
-) -> Result<Response<Body>, S3Error> {
-    require_bucket(ctx, bucket)?;
-    let max_uploads = count_param(request, "max-uploads", LIST_KEYS_MAX)?;
-    let prefix = request.query("prefix").unwrap_or_default().to_string();
-    let delimiter = request.query("delimiter").filter(|d| !d.is_empty());
-    let key_marker = request.query("key-marker").filter(|m| !m.is_empty());
-    let id_marker = request.query("upload-id-marker").filter(|m| !m.is_empty());
-    let url_encode = request.query("encoding-type") == Some("url");
-    let after = key_marker.map(|key| (key.to_string(), id_marker.map(str::to_string)));
-
+    prefix: &str,
+    after: &Option<(String, Option<String>)>,
+    max_uploads: usize,
+) -> Result<(Vec<MultipartUpload>, Option<(String, String)>), S3Error> {
     let asks = (0..ctx.router.shard_count()).map(|shard| {
-        let (bucket, prefix, after) = (bucket.to_string(), prefix.clone(), after.clone());
+        let (bucket, prefix, after) = (bucket.to_string(), prefix.to_string(), after.clone());
         ctx.router
             .call(shard, move |reply| ShardRequest::ListUploads {
                 bucket,
@@ -724,6 +736,32 @@ pub async fn list_uploads(
         merged.extend(uploads);
     }
     merged.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+    Ok((merged, horizon))
+}
+
+/// `GET /bucket?uploads[&prefix][&delimiter][&key-marker]
+/// [&upload-id-marker][&max-uploads][&encoding-type=url]`.
+///
+/// Uploads are spread over the shards like their objects: every shard is
+/// asked for its next `max-uploads + 1` after the marker, and only entries
+/// no later than the last one of any shard that may hold more are used,
+/// so nothing a shard did not return can sort before what is shown.
+pub async fn list_uploads(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    require_bucket(ctx, bucket)?;
+    let max_uploads = count_param(request, "max-uploads", LIST_KEYS_MAX)?;
+    let prefix = request.query("prefix").unwrap_or_default().to_string();
+    let delimiter = request.query("delimiter").filter(|d| !d.is_empty());
+    let key_marker = request.query("key-marker").filter(|m| !m.is_empty());
+    let id_marker = request.query("upload-id-marker").filter(|m| !m.is_empty());
+    let url_encode = request.query("encoding-type") == Some("url");
+    let after = key_marker.map(|key| (key.to_string(), id_marker.map(str::to_string)));
+
+    let (merged, horizon) =
+        uploads_of_every_shard(ctx, bucket, &prefix, &after, max_uploads).await?;
 
     let mut entries: Vec<Listed> = Vec::new();
     let mut truncated = false;

@@ -7,8 +7,9 @@ use std::rc::Rc;
 
 use http::{Response, StatusCode};
 use shoal_proto::meta::{ChunkRef, ObjectManifest, WriteCondition};
+use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::limits::OBJECT_BYTES_MAX;
-use shoal_shard::ops::{ChunkHash, ShardRequest};
+use shoal_shard::ops::ShardRequest;
 use shoal_shard::raft::ApplyOutcome;
 
 use super::receive::receive_body;
@@ -61,7 +62,7 @@ pub async fn put_object(
         .router
         .call(owner, |reply| ShardRequest::CommitObject {
             manifest,
-            blobs: blob_locations(&stored.chunks),
+            chunks: blob_locations(&stored.chunks),
             condition,
             reply,
         })

@@ -7,7 +7,7 @@
 //! read (hyper sends `100 Continue` only when the body is first polled).
 //! Nothing here makes the bytes visible: the caller commits a manifest or
 //! a part only after [`receive_body`] returned, so a failed upload leaves
-//! only unreferenced blobs.
+//! only unreferenced chunks.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -15,6 +15,7 @@ use std::rc::Rc;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use sha2::{Digest as _, Sha256};
 use shoal_shard::admission::Protocol;
 use shoal_shard::limits::CHUNK_BYTES;
@@ -154,47 +155,7 @@ pub(super) async fn receive_body(
     let mut body = request
         .take_body()
         .ok_or_else(|| S3Error::internal("request body taken twice"))?;
-    let mut raw_bytes = 0u64;
-    loop {
-        // Charge before reading, not after: a frame read while waiting for
-        // budget would be memory outside the budget.
-        if ingest.size_bytes() < declared_bytes {
-            ingest.ensure_room().await?;
-        }
-        let Some(frame) = body.frame().await else {
-            break;
-        };
-        let frame = frame.map_err(|_| S3Error::IncompleteBody {
-            expected_bytes: declared_bytes,
-            received_bytes: ingest.size_bytes(),
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        raw_bytes += data.len() as u64;
-        // Feed the frame in pieces no larger than the chunk buffer's room,
-        // so each new buffer is charged before it is filled. Decoding never
-        // grows data, so an aws-chunked piece fits too: it pays as it
-        // decodes.
-        let mut rest: &[u8] = &data;
-        while !rest.is_empty() {
-            let room = ingest.ensure_room().await?;
-            let (piece, tail) = rest.split_at(room.min(rest.len()));
-            match &mut framing {
-                Framing::Fixed { .. } => ingest.absorb(piece),
-                Framing::Chunked { decoder, .. } => {
-                    decoder.feed(piece, &mut |decoded| ingest.absorb(decoded))?
-                }
-            }
-            rest = tail;
-            if ingest.size_bytes() > declared_bytes {
-                return Err(S3Error::InvalidRequest {
-                    message: format!("The body is longer than the declared {declared_bytes} bytes"),
-                });
-            }
-            ingest.send_sealed().await?;
-        }
-    }
+    let raw_bytes = feed_frames(&mut body, &mut framing, &mut ingest, declared_bytes).await?;
     ctx.metrics.add_bytes_in(raw_bytes);
     let trailer_checksum = match &mut framing {
         Framing::Fixed { length } => {
@@ -228,8 +189,79 @@ pub(super) async fn receive_body(
             });
         }
     }
+    let checksums = kept_checksums(
+        requested_checksum,
+        computed_checksum,
+        &stored,
+        trailer_checksum,
+    )?;
+    Ok(Received { stored, checksums })
+}
+
+/// Reads the body frame by frame into `ingest` (decoding aws-chunked
+/// framing), charging admission before each buffer is filled; returns the
+/// bytes read off the wire.
+async fn feed_frames(
+    body: &mut Incoming,
+    framing: &mut Framing,
+    ingest: &mut Ingest,
+    declared_bytes: u64,
+) -> Result<u64, S3Error> {
+    let mut raw_bytes = 0u64;
+    loop {
+        // Charge before reading, not after: a frame read while waiting for
+        // budget would be memory outside the budget.
+        if ingest.size_bytes() < declared_bytes {
+            ingest.ensure_room().await?;
+        }
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        let frame = frame.map_err(|_| S3Error::IncompleteBody {
+            expected_bytes: declared_bytes,
+            received_bytes: ingest.size_bytes(),
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        raw_bytes += data.len() as u64;
+        // Feed the frame in pieces no larger than the chunk buffer's room,
+        // so each new buffer is charged before it is filled. Decoding never
+        // grows data, so an aws-chunked piece fits too: it pays as it
+        // decodes.
+        let mut rest: &[u8] = &data;
+        while !rest.is_empty() {
+            let room = ingest.ensure_room().await?;
+            let (piece, tail) = rest.split_at(room.min(rest.len()));
+            match framing {
+                Framing::Fixed { .. } => ingest.absorb(piece),
+                Framing::Chunked { decoder, .. } => {
+                    decoder.feed(piece, &mut |decoded| ingest.absorb(decoded))?
+                }
+            }
+            rest = tail;
+            if ingest.size_bytes() > declared_bytes {
+                return Err(S3Error::InvalidRequest {
+                    message: format!("The body is longer than the declared {declared_bytes} bytes"),
+                });
+            }
+            ingest.send_sealed().await?;
+        }
+    }
+    Ok(raw_bytes)
+}
+
+/// The checksums to keep with the object: the one the client sent (which
+/// must match what was computed), else the one computed by default, and a
+/// trailer's (the decoder already verified it against the body).
+fn kept_checksums(
+    requested: Option<(ChecksumAlgorithm, String)>,
+    computed: Option<ChecksumAlgorithm>,
+    stored: &Ingested,
+    trailer: Option<(ChecksumAlgorithm, String)>,
+) -> Result<BTreeMap<String, String>, S3Error> {
     let mut checksums = BTreeMap::new();
-    match (&requested_checksum, computed_checksum, &stored.checksum) {
+    match (&requested, computed, &stored.checksum) {
         (Some((algorithm, expected)), _, actual) => {
             if actual.as_deref() != Some(expected.as_str()) {
                 return Err(S3Error::BadDigest {
@@ -243,11 +275,10 @@ pub(super) async fn receive_body(
         }
         _ => {}
     }
-    // The decoder already verified a trailer checksum against the body.
-    if let Some((algorithm, value)) = trailer_checksum {
+    if let Some((algorithm, value)) = trailer {
         checksums.insert(algorithm.name().to_ascii_lowercase(), value);
     }
-    Ok(Received { stored, checksums })
+    Ok(checksums)
 }
 
 fn framing(request: &S3Request, payload: PayloadMode) -> Result<Framing, S3Error> {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::limits::PROGRESS_TICK;
+use crate::stats::Live;
 use crate::units::rate;
-use crate::workload::runner::Live;
 
 pub struct Progress {
     enabled: bool,

@@ -1,0 +1,168 @@
+//! Shards of several nodes in one group, over loopback peer ports behind
+//! relays that can fail ([`super::TestCluster`]).
+
+use std::time::{Duration, Instant};
+
+use super::{LinkState, TestCluster, TestNode};
+use crate::chunk::ChunkBuf;
+use crate::chunk_hash::ChunkHash;
+use crate::error::ShardError;
+use crate::raft::RaftError;
+use crate::test_util::run_local;
+
+/// A chunk of `len` bytes seeded by `seed`, and its hash.
+fn chunk(len: usize, seed: u8) -> (ChunkBuf, ChunkHash, Vec<u8>) {
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect();
+    let mut buf = ChunkBuf::new();
+    assert_eq!(buf.fill_from(&data), len);
+    (buf, ChunkHash::of(&data), data)
+}
+
+/// Waits up to `within` until `node` holds the chunk; returns its bytes.
+async fn held_within(node: &TestNode, hash: ChunkHash, within: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + within;
+    loop {
+        match node.shard.read_local_chunk(hash).await {
+            Ok(bytes) => return bytes.to_vec(),
+            Err(ShardError::ChunkMissing { .. }) if Instant::now() < deadline => {
+                glommio::timer::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("node {} lacks {hash}: {e}", node.node_id),
+        }
+    }
+}
+
+#[test]
+fn a_chunk_a_follower_takes_is_stored_by_the_leader_and_on_every_member() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let follower = cluster.nodes.iter().find(|n| n.node_id != leader).unwrap();
+        let (buf, hash, data) = chunk(100_000, 7);
+        let (location, _) = follower
+            .shard
+            .append_replicated(buf, hash)
+            .await
+            .expect("the follower forwards the chunk to the leader");
+        // The location is the leader's: it stored the chunk first.
+        let at_leader = cluster
+            .node(leader)
+            .shard
+            .local_location(hash)
+            .await
+            .unwrap();
+        assert_eq!(location, at_leader);
+        for node in &cluster.nodes {
+            assert_eq!(held_within(node, hash, Duration::from_secs(5)).await, data);
+        }
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn a_stalled_member_does_not_hold_up_a_write_and_gets_the_chunk_once_it_heals() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let stalled = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader_id)
+            .unwrap();
+        stalled.relay.set(LinkState::Stalled);
+        let (buf, hash, data) = chunk(300_000, 9);
+        let leader = &cluster.node(leader_id).shard;
+        let started = Instant::now();
+        leader
+            .append_replicated(buf, hash)
+            .await
+            .expect("two of three members make the chunk durable");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the write waited {:?} for the stalled member",
+            started.elapsed()
+        );
+        assert!(matches!(
+            stalled.shard.read_local_chunk(hash).await,
+            Err(ShardError::ChunkMissing { .. })
+        ));
+        stalled.relay.set(LinkState::Open);
+        assert_eq!(
+            held_within(stalled, hash, Duration::from_secs(10)).await,
+            data
+        );
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn a_follower_cut_off_from_its_leader_refuses_writes_as_retryable() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
+        cluster.node(leader_id).relay.set(LinkState::Cut);
+        let follower = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader_id)
+            .unwrap();
+        let (buf, hash, _) = chunk(4096, 3);
+        let started = Instant::now();
+        let refused = follower.shard.append_replicated(buf, hash).await;
+        assert!(
+            matches!(refused, Err(ShardError::Raft(RaftError::NotLeader { .. }))),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn a_forwarded_append_is_stored_only_by_the_leader() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let follower = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader_id)
+            .unwrap();
+        let (buf, hash, _) = chunk(4096, 5);
+        let refused = follower.shard.append_as_leader(buf, hash).await;
+        assert!(
+            matches!(refused, Err(ShardError::Raft(RaftError::NotLeader { .. }))),
+            "{refused:?}"
+        );
+        assert!(follower.shard.read_local_chunk(hash).await.is_err());
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn a_member_behind_a_slow_link_still_gets_every_chunk() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let slow = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader_id)
+            .unwrap();
+        slow.relay
+            .set(LinkState::Delayed(Duration::from_millis(30)));
+        let leader = &cluster.node(leader_id).shard;
+        let mut written = Vec::new();
+        for seed in 0..4 {
+            let (buf, hash, data) = chunk(200_000, seed);
+            leader.append_replicated(buf, hash).await.expect("durable");
+            written.push((hash, data));
+        }
+        for (hash, data) in written {
+            assert_eq!(held_within(slow, hash, Duration::from_secs(10)).await, data);
+        }
+        cluster.stop().await;
+    });
+}

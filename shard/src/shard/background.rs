@@ -1,0 +1,284 @@
+//! Work a shard does beside requests: fetching chunks it lacks (catch-up
+//! and the audit that finds them after a restart), aborting multipart
+//! uploads left incomplete (the reaper), and watching whether its group
+//! has a quorum.
+//!
+//! Every such task runs in the shard's own low-share task queue, so under
+//! load it yields the core to requests, and enters the shard's gate, so
+//! [`Shard::stop`] can end them: they stop at their next idle point (a
+//! sleep, an empty queue, between pages) and the stop waits for the work
+//! unit in progress, at most [`BACKGROUND_STOP_WAIT_MAX`].
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::channel::oneshot;
+use futures::future::{select, Either, FutureExt, Shared};
+use glommio::sync::Gate;
+use glommio::{Latency, Shares, TaskQueueHandle};
+use rand::seq::SliceRandom;
+use shoal_proto::meta::meta_command::Op;
+
+use super::{Group, Shard};
+use crate::catchup::Wanted;
+use crate::error::ShardError;
+use crate::limits::AUDIT_DELAY;
+use crate::limits::AUDIT_QUEUE_HIGH;
+use crate::limits::AUDIT_RECORDS_PER_PAGE;
+use crate::limits::QUORUM_WATCH_INTERVAL;
+use crate::limits::REAP_BATCH_MAX;
+use crate::limits::{
+    BACKGROUND_STOP_WAIT_MAX, BACKGROUND_TASK_SHARES, CATCHUP_WORKERS, CHUNK_BYTES,
+};
+use crate::meta::ChunkScan;
+use crate::raft::ApplyOutcome;
+use crate::replication::Replicator;
+
+/// A shard's background task queue, gate and stop signal.
+pub(super) struct Background {
+    shard: u16,
+    gate: Gate,
+    queue: TaskQueueHandle,
+    /// Dropped to tell every task to stop.
+    stop: RefCell<Option<oneshot::Sender<()>>>,
+    stopped: Shared<oneshot::Receiver<()>>,
+}
+
+impl Background {
+    /// Must run on the shard's executor (it creates the task queue there).
+    pub(super) fn new(shard: u16) -> Background {
+        let queue = glommio::executor().create_task_queue(
+            Shares::Static(BACKGROUND_TASK_SHARES),
+            Latency::NotImportant,
+            &format!("shard-{shard}-background"),
+        );
+        let (stop, stopped) = oneshot::channel();
+        Background {
+            shard,
+            gate: Gate::new(),
+            queue,
+            stop: RefCell::new(Some(stop)),
+            stopped: stopped.shared(),
+        }
+    }
+
+    /// Starts `task` in the background queue, behind the gate. Does nothing
+    /// once the shard is stopping.
+    fn spawn(&self, what: &'static str, task: impl Future<Output = ()> + 'static) {
+        match self.gate.spawn_into(task, self.queue) {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(_) => tracing::debug!(shard = self.shard, what, "stopping: not started"),
+        }
+    }
+
+    /// `work`'s output, or `None` once the shard is stopping.
+    async fn unless_stopped<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        match select(std::pin::pin!(work), self.stopped.clone()).await {
+            Either::Left((done, _)) => Some(done),
+            Either::Right(_) => None,
+        }
+    }
+
+    /// Sleeps for `period`; false if the shard began stopping meanwhile.
+    async fn sleep(&self, period: Duration) -> bool {
+        self.unless_stopped(glommio::timer::sleep(period))
+            .await
+            .is_some()
+    }
+
+    /// Tells every task to stop and waits (at most
+    /// [`BACKGROUND_STOP_WAIT_MAX`]) for those in a work unit to finish it.
+    pub(super) async fn stop(&self) {
+        drop(self.stop.borrow_mut().take());
+        let closed = glommio::timer::timeout(BACKGROUND_STOP_WAIT_MAX, async {
+            Ok(self.gate.close().await)
+        })
+        .await;
+        if closed.is_err() {
+            tracing::warn!(
+                shard = self.shard,
+                "background work still running after {BACKGROUND_STOP_WAIT_MAX:?}; stopping without it"
+            );
+        }
+    }
+}
+
+impl Shard {
+    /// Starts the shard's background work: the reaper (uploads older than
+    /// `multipart_expiry` are aborted) and, in a cluster, catch-up, the
+    /// chunk audit and the quorum watch.
+    pub fn start_background(self: &Rc<Self>, multipart_expiry: Duration) {
+        let shard = Rc::clone(self);
+        self.background.spawn("reaper", async move {
+            shard.reap_periodically(multipart_expiry).await
+        });
+        let Group::Cluster(replicator) = &self.group else {
+            return;
+        };
+        let shard = Rc::clone(self);
+        self.background
+            .spawn("quorum watch", async move { shard.watch_quorum().await });
+        let shard = Rc::clone(self);
+        self.background
+            .spawn("chunk audit", async move { shard.audit_chunks().await });
+        for _ in 0..CATCHUP_WORKERS {
+            let (shard, replicator) = (Rc::clone(self), Rc::clone(replicator));
+            self.background.spawn("catch-up", async move {
+                while let Some(wanted) = shard.background.unless_stopped(shard.catchup.next()).await
+                {
+                    shard.catch_up_one(&replicator, wanted).await;
+                }
+            });
+        }
+    }
+
+    /// Aborts uploads older than `expiry` a few times per expiry period
+    /// (at least every 15 minutes).
+    async fn reap_periodically(&self, expiry: Duration) {
+        let period = (expiry / 4).clamp(Duration::from_millis(250), Duration::from_secs(900));
+        while self.background.sleep(period).await {
+            if let Err(e) = self.reap_uploads(expiry).await {
+                tracing::warn!(shard = self.index, error = %e, "reaping multipart uploads failed");
+            }
+        }
+    }
+
+    /// Aborts, through raft, every upload initiated more than `max_age`
+    /// ago; returns how many it aborted.
+    pub async fn reap_uploads(&self, max_age: Duration) -> Result<usize, ShardError> {
+        // Only the leader proposes; the others apply what it decides.
+        if !self.raft.is_leader() {
+            return Ok(0);
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let cutoff = now_ms.saturating_sub(max_age.as_millis() as u64);
+        let mut reaped = 0;
+        loop {
+            let expired = self
+                .meta
+                .uploads_initiated_before(cutoff, REAP_BATCH_MAX)
+                .await?;
+            let batch = expired.len();
+            for upload in expired {
+                tracing::info!(
+                    shard = self.index,
+                    bucket = %upload.bucket,
+                    key = %upload.key,
+                    upload_id = %upload.upload_id,
+                    "aborting a multipart upload left incomplete"
+                );
+                if self.propose(Op::AbortUpload(upload)).await? == ApplyOutcome::Applied {
+                    reaped += 1;
+                }
+            }
+            if batch < REAP_BATCH_MAX {
+                return Ok(reaped);
+            }
+        }
+    }
+
+    /// Publishes, every [`QUORUM_WATCH_INTERVAL`], whether the shard's
+    /// group can commit writes (`/healthz` reads it), and logs each change.
+    async fn watch_quorum(&self) {
+        while self.background.sleep(QUORUM_WATCH_INTERVAL).await {
+            let lost = !self.raft.has_quorum();
+            if self.stats.quorum_lost.swap(lost, Ordering::Relaxed) != lost {
+                if lost {
+                    tracing::warn!(shard = self.index, leader = ?self.raft.leader(), "the shard's group cannot reach a quorum; writes and reads wait");
+                } else {
+                    tracing::info!(shard = self.index, leader = ?self.raft.leader(), "the shard's group has a quorum again");
+                }
+            }
+        }
+    }
+
+    /// Once, shortly after start: looks through every manifest and part
+    /// for chunks this node lacks and queues them for the background fetch.
+    /// The queue lives in memory, so this is how chunks still waiting when
+    /// the node stopped (or whose push and index write were lost) are
+    /// found again. Pauses while the queue is long.
+    async fn audit_chunks(&self) {
+        if !self.background.sleep(AUDIT_DELAY).await {
+            return;
+        }
+        let (mut next, mut queued) = (Some(ChunkScan::default()), 0);
+        while let Some(from) = next {
+            while self.catchup.pending() > AUDIT_QUEUE_HIGH {
+                if !self.background.sleep(Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+            match self.meta.missing_chunks(from, AUDIT_RECORDS_PER_PAGE).await {
+                Ok((missing, after)) => {
+                    queued += missing.len();
+                    self.catchup.offer(missing);
+                    next = after;
+                }
+                Err(e) => {
+                    tracing::warn!(shard = self.index, error = %e, "chunk audit failed");
+                    return;
+                }
+            }
+        }
+        tracing::info!(shard = self.index, queued, "chunk audit done");
+    }
+
+    /// Fetches one chunk this node has refs to but no bytes for (see
+    /// [`crate::catchup`]), from the member that stored it first when it
+    /// is still a member, else from any other; paced per peer.
+    async fn catch_up_one(&self, replicator: &Replicator, wanted: Wanted) {
+        self.publish_catchup_stats();
+        match self.meta.get_blob_location(&wanted.sha256).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return, // pushed meanwhile, or already here
+            Err(e) => {
+                tracing::warn!(shard = self.index, error = %e, "catch-up lookup failed");
+                return;
+            }
+        }
+        let peers = self.peer_addrs();
+        let first = self
+            .raft
+            .member_addr(wanted.source_node)
+            .filter(|addr| peers.contains(addr))
+            .or_else(|| peers.choose(&mut rand::thread_rng()).cloned());
+        let Some(first) = first else {
+            return; // no other member (any more)
+        };
+        let wait = self
+            .pacer
+            .reserve(&first, CHUNK_BYTES as u64, Instant::now());
+        if !wait.is_zero() {
+            glommio::timer::sleep(wait).await;
+        }
+        match replicator.fetch(peers, Some(&first), wanted.sha256).await {
+            Some(bytes) => match self.store_chunk(wanted.sha256, &bytes).await {
+                Ok(()) => {
+                    self.stats
+                        .chunk_catchup_fetched
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(shard = self.index, error = %e, "keeping a caught-up chunk failed")
+                }
+            },
+            None => {
+                self.stats
+                    .chunk_catchup_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    shard = self.index,
+                    sha256 = %wanted.sha256,
+                    "no member had a chunk to catch up on; it is fetched again when read"
+                );
+            }
+        }
+    }
+}

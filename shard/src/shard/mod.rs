@@ -1,0 +1,198 @@
+//! A shard: the blob log, metadata store and raft group one core owns, and
+//! the loop that serves [`ShardRequest`]s for them.
+//!
+//! Runs on its owner core only. Requests run as concurrent local tasks (at
+//! most [`SHARD_OPS_INFLIGHT_MAX`]) so appends from many uploads meet in the
+//! blob log's group commit. The work is split by concern:
+//!
+//! - `serve`: which request does what;
+//! - `write`: chunks into the blob log (offloaded or inline) and the
+//!   commits that refer to them;
+//! - `read`: linearizable reads and chunk reads (fetched from another
+//!   member when this node lacks the bytes);
+//! - `group`: the shard's raft group: proposing, forwarding to the
+//!   leader, the members' view;
+//! - `background`: catch-up, audit, reaper and quorum watch, in their own
+//!   task queue behind a gate;
+//! - `peer_requests`: what the shard answers on its peer port;
+//! - `stats`: the counters the metrics endpoint reads.
+
+mod background;
+mod group;
+mod options;
+mod peer_requests;
+mod read;
+mod serve;
+mod stats;
+mod write;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::blob_log::BlobLog;
+use crate::catchup::{Catchup, PeerPacer};
+use crate::error::ShardError;
+use crate::limits::{INLINE_PROPOSALS_INFLIGHT_MAX, SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
+use crate::meta::MetaStore;
+use crate::ops::ShardRequest;
+use crate::raft::{ApplyHooks, Handover, RaftOptions, ShardRaft};
+use crate::replication::Replicator;
+use crate::usage::UsageCache;
+
+use background::Background;
+pub use group::Group;
+pub use options::{ClusterOptions, ShardOptions};
+pub use peer_requests::PeerRequests;
+pub use stats::ShardStats;
+use write::{InlinePending, WriteMode};
+
+pub struct Shard {
+    index: u16,
+    /// Shared with the state machine, which appends inline chunks.
+    blob_log: Rc<BlobLog>,
+    meta: MetaStore,
+    raft: Rc<ShardRaft>,
+    stats: Arc<ShardStats>,
+    permits: Rc<glommio::sync::Semaphore>,
+    /// Alone, or a member of a cluster (and how to reach the others).
+    group: Group,
+    min_blob_replicas: usize,
+    blob_offload: bool,
+    /// Chunks to fetch in the background (fed by the state machine).
+    catchup: Rc<Catchup>,
+    pacer: PeerPacer,
+    /// Tasks that run beside requests: catch-up, audit, reaper.
+    background: Background,
+    /// How the last chunk was written, to log changes.
+    last_write_mode: RefCell<Option<WriteMode>>,
+    /// Inline chunks waiting for an entry, oldest first.
+    inline_waiting: RefCell<VecDeque<InlinePending>>,
+    /// Inline entries being proposed.
+    inline_proposals: glommio::sync::Semaphore,
+    /// What each bucket holds here, as last scanned.
+    usage: Rc<UsageCache>,
+}
+
+impl Shard {
+    /// Recovers the blob log and starts the raft group. Must run on the
+    /// shard's own executor. Background work starts with
+    /// [`Shard::start_background`].
+    pub async fn open(
+        options: ShardOptions,
+        meta: MetaStore,
+        stats: Arc<ShardStats>,
+    ) -> Result<Rc<Shard>, ShardError> {
+        let ShardOptions {
+            index,
+            node_id,
+            blob_dir,
+            directory,
+            cluster,
+        } = options;
+        let (blob_log, recovery) = BlobLog::open(&blob_dir, SEGMENT_BYTES_MAX).await?;
+        tracing::info!(
+            shard = index,
+            segments = recovery.segments,
+            records = recovery.records,
+            truncated_bytes = recovery.truncated_bytes,
+            "blob log recovered"
+        );
+        let blob_log = Rc::new(blob_log);
+        let group = match cluster.secret.clone() {
+            Some(secret) => Group::Cluster(Rc::new(Replicator::new(index, node_id, secret))),
+            None => Group::Single,
+        };
+        let catchup = Rc::new(Catchup::default());
+        let hooks = ApplyHooks {
+            directory,
+            blob_log: Some(Rc::clone(&blob_log)),
+            // Only members of a cluster can lack a chunk they have refs to.
+            catchup: group.is_cluster().then(|| Rc::clone(&catchup)),
+        };
+        let raft_options = RaftOptions {
+            hooks,
+            node_addr: cluster.peer_addr,
+            secret: cluster.secret,
+            bootstrap: cluster.bootstrap,
+            snapshot_logs_since_last: cluster.snapshot_logs_since_last,
+            logs_kept_after_snapshot: cluster.logs_kept_after_snapshot,
+            ..RaftOptions::default()
+        };
+        let raft = ShardRaft::start_with(node_id, index, meta.clone(), raft_options).await?;
+        Ok(Rc::new(Shard {
+            index,
+            blob_log,
+            meta,
+            raft,
+            stats,
+            permits: Rc::new(glommio::sync::Semaphore::new(SHARD_OPS_INFLIGHT_MAX as u64)),
+            group,
+            min_blob_replicas: cluster.min_blob_replicas,
+            blob_offload: cluster.blob_offload,
+            catchup,
+            pacer: PeerPacer::new(cluster.catchup_bytes_per_s),
+            background: Background::new(index),
+            last_write_mode: RefCell::new(None),
+            inline_waiting: RefCell::new(VecDeque::new()),
+            inline_proposals: glommio::sync::Semaphore::new(INLINE_PROPOSALS_INFLIGHT_MAX as u64),
+            usage: Rc::default(),
+        }))
+    }
+
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// The shard's raft group, for its peer port.
+    pub fn raft(&self) -> &Rc<ShardRaft> {
+        &self.raft
+    }
+
+    /// Stops the shard as part of a node's orderly shutdown, once no
+    /// client request is in progress: stops its background work; in a
+    /// cluster, hands the group to another member if this node leads it;
+    /// then stops the raft group and flushes the metadata store. Each step
+    /// is logged.
+    pub async fn stop(&self) {
+        self.background.stop().await;
+        if self.group.is_cluster() {
+            match self.raft.hand_over().await {
+                Handover::NotLeader | Handover::NoOtherVoter => {}
+                Handover::HandedTo(node) => {
+                    tracing::info!(shard = self.index, to = node, "handed leadership over")
+                }
+                Handover::Failed(reason) => tracing::warn!(
+                    shard = self.index,
+                    %reason,
+                    "could not hand leadership over; the group elects a new leader after its election timeout"
+                ),
+            }
+        }
+        self.raft.shutdown().await;
+        match self.meta.flush().await {
+            Ok(()) => tracing::info!(shard = self.index, "metadata flushed"),
+            Err(e) => tracing::warn!(shard = self.index, error = %e, "flushing metadata failed"),
+        }
+    }
+
+    /// Serves one request in its own task, after waiting for an in-flight
+    /// slot; returns once the task is started.
+    pub async fn dispatch(self: &Rc<Self>, request: ShardRequest) {
+        let permit = self.permits.acquire_static_permit(1).await;
+        let permit = match permit {
+            Ok(permit) => permit,
+            Err(_) => return, // semaphore closed: shutting down; the reply is dropped
+        };
+        let shard = Rc::clone(self);
+        self.stats.ops_inflight.fetch_add(1, Ordering::Relaxed);
+        glommio::spawn_local(async move {
+            shard.serve(request).await;
+            shard.stats.ops_inflight.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        })
+        .detach();
+    }
+}

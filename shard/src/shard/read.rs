@@ -1,0 +1,112 @@
+//! Reads: metadata reads that see every acknowledged write
+//! (linearizable), and chunk reads, from this node's blob log or, when it
+//! lacks the bytes, from another member.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{Group, Shard};
+use crate::blob_log::BlobLocation;
+use crate::chunk_hash::ChunkHash;
+use crate::error::ShardError;
+use crate::limits::READ_APPLY_WAIT_MAX;
+use crate::raft::RaftError;
+
+impl Shard {
+    /// Makes sure this node has applied every write acknowledged before
+    /// the call, so the read that follows is current (linearizable). A
+    /// single node always is. A leader checks its lease (or asks a quorum);
+    /// a follower asks the leader for its read index and waits until it
+    /// has applied that far, at most [`READ_APPLY_WAIT_MAX`].
+    async fn ensure_current(&self) -> Result<(), ShardError> {
+        if !self.group.is_cluster() {
+            return Ok(());
+        }
+        let index = if self.raft.is_leader() {
+            self.raft.read_index().await?
+        } else {
+            let forward = self.forward_target().ok_or(RaftError::NotLeader {
+                leader: self.raft.leader(),
+            })?;
+            forward
+                .replicator
+                .read_index(&forward.leader_addr)
+                .await
+                .map_err(|e| self.forward_failed(e))?
+        };
+        if self.raft.wait_applied(index, READ_APPLY_WAIT_MAX).await {
+            Ok(())
+        } else {
+            Err(ShardError::NotCurrent {
+                shard: self.index,
+                index,
+            })
+        }
+    }
+
+    /// Runs `read` (a metadata store read, not started yet) once this node
+    /// is current.
+    pub(super) async fn read_current<T, E: Into<ShardError>>(
+        &self,
+        read: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, ShardError> {
+        self.ensure_current().await?;
+        read.await.map_err(Into::into)
+    }
+
+    /// A chunk's bytes: from this node's blob log, else (in a cluster)
+    /// fetched from another member (`source_node`, the node that stored
+    /// it first, before the others), checked and kept.
+    pub async fn read_chunk(
+        &self,
+        sha256: ChunkHash,
+        source_node: u64,
+    ) -> Result<Bytes, ShardError> {
+        let local = self.read_local_chunk(sha256).await;
+        let Group::Cluster(replicator) = &self.group else {
+            return local;
+        };
+        match local {
+            Err(ShardError::ChunkMissing { .. }) => {}
+            other => return other,
+        }
+        let source = self.raft.member_addr(source_node);
+        let fetched = replicator
+            .fetch(self.peer_addrs(), source.as_deref(), sha256)
+            .await;
+        let Some(bytes) = fetched else {
+            self.stats
+                .chunk_unrecoverable
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(shard = self.index, sha256 = %sha256, "no member has the chunk");
+            return Err(ShardError::ChunkMissing {
+                sha256_hex: sha256.hex(),
+            });
+        };
+        if let Err(e) = self.store_chunk(sha256, &bytes).await {
+            tracing::warn!(shard = self.index, error = %e, "keeping a fetched chunk failed");
+        }
+        Ok(Bytes::from(bytes))
+    }
+
+    /// A chunk from this node's blob log only.
+    pub async fn read_local_chunk(&self, sha256: ChunkHash) -> Result<Bytes, ShardError> {
+        let location = self.local_location(sha256).await?;
+        Ok(self.blob_log.read(location, &sha256).await?)
+    }
+
+    /// Where this node's blob log holds a chunk, from the blob index.
+    pub(crate) async fn local_location(
+        &self,
+        sha256: ChunkHash,
+    ) -> Result<BlobLocation, ShardError> {
+        let stored = self.meta.get_blob_location(&sha256).await?;
+        stored
+            .map(Into::into)
+            .ok_or_else(|| ShardError::ChunkMissing {
+                sha256_hex: sha256.hex(),
+            })
+    }
+}

@@ -1,0 +1,145 @@
+//! Which [`ShardRequest`] does what. Each arm calls one method of the
+//! shard and sends its answer back; a dropped reply receiver means the
+//! client went away, and there is nothing left to do.
+
+use std::sync::Arc;
+
+use shoal_proto::meta::{self, meta_command::Op};
+
+use super::Shard;
+use crate::limits::SNAPSHOT_WAIT_MAX;
+use crate::ops::{ObjectSummary, ShardRequest};
+
+impl Shard {
+    pub(super) async fn serve(&self, request: ShardRequest) {
+        match request {
+            ShardRequest::Propose { op, reply } => {
+                let _ = reply.send(self.propose(op).await);
+            }
+            ShardRequest::AppendChunk { buf, sha256, reply } => {
+                let result = self.append_replicated(buf, sha256).await;
+                self.publish_stats();
+                let _ = reply.send(result);
+            }
+            ShardRequest::CommitObject {
+                manifest,
+                chunks,
+                condition,
+                reply,
+            } => {
+                let op = match condition {
+                    None => Op::PutObject(manifest),
+                    Some(condition) => Op::PutObjectIf(meta::PutObject {
+                        manifest: Some(manifest),
+                        condition: Some(condition),
+                    }),
+                };
+                let _ = reply.send(self.commit_with_chunks(op, chunks).await);
+            }
+            ShardRequest::PutPart {
+                part,
+                chunks,
+                reply,
+            } => {
+                let _ = reply.send(self.commit_with_chunks(Op::PutPart(part), chunks).await);
+            }
+            ShardRequest::ReadChunk {
+                sha256,
+                source_node,
+                reply,
+            } => {
+                let _ = reply.send(self.read_chunk(sha256, source_node).await);
+            }
+            ShardRequest::GetObject { bucket, key, reply } => {
+                let found = self.read_current(self.meta.get_object(&bucket, &key));
+                let _ = reply.send(found.await);
+            }
+            ShardRequest::ListObjects {
+                bucket,
+                prefix,
+                after,
+                limit,
+                reply,
+            } => {
+                let listed = self.meta.list_objects(&bucket, &prefix, after, limit);
+                let summaries = self.read_current(listed).await;
+                let _ = reply.send(summaries.map(|m| m.into_iter().map(summary).collect()));
+            }
+            ShardRequest::BucketHasObjects { bucket, reply } => {
+                let found = self.read_current(self.meta.bucket_has_objects(&bucket));
+                let _ = reply.send(found.await);
+            }
+            ShardRequest::BucketUsage {
+                bucket,
+                freshness,
+                reply,
+            } => {
+                let usage = match bucket {
+                    Some(bucket) => self.meta.bucket_usage(Some(&bucket)).await.map(Arc::new),
+                    None => self.usage.get(&self.meta, freshness).await,
+                };
+                let _ = reply.send(usage.map_err(Into::into));
+            }
+            ShardRequest::ListBuckets { reply } => {
+                let _ = reply.send(self.read_current(self.meta.list_buckets()).await);
+            }
+            ShardRequest::GetUpload { upload, reply } => {
+                let found = self
+                    .meta
+                    .get_upload(&upload.bucket, &upload.key, &upload.upload_id);
+                let _ = reply.send(self.read_current(found).await);
+            }
+            ShardRequest::ListParts {
+                upload_id,
+                after,
+                limit,
+                reply,
+            } => {
+                let parts = self.meta.list_parts(&upload_id, after, limit);
+                let _ = reply.send(self.read_current(parts).await);
+            }
+            ShardRequest::ListUploads {
+                bucket,
+                prefix,
+                after,
+                limit,
+                reply,
+            } => {
+                let uploads = self.meta.list_uploads(&bucket, &prefix, after, limit);
+                let _ = reply.send(self.read_current(uploads).await);
+            }
+            ShardRequest::ClusterView { reply } => {
+                let _ = reply.send(Ok(self.group_view().await));
+            }
+            ShardRequest::AddMember {
+                node_id,
+                peer_addr,
+                reply,
+            } => {
+                let added = self.raft.add_member(node_id, &peer_addr).await;
+                let _ = reply.send(added.map_err(Into::into));
+            }
+            ShardRequest::RemoveMember { node_id, reply } => {
+                let removed = self.raft.remove_member(node_id).await;
+                let _ = reply.send(removed.map_err(Into::into));
+            }
+            ShardRequest::Snapshot { reply } => {
+                let built = self.raft.snapshot_now(SNAPSHOT_WAIT_MAX).await;
+                self.publish_stats();
+                let _ = reply.send(built.map_err(Into::into));
+            }
+        }
+    }
+}
+
+/// What a listing shows of a manifest: no chunk refs.
+fn summary(m: meta::ObjectManifest) -> ObjectSummary {
+    ObjectSummary {
+        key: m.key,
+        size_bytes: m.size_bytes,
+        md5: m.md5,
+        part_count: m.part_count,
+        owner_id: m.owner_id,
+        last_modified_unix_ms: m.last_modified_unix_ms,
+    }
+}

@@ -1,0 +1,96 @@
+//! The counters a shard publishes for the metrics endpoint and `/healthz`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::Shard;
+use crate::blob_log::GROUP_COMMIT_BATCH_BOUNDS;
+
+/// Counters a shard publishes for the metrics endpoint. Written by the
+/// owner core only; read by whichever core serves a scrape.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub blob_log_appends: AtomicU64,
+    pub blob_log_fsyncs: AtomicU64,
+    pub blob_log_bytes_written: AtomicU64,
+    pub raft_log_appended_bytes: AtomicU64,
+    pub raft_entries_appended: AtomicU64,
+    pub ops_inflight: AtomicU64,
+    /// Group commits by batch size (see `GROUP_COMMIT_BATCH_BOUNDS`).
+    pub group_commit_batches: [AtomicU64; GROUP_COMMIT_BATCH_BOUNDS.len() + 1],
+    /// Requests sent to this shard from other cores and not yet received
+    /// by it. Written by the senders and the receiver, hence shared.
+    pub hop_queue_depth: AtomicU64,
+    /// Set once the shard cannot take writes any more (its blob log is
+    /// poisoned or its raft group stopped); `/healthz` reports it.
+    pub failed: AtomicBool,
+    /// Set while the shard's group cannot reach a quorum (a cluster only);
+    /// `/healthz` reports it.
+    pub quorum_lost: AtomicBool,
+    /// Chunks made durable on fewer nodes than `--min-blob-replicas` (but
+    /// at least two).
+    pub chunk_replication_degraded: AtomicU64,
+    /// Chunks a manifest names that neither this node nor any member had.
+    pub chunk_unrecoverable: AtomicU64,
+    /// Chunks fetched in the background after their refs were applied.
+    pub chunk_catchup_fetched: AtomicU64,
+    /// Background fetches no member could answer (the chunk is fetched
+    /// again when read).
+    pub chunk_catchup_failed: AtomicU64,
+    /// Chunks waiting for a background fetch.
+    pub chunk_catchup_pending: AtomicU64,
+    /// Chunks not queued for a background fetch because the queue was full.
+    pub chunk_catchup_dropped: AtomicU64,
+    /// Chunks this node wrote inline (bytes in a raft entry) as leader.
+    pub chunk_inline_writes: AtomicU64,
+    /// Bytes of the latest raft snapshot built or installed here.
+    pub raft_snapshot_bytes: AtomicU64,
+}
+
+impl Shard {
+    /// Copies the blob log's and raft group's counters into the shared
+    /// stats, and marks the shard failed (logged once) when either can no
+    /// longer take writes.
+    pub(super) fn publish_stats(&self) {
+        let blob = self.blob_log.stats();
+        self.stats
+            .blob_log_appends
+            .store(blob.appends, Ordering::Relaxed);
+        self.stats
+            .blob_log_fsyncs
+            .store(blob.fsyncs, Ordering::Relaxed);
+        self.stats
+            .blob_log_bytes_written
+            .store(blob.bytes_written, Ordering::Relaxed);
+        let raft = self.raft.stats();
+        let failed = self.blob_log.poisoned().is_some() || !raft.running;
+        if failed && !self.stats.failed.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                shard = self.index,
+                blob_log = ?self.blob_log.poisoned(),
+                raft_running = raft.running,
+                "shard failed; it refuses writes until restarted"
+            );
+        }
+        self.stats
+            .raft_log_appended_bytes
+            .store(raft.log_appended_bytes, Ordering::Relaxed);
+        self.stats
+            .raft_entries_appended
+            .store(raft.entries_appended, Ordering::Relaxed);
+        self.publish_catchup_stats();
+        if let Some(bytes) = self.raft.snapshot_bytes() {
+            self.stats
+                .raft_snapshot_bytes
+                .store(bytes, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn publish_catchup_stats(&self) {
+        self.stats
+            .chunk_catchup_pending
+            .store(self.catchup.pending() as u64, Ordering::Relaxed);
+        self.stats
+            .chunk_catchup_dropped
+            .store(self.catchup.dropped(), Ordering::Relaxed);
+    }
+}

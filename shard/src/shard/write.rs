@@ -1,0 +1,319 @@
+//! The write path as a shard sees it: a chunk goes into the blob log and,
+//! in a cluster, to the other members beside raft (offload) or inside a
+//! raft entry (inline); then the command that refers to the chunks (a
+//! manifest or a part) is committed.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use futures::StreamExt;
+use shoal_proto::meta::{self, meta_command::Op};
+use std::rc::Rc;
+
+use super::{Group, Shard};
+use crate::blob_log::BlobLocation;
+use crate::chunk::ChunkBuf;
+use crate::chunk_hash::ChunkHash;
+use crate::error::ShardError;
+use crate::limits::{CHUNK_BYTES, INLINE_CHUNKS_PER_ENTRY};
+use crate::raft::{op_chunks_mut, ApplyOutcome, RaftError};
+use crate::replication::{self, Durability, Replicator};
+
+/// An inline chunk waiting for an entry, and where its outcome goes.
+pub(super) struct InlinePending {
+    chunk: meta::InlineChunk,
+    done: oneshot::Sender<Result<(), Rc<ShardError>>>,
+}
+
+/// How a leader writes a chunk, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum WriteMode {
+    Offload,
+    Inline(String),
+}
+
+impl Shard {
+    /// Indexes the chunks (unsynced: the raft append below is synced on the
+    /// same rocksdb WAL, so both are durable together), then commits the op
+    /// that refers to them (an object manifest or a part). It takes effect
+    /// only when the entry is applied.
+    pub(super) async fn commit_with_chunks(
+        &self,
+        op: Op,
+        chunks: Vec<(ChunkHash, BlobLocation)>,
+    ) -> Result<ApplyOutcome, ShardError> {
+        if self.forward_target().is_some() {
+            // The chunks were forwarded too; the leader stored and indexed
+            // them, so it is the refs' source.
+            let leader = self.raft.leader().unwrap_or_default();
+            return self.propose(with_source(op, leader)).await;
+        }
+        let op = with_source(op, self.raft.node_id());
+        let locations = chunks
+            .into_iter()
+            .map(|(hash, at)| (hash, at.into()))
+            .collect();
+        self.meta.put_blob_locations(locations, false).await?;
+        fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
+            point: "shard::commit_object"
+        }));
+        self.propose(op).await
+    }
+
+    /// Appends a chunk to the blob log and, in a cluster, pushes it to
+    /// every other member at the same time; returns once the degradation
+    /// ladder calls it durable. A member that does not lead forwards the
+    /// chunk to the leader, which stores it.
+    pub async fn append_replicated(
+        &self,
+        buf: ChunkBuf,
+        sha256: ChunkHash,
+    ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        if let Some(forward) = self.forward_target() {
+            let location = forward
+                .replicator
+                .forward_append(&forward.leader_addr, sha256, buf.payload())
+                .await
+                .map_err(|e| self.forward_failed(e))?;
+            return Ok((location, buf));
+        }
+        self.append_here(buf, sha256).await
+    }
+
+    /// A chunk another member forwarded: stored here, and only if this
+    /// node leads (it is never forwarded again: two members that each think
+    /// the other leads would pass it back and forth).
+    pub async fn append_as_leader(
+        &self,
+        buf: ChunkBuf,
+        sha256: ChunkHash,
+    ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        if !self.raft.is_leader() {
+            return Err(RaftError::NotLeader {
+                leader: self.raft.leader(),
+            }
+            .into());
+        }
+        self.append_here(buf, sha256).await
+    }
+
+    /// Stores a new chunk as the group's leader (or a single node) would:
+    /// offloaded or inline, as every member allows.
+    async fn append_here(
+        &self,
+        buf: ChunkBuf,
+        sha256: ChunkHash,
+    ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        let peers = self.peer_addrs();
+        if !self.offload_now(&peers).await {
+            return self.append_inline(buf, sha256).await;
+        }
+        match &self.group {
+            Group::Cluster(replicator) if !peers.is_empty() => {
+                self.append_offloaded(replicator, peers, buf, sha256).await
+            }
+            _ => Ok(self.blob_log.append(buf, sha256).await?),
+        }
+    }
+
+    /// Offload: appends here while pushing to every other member, then
+    /// waits for as many acknowledgements as the ladder needs.
+    async fn append_offloaded(
+        &self,
+        replicator: &Rc<Replicator>,
+        peers: Vec<String>,
+        buf: ChunkBuf,
+        sha256: ChunkHash,
+    ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        if !self.raft.is_leader() {
+            return Err(RaftError::NotLeader {
+                leader: self.raft.leader(),
+            }
+            .into());
+        }
+        let members = peers.len() + 1;
+        let bytes = Bytes::copy_from_slice(buf.payload());
+        let (acks, mut answers) = futures::channel::mpsc::unbounded();
+        for addr in peers {
+            let (replicator, bytes, acks) = (Rc::clone(replicator), bytes.clone(), acks.clone());
+            glommio::spawn_local(async move {
+                let pushed = replicator.push(&addr, sha256, &bytes).await;
+                if let Err(e) = &pushed {
+                    tracing::debug!(peer = %addr, error = %e, "chunk push failed");
+                }
+                let _ = acks.unbounded_send(pushed.is_ok());
+            })
+            .detach();
+        }
+        drop(acks);
+        let stored_here = self.blob_log.append(buf, sha256).await?;
+        // Indexed now, not only when the manifest commits: a follower that
+        // forwarded this chunk commits its manifest through us later.
+        // Unsynced: the commit's synced raft append makes it durable.
+        self.meta
+            .put_blob_locations(vec![(sha256, stored_here.0.into())], false)
+            .await?;
+        let (mut stored, mut answered) = (1, 0);
+        while !replication::settled(members, stored, answered, self.min_blob_replicas) {
+            match answers.next().await {
+                Some(ok) => {
+                    answered += 1;
+                    stored += usize::from(ok);
+                }
+                None => break,
+            }
+        }
+        match replication::ladder(members, stored, self.min_blob_replicas) {
+            Durability::Durable => Ok(stored_here),
+            Durability::Degraded => {
+                self.stats
+                    .chunk_replication_degraded
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(stored_here)
+            }
+            Durability::Insufficient => Err(ShardError::ReplicationFailed { stored, members }),
+        }
+    }
+
+    /// Whether chunks go outside raft: this node and every other member
+    /// advertise blob offload. Logs each change of mode, with its reason.
+    async fn offload_now(&self, peers: &[String]) -> bool {
+        let mode = self.write_mode(peers).await;
+        if self.last_write_mode.replace(Some(mode.clone())).as_ref() != Some(&mode) {
+            match &mode {
+                WriteMode::Offload => {
+                    tracing::info!(shard = self.index, "writing chunks offloaded")
+                }
+                WriteMode::Inline(reason) => {
+                    tracing::info!(shard = self.index, %reason, "writing chunks inline")
+                }
+            }
+        }
+        mode == WriteMode::Offload
+    }
+
+    async fn write_mode(&self, peers: &[String]) -> WriteMode {
+        if !self.blob_offload {
+            return WriteMode::Inline("--blob-offload is false on this node".into());
+        }
+        let Group::Cluster(replicator) = &self.group else {
+            return WriteMode::Offload;
+        };
+        for addr in peers {
+            let advertised = replicator.capabilities(addr).await.unwrap_or_default();
+            if !replication::advertises_offload(&advertised) {
+                return WriteMode::Inline(format!(
+                    "member {addr} does not advertise {} (or has not answered)",
+                    replication::CAPABILITY_OFFLOAD
+                ));
+            }
+        }
+        WriteMode::Offload
+    }
+
+    /// Inline mode: the chunk's bytes go into a raft entry, shared with
+    /// up to two other chunks waiting at the same time (like a group
+    /// commit: fewer, larger synced appends), and every member (this one
+    /// included) appends them to its blob log as it applies the entry.
+    /// Durable once committed, like any entry. At most
+    /// [`crate::limits::INLINE_PROPOSALS_INFLIGHT_MAX`] such entries are
+    /// proposed at once; a task whose chunk waits proposes the chunks at
+    /// the front of the queue until its own is committed, by itself or
+    /// another task.
+    async fn append_inline(
+        &self,
+        buf: ChunkBuf,
+        sha256: ChunkHash,
+    ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        let (done, mut committed) = oneshot::channel();
+        let chunk = meta::InlineChunk {
+            sha256: sha256.to_vec(),
+            data: buf.payload().to_vec(),
+        };
+        self.inline_waiting
+            .borrow_mut()
+            .push_back(InlinePending { chunk, done });
+        let outcome = loop {
+            if let Ok(Some(outcome)) = committed.try_recv() {
+                break outcome;
+            }
+            let permit = self
+                .inline_proposals
+                .acquire_permit(1)
+                .await
+                .expect("the inline semaphore is never closed");
+            let batch: Vec<InlinePending> = {
+                let mut waiting = self.inline_waiting.borrow_mut();
+                let take = waiting.len().min(INLINE_CHUNKS_PER_ENTRY);
+                waiting.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                // Ours is in an entry another task is proposing.
+                drop(permit);
+                break committed.await.unwrap_or_else(|_| {
+                    Err(Rc::new(ShardError::InlineWrite {
+                        reason: "the task proposing the chunk stopped".into(),
+                    }))
+                });
+            }
+            self.propose_inline(batch).await;
+            drop(permit);
+        };
+        outcome.map_err(|e| match &*e {
+            ShardError::Raft(RaftError::NotLeader { leader }) => {
+                RaftError::NotLeader { leader: *leader }.into()
+            }
+            other => ShardError::InlineWrite {
+                reason: other.to_string(),
+            },
+        })?;
+        Ok((self.local_location(sha256).await?, buf))
+    }
+
+    /// Proposes one entry with the chunks of `batch` and tells each waiter
+    /// how it went.
+    async fn propose_inline(&self, batch: Vec<InlinePending>) {
+        let (chunks, waiters): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (p.chunk, p.done)).unzip();
+        let proposed = self
+            .propose(Op::StoreChunks(meta::InlineChunks { chunks }))
+            .await
+            .map(|_| ())
+            .map_err(Rc::new);
+        if proposed.is_ok() {
+            self.stats
+                .chunk_inline_writes
+                .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+        }
+        for waiter in waiters {
+            let _ = waiter.send(proposed.clone());
+        }
+    }
+
+    /// Stores a chunk another node sent (a push, or a fetch this node
+    /// made), durably: fsync'd and indexed with a synced write.
+    pub async fn store_chunk(&self, sha256: ChunkHash, bytes: &[u8]) -> Result<(), ShardError> {
+        if bytes.len() > CHUNK_BYTES || ChunkHash::of(bytes) != sha256 {
+            return Err(ShardError::ChunkMissing {
+                sha256_hex: sha256.hex(),
+            });
+        }
+        let mut buf = ChunkBuf::new();
+        buf.fill_from(bytes);
+        let (at, _) = self.blob_log.append(buf, sha256).await?;
+        self.meta
+            .put_blob_locations(vec![(sha256, at.into())], true)
+            .await?;
+        self.publish_stats();
+        Ok(())
+    }
+}
+
+/// `op` with `source` as the source hint of every chunk ref it carries.
+fn with_source(mut op: Op, source: u64) -> Op {
+    for chunk in op_chunks_mut(&mut op).into_iter().flatten() {
+        chunk.source_node = source;
+    }
+    op
+}
