@@ -293,7 +293,15 @@ fn apply_entries(
     let mut membership = None;
     let mut outcomes = Vec::with_capacity(entries.len());
     let last = entries.last().expect("apply is called with entries").0;
+    // Raft hands each entry over once, in log order: an index at or below
+    // one already applied would apply a change twice.
+    let mut applied: Option<LogId> = read_record(db, Cf::SmState, SM_STATE_LAST_APPLIED_KEY)?;
     for (log_id, step) in entries {
+        assert!(
+            applied.is_none_or(|a| log_id.index > a.index),
+            "entry {log_id} applied after {applied:?}"
+        );
+        applied = Some(log_id);
         let outcome = match step {
             Applying::Blank => ApplyOutcome::Applied,
             Applying::Membership(m) => {

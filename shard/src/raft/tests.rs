@@ -457,6 +457,40 @@ fn unknown_command_stops_apply_and_writes_nothing() {
     });
 }
 
+#[test]
+fn an_entry_at_or_below_the_applied_index_is_never_applied_again() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let (token, _released) = release_token();
+        let mut sm = StateMachine::new(1, store.clone(), token, ApplyHooks::default());
+        sm.apply(vec![
+            normal_entry(1, &create_bucket("a")),
+            normal_entry(2, &create_bucket("b")),
+        ])
+        .await
+        .unwrap();
+        assert!(sm
+            .apply(vec![normal_entry(2, &delete_bucket("a"))])
+            .await
+            .is_err());
+        assert!(sm
+            .apply(vec![
+                normal_entry(4, &delete_bucket("a")),
+                normal_entry(3, &delete_bucket("b"))
+            ])
+            .await
+            .is_err());
+        // Neither refused batch was written.
+        assert!(store.get_bucket("a").await.unwrap().is_some());
+        assert!(store.get_bucket("b").await.unwrap().is_some());
+        assert_eq!(
+            sm.applied_state().await.unwrap().0.map(|l| l.index),
+            Some(2)
+        );
+    });
+}
+
 fn inline_chunks(chunks: &[(&[u8], ChunkHash)]) -> MetaCommand {
     let chunks = chunks
         .iter()

@@ -100,13 +100,19 @@ impl Shard {
         })
     }
 
-    /// A forwarded write that failed on the way: the client may retry.
-    pub(super) fn forward_failed(&self, e: PeerError) -> ShardError {
-        tracing::warn!(shard = self.index, error = %e, "forwarding to the leader failed");
+    /// This node does not lead (and cannot reach the leader): the client
+    /// may retry, and learns who leads if this node knows.
+    pub(super) fn not_leader(&self) -> ShardError {
         RaftError::NotLeader {
             leader: self.raft.leader(),
         }
         .into()
+    }
+
+    /// A forwarded write that failed on the way: the client may retry.
+    pub(super) fn forward_failed(&self, e: PeerError) -> ShardError {
+        tracing::warn!(shard = self.index, error = %e, "forwarding to the leader failed");
+        self.not_leader()
     }
 
     /// Peer addresses of the other members of this shard's group.

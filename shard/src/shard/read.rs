@@ -12,7 +12,6 @@ use crate::blob_log::BlobLocation;
 use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
 use crate::limits::READ_APPLY_WAIT_MAX;
-use crate::raft::RaftError;
 
 impl Shard {
     /// Makes sure this node has applied every write acknowledged before
@@ -27,9 +26,7 @@ impl Shard {
         let index = if self.raft.is_leader() {
             self.raft.read_index().await?
         } else {
-            let forward = self.forward_target().ok_or(RaftError::NotLeader {
-                leader: self.raft.leader(),
-            })?;
+            let forward = self.forward_target().ok_or_else(|| self.not_leader())?;
             forward
                 .replicator
                 .read_index(&forward.leader_addr)

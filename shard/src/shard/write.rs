@@ -90,10 +90,7 @@ impl Shard {
         sha256: ChunkHash,
     ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
         if !self.raft.is_leader() {
-            return Err(RaftError::NotLeader {
-                leader: self.raft.leader(),
-            }
-            .into());
+            return Err(self.not_leader());
         }
         self.append_here(buf, sha256).await
     }
@@ -127,10 +124,7 @@ impl Shard {
         sha256: ChunkHash,
     ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
         if !self.raft.is_leader() {
-            return Err(RaftError::NotLeader {
-                leader: self.raft.leader(),
-            }
-            .into());
+            return Err(self.not_leader());
         }
         let members = peers.len() + 1;
         let bytes = Bytes::copy_from_slice(buf.payload());
