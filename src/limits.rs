@@ -63,3 +63,62 @@ pub const LOG_LINES_BUFFERED_MAX: usize = 65_536;
 pub const ADMIN_BODY_BYTES_MAX: usize = 16 * 1024;
 /// Longest an admin request's body may take to arrive.
 pub const ADMIN_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---- S3 request bodies and documents ----
+
+/// Longest object key S3 accepts, in UTF-8 bytes.
+pub const KEY_BYTES_MAX: usize = 1024;
+
+/// Largest CreateBucket body we read (a CreateBucketConfiguration).
+pub const CREATE_BUCKET_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest AccessControlPolicy document read.
+pub const ACL_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Most grants one ACL may hold (S3's limit).
+pub const GRANTS_MAX: usize = 100;
+
+/// Most keys one DeleteObjects request may name (S3's limit).
+pub const DELETE_KEYS_MAX: usize = 1000;
+
+/// Largest DeleteObjects body read: 1000 keys of 1024 bytes with their
+/// markup.
+pub const DELETE_BODY_BYTES_MAX: usize = 2 << 20;
+
+/// Longest chunk-size line without its CRLF. A signed line is at most 97
+/// bytes (16 hex digits, `;chunk-signature=`, 64 hex); the rest is room for
+/// extensions some unsigned clients add.
+pub const CHUNK_LINE_BYTES_MAX: usize = 4096;
+
+/// Longest trailer line without its CRLF.
+pub const TRAILER_LINE_BYTES_MAX: usize = 4096;
+
+/// Most trailer lines, the signature line included.
+pub const TRAILER_LINES_MAX: usize = 16;
+
+// ---- Authentication ----
+
+/// Largest accepted gap between a header-signed request's time and the
+/// server clock, and how far in the future a presigned URL may start (AWS
+/// uses 15 minutes for both).
+pub const CLOCK_SKEW_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// Longest `X-Amz-Expires` of a presigned URL: seven days, as in AWS.
+pub const PRESIGNED_EXPIRES_S_MAX: u64 = 7 * 24 * 60 * 60;
+
+/// Client text quoted inside an authentication error is clipped to this many bytes.
+pub const ECHO_BYTES_MAX: usize = 128;
+
+// ---- Answers ----
+
+/// `Retry-After` of a `SlowDown` is drawn from
+/// `RETRY_AFTER_S_MIN..RETRY_AFTER_S_MIN + RETRY_AFTER_S_SPREAD` seconds.
+pub const RETRY_AFTER_S_MIN: u64 = 1;
+/// See [`RETRY_AFTER_S_MIN`]: spread so refused clients do not all come
+/// back in the same second.
+pub const RETRY_AFTER_S_SPREAD: u64 = 3;
+
+/// A member heard from within this window counts as live (`shoal-ctl
+/// cluster`): a few leader
+/// heartbeats, and within the shortest election timeout.
+pub const MEMBER_LIVE_WINDOW_MS: u64 = 2_500;

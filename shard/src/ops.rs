@@ -18,6 +18,16 @@ use crate::error::ShardError;
 use crate::raft::ApplyOutcome;
 use crate::usage::{Freshness, ShardUsage};
 
+/// Where a chunk was made durable first: a location in the blob log of
+/// node `stored_by` (this node, or the leader a follower forwarded the
+/// chunk to). Only a node's own locations enter its blob index; the
+/// others name the chunk refs' source node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkPlacement {
+    pub location: BlobLocation,
+    pub stored_by: u64,
+}
+
 /// Where a request's answer goes.
 pub type Reply<T> = oneshot::Sender<Result<T, ShardError>>;
 
@@ -66,13 +76,13 @@ pub enum ShardRequest {
     AppendChunk {
         buf: ChunkBuf,
         sha256: ChunkHash,
-        reply: Reply<(BlobLocation, ChunkBuf)>,
+        reply: Reply<(ChunkPlacement, ChunkBuf)>,
     },
     /// Index the object's chunks and commit its manifest through raft
     /// (only if `condition` holds when the entry is applied).
     CommitObject {
         manifest: ObjectManifest,
-        chunks: Vec<(ChunkHash, BlobLocation)>,
+        chunks: Vec<(ChunkHash, ChunkPlacement)>,
         condition: Option<WriteCondition>,
         reply: Reply<ApplyOutcome>,
     },
@@ -138,7 +148,7 @@ pub enum ShardRequest {
     /// Index the part's chunks and commit the part through raft.
     PutPart {
         part: UploadedPart,
-        chunks: Vec<(ChunkHash, BlobLocation)>,
+        chunks: Vec<(ChunkHash, ChunkPlacement)>,
         reply: Reply<ApplyOutcome>,
     },
     /// Up to `limit` parts numbered above `after`.

@@ -19,11 +19,9 @@ use shoal_shard::raft::RaftError;
 use shoal_shard::replication::advertises_offload;
 
 use super::text;
+use crate::limits::MEMBER_LIVE_WINDOW_MS;
 use crate::s3::{Body, S3Context};
 
-/// A member heard from within this window counts as live: a few leader
-/// heartbeats, and within the shortest election timeout.
-const MEMBER_LIVE_WINDOW_MS: u64 = 2_500;
 const _: () =
     assert!(MEMBER_LIVE_WINDOW_MS as u128 <= shoal_shard::raft::ELECTION_TIMEOUT_MIN.as_millis());
 

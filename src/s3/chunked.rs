@@ -27,18 +27,13 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::limits::CHUNK_LINE_BYTES_MAX;
+use crate::limits::TRAILER_LINES_MAX;
+use crate::limits::TRAILER_LINE_BYTES_MAX;
 use crate::s3::auth::sigv4::{self, Signature};
 use crate::s3::auth::{ChunkSigner, PayloadMode};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
 
-/// Longest chunk-size line without its CRLF. A signed line is at most 97
-/// bytes (16 hex digits, `;chunk-signature=`, 64 hex); the rest is room for
-/// extensions some unsigned clients add.
-pub const CHUNK_LINE_BYTES_MAX: usize = 4096;
-/// Longest trailer line without its CRLF.
-pub const TRAILER_LINE_BYTES_MAX: usize = 4096;
-/// Most trailer lines, the signature line included.
-pub const TRAILER_LINES_MAX: usize = 16;
 /// A chunk size must fit in a u64.
 const CHUNK_SIZE_HEX_DIGITS_MAX: usize = 16;
 const SIGNATURE_EXTENSION: &[u8] = b"chunk-signature=";

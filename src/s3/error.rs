@@ -11,13 +11,10 @@ use super::auth::AuthError;
 use super::chunked::ChunkedError;
 use super::xml::XmlWriter;
 use super::Body;
+use crate::limits::RETRY_AFTER_S_MIN;
+use crate::limits::RETRY_AFTER_S_SPREAD;
 use shoal_shard::admission::AdmissionError;
 use shoal_shard::error::ShardError;
-
-/// `Retry-After` of a `SlowDown` is drawn from
-/// `RETRY_AFTER_S_MIN..RETRY_AFTER_S_MIN + RETRY_AFTER_S_SPREAD` seconds.
-const RETRY_AFTER_S_MIN: u64 = 1;
-const RETRY_AFTER_S_SPREAD: u64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {

@@ -20,12 +20,11 @@ use std::rc::Rc;
 use md5_many::Md5State;
 use sha2::{Digest, Sha256};
 use shoal_shard::admission::{AdmissionError, Charge, Protocol, Stage};
-use shoal_shard::blob_log::BlobLocation;
 use shoal_shard::chunk::ChunkBuf;
 use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::error::ShardError;
 use shoal_shard::limits::{MD5_QUEUE_CHUNKS_MAX, PUT_CHUNKS_INFLIGHT_MAX};
-use shoal_shard::ops::ShardRequest;
+use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 
 use super::checksum::Checksummer;
 use super::error::S3Error;
@@ -37,7 +36,8 @@ use super::S3Context;
 pub struct StoredChunk {
     pub sha256: ChunkHash,
     pub size_bytes: u32,
-    pub location: BlobLocation,
+    /// Where it was made durable first, and by which node.
+    pub placement: ChunkPlacement,
 }
 
 /// What the body turned out to be, once every chunk is durable.
@@ -256,7 +256,7 @@ impl Ingest {
         let owner = self.owner;
         let task = glommio::spawn_local(async move {
             let size_bytes = buf.len() as u32;
-            let (location, buf) = ctx
+            let (placement, buf) = ctx
                 .router
                 .call(owner, |reply| ShardRequest::AppendChunk {
                     buf,
@@ -268,7 +268,7 @@ impl Ingest {
             Ok(StoredChunk {
                 sha256,
                 size_bytes,
-                location,
+                placement,
             })
         });
         self.inflight.push_back(task);

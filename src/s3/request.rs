@@ -8,9 +8,7 @@ use percent_encoding::percent_decode_str;
 
 use super::auth::RequestParts;
 use super::error::S3Error;
-
-/// Longest object key S3 accepts, in UTF-8 bytes.
-pub const KEY_BYTES_MAX: usize = 1024;
+use crate::limits::KEY_BYTES_MAX;
 
 /// S3 subresources (query parameters that select another operation on the
 /// same path) that Shoal does not serve. A request naming one must be

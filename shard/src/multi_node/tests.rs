@@ -4,10 +4,14 @@
 use std::time::{Duration, Instant};
 
 use super::{LinkState, TestCluster, TestNode};
+use futures::channel::oneshot;
+use shoal_proto::meta::{ChunkRef, ObjectManifest};
+
 use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
-use crate::raft::RaftError;
+use crate::ops::{ChunkPlacement, ShardRequest};
+use crate::raft::{ApplyOutcome, RaftError};
 use crate::test_util::run_local;
 
 /// A chunk of `len` bytes seeded by `seed`, and its hash.
@@ -41,19 +45,20 @@ fn a_chunk_a_follower_takes_is_stored_by_the_leader_and_on_every_member() {
         let leader = cluster.leader(Duration::from_secs(10)).await.node_id;
         let follower = cluster.nodes.iter().find(|n| n.node_id != leader).unwrap();
         let (buf, hash, data) = chunk(100_000, 7);
-        let (location, _) = follower
+        let (placement, _) = follower
             .shard
             .append_replicated(buf, hash)
             .await
             .expect("the follower forwards the chunk to the leader");
-        // The location is the leader's: it stored the chunk first.
+        // The placement is the leader's: it stored the chunk first.
         let at_leader = cluster
             .node(leader)
             .shard
             .local_location(hash)
             .await
             .unwrap();
-        assert_eq!(location, at_leader);
+        assert_eq!(placement.stored_by, leader);
+        assert_eq!(placement.location, at_leader);
         for node in &cluster.nodes {
             assert_eq!(held_within(node, hash, Duration::from_secs(5)).await, data);
         }
@@ -163,6 +168,94 @@ fn a_member_behind_a_slow_link_still_gets_every_chunk() {
         for (hash, data) in written {
             assert_eq!(held_within(slow, hash, Duration::from_secs(10)).await, data);
         }
+        cluster.stop().await;
+    });
+}
+
+/// Commits a one-chunk object through `node`'s shard, as the front end
+/// would after appending the chunk.
+async fn commit_object(node: &TestNode, key: &str, hash: ChunkHash, at: ChunkPlacement) {
+    let manifest = ObjectManifest {
+        bucket: "bucket".into(),
+        key: key.into(),
+        size_bytes: u64::from(at.location.size_bytes),
+        chunks: vec![ChunkRef {
+            sha256: hash.to_vec(),
+            size_bytes: at.location.size_bytes,
+            source_node: 0,
+        }],
+        ..Default::default()
+    };
+    let (reply, answer) = oneshot::channel();
+    node.shard
+        .dispatch(ShardRequest::CommitObject {
+            manifest,
+            chunks: vec![(hash, at)],
+            condition: None,
+            reply,
+        })
+        .await;
+    assert_eq!(answer.await.unwrap().unwrap(), ApplyOutcome::Applied);
+}
+
+async fn get_object(node: &TestNode, key: &str) -> ObjectManifest {
+    let (reply, answer) = oneshot::channel();
+    node.shard
+        .dispatch(ShardRequest::GetObject {
+            bucket: "bucket".into(),
+            key: key.into(),
+            reply,
+        })
+        .await;
+    answer.await.unwrap().unwrap().expect("the object exists")
+}
+
+#[test]
+fn a_leader_indexes_only_chunks_its_own_blob_log_stored() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let leader = cluster.node(leader_id);
+        let other = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader_id)
+            .unwrap();
+        // A chunk the other member stored itself (it was leader when the
+        // upload appended it; this node leads when the upload commits).
+        let (_, hash, data) = chunk(50_000, 11);
+        other.shard.store_chunk(hash, &data).await.unwrap();
+        let location = other.shard.local_location(hash).await.unwrap();
+        let at = ChunkPlacement {
+            location,
+            stored_by: other.node_id,
+        };
+        commit_object(leader, "moved", hash, at).await;
+        // The leader names the other member as the source and fetches the
+        // chunk from it; it never indexes the other log's location.
+        let manifest = get_object(leader, "moved").await;
+        assert_eq!(manifest.chunks[0].source_node, other.node_id);
+        assert!(matches!(
+            leader.shard.local_location(hash).await,
+            Err(ShardError::ChunkMissing { .. })
+        ));
+        assert_eq!(
+            leader.shard.read_chunk(hash, other.node_id).await.unwrap(),
+            &data[..]
+        );
+
+        // Its own chunks are indexed where it stored them.
+        let (buf, own, _) = chunk(60_000, 12);
+        let (placement, _) = leader.shard.append_replicated(buf, own).await.unwrap();
+        commit_object(leader, "own", own, placement).await;
+        assert_eq!(
+            get_object(leader, "own").await.chunks[0].source_node,
+            leader_id
+        );
+        assert_eq!(
+            leader.shard.local_location(own).await.unwrap(),
+            placement.location
+        );
         cluster.stop().await;
     });
 }

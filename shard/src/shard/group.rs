@@ -35,6 +35,7 @@ impl Group {
 /// address and the replicator that reaches it.
 pub(super) struct Forward<'a> {
     pub replicator: &'a Rc<Replicator>,
+    pub leader: u64,
     pub leader_addr: String,
 }
 
@@ -89,13 +90,14 @@ impl Shard {
         if self.raft.is_leader() {
             return None;
         }
-        let leader_addr = self
+        let leader = self
             .raft
             .leader()
-            .filter(|&leader| leader != self.raft.node_id())
-            .and_then(|leader| self.raft.member_addr(leader))?;
+            .filter(|&leader| leader != self.raft.node_id())?;
+        let leader_addr = self.raft.member_addr(leader)?;
         Some(Forward {
             replicator,
+            leader,
             leader_addr,
         })
     }

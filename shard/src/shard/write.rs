@@ -3,6 +3,7 @@
 //! raft entry (inline); then the command that refers to the chunks (a
 //! manifest or a part) is committed.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
 use crate::limits::{CHUNK_BYTES, INLINE_CHUNKS_PER_ENTRY};
+use crate::ops::ChunkPlacement;
 use crate::raft::{op_chunks_mut, ApplyOutcome, RaftError};
 use crate::replication::{self, Durability, Replicator};
 
@@ -34,25 +36,47 @@ pub(super) enum WriteMode {
 }
 
 impl Shard {
-    /// Indexes the chunks (unsynced: the raft append below is synced on the
-    /// same rocksdb WAL, so both are durable together), then commits the op
-    /// that refers to them (an object manifest or a part). It takes effect
-    /// only when the entry is applied.
+    /// Indexes the chunks this node stored (unsynced: the raft append below
+    /// is synced on the same rocksdb WAL, so both are durable together),
+    /// then commits the op that refers to them (an object manifest or a
+    /// part), each ref naming the node that stored its chunk. It takes
+    /// effect only when the entry is applied.
+    ///
+    /// A chunk another node stored (this node forwarded it to a leader, and
+    /// leads now, or forwards the commit too) is not indexed here: its
+    /// location is in that node's blob log. This node got the chunk by push
+    /// (indexed when it arrived) or fetches it from the source.
     pub(super) async fn commit_with_chunks(
         &self,
         op: Op,
-        chunks: Vec<(ChunkHash, BlobLocation)>,
+        chunks: Vec<(ChunkHash, ChunkPlacement)>,
     ) -> Result<ApplyOutcome, ShardError> {
+        let me = self.raft.node_id();
+        let op = with_sources(op, &chunks);
         if self.forward_target().is_some() {
-            // The chunks were forwarded too; the leader stored and indexed
-            // them, so it is the refs' source.
-            let leader = self.raft.leader().unwrap_or_default();
-            return self.propose(with_source(op, leader)).await;
+            return self.propose(op).await;
         }
-        let op = with_source(op, self.raft.node_id());
-        let locations = chunks
+        let (mine, elsewhere): (Vec<_>, Vec<_>) =
+            chunks.into_iter().partition(|(_, at)| at.stored_by == me);
+        for (hash, at) in &mine {
+            assert!(
+                self.blob_log.holds(&at.location),
+                "chunk {hash} placed at {:?}, outside this node's blob log",
+                at.location
+            );
+        }
+        if !elsewhere.is_empty() {
+            tracing::info!(
+                shard = self.index,
+                chunks = elsewhere.len(),
+                "committing chunks another node stored (leadership moved during the upload)"
+            );
+            self.catchup
+                .offer(elsewhere.iter().map(|(hash, at)| (*hash, at.stored_by)));
+        }
+        let locations = mine
             .into_iter()
-            .map(|(hash, at)| (hash, at.into()))
+            .map(|(hash, at)| (hash, at.location.into()))
             .collect();
         self.meta.put_blob_locations(locations, false).await?;
         fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
@@ -69,16 +93,25 @@ impl Shard {
         &self,
         buf: ChunkBuf,
         sha256: ChunkHash,
-    ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+    ) -> Result<(ChunkPlacement, ChunkBuf), ShardError> {
         if let Some(forward) = self.forward_target() {
             let location = forward
                 .replicator
                 .forward_append(&forward.leader_addr, sha256, buf.payload())
                 .await
                 .map_err(|e| self.forward_failed(e))?;
-            return Ok((location, buf));
+            let placement = ChunkPlacement {
+                location,
+                stored_by: forward.leader,
+            };
+            return Ok((placement, buf));
         }
-        self.append_here(buf, sha256).await
+        let (location, buf) = self.append_here(buf, sha256).await?;
+        let placement = ChunkPlacement {
+            location,
+            stored_by: self.raft.node_id(),
+        };
+        Ok((placement, buf))
     }
 
     /// A chunk another member forwarded: stored here, and only if this
@@ -304,10 +337,18 @@ impl Shard {
     }
 }
 
-/// `op` with `source` as the source hint of every chunk ref it carries.
-fn with_source(mut op: Op, source: u64) -> Op {
+/// `op` with each chunk ref's source hint set to the node that stored
+/// the chunk.
+fn with_sources(mut op: Op, chunks: &[(ChunkHash, ChunkPlacement)]) -> Op {
+    let stored_by: HashMap<ChunkHash, u64> = chunks
+        .iter()
+        .map(|(hash, at)| (*hash, at.stored_by))
+        .collect();
     for chunk in op_chunks_mut(&mut op).into_iter().flatten() {
-        chunk.source_node = source;
+        let hash = ChunkHash::from_slice(&chunk.sha256);
+        if let Some(&node) = hash.and_then(|h| stored_by.get(&h)) {
+            chunk.source_node = node;
+        }
     }
     op
 }

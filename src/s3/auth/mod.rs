@@ -33,20 +33,14 @@ pub mod sigv4;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::limits::CLOCK_SKEW_MAX;
+use crate::limits::ECHO_BYTES_MAX;
+use crate::limits::PRESIGNED_EXPIRES_S_MAX;
 use canonical::{CanonicalRequest, QueryParam};
 pub use sigv4::ChunkSigner;
 use sigv4::{AmzDate, Credential, Signature};
-
-/// Largest accepted gap between a header-signed request's time and the
-/// server clock, and how far in the future a presigned URL may start (AWS
-/// uses 15 minutes for both).
-pub const CLOCK_SKEW_MAX: Duration = Duration::from_secs(15 * 60);
-/// Longest `X-Amz-Expires` of a presigned URL: seven days, as in AWS.
-pub const PRESIGNED_EXPIRES_S_MAX: u64 = 7 * 24 * 60 * 60;
-/// Client text quoted inside an [`AuthError`] is clipped to this many bytes.
-pub const ECHO_BYTES_MAX: usize = 128;
 
 /// `x-amz-content-sha256` values other than a hex digest.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";

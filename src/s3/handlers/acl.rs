@@ -16,6 +16,8 @@ use shoal_shard::raft::ApplyOutcome;
 
 use super::load_object;
 use super::receive::receive_small_body;
+use crate::limits::ACL_BODY_BYTES_MAX;
+use crate::limits::GRANTS_MAX;
 use crate::route::METADATA_SHARD;
 use crate::s3::access::{self, Caller, Permission, ALL_USERS, AUTHENTICATED_USERS};
 use crate::s3::auth::PayloadMode;
@@ -23,12 +25,6 @@ use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{empty_response, xml_response, Body, S3Context};
-
-/// Largest AccessControlPolicy document read.
-const ACL_BODY_BYTES_MAX: usize = 64 * 1024;
-
-/// Most grants one ACL may hold (S3's limit).
-const GRANTS_MAX: usize = 100;
 
 pub fn get_bucket_acl(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
     let record = ctx

@@ -12,15 +12,13 @@ use shoal_proto::meta::BucketRecord;
 use shoal_shard::raft::ApplyOutcome;
 
 use super::{header_value, iso8601, now_unix_ms, read_xml_body, require_bucket};
+use crate::limits::CREATE_BUCKET_BODY_BYTES_MAX;
 use crate::route::METADATA_SHARD;
 use crate::s3::access::{self, Caller};
 use crate::s3::error::S3Error;
 use crate::s3::request::{validate_bucket_name, S3Request};
 use crate::s3::xml::{self, XmlWriter};
 use crate::s3::{empty_response, xml_response, Body, S3Context};
-
-/// Largest CreateBucket body we read (a CreateBucketConfiguration).
-const CREATE_BUCKET_BODY_BYTES_MAX: usize = 64 * 1024;
 
 /// The caller's buckets only.
 pub fn list_buckets(ctx: &Rc<S3Context>, caller: &Caller) -> Result<Response<Body>, S3Error> {

@@ -15,7 +15,7 @@ use percent_encoding::percent_decode_str;
 use shoal_proto::meta::ObjectManifest;
 use shoal_shard::admission::{AdmissionError, Protocol, Stage};
 use shoal_shard::chunk_hash::ChunkHash;
-use shoal_shard::ops::ShardRequest;
+use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 
 use super::put::{stored_headers, user_metadata, write_outcome, writer_id, DEFAULT_CONTENT_TYPE};
 use super::{etag, iso8601, load_object, now_unix_ms, require_bucket};
@@ -107,7 +107,7 @@ async fn copy_chunks(
     from: u16,
     to: u16,
     source: &ObjectManifest,
-) -> Result<Vec<(ChunkHash, shoal_shard::blob_log::BlobLocation)>, S3Error> {
+) -> Result<Vec<(ChunkHash, ChunkPlacement)>, S3Error> {
     let gate = &ctx.gates[usize::from(to)];
     let mut charge = gate.begin();
     let mut chunks = Vec::with_capacity(source.chunks.len());

@@ -13,17 +13,13 @@ use shoal_proto::meta::DeleteObject;
 
 use super::receive::receive_small_body;
 use super::require_bucket;
+use crate::limits::DELETE_BODY_BYTES_MAX;
+use crate::limits::DELETE_KEYS_MAX;
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{xml_response, Body, S3Context};
-
-/// Most keys one request may name (S3's limit).
-const DELETE_KEYS_MAX: usize = 1000;
-
-/// Largest request body read: 1000 keys of 1024 bytes with their markup.
-const DELETE_BODY_BYTES_MAX: usize = 2 << 20;
 
 struct DeleteList {
     quiet: bool,

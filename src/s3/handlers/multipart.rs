@@ -35,7 +35,7 @@ use super::acl::write_owner;
 use super::copy::parse_source;
 use super::get::plan;
 use super::put::{
-    blob_locations, chunk_refs, insert_checksums, parse_etag, stored_headers, user_metadata,
+    chunk_placements, chunk_refs, insert_checksums, parse_etag, stored_headers, user_metadata,
     write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
 };
 use super::receive::{checksum_header, receive_body, receive_small_body};
@@ -334,7 +334,7 @@ async fn commit_part(
         .router
         .call(owner, |reply| ShardRequest::PutPart {
             part,
-            chunks: blob_locations(&stored.chunks),
+            chunks: chunk_placements(&stored.chunks),
             reply,
         })
         .await?;

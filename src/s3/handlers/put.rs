@@ -9,7 +9,7 @@ use http::{Response, StatusCode};
 use shoal_proto::meta::{ChunkRef, ObjectManifest, WriteCondition};
 use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::limits::OBJECT_BYTES_MAX;
-use shoal_shard::ops::ShardRequest;
+use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 
 use super::receive::receive_body;
@@ -62,7 +62,7 @@ pub async fn put_object(
         .router
         .call(owner, |reply| ShardRequest::CommitObject {
             manifest,
-            chunks: blob_locations(&stored.chunks),
+            chunks: chunk_placements(&stored.chunks),
             condition,
             reply,
         })
@@ -105,11 +105,10 @@ pub(super) fn chunk_refs(chunks: &[StoredChunk]) -> Vec<ChunkRef> {
         .collect()
 }
 
-/// Where stored chunks sit, for the owner shard's blob index.
-pub(super) fn blob_locations(
-    chunks: &[StoredChunk],
-) -> Vec<(ChunkHash, shoal_shard::blob_log::BlobLocation)> {
-    chunks.iter().map(|c| (c.sha256, c.location)).collect()
+/// Where stored chunks sit and which node stored each, for the owner
+/// shard's blob index and the refs' source nodes.
+pub(super) fn chunk_placements(chunks: &[StoredChunk]) -> Vec<(ChunkHash, ChunkPlacement)> {
+    chunks.iter().map(|c| (c.sha256, c.placement)).collect()
 }
 
 /// `x-amz-checksum-<name>` response headers.
