@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use shoal_shard::ids::NodeId;
 use shoal_shard::limits::CHUNK_BYTES;
 
 /// `--version`: the package version and the commit it was built from.
@@ -283,7 +284,7 @@ pub struct NodeConfig {
     pub shards: u16,
     /// Explicit keys; `None` means load or generate them in the data dir.
     pub keys: Option<KeyPair>,
-    pub node_id: u64,
+    pub node_id: NodeId,
     pub admission: AdmissionConfig,
     pub multipart_expiry: std::time::Duration,
     /// Lower-case, without a leading dot or port.
@@ -537,7 +538,7 @@ impl ServeFlags {
             cpus,
             shards,
             keys,
-            node_id: self.node_id,
+            node_id: NodeId(self.node_id),
         })
     }
 }

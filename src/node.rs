@@ -49,6 +49,7 @@ use crate::s3::S3Context;
 use crate::shutdown::{Shutdown, StopLatch};
 use crate::users::SeedUser;
 use crate::{admin, credentials, s3, users};
+use shoal_shard::ids::ShardIndex;
 
 const LAYOUT_FILE: &str = "layout";
 
@@ -79,7 +80,7 @@ pub enum NodeError {
     CredentialsFile(#[from] users::CredentialsFileError),
     #[error("opening metadata of shard {shard}: {source}")]
     Meta {
-        shard: u16,
+        shard: ShardIndex,
         source: shoal_shard::meta::MetaError,
     },
     #[error("starting executor for CPU {cpu}: {source}")]
@@ -97,9 +98,9 @@ pub enum NodeError {
 #[derive(Default)]
 struct CoreChannels {
     /// (shard, receiver) for each local shard, one per remote core.
-    inbound: Vec<(u16, SharedReceiver<ShardRequest>)>,
+    inbound: Vec<(ShardIndex, SharedReceiver<ShardRequest>)>,
     /// (shard, sender) for every shard on another core.
-    outbound: Vec<(u16, SharedSender<ShardRequest>)>,
+    outbound: Vec<(ShardIndex, SharedSender<ShardRequest>)>,
 }
 
 pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeError> {
@@ -134,10 +135,10 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
     let config = Arc::new(config);
     let core_count = config.cpus.len();
     let shard_count = config.shards;
-    let core_of = |shard: u16| usize::from(shard) % core_count;
+    let core_of = |shard: ShardIndex| shard.as_usize() % core_count;
 
     let mut metas = HashMap::new();
-    for shard in 0..shard_count {
+    for shard in (0..shard_count).map(ShardIndex) {
         let dir = shard_dir(&data_dir, shard);
         std::fs::create_dir_all(&dir).map_err(|source| NodeError::DataDir {
             path: dir.clone(),
@@ -150,7 +151,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
 
     let mut channels: Vec<CoreChannels> =
         (0..core_count).map(|_| CoreChannels::default()).collect();
-    for shard in 0..shard_count {
+    for shard in (0..shard_count).map(ShardIndex) {
         for core in (0..core_count).filter(|&c| c != core_of(shard)) {
             let (sender, receiver) = shared_channel::new_bounded(HOP_CHANNEL_DEPTH);
             channels[core].outbound.push((shard, sender));
@@ -206,13 +207,14 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
     let mut executors = Vec::with_capacity(core_count);
     for (core, channels) in channels.into_iter().enumerate() {
         let cpu = config.cpus[core];
-        let local: Vec<(u16, MetaStore, Arc<ShardStats>)> = (0..shard_count)
+        let local: Vec<(ShardIndex, MetaStore, Arc<ShardStats>)> = (0..shard_count)
+            .map(ShardIndex)
             .filter(|&s| core_of(s) == core)
             .map(|s| {
                 (
                     s,
                     metas.remove(&s).expect("each shard opened once"),
-                    Arc::clone(&shard_stats[usize::from(s)]),
+                    Arc::clone(&shard_stats[s.as_usize()]),
                 )
             })
             .collect();
@@ -279,7 +281,7 @@ fn node_budgets(config: &NodeConfig) -> NodeBudgets {
     NodeBudgets::new(config.shards, slices, config.admission.shared_budget_bytes)
 }
 
-fn shard_dir(data_dir: &Path, shard: u16) -> PathBuf {
+fn shard_dir(data_dir: &Path, shard: ShardIndex) -> PathBuf {
     data_dir.join(format!("shard-{shard:04}"))
 }
 
@@ -327,7 +329,7 @@ struct CoreStart {
     config: Arc<NodeConfig>,
     /// Users to make sure of, on the metadata shard's core.
     seeds: Option<Vec<SeedUser>>,
-    local: Vec<(u16, MetaStore, Arc<ShardStats>)>,
+    local: Vec<(ShardIndex, MetaStore, Arc<ShardStats>)>,
     channels: CoreChannels,
     directory: Arc<Directory>,
     cluster: ClusterOptions,
@@ -374,7 +376,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
     // Connect both ends of every hop channel; each connect waits for its peer.
     for (index, receiver) in channels.inbound {
         let shard = Rc::clone(&shards[&index]);
-        let stats = Arc::clone(&registry.shards[usize::from(index)]);
+        let stats = Arc::clone(&registry.shards[index.as_usize()]);
         glommio::spawn_local(async move {
             let receiver = receiver.connect().await;
             while let Some(request) = receiver.recv().await {
@@ -514,7 +516,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
 /// asks the cluster to add each of them to its group.
 async fn join_cluster(
     config: &NodeConfig,
-    shards: &HashMap<u16, Rc<Shard>>,
+    shards: &HashMap<ShardIndex, Rc<Shard>>,
     secret: &ClusterSecret,
 ) -> Result<(), String> {
     let Some(cluster) = &config.cluster else {
@@ -549,7 +551,7 @@ async fn join_cluster(
         peer::join::join(&joiner, contact, index, JOIN_WAIT_MAX)
             .await
             .map_err(|e| format!("joining the cluster through {contact} (shard {index}): {e}"))?;
-        tracing::info!(shard = index, contact = %contact, "joined the shard's group");
+        tracing::info!(shard = index.get(), contact = %contact, "joined the shard's group");
     }
     Ok(())
 }

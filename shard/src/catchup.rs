@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::chunk_hash::ChunkHash;
+use crate::ids::NodeId;
 use crate::limits::CATCHUP_DELAY;
 use crate::limits::CATCHUP_QUEUE_MAX;
 
@@ -24,7 +25,7 @@ use crate::limits::CATCHUP_QUEUE_MAX;
 pub struct Wanted {
     pub sha256: ChunkHash,
     /// The node that stored it first (0: unknown).
-    pub source_node: u64,
+    pub source_node: NodeId,
     /// When a worker may take it.
     pub due: Instant,
 }
@@ -50,7 +51,7 @@ impl Default for Catchup {
 
 impl Catchup {
     /// Queues chunks to look for after [`CATCHUP_DELAY`]; never waits.
-    pub fn offer(&self, chunks: impl IntoIterator<Item = (ChunkHash, u64)>) {
+    pub fn offer(&self, chunks: impl IntoIterator<Item = (ChunkHash, NodeId)>) {
         let due = Instant::now() + CATCHUP_DELAY;
         let mut queue = self.queue.borrow_mut();
         let mut added = 0;
@@ -158,13 +159,13 @@ mod tests {
         run_local(|| async {
             let catchup = Catchup::default();
             let offered = Instant::now();
-            catchup.offer([([1; 32].into(), 7), ([2; 32].into(), 0)]);
+            catchup.offer([([1; 32].into(), NodeId(7)), ([2; 32].into(), NodeId(0))]);
             assert_eq!(catchup.pending(), 2);
             let first = catchup.next().await;
             assert!(offered.elapsed() >= CATCHUP_DELAY);
             assert_eq!(
                 (first.sha256, first.source_node),
-                (ChunkHash::from([1; 32]), 7)
+                (ChunkHash::from([1; 32]), NodeId(7))
             );
             assert_eq!(catchup.next().await.sha256, ChunkHash::from([2; 32]));
             assert_eq!(catchup.pending(), 0);

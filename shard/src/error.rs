@@ -1,6 +1,7 @@
 //! What can go wrong inside a shard, as the front end sees it.
 
 use crate::blob_log::BlobLogError;
+use crate::ids::ShardIndex;
 use crate::meta::MetaError;
 use crate::raft::RaftError;
 
@@ -24,11 +25,11 @@ pub enum ShardError {
     /// This node could not confirm in time that it has applied every
     /// acknowledged write, so it does not answer the read.
     #[error("shard {shard} has not applied up to the read index {index} in time")]
-    NotCurrent { shard: u16, index: u64 },
+    NotCurrent { shard: ShardIndex, index: u64 },
     /// An inline entry carrying the chunk could not be committed.
     #[error("writing a chunk inline failed: {reason}")]
     InlineWrite { reason: String },
     /// The shard's core is gone (shutting down) and dropped the request.
     #[error("shard {shard} stopped")]
-    Stopped { shard: u16 },
+    Stopped { shard: ShardIndex },
 }

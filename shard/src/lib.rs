@@ -25,6 +25,7 @@ pub mod chunk;
 pub mod chunk_hash;
 pub mod directory;
 pub mod error;
+pub mod ids;
 pub mod limits;
 pub mod meta;
 #[cfg(test)]

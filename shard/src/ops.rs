@@ -15,6 +15,7 @@ use crate::blob_log::BlobLocation;
 use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
+use crate::ids::{NodeId, ShardIndex};
 use crate::raft::ApplyOutcome;
 use crate::usage::{Freshness, ShardUsage};
 
@@ -25,7 +26,7 @@ use crate::usage::{Freshness, ShardUsage};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkPlacement {
     pub location: BlobLocation,
-    pub stored_by: u64,
+    pub stored_by: NodeId,
 }
 
 /// Where a request's answer goes.
@@ -34,16 +35,16 @@ pub type Reply<T> = oneshot::Sender<Result<T, ShardError>>;
 /// A shard's raft group as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupView {
-    pub shard: u16,
-    pub leader: Option<u64>,
+    pub shard: ShardIndex,
+    pub leader: Option<NodeId>,
     /// `(node id, peer address, voter?)`.
-    pub members: Vec<(u64, String, bool)>,
+    pub members: Vec<(NodeId, String, bool)>,
     /// `(node id, what it advertises)`; `None` for a member this node has
     /// not heard from.
-    pub capabilities: Vec<(u64, Option<Vec<String>>)>,
+    pub capabilities: Vec<(NodeId, Option<Vec<String>>)>,
     /// `(node id, milliseconds since this shard last exchanged a frame with
     /// it)`; `None` if never (this node itself included).
-    pub last_contact_ms: Vec<(u64, Option<u64>)>,
+    pub last_contact_ms: Vec<(NodeId, Option<u64>)>,
     /// Whether the group can commit writes, as far as this node can tell.
     pub has_quorum: bool,
 }
@@ -95,7 +96,7 @@ pub enum ShardRequest {
     /// the ref's hint of who stored it first.
     ReadChunk {
         sha256: ChunkHash,
-        source_node: u64,
+        source_node: NodeId,
         reply: Reply<Bytes>,
     },
     /// Up to `limit` objects whose keys start with `prefix` and sort after
@@ -132,13 +133,13 @@ pub enum ShardRequest {
     },
     /// Add a node to the shard's group (leader only).
     AddMember {
-        node_id: u64,
+        node_id: NodeId,
         peer_addr: String,
         reply: Reply<()>,
     },
     /// Remove a node from the shard's group (leader only).
     RemoveMember {
-        node_id: u64,
+        node_id: NodeId,
         reply: Reply<()>,
     },
     GetUpload {

@@ -29,6 +29,7 @@ use crate::blob_log::BlobLocation;
 use crate::chunk_hash::ChunkHash;
 use crate::raft::ApplyOutcome;
 
+use crate::ids::{NodeId, ShardIndex};
 use crate::limits::CAPABILITIES_TTL;
 use crate::limits::IDLE_CONNECTIONS_PER_PEER_MAX;
 use crate::peer::client::{connect, request};
@@ -80,8 +81,8 @@ pub fn advertises_offload(capabilities: &[String]) -> bool {
 
 /// One shard's pushes and fetches, with a few idle connections per peer.
 pub struct Replicator {
-    shard: u16,
-    node_id: u64,
+    shard: ShardIndex,
+    node_id: NodeId,
     secret: ClusterSecret,
     idle: RefCell<HashMap<String, Vec<TcpStream>>>,
     /// Peer address → its capabilities and when they were learned.
@@ -89,7 +90,7 @@ pub struct Replicator {
 }
 
 impl Replicator {
-    pub fn new(shard: u16, node_id: u64, secret: ClusterSecret) -> Replicator {
+    pub fn new(shard: ShardIndex, node_id: NodeId, secret: ClusterSecret) -> Replicator {
         Replicator {
             shard,
             node_id,
@@ -122,7 +123,7 @@ impl Replicator {
                 Some(capabilities)
             }
             Err(e) => {
-                tracing::debug!(shard = self.shard, peer = %addr, error = %e, "capabilities unknown");
+                tracing::debug!(shard = self.shard.get(), peer = %addr, error = %e, "capabilities unknown");
                 known.map(|(capabilities, _)| capabilities)
             }
         }
@@ -249,10 +250,10 @@ impl Replicator {
             match self.call(&addr, header, &[]).await {
                 Ok(bytes) if ChunkHash::of(&bytes) == sha256 => return Some(bytes),
                 Ok(_) => {
-                    tracing::warn!(shard = self.shard, peer = %addr, "fetched chunk failed its check")
+                    tracing::warn!(shard = self.shard.get(), peer = %addr, "fetched chunk failed its check")
                 }
                 Err(e) => {
-                    tracing::debug!(shard = self.shard, peer = %addr, error = %e, "chunk fetch failed")
+                    tracing::debug!(shard = self.shard.get(), peer = %addr, error = %e, "chunk fetch failed")
                 }
             }
         }

@@ -34,6 +34,7 @@ use crate::route::METADATA_SHARD;
 use crate::s3::access::{bucket_owner, display_name};
 use crate::s3::S3Context;
 use crate::users::change;
+use shoal_shard::ids::ShardIndex;
 
 pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) -> Answer {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -63,7 +64,7 @@ pub async fn usage(
     bucket: Option<&str>,
     freshness: Freshness,
 ) -> Result<BTreeMap<String, BucketUsage>, String> {
-    let asks = (0..ctx.router.shard_count()).map(|shard| {
+    let asks = ctx.router.shards().map(|shard| {
         ctx.router.call(shard, |reply| ShardRequest::BucketUsage {
             bucket: bucket.map(str::to_string),
             freshness,
@@ -167,7 +168,10 @@ async fn delete(ctx: &S3Context, name: &str, force: bool) -> Answer {
     }
     let mut removed = (0, 0);
     if force {
-        let emptied = (0..ctx.router.shard_count()).map(|shard| empty_shard(ctx, shard, name));
+        let emptied = ctx
+            .router
+            .shards()
+            .map(|shard| empty_shard(ctx, shard, name));
         for result in futures::future::join_all(emptied).await {
             let (objects, uploads) = result?;
             removed.0 += objects;
@@ -218,7 +222,7 @@ async fn delete(ctx: &S3Context, name: &str, force: bool) -> Answer {
 /// behind is found by the emptiness check that follows.
 async fn empty_shard(
     ctx: &S3Context,
-    shard: u16,
+    shard: ShardIndex,
     bucket: &str,
 ) -> Result<(u64, u64), (StatusCode, String)> {
     let router = &ctx.router;

@@ -21,6 +21,7 @@ use shoal_shard::replication::advertises_offload;
 use super::text;
 use crate::limits::MEMBER_LIVE_WINDOW_MS;
 use crate::s3::{Body, S3Context};
+use shoal_shard::ids::NodeId;
 
 const _: () =
     assert!(MEMBER_LIVE_WINDOW_MS as u128 <= shoal_shard::raft::ELECTION_TIMEOUT_MIN.as_millis());
@@ -47,17 +48,19 @@ pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) ->
         (&Method::POST, ["admin", "cluster", "snapshot"]) => Ok(snapshot(ctx).await),
         (&Method::POST, ["admin", "cluster", "members"]) => {
             match (
-                param("node_id").and_then(|n| n.parse().ok()),
+                param("node_id").and_then(|n| n.parse::<u64>().ok().map(NodeId)),
                 param("peer_addr"),
             ) {
                 (Some(node_id), Some(peer_addr)) => Ok(change(ctx, node_id, Some(peer_addr)).await),
                 _ => Err("give node_id=<u64> and peer_addr=<host:port>"),
             }
         }
-        (&Method::DELETE, ["admin", "cluster", "members", id]) => match id.parse() {
-            Ok(node_id) => Ok(change(ctx, node_id, None).await),
-            Err(_) => Err("the node id is a number"),
-        },
+        (&Method::DELETE, ["admin", "cluster", "members", id]) => {
+            match id.parse::<u64>().map(NodeId) {
+                Ok(node_id) => Ok(change(ctx, node_id, None).await),
+                Err(_) => Err("the node id is a number"),
+            }
+        }
         _ => {
             return text(
                 StatusCode::NOT_FOUND,
@@ -78,14 +81,14 @@ pub async fn serve(ctx: &S3Context, method: &Method, path: &str, query: &str) ->
 
 async fn overview(ctx: &S3Context) -> (StatusCode, Value) {
     let mut shards = Vec::new();
-    for shard in 0..ctx.router.shard_count() {
+    for shard in ctx.router.shards() {
         match ctx
             .router
             .call(shard, |reply| ShardRequest::ClusterView { reply })
             .await
         {
             Ok(view) => {
-                let advertised = |id: &u64| {
+                let advertised = |id: &NodeId| {
                     view.capabilities
                         .iter()
                         .find(|(member, _)| member == id)
@@ -97,7 +100,7 @@ async fn overview(ctx: &S3Context) -> (StatusCode, Value) {
                     .members
                     .iter()
                     .all(|(id, _, _)| advertised(id).is_some_and(|c| advertises_offload(&c)));
-                let last_contact_ms = |id: &u64| {
+                let last_contact_ms = |id: &NodeId| {
                     view.last_contact_ms
                         .iter()
                         .find(|(member, _)| member == id)
@@ -130,7 +133,7 @@ async fn overview(ctx: &S3Context) -> (StatusCode, Value) {
 async fn snapshot(ctx: &S3Context) -> (StatusCode, Value) {
     let mut shards = Vec::new();
     let mut all_built = true;
-    for shard in 0..ctx.router.shard_count() {
+    for shard in ctx.router.shards() {
         let built = ctx
             .router
             .call(shard, |reply| ShardRequest::Snapshot { reply })
@@ -159,10 +162,14 @@ async fn snapshot(ctx: &S3Context) -> (StatusCode, Value) {
 }
 
 /// Adds (with an address) or removes `node_id` in every shard group.
-async fn change(ctx: &S3Context, node_id: u64, peer_addr: Option<String>) -> (StatusCode, Value) {
+async fn change(
+    ctx: &S3Context,
+    node_id: NodeId,
+    peer_addr: Option<String>,
+) -> (StatusCode, Value) {
     let mut results = Vec::new();
     let mut all_done = true;
-    for shard in 0..ctx.router.shard_count() {
+    for shard in ctx.router.shards() {
         let outcome = match &peer_addr {
             Some(addr) => {
                 let peer_addr = addr.clone();

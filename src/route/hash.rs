@@ -7,20 +7,21 @@
 
 use std::hash::Hasher;
 
+use shoal_shard::ids::ShardIndex;
 use siphasher::sip::SipHasher13;
 
 /// Shard that holds bucket records.
-pub const METADATA_SHARD: u16 = 0;
+pub const METADATA_SHARD: ShardIndex = ShardIndex(0);
 
 const HASH_KEY: &[u8; 16] = b"shoal/shard/v1\0\0";
 
-pub fn shard_of(bucket: &str, key: &str, shards: u16) -> u16 {
+pub fn shard_of(bucket: &str, key: &str, shards: u16) -> ShardIndex {
     assert!(shards > 0);
     let mut hasher = SipHasher13::new_with_key(HASH_KEY);
     hasher.write(bucket.as_bytes());
     hasher.write(&[0]);
     hasher.write(key.as_bytes());
-    (hasher.finish() % u64::from(shards)) as u16
+    ShardIndex((hasher.finish() % u64::from(shards)) as u16)
 }
 
 #[cfg(test)]
@@ -37,9 +38,17 @@ mod tests {
             ("logs", "2026-11-26/x", 9, 121),
         ];
         for (bucket, key, of_16, of_1000) in vectors {
-            assert_eq!(shard_of(bucket, key, 16), of_16, "{bucket}/{key}");
-            assert_eq!(shard_of(bucket, key, 1000), of_1000, "{bucket}/{key}");
-            assert_eq!(shard_of(bucket, key, 1), 0);
+            assert_eq!(
+                shard_of(bucket, key, 16),
+                ShardIndex(of_16),
+                "{bucket}/{key}"
+            );
+            assert_eq!(
+                shard_of(bucket, key, 1000),
+                ShardIndex(of_1000),
+                "{bucket}/{key}"
+            );
+            assert_eq!(shard_of(bucket, key, 1), ShardIndex(0));
         }
     }
 
@@ -47,7 +56,7 @@ mod tests {
     fn spreads_keys_over_every_shard() {
         let mut seen = [0u32; 8];
         for i in 0..8000 {
-            seen[shard_of("bucket", &format!("key-{i}"), 8) as usize] += 1;
+            seen[shard_of("bucket", &format!("key-{i}"), 8).as_usize()] += 1;
         }
         assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
     }

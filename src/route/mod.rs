@@ -17,6 +17,7 @@ use futures::channel::oneshot;
 use glommio::channels::shared_channel::ConnectedSender;
 use shoal_proto::meta::meta_command::Op;
 use shoal_shard::error::ShardError;
+use shoal_shard::ids::ShardIndex;
 use shoal_shard::ops::{Reply, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 use shoal_shard::shard::{Shard, ShardStats};
@@ -27,8 +28,8 @@ pub use hash::{shard_of, METADATA_SHARD};
 /// channel.
 pub struct Router {
     shard_count: u16,
-    local: HashMap<u16, Rc<Shard>>,
-    remote: HashMap<u16, ConnectedSender<ShardRequest>>,
+    local: HashMap<ShardIndex, Rc<Shard>>,
+    remote: HashMap<ShardIndex, ConnectedSender<ShardRequest>>,
     /// Every shard's stats, for the hop-queue depth gauge.
     stats: Arc<Vec<Arc<ShardStats>>>,
 }
@@ -36,11 +37,11 @@ pub struct Router {
 impl Router {
     pub fn new(
         shard_count: u16,
-        local: HashMap<u16, Rc<Shard>>,
-        remote: HashMap<u16, ConnectedSender<ShardRequest>>,
+        local: HashMap<ShardIndex, Rc<Shard>>,
+        remote: HashMap<ShardIndex, ConnectedSender<ShardRequest>>,
         stats: Arc<Vec<Arc<ShardStats>>>,
     ) -> Self {
-        for shard in 0..shard_count {
+        for shard in (0..shard_count).map(ShardIndex) {
             assert!(
                 local.contains_key(&shard) ^ remote.contains_key(&shard),
                 "shard {shard} must be reachable exactly one way"
@@ -58,15 +59,20 @@ impl Router {
         self.shard_count
     }
 
+    /// Every shard of the node, in index order.
+    pub fn shards(&self) -> impl Iterator<Item = ShardIndex> {
+        (0..self.shard_count).map(ShardIndex)
+    }
+
     /// The shard owning `bucket/key`.
-    pub fn owner(&self, bucket: &str, key: &str) -> u16 {
+    pub fn owner(&self, bucket: &str, key: &str) -> ShardIndex {
         shard_of(bucket, key, self.shard_count)
     }
 
     /// Whether any shard holds an object of `bucket`: objects live on
     /// every shard, so the bucket is empty only if all of them say so.
     pub async fn bucket_has_objects(&self, bucket: &str) -> Result<bool, ShardError> {
-        let checks = (0..self.shard_count).map(|shard| {
+        let checks = self.shards().map(|shard| {
             self.call(shard, |reply| ShardRequest::BucketHasObjects {
                 bucket: bucket.to_string(),
                 reply,
@@ -84,7 +90,7 @@ impl Router {
     /// waits for its answer.
     pub async fn call<T>(
         &self,
-        shard: u16,
+        shard: ShardIndex,
         build: impl FnOnce(Reply<T>) -> ShardRequest,
     ) -> Result<T, ShardError> {
         let (reply, answer) = oneshot::channel();
@@ -93,7 +99,7 @@ impl Router {
             local.dispatch(request).await;
         } else {
             let sender = self.remote.get(&shard).expect("router covers every shard");
-            let depth = &self.stats[usize::from(shard)].hop_queue_depth;
+            let depth = &self.stats[shard.as_usize()].hop_queue_depth;
             depth.fetch_add(1, Ordering::Relaxed);
             if sender.send(request).await.is_err() {
                 depth.fetch_sub(1, Ordering::Relaxed);
@@ -104,7 +110,7 @@ impl Router {
     }
 
     /// Commits `op` through `shard`'s group and answers how it applied.
-    pub async fn propose(&self, shard: u16, op: Op) -> Result<ApplyOutcome, ShardError> {
+    pub async fn propose(&self, shard: ShardIndex, op: Op) -> Result<ApplyOutcome, ShardError> {
         self.call(shard, |reply| ShardRequest::Propose { op, reply })
             .await
     }

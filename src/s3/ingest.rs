@@ -30,6 +30,7 @@ use super::checksum::Checksummer;
 use super::error::S3Error;
 use super::md5_lanes::{ActiveUpload, Md5Answer};
 use super::S3Context;
+use shoal_shard::ids::ShardIndex;
 
 /// One durable chunk of the upload, in body order.
 #[derive(Clone, Debug)]
@@ -58,7 +59,7 @@ type AppendTask = glommio::Task<Result<StoredChunk, ShardError>>;
 
 pub struct Ingest {
     ctx: Rc<S3Context>,
-    owner: u16,
+    owner: ShardIndex,
     protocol: Protocol,
     /// Units held of the owner shard's budget: one per chunk buffer in use.
     charge: Charge,
@@ -87,13 +88,13 @@ pub struct Ingest {
 impl Ingest {
     pub fn new(
         ctx: Rc<S3Context>,
-        owner: u16,
+        owner: ShardIndex,
         protocol: Protocol,
         hash_body: bool,
         checksum: Option<Checksummer>,
     ) -> Self {
         let active = ctx.md5_lanes.register();
-        let charge = ctx.gates[usize::from(owner)].begin();
+        let charge = ctx.gates[owner.as_usize()].begin();
         Ingest {
             ctx,
             owner,
@@ -146,7 +147,7 @@ impl Ingest {
 
     async fn acquire_unit(&mut self) -> Result<(), S3Error> {
         loop {
-            let gate = &self.ctx.gates[usize::from(self.owner)];
+            let gate = &self.ctx.gates[self.owner.as_usize()];
             match gate
                 .acquire(&mut self.charge, Stage::PerBatch, self.protocol)
                 .await

@@ -2,6 +2,7 @@
 //! releases on the same core, on another thread and from another shard's
 //! return to the shared pool; timeouts, FIFO order, cancellation, retunes.
 
+use crate::ids::ShardIndex;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -38,7 +39,7 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 
 fn gate(slice_units: u64, shared_units: u64, timeout: Duration) -> Rc<Gate> {
     let shared = Arc::new(SharedPool::new(shared_units));
-    let budget = ShardBudget::new(0, slice_units, shared);
+    let budget = ShardBudget::new(ShardIndex(0), slice_units, shared);
     Rc::new(Gate::new(
         budget,
         Arc::new(AdmissionStats::default()),
@@ -371,25 +372,29 @@ fn a_full_slice_borrows_and_a_return_wakes_the_other_shard() {
         let node = NodeBudgets::new(2, SliceBudget::PerShard { bytes: MIB }, MIB);
         let stats = Arc::new(AdmissionStats::default());
         let a = Rc::new(Gate::new(
-            Arc::clone(node.shard(0)),
+            Arc::clone(node.shard(ShardIndex(0))),
             Arc::clone(&stats),
             LONG,
         ));
-        let b = Gate::new(Arc::clone(node.shard(1)), Arc::clone(&stats), LONG);
+        let b = Gate::new(
+            Arc::clone(node.shard(ShardIndex(1))),
+            Arc::clone(&stats),
+            LONG,
+        );
         let own = holding_one(&a).await;
         assert_eq!(own.borrowed_units(), 0);
         let borrower = holding_one(&a).await;
         assert_eq!(borrower.borrowed_units(), 1, "slice full: borrowed");
-        let snapshot = node.shard(0).snapshot();
+        let snapshot = node.shard(ShardIndex(0)).snapshot();
         assert_eq!(
             (snapshot.inflight_bytes, snapshot.borrowed_bytes),
             (2 * MIB, MIB)
         );
-        assert!(!node.shard(0).has_headroom(MIB));
+        assert!(!node.shard(ShardIndex(0)).has_headroom(MIB));
 
         // Shard B fills its slice and then waits for the shared pool.
         let b_own = holding_one(&b).await;
-        assert!(!node.shard(1).has_headroom(1));
+        assert!(!node.shard(ShardIndex(1)).has_headroom(1));
         assert!(b.peek(1, FIXED).is_err());
         assert_eq!(stats.rejections(Stage::PreReserve, FIXED), 1);
         let mut b_second = b.begin();
@@ -564,8 +569,12 @@ fn a_charge_through_another_shards_gate_is_a_bug() {
     run(|| async {
         let node = NodeBudgets::new(2, SliceBudget::PerShard { bytes: MIB }, 0);
         let stats = Arc::new(AdmissionStats::default());
-        let a = Gate::new(Arc::clone(node.shard(0)), Arc::clone(&stats), LONG);
-        let mut charge = node.shard(1).charge();
+        let a = Gate::new(
+            Arc::clone(node.shard(ShardIndex(0))),
+            Arc::clone(&stats),
+            LONG,
+        );
+        let mut charge = node.shard(ShardIndex(1)).charge();
         let _ = a.acquire(&mut charge, BATCH, FIXED).await;
     });
 }

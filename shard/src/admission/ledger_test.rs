@@ -2,6 +2,7 @@
 //! charge holds, and (exhaustively, over every short sequence of
 //! operations) that the pools always equal the sum of what charges hold.
 
+use crate::ids::ShardIndex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -259,7 +260,11 @@ fn charge_units_grant_must_match_shortfall() {
 }
 
 fn budget(slice_units: u64, shared_units: u64) -> Arc<ShardBudget> {
-    ShardBudget::new(0, slice_units, Arc::new(SharedPool::new(shared_units)))
+    ShardBudget::new(
+        ShardIndex(0),
+        slice_units,
+        Arc::new(SharedPool::new(shared_units)),
+    )
 }
 
 #[test]
@@ -366,9 +371,9 @@ fn node_budgets_build_and_retune() {
         .collect();
     assert_eq!(caps, vec![3 * MIB, 3 * MIB, 2 * MIB]);
     assert_eq!(node.shared().capacity_bytes(), 2 * MIB);
-    assert_eq!(node.shard(2).shard(), 2);
+    assert_eq!(node.shard(ShardIndex(2)).shard(), ShardIndex(2));
 
-    let mut held = node.shard(0).charge();
+    let mut held = node.shard(ShardIndex(0)).charge();
     assert_eq!(held.try_grant(true), Attempt::Granted);
     node.retune(Some(SliceBudget::PerShard { bytes: 0 }), None);
     assert!(node
@@ -376,10 +381,14 @@ fn node_budgets_build_and_retune() {
         .iter()
         .all(|s| s.snapshot().capacity_bytes == 0));
     assert_eq!(node.shared().capacity_bytes(), 2 * MIB, "left as it was");
-    assert_eq!(node.shard(0).snapshot().inflight_bytes, MIB, "still held");
+    assert_eq!(
+        node.shard(ShardIndex(0)).snapshot().inflight_bytes,
+        MIB,
+        "still held"
+    );
     drop(held);
     assert_eq!(
-        node.shard(0).snapshot().inflight_bytes,
+        node.shard(ShardIndex(0)).snapshot().inflight_bytes,
         0,
         "and returned without underflow"
     );
@@ -444,8 +453,8 @@ fn every_short_sequence_keeps_the_books() {
 
 fn run_sequence(sequence: &[usize]) {
     let shared = Arc::new(SharedPool::new(1));
-    let a = ShardBudget::new(0, 2, Arc::clone(&shared));
-    let b = ShardBudget::new(1, 1, Arc::clone(&shared));
+    let a = ShardBudget::new(ShardIndex(0), 2, Arc::clone(&shared));
+    let b = ShardBudget::new(ShardIndex(1), 1, Arc::clone(&shared));
     let mut charges = [a.charge(), a.charge(), b.charge()];
     for &op in sequence {
         match OPS[op] {
@@ -584,7 +593,7 @@ fn cores_racing_for_the_shared_pool_never_overfill_it() {
     let borrowed_now = Arc::new(AtomicU64::new(0));
     let borrowed_max = Arc::new(AtomicU64::new(0));
     let budgets: Vec<_> = (0..THREADS)
-        .map(|i| ShardBudget::new(i as u16, 1, Arc::clone(&shared)))
+        .map(|i| ShardBudget::new(ShardIndex(i as u16), 1, Arc::clone(&shared)))
         .collect();
     let threads: Vec<_> = budgets
         .iter()

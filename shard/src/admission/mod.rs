@@ -133,6 +133,7 @@ pub use stats::{AdmissionStats, Protocol, Stage, WaitHistogram, WAIT_BOUNDS_S, W
 
 use ledger::{ChargeUnits, Held, Pool};
 
+use crate::ids::ShardIndex;
 use crate::limits::{ADMISSION_CAPACITY_UNITS_MAX, ADMISSION_UNIT_BYTES};
 
 /// How the flags size the shard slices.
@@ -173,7 +174,7 @@ impl NodeBudgets {
         let shards = (0..shards)
             .map(|shard| {
                 let units = slices.slice_units(count, usize::from(shard));
-                ShardBudget::new(shard, units, Arc::clone(&shared))
+                ShardBudget::new(ShardIndex(shard), units, Arc::clone(&shared))
             })
             .collect();
         NodeBudgets { shared, shards }
@@ -185,8 +186,8 @@ impl NodeBudgets {
 
     /// Shard `index`'s budget. An index past the shard count is a routing
     /// bug: it panics.
-    pub fn shard(&self, index: u16) -> &Arc<ShardBudget> {
-        &self.shards[usize::from(index)]
+    pub fn shard(&self, index: ShardIndex) -> &Arc<ShardBudget> {
+        &self.shards[index.as_usize()]
     }
 
     pub fn shards(&self) -> &[Arc<ShardBudget>] {
@@ -255,7 +256,7 @@ impl fmt::Debug for SharedPool {
 /// One shard's budget: its slice, what its charges hold, and its waiters'
 /// wake-up. Shared (`Arc`) with every core.
 pub struct ShardBudget {
-    shard: u16,
+    shard: ShardIndex,
     slice: Pool,
     /// Units this shard's charges hold of the shared pool (a gauge; the
     /// shared pool counts them too).
@@ -268,7 +269,7 @@ pub struct ShardBudget {
 /// A read of one shard's gauges, for the metrics endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BudgetSnapshot {
-    pub shard: u16,
+    pub shard: ShardIndex,
     /// The slice's capacity.
     pub capacity_bytes: u64,
     /// Held by this shard's charges: of its slice plus borrowed.
@@ -278,7 +279,7 @@ pub struct BudgetSnapshot {
 }
 
 impl ShardBudget {
-    pub fn new(shard: u16, slice_units: u64, shared: Arc<SharedPool>) -> Arc<ShardBudget> {
+    pub fn new(shard: ShardIndex, slice_units: u64, shared: Arc<SharedPool>) -> Arc<ShardBudget> {
         Arc::new(ShardBudget {
             shard,
             slice: Pool::new(slice_units.min(ADMISSION_CAPACITY_UNITS_MAX)),
@@ -288,7 +289,7 @@ impl ShardBudget {
         })
     }
 
-    pub fn shard(&self) -> u16 {
+    pub fn shard(&self) -> ShardIndex {
         self.shard
     }
 
@@ -431,7 +432,7 @@ pub struct Charge {
 }
 
 impl Charge {
-    pub fn shard(&self) -> u16 {
+    pub fn shard(&self) -> ShardIndex {
         self.budget.shard
     }
 

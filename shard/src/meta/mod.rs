@@ -66,6 +66,7 @@ use keys::Cf;
 pub use keys::{is_upload_id, UPLOAD_ID_LEN};
 
 use crate::chunk_hash::ChunkHash;
+use crate::ids::NodeId;
 use crate::limits::LIST_KEYS_MAX;
 
 /// What one bucket holds on one shard.
@@ -285,7 +286,7 @@ impl MetaStore {
         &self,
         from: ChunkScan,
         records_max: usize,
-    ) -> Result<(Vec<(ChunkHash, u64)>, Option<ChunkScan>), MetaError> {
+    ) -> Result<(Vec<(ChunkHash, NodeId)>, Option<ChunkScan>), MetaError> {
         self.blocking("missing_chunks", move |db| {
             let family = if from.parts { Cf::Parts } else { Cf::Objects };
             let mut iter = db.raw_iterator_cf(cf(db, family));
@@ -450,10 +451,10 @@ pub(crate) fn record_chunks(
 }
 
 /// `(sha256, source node)` of each ref whose hash is well formed.
-pub(crate) fn hashed_refs(chunks: &[ChunkRef]) -> impl Iterator<Item = (ChunkHash, u64)> + '_ {
+pub(crate) fn hashed_refs(chunks: &[ChunkRef]) -> impl Iterator<Item = (ChunkHash, NodeId)> + '_ {
     chunks.iter().filter_map(|c| {
         let sha256 = ChunkHash::from_slice(&c.sha256)?;
-        Some((sha256, c.source_node))
+        Some((sha256, NodeId(c.source_node)))
     })
 }
 

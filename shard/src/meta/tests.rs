@@ -345,7 +345,10 @@ fn a_chunk_scan_finds_refs_without_a_local_copy_in_objects_and_parts() {
         missing.dedup();
         let hashes: Vec<u8> = missing.iter().map(|(hash, _)| hash.as_bytes()[0]).collect();
         assert_eq!(hashes, [0, 2, 4, 9]);
-        assert!(missing.contains(&(h(9), 2)), "the source hint comes along");
+        assert!(
+            missing.contains(&(h(9), crate::ids::NodeId(2))),
+            "the source hint comes along"
+        );
         assert!(pages >= 3, "{pages} pages");
     });
 }

@@ -17,6 +17,7 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::FutureExt;
 use glommio::net::{TcpListener, TcpStream};
 
+use crate::ids::{NodeId, ShardIndex};
 use crate::meta::MetaStore;
 use crate::peer::server::{serve, PeerPort};
 use crate::peer::ClusterSecret;
@@ -111,7 +112,7 @@ async fn pump(
 /// One node of a [`TestCluster`]: its shard 0 and the relay in front of
 /// its peer port.
 pub(crate) struct TestNode {
-    pub node_id: u64,
+    pub node_id: NodeId,
     pub shard: Rc<Shard>,
     pub relay: Relay,
     _dir: tempfile::TempDir,
@@ -127,8 +128,8 @@ impl TestCluster {
     pub async fn start(size: u64) -> TestCluster {
         let secret = ClusterSecret::new(b"a test cluster's shared secret").expect("secret");
         let mut nodes = Vec::new();
-        for node_id in 1..=size {
-            nodes.push(TestNode::start(node_id, &secret).await);
+        for id in 1..=size {
+            nodes.push(TestNode::start(NodeId(id), &secret).await);
         }
         let first = &nodes[0].shard;
         for node in &nodes[1..] {
@@ -141,8 +142,8 @@ impl TestCluster {
         TestCluster { nodes }
     }
 
-    pub fn node(&self, node_id: u64) -> &TestNode {
-        &self.nodes[usize::try_from(node_id - 1).expect("small id")]
+    pub fn node(&self, node_id: NodeId) -> &TestNode {
+        &self.nodes[usize::try_from(node_id.get() - 1).expect("small id")]
     }
 
     /// The current leader, waiting up to `within` for one every member
@@ -175,20 +176,20 @@ impl TestCluster {
 }
 
 impl TestNode {
-    async fn start(node_id: u64, secret: &ClusterSecret) -> TestNode {
+    async fn start(node_id: NodeId, secret: &ClusterSecret) -> TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = TcpListener::bind("127.0.0.1:0").expect("peer port binds");
         let relay = Relay::start(listener.local_addr().expect("peer address"));
         let meta = MetaStore::open(&dir.path().join("meta")).expect("store opens");
         let options = ShardOptions {
-            index: 0,
+            index: ShardIndex(0),
             node_id,
             blob_dir: dir.path().join("blobs"),
             directory: None,
             cluster: ClusterOptions {
                 peer_addr: relay.addr.clone(),
                 secret: Some(secret.clone()),
-                bootstrap: node_id == 1,
+                bootstrap: node_id == NodeId(1),
                 ..ClusterOptions::single_node()
             },
         };
@@ -198,7 +199,7 @@ impl TestNode {
         shard.start_background(Duration::from_secs(3600));
         let port = PeerPort {
             secret: secret.clone(),
-            shard: 0,
+            shard: ShardIndex(0),
             node_id,
         };
         let requests = Rc::new(PeerRequests {

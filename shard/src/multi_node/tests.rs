@@ -234,7 +234,7 @@ fn a_leader_indexes_only_chunks_its_own_blob_log_stored() {
         // The leader names the other member as the source and fetches the
         // chunk from it; it never indexes the other log's location.
         let manifest = get_object(leader, "moved").await;
-        assert_eq!(manifest.chunks[0].source_node, other.node_id);
+        assert_eq!(manifest.chunks[0].source_node, other.node_id.get());
         assert!(matches!(
             leader.shard.local_location(hash).await,
             Err(ShardError::ChunkMissing { .. })
@@ -250,7 +250,7 @@ fn a_leader_indexes_only_chunks_its_own_blob_log_stored() {
         commit_object(leader, "own", own, placement).await;
         assert_eq!(
             get_object(leader, "own").await.chunks[0].source_node,
-            leader_id
+            leader_id.get()
         );
         assert_eq!(
             leader.shard.local_location(own).await.unwrap(),

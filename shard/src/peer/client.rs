@@ -8,15 +8,16 @@ use shoal_proto::peer::PeerFrame;
 
 use super::frame::{read_frame, write_frame};
 use super::{handshake, shard_addr, ClusterSecret, PeerError};
+use crate::ids::{NodeId, ShardIndex};
 use crate::limits::PEER_CONNECT_TIMEOUT;
 
 /// Opens an authenticated connection to shard `shard` of the node whose
 /// peer address is `base`.
 pub async fn connect(
     base: &str,
-    shard: u16,
+    shard: ShardIndex,
     secret: &ClusterSecret,
-    node_id: u64,
+    node_id: NodeId,
 ) -> Result<TcpStream, PeerError> {
     let addr = shard_addr(base, shard)?;
     let open = async {

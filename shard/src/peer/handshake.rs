@@ -13,6 +13,7 @@ use shoal_proto::peer::{peer_frame::Handshake, Challenge, Hello, PeerFrame, Welc
 
 use super::frame::{read_frame, write_frame};
 use super::{ClusterSecret, PeerError};
+use crate::ids::{NodeId, ShardIndex};
 
 const CLIENT_LABEL: &[u8] = b"shoal-peer-client";
 const SERVER_LABEL: &[u8] = b"shoal-peer-server";
@@ -23,13 +24,13 @@ fn mac(
     label: &[u8],
     first: &[u8],
     second: &[u8],
-    shard: u16,
+    shard: ShardIndex,
 ) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.bytes()).expect("HMAC takes any key");
     mac.update(label);
     mac.update(first);
     mac.update(second);
-    mac.update(&shard.to_be_bytes());
+    mac.update(&shard.get().to_be_bytes());
     mac
 }
 
@@ -49,9 +50,9 @@ fn frame(handshake: Handshake) -> PeerFrame {
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     secret: &ClusterSecret,
-    shard: u16,
-    node_id: u64,
-) -> Result<u64, PeerError> {
+    shard: ShardIndex,
+    node_id: NodeId,
+) -> Result<NodeId, PeerError> {
     let server_nonce = nonce();
     let challenge = Challenge {
         server_nonce: server_nonce.clone(),
@@ -61,9 +62,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(Handshake::Hello(hello)) = header.handshake else {
         return Err(PeerError::Malformed("expected Hello".into()));
     };
-    if hello.shard != u32::from(shard) {
+    if hello.shard != u32::from(shard.get()) {
         return Err(PeerError::WrongShard {
-            expected: shard,
+            expected: shard.get(),
             got: hello.shard,
         });
     }
@@ -87,16 +88,19 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     .finalize()
     .into_bytes()
     .to_vec();
-    let welcome = Welcome { node_id, proof };
+    let welcome = Welcome {
+        node_id: node_id.get(),
+        proof,
+    };
     write_frame(stream, frame(Handshake::Welcome(welcome)), &[]).await?;
-    Ok(hello.node_id)
+    Ok(NodeId(hello.node_id))
 }
 
 fn check_client(
     secret: &ClusterSecret,
     server_nonce: &[u8],
     hello: &Hello,
-    shard: u16,
+    shard: ShardIndex,
 ) -> Result<(), PeerError> {
     mac(
         secret,
@@ -114,9 +118,9 @@ fn check_client(
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     secret: &ClusterSecret,
-    shard: u16,
-    node_id: u64,
-) -> Result<u64, PeerError> {
+    shard: ShardIndex,
+    node_id: NodeId,
+) -> Result<NodeId, PeerError> {
     let (header, _) = read_frame(stream).await?;
     let Some(Handshake::Challenge(challenge)) = header.handshake else {
         return Err(PeerError::Malformed("expected Challenge".into()));
@@ -133,8 +137,8 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     .into_bytes()
     .to_vec();
     let hello = Hello {
-        node_id,
-        shard: u32::from(shard),
+        node_id: node_id.get(),
+        shard: u32::from(shard.get()),
         client_nonce: client_nonce.clone(),
         proof,
     };
@@ -152,7 +156,7 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     )
     .verify_slice(&welcome.proof)
     .map_err(|_| PeerError::BadSecret)?;
-    Ok(welcome.node_id)
+    Ok(NodeId(welcome.node_id))
 }
 
 #[cfg(test)]
@@ -165,17 +169,23 @@ mod tests {
         server_secret: &str,
         client_secret: &str,
         client_shard: u16,
-    ) -> (Result<u64, PeerError>, Result<u64, PeerError>) {
+    ) -> (Result<NodeId, PeerError>, Result<NodeId, PeerError>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server_secret = ClusterSecret::new(server_secret.as_bytes()).unwrap();
         let client_secret = ClusterSecret::new(client_secret.as_bytes()).unwrap();
         let server = glommio::spawn_local(async move {
             let mut stream = listener.accept().await.unwrap();
-            accept(&mut stream, &server_secret, 3, 10).await
+            accept(&mut stream, &server_secret, ShardIndex(3), NodeId(10)).await
         });
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        let client = connect(&mut stream, &client_secret, client_shard, 20).await;
+        let client = connect(
+            &mut stream,
+            &client_secret,
+            ShardIndex(client_shard),
+            NodeId(20),
+        )
+        .await;
         drop(stream);
         (server.await, client)
     }
@@ -184,8 +194,8 @@ mod tests {
     fn both_sides_prove_the_secret() {
         run_local(|| async {
             let (server, client) = pair("a-cluster-secret-123", "a-cluster-secret-123", 3).await;
-            assert_eq!(server.unwrap(), 20);
-            assert_eq!(client.unwrap(), 10);
+            assert_eq!(server.unwrap(), NodeId(20));
+            assert_eq!(client.unwrap(), NodeId(10));
 
             let (server, client) = pair("a-cluster-secret-123", "another-secret-4567", 3).await;
             assert!(matches!(server, Err(PeerError::BadSecret)));

@@ -7,6 +7,7 @@ use shoal_proto::peer::{ClusterOverview, JoinRequest, Kind, PeerFrame};
 
 use super::server::NOT_LEADER;
 use super::{ClusterSecret, PeerError};
+use crate::ids::{NodeId, ShardIndex};
 use crate::limits::JOIN_RETRY_PAUSE;
 use crate::limits::JOIN_WARN_INTERVAL;
 use crate::peer::client::{connect, request};
@@ -14,7 +15,7 @@ use crate::peer::client::{connect, request};
 /// What this node tells the cluster about itself.
 #[derive(Clone, Debug)]
 pub struct Joiner {
-    pub node_id: u64,
+    pub node_id: NodeId,
     /// This node's peer address (its shard 0 port).
     pub peer_addr: String,
     pub shard_count: u16,
@@ -28,7 +29,7 @@ pub struct Joiner {
 pub async fn join(
     joiner: &Joiner,
     contact: &str,
-    shard: u16,
+    shard: ShardIndex,
     wait_max: Duration,
 ) -> Result<(), PeerError> {
     let started = Instant::now();
@@ -60,7 +61,7 @@ pub async fn join(
         if warned_at.elapsed() >= JOIN_WARN_INTERVAL {
             warned_at = Instant::now();
             tracing::warn!(
-                shard,
+                shard = shard.get(),
                 contact = %target,
                 error = %error,
                 waited_s = started.elapsed().as_secs(),
@@ -68,18 +69,18 @@ pub async fn join(
                 "cannot join the cluster yet; still trying"
             );
         } else {
-            tracing::debug!(shard, target = %target, error = %error, "join attempt failed; retrying");
+            tracing::debug!(shard = shard.get(), target = %target, error = %error, "join attempt failed; retrying");
         }
         glommio::timer::sleep(JOIN_RETRY_PAUSE).await;
     }
 }
 
-async fn attempt(joiner: &Joiner, target: &str, shard: u16) -> Result<(), PeerError> {
+async fn attempt(joiner: &Joiner, target: &str, shard: ShardIndex) -> Result<(), PeerError> {
     let mut stream = connect(target, shard, &joiner.secret, joiner.node_id).await?;
     let header = PeerFrame {
         kind: Kind::Join as i32,
         join: Some(JoinRequest {
-            node_id: joiner.node_id,
+            node_id: joiner.node_id.get(),
             peer_addr: joiner.peer_addr.clone(),
             shard_count: u32::from(joiner.shard_count),
         }),
@@ -92,9 +93,9 @@ async fn attempt(joiner: &Joiner, target: &str, shard: u16) -> Result<(), PeerEr
 /// Shard `shard`'s view of the cluster, from the member at `target`.
 pub async fn overview(
     target: &str,
-    shard: u16,
+    shard: ShardIndex,
     secret: &ClusterSecret,
-    node_id: u64,
+    node_id: NodeId,
 ) -> Result<ClusterOverview, PeerError> {
     let mut stream = connect(target, shard, secret, node_id).await?;
     let header = PeerFrame {

@@ -16,15 +16,17 @@ pub mod server;
 
 use std::net::SocketAddr;
 
+use crate::ids::ShardIndex;
+
 /// The address of shard `shard` of a node whose peer address (its shard 0
 /// port) is `base`: the port plus the shard index.
-pub fn shard_addr(base: &str, shard: u16) -> Result<SocketAddr, PeerError> {
+pub fn shard_addr(base: &str, shard: ShardIndex) -> Result<SocketAddr, PeerError> {
     let base: SocketAddr = base
         .parse()
         .map_err(|_| PeerError::Address(base.to_string()))?;
     let port = base
         .port()
-        .checked_add(shard)
+        .checked_add(shard.get())
         .ok_or_else(|| PeerError::Address(format!("{base} + shard {shard}")))?;
     Ok(SocketAddr::new(base.ip(), port))
 }

@@ -11,6 +11,7 @@ use shoal_proto::peer::PeerFrame;
 
 use super::frame::{read_frame, write_frame};
 use super::{handshake, ClusterSecret};
+use crate::ids::{NodeId, ShardIndex};
 use crate::limits::PEER_HANDSHAKE_TIMEOUT;
 
 /// Prefix of the error a non-leader answers a join with, followed by the
@@ -22,7 +23,7 @@ pub const NOT_LEADER: &str = "not-leader";
 #[allow(async_fn_in_trait)]
 pub trait PeerHandler {
     /// Notes that node `peer` was heard from (a frame arrived from it).
-    fn heard_from(&self, peer: u64);
+    fn heard_from(&self, peer: NodeId);
 
     /// The response to one request frame: its header and payload. An
     /// error travels as the header's `error`.
@@ -33,8 +34,8 @@ pub trait PeerHandler {
 #[derive(Clone, Debug)]
 pub struct PeerPort {
     pub secret: ClusterSecret,
-    pub shard: u16,
-    pub node_id: u64,
+    pub shard: ShardIndex,
+    pub node_id: NodeId,
 }
 
 /// Accepts peer connections forever, answering each with `handler`.
@@ -47,7 +48,7 @@ pub async fn serve<H: PeerHandler + 'static>(
         let stream = match listener.accept().await {
             Ok(stream) => stream,
             Err(e) => {
-                tracing::warn!(shard = port.shard, error = %e, "peer accept failed");
+                tracing::warn!(shard = port.shard.get(), error = %e, "peer accept failed");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -66,15 +67,23 @@ async fn connection<H: PeerHandler>(mut stream: TcpStream, port: PeerPort, handl
     let peer = match proved {
         Ok(Ok(peer)) => peer,
         Ok(Err(e)) => {
-            tracing::warn!(shard = port.shard, ?remote, error = %e, "peer connection refused");
+            tracing::warn!(shard = port.shard.get(), ?remote, error = %e, "peer connection refused");
             return;
         }
         Err(_) => {
-            tracing::warn!(shard = port.shard, ?remote, "peer handshake timed out");
+            tracing::warn!(
+                shard = port.shard.get(),
+                ?remote,
+                "peer handshake timed out"
+            );
             return;
         }
     };
-    tracing::debug!(shard = port.shard, peer, "peer connected");
+    tracing::debug!(
+        shard = port.shard.get(),
+        peer = peer.get(),
+        "peer connected"
+    );
     loop {
         let (header, payload) = match read_frame(&mut stream).await {
             Ok(frame) => frame,

@@ -10,6 +10,7 @@ use openraft::{AnyError, ErrorSubject, ErrorVerb, StorageIOError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::types::NodeId;
 use super::types::StorageError;
 use crate::meta::keys::Cf;
 use crate::meta::MetaError;
@@ -32,7 +33,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
 
 /// Wraps a store error as openraft's storage error about `subject`.
 pub(crate) fn storage_error(
-    subject: ErrorSubject<u64>,
+    subject: ErrorSubject<NodeId>,
     verb: ErrorVerb,
     error: MetaError,
 ) -> StorageError {

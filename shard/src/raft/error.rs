@@ -3,6 +3,7 @@
 use openraft::error::{ChangeMembershipError, Fatal};
 
 use super::types::NodeId;
+use crate::ids::ShardIndex;
 use crate::meta::MetaError;
 
 /// Why a raft operation failed.
@@ -30,14 +31,14 @@ pub enum RaftError {
     /// The raft configuration is inconsistent (timeouts).
     #[error("invalid raft config for shard {shard_index}: {source}")]
     Config {
-        shard_index: u16,
+        shard_index: ShardIndex,
         source: Box<openraft::ConfigError>,
     },
 
     /// No leader emerged in time at start.
     #[error("shard {shard_index} (node {node_id}) saw no leader within {waited_ms} ms")]
     NoLeader {
-        shard_index: u16,
+        shard_index: ShardIndex,
         node_id: NodeId,
         waited_ms: u64,
     },

@@ -59,6 +59,7 @@ pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
 pub use state_machine::{ApplyHooks, SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
 pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
 
+use crate::ids::ShardIndex;
 use crate::limits::HANDOVER_CATCH_UP_MAX;
 use crate::limits::HANDOVER_ELECTION_MAX;
 use crate::limits::INSTALL_SNAPSHOT_TIMEOUT;
@@ -180,7 +181,7 @@ pub(crate) struct ReleaseToken {
 /// One shard's raft group on this node.
 pub struct ShardRaft {
     node_id: NodeId,
-    shard_index: u16,
+    shard_index: ShardIndex,
     raft: Raft<TypeConfig>,
     log_stats: Rc<LogStats>,
     snapshot_bytes: state_machine::SnapshotSize,
@@ -227,7 +228,7 @@ fn millis(duration: Duration) -> u64 {
 }
 
 /// openraft's config for a group, validated.
-fn raft_config(shard_index: u16, options: &RaftOptions) -> Result<Config, RaftError> {
+fn raft_config(shard_index: ShardIndex, options: &RaftOptions) -> Result<Config, RaftError> {
     let config = Config {
         cluster_name: format!("shoal-shard-{shard_index}"),
         heartbeat_interval: millis(options.heartbeat_interval),
@@ -331,7 +332,7 @@ impl ShardRaft {
     /// default [`RaftOptions`]. See [`ShardRaft::start_with`].
     pub async fn start(
         node_id: NodeId,
-        shard_index: u16,
+        shard_index: ShardIndex,
         store: MetaStore,
     ) -> Result<Rc<ShardRaft>, RaftError> {
         Self::start_with(node_id, shard_index, store, RaftOptions::default()).await
@@ -347,7 +348,7 @@ impl ShardRaft {
     /// restart about the time to re-apply unapplied entries.
     pub async fn start_with(
         node_id: NodeId,
-        shard_index: u16,
+        shard_index: ShardIndex,
         store: MetaStore,
         options: RaftOptions,
     ) -> Result<Rc<ShardRaft>, RaftError> {
@@ -355,8 +356,8 @@ impl ShardRaft {
         let config = raft_config(shard_index, &options)?;
         let recovered = log_store::read_recovered_log(&store).await?;
         tracing::info!(
-            shard_index,
-            node_id,
+            shard_index = shard_index.get(),
+            node_id = node_id.get(),
             vote = ?recovered.vote,
             last_purged = ?recovered.last_purged,
             last_log = ?recovered.last_log,
@@ -408,13 +409,21 @@ impl ShardRaft {
         if !initialized && !options.bootstrap {
             // A joining node: a leader adds it, and it learns everything
             // from the leader's log or snapshot.
-            tracing::info!(shard_index, node_id, "waiting to be added to the cluster");
+            tracing::info!(
+                shard_index = shard_index.get(),
+                node_id = node_id.get(),
+                "waiting to be added to the cluster"
+            );
             return Ok(Rc::new(shard));
         }
         if !initialized {
             let members = BTreeMap::from([(node_id, BasicNode::new(&options.node_addr))]);
             match raft.initialize(members).await {
-                Ok(()) => tracing::info!(shard_index, node_id, "initialised single-member group"),
+                Ok(()) => tracing::info!(
+                    shard_index = shard_index.get(),
+                    node_id = node_id.get(),
+                    "initialised single-member group"
+                ),
                 // Someone initialised it meanwhile: what we wanted anyway.
                 Err(openraft::error::RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(openraft::error::RaftError::APIError(InitializeError::NotInMembers(e))) => {
@@ -455,8 +464,8 @@ impl ShardRaft {
         }
 
         tracing::info!(
-            shard_index,
-            node_id,
+            shard_index = shard_index.get(),
+            node_id = node_id.get(),
             leader = ?shard.leader(),
             start_ms = millis(started.elapsed()),
             "shard raft group started"
@@ -701,7 +710,7 @@ impl ShardRaft {
         self.node_id
     }
 
-    pub fn shard_index(&self) -> u16 {
+    pub fn shard_index(&self) -> ShardIndex {
         self.shard_index
     }
 
@@ -727,19 +736,22 @@ impl ShardRaft {
     /// Idempotent.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!(shard_index = self.shard_index, error = %e, "raft core ended abnormally");
+            tracing::warn!(shard_index = self.shard_index.get(), error = %e, "raft core ended abnormally");
         }
         let released = self.released.borrow_mut().take();
         if let Some(released) = released {
             let waited = GlommioRuntime::timeout(SHUTDOWN_RELEASE_WAIT_MAX, released).await;
             if waited.is_err() {
                 tracing::warn!(
-                    shard_index = self.shard_index,
+                    shard_index = self.shard_index.get(),
                     waited_ms = millis(SHUTDOWN_RELEASE_WAIT_MAX),
                     "raft tasks still hold the metadata store after shutdown"
                 );
             }
         }
-        tracing::info!(shard_index = self.shard_index, "shard raft group stopped");
+        tracing::info!(
+            shard_index = self.shard_index.get(),
+            "shard raft group stopped"
+        );
     }
 }

@@ -28,6 +28,7 @@ use serde::Serialize;
 use shoal_proto::peer::{Kind, PeerFrame};
 
 use super::types::{NodeId, TypeConfig};
+use crate::ids::ShardIndex;
 use crate::peer::client::{connect, request};
 use crate::peer::{ClusterSecret, PeerError};
 
@@ -52,7 +53,7 @@ impl Contacts {
 /// Makes one client per peer of this shard's group.
 #[derive(Debug, Clone)]
 pub struct NetworkFactory {
-    shard_index: u16,
+    shard_index: ShardIndex,
     node_id: NodeId,
     secret: Option<ClusterSecret>,
     contacts: Rc<Contacts>,
@@ -60,7 +61,7 @@ pub struct NetworkFactory {
 
 impl NetworkFactory {
     pub fn new(
-        shard_index: u16,
+        shard_index: ShardIndex,
         node_id: NodeId,
         secret: Option<ClusterSecret>,
         contacts: Rc<Contacts>,
@@ -76,7 +77,7 @@ impl NetworkFactory {
 
 /// A client for one peer.
 pub struct PeerClient {
-    shard_index: u16,
+    shard_index: ShardIndex,
     node_id: NodeId,
     target: NodeId,
     target_addr: String,

@@ -263,7 +263,7 @@ enum Applying {
 /// Entries ready for the batch, and the chunk refs to offer to catch-up.
 struct Prepared {
     applying: Vec<(LogId, Applying)>,
-    offered: Vec<(ChunkHash, u64)>,
+    offered: Vec<(ChunkHash, NodeId)>,
 }
 
 /// Builds snapshots from a consistent view of the store.
@@ -593,7 +593,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         );
         if let Some(catchup) = &self.catchup {
             // No source hint: any member that has a chunk will do.
-            catchup.offer(catalog.into_iter().map(|sha256| (sha256, 0)));
+            catchup.offer(catalog.into_iter().map(|sha256| (sha256, NodeId(0))));
         }
         self.snapshot_size.set(Some(data.len() as u64));
         *self.current.borrow_mut() = Some(StoredSnapshot {

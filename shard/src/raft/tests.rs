@@ -22,8 +22,8 @@ use crate::meta::keys::Cf;
 use crate::meta::tests::{bucket, manifest, run_local};
 use crate::meta::{cf, MetaError, MetaStore};
 
-const NODE_ID: NodeId = 7;
-const SHARD_INDEX: u16 = 3;
+const NODE_ID: NodeId = NodeId(7);
+const SHARD_INDEX: ShardIndex = ShardIndex(3);
 /// Bound on how long a test waits for a raft condition.
 const WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -320,8 +320,12 @@ fn snapshot_build_then_install_into_a_fresh_store() {
         stop(shard, &source).await;
 
         let (token, _released) = release_token();
-        let mut source_sm =
-            StateMachine::new(1, source.clone(), token.clone(), ApplyHooks::default());
+        let mut source_sm = StateMachine::new(
+            NodeId(1),
+            source.clone(),
+            token.clone(),
+            ApplyHooks::default(),
+        );
         let snapshot = source_sm
             .get_snapshot_builder()
             .await
@@ -342,7 +346,7 @@ fn snapshot_build_then_install_into_a_fresh_store() {
             catchup: Some(Rc::clone(&catchup)),
             ..ApplyHooks::default()
         };
-        let mut target_sm = StateMachine::new(2, target.clone(), token, hooks);
+        let mut target_sm = StateMachine::new(NodeId(2), target.clone(), token, hooks);
         let stale = [
             create_bucket("stale"),
             put_object("stale", "x", 1),
@@ -409,7 +413,7 @@ fn one_apply_call_sees_its_own_earlier_entries() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(1, store.clone(), token, ApplyHooks::default());
+        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
         let commands = [
             create_bucket("bk"),
             create_bucket("bk"),
@@ -445,7 +449,7 @@ fn unknown_command_stops_apply_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(1, store.clone(), token, ApplyHooks::default());
+        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
         let entries = vec![
             normal_entry(1, &create_bucket("bk")),
             normal_entry(2, &MetaCommand { op: None }),
@@ -463,7 +467,7 @@ fn an_entry_at_or_below_the_applied_index_is_never_applied_again() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(1, store.clone(), token, ApplyHooks::default());
+        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
         sm.apply(vec![
             normal_entry(1, &create_bucket("a")),
             normal_entry(2, &create_bucket("b")),
@@ -521,7 +525,7 @@ fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
             blob_log: Some(Rc::clone(&blob_log)),
             ..ApplyHooks::default()
         };
-        let mut sm = StateMachine::new(1, store.clone(), token, hooks);
+        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, hooks);
         let chunks: Vec<Vec<u8>> = vec![
             vec![7; 1 << 20],
             vec![8; 1 << 20],
@@ -629,7 +633,9 @@ fn network_clients_report_unreachable() {
     use openraft::raft::VoteRequest;
     run_local(|| async {
         let mut factory = NetworkFactory::new(SHARD_INDEX, NODE_ID, None, Default::default());
-        let mut client = factory.new_client(9, &openraft::BasicNode::default()).await;
+        let mut client = factory
+            .new_client(NodeId(9), &openraft::BasicNode::default())
+            .await;
         let vote = VoteRequest::new(openraft::Vote::new(1, NODE_ID), None);
         let option = RPCOption::new(Duration::from_millis(100));
         match client.vote(vote, option).await {
@@ -817,7 +823,7 @@ fn conditional_puts_are_decided_at_apply() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         let (token, _released) = release_token();
-        let mut sm = StateMachine::new(1, store.clone(), token, ApplyHooks::default());
+        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
         let absent = shoal_proto::meta::WriteCondition {
             if_none_exists: true,
             ..Default::default()

@@ -11,9 +11,7 @@ use shoal_proto::meta::MetaCommand;
 
 use super::runtime::GlommioRuntime;
 
-/// A raft node id: the id of the node (machine), the same in every shard's
-/// group.
-pub type NodeId = u64;
+pub use crate::ids::NodeId;
 
 openraft::declare_raft_types!(
     /// openraft type configuration of a shard's group.

@@ -25,6 +25,7 @@ use shoal_proto::meta::meta_command::Op;
 use super::{Group, Shard};
 use crate::catchup::Wanted;
 use crate::error::ShardError;
+use crate::ids::ShardIndex;
 use crate::limits::AUDIT_DELAY;
 use crate::limits::AUDIT_QUEUE_HIGH;
 use crate::limits::AUDIT_RECORDS_PER_PAGE;
@@ -39,7 +40,7 @@ use crate::replication::Replicator;
 
 /// A shard's background task queue, gate and stop signal.
 pub(super) struct Background {
-    shard: u16,
+    shard: ShardIndex,
     gate: Gate,
     queue: TaskQueueHandle,
     /// Dropped to tell every task to stop.
@@ -49,7 +50,7 @@ pub(super) struct Background {
 
 impl Background {
     /// Must run on the shard's executor (it creates the task queue there).
-    pub(super) fn new(shard: u16) -> Background {
+    pub(super) fn new(shard: ShardIndex) -> Background {
         let queue = glommio::executor().create_task_queue(
             Shares::Static(BACKGROUND_TASK_SHARES),
             Latency::NotImportant,
@@ -72,7 +73,7 @@ impl Background {
             Ok(task) => {
                 task.detach();
             }
-            Err(_) => tracing::debug!(shard = self.shard, what, "stopping: not started"),
+            Err(_) => tracing::debug!(shard = self.shard.get(), what, "stopping: not started"),
         }
     }
 
@@ -101,7 +102,7 @@ impl Background {
         .await;
         if closed.is_err() {
             tracing::warn!(
-                shard = self.shard,
+                shard = self.shard.get(),
                 "background work still running after {BACKGROUND_STOP_WAIT_MAX:?}; stopping without it"
             );
         }
@@ -143,7 +144,7 @@ impl Shard {
         let period = (expiry / 4).clamp(Duration::from_millis(250), Duration::from_secs(900));
         while self.background.sleep(period).await {
             if let Err(e) = self.reap_uploads(expiry).await {
-                tracing::warn!(shard = self.index, error = %e, "reaping multipart uploads failed");
+                tracing::warn!(shard = self.index.get(), error = %e, "reaping multipart uploads failed");
             }
         }
     }
@@ -168,7 +169,7 @@ impl Shard {
             let batch = expired.len();
             for upload in expired {
                 tracing::info!(
-                    shard = self.index,
+                    shard = self.index.get(),
                     bucket = %upload.bucket,
                     key = %upload.key,
                     upload_id = %upload.upload_id,
@@ -191,9 +192,9 @@ impl Shard {
             let lost = !self.raft.has_quorum();
             if self.stats.quorum_lost.swap(lost, Ordering::Relaxed) != lost {
                 if lost {
-                    tracing::warn!(shard = self.index, leader = ?self.raft.leader(), "the shard's group cannot reach a quorum; writes and reads wait");
+                    tracing::warn!(shard = self.index.get(), leader = ?self.raft.leader(), "the shard's group cannot reach a quorum; writes and reads wait");
                 } else {
-                    tracing::info!(shard = self.index, leader = ?self.raft.leader(), "the shard's group has a quorum again");
+                    tracing::info!(shard = self.index.get(), leader = ?self.raft.leader(), "the shard's group has a quorum again");
                 }
             }
         }
@@ -222,12 +223,12 @@ impl Shard {
                     next = after;
                 }
                 Err(e) => {
-                    tracing::warn!(shard = self.index, error = %e, "chunk audit failed");
+                    tracing::warn!(shard = self.index.get(), error = %e, "chunk audit failed");
                     return;
                 }
             }
         }
-        tracing::info!(shard = self.index, queued, "chunk audit done");
+        tracing::info!(shard = self.index.get(), queued, "chunk audit done");
     }
 
     /// Fetches one chunk this node has refs to but no bytes for (see
@@ -239,7 +240,7 @@ impl Shard {
             Ok(None) => {}
             Ok(Some(_)) => return, // pushed meanwhile, or already here
             Err(e) => {
-                tracing::warn!(shard = self.index, error = %e, "catch-up lookup failed");
+                tracing::warn!(shard = self.index.get(), error = %e, "catch-up lookup failed");
                 return;
             }
         }
@@ -266,7 +267,7 @@ impl Shard {
                         .fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    tracing::warn!(shard = self.index, error = %e, "keeping a caught-up chunk failed")
+                    tracing::warn!(shard = self.index.get(), error = %e, "keeping a caught-up chunk failed")
                 }
             },
             None => {
@@ -274,7 +275,7 @@ impl Shard {
                     .chunk_catchup_failed
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    shard = self.index,
+                    shard = self.index.get(),
                     sha256 = %wanted.sha256,
                     "no member had a chunk to catch up on; it is fetched again when read"
                 );

@@ -9,6 +9,7 @@ use shoal_proto::meta::{meta_command::Op, MetaCommand};
 
 use super::Shard;
 use crate::error::ShardError;
+use crate::ids::NodeId;
 use crate::limits::FORWARDED_APPLY_WAIT_MAX;
 use crate::ops::GroupView;
 use crate::peer::PeerError;
@@ -35,7 +36,7 @@ impl Group {
 /// address and the replicator that reaches it.
 pub(super) struct Forward<'a> {
     pub replicator: &'a Rc<Replicator>,
-    pub leader: u64,
+    pub leader: NodeId,
     pub leader_addr: String,
 }
 
@@ -58,7 +59,7 @@ impl Shard {
                 .await
             {
                 tracing::warn!(
-                    shard = self.index,
+                    shard = self.index.get(),
                     index,
                     "forwarded entry not applied here in time"
                 );
@@ -113,7 +114,7 @@ impl Shard {
 
     /// A forwarded write that failed on the way: the client may retry.
     pub(super) fn forward_failed(&self, e: PeerError) -> ShardError {
-        tracing::warn!(shard = self.index, error = %e, "forwarding to the leader failed");
+        tracing::warn!(shard = self.index.get(), error = %e, "forwarding to the leader failed");
         self.not_leader()
     }
 

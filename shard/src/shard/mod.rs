@@ -42,6 +42,7 @@ use crate::raft::{ApplyHooks, Handover, RaftOptions, ShardRaft};
 use crate::replication::Replicator;
 use crate::usage::UsageCache;
 
+use crate::ids::ShardIndex;
 use background::Background;
 pub use group::Group;
 pub use options::{ClusterOptions, ShardOptions};
@@ -50,7 +51,7 @@ pub use stats::ShardStats;
 use write::{InlinePending, WriteMode};
 
 pub struct Shard {
-    index: u16,
+    index: ShardIndex,
     /// Shared with the state machine, which appends inline chunks.
     blob_log: Rc<BlobLog>,
     meta: MetaStore,
@@ -94,7 +95,7 @@ impl Shard {
         } = options;
         let (blob_log, recovery) = BlobLog::open(&blob_dir, SEGMENT_BYTES_MAX).await?;
         tracing::info!(
-            shard = index,
+            shard = index.get(),
             segments = recovery.segments,
             records = recovery.records,
             truncated_bytes = recovery.truncated_bytes,
@@ -142,7 +143,7 @@ impl Shard {
         }))
     }
 
-    pub fn index(&self) -> u16 {
+    pub fn index(&self) -> ShardIndex {
         self.index
     }
 
@@ -162,10 +163,14 @@ impl Shard {
             match self.raft.hand_over().await {
                 Handover::NotLeader | Handover::NoOtherVoter => {}
                 Handover::HandedTo(node) => {
-                    tracing::info!(shard = self.index, to = node, "handed leadership over")
+                    tracing::info!(
+                        shard = self.index.get(),
+                        to = node.get(),
+                        "handed leadership over"
+                    )
                 }
                 Handover::Failed(reason) => tracing::warn!(
-                    shard = self.index,
+                    shard = self.index.get(),
                     %reason,
                     "could not hand leadership over; the group elects a new leader after its election timeout"
                 ),
@@ -173,8 +178,10 @@ impl Shard {
         }
         self.raft.shutdown().await;
         match self.meta.flush().await {
-            Ok(()) => tracing::info!(shard = self.index, "metadata flushed"),
-            Err(e) => tracing::warn!(shard = self.index, error = %e, "flushing metadata failed"),
+            Ok(()) => tracing::info!(shard = self.index.get(), "metadata flushed"),
+            Err(e) => {
+                tracing::warn!(shard = self.index.get(), error = %e, "flushing metadata failed")
+            }
         }
     }
 

@@ -4,14 +4,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::directory::Directory;
+use crate::ids::{NodeId, ShardIndex};
 use crate::peer::ClusterSecret;
 
 /// Everything [`super::Shard::open`] needs besides the metadata store and
 /// the stats it publishes into.
 #[derive(Clone, Debug)]
 pub struct ShardOptions {
-    pub index: u16,
-    pub node_id: u64,
+    pub index: ShardIndex,
+    pub node_id: NodeId,
     /// The directory of the shard's blob log segments.
     pub blob_dir: PathBuf,
     /// The node's bucket and user directory, given to the metadata shard

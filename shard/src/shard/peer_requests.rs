@@ -11,6 +11,7 @@ use shoal_proto::peer::{ClusterOverview, JoinRequest, Kind, Member, PeerFrame};
 use super::Shard;
 use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
+use crate::ids::NodeId;
 use crate::limits::CHUNK_BYTES;
 use crate::peer::server::{PeerHandler, NOT_LEADER};
 use crate::raft::RaftError;
@@ -23,7 +24,7 @@ pub struct PeerRequests {
 }
 
 impl PeerHandler for PeerRequests {
-    fn heard_from(&self, peer: u64) {
+    fn heard_from(&self, peer: NodeId) {
         self.shard.raft.heard_from(peer);
     }
 
@@ -105,7 +106,7 @@ impl PeerRequests {
             }
             Kind::StandForLeader => {
                 tracing::info!(
-                    shard = shard.index,
+                    shard = shard.index.get(),
                     "the leader hands this shard's group over: standing for election"
                 );
                 shard
@@ -133,10 +134,10 @@ impl PeerRequests {
                 self.shard_count, join.shard_count
             ));
         }
-        match raft.add_member(join.node_id, &join.peer_addr).await {
+        match raft.add_member(NodeId(join.node_id), &join.peer_addr).await {
             Ok(()) => {
                 tracing::info!(
-                    shard = self.shard.index,
+                    shard = self.shard.index.get(),
                     node = join.node_id,
                     addr = %join.peer_addr,
                     "node joined the shard's group"
@@ -162,12 +163,12 @@ impl PeerRequests {
                 .membership()
                 .into_iter()
                 .map(|(node_id, peer_addr, voter)| Member {
-                    node_id,
+                    node_id: node_id.get(),
                     peer_addr,
                     voter,
                 })
                 .collect(),
-            shard_leaders: vec![raft.leader().unwrap_or(0)],
+            shard_leaders: vec![raft.leader().map_or(0, NodeId::get)],
             capabilities: self.shard.capabilities(),
         }
     }

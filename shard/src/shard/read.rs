@@ -11,6 +11,7 @@ use super::{Group, Shard};
 use crate::blob_log::BlobLocation;
 use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
+use crate::ids::NodeId;
 use crate::limits::READ_APPLY_WAIT_MAX;
 
 impl Shard {
@@ -59,7 +60,7 @@ impl Shard {
     pub async fn read_chunk(
         &self,
         sha256: ChunkHash,
-        source_node: u64,
+        source_node: NodeId,
     ) -> Result<Bytes, ShardError> {
         let local = self.read_local_chunk(sha256).await;
         let Group::Cluster(replicator) = &self.group else {
@@ -77,13 +78,13 @@ impl Shard {
             self.stats
                 .chunk_unrecoverable
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::error!(shard = self.index, sha256 = %sha256, "no member has the chunk");
+            tracing::error!(shard = self.index.get(), sha256 = %sha256, "no member has the chunk");
             return Err(ShardError::ChunkMissing {
                 sha256_hex: sha256.hex(),
             });
         };
         if let Err(e) = self.store_chunk(sha256, &bytes).await {
-            tracing::warn!(shard = self.index, error = %e, "keeping a fetched chunk failed");
+            tracing::warn!(shard = self.index.get(), error = %e, "keeping a fetched chunk failed");
         }
         Ok(Bytes::from(bytes))
     }

@@ -65,7 +65,7 @@ impl Shard {
         let failed = self.blob_log.poisoned().is_some() || !raft.running;
         if failed && !self.stats.failed.swap(true, Ordering::Relaxed) {
             tracing::error!(
-                shard = self.index,
+                shard = self.index.get(),
                 blob_log = ?self.blob_log.poisoned(),
                 raft_running = raft.running,
                 "shard failed; it refuses writes until restarted"

@@ -17,6 +17,7 @@ use crate::blob_log::BlobLocation;
 use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
+use crate::ids::NodeId;
 use crate::limits::{CHUNK_BYTES, INLINE_CHUNKS_PER_ENTRY};
 use crate::ops::ChunkPlacement;
 use crate::raft::{op_chunks_mut, ApplyOutcome, RaftError};
@@ -67,7 +68,7 @@ impl Shard {
         }
         if !elsewhere.is_empty() {
             tracing::info!(
-                shard = self.index,
+                shard = self.index.get(),
                 chunks = elsewhere.len(),
                 "committing chunks another node stored (leadership moved during the upload)"
             );
@@ -210,10 +211,10 @@ impl Shard {
         if self.last_write_mode.replace(Some(mode.clone())).as_ref() != Some(&mode) {
             match &mode {
                 WriteMode::Offload => {
-                    tracing::info!(shard = self.index, "writing chunks offloaded")
+                    tracing::info!(shard = self.index.get(), "writing chunks offloaded")
                 }
                 WriteMode::Inline(reason) => {
-                    tracing::info!(shard = self.index, %reason, "writing chunks inline")
+                    tracing::info!(shard = self.index.get(), %reason, "writing chunks inline")
                 }
             }
         }
@@ -340,14 +341,14 @@ impl Shard {
 /// `op` with each chunk ref's source hint set to the node that stored
 /// the chunk.
 fn with_sources(mut op: Op, chunks: &[(ChunkHash, ChunkPlacement)]) -> Op {
-    let stored_by: HashMap<ChunkHash, u64> = chunks
+    let stored_by: HashMap<ChunkHash, NodeId> = chunks
         .iter()
         .map(|(hash, at)| (*hash, at.stored_by))
         .collect();
     for chunk in op_chunks_mut(&mut op).into_iter().flatten() {
         let hash = ChunkHash::from_slice(&chunk.sha256);
         if let Some(&node) = hash.and_then(|h| stored_by.get(&h)) {
-            chunk.source_node = node;
+            chunk.source_node = node.get();
         }
     }
     op

@@ -24,6 +24,7 @@ use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::XmlWriter;
 use crate::s3::{xml_response, Body, S3Context};
+use shoal_shard::ids::{NodeId, ShardIndex};
 
 pub async fn copy_object(
     ctx: &Rc<S3Context>,
@@ -104,11 +105,11 @@ pub async fn copy_object(
 /// at a time; returns where each landed.
 async fn copy_chunks(
     ctx: &Rc<S3Context>,
-    from: u16,
-    to: u16,
+    from: ShardIndex,
+    to: ShardIndex,
     source: &ObjectManifest,
 ) -> Result<Vec<(ChunkHash, ChunkPlacement)>, S3Error> {
-    let gate = &ctx.gates[usize::from(to)];
+    let gate = &ctx.gates[to.as_usize()];
     let mut charge = gate.begin();
     let mut chunks = Vec::with_capacity(source.chunks.len());
     for chunk in &source.chunks {
@@ -128,7 +129,7 @@ async fn copy_chunks(
             .router
             .call(from, |reply| ShardRequest::ReadChunk {
                 sha256,
-                source_node: chunk.source_node,
+                source_node: NodeId(chunk.source_node),
                 reply,
             })
             .await?;

@@ -25,6 +25,7 @@ use crate::s3::error::S3Error;
 use crate::s3::range::{self, ByteRange, RangeRequest};
 use crate::s3::request::S3Request;
 use crate::s3::{empty_response, Body, S3Context};
+use shoal_shard::ids::{NodeId, ShardIndex};
 
 pub async fn get_object(
     ctx: &Rc<S3Context>,
@@ -179,13 +180,13 @@ pub(super) fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
 
 type ReadTask = glommio::Task<Result<Bytes, ShardError>>;
 
-fn read(ctx: &Rc<S3Context>, owner: u16, piece: Piece) -> (Piece, ReadTask) {
+fn read(ctx: &Rc<S3Context>, owner: ShardIndex, piece: Piece) -> (Piece, ReadTask) {
     let ctx = Rc::clone(ctx);
     let task = glommio::spawn_local(async move {
         ctx.router
             .call(owner, |reply| ShardRequest::ReadChunk {
                 sha256: piece.sha256,
-                source_node: piece.source_node,
+                source_node: NodeId(piece.source_node),
                 reply,
             })
             .await
@@ -195,7 +196,7 @@ fn read(ctx: &Rc<S3Context>, owner: u16, piece: Piece) -> (Piece, ReadTask) {
 
 fn chunk_stream(
     ctx: Rc<S3Context>,
-    owner: u16,
+    owner: ShardIndex,
     manifest: &ObjectManifest,
     span: ByteRange,
 ) -> Body {

@@ -364,7 +364,7 @@ async fn collect(
     loop {
         // One more than we can still emit, to learn whether more exist.
         let limit = p.max_keys - entries.len() + 1;
-        let pages = (0..ctx.router.shard_count()).map(|shard| {
+        let pages = ctx.router.shards().map(|shard| {
             ctx.router.call(shard, |reply| ShardRequest::ListObjects {
                 bucket: bucket.to_string(),
                 prefix: p.prefix.clone(),

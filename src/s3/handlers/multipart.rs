@@ -49,6 +49,7 @@ use crate::s3::range::ByteRange;
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{empty_response, xml_response, Body, S3Context};
+use shoal_shard::ids::{NodeId, ShardIndex};
 
 /// `POST /bucket/key?uploads`.
 pub async fn create(
@@ -236,7 +237,7 @@ pub async fn upload_part_copy(
             .router
             .call(src_owner, |reply| ShardRequest::ReadChunk {
                 sha256,
-                source_node,
+                source_node: NodeId(source_node),
                 reply,
             })
             .await?;
@@ -309,7 +310,7 @@ fn copy_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Er
 /// part as committed, without its chunk refs.
 async fn commit_part(
     ctx: &Rc<S3Context>,
-    owner: u16,
+    owner: ShardIndex,
     upload: &MultipartUpload,
     part_number: u32,
     stored: Ingested,
@@ -710,7 +711,7 @@ async fn uploads_of_every_shard(
     after: &Option<(String, Option<String>)>,
     max_uploads: usize,
 ) -> Result<(Vec<MultipartUpload>, Option<(String, String)>), S3Error> {
-    let asks = (0..ctx.router.shard_count()).map(|shard| {
+    let asks = ctx.router.shards().map(|shard| {
         let (bucket, prefix, after) = (bucket.to_string(), prefix.to_string(), after.clone());
         ctx.router
             .call(shard, move |reply| ShardRequest::ListUploads {
@@ -848,7 +849,7 @@ pub async fn list_uploads(
 /// The upload named by the `uploadId` query parameter, or NoSuchUpload.
 async fn fetch_upload(
     ctx: &Rc<S3Context>,
-    owner: u16,
+    owner: ShardIndex,
     bucket: &str,
     key: &str,
     request: &S3Request,
@@ -871,7 +872,7 @@ async fn fetch_upload(
 /// Every part of an upload, by part number.
 async fn all_parts(
     ctx: &Rc<S3Context>,
-    owner: u16,
+    owner: ShardIndex,
     upload_id: &str,
 ) -> Result<BTreeMap<u32, UploadedPart>, S3Error> {
     let mut parts = BTreeMap::new();

@@ -28,6 +28,7 @@ use crate::s3::error::S3Error;
 use crate::s3::ingest::{Ingest, Ingested};
 use crate::s3::request::S3Request;
 use crate::s3::S3Context;
+use shoal_shard::ids::ShardIndex;
 
 /// Reads a small request body (an XML document) whole and checks it
 /// against every digest the client sent: the signed payload hash,
@@ -101,7 +102,7 @@ pub(super) struct Received {
 /// created with an algorithm).
 pub(super) async fn receive_body(
     ctx: &Rc<S3Context>,
-    owner: u16,
+    owner: ShardIndex,
     request: &mut S3Request,
     payload: PayloadMode,
     bytes_max: u64,
@@ -141,7 +142,7 @@ pub(super) async fn receive_body(
     // for even the first chunk. Charges nothing. aws-chunked bodies skip it
     // and only ever wait (their length is a promise, not a frame size).
     if protocol == Protocol::FixedLength {
-        ctx.gates[usize::from(owner)]
+        ctx.gates[owner.as_usize()]
             .peek(declared_bytes.min(CHUNK_BYTES as u64), protocol)
             .map_err(|reason| S3Error::SlowDown { reason })?;
     }
