@@ -403,9 +403,7 @@ impl ShardRaft {
             handing_over: Cell::new(false),
             proposals_in_flight: Cell::new(0),
         };
-        let raft = &shard.raft;
-
-        let initialized = raft.is_initialized().await?;
+        let initialized = shard.raft.is_initialized().await?;
         if !initialized && !options.bootstrap {
             // A joining node: a leader adds it, and it learns everything
             // from the leader's log or snapshot.
@@ -417,51 +415,9 @@ impl ShardRaft {
             return Ok(Rc::new(shard));
         }
         if !initialized {
-            let members = BTreeMap::from([(node_id, BasicNode::new(&options.node_addr))]);
-            match raft.initialize(members).await {
-                Ok(()) => tracing::info!(
-                    shard_index = shard_index.get(),
-                    node_id = node_id.get(),
-                    "initialised single-member group"
-                ),
-                // Someone initialised it meanwhile: what we wanted anyway.
-                Err(openraft::error::RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(openraft::error::RaftError::APIError(InitializeError::NotInMembers(e))) => {
-                    unreachable!("node {node_id} is in the membership it proposed: {e}")
-                }
-                Err(openraft::error::RaftError::Fatal(fatal)) => return Err(fatal.into()),
-            }
+            shard.initialize_alone(&options.node_addr).await?;
         }
-
-        let waited = raft
-            .wait(Some(options.leader_wait_max))
-            .metrics(
-                |m| match m.current_leader {
-                    None => false,
-                    Some(leader) if leader != node_id => true,
-                    // We lead: also wait until everything in our log is
-                    // applied, so reads right after start see it.
-                    Some(_) => {
-                        m.state == ServerState::Leader
-                            && m.last_applied.map(|l| l.index) >= m.last_log_index
-                    }
-                },
-                "a leader is known",
-            )
-            .await;
-        match waited {
-            Ok(_) => {}
-            Err(WaitError::Timeout(..)) => {
-                return Err(RaftError::NoLeader {
-                    shard_index,
-                    node_id,
-                    waited_ms: millis(options.leader_wait_max),
-                });
-            }
-            Err(WaitError::ShuttingDown) => {
-                return Err(openraft::error::Fatal::Stopped.into());
-            }
-        }
+        shard.wait_for_leader(options.leader_wait_max).await?;
 
         tracing::info!(
             shard_index = shard_index.get(),
@@ -471,6 +427,57 @@ impl ShardRaft {
             "shard raft group started"
         );
         Ok(Rc::new(shard))
+    }
+
+    /// Makes this node the only member of a group never initialised.
+    async fn initialize_alone(&self, node_addr: &str) -> Result<(), RaftError> {
+        let (node_id, shard_index) = (self.node_id, self.shard_index);
+        let members = BTreeMap::from([(node_id, BasicNode::new(node_addr))]);
+        match self.raft.initialize(members).await {
+            Ok(()) => tracing::info!(
+                shard_index = shard_index.get(),
+                node_id = node_id.get(),
+                "initialised single-member group"
+            ),
+            // Someone initialised it meanwhile: what we wanted anyway.
+            Err(openraft::error::RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(openraft::error::RaftError::APIError(InitializeError::NotInMembers(e))) => {
+                unreachable!("node {node_id} is in the membership it proposed: {e}")
+            }
+            Err(openraft::error::RaftError::Fatal(fatal)) => return Err(fatal.into()),
+        }
+        Ok(())
+    }
+
+    /// Waits, at most `wait_max`, until a leader is known; when it is this
+    /// node, also until everything in its log is applied, so reads right
+    /// after start see it.
+    async fn wait_for_leader(&self, wait_max: Duration) -> Result<(), RaftError> {
+        let node_id = self.node_id;
+        let waited = self
+            .raft
+            .wait(Some(wait_max))
+            .metrics(
+                |m| match m.current_leader {
+                    None => false,
+                    Some(leader) if leader != node_id => true,
+                    Some(_) => {
+                        m.state == ServerState::Leader
+                            && m.last_applied.map(|l| l.index) >= m.last_log_index
+                    }
+                },
+                "a leader is known",
+            )
+            .await;
+        match waited {
+            Ok(_) => Ok(()),
+            Err(WaitError::Timeout(..)) => Err(RaftError::NoLeader {
+                shard_index: self.shard_index,
+                node_id,
+                waited_ms: millis(wait_max),
+            }),
+            Err(WaitError::ShuttingDown) => Err(openraft::error::Fatal::Stopped.into()),
+        }
     }
 
     /// Commits `command` through the group and returns what applying it
