@@ -26,10 +26,18 @@ pub(crate) enum Cf {
     Parts,
     /// User name → prost `User` (metadata shard only).
     Users,
+    /// Chunk hash → prost `ChunkRefCount`: how many committed manifests and
+    /// parts refer to the chunk. Part of the applied state, changed in the
+    /// same batch as the refs themselves.
+    ChunkRefs,
+    /// `zero_unix_ms (big-endian u64) ++ chunk hash` → `zero_index`
+    /// (big-endian u64): chunks whose count dropped to zero, oldest first,
+    /// for the collector.
+    ZeroRefs,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 9] = [
+    pub(crate) const ALL: [Cf; 11] = [
         Cf::RaftLog,
         Cf::RaftState,
         Cf::SmState,
@@ -39,6 +47,8 @@ impl Cf {
         Cf::Uploads,
         Cf::Parts,
         Cf::Users,
+        Cf::ChunkRefs,
+        Cf::ZeroRefs,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -52,6 +62,8 @@ impl Cf {
             Cf::Uploads => "uploads",
             Cf::Parts => "parts",
             Cf::Users => "users",
+            Cf::ChunkRefs => "chunk_refs",
+            Cf::ZeroRefs => "zero_refs",
         }
     }
 }
@@ -66,6 +78,18 @@ pub(crate) const RAFT_STATE_LAST_PURGED_KEY: &[u8] = b"last_purged";
 pub(crate) const SM_STATE_LAST_APPLIED_KEY: &[u8] = b"last_applied";
 /// `sm_state` key of the last applied membership.
 pub(crate) const SM_STATE_MEMBERSHIP_KEY: &[u8] = b"membership";
+/// `sm_state` key present once `chunk_refs` counts every ref in `objects`
+/// and `parts` (a store written before counting existed is counted once,
+/// at start).
+pub(crate) const SM_STATE_REFS_COUNTED_KEY: &[u8] = b"refs_counted";
+
+/// `zero_refs` key of a chunk whose count dropped to zero at `unix_ms`.
+pub(crate) fn zero_ref_key(unix_ms: u64, hash: &[u8; 32]) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..8].copy_from_slice(&unix_ms.to_be_bytes());
+    key[8..].copy_from_slice(hash);
+    key
+}
 
 /// Separates the bucket from the object key in `objects` keys. Bucket names
 /// never contain it (S3 bucket names are lower-case letters, digits, `.`

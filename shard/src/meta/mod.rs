@@ -416,6 +416,9 @@ fn cf_options(cf: Cf) -> Options {
         Cf::Buckets | Cf::Objects | Cf::Blobs | Cf::Uploads | Cf::Parts | Cf::Users => {
             DBCompressionType::Lz4
         }
+        // Keyed by chunk hashes, with a few varints for values: nothing
+        // there compresses.
+        Cf::ChunkRefs | Cf::ZeroRefs => DBCompressionType::None,
     };
     opts.set_compression_type(compression);
     opts

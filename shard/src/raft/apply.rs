@@ -19,6 +19,7 @@ use shoal_proto::meta::{
     PutObject, UploadRef, UploadedPart, User, WriteCondition,
 };
 
+use super::refs::RefDeltas;
 use super::types::ApplyOutcome;
 use crate::directory::{Change, BOOTSTRAP_USER};
 use crate::meta::keys::{self, Cf};
@@ -40,6 +41,9 @@ pub(super) struct Pending {
     /// Bucket and user changes, for the [`Directory`](crate::directory)
     /// once the batch is written.
     pub(super) changes: Vec<Change>,
+    /// Chunk ref changes of the entry being applied; the caller settles
+    /// them into the counts after each entry (see [`super::refs`]).
+    pub(super) ref_deltas: RefDeltas,
 }
 
 /// Applies one op into `batch`.
@@ -60,12 +64,15 @@ pub(super) fn apply_op(
         }
         Op::DeleteBucket(name) => delete_bucket(db, batch, pending, name)?,
         Op::PutObject(manifest) => {
-            put_object(db, batch, pending, manifest);
+            put_object(db, batch, pending, manifest)?;
             ApplyOutcome::Applied
         }
         Op::PutObjectIf(put) => put_object_if(db, batch, pending, put)?,
         Op::DeleteObject(delete) => {
             let key = keys::object_key(&delete.bucket, delete.key.as_bytes());
+            if let Some(old) = object_record(db, pending, &key)? {
+                pending.ref_deltas.remove(&old.chunks);
+            }
             batch.delete_cf(cf(db, Cf::Objects), &key);
             pending.objects.insert(key, None);
             ApplyOutcome::Applied
@@ -137,7 +144,7 @@ pub(super) fn apply_op(
                 None => ApplyOutcome::NoSuchResource,
                 Some(mut manifest) => {
                     manifest.acl = put.acl;
-                    put_object(db, batch, pending, manifest);
+                    put_object(db, batch, pending, manifest)?;
                     ApplyOutcome::Applied
                 }
             }
@@ -177,7 +184,7 @@ fn put_object_if(
     if let Some(refused) = check(db, pending, &key, put.condition.as_ref())? {
         return Ok(refused);
     }
-    put_object(db, batch, pending, manifest);
+    put_object(db, batch, pending, manifest)?;
     Ok(ApplyOutcome::Applied)
 }
 
@@ -213,6 +220,14 @@ fn put_part(
         return Ok(ApplyOutcome::NoSuchUpload);
     }
     let key = keys::part_key(&part.upload_id, part.part_number);
+    let replaced = match pending.parts.get(&key) {
+        Some(earlier) => Some(earlier.clone()),
+        None => get_decoded::<UploadedPart>(db, Cf::Parts, &key)?,
+    };
+    if let Some(replaced) = replaced {
+        pending.ref_deltas.remove(&replaced.chunks);
+    }
+    pending.ref_deltas.add(&part.chunks);
     batch.put_cf(cf(db, Cf::Parts), &key, part.encode_to_vec());
     pending.parts.insert(key, part);
     Ok(ApplyOutcome::Applied)
@@ -250,8 +265,8 @@ fn complete_upload(
             _ => return Ok(ApplyOutcome::InvalidPart),
         }
     }
-    put_object(db, batch, pending, manifest);
-    forget_upload(db, batch, pending, &upload);
+    put_object(db, batch, pending, manifest)?;
+    forget_upload(db, batch, pending, &upload)?;
     Ok(ApplyOutcome::Applied)
 }
 
@@ -264,7 +279,7 @@ fn abort_upload(
     if !upload_exists(db, pending, &upload)? {
         return Ok(ApplyOutcome::NoSuchUpload);
     }
-    forget_upload(db, batch, pending, &upload);
+    forget_upload(db, batch, pending, &upload)?;
     Ok(ApplyOutcome::Applied)
 }
 
@@ -432,19 +447,72 @@ fn find<T: Message + Default + Clone>(
     Ok(None)
 }
 
-fn put_object(db: &DB, batch: &mut WriteBatch, pending: &mut Pending, manifest: ObjectManifest) {
+/// Writes `manifest` (replacing the object's earlier one, whose refs it
+/// drops).
+fn put_object(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    manifest: ObjectManifest,
+) -> Result<(), MetaError> {
     let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
+    if let Some(old) = object_record(db, pending, &key)? {
+        pending.ref_deltas.remove(&old.chunks);
+    }
+    pending.ref_deltas.add(&manifest.chunks);
     batch.put_cf(cf(db, Cf::Objects), &key, manifest.encode_to_vec());
     pending.objects.insert(key, Some(manifest));
+    Ok(())
 }
 
-/// Deletes the upload and every part of it.
-fn forget_upload(db: &DB, batch: &mut WriteBatch, pending: &mut Pending, upload: &UploadRef) {
+/// Deletes the upload and every part of it, dropping the parts' refs (a
+/// completed upload's manifest has taken its own refs to the chosen ones).
+fn forget_upload(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    upload: &UploadRef,
+) -> Result<(), MetaError> {
+    for part in upload_parts(db, pending, &upload.upload_id)? {
+        pending.ref_deltas.remove(&part.chunks);
+    }
     let key = keys::upload_key(&upload.bucket, upload.key.as_bytes(), &upload.upload_id);
     batch.delete_cf(cf(db, Cf::Uploads), &key);
     let (start, end) = keys::parts_range(&upload.upload_id);
-    batch.delete_range_cf(cf(db, Cf::Parts), start, end);
+    batch.delete_range_cf(cf(db, Cf::Parts), &start, &end);
+    pending
+        .parts
+        .retain(|part_key, _| part_key < &start || part_key >= &end);
     pending.uploads.insert(key, false);
+    Ok(())
+}
+
+/// Every part of an upload, as earlier entries of the batch left them.
+fn upload_parts(
+    db: &DB,
+    pending: &Pending,
+    upload_id: &str,
+) -> Result<Vec<UploadedPart>, MetaError> {
+    let (start, end) = keys::parts_range(upload_id);
+    let mut parts: std::collections::BTreeMap<Vec<u8>, UploadedPart> = pending
+        .parts
+        .iter()
+        .filter(|(key, _)| **key >= start && **key < end)
+        .map(|(key, part)| (key.clone(), part.clone()))
+        .collect();
+    let mut iter = db.raw_iterator_cf(cf(db, Cf::Parts));
+    iter.seek(&start);
+    while let Some((key, value)) = iter.item() {
+        if key >= &end[..] {
+            break;
+        }
+        if !parts.contains_key(key) {
+            parts.insert(key.to_vec(), decode(Cf::Parts, key, value)?);
+        }
+        iter.next();
+    }
+    iter.status().map_err(MetaError::rocks("apply"))?;
+    Ok(parts.into_values().collect())
 }
 
 /// `None` when the write may go ahead, or the outcome that refuses it.

@@ -30,6 +30,9 @@ mod error;
 mod handover;
 mod log_store;
 pub(crate) mod network;
+mod refs;
+#[cfg(test)]
+mod refs_tests;
 mod runtime;
 mod state_machine;
 mod types;
@@ -41,7 +44,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::channel::oneshot;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError};
@@ -375,6 +378,15 @@ impl ShardRaft {
                 .blocking("load_directory", move |db| directory.load(db))
                 .await?;
         }
+        if store
+            .blocking("count_chunk_refs", refs::ensure_counted)
+            .await?
+        {
+            tracing::info!(
+                shard_index = shard_index.get(),
+                "counted the chunk references of a store written before counts existed"
+            );
+        }
         let state_machine = StateMachine::new(node_id, store, release, options.hooks.clone());
         let snapshot_bytes = state_machine.snapshot_size();
         let contacts = Rc::new(Contacts::default());
@@ -497,9 +509,14 @@ impl ShardRaft {
     /// hand the group over (see `handover.rs`).
     pub async fn propose_indexed(
         &self,
-        command: MetaCommand,
+        mut command: MetaCommand,
     ) -> Result<(ApplyOutcome, u64), RaftError> {
         assert_well_formed(&command);
+        // The leader's clock, once, for everything the entry's apply needs
+        // to know of time (apply itself never reads one).
+        command.proposed_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         if self.handing_over.get() {
             return Err(RaftError::NotLeader { leader: None });
         }

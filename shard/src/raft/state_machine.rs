@@ -48,6 +48,7 @@ use shoal_proto::meta::{self, meta_command::Op, InlineChunk};
 use super::apply::{apply_op, op_chunks_mut, Pending};
 use super::codec::{decode, encode, storage_error};
 use super::log_store::read_record;
+use super::refs::{self, EntryStamp, PendingRefs};
 use super::types::{
     ApplyOutcome, Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
 };
@@ -179,6 +180,7 @@ impl StateMachine {
                     let command = command
                         .decode()
                         .map_err(|e| MetaError::decode(Cf::RaftLog.name(), &key, e))?;
+                    let proposed_unix_ms = command.proposed_unix_ms;
                     let Some(mut op) = command.op else {
                         // A command this build does not know (a newer
                         // leader?): skipping it would diverge from the
@@ -201,7 +203,7 @@ impl StateMachine {
                             }
                             Applying::StoredChunks(Vec::new()) // filled once stored
                         }
-                        op => Applying::Op(Box::new(op)),
+                        op => Applying::Op(Box::new(op), proposed_unix_ms),
                     }
                 }
             };
@@ -254,8 +256,9 @@ impl StateMachine {
 enum Applying {
     Blank,
     Membership(openraft::Membership<NodeId, BasicNode>),
-    /// Boxed: an op (a manifest) dwarfs the other variants.
-    Op(Box<Op>),
+    /// Boxed: an op (a manifest) dwarfs the other variants. With the
+    /// leader's clock when it proposed the entry.
+    Op(Box<Op>, u64),
     /// Inline chunks, already in this node's blob log: `(sha256, where)`.
     StoredChunks(Vec<(ChunkHash, meta::BlobLocation)>),
 }
@@ -290,6 +293,7 @@ fn apply_entries(
     let sm_state = cf(db, Cf::SmState);
     let mut batch = WriteBatch::default();
     let mut pending = Pending::default();
+    let mut counts = PendingRefs::default();
     let mut membership = None;
     let mut outcomes = Vec::with_capacity(entries.len());
     let last = entries.last().expect("apply is called with entries").0;
@@ -318,7 +322,16 @@ fn apply_entries(
                 }
                 ApplyOutcome::Applied
             }
-            Applying::Op(op) => apply_op(db, &mut batch, &mut pending, *op)?,
+            Applying::Op(op, unix_ms) => {
+                let outcome = apply_op(db, &mut batch, &mut pending, *op)?;
+                let at = EntryStamp {
+                    index: log_id.index,
+                    unix_ms,
+                };
+                let deltas = std::mem::take(&mut pending.ref_deltas);
+                refs::settle(db, &mut batch, &mut counts, deltas, at)?;
+                outcome
+            }
         };
         outcomes.push(outcome);
     }
@@ -442,6 +455,15 @@ fn install_image(
             batch.put_cf(handle, key, value);
         }
     }
+    // Counts are not in the image: they follow from its manifests and
+    // parts. Chunks that were at zero here are no longer listed; the orphan
+    // scan finds their bytes.
+    refs::count_into(
+        db,
+        &mut batch,
+        image.objects.iter().map(|(k, v)| (&k[..], &v[..])),
+        image.parts.iter().map(|(k, v)| (&k[..], &v[..])),
+    )?;
     let sm_state = cf(db, Cf::SmState);
     match meta.last_log_id {
         Some(last) => batch.put_cf(sm_state, SM_STATE_LAST_APPLIED_KEY, encode(&last)),

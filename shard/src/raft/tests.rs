@@ -30,18 +30,21 @@ const WAIT_MAX: Duration = Duration::from_secs(10);
 fn create_bucket(name: &str) -> MetaCommand {
     MetaCommand {
         op: Some(Op::CreateBucket(bucket(name))),
+        ..Default::default()
     }
 }
 
 fn delete_bucket(name: &str) -> MetaCommand {
     MetaCommand {
         op: Some(Op::DeleteBucket(name.to_owned())),
+        ..Default::default()
     }
 }
 
 fn put_object(bucket: &str, key: &str, chunk_count: u32) -> MetaCommand {
     MetaCommand {
         op: Some(Op::PutObject(manifest(bucket, key, chunk_count))),
+        ..Default::default()
     }
 }
 
@@ -51,6 +54,7 @@ fn delete_object(bucket: &str, key: &str) -> MetaCommand {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
         })),
+        ..Default::default()
     }
 }
 
@@ -386,6 +390,18 @@ fn snapshot_build_then_install_into_a_fresh_store() {
         // The source's objects refer to chunks [0; 32] and [1; 32]: the
         // catalog names each once.
         assert_eq!(catchup.pending(), 4);
+        // Counts follow the installed records (21 objects name chunk 0, 20
+        // name chunk 1), not the stale ones that named chunk 0 twice more.
+        let counts = target
+            .blocking("counts", |db| {
+                let count = |n: u8| {
+                    super::refs::count_of(db, &ChunkHash::from([n; 32])).map(|c| c.map(|c| c.count))
+                };
+                Ok((count(0)?, count(1)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(counts, (Some(21), Some(20)));
         let current = target_sm.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, meta);
         assert_eq!(current.snapshot.into_inner(), data);
@@ -452,7 +468,7 @@ fn unknown_command_stops_apply_and_writes_nothing() {
         let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
         let entries = vec![
             normal_entry(1, &create_bucket("bk")),
-            normal_entry(2, &MetaCommand { op: None }),
+            normal_entry(2, &MetaCommand::default()),
         ];
         assert!(sm.apply(entries).await.is_err());
         // The batch was never written: neither the bucket nor the log id.
@@ -505,6 +521,7 @@ fn inline_chunks(chunks: &[(&[u8], ChunkHash)]) -> MetaCommand {
         .collect();
     MetaCommand {
         op: Some(Op::StoreChunks(shoal_proto::meta::InlineChunks { chunks })),
+        ..Default::default()
     }
 }
 
@@ -617,7 +634,7 @@ fn config_rejects_an_election_timeout_below_the_heartbeat() {
 #[test]
 #[should_panic(expected = "without an op")]
 fn proposing_a_command_without_op_is_a_bug() {
-    assert_well_formed(&MetaCommand { op: None });
+    assert_well_formed(&MetaCommand::default());
 }
 
 #[test]
@@ -664,6 +681,7 @@ fn create_upload(key: &str) -> MetaCommand {
             initiated_unix_ms: 1_000,
             ..Default::default()
         })),
+        ..Default::default()
     }
 }
 
@@ -684,6 +702,7 @@ fn put_part(key: &str, part_number: u32) -> MetaCommand {
             chunks: vec![chunk; part_number as usize],
             ..Default::default()
         })),
+        ..Default::default()
     }
 }
 
@@ -708,12 +727,14 @@ fn complete_upload_with(key: &str, parts: &[(u32, Vec<u8>)]) -> MetaCommand {
                 })
                 .collect(),
         })),
+        ..Default::default()
     }
 }
 
 fn abort_upload(key: &str) -> MetaCommand {
     MetaCommand {
         op: Some(Op::AbortUpload(upload_ref(key))),
+        ..Default::default()
     }
 }
 
@@ -727,6 +748,7 @@ fn put_object_if(
             manifest: Some(manifest("bk", key, chunk_count)),
             condition: Some(condition),
         })),
+        ..Default::default()
     }
 }
 
@@ -876,7 +898,10 @@ fn conditional_puts_are_decided_at_apply() {
 }
 
 fn user_command(op: Op) -> MetaCommand {
-    MetaCommand { op: Some(op) }
+    MetaCommand {
+        op: Some(op),
+        ..Default::default()
+    }
 }
 
 fn new_user(name: &str, access_key: &str) -> shoal_proto::meta::User {

@@ -45,7 +45,10 @@ impl Shard {
     /// else (in a cluster) through the leader, then waits until this node
     /// has applied the entry too, so the caller reads its own write.
     pub(super) async fn propose(&self, op: Op) -> Result<ApplyOutcome, ShardError> {
-        let command = MetaCommand { op: Some(op) };
+        let command = MetaCommand {
+            op: Some(op),
+            ..Default::default()
+        };
         debug_assert!(command.encoded_len() > 0);
         if let Some(forward) = self.forward_target() {
             let (outcome, index) = forward

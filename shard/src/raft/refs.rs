@@ -1,0 +1,208 @@
+//! Chunk reference counts: how many committed object manifests and upload
+//! parts of a shard name each chunk (`chunk_refs`), and which chunks no
+//! longer have any, since when (`zero_refs`). The collector reads the
+//! latter; see `docs/architecture.md`, "The life of a chunk".
+//!
+//! Counts are part of the applied state. Each entry's changes are summed
+//! first ([`RefDeltas`]: an ACL change that rewrites a manifest is -1 +1,
+//! not a trip through zero) and then settled into the same write batch as
+//! the manifests and parts that caused them, so a count can never disagree
+//! with the refs it counts, on any member, after any crash.
+//!
+//! A count that drops to zero remembers the entry's index and its
+//! leader-stamped time (`MetaCommand.proposed_unix_ms`): apply never reads
+//! a clock, so every member records the same. A later ref to the same
+//! chunk takes it off the zero list; the collector only ever drops a chunk
+//! whose count is still zero *from the same index*.
+
+use std::collections::HashMap;
+
+use prost::Message;
+use rocksdb::{WriteBatch, DB};
+use shoal_proto::meta::{ChunkRef, ChunkRefCount, ObjectManifest, UploadedPart};
+
+use crate::chunk_hash::ChunkHash;
+use crate::meta::keys::{self, Cf, SM_STATE_REFS_COUNTED_KEY};
+use crate::meta::{cf, decode, get_decoded, hashed_refs, MetaError};
+
+/// One record of a column family, as rocksdb's iterator yields it.
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
+/// Changes to counts one entry makes, summed per chunk.
+#[derive(Debug, Default)]
+pub(super) struct RefDeltas(HashMap<ChunkHash, i64>);
+
+impl RefDeltas {
+    /// Counts one ref for each of `chunks` (a chunk named twice counts
+    /// twice).
+    pub fn add(&mut self, chunks: &[ChunkRef]) {
+        for (hash, _) in hashed_refs(chunks) {
+            *self.0.entry(hash).or_default() += 1;
+        }
+    }
+
+    /// Drops one ref for each of `chunks`.
+    pub fn remove(&mut self, chunks: &[ChunkRef]) {
+        for (hash, _) in hashed_refs(chunks) {
+            *self.0.entry(hash).or_default() -= 1;
+        }
+    }
+}
+
+/// Counts as earlier entries of the batch being built left them.
+#[derive(Debug, Default)]
+pub(super) struct PendingRefs(HashMap<ChunkHash, ChunkRefCount>);
+
+/// Where and when an entry was proposed, for the counts it drops to zero.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct EntryStamp {
+    pub index: u64,
+    pub unix_ms: u64,
+}
+
+/// Writes one entry's count changes into `batch`: new counts, chunks whose
+/// count reached zero onto the zero list, chunks referred to again off it.
+pub(super) fn settle(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut PendingRefs,
+    deltas: RefDeltas,
+    at: EntryStamp,
+) -> Result<(), MetaError> {
+    let mut changed: Vec<_> = deltas.0.into_iter().filter(|(_, d)| *d != 0).collect();
+    // Same order on every member: the batch is the same bytes everywhere.
+    changed.sort_unstable_by_key(|(hash, _)| *hash);
+    for (hash, delta) in changed {
+        let before = match pending.0.get(&hash) {
+            Some(count) => *count,
+            None => get_decoded::<ChunkRefCount>(db, Cf::ChunkRefs, hash.as_bytes())?
+                .unwrap_or_default(),
+        };
+        let count = before.count.checked_add_signed(delta).unwrap_or_else(|| {
+            // More refs dropped than were ever counted: a bug, or a store
+            // whose counts were lost. Every member clamps the same way, and
+            // a chunk at zero is only collected after its grace period.
+            tracing::error!(sha256 = %hash, count = before.count, delta, "a chunk's reference count would go below zero");
+            0
+        });
+        let was_zero = before.count == 0 && before.zero_index != 0;
+        if was_zero {
+            batch.delete_cf(
+                cf(db, Cf::ZeroRefs),
+                keys::zero_ref_key(before.zero_unix_ms, hash.as_bytes()),
+            );
+        }
+        let after = if count == 0 {
+            batch.put_cf(
+                cf(db, Cf::ZeroRefs),
+                keys::zero_ref_key(at.unix_ms, hash.as_bytes()),
+                at.index.to_be_bytes(),
+            );
+            ChunkRefCount {
+                count: 0,
+                zero_index: at.index,
+                zero_unix_ms: at.unix_ms,
+            }
+        } else {
+            ChunkRefCount {
+                count,
+                ..Default::default()
+            }
+        };
+        batch.put_cf(
+            cf(db, Cf::ChunkRefs),
+            hash.as_bytes(),
+            after.encode_to_vec(),
+        );
+        pending.0.insert(hash, after);
+    }
+    Ok(())
+}
+
+/// Counts every ref of `objects` and `parts` (encoded manifests and parts).
+fn count_all<'a>(
+    objects: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    parts: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<HashMap<ChunkHash, u64>, MetaError> {
+    let mut counts: HashMap<ChunkHash, u64> = HashMap::new();
+    let mut count = |chunks: &[ChunkRef]| {
+        for (hash, _) in hashed_refs(chunks) {
+            *counts.entry(hash).or_default() += 1;
+        }
+    };
+    for (key, value) in objects {
+        count(&decode::<ObjectManifest>(Cf::Objects, key, value)?.chunks);
+    }
+    for (key, value) in parts {
+        count(&decode::<UploadedPart>(Cf::Parts, key, value)?.chunks);
+    }
+    Ok(counts)
+}
+
+/// Replaces both count families in `batch` with `counts` and marks the
+/// store counted.
+fn write_counts(db: &DB, batch: &mut WriteBatch, counts: HashMap<ChunkHash, u64>) {
+    for family in [Cf::ChunkRefs, Cf::ZeroRefs] {
+        // Every key of both families is 32 or 40 bytes, all below this.
+        batch.delete_range_cf(cf(db, family), &[][..], &[0xffu8; 41][..]);
+    }
+    for (hash, count) in counts {
+        let record = ChunkRefCount {
+            count,
+            ..Default::default()
+        };
+        batch.put_cf(
+            cf(db, Cf::ChunkRefs),
+            hash.as_bytes(),
+            record.encode_to_vec(),
+        );
+    }
+    batch.put_cf(cf(db, Cf::SmState), SM_STATE_REFS_COUNTED_KEY, []);
+}
+
+/// Counts the refs in `objects` and `parts` (an installed snapshot's
+/// records) into `batch`, replacing whatever counts the store had.
+pub(crate) fn count_into<'a>(
+    db: &DB,
+    batch: &mut WriteBatch,
+    objects: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    parts: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<(), MetaError> {
+    let counts = count_all(objects, parts)?;
+    write_counts(db, batch, counts);
+    Ok(())
+}
+
+/// Counts every ref in the store once, if it was written before counts
+/// existed; returns whether it counted. Runs before the group starts, so
+/// no entry is applied meanwhile.
+pub(crate) fn ensure_counted(db: &DB) -> Result<bool, MetaError> {
+    let counted = db
+        .get_cf(cf(db, Cf::SmState), SM_STATE_REFS_COUNTED_KEY)
+        .map_err(MetaError::rocks("ensure_counted"))?;
+    if counted.is_some() {
+        return Ok(false);
+    }
+    let read = |family: Cf| -> Result<Vec<KeyValue>, MetaError> {
+        db.iterator_cf(cf(db, family), rocksdb::IteratorMode::Start)
+            .collect::<Result<_, _>>()
+            .map_err(MetaError::rocks("ensure_counted"))
+    };
+    let (objects, parts) = (read(Cf::Objects)?, read(Cf::Parts)?);
+    let counts = count_all(
+        objects.iter().map(|(k, v)| (&k[..], &v[..])),
+        parts.iter().map(|(k, v)| (&k[..], &v[..])),
+    )?;
+    let mut batch = WriteBatch::default();
+    write_counts(db, &mut batch, counts);
+    db.write(batch)
+        .map_err(MetaError::rocks("ensure_counted"))?;
+    Ok(true)
+}
+
+/// A chunk's count as the store has it (`None`: never referred to, or
+/// collected).
+#[cfg(test)]
+pub(crate) fn count_of(db: &DB, hash: &ChunkHash) -> Result<Option<ChunkRefCount>, MetaError> {
+    get_decoded(db, Cf::ChunkRefs, hash.as_bytes())
+}
