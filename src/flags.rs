@@ -166,6 +166,12 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_MULTIPART_EXPIRY", default_value = "24h", value_parser = parse_duration)]
     pub multipart_expiry: std::time::Duration,
 
+    /// How long a chunk stays after the last object or part that referred
+    /// to it is gone, before it is collected (e.g. `1h`, `30s`). A ref that
+    /// comes back meanwhile (a PUT of the same bytes) keeps it.
+    #[arg(long, env = "SHOAL_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
+    pub gc_grace: std::time::Duration,
+
     /// Domain for virtual-hosted-style requests: `Host: bucket.<domain>`
     /// addresses `bucket`. Path-style requests keep working.
     #[arg(long, env = "SHOAL_DOMAIN")]
@@ -287,6 +293,7 @@ pub struct NodeConfig {
     pub node_id: NodeId,
     pub admission: AdmissionConfig,
     pub multipart_expiry: std::time::Duration,
+    pub gc_grace: std::time::Duration,
     /// Lower-case, without a leading dot or port.
     pub domain: Option<String>,
     pub credentials_file: Option<PathBuf>,
@@ -481,6 +488,13 @@ impl ServeFlags {
                 ),
             });
         }
+        if self.gc_grace.is_zero() {
+            return Err(FlagError {
+                flag: "gc-grace",
+                value: "0".into(),
+                reason: "must be longer than zero".into(),
+            });
+        }
         if self.multipart_expiry.is_zero() {
             return Err(FlagError {
                 flag: "multipart-expiry",
@@ -524,6 +538,7 @@ impl ServeFlags {
             access_log: self.access_log,
             admission,
             multipart_expiry: self.multipart_expiry,
+            gc_grace: self.gc_grace,
             domain,
             credentials_file,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),

@@ -369,7 +369,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         let shard = Shard::open(options, meta, stats)
             .await
             .map_err(|e| format!("shard {index}: {e}"))?;
-        shard.start_background(config.multipart_expiry);
+        shard.start_background(config.multipart_expiry, config.gc_grace);
         shards.insert(index, shard);
     }
 

@@ -218,3 +218,17 @@ pub const REAP_BATCH_MAX: usize = 256;
 /// Oldest bucket-usage scan a metrics scrape takes without starting a
 /// new one.
 pub const USAGE_AGE_MAX: Duration = Duration::from_secs(60);
+
+// ---- Garbage collection ----
+
+/// Chunks one collect entry names at most: 1,000 hashes with their indexes
+/// are ~42 KiB, one small raft entry.
+pub const GC_COLLECT_PER_ENTRY_MAX: usize = 1000;
+
+/// How often a leader looks for chunks whose grace has passed, at most
+/// (a quarter of `--gc-grace` when that is shorter).
+pub const GC_SCAN_INTERVAL_MAX: Duration = Duration::from_secs(60);
+
+/// Default `--gc-grace`: how long a chunk stays after its last ref is
+/// dropped before it is collected.
+pub const GC_GRACE_DEFAULT: Duration = Duration::from_secs(3600);

@@ -196,7 +196,7 @@ impl TestNode {
         let shard = Shard::open(options, meta, Arc::new(ShardStats::default()))
             .await
             .expect("shard opens");
-        shard.start_background(Duration::from_secs(3600));
+        shard.start_background(Duration::from_secs(3600), crate::limits::GC_GRACE_DEFAULT);
         let port = PeerPort {
             secret: secret.clone(),
             shard: ShardIndex(0),

@@ -19,7 +19,7 @@ use shoal_proto::meta::{
     PutObject, UploadRef, UploadedPart, User, WriteCondition,
 };
 
-use super::refs::RefDeltas;
+use super::refs::{self, PendingRefs, RefDeltas};
 use super::types::ApplyOutcome;
 use crate::directory::{Change, BOOTSTRAP_USER};
 use crate::meta::keys::{self, Cf};
@@ -44,6 +44,8 @@ pub(super) struct Pending {
     /// Chunk ref changes of the entry being applied; the caller settles
     /// them into the counts after each entry (see [`super::refs`]).
     pub(super) ref_deltas: RefDeltas,
+    /// Chunk counts as earlier entries of the batch left them.
+    pub(super) counts: PendingRefs,
 }
 
 /// Applies one op into `batch`.
@@ -150,6 +152,15 @@ pub(super) fn apply_op(
             }
         }
         Op::AbortUpload(upload) => abort_upload(db, batch, pending, upload)?,
+        Op::CollectChunks(collect) => {
+            let collected = refs::collect(db, batch, &mut pending.counts, &collect.chunks)?;
+            tracing::debug!(
+                named = collect.chunks.len(),
+                collected = collected.len(),
+                "collected unreferenced chunks"
+            );
+            ApplyOutcome::Applied
+        }
         // The state machine appends an inline chunk's bytes before it
         // builds the batch and indexes it itself (`state_machine.rs`);
         // one that reaches here had nowhere to go.

@@ -30,7 +30,7 @@ mod error;
 mod handover;
 mod log_store;
 pub(crate) mod network;
-mod refs;
+pub(crate) mod refs;
 #[cfg(test)]
 mod refs_tests;
 mod runtime;
@@ -68,7 +68,9 @@ use crate::limits::HANDOVER_ELECTION_MAX;
 use crate::limits::INSTALL_SNAPSHOT_TIMEOUT;
 use crate::limits::LEADER_WAIT_MAX;
 use crate::limits::SHUTDOWN_RELEASE_WAIT_MAX;
-use crate::limits::{CHUNK_BYTES, INLINE_CHUNKS_PER_ENTRY, INLINE_ENTRY_BYTES_MAX};
+use crate::limits::{
+    CHUNK_BYTES, GC_COLLECT_PER_ENTRY_MAX, INLINE_CHUNKS_PER_ENTRY, INLINE_ENTRY_BYTES_MAX,
+};
 use crate::meta::keys::BUCKET_KEY_SEPARATOR;
 use crate::meta::MetaStore;
 use crate::peer::ClusterSecret;
@@ -306,6 +308,13 @@ fn assert_well_formed(command: &MetaCommand) {
                 assert!(chunk.sha256.len() == 32 && chunk.data.len() <= CHUNK_BYTES);
             }
             assert!(prost::Message::encoded_len(command) <= INLINE_ENTRY_BYTES_MAX);
+            return;
+        }
+        Some(Op::CollectChunks(collect)) => {
+            assert!(
+                !collect.chunks.is_empty() && collect.chunks.len() <= GC_COLLECT_PER_ENTRY_MAX,
+                "a collect entry names 1..={GC_COLLECT_PER_ENTRY_MAX} chunks"
+            );
             return;
         }
         Some(Op::PutBucketAcl(put)) => &put.bucket,

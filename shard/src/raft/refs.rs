@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use prost::Message;
 use rocksdb::{WriteBatch, DB};
-use shoal_proto::meta::{ChunkRef, ChunkRefCount, ObjectManifest, UploadedPart};
+use shoal_proto::meta::{ChunkRef, ChunkRefCount, CollectChunk, ObjectManifest, UploadedPart};
 
 use crate::chunk_hash::ChunkHash;
 use crate::meta::keys::{self, Cf, SM_STATE_REFS_COUNTED_KEY};
@@ -51,7 +51,7 @@ impl RefDeltas {
 
 /// Counts as earlier entries of the batch being built left them.
 #[derive(Debug, Default)]
-pub(super) struct PendingRefs(HashMap<ChunkHash, ChunkRefCount>);
+pub(crate) struct PendingRefs(HashMap<ChunkHash, ChunkRefCount>);
 
 /// Where and when an entry was proposed, for the counts it drops to zero.
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +117,73 @@ pub(super) fn settle(
         pending.0.insert(hash, after);
     }
     Ok(())
+}
+
+/// Applies a collect entry: forgets each named chunk whose count is still
+/// zero from the named entry, and returns those it forgot. A chunk referred
+/// to since (its count above zero, or zero again from a later entry) stays.
+pub(super) fn collect(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut PendingRefs,
+    chunks: &[CollectChunk],
+) -> Result<Vec<ChunkHash>, MetaError> {
+    let mut collected = Vec::new();
+    for chunk in chunks {
+        let Some(hash) = ChunkHash::from_slice(&chunk.sha256) else {
+            continue; // malformed: nothing to collect, on every member
+        };
+        let current = match pending.0.get(&hash) {
+            Some(count) => Some(*count),
+            None => get_decoded::<ChunkRefCount>(db, Cf::ChunkRefs, hash.as_bytes())?,
+        };
+        let Some(current) = current else {
+            continue; // collected already, or never counted
+        };
+        if current.count != 0 || current.zero_index != chunk.zero_index {
+            continue;
+        }
+        batch.delete_cf(cf(db, Cf::ChunkRefs), hash.as_bytes());
+        batch.delete_cf(
+            cf(db, Cf::ZeroRefs),
+            keys::zero_ref_key(current.zero_unix_ms, hash.as_bytes()),
+        );
+        pending.0.insert(hash, ChunkRefCount::default());
+        collected.push(hash);
+    }
+    Ok(collected)
+}
+
+/// Up to `max` chunks of the zero list whose count dropped to zero at or
+/// before `before_unix_ms`, oldest first: what the collector proposes.
+pub(crate) fn zero_before(
+    db: &DB,
+    before_unix_ms: u64,
+    max: usize,
+) -> Result<Vec<CollectChunk>, MetaError> {
+    let mut found = Vec::new();
+    let mut iter = db.raw_iterator_cf(cf(db, Cf::ZeroRefs));
+    iter.seek_to_first();
+    while let Some((key, value)) = iter.item() {
+        if found.len() >= max || key.len() != 40 {
+            break;
+        }
+        let unix_ms = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+        if unix_ms > before_unix_ms {
+            break;
+        }
+        let zero_index = value
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| MetaError::decode(Cf::ZeroRefs.name(), key, "index is not 8 bytes"))?;
+        found.push(CollectChunk {
+            sha256: key[8..].to_vec(),
+            zero_index,
+        });
+        iter.next();
+    }
+    iter.status().map_err(MetaError::rocks("zero_before"))?;
+    Ok(found)
 }
 
 /// Counts every ref of `objects` and `parts` (encoded manifests and parts).

@@ -12,8 +12,8 @@ use prost::Message;
 use rand::{Rng, SeedableRng};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
-    ChosenPart, ChunkRef, ChunkRefCount, CompleteUpload, DeleteObject, MetaCommand,
-    MultipartUpload, ObjectManifest, PutObjectAcl, UploadRef, UploadedPart,
+    ChosenPart, ChunkRef, ChunkRefCount, CollectChunk, CollectChunks, CompleteUpload, DeleteObject,
+    MetaCommand, MultipartUpload, ObjectManifest, PutObjectAcl, UploadRef, UploadedPart,
 };
 
 use super::refs::count_of;
@@ -121,6 +121,16 @@ impl Harness {
         self.sm.apply(entries).await.unwrap();
     }
 
+    /// The zero list's chunks that dropped to zero at or before `before`.
+    async fn zero_before(&self, before: u64, max: usize) -> Vec<CollectChunk> {
+        self.store
+            .blocking("zero_before", move |db| {
+                super::refs::zero_before(db, before, max)
+            })
+            .await
+            .unwrap()
+    }
+
     async fn count(&self, n: u8) -> Option<ChunkRefCount> {
         let h = hash(n);
         self.store
@@ -194,6 +204,18 @@ fn decode_manifest_chunks(value: &[u8]) -> Vec<ChunkRef> {
 
 fn decode_part_chunks(value: &[u8]) -> Vec<ChunkRef> {
     UploadedPart::decode(value).unwrap().chunks
+}
+
+fn collect(chunks: &[(u8, u64)]) -> Op {
+    Op::CollectChunks(CollectChunks {
+        chunks: chunks
+            .iter()
+            .map(|&(n, zero_index)| CollectChunk {
+                sha256: hash(n).to_vec(),
+                zero_index,
+            })
+            .collect(),
+    })
 }
 
 fn put(key: &str, chunks: &[u8]) -> Op {
@@ -301,6 +323,38 @@ fn multipart_parts_count_until_the_upload_ends() {
 }
 
 #[test]
+fn a_collect_forgets_only_chunks_still_at_zero_from_the_same_entry() {
+    run_local(|| async {
+        let mut h = Harness::new();
+        h.apply(vec![put("a", &[1]), put("b", &[2]), put("c", &[3])])
+            .await;
+        h.apply(vec![delete("a"), delete("b"), delete("c")]).await; // 4, 5, 6
+                                                                    // Oldest first, up to the cutoff (entry i is stamped 1000 * i).
+        let due = h.zero_before(5000, 10).await;
+        let named: Vec<_> = due.iter().map(|c| (c.sha256[0], c.zero_index)).collect();
+        assert_eq!(named, [(1, 4), (2, 5)]);
+        assert_eq!(h.zero_before(u64::MAX, 1).await.len(), 1);
+
+        // Chunk 2 is referred to again before the collect applies; chunk 3
+        // dropped to zero again from a later entry. Only chunk 1 goes.
+        h.apply(vec![put("d", &[2]), put("e", &[3]), delete("e")])
+            .await; // 7, 8, 9
+        h.apply(vec![collect(&[(1, 4), (2, 5), (3, 6)])]).await;
+        assert_eq!(h.count(1).await, None);
+        assert_eq!(h.count(2).await.unwrap().count, 1);
+        assert_eq!(h.count(3).await.unwrap().zero_index, 9);
+        // A ref in the same batch, before the collect, wins too.
+        h.apply(vec![delete("d"), put("f", &[2]), collect(&[(2, 11)])])
+            .await;
+        assert_eq!(h.count(2).await.unwrap().count, 1);
+        // A collected chunk referred to again is counted from one.
+        h.apply(vec![put("g", &[1])]).await;
+        assert_eq!(h.count(1).await.unwrap().count, 1);
+        h.check_counts().await;
+    });
+}
+
+#[test]
 fn a_store_written_before_counts_existed_is_counted_at_start() {
     run_local(|| async {
         let mut h = Harness::new();
@@ -335,9 +389,11 @@ fn a_store_written_before_counts_existed_is_counted_at_start() {
 }
 
 /// Thousands of random puts, overwrites, copies (puts of chunks another
-/// object has), deletes and multipart steps over a few keys and a small
-/// pool of chunks, in random batches: after every batch each count equals
-/// a recount and the zero list holds exactly the chunks at zero.
+/// object has), deletes, multipart steps and collects (some naming an
+/// index that is no longer current) over a few keys and a small pool of
+/// chunks, in random batches: after every batch each count equals a
+/// recount, so no committed ref names a collected chunk, and the zero list
+/// holds exactly the chunks at zero.
 #[test]
 fn counts_always_equal_a_recount_under_random_ops() {
     run_local(|| async {
@@ -355,7 +411,7 @@ fn counts_always_equal_a_recount_under_random_ops() {
             let mut batch = Vec::new();
             for _ in 0..rng.gen_range(1..8) {
                 let key = keys[rng.gen_range(0..keys.len())];
-                let op = match rng.gen_range(0..10) {
+                let op = match rng.gen_range(0..12) {
                     0..=3 => put(key, &chunks(&mut rng)),
                     4 | 5 => delete(key),
                     6 => {
@@ -375,6 +431,24 @@ fn counts_always_equal_a_recount_under_random_ops() {
                     9 if !open.is_empty() => {
                         let (key, id) = open.swap_remove(rng.gen_range(0..open.len()));
                         Op::AbortUpload(upload_ref(&key, id))
+                    }
+                    10 | 11 => {
+                        // What the collector would name, sometimes with
+                        // an index that is no longer current.
+                        let due = h.zero_before(u64::MAX, 8).await;
+                        if due.is_empty() {
+                            continue;
+                        }
+                        let chunks = due
+                            .into_iter()
+                            .map(|mut c| {
+                                if rng.gen_bool(0.2) {
+                                    c.zero_index += 1;
+                                }
+                                c
+                            })
+                            .collect();
+                        Op::CollectChunks(CollectChunks { chunks })
                     }
                     _ => put(key, &chunks(&mut rng)),
                 };

@@ -48,7 +48,7 @@ use shoal_proto::meta::{self, meta_command::Op, InlineChunk};
 use super::apply::{apply_op, op_chunks_mut, Pending};
 use super::codec::{decode, encode, storage_error};
 use super::log_store::read_record;
-use super::refs::{self, EntryStamp, PendingRefs};
+use super::refs::{self, EntryStamp};
 use super::types::{
     ApplyOutcome, Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
 };
@@ -293,7 +293,6 @@ fn apply_entries(
     let sm_state = cf(db, Cf::SmState);
     let mut batch = WriteBatch::default();
     let mut pending = Pending::default();
-    let mut counts = PendingRefs::default();
     let mut membership = None;
     let mut outcomes = Vec::with_capacity(entries.len());
     let last = entries.last().expect("apply is called with entries").0;
@@ -329,7 +328,7 @@ fn apply_entries(
                     unix_ms,
                 };
                 let deltas = std::mem::take(&mut pending.ref_deltas);
-                refs::settle(db, &mut batch, &mut counts, deltas, at)?;
+                refs::settle(db, &mut batch, &mut pending.counts, deltas, at)?;
                 outcome
             }
         };

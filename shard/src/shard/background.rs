@@ -21,6 +21,7 @@ use glommio::sync::Gate;
 use glommio::{Latency, Shares, TaskQueueHandle};
 use rand::seq::SliceRandom;
 use shoal_proto::meta::meta_command::Op;
+use shoal_proto::meta::CollectChunks;
 
 use super::{Group, Shard};
 use crate::catchup::Wanted;
@@ -34,8 +35,9 @@ use crate::limits::REAP_BATCH_MAX;
 use crate::limits::{
     BACKGROUND_STOP_WAIT_MAX, BACKGROUND_TASK_SHARES, CATCHUP_WORKERS, CHUNK_BYTES,
 };
+use crate::limits::{GC_COLLECT_PER_ENTRY_MAX, GC_SCAN_INTERVAL_MAX};
 use crate::meta::ChunkScan;
-use crate::raft::ApplyOutcome;
+use crate::raft::{refs, ApplyOutcome};
 use crate::replication::Replicator;
 
 /// A shard's background task queue, gate and stop signal.
@@ -111,12 +113,17 @@ impl Background {
 
 impl Shard {
     /// Starts the shard's background work: the reaper (uploads older than
-    /// `multipart_expiry` are aborted) and, in a cluster, catch-up, the
-    /// chunk audit and the quorum watch.
-    pub fn start_background(self: &Rc<Self>, multipart_expiry: Duration) {
+    /// `multipart_expiry` are aborted), the collector (chunks unreferenced
+    /// for `gc_grace` are collected) and, in a cluster, catch-up, the chunk
+    /// audit and the quorum watch.
+    pub fn start_background(self: &Rc<Self>, multipart_expiry: Duration, gc_grace: Duration) {
         let shard = Rc::clone(self);
         self.background.spawn("reaper", async move {
             shard.reap_periodically(multipart_expiry).await
+        });
+        let shard = Rc::clone(self);
+        self.background.spawn("collector", async move {
+            shard.collect_periodically(gc_grace).await
         });
         let Group::Cluster(replicator) = &self.group else {
             return;
@@ -181,6 +188,51 @@ impl Shard {
             }
             if batch < REAP_BATCH_MAX {
                 return Ok(reaped);
+            }
+        }
+    }
+
+    /// As leader, collects the chunks whose count has been zero for
+    /// `grace`, a few times per grace period (at most every
+    /// [`GC_SCAN_INTERVAL_MAX`]).
+    async fn collect_periodically(&self, grace: Duration) {
+        let period = (grace / 4).clamp(Duration::from_millis(100), GC_SCAN_INTERVAL_MAX);
+        while self.background.sleep(period).await {
+            if let Err(e) = self.collect_garbage(grace).await {
+                tracing::warn!(shard = self.index.get(), error = %e, "collecting unreferenced chunks failed");
+            }
+        }
+    }
+
+    /// Proposes collect entries for every chunk of the zero list whose
+    /// count dropped to zero more than `grace` ago; returns how many it
+    /// named. Leader only: applying the entries, every member forgets the
+    /// same chunks, and only those still at zero from the same entry.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<usize, ShardError> {
+        if !self.raft.is_leader() {
+            return Ok(0);
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let cutoff = now_ms.saturating_sub(grace.as_millis() as u64);
+        let mut named = 0;
+        loop {
+            let chunks = self
+                .meta
+                .blocking("zero_before", move |db| {
+                    refs::zero_before(db, cutoff, GC_COLLECT_PER_ENTRY_MAX)
+                })
+                .await?;
+            if chunks.is_empty() {
+                return Ok(named);
+            }
+            let full = chunks.len() == GC_COLLECT_PER_ENTRY_MAX;
+            named += chunks.len();
+            self.propose(Op::CollectChunks(CollectChunks { chunks }))
+                .await?;
+            if !full {
+                return Ok(named);
             }
         }
     }
