@@ -74,6 +74,11 @@ pub fn settled(members: usize, stored: usize, answered: usize, required: usize) 
 /// travel outside raft (`--blob-offload`, on by default).
 pub const CAPABILITY_OFFLOAD: &str = "blob-offload";
 
+/// What a member advertises when it can apply `CollectChunks` entries. A
+/// leader collects only while every member does: a member built before
+/// them would stop its group on the first one.
+pub const CAPABILITY_COLLECT: &str = "chunk-collect";
+
 /// Whether a member's advertised capabilities include blob offload.
 pub fn advertises_offload(capabilities: &[String]) -> bool {
     capabilities.iter().any(|c| c == CAPABILITY_OFFLOAD)

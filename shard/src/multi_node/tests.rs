@@ -259,3 +259,96 @@ fn a_leader_indexes_only_chunks_its_own_blob_log_stored() {
         cluster.stop().await;
     });
 }
+
+/// `node`'s count of `hash` once it has applied everything up to now.
+async fn count_on(node: &TestNode, hash: ChunkHash) -> Option<u64> {
+    node.shard
+        .meta()
+        .blocking("count_of", move |db| crate::raft::refs::count_of(db, &hash))
+        .await
+        .unwrap()
+        .map(|c| c.count)
+}
+
+/// Waits up to `within` until every node's count of `hash` is `expected`.
+async fn counts_become(cluster: &TestCluster, hash: ChunkHash, expected: Option<u64>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut counts = Vec::new();
+        for node in &cluster.nodes {
+            counts.push(count_on(node, hash).await);
+        }
+        if counts.iter().all(|c| *c == expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts {counts:?}, expected {expected:?}"
+        );
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn every_member_counts_refs_and_forgets_a_collected_chunk() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let leader = cluster.node(leader_id);
+        let (buf, hash, _) = chunk(70_000, 21);
+        let (placement, _) = leader.shard.append_replicated(buf, hash).await.unwrap();
+        commit_object(leader, "counted", hash, placement).await;
+        counts_become(&cluster, hash, Some(1)).await;
+
+        // Nothing is due while the chunk is referred to.
+        assert_eq!(
+            leader.shard.collect_garbage(Duration::ZERO).await.unwrap(),
+            0
+        );
+        let (reply, answer) = oneshot::channel();
+        leader
+            .shard
+            .dispatch(ShardRequest::Propose {
+                op: shoal_proto::meta::meta_command::Op::DeleteObject(
+                    shoal_proto::meta::DeleteObject {
+                        bucket: "bucket".into(),
+                        key: "counted".into(),
+                    },
+                ),
+                reply,
+            })
+            .await;
+        answer.await.unwrap().unwrap();
+        counts_become(&cluster, hash, Some(0)).await;
+        // A grace not yet over collects nothing; once over, every member
+        // forgets the chunk.
+        assert_eq!(
+            leader
+                .shard
+                .collect_garbage(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            leader.shard.collect_garbage(Duration::ZERO).await.unwrap(),
+            1
+        );
+        counts_become(&cluster, hash, None).await;
+        // A follower proposes nothing.
+        let follower = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader_id)
+            .unwrap();
+        assert_eq!(
+            follower
+                .shard
+                .collect_garbage(Duration::ZERO)
+                .await
+                .unwrap(),
+            0
+        );
+        cluster.stop().await;
+    });
+}

@@ -38,7 +38,7 @@ use crate::limits::{
 use crate::limits::{GC_COLLECT_PER_ENTRY_MAX, GC_SCAN_INTERVAL_MAX};
 use crate::meta::ChunkScan;
 use crate::raft::{refs, ApplyOutcome};
-use crate::replication::Replicator;
+use crate::replication::{Replicator, CAPABILITY_COLLECT};
 
 /// A shard's background task queue, gate and stop signal.
 pub(super) struct Background {
@@ -210,6 +210,13 @@ impl Shard {
     /// same chunks, and only those still at zero from the same entry.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<usize, ShardError> {
         if !self.raft.is_leader() {
+            return Ok(0);
+        }
+        if !self.every_member_advertises(CAPABILITY_COLLECT).await {
+            tracing::debug!(
+                shard = self.index.get(),
+                "a member does not advertise {CAPABILITY_COLLECT} (or has not answered): not collecting"
+            );
             return Ok(0);
         }
         let now_ms = SystemTime::now()

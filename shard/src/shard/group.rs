@@ -137,11 +137,26 @@ impl Shard {
 
     /// What this node advertises to the other members.
     pub fn capabilities(&self) -> Vec<String> {
+        let mut capabilities = vec![replication::CAPABILITY_COLLECT.to_string()];
         if self.blob_offload {
-            vec![replication::CAPABILITY_OFFLOAD.to_string()]
-        } else {
-            Vec::new()
+            capabilities.push(replication::CAPABILITY_OFFLOAD.to_string());
         }
+        capabilities
+    }
+
+    /// Whether every other member advertises `capability` (or has, within
+    /// [`crate::limits::CAPABILITIES_TTL`]); true on a single node.
+    pub(super) async fn every_member_advertises(&self, capability: &str) -> bool {
+        let Group::Cluster(replicator) = &self.group else {
+            return true;
+        };
+        for addr in self.peer_addrs() {
+            let advertised = replicator.capabilities(&addr).await.unwrap_or_default();
+            if !advertised.iter().any(|c| c == capability) {
+                return false;
+            }
+        }
+        true
     }
 
     /// The group as this node sees it, with what each member advertises

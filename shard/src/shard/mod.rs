@@ -143,6 +143,12 @@ impl Shard {
         }))
     }
 
+    /// The shard's metadata store, for tests that look at applied state.
+    #[cfg(test)]
+    pub(crate) fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
     pub fn index(&self) -> ShardIndex {
         self.index
     }
