@@ -23,6 +23,7 @@ pub mod blob_log;
 pub mod catchup;
 pub mod chunk;
 pub mod chunk_hash;
+pub mod clock;
 pub mod directory;
 pub mod error;
 pub mod ids;

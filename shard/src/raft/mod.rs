@@ -44,7 +44,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError};
@@ -523,9 +523,7 @@ impl ShardRaft {
         assert_well_formed(&command);
         // The leader's clock, once, for everything the entry's apply needs
         // to know of time (apply itself never reads one).
-        command.proposed_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        command.proposed_unix_ms = crate::clock::unix_ms_now();
         if self.handing_over.get() {
             return Err(RaftError::NotLeader { leader: None });
         }

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use futures::future::{select, Either, FutureExt, Shared};
@@ -25,6 +25,7 @@ use shoal_proto::meta::CollectChunks;
 
 use super::{Group, Shard};
 use crate::catchup::Wanted;
+use crate::clock::unix_ms_ago;
 use crate::error::ShardError;
 use crate::ids::ShardIndex;
 use crate::limits::AUDIT_DELAY;
@@ -145,15 +146,27 @@ impl Shard {
         }
     }
 
+    /// Runs `task` every `period` until the shard stops; a failure is
+    /// logged (`what` failed) and the next period tries again.
+    async fn repeat_every<Fut>(&self, period: Duration, what: &str, task: impl Fn() -> Fut)
+    where
+        Fut: Future<Output = Result<usize, ShardError>>,
+    {
+        while self.background.sleep(period).await {
+            if let Err(e) = task().await {
+                tracing::warn!(shard = self.index.get(), error = %e, "{what} failed");
+            }
+        }
+    }
+
     /// Aborts uploads older than `expiry` a few times per expiry period
     /// (at least every 15 minutes).
     async fn reap_periodically(&self, expiry: Duration) {
         let period = (expiry / 4).clamp(Duration::from_millis(250), Duration::from_secs(900));
-        while self.background.sleep(period).await {
-            if let Err(e) = self.reap_uploads(expiry).await {
-                tracing::warn!(shard = self.index.get(), error = %e, "reaping multipart uploads failed");
-            }
-        }
+        self.repeat_every(period, "reaping multipart uploads", || {
+            self.reap_uploads(expiry)
+        })
+        .await;
     }
 
     /// Aborts, through raft, every upload initiated more than `max_age`
@@ -163,10 +176,7 @@ impl Shard {
         if !self.raft.is_leader() {
             return Ok(0);
         }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let cutoff = now_ms.saturating_sub(max_age.as_millis() as u64);
+        let cutoff = unix_ms_ago(max_age);
         let mut reaped = 0;
         loop {
             let expired = self
@@ -197,11 +207,10 @@ impl Shard {
     /// [`GC_SCAN_INTERVAL_MAX`]).
     async fn collect_periodically(&self, grace: Duration) {
         let period = (grace / 4).clamp(Duration::from_millis(100), GC_SCAN_INTERVAL_MAX);
-        while self.background.sleep(period).await {
-            if let Err(e) = self.collect_garbage(grace).await {
-                tracing::warn!(shard = self.index.get(), error = %e, "collecting unreferenced chunks failed");
-            }
-        }
+        self.repeat_every(period, "collecting unreferenced chunks", || {
+            self.collect_garbage(grace)
+        })
+        .await;
     }
 
     /// Proposes collect entries for every chunk of the zero list whose
@@ -212,17 +221,18 @@ impl Shard {
         if !self.raft.is_leader() {
             return Ok(0);
         }
-        if !self.every_member_advertises(CAPABILITY_COLLECT).await {
+        if let Some(member) = self
+            .member_lacking(&self.peer_addrs(), CAPABILITY_COLLECT)
+            .await
+        {
             tracing::debug!(
                 shard = self.index.get(),
+                %member,
                 "a member does not advertise {CAPABILITY_COLLECT} (or has not answered): not collecting"
             );
             return Ok(0);
         }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let cutoff = now_ms.saturating_sub(grace.as_millis() as u64);
+        let cutoff = unix_ms_ago(grace);
         let mut named = 0;
         loop {
             let chunks = self

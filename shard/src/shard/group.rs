@@ -144,19 +144,24 @@ impl Shard {
         capabilities
     }
 
-    /// Whether every other member advertises `capability` (or has, within
-    /// [`crate::limits::CAPABILITIES_TTL`]); true on a single node.
-    pub(super) async fn every_member_advertises(&self, capability: &str) -> bool {
+    /// The first of `peers` that does not advertise `capability` (or has
+    /// not answered within [`crate::limits::CAPABILITIES_TTL`]); `None`
+    /// when all do, and always on a single node.
+    pub(super) async fn member_lacking(
+        &self,
+        peers: &[String],
+        capability: &str,
+    ) -> Option<String> {
         let Group::Cluster(replicator) = &self.group else {
-            return true;
+            return None;
         };
-        for addr in self.peer_addrs() {
-            let advertised = replicator.capabilities(&addr).await.unwrap_or_default();
+        for addr in peers {
+            let advertised = replicator.capabilities(addr).await.unwrap_or_default();
             if !advertised.iter().any(|c| c == capability) {
-                return false;
+                return Some(addr.clone());
             }
         }
-        true
+        None
     }
 
     /// The group as this node sees it, with what each member advertises

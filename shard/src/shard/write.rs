@@ -225,19 +225,16 @@ impl Shard {
         if !self.blob_offload {
             return WriteMode::Inline("--blob-offload is false on this node".into());
         }
-        let Group::Cluster(replicator) = &self.group else {
-            return WriteMode::Offload;
-        };
-        for addr in peers {
-            let advertised = replicator.capabilities(addr).await.unwrap_or_default();
-            if !replication::advertises_offload(&advertised) {
-                return WriteMode::Inline(format!(
-                    "member {addr} does not advertise {} (or has not answered)",
-                    replication::CAPABILITY_OFFLOAD
-                ));
-            }
+        match self
+            .member_lacking(peers, replication::CAPABILITY_OFFLOAD)
+            .await
+        {
+            None => WriteMode::Offload,
+            Some(addr) => WriteMode::Inline(format!(
+                "member {addr} does not advertise {} (or has not answered)",
+                replication::CAPABILITY_OFFLOAD
+            )),
         }
-        WriteMode::Offload
     }
 
     /// Inline mode: the chunk's bytes go into a raft entry, shared with
