@@ -168,7 +168,8 @@ pub struct ServeFlags {
 
     /// How long a chunk stays after the last object or part that referred
     /// to it is gone, before it is collected (e.g. `1h`, `30s`). A ref that
-    /// comes back meanwhile (a PUT of the same bytes) keeps it.
+    /// comes back meanwhile (a PUT of the same bytes) keeps it. Collecting
+    /// does not free disk space yet: that part is still being built.
     #[arg(long, env = "SHOAL_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
     pub gc_grace: std::time::Duration,
 
