@@ -167,11 +167,20 @@ pub struct ServeFlags {
     pub multipart_expiry: std::time::Duration,
 
     /// How long a chunk stays after the last object or part that referred
-    /// to it is gone, before it is collected (e.g. `1h`, `30s`). A ref that
-    /// comes back meanwhile (a PUT of the same bytes) keeps it. Collecting
-    /// does not free disk space yet: that part is still being built.
+    /// to it is gone, before it is collected and its disk space given back
+    /// (e.g. `1h`, `30s`). A ref that comes back meanwhile (a PUT of the
+    /// same bytes) keeps it. Also how long a chunk that no object ever
+    /// referred to (an upload that failed or was cut off) stays.
     #[arg(long, env = "SHOAL_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
     pub gc_grace: std::time::Duration,
+
+    /// Largest size of one blob log segment file (e.g. `1GiB`, `64MiB`).
+    /// Space is given back by punching holes in sealed segments and by
+    /// deleting segments with nothing live; the newest segment of each
+    /// shard is only reclaimed once it is sealed, so smaller segments give
+    /// space back sooner, at the cost of more files.
+    #[arg(long, env = "SHOAL_SEGMENT_SIZE", default_value = "1GiB", value_parser = parse_bytes)]
+    pub segment_size: u64,
 
     /// Domain for virtual-hosted-style requests: `Host: bucket.<domain>`
     /// addresses `bucket`. Path-style requests keep working.
@@ -295,6 +304,8 @@ pub struct NodeConfig {
     pub admission: AdmissionConfig,
     pub multipart_expiry: std::time::Duration,
     pub gc_grace: std::time::Duration,
+    /// Largest size of one blob log segment.
+    pub segment_bytes: u64,
     /// Lower-case, without a leading dot or port.
     pub domain: Option<String>,
     pub credentials_file: Option<PathBuf>,
@@ -496,6 +507,17 @@ impl ServeFlags {
                 reason: "must be longer than zero".into(),
             });
         }
+        let segment_min = shoal_shard::limits::CHUNK_BUF_BYTES as u64;
+        let align = shoal_shard::limits::IO_ALIGN_BYTES as u64;
+        if self.segment_size < segment_min || !self.segment_size.is_multiple_of(align) {
+            return Err(FlagError {
+                flag: "segment-size",
+                value: self.segment_size.to_string(),
+                reason: format!(
+                    "must be at least {segment_min} bytes (one chunk record) and a multiple of {align}"
+                ),
+            });
+        }
         if self.multipart_expiry.is_zero() {
             return Err(FlagError {
                 flag: "multipart-expiry",
@@ -540,6 +562,7 @@ impl ServeFlags {
             admission,
             multipart_expiry: self.multipart_expiry,
             gc_grace: self.gc_grace,
+            segment_bytes: self.segment_size,
             domain,
             credentials_file,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),

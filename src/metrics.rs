@@ -378,7 +378,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 15] = [
+        let shard_counters: [(&str, &str, &str, StatField); 22] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -456,6 +456,48 @@ impl Registry {
                 "gauge",
                 "Bytes of the latest raft snapshot built or installed on this node.",
                 |s| &s.raft_snapshot_bytes,
+            ),
+            (
+                "shoal_blob_live_bytes",
+                "gauge",
+                "Payload bytes of the chunks the blob index points at (as of the last sweep).",
+                |s| &s.blob_live_bytes,
+            ),
+            (
+                "shoal_blob_disk_bytes",
+                "gauge",
+                "Bytes the blob log's segment files take on disk (as of the last sweep); minus live bytes, what is dead or not yet released.",
+                |s| &s.blob_disk_bytes,
+            ),
+            (
+                "shoal_blob_released_bytes_total",
+                "counter",
+                "Bytes given back to the file system: holes punched over dead records, segments removed.",
+                |s| &s.blob_released_bytes,
+            ),
+            (
+                "shoal_blob_segments_removed_total",
+                "counter",
+                "Blob log segments deleted because none of their records was live.",
+                |s| &s.blob_segments_removed,
+            ),
+            (
+                "shoal_gc_chunks_forgotten_total",
+                "counter",
+                "Chunks removed from the blob index: collected, or never referred to (orphans of failed uploads).",
+                |s| &s.gc_chunks_forgotten,
+            ),
+            (
+                "shoal_gc_chunks_waiting",
+                "gauge",
+                "Unreferenced chunks still within --gc-grace or pinned.",
+                |s| &s.gc_chunks_waiting,
+            ),
+            (
+                "shoal_gc_chunks_pinned",
+                "gauge",
+                "Chunks pinned by uploads, commits and reads in progress.",
+                |s| &s.gc_chunks_pinned,
             ),
             (
                 "shoal_shard_ops_inflight",

@@ -363,13 +363,15 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
             index,
             node_id: config.node_id,
             blob_dir,
+            segment_bytes: config.segment_bytes,
+            gc_grace: config.gc_grace,
             directory: shard_directory,
             cluster: cluster.clone(),
         };
         let shard = Shard::open(options, meta, stats)
             .await
             .map_err(|e| format!("shard {index}: {e}"))?;
-        shard.start_background(config.multipart_expiry, config.gc_grace);
+        shard.start_background(config.multipart_expiry);
         shards.insert(index, shard);
     }
 

@@ -33,6 +33,7 @@ pub mod meta;
 mod multi_node;
 pub mod ops;
 pub mod peer;
+pub mod pins;
 pub mod raft;
 pub mod replication;
 pub mod shard;

@@ -232,3 +232,25 @@ pub const GC_SCAN_INTERVAL_MAX: Duration = Duration::from_secs(60);
 /// Default `--gc-grace`: how long a chunk stays after its last ref is
 /// dropped before it is collected.
 pub const GC_GRACE_DEFAULT: Duration = Duration::from_secs(3600);
+
+/// Chunks a shard keeps pinned at most (`crate::pins`): ~100 bytes each,
+/// so 100 MiB at most. In-flight PUTs pin far fewer (their chunks are
+/// bounded by the admission budget); the rest are claims of PUTs that never
+/// committed, until they lapse.
+pub const PINS_MAX: usize = 1 << 20;
+
+/// Index entries the sweeper reads per step (one rocksdb call each).
+pub const SWEEP_PAGE_ENTRIES: usize = 1024;
+
+/// Unreferenced chunks the sweeper remembers between passes at most; more
+/// wait for a later pass.
+pub const SWEEP_CANDIDATES_MAX: usize = 1 << 18;
+
+/// Sealed segments the reclaimer looks at per pass at most, so one pass
+/// stays short beside requests.
+pub const RECLAIM_SEGMENTS_PER_PASS_MAX: usize = 64;
+
+/// Dead bytes a sealed segment must still hold allocated before the
+/// reclaimer punches it again: below this the syscalls cost more than the
+/// space is worth.
+pub const RECLAIM_DEAD_BYTES_MIN: u64 = 1 << 20;

@@ -52,6 +52,7 @@ mod commit_group;
 mod error;
 mod record;
 mod segment;
+mod space;
 
 #[cfg(test)]
 mod tests;
@@ -75,6 +76,7 @@ use crate::limits::{
 
 pub use error::{BlobLogError, PoisonCause, RecordError};
 pub use segment::prime_iopoll_probe;
+pub use space::{dead_ranges, RecordHold, SegmentSpace};
 
 use commit_group::{AppendSeq, CommitGroup, Durability, Poisoned, SyncToken};
 use segment::{io_error, Placement, Segment, Tail, WriteBuf};
@@ -127,6 +129,11 @@ pub struct BlobLogStats {
     /// (and more than the previous bound); the last entry counts larger
     /// ones. Not cumulative.
     pub group_commit_batches: [u64; GROUP_COMMIT_BATCH_BOUNDS.len() + 1],
+    /// Bytes given back to the file system (holes punched, segments
+    /// removed).
+    pub released_bytes: u64,
+    /// Segments removed because none of their records was live.
+    pub segments_removed: u64,
 }
 
 /// Upper bounds of the group-commit batch-size buckets in [`BlobLogStats`].
@@ -175,6 +182,8 @@ struct State {
     /// Segments with writes completed since the last sync started.
     dirty: Vec<Rc<Segment>>,
     poison: Option<PoisonCause>,
+    /// Holds by the tail segment when each was taken (see `space`).
+    holds: BTreeMap<u64, usize>,
 }
 
 impl BlobLog {
@@ -263,6 +272,7 @@ impl BlobLog {
                 segments,
                 dirty: Vec::with_capacity(2),
                 poison: None,
+                holds: BTreeMap::new(),
             }),
             stats: Cell::new(BlobLogStats {
                 fsyncs,
@@ -389,7 +399,6 @@ impl BlobLog {
         Ok(Bytes::copy_from_slice(payload))
     }
 
-    /// Counters since open.
     /// Whether `loc` lies in space this log handed out: a segment it has
     /// and a record that ends at or before the tail. A location another
     /// node's blob log produced usually fails this (it cannot be proven
@@ -403,6 +412,13 @@ impl BlobLog {
             && end <= self.shared.segment_bytes_max
     }
 
+    /// Bytes a record with a payload of `size_bytes` takes in a segment:
+    /// header, payload and padding.
+    pub fn record_span(size_bytes: u32) -> u64 {
+        record::record_bytes(size_bytes as usize) as u64
+    }
+
+    /// Counters since open.
     pub fn stats(&self) -> BlobLogStats {
         self.shared.stats.get()
     }
@@ -729,15 +745,7 @@ fn list_segments(directory: &Directory, dir: &Path) -> Result<Vec<u64>, BlobLogE
             None => tracing::warn!(file = ?name, "blob log: ignoring a file that is not a segment"),
         }
     }
+    // Gaps are normal: segments with no live record are removed.
     numbers.sort_unstable();
-    for pair in numbers.windows(2) {
-        if pair[1] != pair[0] + 1 {
-            tracing::warn!(
-                after = pair[0],
-                next = pair[1],
-                "blob log: segment numbers have a gap; records in the missing segments are lost"
-            );
-        }
-    }
     Ok(numbers)
 }

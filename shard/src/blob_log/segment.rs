@@ -232,6 +232,25 @@ impl Segment {
         self.number
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Length and allocated bytes of the file.
+    pub async fn stat(&self) -> Result<glommio::io::Stat, BlobLogError> {
+        self.file
+            .stat()
+            .await
+            .map_err(|e| io_error("stat segment", &self.path, e))
+    }
+
+    /// Deletes the file (open handles keep working until they close).
+    pub async fn unlink(&self) -> Result<(), BlobLogError> {
+        glommio::io::remove(&self.path)
+            .await
+            .map_err(|e| io_error("remove segment", &self.path, e))
+    }
+
     /// Writes a whole record at `offset_bytes`. Gives back a lent buffer.
     pub async fn write(
         &self,

@@ -34,10 +34,17 @@ pub(crate) enum Cf {
     /// (big-endian u64): chunks whose count dropped to zero, oldest first,
     /// for the collector.
     ZeroRefs,
+    /// `segment ++ offset` (both big-endian u64) → `sha256 ++ payload
+    /// bytes` (big-endian u32): which record of this node's blob log each
+    /// `blobs` entry pointed at when it was written. Local, like `blobs`.
+    /// An entry whose hash no longer points back at it is stale: the
+    /// reclaimer checks every entry against `blobs` and removes the stale
+    /// ones as it frees their records.
+    BlobRecords,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 11] = [
+    pub(crate) const ALL: [Cf; 12] = [
         Cf::RaftLog,
         Cf::RaftState,
         Cf::SmState,
@@ -49,6 +56,7 @@ impl Cf {
         Cf::Users,
         Cf::ChunkRefs,
         Cf::ZeroRefs,
+        Cf::BlobRecords,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -64,6 +72,7 @@ impl Cf {
             Cf::Users => "users",
             Cf::ChunkRefs => "chunk_refs",
             Cf::ZeroRefs => "zero_refs",
+            Cf::BlobRecords => "blob_records",
         }
     }
 }
@@ -74,6 +83,27 @@ pub(crate) const RAFT_STATE_VOTE_KEY: &[u8] = b"vote";
 pub(crate) const RAFT_STATE_COMMITTED_KEY: &[u8] = b"committed";
 /// `raft_state` key of the last purged log id.
 pub(crate) const RAFT_STATE_LAST_PURGED_KEY: &[u8] = b"last_purged";
+/// `blob_records` key saying every `blobs` entry has its record entry
+/// (stores written before `blob_records` existed get them once, at open).
+/// It sorts after every record key (no segment number reaches it).
+pub(crate) const BLOB_RECORDS_COMPLETE_KEY: [u8; 16] = [0xff; 16];
+
+/// `blob_records` key of the record at `offset_bytes` of `segment`.
+pub(crate) fn blob_record_key(segment: u64, offset_bytes: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&segment.to_be_bytes());
+    key[8..].copy_from_slice(&offset_bytes.to_be_bytes());
+    key
+}
+
+/// `(segment, offset)` of a `blob_records` key.
+pub(crate) fn blob_record_place(key: &[u8]) -> Option<(u64, u64)> {
+    let key: &[u8; 16] = key.try_into().ok()?;
+    let segment = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+    let offset = u64::from_be_bytes(key[8..].try_into().expect("8 bytes"));
+    Some((segment, offset))
+}
+
 /// `sm_state` key of the last applied log id.
 pub(crate) const SM_STATE_LAST_APPLIED_KEY: &[u8] = b"last_applied";
 /// `sm_state` key of the last applied membership.

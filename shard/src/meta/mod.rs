@@ -40,6 +40,7 @@
 //! wait for background work, so drop the last handle off the executor (or
 //! accept a short stall at shutdown).
 
+mod blob_index;
 mod error;
 pub(crate) mod keys;
 mod uploads;
@@ -61,6 +62,8 @@ use shoal_proto::meta::{
     BlobLocation, BucketRecord, ChunkRef, ObjectManifest, ObjectSize, UploadedPart,
 };
 
+pub(crate) use blob_index::index_into;
+pub use blob_index::{IndexPage, LiveRecord};
 pub use error::MetaError;
 use keys::Cf;
 pub use keys::{is_upload_id, UPLOAD_ID_LEN};
@@ -107,6 +110,10 @@ impl MetaStore {
             .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf)));
         let db = DB::open_cf_descriptors(&db_opts, path, descriptors)
             .map_err(MetaError::rocks("open"))?;
+        let backfilled = blob_index::ensure_records(&db)?;
+        if backfilled > 0 {
+            tracing::info!(path = %path.display(), records = backfilled, "indexed blob records by location (first start of this version)");
+        }
         Ok(MetaStore { db: Arc::new(db) })
     }
 
@@ -365,10 +372,9 @@ impl MetaStore {
             return Ok(());
         }
         self.blocking("put_blob_locations", move |db| {
-            let blobs = cf(db, Cf::Blobs);
             let mut batch = WriteBatch::default();
             for (hash, location) in &locations {
-                batch.put_cf(blobs, hash.as_bytes(), location.encode_to_vec());
+                index_into(db, &mut batch, hash, location);
             }
             let mut opts = rocksdb::WriteOptions::default();
             opts.set_sync(sync);
@@ -416,9 +422,8 @@ fn cf_options(cf: Cf) -> Options {
         Cf::Buckets | Cf::Objects | Cf::Blobs | Cf::Uploads | Cf::Parts | Cf::Users => {
             DBCompressionType::Lz4
         }
-        // Keyed by chunk hashes, with a few varints for values: nothing
-        // there compresses.
-        Cf::ChunkRefs | Cf::ZeroRefs => DBCompressionType::None,
+        // Hashes, locations and a few varints: nothing there compresses.
+        Cf::ChunkRefs | Cf::ZeroRefs | Cf::BlobRecords => DBCompressionType::None,
     };
     opts.set_compression_type(compression);
     opts

@@ -6,6 +6,7 @@
 //! Nothing is mocked: the shards open real blob logs and rocksdb stores,
 //! raft and chunk pushes travel over TCP with the peer handshake.
 
+mod space_tests;
 mod tests;
 
 use std::cell::Cell;
@@ -115,7 +116,30 @@ pub(crate) struct TestNode {
     pub node_id: NodeId,
     pub shard: Rc<Shard>,
     pub relay: Relay,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    /// The directory of the node's blob log segments.
+    pub fn blob_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("blobs")
+    }
+}
+
+/// How each node of a [`TestCluster`] is opened.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub segment_bytes: u64,
+    pub gc_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            segment_bytes: crate::limits::SEGMENT_BYTES_MAX,
+            gc_grace: crate::limits::GC_GRACE_DEFAULT,
+        }
+    }
 }
 
 pub(crate) struct TestCluster {
@@ -126,10 +150,15 @@ impl TestCluster {
     /// `size` nodes (ids 1..=size) in one group: node 1 starts it and adds
     /// the others as voters.
     pub async fn start(size: u64) -> TestCluster {
+        Self::start_with(size, Settings::default()).await
+    }
+
+    /// As [`TestCluster::start`], each node opened with `settings`.
+    pub async fn start_with(size: u64, settings: Settings) -> TestCluster {
         let secret = ClusterSecret::new(b"a test cluster's shared secret").expect("secret");
         let mut nodes = Vec::new();
         for id in 1..=size {
-            nodes.push(TestNode::start(NodeId(id), &secret).await);
+            nodes.push(TestNode::start(NodeId(id), &secret, settings).await);
         }
         let first = &nodes[0].shard;
         for node in &nodes[1..] {
@@ -176,7 +205,7 @@ impl TestCluster {
 }
 
 impl TestNode {
-    async fn start(node_id: NodeId, secret: &ClusterSecret) -> TestNode {
+    async fn start(node_id: NodeId, secret: &ClusterSecret, settings: Settings) -> TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = TcpListener::bind("127.0.0.1:0").expect("peer port binds");
         let relay = Relay::start(listener.local_addr().expect("peer address"));
@@ -185,6 +214,8 @@ impl TestNode {
             index: ShardIndex(0),
             node_id,
             blob_dir: dir.path().join("blobs"),
+            segment_bytes: settings.segment_bytes,
+            gc_grace: settings.gc_grace,
             directory: None,
             cluster: ClusterOptions {
                 peer_addr: relay.addr.clone(),
@@ -196,7 +227,7 @@ impl TestNode {
         let shard = Shard::open(options, meta, Arc::new(ShardStats::default()))
             .await
             .expect("shard opens");
-        shard.start_background(Duration::from_secs(3600), crate::limits::GC_GRACE_DEFAULT);
+        shard.start_background(Duration::from_secs(3600));
         let port = PeerPort {
             secret: secret.clone(),
             shard: ShardIndex(0),
@@ -211,7 +242,7 @@ impl TestNode {
             node_id,
             shard,
             relay,
-            _dir: dir,
+            dir,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::raft::{ApplyOutcome, RaftError};
 use crate::test_util::run_local;
 
 /// A chunk of `len` bytes seeded by `seed`, and its hash.
-fn chunk(len: usize, seed: u8) -> (ChunkBuf, ChunkHash, Vec<u8>) {
+pub(super) fn chunk(len: usize, seed: u8) -> (ChunkBuf, ChunkHash, Vec<u8>) {
     let data: Vec<u8> = (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)
         .collect();
@@ -174,7 +174,7 @@ fn a_member_behind_a_slow_link_still_gets_every_chunk() {
 
 /// Commits a one-chunk object through `node`'s shard, as the front end
 /// would after appending the chunk.
-async fn commit_object(node: &TestNode, key: &str, hash: ChunkHash, at: ChunkPlacement) {
+pub(super) async fn commit_object(node: &TestNode, key: &str, hash: ChunkHash, at: ChunkPlacement) {
     let manifest = ObjectManifest {
         bucket: "bucket".into(),
         key: key.into(),
@@ -198,7 +198,7 @@ async fn commit_object(node: &TestNode, key: &str, hash: ChunkHash, at: ChunkPla
     assert_eq!(answer.await.unwrap().unwrap(), ApplyOutcome::Applied);
 }
 
-async fn get_object(node: &TestNode, key: &str) -> ObjectManifest {
+pub(super) async fn get_object(node: &TestNode, key: &str) -> ObjectManifest {
     let (reply, answer) = oneshot::channel();
     node.shard
         .dispatch(ShardRequest::GetObject {

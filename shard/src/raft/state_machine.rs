@@ -40,7 +40,6 @@ use openraft::{
     BasicNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
     SnapshotMeta,
 };
-use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use shoal_proto::meta::{self, meta_command::Op, InlineChunk};
@@ -53,7 +52,7 @@ use super::types::{
     ApplyOutcome, Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
 };
 use super::ReleaseToken;
-use crate::blob_log::BlobLog;
+use crate::blob_log::{BlobLog, RecordHold};
 use crate::catchup::Catchup;
 use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
@@ -209,6 +208,12 @@ impl StateMachine {
             };
             applying.push((log_id, step));
         }
+        // The records stay held until the batch that indexes them is
+        // written (see `blob_log::space`).
+        let hold = match (&self.blob_log, inline.is_empty()) {
+            (Some(blob_log), false) => Some(blob_log.hold()),
+            _ => None,
+        };
         let stored = futures::future::try_join_all(
             inline
                 .iter()
@@ -220,7 +225,11 @@ impl StateMachine {
                 chunks.push(stored);
             }
         }
-        Ok(Prepared { applying, offered })
+        Ok(Prepared {
+            applying,
+            offered,
+            _hold: hold,
+        })
     }
 
     /// Appends one inline chunk to the blob log once it passes its check.
@@ -267,6 +276,8 @@ enum Applying {
 struct Prepared {
     applying: Vec<(LogId, Applying)>,
     offered: Vec<(ChunkHash, NodeId)>,
+    /// Keeps the inline chunks' records from release until applied.
+    _hold: Option<RecordHold>,
 }
 
 /// Builds snapshots from a consistent view of the store.
@@ -313,11 +324,7 @@ fn apply_entries(
             }
             Applying::StoredChunks(chunks) => {
                 for (sha256, location) in chunks {
-                    batch.put_cf(
-                        cf(db, Cf::Blobs),
-                        sha256.as_bytes(),
-                        location.encode_to_vec(),
-                    );
+                    crate::meta::index_into(db, &mut batch, &sha256, &location);
                 }
                 ApplyOutcome::Applied
             }
@@ -542,7 +549,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(Vec::new());
         };
         let failed = |e| storage_error(ErrorSubject::Apply(last), ErrorVerb::Write, e);
-        let Prepared { applying, offered } = self.prepare(entries).await.map_err(failed)?;
+        let Prepared {
+            applying,
+            offered,
+            _hold: hold,
+        } = self.prepare(entries).await.map_err(failed)?;
         let directory = self.directory.clone();
         let outcomes = self
             .store
@@ -551,6 +562,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })
             .await
             .map_err(failed)?;
+        drop(hold);
         if let Some(catchup) = &self.catchup {
             catchup.offer(offered);
         }

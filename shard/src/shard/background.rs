@@ -115,17 +115,23 @@ impl Background {
 impl Shard {
     /// Starts the shard's background work: the reaper (uploads older than
     /// `multipart_expiry` are aborted), the collector (chunks unreferenced
-    /// for `gc_grace` are collected) and, in a cluster, catch-up, the chunk
-    /// audit and the quorum watch.
-    pub fn start_background(self: &Rc<Self>, multipart_expiry: Duration, gc_grace: Duration) {
+    /// for `--gc-grace` are collected), the sweeper and reclaimer (see
+    /// `space`) and, in a cluster, catch-up, the chunk audit and the quorum
+    /// watch.
+    pub fn start_background(self: &Rc<Self>, multipart_expiry: Duration) {
         let shard = Rc::clone(self);
         self.background.spawn("reaper", async move {
             shard.reap_periodically(multipart_expiry).await
         });
         let shard = Rc::clone(self);
         self.background.spawn("collector", async move {
-            shard.collect_periodically(gc_grace).await
+            shard.collect_periodically(shard.gc_grace).await
         });
+        let shard = Rc::clone(self);
+        self.background.spawn(
+            "reclaimer",
+            async move { shard.reclaim_periodically().await },
+        );
         let Group::Cluster(replicator) = &self.group else {
             return;
         };
@@ -148,8 +154,12 @@ impl Shard {
 
     /// Runs `task` every `period` until the shard stops; a failure is
     /// logged (`what` failed) and the next period tries again.
-    async fn repeat_every<Fut>(&self, period: Duration, what: &str, task: impl Fn() -> Fut)
-    where
+    pub(super) async fn repeat_every<Fut>(
+        &self,
+        period: Duration,
+        what: &str,
+        task: impl Fn() -> Fut,
+    ) where
         Fut: Future<Output = Result<usize, ShardError>>,
     {
         while self.background.sleep(period).await {
@@ -308,6 +318,17 @@ impl Shard {
         match self.meta.get_blob_location(&wanted.sha256).await {
             Ok(None) => {}
             Ok(Some(_)) => return, // pushed meanwhile, or already here
+            Err(e) => {
+                tracing::warn!(shard = self.index.get(), error = %e, "catch-up lookup failed");
+                return;
+            }
+        }
+        // A chunk no count names was collected since it was queued (or
+        // its ref never applied here): fetching it would bring back bytes
+        // the sweeper forgets again.
+        match self.meta.is_counted(wanted.sha256).await {
+            Ok(true) => {}
+            Ok(false) => return,
             Err(e) => {
                 tracing::warn!(shard = self.index.get(), error = %e, "catch-up lookup failed");
                 return;

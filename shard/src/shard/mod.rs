@@ -12,8 +12,10 @@
 //!   member when this node lacks the bytes);
 //! - `group`: the shard's raft group: proposing, forwarding to the
 //!   leader, the members' view;
-//! - `background`: catch-up, audit, reaper and quorum watch, in their own
-//!   task queue behind a gate;
+//! - `background`: catch-up, audit, reaper, collector and quorum watch, in
+//!   their own task queue behind a gate;
+//! - `space`: the sweeper (forgets chunks nothing refers to) and the
+//!   reclaimer (gives their disk space back);
 //! - `peer_requests`: what the shard answers on its peer port;
 //! - `stats`: the counters the metrics endpoint reads.
 
@@ -23,6 +25,7 @@ mod options;
 mod peer_requests;
 mod read;
 mod serve;
+mod space;
 mod stats;
 mod write;
 
@@ -31,13 +34,15 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::blob_log::BlobLog;
 use crate::catchup::{Catchup, PeerPacer};
 use crate::error::ShardError;
-use crate::limits::{INLINE_PROPOSALS_INFLIGHT_MAX, SEGMENT_BYTES_MAX, SHARD_OPS_INFLIGHT_MAX};
+use crate::limits::{INLINE_PROPOSALS_INFLIGHT_MAX, SHARD_OPS_INFLIGHT_MAX};
 use crate::meta::MetaStore;
 use crate::ops::ShardRequest;
+use crate::pins::Pins;
 use crate::raft::{ApplyHooks, Handover, RaftOptions, ShardRaft};
 use crate::replication::Replicator;
 use crate::usage::UsageCache;
@@ -75,6 +80,14 @@ pub struct Shard {
     inline_proposals: glommio::sync::Semaphore,
     /// What each bucket holds here, as last scanned.
     usage: Rc<UsageCache>,
+    /// Chunks that must not be forgotten right now (see `crate::pins`).
+    pins: Rc<Pins>,
+    /// `--gc-grace`: how long an unreferenced chunk stays.
+    gc_grace: Duration,
+    /// What the sweeper and reclaimer know between passes.
+    space: RefCell<space::SpaceState>,
+    /// Taken by each sweep-and-reclaim pass: one at a time.
+    space_turn: glommio::sync::Semaphore,
 }
 
 impl Shard {
@@ -90,10 +103,12 @@ impl Shard {
             index,
             node_id,
             blob_dir,
+            segment_bytes,
+            gc_grace,
             directory,
             cluster,
         } = options;
-        let (blob_log, recovery) = BlobLog::open(&blob_dir, SEGMENT_BYTES_MAX).await?;
+        let (blob_log, recovery) = BlobLog::open(&blob_dir, segment_bytes).await?;
         tracing::info!(
             shard = index.get(),
             segments = recovery.segments,
@@ -140,6 +155,10 @@ impl Shard {
             inline_waiting: RefCell::new(VecDeque::new()),
             inline_proposals: glommio::sync::Semaphore::new(INLINE_PROPOSALS_INFLIGHT_MAX as u64),
             usage: Rc::default(),
+            pins: Rc::default(),
+            gc_grace,
+            space: RefCell::default(),
+            space_turn: glommio::sync::Semaphore::new(1),
         }))
     }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::directory::Directory;
 use crate::ids::{NodeId, ShardIndex};
@@ -15,6 +16,12 @@ pub struct ShardOptions {
     pub node_id: NodeId,
     /// The directory of the shard's blob log segments.
     pub blob_dir: PathBuf,
+    /// Largest size of one blob log segment (`--segment-size`).
+    pub segment_bytes: u64,
+    /// How long a chunk stays after it loses its last ref, and how long an
+    /// unreferenced chunk must stay unreferenced before it is forgotten
+    /// (`--gc-grace`).
+    pub gc_grace: Duration,
     /// The node's bucket and user directory, given to the metadata shard
     /// (shard 0) only: it publishes every applied bucket and user change
     /// there.

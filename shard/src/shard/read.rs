@@ -89,8 +89,11 @@ impl Shard {
         Ok(Bytes::from(bytes))
     }
 
-    /// A chunk from this node's blob log only.
+    /// A chunk from this node's blob log only. Pinned while it is read,
+    /// so the sweeper cannot forget it (and the reclaimer release it)
+    /// between the index lookup and the read.
     pub async fn read_local_chunk(&self, sha256: ChunkHash) -> Result<Bytes, ShardError> {
+        let _pin = self.pins.pin(sha256).await;
         let location = self.local_location(sha256).await?;
         Ok(self.blob_log.read(location, &sha256).await?)
     }

@@ -44,6 +44,21 @@ pub struct ShardStats {
     pub chunk_inline_writes: AtomicU64,
     /// Bytes of the latest raft snapshot built or installed here.
     pub raft_snapshot_bytes: AtomicU64,
+    /// Payload bytes the blob index points at (as of the last sweep).
+    pub blob_live_bytes: AtomicU64,
+    /// Bytes the blob log's files take on disk (as of the last sweep).
+    pub blob_disk_bytes: AtomicU64,
+    /// Bytes given back to the file system since start.
+    pub blob_released_bytes: AtomicU64,
+    /// Segments deleted since start (nothing in them was live).
+    pub blob_segments_removed: AtomicU64,
+    /// Chunks removed from the blob index since start (collected, or
+    /// never referred to).
+    pub gc_chunks_forgotten: AtomicU64,
+    /// Unreferenced chunks waiting out their grace period or a pin.
+    pub gc_chunks_waiting: AtomicU64,
+    /// Chunks pinned by writes, commits and reads in progress.
+    pub gc_chunks_pinned: AtomicU64,
 }
 
 impl Shard {

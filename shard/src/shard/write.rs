@@ -3,8 +3,9 @@
 //! raft entry (inline); then the command that refers to the chunks (a
 //! manifest or a part) is committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
@@ -37,28 +38,75 @@ pub(super) enum WriteMode {
 }
 
 impl Shard {
-    /// Indexes the chunks this node stored (unsynced: the raft append below
-    /// is synced on the same rocksdb WAL, so both are durable together),
-    /// then commits the op that refers to them (an object manifest or a
+    /// Commits the op that refers to chunks (an object manifest or a
     /// part), each ref naming the node that stored its chunk. It takes
     /// effect only when the entry is applied.
     ///
+    /// Every chunk the op names is pinned first, so the sweeper cannot
+    /// forget it before the entry applies; then, on the leader, each must
+    /// still be present (indexed here, or kept alive by a count elsewhere)
+    /// or the commit fails: a chunk an upload stored may have been
+    /// forgotten if the upload took longer than `--gc-grace`, and a copy's
+    /// source may have been deleted meanwhile. So no committed ref ever
+    /// names a forgotten chunk (`docs/architecture.md`, "The life of a
+    /// chunk"). If the outcome is unknown (the proposal failed, but its
+    /// entry may still apply) the pins linger for the grace period.
+    ///
     /// A chunk another node stored (this node forwarded it to a leader, and
-    /// leads now, or forwards the commit too) is not indexed here: its
-    /// location is in that node's blob log. This node got the chunk by push
-    /// (indexed when it arrived) or fetches it from the source.
+    /// leads now, or forwards the commit too) is in that node's blob log.
+    /// This node got the chunk by push (indexed when it arrived) or fetches
+    /// it from the source.
     pub(super) async fn commit_with_chunks(
         &self,
         op: Op,
         chunks: Vec<(ChunkHash, ChunkPlacement)>,
     ) -> Result<ApplyOutcome, ShardError> {
         let me = self.raft.node_id();
-        let op = with_sources(op, &chunks);
-        if self.forward_target().is_some() {
-            return self.propose(op).await;
+        let mut op = with_sources(op, &chunks);
+        let mut named: Vec<ChunkHash> = op_chunks_mut(&mut op)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| ChunkHash::from_slice(&c.sha256))
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        let mut pins = Vec::with_capacity(named.len());
+        for hash in &named {
+            pins.push(self.pins.pin(*hash).await);
         }
+        if self.forward_target().is_none() {
+            self.check_present(me, named, &chunks).await?;
+        }
+        fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
+            point: "shard::commit_object"
+        }));
+        let result = self.propose(op).await;
+        match &result {
+            Ok(_) => {
+                drop(pins);
+                let mine = chunks.iter().filter(|(_, at)| at.stored_by == me);
+                self.pins.release_claims(mine.map(|(hash, _)| *hash));
+            }
+            Err(_) => {
+                let until = Instant::now() + self.gc_grace;
+                for pin in pins {
+                    pin.linger(until);
+                }
+            }
+        }
+        result
+    }
+
+    /// Fails unless each of `named` (pinned) may be referred to; offers
+    /// the chunks other nodes stored to catch-up.
+    async fn check_present(
+        &self,
+        me: NodeId,
+        named: Vec<ChunkHash>,
+        chunks: &[(ChunkHash, ChunkPlacement)],
+    ) -> Result<(), ShardError> {
         let (mine, elsewhere): (Vec<_>, Vec<_>) =
-            chunks.into_iter().partition(|(_, at)| at.stored_by == me);
+            chunks.iter().partition(|(_, at)| at.stored_by == me);
         for (hash, at) in &mine {
             assert!(
                 self.blob_log.holds(&at.location),
@@ -75,15 +123,21 @@ impl Shard {
             self.catchup
                 .offer(elsewhere.iter().map(|(hash, at)| (*hash, at.stored_by)));
         }
-        let locations = mine
+        let stored_elsewhere: HashSet<ChunkHash> = elsewhere.iter().map(|(h, _)| *h).collect();
+        let checked: Vec<ChunkHash> = named
             .into_iter()
-            .map(|(hash, at)| (hash, at.location.into()))
+            .filter(|h| !stored_elsewhere.contains(h))
             .collect();
-        self.meta.put_blob_locations(locations, false).await?;
-        fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
-            point: "shard::commit_object"
-        }));
-        self.propose(op).await
+        let present = self.meta.chunks_present(checked.clone()).await?;
+        match checked.iter().zip(present).find(|(_, present)| !present) {
+            Some((hash, _)) => {
+                tracing::warn!(shard = self.index.get(), sha256 = %hash, "refusing a commit: a chunk it names was forgotten meanwhile");
+                Err(ShardError::ChunkMissing {
+                    sha256_hex: hash.hex(),
+                })
+            }
+            None => Ok(()),
+        }
     }
 
     /// Appends a chunk to the blob log and, in a cluster, pushes it to
@@ -130,22 +184,39 @@ impl Shard {
     }
 
     /// Stores a new chunk as the group's leader (or a single node) would:
-    /// offloaded or inline, as every member allows.
+    /// offloaded or inline, as every member allows, and indexes it.
+    ///
+    /// The chunk is claimed first (see `crate::pins`), so the sweeper
+    /// leaves it (and any older copy of the same bytes) alone until the
+    /// upload commits or gives up; the record is held until it is indexed,
+    /// so the reclaimer leaves it alone too.
     async fn append_here(
         &self,
         buf: ChunkBuf,
         sha256: ChunkHash,
     ) -> Result<(BlobLocation, ChunkBuf), ShardError> {
+        self.pins
+            .claim(sha256, Instant::now() + self.gc_grace)
+            .await;
         let peers = self.peer_addrs();
         if !self.offload_now(&peers).await {
             return self.append_inline(buf, sha256).await;
         }
-        match &self.group {
+        let hold = self.blob_log.hold();
+        let (location, buf) = match &self.group {
             Group::Cluster(replicator) if !peers.is_empty() => {
-                self.append_offloaded(replicator, peers, buf, sha256).await
+                self.append_offloaded(replicator, peers, buf, sha256)
+                    .await?
             }
-            _ => Ok(self.blob_log.append(buf, sha256).await?),
-        }
+            _ => self.blob_log.append(buf, sha256).await?,
+        };
+        // Unsynced: the commit's synced raft append makes it durable, and
+        // until then no ref names it.
+        self.meta
+            .put_blob_locations(vec![(sha256, location.into())], false)
+            .await?;
+        drop(hold);
+        Ok((location, buf))
     }
 
     /// Offload: appends here while pushing to every other member, then
@@ -176,12 +247,6 @@ impl Shard {
         }
         drop(acks);
         let stored_here = self.blob_log.append(buf, sha256).await?;
-        // Indexed now, not only when the manifest commits: a follower that
-        // forwarded this chunk commits its manifest through us later.
-        // Unsynced: the commit's synced raft append makes it durable.
-        self.meta
-            .put_blob_locations(vec![(sha256, stored_here.0.into())], false)
-            .await?;
         let (mut stored, mut answered) = (1, 0);
         while !replication::settled(members, stored, answered, self.min_blob_replicas) {
             match answers.next().await {
@@ -317,19 +382,26 @@ impl Shard {
     }
 
     /// Stores a chunk another node sent (a push, or a fetch this node
-    /// made), durably: fsync'd and indexed with a synced write.
+    /// made), durably: fsync'd and indexed with a synced write. A pushed
+    /// chunk's refs come in a later entry, so it is claimed for the grace
+    /// period first.
     pub async fn store_chunk(&self, sha256: ChunkHash, bytes: &[u8]) -> Result<(), ShardError> {
         if bytes.len() > CHUNK_BYTES || ChunkHash::of(bytes) != sha256 {
             return Err(ShardError::ChunkMissing {
                 sha256_hex: sha256.hex(),
             });
         }
+        self.pins
+            .claim(sha256, Instant::now() + self.gc_grace)
+            .await;
         let mut buf = ChunkBuf::new();
         buf.fill_from(bytes);
+        let hold = self.blob_log.hold();
         let (at, _) = self.blob_log.append(buf, sha256).await?;
         self.meta
             .put_blob_locations(vec![(sha256, at.into())], true)
             .await?;
+        drop(hold);
         self.publish_stats();
         Ok(())
     }

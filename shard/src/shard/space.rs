@@ -1,0 +1,273 @@
+//! Giving disk space back, in two steps that run one after the other in
+//! the shard's background queue (`docs/architecture.md`, "The life of a
+//! chunk"):
+//!
+//! 1. **The sweeper** pages through the local blob index and forgets
+//!    (removes from the index) every chunk that no reference count names
+//!    (collected, or never committed: an orphan of a failed upload) once it
+//!    has been seen that way for `--gc-grace` and is not pinned. Every
+//!    member does this for itself, after applying the same collect
+//!    entries.
+//! 2. **The reclaimer** looks at sealed segments nothing holds: one with no
+//!    live record is deleted; one with at least
+//!    [`RECLAIM_DEAD_BYTES_MIN`] of dead bytes still allocated has holes
+//!    punched over them. A record is live while the index points at it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use shoal_proto::meta::BlobLocation;
+
+use super::Shard;
+use crate::blob_log::{dead_ranges, BlobLog};
+use crate::chunk_hash::ChunkHash;
+use crate::error::ShardError;
+use crate::limits::{
+    GC_SCAN_INTERVAL_MAX, RECLAIM_DEAD_BYTES_MIN, RECLAIM_SEGMENTS_PER_PASS_MAX,
+    SWEEP_CANDIDATES_MAX, SWEEP_PAGE_ENTRIES,
+};
+
+/// An indexed chunk seen unreferenced, and since when.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    at: BlobLocation,
+    since: Instant,
+    /// The pass that last saw it.
+    pass: u64,
+}
+
+/// What the sweeper and reclaimer carry between passes.
+#[derive(Debug, Default)]
+pub(super) struct SpaceState {
+    candidates: HashMap<ChunkHash, Candidate>,
+    pass: u64,
+    /// Segments where a record died since the reclaimer last looked.
+    dirty: BTreeSet<u64>,
+    /// Where the reclaimer's round over clean segments goes on.
+    next_clean: u64,
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpacePass {
+    /// Chunks removed from the index.
+    pub forgotten: u64,
+    /// Unreferenced chunks still within their grace (or pinned).
+    pub waiting: u64,
+    /// Payload bytes the index points at.
+    pub live_bytes: u64,
+    /// Segments deleted.
+    pub segments_removed: u64,
+    /// Bytes given back to the file system.
+    pub released_bytes: u64,
+    /// Bytes the blob log's files take on disk after the pass.
+    pub disk_bytes: u64,
+}
+
+impl Shard {
+    /// Sweeps and reclaims a few times per grace period (at most every
+    /// [`GC_SCAN_INTERVAL_MAX`]) until the shard stops.
+    pub(super) async fn reclaim_periodically(&self) {
+        let period = (self.gc_grace / 4).clamp(Duration::from_millis(100), GC_SCAN_INTERVAL_MAX);
+        self.repeat_every(period, "reclaiming disk space", || async {
+            self.sweep_and_reclaim().await.map(|_| 0)
+        })
+        .await;
+    }
+
+    /// One pass of the sweeper, then one of the reclaimer.
+    pub async fn sweep_and_reclaim(&self) -> Result<SpacePass, ShardError> {
+        // One pass at a time (the background loop, or a test or operator
+        // asking for one now).
+        let _turn = self
+            .space_turn
+            .acquire_permit(1)
+            .await
+            .expect("the space semaphore is never closed");
+        let mut pass = self.sweep().await?;
+        self.reclaim(&mut pass).await?;
+        pass.disk_bytes = self.blob_log.disk_bytes().await?;
+        self.publish_space(&pass);
+        Ok(pass)
+    }
+
+    /// Pages through the whole index once; see the module docs.
+    async fn sweep(&self) -> Result<SpacePass, ShardError> {
+        let number = {
+            let mut space = self.space.borrow_mut();
+            space.pass += 1;
+            space.pass
+        };
+        let mut pass = SpacePass::default();
+        let mut after = None;
+        loop {
+            let page = self.meta.index_page(after, SWEEP_PAGE_ENTRIES).await?;
+            pass.live_bytes += page.payload_bytes;
+            for (hash, at) in page.unreferenced {
+                pass.live_bytes -= u64::from(at.size_bytes);
+                if self.forget_if_due(hash, at, number).await? {
+                    pass.forgotten += 1;
+                } else {
+                    pass.waiting += 1;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        // Chunks not seen unreferenced in this pass were referred to again
+        // (or forgotten): their clocks start over if they come back.
+        self.space
+            .borrow_mut()
+            .candidates
+            .retain(|_, c| c.pass == number);
+        Ok(pass)
+    }
+
+    /// Forgets `hash` if it has been unreferenced at `at` for the grace
+    /// period and nothing pins it; otherwise remembers it. Returns whether
+    /// it forgot it.
+    async fn forget_if_due(
+        &self,
+        hash: ChunkHash,
+        at: BlobLocation,
+        pass: u64,
+    ) -> Result<bool, ShardError> {
+        let now = Instant::now();
+        let due = {
+            let mut space = self.space.borrow_mut();
+            let full = space.candidates.len() >= SWEEP_CANDIDATES_MAX;
+            match space.candidates.get_mut(&hash) {
+                Some(c) if c.at == at => {
+                    c.pass = pass;
+                    now.duration_since(c.since) >= self.gc_grace
+                }
+                _ if full => false,
+                _ => {
+                    space.candidates.insert(
+                        hash,
+                        Candidate {
+                            at,
+                            since: now,
+                            pass,
+                        },
+                    );
+                    false
+                }
+            }
+        };
+        if !due {
+            return Ok(false);
+        }
+        let Some(_forgetting) = self.pins.begin_forget(hash, now) else {
+            return Ok(false);
+        };
+        let forgot = self.meta.forget_blob(hash, at).await?;
+        let mut space = self.space.borrow_mut();
+        space.candidates.remove(&hash);
+        if forgot {
+            space.dirty.insert(at.segment);
+            self.stats
+                .gc_chunks_forgotten
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(forgot)
+    }
+
+    /// Looks at the dirty releasable segments and a round of the others
+    /// (records also die when a chunk is stored again elsewhere, which the
+    /// sweeper does not see), at most [`RECLAIM_SEGMENTS_PER_PASS_MAX`].
+    async fn reclaim(&self, pass: &mut SpacePass) -> Result<(), ShardError> {
+        let releasable = self.blob_log.releasable_segments();
+        let chosen: Vec<u64> = {
+            let mut space = self.space.borrow_mut();
+            let dirty: Vec<u64> = releasable
+                .iter()
+                .copied()
+                .filter(|s| space.dirty.contains(s))
+                .take(RECLAIM_SEGMENTS_PER_PASS_MAX)
+                .collect();
+            let room = RECLAIM_SEGMENTS_PER_PASS_MAX - dirty.len();
+            let next_clean = space.next_clean;
+            let mut clean: Vec<u64> = releasable
+                .iter()
+                .copied()
+                .filter(|s| !space.dirty.contains(s))
+                .skip_while(|&s| s < next_clean)
+                .take(room)
+                .collect();
+            if clean.len() < room {
+                // Wrap around to the oldest.
+                let more = releasable
+                    .iter()
+                    .copied()
+                    .filter(|s| !space.dirty.contains(s) && *s < next_clean)
+                    .take(room - clean.len());
+                clean.extend(more);
+            }
+            space.next_clean = clean.last().map_or(0, |s| s + 1);
+            for s in &dirty {
+                space.dirty.remove(s);
+            }
+            dirty.into_iter().chain(clean).collect()
+        };
+        for segment in chosen {
+            self.reclaim_segment(segment, pass).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `segment` if nothing in it is live, else punches its dead
+    /// records out when enough of them are still allocated.
+    async fn reclaim_segment(&self, segment: u64, pass: &mut SpacePass) -> Result<(), ShardError> {
+        let live = self.meta.segment_records(segment).await?;
+        if live.is_empty() {
+            pass.released_bytes += self.blob_log.remove_segment(segment).await?;
+            pass.segments_removed += 1;
+            tracing::debug!(
+                shard = self.index.get(),
+                segment,
+                "removed a segment with no live record"
+            );
+            return Ok(());
+        }
+        let extents: Vec<(u64, u64)> = live
+            .iter()
+            .map(|r| (r.offset_bytes, BlobLog::record_span(r.size_bytes)))
+            .collect();
+        let live_bytes: u64 = extents.iter().map(|(_, len)| len).sum();
+        let space = self.blob_log.segment_space(segment).await?;
+        if space.allocated_bytes.saturating_sub(live_bytes) < RECLAIM_DEAD_BYTES_MIN {
+            return Ok(());
+        }
+        let dead = dead_ranges(&extents, space.file_bytes);
+        pass.released_bytes += self.blob_log.release(segment, &dead).await?;
+        Ok(())
+    }
+
+    fn publish_space(&self, pass: &SpacePass) {
+        let now = Instant::now();
+        let stats = &self.stats;
+        stats
+            .blob_live_bytes
+            .store(pass.live_bytes, Ordering::Relaxed);
+        stats
+            .blob_disk_bytes
+            .store(pass.disk_bytes, Ordering::Relaxed);
+        stats
+            .gc_chunks_waiting
+            .store(pass.waiting, Ordering::Relaxed);
+        stats
+            .gc_chunks_pinned
+            .store(self.pins.pinned(now) as u64, Ordering::Relaxed);
+        let blob = self.blob_log.stats();
+        stats
+            .blob_released_bytes
+            .store(blob.released_bytes, Ordering::Relaxed);
+        stats
+            .blob_segments_removed
+            .store(blob.segments_removed, Ordering::Relaxed);
+    }
+}
