@@ -63,6 +63,8 @@ impl DataDir {
         };
         create_if_allowed(path, init)?;
         let lock = lock(path)?;
+        // Before anything below writes to a disk that may be full.
+        crate::disk_space::release_ballast_if_full(path);
         if filesystem_type(path).map_err(io)? == TMPFS_MAGIC {
             tracing::warn!(
                 data_dir = %path.display(),

@@ -182,6 +182,13 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_SEGMENT_SIZE", default_value = "1GiB", value_parser = parse_bytes)]
     pub segment_size: u64,
 
+    /// Free space the data directory's filesystem keeps: below it, PUTs,
+    /// part uploads and copies are refused (507 InsufficientStorage)
+    /// before their bodies are read, while reads, listings and deletes go
+    /// on. Default: two segments plus 256MiB of metadata headroom.
+    #[arg(long, env = "SHOAL_DISK_RESERVE", value_parser = parse_bytes)]
+    pub disk_reserve: Option<u64>,
+
     /// Domain for virtual-hosted-style requests: `Host: bucket.<domain>`
     /// addresses `bucket`. Path-style requests keep working.
     #[arg(long, env = "SHOAL_DOMAIN")]
@@ -306,6 +313,8 @@ pub struct NodeConfig {
     pub gc_grace: std::time::Duration,
     /// Largest size of one blob log segment.
     pub segment_bytes: u64,
+    /// Free space below which requests that store bytes are refused.
+    pub disk_reserve_bytes: u64,
     /// Lower-case, without a leading dot or port.
     pub domain: Option<String>,
     pub credentials_file: Option<PathBuf>,
@@ -563,6 +572,9 @@ impl ServeFlags {
             multipart_expiry: self.multipart_expiry,
             gc_grace: self.gc_grace,
             segment_bytes: self.segment_size,
+            disk_reserve_bytes: self
+                .disk_reserve
+                .unwrap_or(2 * self.segment_size + crate::limits::DISK_RESERVE_METADATA_BYTES),
             domain,
             credentials_file,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),

@@ -11,6 +11,7 @@ pub mod alloc;
 pub mod connections;
 pub mod credentials;
 pub mod data_dir;
+pub mod disk_space;
 pub mod flags;
 pub mod http_io;
 pub mod limits;

@@ -122,3 +122,18 @@ pub const RETRY_AFTER_S_SPREAD: u64 = 3;
 /// cluster`): a few leader
 /// heartbeats, and within the shortest election timeout.
 pub const MEMBER_LIVE_WINDOW_MS: u64 = 2_500;
+
+/// Size of the ballast file a node keeps in its data directory while space
+/// allows, and deletes at start when the disk is full, so that its
+/// metadata stores can open and record deletes (see `disk_space`).
+pub const BALLAST_BYTES: u64 = 64 << 20;
+
+/// How often the disk space watcher measures the data directory's
+/// filesystem. A PUT admitted just before the disk fell below the reserve
+/// may still use some of it: the reserve must cover what arrives in this
+/// interval.
+pub const DISK_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Metadata headroom in the default `--disk-reserve` (two segments plus
+/// this).
+pub const DISK_RESERVE_METADATA_BYTES: u64 = 256 << 20;

@@ -9,6 +9,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use crate::disk_space::DiskSpace;
 use std::time::Duration;
 
 use shoal_shard::admission::{
@@ -115,6 +117,8 @@ impl CoreMetrics {
 /// Everything a scrape reads.
 #[derive(Clone)]
 pub struct Registry {
+    /// Free space on the data directory, against the reserve.
+    pub disk: Arc<DiskSpace>,
     pub cores: Arc<Vec<Arc<CoreMetrics>>>,
     pub shards: Arc<Vec<Arc<ShardStats>>>,
     pub budgets: Arc<NodeBudgets>,

@@ -38,6 +38,7 @@ use shoal_shard::shard::{ClusterOptions, PeerRequests, Shard, ShardOptions, Shar
 use crate::addresses::{self, AddressInUse};
 use crate::connections::{accept_loop, Connections};
 use crate::data_dir::{DataDir, DataDirError};
+use crate::disk_space::DiskSpace;
 use crate::flags::NodeConfig;
 use crate::limits::{
     BLOCKING_THREADS_PER_CORE, CUT_CONNECTIONS_WAIT_MAX, IO_MEMORY_BYTES, JOIN_WAIT_MAX,
@@ -197,6 +198,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
         .map(|_| (0..shard_count).map(|_| Arc::default()).collect())
         .collect();
     let registry = Registry {
+        disk: DiskSpace::watch(&data_dir, config.disk_reserve_bytes),
         cores: Arc::new(core_metrics.clone()),
         shards: Arc::new(shard_stats.clone()),
         budgets: Arc::clone(&budgets),
@@ -444,6 +446,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         metrics,
         gates,
         core,
+        Arc::clone(&registry.disk),
     ));
     if core == 0 {
         let admin = TcpListener::bind(config.admin_addr)

@@ -27,7 +27,7 @@ pub struct NodeGauges {
 /// Reads the node's gauges. Blocking: call it off the executor.
 pub fn gather(data_dir: &Path) -> NodeGauges {
     NodeGauges {
-        data_dir_bytes: filesystem_bytes(data_dir),
+        data_dir_bytes: crate::disk_space::filesystem_bytes(data_dir),
         memory_bytes: memory_bytes(),
         open_fds: std::fs::read_dir("/proc/self/fd")
             .ok()
@@ -154,23 +154,6 @@ fn label_value(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// `(capacity, available)` of the filesystem holding `path`.
-// statvfs's field widths differ between architectures.
-#[allow(clippy::unnecessary_cast)]
-fn filesystem_bytes(path: &Path) -> Option<(u64, u64)> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: `stat` is a plain struct statvfs fills in; the path is a
-    // valid NUL-terminated string.
-    unsafe {
-        let mut stat: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(c_path.as_ptr(), &mut stat) != 0 {
-            return None;
-        }
-        let unit = stat.f_frsize as u64;
-        Some((stat.f_blocks as u64 * unit, stat.f_bavail as u64 * unit))
-    }
 }
 
 /// `(virtual, resident)` bytes of this process, from `/proc/self/statm`.

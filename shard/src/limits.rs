@@ -254,3 +254,8 @@ pub const RECLAIM_SEGMENTS_PER_PASS_MAX: usize = 64;
 /// reclaimer punches it again: below this the syscalls cost more than the
 /// space is worth.
 pub const RECLAIM_DEAD_BYTES_MIN: u64 = 1 << 20;
+
+/// How often a shard whose blob log found the disk full tries to take
+/// appends again (each try truncates the newest segment after its last
+/// valid record, a scan of at most one segment).
+pub const OUT_OF_SPACE_RETRY: Duration = Duration::from_secs(2);

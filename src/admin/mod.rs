@@ -120,6 +120,7 @@ pub async fn serve(
                 &gauges,
                 &buckets,
             );
+            registry.disk.write_metrics(&mut exposition);
             text(StatusCode::OK, "text/plain; version=0.0.4", exposition)
         }
         (&Method::GET, "/admin/budgets") => budgets_json(&registry.budgets),
@@ -167,10 +168,27 @@ fn health(registry: &Registry, shutdown: &Shutdown) -> Response<Body> {
             no_quorum.join(", ")
         );
     }
-    if problems.is_empty() {
-        text(StatusCode::OK, "text/plain", "ok\n".into())
+    // Below the reserve the node still serves reads and deletes (how an
+    // operator frees space), so it stays healthy, and says why it refuses
+    // writes.
+    let disk = &registry.disk;
+    let disk_note = if disk.is_low() {
+        format!(
+            "disk below reserve: {} bytes free, {} reserved; PUTs refused until deletes free space\n",
+            disk.free_bytes(),
+            disk.reserve_bytes()
+        )
     } else {
-        text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", problems)
+        String::new()
+    };
+    if problems.is_empty() {
+        text(StatusCode::OK, "text/plain", format!("ok\n{disk_note}"))
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            problems + &disk_note,
+        )
     }
 }
 

@@ -95,6 +95,10 @@ pub enum S3Error {
     ServiceUnavailable { message: String },
     #[error("Please reduce your request rate.")]
     SlowDown { reason: AdmissionError },
+    /// The node's disk is below its reserve (or was found full): nothing
+    /// that stores bytes is taken until deletes free space.
+    #[error("{message}")]
+    InsufficientStorage { message: String },
     #[error("We encountered an internal error. Please try again.")]
     Internal { detail: String },
 }
@@ -137,6 +141,7 @@ impl S3Error {
             S3Error::KeyTooLong { .. } => "KeyTooLongError",
             S3Error::SlowDown { .. } => "SlowDown",
             S3Error::ServiceUnavailable { .. } => "ServiceUnavailable",
+            S3Error::InsufficientStorage { .. } => "InsufficientStorage",
             S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::NoSuchUpload { .. } => "NoSuchUpload",
             S3Error::InvalidPart { .. } => "InvalidPart",
@@ -164,6 +169,7 @@ impl S3Error {
             S3Error::MethodNotAllowed => 405,
             S3Error::Internal { .. } => 500,
             S3Error::SlowDown { .. } | S3Error::ServiceUnavailable { .. } => 503,
+            S3Error::InsufficientStorage { .. } => 507,
             S3Error::PreconditionFailed => 412,
             S3Error::InvalidBucketName { .. }
             | S3Error::BadDigest { .. }
@@ -231,7 +237,10 @@ impl S3Error {
         // rather than guess where the next request starts.
         if matches!(
             self,
-            S3Error::Chunked(_) | S3Error::IncompleteBody { .. } | S3Error::SlowDown { .. }
+            S3Error::Chunked(_)
+                | S3Error::IncompleteBody { .. }
+                | S3Error::SlowDown { .. }
+                | S3Error::InsufficientStorage { .. }
         ) {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -265,6 +274,11 @@ impl From<ShardError> for S3Error {
             },
             e @ ShardError::ReplicationFailed { .. } => S3Error::ServiceUnavailable {
                 message: format!("Too few nodes reachable to store the data durably ({e})."),
+            },
+            ShardError::BlobLog(e) if e.is_no_space() => S3Error::InsufficientStorage {
+                message: format!(
+                    "The node's disk is full ({e}); delete objects to free space, then retry."
+                ),
             },
             e => S3Error::internal(e),
         }

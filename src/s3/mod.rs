@@ -39,6 +39,7 @@ use shoal_shard::admission::Gate;
 use shoal_shard::chunk::ChunkPool;
 use shoal_shard::directory::Directory;
 
+use crate::disk_space::DiskSpace;
 use crate::flags::NodeConfig;
 use crate::http_io::RemoteAddr;
 use crate::metrics::CoreMetrics;
@@ -63,6 +64,8 @@ pub struct S3Context {
     /// This core's admission gate for every shard, by shard index.
     pub gates: Vec<Gate>,
     pub core_index: usize,
+    /// Free space on the data directory, against the reserve.
+    pub disk: Arc<DiskSpace>,
     next_request: Cell<u64>,
     refusals: request_log::RefusalLog,
 }
@@ -77,6 +80,7 @@ impl S3Context {
         metrics: Arc<CoreMetrics>,
         gates: Vec<Gate>,
         core_index: usize,
+        disk: Arc<DiskSpace>,
     ) -> Self {
         S3Context {
             config,
@@ -87,6 +91,7 @@ impl S3Context {
             metrics,
             gates,
             core_index,
+            disk,
             next_request: Cell::new(0),
             refusals: request_log::RefusalLog::default(),
         }
@@ -194,6 +199,7 @@ async fn handle(
         return Err(S3Error::NotImplemented { what: what.what() });
     }
     unimplemented::refuse_unimplemented_headers(&request)?;
+    refuse_if_disk_low(ctx, op)?;
     // `S3Op::of` gives bucket operations for bucket targets only, and object
     // operations for object targets only: the names below are never blank
     // where an operation uses them.
@@ -248,6 +254,25 @@ async fn handle(
         S3Op::NotImplemented(what) => Err(S3Error::NotImplemented { what: what.what() }),
         S3Op::MethodNotAllowed => Err(S3Error::MethodNotAllowed),
     }
+}
+
+/// Below the disk reserve, refuses what would store bytes (before a body
+/// is read); everything else, deletes included, goes on.
+fn refuse_if_disk_low(ctx: &S3Context, op: S3Op) -> Result<(), S3Error> {
+    let stores_bytes = matches!(
+        op,
+        S3Op::PutObject | S3Op::UploadPart | S3Op::CopyObject | S3Op::UploadPartCopy
+    );
+    if stores_bytes && ctx.disk.is_low() {
+        return Err(S3Error::InsufficientStorage {
+            message: format!(
+                "The node's disk is below its reserve ({} bytes free, {} reserved); delete objects to free space, then retry.",
+                ctx.disk.free_bytes(),
+                ctx.disk.reserve_bytes()
+            ),
+        });
+    }
+    Ok(())
 }
 
 pub fn full_body(bytes: impl Into<Bytes>) -> Body {

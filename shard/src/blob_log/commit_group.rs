@@ -86,6 +86,11 @@ impl<W> CommitGroup<W> {
         }
     }
 
+    /// Whether a sync is running (its outcome not yet reported).
+    pub fn sync_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
     /// Takes the sequence number of a new append, or refuses once poisoned.
     ///
     /// # Panics

@@ -89,6 +89,35 @@ pub enum PoisonCause {
     WriteFailed { segment: u64, offset_bytes: u64 },
     #[error("creating segment {segment} failed")]
     RollFailed { segment: u64 },
+    /// A write or a segment creation found the disk full. Unlike the other
+    /// causes this one passes: [`super::BlobLog::recover_from_no_space`]
+    /// takes the log back to its last acknowledged record.
+    #[error("the disk was full writing segment {segment} at offset {offset_bytes}")]
+    NoSpace { segment: u64, offset_bytes: u64 },
+}
+
+impl BlobLogError {
+    /// Whether this failure means the disk is full (rather than failing).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            BlobLogError::Io { source, .. } => is_no_space(source),
+            // O_DIRECT writes come up short when the file system runs out
+            // of blocks part of the way.
+            BlobLogError::ShortWrite { .. } => true,
+            BlobLogError::Fatal {
+                cause: PoisonCause::NoSpace { .. },
+            } => true,
+            _ => false,
+        }
+    }
+}
+
+/// ENOSPC, or EDQUOT (a quota is a full disk as far as we are concerned).
+/// glommio wraps the OS error in one of its own, keeping its kind.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }
 
 /// Why bytes on disk are not a valid record.

@@ -41,7 +41,8 @@
 //!   from a torn tail; it truncates either way and logs a warning.
 //! - **Failure.** A failed write, fdatasync or segment creation poisons the
 //!   log: every waiting append fails and later appends get
-//!   [`BlobLogError::Fatal`]. Reads keep working.
+//!   [`BlobLogError::Fatal`]. Reads keep working. A full disk poisons it
+//!   too, but that passes: see `no_space`.
 //! - **glommio quirks.** `spawn_local` polls the new task before returning,
 //!   so tasks are spawned only with no `RefCell` borrow held. glommio's
 //!   per-thread iopoll probe is primed with a one-block file
@@ -50,6 +51,7 @@
 
 mod commit_group;
 mod error;
+mod no_space;
 mod record;
 mod segment;
 mod space;
@@ -74,7 +76,7 @@ use crate::limits::{
     RECORD_HEADER_BYTES,
 };
 
-pub use error::{BlobLogError, PoisonCause, RecordError};
+pub use error::{is_no_space, BlobLogError, PoisonCause, RecordError};
 pub use segment::prime_iopoll_probe;
 pub use space::{dead_ranges, RecordHold, SegmentSpace};
 
@@ -499,16 +501,21 @@ impl Shared {
         };
         let (written, lent) = segment.write(write, location.offset_bytes).await;
         if let Err(e) = written {
-            tracing::error!(
-                segment = location.segment,
-                offset_bytes = location.offset_bytes,
-                error = %e,
-                "blob log write failed; poisoning the log"
-            );
-            self.poison(PoisonCause::WriteFailed {
-                segment: location.segment,
-                offset_bytes: location.offset_bytes,
-            });
+            let (segment, offset_bytes) = (location.segment, location.offset_bytes);
+            let cause = if e.is_no_space() {
+                tracing::warn!(segment, offset_bytes, error = %e, "blob log write found the disk full; refusing appends until it is recovered");
+                PoisonCause::NoSpace {
+                    segment,
+                    offset_bytes,
+                }
+            } else {
+                tracing::error!(segment, offset_bytes, error = %e, "blob log write failed; poisoning the log");
+                PoisonCause::WriteFailed {
+                    segment,
+                    offset_bytes,
+                }
+            };
+            self.poison(cause);
             return (Err(e), lent);
         }
         let record_bytes = record::record_bytes(location.size_bytes as usize) as u64;
@@ -679,10 +686,18 @@ impl Shared {
                 }
             }
             Err(e) => {
+                let cause = if e.is_no_space() {
+                    PoisonCause::NoSpace {
+                        segment: number,
+                        offset_bytes: 0,
+                    }
+                } else {
+                    PoisonCause::RollFailed { segment: number }
+                };
                 if state.poison.is_none() {
-                    tracing::error!(segment = number, error = %e, "blob log could not roll; poisoning the log");
+                    tracing::error!(segment = number, error = %e, "blob log could not roll; refusing appends");
                 }
-                Self::poison_locked(&mut state, PoisonCause::RollFailed { segment: number });
+                Self::poison_locked(&mut state, cause);
             }
         }
     }

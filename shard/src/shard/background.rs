@@ -36,7 +36,7 @@ use crate::limits::REAP_BATCH_MAX;
 use crate::limits::{
     BACKGROUND_STOP_WAIT_MAX, BACKGROUND_TASK_SHARES, CATCHUP_WORKERS, CHUNK_BYTES,
 };
-use crate::limits::{GC_COLLECT_PER_ENTRY_MAX, GC_SCAN_INTERVAL_MAX};
+use crate::limits::{GC_COLLECT_PER_ENTRY_MAX, GC_SCAN_INTERVAL_MAX, OUT_OF_SPACE_RETRY};
 use crate::meta::ChunkScan;
 use crate::raft::{refs, ApplyOutcome};
 use crate::replication::{Replicator, CAPABILITY_COLLECT};
@@ -132,6 +132,21 @@ impl Shard {
             "reclaimer",
             async move { shard.reclaim_periodically().await },
         );
+        let shard = Rc::clone(self);
+        self.background.spawn("out-of-space recovery", async move {
+            shard
+                .repeat_every(
+                    OUT_OF_SPACE_RETRY,
+                    "recovering from a full disk",
+                    || async {
+                        if shard.blob_log.recover_from_no_space().await? {
+                            shard.publish_stats();
+                        }
+                        Ok(0)
+                    },
+                )
+                .await
+        });
         let Group::Cluster(replicator) = &self.group else {
             return;
         };

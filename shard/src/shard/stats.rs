@@ -77,14 +77,19 @@ impl Shard {
             .blob_log_bytes_written
             .store(blob.bytes_written, Ordering::Relaxed);
         let raft = self.raft.stats();
-        let failed = self.blob_log.poisoned().is_some() || !raft.running;
-        if failed && !self.stats.failed.swap(true, Ordering::Relaxed) {
-            tracing::error!(
-                shard = self.index.get(),
-                blob_log = ?self.blob_log.poisoned(),
-                raft_running = raft.running,
-                "shard failed; it refuses writes until restarted"
-            );
+        let poisoned = self.blob_log.poisoned();
+        let failed = poisoned.is_some() || !raft.running;
+        if self.stats.failed.swap(failed, Ordering::Relaxed) != failed {
+            if failed {
+                tracing::error!(
+                    shard = self.index.get(),
+                    blob_log = ?poisoned,
+                    raft_running = raft.running,
+                    "shard failed; it refuses writes (until its disk has space again, if that is the cause; else until restarted)"
+                );
+            } else {
+                tracing::info!(shard = self.index.get(), "shard takes writes again");
+            }
         }
         self.stats
             .raft_log_appended_bytes

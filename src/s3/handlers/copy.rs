@@ -140,6 +140,7 @@ async fn copy_chunks(
                 sha256, chunk.size_bytes
             )));
         }
+        ctx.disk.consume(bytes.len() as u64);
         let (location, buf) = ctx
             .router
             .call(to, |reply| ShardRequest::AppendChunk { buf, sha256, reply })

@@ -1,0 +1,196 @@
+//! Free space on the data directory's filesystem, and what the node does
+//! about it: below `--disk-reserve` it refuses requests that store bytes
+//! (PUT, UploadPart, copies) before reading their bodies, while reads,
+//! listings and deletes go on, so an operator can delete their way out.
+//!
+//! **Ballast.** A node whose disk is full to the last byte could not even
+//! start: rocksdb writes files when it opens. So the node keeps a ballast
+//! file (`<data-dir>/ballast`, [`BALLAST_BYTES`]) allocated while space
+//! allows, and deletes it at start when the filesystem is nearly full,
+//! which leaves the metadata stores room to open and to record deletes. It
+//! is allocated again once free space is back above the reserve plus its
+//! own size.
+//!
+//! A thread of its own polls `statvfs` every [`DISK_WATCH_INTERVAL`]:
+//! `statvfs` of a hung filesystem can block, so it never runs on an
+//! executor.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::limits::{BALLAST_BYTES, DISK_WATCH_INTERVAL};
+
+const BALLAST_FILE: &str = "ballast";
+
+/// What the watcher last saw, shared by every core.
+#[derive(Debug)]
+pub struct DiskSpace {
+    path: PathBuf,
+    reserve_bytes: u64,
+    free_bytes: AtomicU64,
+    capacity_bytes: AtomicU64,
+    low: AtomicBool,
+}
+
+impl DiskSpace {
+    /// Measures the filesystem of `data_dir` now and starts the thread
+    /// that keeps measuring (and keeps the ballast).
+    pub fn watch(data_dir: &Path, reserve_bytes: u64) -> Arc<DiskSpace> {
+        let space = Arc::new(DiskSpace {
+            path: data_dir.to_path_buf(),
+            reserve_bytes,
+            free_bytes: AtomicU64::new(u64::MAX),
+            capacity_bytes: AtomicU64::new(0),
+            low: AtomicBool::new(false),
+        });
+        space.measure();
+        let watched = Arc::clone(&space);
+        let started = std::thread::Builder::new()
+            .name("shoal-disk-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(DISK_WATCH_INTERVAL);
+                watched.measure();
+                watched.keep_ballast();
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "could not start the disk space watcher; the reserve is not enforced");
+        }
+        space
+    }
+
+    /// Whether free space is below the reserve (requests that store bytes
+    /// are refused).
+    pub fn is_low(&self) -> bool {
+        self.free_bytes() < self.reserve_bytes
+    }
+
+    /// Counts `bytes` about to be written against the free space until the
+    /// next measurement, so a burst of PUTs is refused at the reserve, not
+    /// up to one watch interval past it.
+    pub fn consume(&self, bytes: u64) {
+        let _ = self
+            .free_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |free| {
+                Some(free.saturating_sub(bytes))
+            });
+    }
+
+    pub fn free_bytes(&self) -> u64 {
+        self.free_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn reserve_bytes(&self) -> u64 {
+        self.reserve_bytes
+    }
+
+    /// Appends the reserve and whether writes are refused to a Prometheus
+    /// exposition.
+    pub fn write_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP shoal_data_dir_reserve_bytes Free space the node keeps (--disk-reserve); below it, requests that store bytes are refused.\n\
+             # TYPE shoal_data_dir_reserve_bytes gauge\n\
+             shoal_data_dir_reserve_bytes {}\n\
+             # HELP shoal_data_dir_below_reserve 1 while free space is below the reserve.\n\
+             # TYPE shoal_data_dir_below_reserve gauge\n\
+             shoal_data_dir_below_reserve {}",
+            self.reserve_bytes,
+            u8::from(self.is_low())
+        );
+    }
+
+    fn measure(&self) {
+        let Some((capacity, free)) = filesystem_bytes(&self.path) else {
+            return;
+        };
+        self.capacity_bytes.store(capacity, Ordering::Relaxed);
+        self.free_bytes.store(free, Ordering::Relaxed);
+        let low = free < self.reserve_bytes;
+        if self.low.swap(low, Ordering::Relaxed) != low {
+            if low {
+                tracing::warn!(free_bytes = free, reserve_bytes = self.reserve_bytes, "disk space below the reserve: refusing requests that store bytes until deletes free some");
+            } else {
+                tracing::info!(
+                    free_bytes = free,
+                    reserve_bytes = self.reserve_bytes,
+                    "disk space back above the reserve: taking writes again"
+                );
+            }
+        }
+    }
+
+    /// Allocates the ballast when it is missing and there is room for it
+    /// above the reserve.
+    fn keep_ballast(&self) {
+        let path = self.path.join(BALLAST_FILE);
+        if path.exists() || self.free_bytes() < self.reserve_bytes + 2 * BALLAST_BYTES {
+            return;
+        }
+        match allocate(&path, BALLAST_BYTES) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), bytes = BALLAST_BYTES, "allocated the ballast file (released at start if the disk is full)")
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                tracing::warn!(path = %path.display(), error = %e, "could not allocate the ballast file");
+            }
+        }
+    }
+}
+
+/// At start, before anything else writes to `data_dir`: deletes the
+/// ballast if the filesystem has less than its size free, so the node can
+/// open its stores.
+pub fn release_ballast_if_full(data_dir: &Path) {
+    let path = data_dir.join(BALLAST_FILE);
+    if !path.exists() {
+        return;
+    }
+    let free = filesystem_bytes(data_dir).map_or(0, |(_, free)| free);
+    if free >= BALLAST_BYTES {
+        return;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => tracing::warn!(free_bytes = free, released_bytes = BALLAST_BYTES, "the disk is full: released the ballast file so the node can start; delete objects to free space"),
+        Err(e) => tracing::warn!(error = %e, "the disk is full and the ballast file could not be released"),
+    }
+}
+
+/// Creates `path` with `bytes` allocated (not sparse) and synced.
+fn allocate(path: &Path, bytes: u64) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let len = libc::off_t::try_from(bytes).map_err(std::io::Error::other)?;
+    // SAFETY: a valid open descriptor; plain integers otherwise.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    file.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// `(capacity, available)` of the filesystem holding `path`.
+// statvfs's field widths differ between architectures.
+#[allow(clippy::unnecessary_cast)]
+pub fn filesystem_bytes(path: &Path) -> Option<(u64, u64)> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: `stat` is a plain struct statvfs fills in; the path is a
+    // valid NUL-terminated string.
+    unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c_path.as_ptr(), &mut stat) != 0 {
+            return None;
+        }
+        let unit = stat.f_frsize as u64;
+        Some((stat.f_blocks as u64 * unit, stat.f_bavail as u64 * unit))
+    }
+}
