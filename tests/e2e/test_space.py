@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import rawhttp
-from conftest import wait_until
+from conftest import ctl, wait_until
 
 MIB = 1 << 20
 SEGMENT = 64 * MIB
@@ -91,6 +91,11 @@ def test_deleting_two_gib_gives_the_space_back(gc_node):
                >= 2 * 1024 * MIB - SHARDS * SEGMENT, 10, "released bytes in the metrics")
     assert metric_sum(node, "shoal_gc_chunks_forgotten_total") >= 2048 - 2 * 64
     assert metric_sum(node, "shoal_blob_live_bytes") == 0
+    table = ctl(node, "gc").stdout
+    rows = table.splitlines()
+    assert rows[0].split()[:3] == ["shard", "live", "MiB"], table
+    assert len(rows) == 1 + SHARDS + 1 and rows[-1].startswith("data dir:"), table
+    print(table)
 
 
 def test_overwrites_keep_only_the_last_version(gc_node):
@@ -248,3 +253,30 @@ def test_shared_content_survives_copy_overwrite_delete_under_gc(fresh_node):
         assert hashlib.sha256(got).hexdigest() == digest, key
     report("60 s of shared-content churn", **counts,
            forgotten=int(metric_sum(node, "shoal_gc_chunks_forgotten_total")))
+
+
+def test_deletes_free_space_on_every_node_of_a_cluster(tmp_path):
+    from test_cluster import Cluster, form
+    cluster = Cluster(tmp_path / "cluster", args=GC_ARGS)
+    try:
+        form(cluster)
+        nodes = [cluster.nodes[i] for i in (1, 2, 3)]
+        baselines = [disk_bytes(n.data_dir) for n in nodes]
+        s3 = nodes[0].client()
+        s3.create_bucket(Bucket="space")
+        for i in range(12):
+            s3.put_object(Bucket="space", Key=f"c/{i}", Body=os.urandom(32 * MIB))
+        # Every node holds a copy (chunks are pushed to every member).
+        wait_until(lambda: all(disk_bytes(n.data_dir) >= b + 300 * MIB
+                               for n, b in zip(nodes, baselines)),
+                   30, "every node to hold the objects")
+        full = [disk_bytes(n.data_dir) for n in nodes]
+        for i in range(12):
+            s3.delete_object(Bucket="space", Key=f"c/{i}")
+        # Each node forgets its own copies after its group collects them.
+        after = []
+        for node, baseline in zip(nodes, baselines):
+            after.append(back_to(node, baseline, f"node {node.data_dir}", within=45)[0])
+        report("3-node cluster, 384 MiB written and deleted", full=full, after=after)
+    finally:
+        cluster.stop_all()

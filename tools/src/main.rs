@@ -38,6 +38,10 @@ enum Command {
     Health,
     /// Per-shard blob-log and raft counters, with the group-commit ratio.
     Shards,
+    /// Per-shard disk space: live and on-disk bytes, what was given back,
+    /// chunks forgotten, waiting out their grace and pinned; and the data
+    /// directory's free space against its reserve.
+    Gc,
     /// The raw Prometheus metrics.
     Metrics,
     /// Users: list, add, delete, disable, enable, add-key.
@@ -254,6 +258,67 @@ fn shards(metrics: &str) -> String {
     out
 }
 
+/// The value of an unlabelled (or only-labelled-by-`dir`) node gauge.
+fn node_gauge(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let rest = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once('}')?.1,
+            None => rest,
+        };
+        rest.trim().parse().ok()
+    })
+}
+
+fn gc(metrics: &str) -> String {
+    let samples = shard_samples(metrics);
+    let value = |metric: &str, shard: u32| {
+        samples
+            .iter()
+            .find(|(name, s, _)| *name == metric && *s == shard)
+            .map_or(0.0, |(_, _, v)| *v)
+    };
+    let mib = |bytes: f64| bytes / f64::from(1u32 << 20);
+    let mut ids: Vec<u32> = samples.iter().map(|(_, s, _)| *s).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = format!(
+        "{:>5} {:>10} {:>10} {:>13} {:>9} {:>10} {:>8} {:>7}\n",
+        "shard",
+        "live MiB",
+        "disk MiB",
+        "released MiB",
+        "segs rm",
+        "forgotten",
+        "waiting",
+        "pinned"
+    );
+    for shard in ids {
+        out += &format!(
+            "{shard:>5} {:>10.1} {:>10.1} {:>13.1} {:>9} {:>10} {:>8} {:>7}\n",
+            mib(value("shoal_blob_live_bytes", shard)),
+            mib(value("shoal_blob_disk_bytes", shard)),
+            mib(value("shoal_blob_released_bytes_total", shard)),
+            value("shoal_blob_segments_removed_total", shard),
+            value("shoal_gc_chunks_forgotten_total", shard),
+            value("shoal_gc_chunks_waiting", shard),
+            value("shoal_gc_chunks_pinned", shard),
+        );
+    }
+    let free = node_gauge(metrics, "shoal_data_dir_free_bytes");
+    let reserve = node_gauge(metrics, "shoal_data_dir_reserve_bytes");
+    if let (Some(free), Some(reserve)) = (free, reserve) {
+        let below = node_gauge(metrics, "shoal_data_dir_below_reserve") == Some(1.0);
+        out += &format!(
+            "data dir: {:.1} MiB free, {:.1} MiB reserved{}\n",
+            mib(free),
+            mib(reserve),
+            if below { " (below: PUTs refused)" } else { "" }
+        );
+    }
+    out
+}
+
 /// Percent-encodes a query value (everything but letters and digits).
 fn encode(value: &str) -> String {
     value
@@ -300,7 +365,7 @@ impl AdminRequest {
 fn admin_request(command: &Command) -> AdminRequest {
     let (method, path) = match command {
         Command::Health => ("GET", "/healthz".into()),
-        Command::Shards | Command::Metrics => ("GET", "/metrics".into()),
+        Command::Shards | Command::Gc | Command::Metrics => ("GET", "/metrics".into()),
         Command::User(user) => match user {
             UserCommand::List => ("GET", "/admin/users".into()),
             UserCommand::Add {
@@ -626,6 +691,7 @@ fn main() -> ExitCode {
             let shown = match &cli.command {
                 Command::Health => Ok("healthy\n".to_string()),
                 Command::Shards => Ok(shards(&body)),
+                Command::Gc => Ok(gc(&body)),
                 Command::User(UserCommand::List) => users_table(&body),
                 Command::Cluster => cluster_table(&body),
                 Command::Bucket(BucketCommand::List) => buckets_table(&body),
@@ -769,6 +835,26 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert!(rows[1].contains("2.5"), "{table}");
         assert!(rows[2].trim_start().starts_with('1'));
+    }
+
+    #[test]
+    fn gc_table_shows_space_per_shard_and_the_reserve() {
+        let text = "shoal_blob_live_bytes{shard=\"0\"} 1048576\nshoal_blob_disk_bytes{shard=\"0\"} 3145728\nshoal_gc_chunks_waiting{shard=\"1\"} 7\nshoal_data_dir_free_bytes{dir=\"/d\"} 10485760\nshoal_data_dir_reserve_bytes 20971520\nshoal_data_dir_below_reserve 1\n";
+        let table = gc(text);
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows.len(), 4, "{table}");
+        assert!(
+            rows[1].contains("1.0") && rows[1].contains("3.0"),
+            "{table}"
+        );
+        assert!(
+            rows[2].trim_end().ends_with('0') && rows[2].contains(" 7 "),
+            "{table}"
+        );
+        assert_eq!(
+            rows[3],
+            "data dir: 10.0 MiB free, 20.0 MiB reserved (below: PUTs refused)"
+        );
     }
 
     #[test]

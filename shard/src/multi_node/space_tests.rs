@@ -243,3 +243,354 @@ fn every_member_of_a_cluster_gives_the_space_back() {
         cluster.stop().await;
     });
 }
+
+/// What the seeded run below believes is committed: each key's chunks (by
+/// hash) and each chunk's bytes.
+#[derive(Default)]
+struct Model {
+    objects: std::collections::BTreeMap<String, Vec<ChunkHash>>,
+    bytes: std::collections::HashMap<ChunkHash, Vec<u8>>,
+    /// The open multipart upload, if any: its id and parts' chunks.
+    upload: Option<(String, std::collections::BTreeMap<u32, Vec<ChunkHash>>)>,
+}
+
+impl Model {
+    /// Every chunk a committed object or part names.
+    fn referenced(&self) -> impl Iterator<Item = &ChunkHash> {
+        let parts = self
+            .upload
+            .iter()
+            .flat_map(|(_, parts)| parts.values().flatten());
+        self.objects.values().flatten().chain(parts)
+    }
+}
+
+fn refs_of(hashes: &[ChunkHash], model: &Model) -> Vec<ChunkRef> {
+    hashes
+        .iter()
+        .map(|h| ChunkRef {
+            sha256: h.to_vec(),
+            size_bytes: model.bytes[h].len() as u32,
+            source_node: 0,
+        })
+        .collect()
+}
+
+/// Stores `data` as a new chunk (an upload appending it), returning its
+/// placement.
+async fn store(node: &TestNode, data: &[u8]) -> (ChunkHash, ChunkPlacement) {
+    let mut buf = crate::chunk::ChunkBuf::new();
+    buf.fill_from(data);
+    let hash = ChunkHash::of(data);
+    let (at, _) = node.shard.append_replicated(buf, hash).await.unwrap();
+    (hash, at)
+}
+
+async fn commit(
+    node: &TestNode,
+    key: &str,
+    hashes: &[ChunkHash],
+    stored: Vec<(ChunkHash, ChunkPlacement)>,
+    model: &Model,
+) -> Result<ApplyOutcome, ShardError> {
+    let manifest = ObjectManifest {
+        bucket: "bucket".into(),
+        key: key.into(),
+        size_bytes: hashes.iter().map(|h| model.bytes[h].len() as u64).sum(),
+        chunks: refs_of(hashes, model),
+        ..Default::default()
+    };
+    let (reply, answer) = oneshot::channel();
+    node.shard
+        .dispatch(ShardRequest::CommitObject {
+            manifest,
+            chunks: stored,
+            condition: None,
+            reply,
+        })
+        .await;
+    answer.await.unwrap()
+}
+
+async fn propose(node: &TestNode, op: Op) -> ApplyOutcome {
+    let (reply, answer) = oneshot::channel();
+    node.shard
+        .dispatch(ShardRequest::Propose { op, reply })
+        .await;
+    answer.await.unwrap().unwrap()
+}
+
+/// Every chunk the model says is referenced reads back byte-exact.
+async fn check_no_ref_dangles(node: &TestNode, model: &Model, step: usize, what: &str) {
+    for hash in model.referenced() {
+        match node.shard.read_local_chunk(*hash).await {
+            Ok(bytes) => assert_eq!(
+                bytes,
+                &model.bytes[hash][..],
+                "step {step} ({what}): {hash} has other bytes"
+            ),
+            Err(e) => panic!("step {step} ({what}): committed chunk {hash} is gone: {e}"),
+        }
+    }
+}
+
+/// One seeded step on `key`; returns what it did.
+async fn churn_step(
+    node: &TestNode,
+    rng: &mut rand::rngs::StdRng,
+    model: &mut Model,
+    key: String,
+    next_upload: &mut u128,
+) -> &'static str {
+    use rand::Rng;
+    match rng.gen_range(0..100) {
+        // An upload of fresh bytes (a new object or an overwrite).
+        0..=24 => {
+            let mut hashes = Vec::new();
+            let mut stored = Vec::new();
+            for _ in 0..rng.gen_range(1..=3) {
+                let mut data = vec![0u8; rng.gen_range(1..=40_000)];
+                rng.fill(&mut data[..]);
+                let (hash, at) = store(node, &data).await;
+                model.bytes.insert(hash, data);
+                hashes.push(hash);
+                stored.push((hash, at));
+            }
+            commit(node, &key, &hashes, stored, model).await.unwrap();
+            model.objects.insert(key, hashes);
+            "put"
+        }
+        // An upload of bytes another object (or a collected one)
+        // had: the same chunk, stored again.
+        25..=39 => {
+            let Some(&hash) = model
+                .bytes
+                .keys()
+                .nth(rng.gen_range(0..model.bytes.len().max(1)))
+            else {
+                return "skip";
+            };
+            let data = model.bytes[&hash].clone();
+            let (_, at) = store(node, &data).await;
+            commit(node, &key, &[hash], vec![(hash, at)], model)
+                .await
+                .unwrap();
+            model.objects.insert(key, vec![hash]);
+            "put again"
+        }
+        // A copy within the shard: refs to the source's chunks,
+        // nothing stored.
+        40..=49 => {
+            let Some((_, source)) = model
+                .objects
+                .iter()
+                .nth(rng.gen_range(0..model.objects.len().max(1)))
+            else {
+                return "skip";
+            };
+            let hashes = source.clone();
+            commit(node, &key, &hashes, Vec::new(), model)
+                .await
+                .unwrap();
+            model.objects.insert(key, hashes);
+            "copy"
+        }
+        50..=64 => {
+            propose(
+                node,
+                Op::DeleteObject(DeleteObject {
+                    bucket: "bucket".into(),
+                    key: key.clone(),
+                }),
+            )
+            .await;
+            model.objects.remove(&key);
+            "delete"
+        }
+        65..=74 => multipart_step(node, rng, model, next_upload).await,
+        // An upload that stores a chunk and never commits.
+        75..=79 => {
+            let mut data = vec![0u8; rng.gen_range(1..=20_000)];
+            rng.fill(&mut data[..]);
+            store(node, &data).await;
+            "orphan"
+        }
+        80..=89 => {
+            node.shard.collect_garbage(Duration::ZERO).await.unwrap();
+            "collect"
+        }
+        _ => {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+            node.shard.sweep_and_reclaim().await.unwrap();
+            "sweep"
+        }
+    }
+}
+
+/// One multipart step: start an upload, upload or replace a part, or
+/// complete or abort the upload.
+async fn multipart_step(
+    node: &TestNode,
+    rng: &mut rand::rngs::StdRng,
+    model: &mut Model,
+    next_upload: &mut u128,
+) -> &'static str {
+    use rand::Rng;
+    let ukey = "multipart".to_string();
+    match model.upload.take() {
+        None => {
+            let id = format!("{next_upload:032x}");
+            *next_upload += 1;
+            propose(
+                node,
+                Op::CreateUpload(shoal_proto::meta::MultipartUpload {
+                    bucket: "bucket".into(),
+                    key: ukey,
+                    upload_id: id.clone(),
+                    ..Default::default()
+                }),
+            )
+            .await;
+            model.upload = Some((id, Default::default()));
+            "create upload"
+        }
+        Some((id, mut parts)) if parts.len() < 3 || rng.gen_bool(0.5) => {
+            let number = rng.gen_range(1..=4u32);
+            let mut data = vec![0u8; rng.gen_range(1..=30_000)];
+            rng.fill(&mut data[..]);
+            let (hash, at) = store(node, &data).await;
+            model.bytes.insert(hash, data);
+            let part = shoal_proto::meta::UploadedPart {
+                bucket: "bucket".into(),
+                key: ukey,
+                upload_id: id.clone(),
+                part_number: number,
+                md5: vec![number as u8; 16],
+                chunks: refs_of(&[hash], model),
+                ..Default::default()
+            };
+            let (reply, answer) = oneshot::channel();
+            node.shard
+                .dispatch(ShardRequest::PutPart {
+                    part,
+                    chunks: vec![(hash, at)],
+                    reply,
+                })
+                .await;
+            assert_eq!(answer.await.unwrap().unwrap(), ApplyOutcome::Applied);
+            parts.insert(number, vec![hash]);
+            model.upload = Some((id, parts));
+            "upload part"
+        }
+        Some((id, parts)) => {
+            let upload = shoal_proto::meta::UploadRef {
+                bucket: "bucket".into(),
+                key: ukey.clone(),
+                upload_id: id,
+            };
+            if rng.gen_bool(0.5) {
+                let chosen: Vec<u32> = parts.keys().copied().collect();
+                let manifest = ObjectManifest {
+                    bucket: "bucket".into(),
+                    key: ukey.clone(),
+                    part_count: chosen.len() as u32,
+                    ..Default::default()
+                };
+                let outcome = propose(
+                    node,
+                    Op::CompleteUpload(shoal_proto::meta::CompleteUpload {
+                        upload: Some(upload),
+                        manifest: Some(manifest),
+                        condition: None,
+                        parts: chosen
+                            .iter()
+                            .map(|&n| shoal_proto::meta::ChosenPart {
+                                part_number: n,
+                                md5: vec![n as u8; 16],
+                            })
+                            .collect(),
+                    }),
+                )
+                .await;
+                assert_eq!(outcome, ApplyOutcome::Applied);
+                model
+                    .objects
+                    .insert(ukey, parts.into_values().flatten().collect());
+                "complete upload"
+            } else {
+                propose(node, Op::AbortUpload(upload)).await;
+                "abort upload"
+            }
+        }
+    }
+}
+
+/// Thousands of seeded steps of uploads (new bytes, and bytes some object
+/// already has), copies, overwrites, deletes, multipart parts (replaced,
+/// completed, aborted), orphaned appends, collects and sweeps, with a
+/// grace short enough that everything unreferenced is forgotten between
+/// two sweeps. After every step, every chunk a committed object or part
+/// names must read back; at the end, with everything deleted, nothing may
+/// stay indexed.
+#[test]
+fn seeded_churn_never_loses_a_committed_chunk_and_collects_everything_else() {
+    use rand::{Rng, SeedableRng};
+    run_local(|| async {
+        let settings = Settings {
+            segment_bytes: 4 * CHUNK_BUF_BYTES as u64,
+            gc_grace: Duration::from_millis(1),
+        };
+        let cluster = TestCluster::start_with(1, settings).await;
+        let node = cluster.leader(Duration::from_secs(10)).await;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED_0014);
+        let mut model = Model::default();
+        let keys: Vec<String> = (0..12).map(|i| format!("key{i}")).collect();
+        let mut next_upload = 1u128;
+        for step in 0..2500 {
+            let key = keys[rng.gen_range(0..keys.len())].clone();
+            let what = churn_step(node, &mut rng, &mut model, key, &mut next_upload).await;
+            check_no_ref_dangles(node, &model, step, what).await;
+        }
+
+        // Everything goes: then nothing stays indexed, and the disk holds
+        // at most the newest segment.
+        for key in model.objects.keys().cloned().collect::<Vec<_>>() {
+            propose(
+                node,
+                Op::DeleteObject(DeleteObject {
+                    bucket: "bucket".into(),
+                    key,
+                }),
+            )
+            .await;
+        }
+        if let Some((id, _)) = model.upload.take() {
+            propose(
+                node,
+                Op::AbortUpload(shoal_proto::meta::UploadRef {
+                    bucket: "bucket".into(),
+                    key: "multipart".into(),
+                    upload_id: id,
+                }),
+            )
+            .await;
+        }
+        model.objects.clear();
+        node.shard.collect_garbage(Duration::ZERO).await.unwrap();
+        for _ in 0..3 {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            node.shard.sweep_and_reclaim().await.unwrap();
+        }
+        let page = node.shard.meta().index_page(None, 100_000).await.unwrap();
+        assert_eq!(
+            page.entries, 0,
+            "chunks still indexed after everything was deleted"
+        );
+        let (after, _) = disk_use(node);
+        assert!(
+            after <= 4 * CHUNK_BUF_BYTES as u64,
+            "{after} bytes left on disk"
+        );
+        cluster.stop().await;
+    });
+}

@@ -85,10 +85,25 @@ impl Shard {
             .acquire_permit(1)
             .await
             .expect("the space semaphore is never closed");
+        let started = Instant::now();
         let mut pass = self.sweep().await?;
+        let swept = started.elapsed();
         self.reclaim(&mut pass).await?;
         pass.disk_bytes = self.blob_log.disk_bytes().await?;
         self.publish_space(&pass);
+        if pass.forgotten > 0 || pass.released_bytes > 0 {
+            tracing::info!(
+                shard = self.index.get(),
+                forgotten = pass.forgotten,
+                released_bytes = pass.released_bytes,
+                segments_removed = pass.segments_removed,
+                live_bytes = pass.live_bytes,
+                disk_bytes = pass.disk_bytes,
+                sweep_ms = swept.as_millis() as u64,
+                reclaim_ms = (started.elapsed() - swept).as_millis() as u64,
+                "gave disk space back"
+            );
+        }
         Ok(pass)
     }
 
