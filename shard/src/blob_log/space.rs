@@ -117,38 +117,51 @@ impl BlobLog {
         Ok(freed)
     }
 
-    /// Deletes a releasable segment none of whose records is live, and
-    /// syncs the directory; returns the bytes the file had allocated.
-    /// Reads already holding the file finish; later reads of it fail as
-    /// unknown.
-    pub async fn remove_segment(&self, segment: u64) -> Result<u64, BlobLogError> {
-        assert!(
-            self.releasable_segments().contains(&segment),
-            "segment {segment} is not releasable"
-        );
-        let file = self.shared.ready_segment(segment)?;
-        let allocated = file.stat().await?.allocated_file_size;
-        self.shared.state.borrow_mut().segments.remove(&segment);
-        if let Err(e) = file.unlink().await {
-            self.shared
-                .state
-                .borrow_mut()
-                .segments
-                .insert(segment, SegmentSlot::Ready(file));
-            return Err(e);
+    /// Deletes releasable segments none of whose records is live, then
+    /// syncs the directory once for all of them; returns the bytes their
+    /// files had allocated. Reads already holding a file finish; later
+    /// reads of it fail as unknown.
+    pub async fn remove_segments(&self, segments: &[u64]) -> Result<u64, BlobLogError> {
+        let releasable = self.releasable_segments();
+        let mut allocated_total = 0;
+        let mut removed = 0;
+        let mut failed = None;
+        for &segment in segments {
+            assert!(
+                releasable.contains(&segment),
+                "segment {segment} is not releasable"
+            );
+            let file = self.shared.ready_segment(segment)?;
+            let allocated = file.stat().await?.allocated_file_size;
+            self.shared.state.borrow_mut().segments.remove(&segment);
+            if let Err(e) = file.unlink().await {
+                self.shared
+                    .state
+                    .borrow_mut()
+                    .segments
+                    .insert(segment, SegmentSlot::Ready(file));
+                failed = Some(e);
+                break;
+            }
+            allocated_total += allocated;
+            removed += 1;
         }
-        let dir = &self.shared.dir_path;
-        self.shared
-            .dir
-            .sync()
-            .await
-            .map_err(|e| io_error("sync directory", dir, e))?;
-        self.shared.update_stats(|s| {
-            s.released_bytes += allocated;
-            s.segments_removed += 1;
-        });
-        tracing::debug!(segment, allocated, "blob log removed a segment");
-        Ok(allocated)
+        if removed > 0 {
+            let dir = &self.shared.dir_path;
+            self.shared
+                .dir
+                .sync()
+                .await
+                .map_err(|e| io_error("sync directory", dir, e))?;
+            self.shared.update_stats(|s| {
+                s.released_bytes += allocated_total;
+                s.segments_removed += removed;
+            });
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(allocated_total),
+        }
     }
 
     /// Bytes every segment file has allocated on disk.

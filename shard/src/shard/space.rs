@@ -228,25 +228,31 @@ impl Shard {
             }
             dirty.into_iter().chain(clean).collect()
         };
+        let mut empty = Vec::new();
         for segment in chosen {
-            self.reclaim_segment(segment, pass).await?;
+            if self.reclaim_segment(segment, pass).await? {
+                empty.push(segment);
+            }
+        }
+        if !empty.is_empty() {
+            // One directory sync for every segment removed in the pass.
+            pass.released_bytes += self.blob_log.remove_segments(&empty).await?;
+            pass.segments_removed += empty.len() as u64;
         }
         Ok(())
     }
 
-    /// Deletes `segment` if nothing in it is live, else punches its dead
-    /// records out when enough of them are still allocated.
-    async fn reclaim_segment(&self, segment: u64, pass: &mut SpacePass) -> Result<(), ShardError> {
+    /// Punches the dead records of `segment` out when enough of them are
+    /// still allocated; returns true, punching nothing, when nothing in it
+    /// is live (the caller removes it).
+    async fn reclaim_segment(
+        &self,
+        segment: u64,
+        pass: &mut SpacePass,
+    ) -> Result<bool, ShardError> {
         let live = self.meta.segment_records(segment).await?;
         if live.is_empty() {
-            pass.released_bytes += self.blob_log.remove_segment(segment).await?;
-            pass.segments_removed += 1;
-            tracing::debug!(
-                shard = self.index.get(),
-                segment,
-                "removed a segment with no live record"
-            );
-            return Ok(());
+            return Ok(true);
         }
         let extents: Vec<(u64, u64)> = live
             .iter()
@@ -255,11 +261,11 @@ impl Shard {
         let live_bytes: u64 = extents.iter().map(|(_, len)| len).sum();
         let space = self.blob_log.segment_space(segment).await?;
         if space.allocated_bytes.saturating_sub(live_bytes) < RECLAIM_DEAD_BYTES_MIN {
-            return Ok(());
+            return Ok(false);
         }
         let dead = dead_ranges(&extents, space.file_bytes);
         pass.released_bytes += self.blob_log.release(segment, &dead).await?;
-        Ok(())
+        Ok(false)
     }
 
     fn publish_space(&self, pass: &SpacePass) {
