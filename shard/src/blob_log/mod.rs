@@ -175,6 +175,8 @@ struct Shared {
     permits: Rc<Semaphore>,
     state: RefCell<State>,
     stats: Cell<BlobLogStats>,
+    /// The file system refused to punch a hole (see `space`).
+    punch_unsupported: Cell<bool>,
 }
 
 struct State {
@@ -280,6 +282,7 @@ impl BlobLog {
                 fsyncs,
                 ..BlobLogStats::default()
             }),
+            punch_unsupported: Cell::new(false),
         };
         Ok((
             BlobLog {

@@ -102,15 +102,34 @@ impl BlobLog {
     }
 
     /// Punches holes over `ranges` (`(offset, length)`, aligned) of a
-    /// releasable segment; returns the bytes the file system freed.
+    /// releasable segment; returns the bytes the file system freed. On a
+    /// file system that cannot punch holes it frees nothing (and says so
+    /// once): only segments with nothing live give space back there.
     pub async fn release(&self, segment: u64, ranges: &[(u64, u64)]) -> Result<u64, BlobLogError> {
         assert!(
             self.releasable_segments().contains(&segment),
             "segment {segment} is not releasable"
         );
+        if self.shared.punch_unsupported.get() {
+            return Ok(0);
+        }
         let file = self.shared.ready_segment(segment)?;
         let before = file.stat().await?.allocated_file_size;
-        file.punch(ranges).await?;
+        if let Err(e) = file.punch(ranges).await {
+            let BlobLogError::Io { source, .. } = &e else {
+                return Err(e);
+            };
+            if source.kind() != std::io::ErrorKind::Unsupported {
+                return Err(e);
+            }
+            self.shared.punch_unsupported.set(true);
+            tracing::warn!(
+                dir = %self.shared.dir_path.display(),
+                error = %e,
+                "this file system cannot punch holes: dead records give their space back only once their whole segment is dead (compacting live records forward is not built)"
+            );
+            return Ok(0);
+        }
         let after = file.stat().await?.allocated_file_size;
         let freed = before.saturating_sub(after);
         self.shared.update_stats(|s| s.released_bytes += freed);
