@@ -176,9 +176,8 @@ pub struct ServeFlags {
 
     /// Largest size of one blob log segment file (e.g. `1GiB`, `64MiB`).
     /// Space is given back by punching holes in sealed segments and by
-    /// deleting segments with nothing live; the newest segment of each
-    /// shard is only reclaimed once it is sealed, so smaller segments give
-    /// space back sooner, at the cost of more files.
+    /// deleting segments with nothing live; a newest segment that is
+    /// mostly dead is sealed early.
     #[arg(long, env = "SHOAL_SEGMENT_SIZE", default_value = "1GiB", value_parser = parse_bytes)]
     pub segment_size: u64,
 

@@ -250,6 +250,12 @@ pub const SWEEP_CANDIDATES_MAX: usize = 1 << 18;
 /// stays short beside requests.
 pub const RECLAIM_SEGMENTS_PER_PASS_MAX: usize = 64;
 
+/// Dead bytes the newest segment must hold (and at least half of what
+/// was written to it) before the reclaimer seals it early, so a lightly
+/// written shard does not keep up to a whole `--segment-size` of dead
+/// bytes.
+pub const TAIL_SEAL_DEAD_BYTES_MIN: u64 = 16 << 20;
+
 /// Dead bytes a sealed segment must still hold allocated before the
 /// reclaimer punches it again: below this the syscalls cost more than the
 /// space is worth.

@@ -74,6 +74,17 @@ def put_until_refused(s3, acked, prefix, limit=400):
     raise AssertionError(f"{limit} PUTs of 4 MiB fit on a 640 MiB disk")
 
 
+def put_works(s3, acked, key):
+    """Whether a 4 MiB PUT of `key` is taken now (recording it if so)."""
+    body = os.urandom(4 * MIB)
+    try:
+        s3.put_object(Bucket="full", Key=key, Body=body)
+    except ClientError:
+        return False
+    acked[key] = hashlib.sha256(body).hexdigest()
+    return True
+
+
 def all_intact(s3, acked):
     for key, digest in acked.items():
         body = s3.get_object(Bucket="full", Key=key)["Body"].read()
@@ -123,15 +134,8 @@ def test_a_full_disk_refuses_puts_and_comes_back(small_fs, tmp_path):
             del acked[key]
 
         # 3. Deleting frees space: PUTs resume without a restart.
-        def put_works():
-            body = os.urandom(4 * MIB)
-            try:
-                s3.put_object(Bucket="full", Key="after-delete", Body=body)
-            except ClientError:
-                return False
-            acked["after-delete"] = hashlib.sha256(body).hexdigest()
-            return True
-        wait_until(put_works, 30, "PUTs to be taken again after deletes")
+        wait_until(lambda: put_works(s3, acked, "after-delete"), 30,
+                   "PUTs to be taken again after deletes")
         all_intact(s3, acked)
 
         # 4. Full to the last byte (something else filled the disk), then
@@ -155,7 +159,8 @@ def test_a_full_disk_refuses_puts_and_comes_back(small_fs, tmp_path):
         del acked[victim]
         os.remove(filler)
         os.remove(os.path.join(small_fs, "filler2"))
-        wait_until(put_works, 30, "PUTs to be taken again once the filler is gone")
+        wait_until(lambda: put_works(s3, acked, "after-filler"), 30,
+                   "PUTs to be taken again once the filler is gone")
         all_intact(s3, acked)
     finally:
         node.stop()
@@ -185,16 +190,7 @@ def test_a_blob_log_that_finds_the_disk_full_recovers_without_a_restart(small_fs
         assert status_of(full) == 507, full.value.response
         all_intact(s3, acked)
         os.remove(filler)
-
-        def put_works():
-            body = os.urandom(4 * MIB)
-            try:
-                s3.put_object(Bucket="full", Key="after", Body=body)
-            except ClientError:
-                return False
-            acked["after"] = hashlib.sha256(body).hexdigest()
-            return True
-        wait_until(put_works, 30, "the shard to take writes again")
+        wait_until(lambda: put_works(s3, acked, "after"), 30, "the shard to take writes again")
         all_intact(s3, acked)
         assert "blob log taking appends again" in node.log_text()
         # And after a restart, too.

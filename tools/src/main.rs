@@ -230,17 +230,39 @@ fn shard_samples(text: &str) -> Vec<(&str, u32, f64)> {
         .collect()
 }
 
-fn shards(metrics: &str) -> String {
-    let samples = shard_samples(metrics);
-    let value = |metric: &str, shard: u32| {
-        samples
+/// Every shard's samples, by metric name.
+struct ShardSamples<'a> {
+    samples: Vec<(&'a str, u32, f64)>,
+}
+
+impl<'a> ShardSamples<'a> {
+    fn parse(metrics: &'a str) -> Self {
+        ShardSamples {
+            samples: shard_samples(metrics),
+        }
+    }
+
+    /// Shard numbers that have any sample, ascending.
+    fn shards(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.samples.iter().map(|(_, s, _)| *s).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// `metric` of `shard`, 0 when absent.
+    fn value(&self, metric: &str, shard: u32) -> f64 {
+        self.samples
             .iter()
             .find(|(name, s, _)| *name == metric && *s == shard)
             .map_or(0.0, |(_, _, v)| *v)
-    };
-    let mut ids: Vec<u32> = samples.iter().map(|(_, s, _)| *s).collect();
-    ids.sort_unstable();
-    ids.dedup();
+    }
+}
+
+fn shards(metrics: &str) -> String {
+    let samples = ShardSamples::parse(metrics);
+    let value = |metric: &str, shard: u32| samples.value(metric, shard);
+    let ids = samples.shards();
     let mut out = format!(
         "{:>5} {:>10} {:>10} {:>14} {:>12} {:>14}\n",
         "shard", "appends", "fsyncs", "appends/fsync", "raft entries", "raft bytes"
@@ -271,17 +293,10 @@ fn node_gauge(metrics: &str, name: &str) -> Option<f64> {
 }
 
 fn gc(metrics: &str) -> String {
-    let samples = shard_samples(metrics);
-    let value = |metric: &str, shard: u32| {
-        samples
-            .iter()
-            .find(|(name, s, _)| *name == metric && *s == shard)
-            .map_or(0.0, |(_, _, v)| *v)
-    };
+    let samples = ShardSamples::parse(metrics);
+    let value = |metric: &str, shard: u32| samples.value(metric, shard);
     let mib = |bytes: f64| bytes / f64::from(1u32 << 20);
-    let mut ids: Vec<u32> = samples.iter().map(|(_, s, _)| *s).collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = samples.shards();
     let mut out = format!(
         "{:>5} {:>10} {:>10} {:>13} {:>9} {:>10} {:>8} {:>7}\n",
         "shard",

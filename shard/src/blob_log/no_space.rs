@@ -16,15 +16,12 @@
 //! append fails the same way and the shard tries again later.
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use super::commit_group::CommitGroup;
 use super::segment::{file_name, io_error, Tail};
+use super::space::SYNC_SETTLE_POLL;
 use super::{BlobLog, BlobLogError, PoisonCause, SegmentSlot};
 use crate::limits::BLOB_LOG_APPENDS_INFLIGHT_MAX;
-
-/// How often recovery looks again whether the last sync has finished.
-const SYNC_SETTLE_POLL: Duration = Duration::from_millis(1);
 
 impl BlobLog {
     /// Whether the log refuses appends because the disk was full.

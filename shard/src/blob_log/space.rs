@@ -20,9 +20,14 @@
 //! see reads only, are punched.
 
 use std::rc::Rc;
+use std::time::Duration;
 
-use super::segment::{io_error, Segment};
+use super::segment::{io_error, Segment, Tail};
 use super::{BlobLog, BlobLogError, SegmentSlot, Shared};
+use crate::limits::BLOB_LOG_APPENDS_INFLIGHT_MAX;
+
+/// How often sealing looks again whether the last sync has finished.
+pub(super) const SYNC_SETTLE_POLL: Duration = Duration::from_millis(1);
 
 /// Keeps the segments from the tail at the time it was taken onwards out
 /// of reach of release; see the module docs.
@@ -181,6 +186,60 @@ impl BlobLog {
             Some(e) => Err(e),
             None => Ok(allocated_total),
         }
+    }
+
+    /// The newest segment and how many bytes have been placed in it.
+    pub fn tail(&self) -> (u64, u64) {
+        let state = self.shared.state.borrow();
+        (state.tail.segment, state.tail.offset_bytes)
+    }
+
+    /// Seals the newest segment now, by creating the next one, so that its
+    /// dead records can be released without waiting for it to fill (a
+    /// lightly written node would otherwise keep up to a whole segment of
+    /// dead bytes per shard). Waits for every append in flight to settle;
+    /// appends wait meanwhile (one file creation and directory sync).
+    /// Does nothing to an empty or failed log.
+    pub async fn seal_tail(&self) -> Result<(), BlobLogError> {
+        let shared = &self.shared;
+        shared.refuse_if_poisoned()?;
+        let _all = shared
+            .permits
+            .acquire_permit(BLOB_LOG_APPENDS_INFLIGHT_MAX as u64)
+            .await
+            .expect("the append semaphore is never closed");
+        while shared.state.borrow().group.sync_in_flight() {
+            glommio::timer::sleep(SYNC_SETTLE_POLL).await;
+        }
+        shared.refuse_if_poisoned()?;
+        let tail = shared.state.borrow().tail;
+        if tail.offset_bytes == 0 {
+            return Ok(());
+        }
+        // Every append holds a permit until durable, so with all of them
+        // here, every record of the old tail is durable: the same
+        // condition a roll waits for.
+        let next = tail.segment + 1;
+        let segment = Segment::create(&shared.dir_path, next).await?;
+        shared
+            .dir
+            .sync()
+            .await
+            .map_err(|e| io_error("sync directory", &shared.dir_path, e))?;
+        let mut state = shared.state.borrow_mut();
+        let previous = state
+            .segments
+            .insert(next, SegmentSlot::Ready(Rc::new(segment)));
+        assert!(previous.is_none(), "segment {next} exists");
+        state.tail = Tail {
+            segment: next,
+            offset_bytes: 0,
+        };
+        tracing::debug!(
+            segment = tail.segment,
+            "blob log sealed its newest segment early"
+        );
+        Ok(())
     }
 
     /// Bytes every segment file has allocated on disk.

@@ -31,11 +31,22 @@ pub struct LiveRecord {
     pub size_bytes: u32,
 }
 
+/// An indexed chunk that no count names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unreferenced {
+    pub hash: ChunkHash,
+    pub at: BlobLocation,
+    /// The group collected it (after its grace); else it never had a ref
+    /// (an orphan) or its collect entry was applied before a restart of a
+    /// store that did not keep the mark.
+    pub collected: bool,
+}
+
 /// A page of the index, as the sweeper reads it.
 #[derive(Debug, Default)]
 pub struct IndexPage {
     /// Indexed chunks that no count names: never referenced, or collected.
-    pub unreferenced: Vec<(ChunkHash, BlobLocation)>,
+    pub unreferenced: Vec<Unreferenced>,
     /// Entries read.
     pub entries: usize,
     /// Payload bytes of every entry read.
@@ -140,10 +151,25 @@ impl MetaStore {
             }
             let counts = cf(db, Cf::ChunkRefs);
             let found = db.multi_get_cf(entries.iter().map(|(hash, _)| (counts, hash.as_bytes())));
+            let mut unreferenced = Vec::new();
             for (entry, found) in entries.into_iter().zip(found) {
                 if found.map_err(MetaError::rocks("index_page"))?.is_none() {
-                    page.unreferenced.push(entry);
+                    unreferenced.push(entry);
                 }
+            }
+            let marks = cf(db, Cf::Collected);
+            let marked = db.multi_get_cf(
+                unreferenced
+                    .iter()
+                    .map(|(hash, _)| (marks, hash.as_bytes())),
+            );
+            for ((hash, at), marked) in unreferenced.into_iter().zip(marked) {
+                let collected = marked.map_err(MetaError::rocks("index_page"))?.is_some();
+                page.unreferenced.push(Unreferenced {
+                    hash,
+                    at,
+                    collected,
+                });
             }
             Ok(page)
         })
@@ -167,6 +193,7 @@ impl MetaStore {
             }
             let mut batch = WriteBatch::default();
             batch.delete_cf(cf(db, Cf::Blobs), hash.as_bytes());
+            batch.delete_cf(cf(db, Cf::Collected), hash.as_bytes());
             batch.delete_cf(
                 cf(db, Cf::BlobRecords),
                 keys::blob_record_key(at.segment, at.offset_bytes),

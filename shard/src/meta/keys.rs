@@ -41,10 +41,16 @@ pub(crate) enum Cf {
     /// reclaimer checks every entry against `blobs` and removes the stale
     /// ones as it frees their records.
     BlobRecords,
+    /// Chunk hash → nothing: chunks this node's group collected (written
+    /// by the collect entry's apply) that this node has not forgotten yet.
+    /// Local, like `blobs`: such a chunk already waited out its grace, so
+    /// the sweeper forgets it at once rather than after a grace of its own
+    /// (which an unreferenced chunk without this mark, an orphan, gets).
+    Collected,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 12] = [
+    pub(crate) const ALL: [Cf; 13] = [
         Cf::RaftLog,
         Cf::RaftState,
         Cf::SmState,
@@ -57,6 +63,7 @@ impl Cf {
         Cf::ChunkRefs,
         Cf::ZeroRefs,
         Cf::BlobRecords,
+        Cf::Collected,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -73,6 +80,7 @@ impl Cf {
             Cf::ChunkRefs => "chunk_refs",
             Cf::ZeroRefs => "zero_refs",
             Cf::BlobRecords => "blob_records",
+            Cf::Collected => "collected",
         }
     }
 }

@@ -63,7 +63,7 @@ use shoal_proto::meta::{
 };
 
 pub(crate) use blob_index::index_into;
-pub use blob_index::{IndexPage, LiveRecord};
+pub use blob_index::{IndexPage, LiveRecord, Unreferenced};
 pub use error::MetaError;
 use keys::Cf;
 pub use keys::{is_upload_id, UPLOAD_ID_LEN};
@@ -423,7 +423,7 @@ fn cf_options(cf: Cf) -> Options {
             DBCompressionType::Lz4
         }
         // Hashes, locations and a few varints: nothing there compresses.
-        Cf::ChunkRefs | Cf::ZeroRefs | Cf::BlobRecords => DBCompressionType::None,
+        Cf::ChunkRefs | Cf::ZeroRefs | Cf::BlobRecords | Cf::Collected => DBCompressionType::None,
     };
     opts.set_compression_type(compression);
     opts

@@ -7,7 +7,7 @@ use futures::channel::oneshot;
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{ChunkRef, DeleteObject, ObjectManifest};
 
-use super::tests::{chunk, commit_object, get_object};
+use super::tests::{chunk, commit_object, get_object, try_commit};
 use super::{Settings, TestCluster, TestNode};
 use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
@@ -38,38 +38,6 @@ async fn delete_object(node: &TestNode, key: &str) {
         })
         .await;
     answer.await.unwrap().unwrap();
-}
-
-/// Commits an object naming `hash` (stored wherever it is), answering
-/// what the shard said.
-async fn try_commit(
-    node: &TestNode,
-    key: &str,
-    hash: ChunkHash,
-    size: u32,
-    chunks: Vec<(ChunkHash, ChunkPlacement)>,
-) -> Result<ApplyOutcome, ShardError> {
-    let manifest = ObjectManifest {
-        bucket: "bucket".into(),
-        key: key.into(),
-        size_bytes: u64::from(size),
-        chunks: vec![ChunkRef {
-            sha256: hash.to_vec(),
-            size_bytes: size,
-            source_node: 0,
-        }],
-        ..Default::default()
-    };
-    let (reply, answer) = oneshot::channel();
-    node.shard
-        .dispatch(ShardRequest::CommitObject {
-            manifest,
-            chunks,
-            condition: None,
-            reply,
-        })
-        .await;
-    answer.await.unwrap()
 }
 
 /// Bytes the node's segment files take on disk, and how many there are.
@@ -591,6 +559,43 @@ fn seeded_churn_never_loses_a_committed_chunk_and_collects_everything_else() {
             after <= 4 * CHUNK_BUF_BYTES as u64,
             "{after} bytes left on disk"
         );
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn a_mostly_dead_newest_segment_is_sealed_and_given_back() {
+    run_local(|| async {
+        // Segments far larger than what is written: the newest one never
+        // fills, so only sealing it early gives its dead bytes back.
+        let settings = Settings {
+            segment_bytes: crate::limits::SEGMENT_BYTES_MAX,
+            gc_grace: GRACE,
+        };
+        let cluster = TestCluster::start_with(1, settings).await;
+        let node = cluster.leader(Duration::from_secs(10)).await;
+        let (buf, kept, data) = chunk(1 << 20, 200);
+        let (at, _) = node.shard.append_replicated(buf, kept).await.unwrap();
+        commit_object(node, "kept", kept, at).await;
+        for i in 0..24u8 {
+            let (buf, hash, _) = chunk(1 << 20, i);
+            let (at, _) = node.shard.append_replicated(buf, hash).await.unwrap();
+            commit_object(node, &format!("gone{i}"), hash, at).await;
+        }
+        let (before, _) = disk_use(node);
+        assert!(before >= 25 << 20, "{before}");
+        for i in 0..24u8 {
+            delete_object(node, &format!("gone{i}")).await;
+        }
+        collect_and_reclaim(node).await;
+        // The sealed segment is punched around the one live record.
+        node.shard.sweep_and_reclaim().await.unwrap();
+        let (after, files) = disk_use(node);
+        assert!(
+            after <= 2 * CHUNK_BUF_BYTES as u64,
+            "{after} bytes on disk in {files} files (was {before})"
+        );
+        assert_eq!(node.shard.read_local_chunk(kept).await.unwrap(), &data[..]);
         cluster.stop().await;
     });
 }

@@ -175,13 +175,27 @@ fn a_member_behind_a_slow_link_still_gets_every_chunk() {
 /// Commits a one-chunk object through `node`'s shard, as the front end
 /// would after appending the chunk.
 pub(super) async fn commit_object(node: &TestNode, key: &str, hash: ChunkHash, at: ChunkPlacement) {
+    let outcome = try_commit(node, key, hash, at.location.size_bytes, vec![(hash, at)]).await;
+    assert_eq!(outcome.unwrap(), ApplyOutcome::Applied);
+}
+
+/// Commits an object naming `hash` (`size` bytes; stored wherever
+/// `chunks` says, or, with none, wherever it already is, as a copy
+/// would), answering what the shard said.
+pub(super) async fn try_commit(
+    node: &TestNode,
+    key: &str,
+    hash: ChunkHash,
+    size: u32,
+    chunks: Vec<(ChunkHash, ChunkPlacement)>,
+) -> Result<ApplyOutcome, ShardError> {
     let manifest = ObjectManifest {
         bucket: "bucket".into(),
         key: key.into(),
-        size_bytes: u64::from(at.location.size_bytes),
+        size_bytes: u64::from(size),
         chunks: vec![ChunkRef {
             sha256: hash.to_vec(),
-            size_bytes: at.location.size_bytes,
+            size_bytes: size,
             source_node: 0,
         }],
         ..Default::default()
@@ -190,12 +204,12 @@ pub(super) async fn commit_object(node: &TestNode, key: &str, hash: ChunkHash, a
     node.shard
         .dispatch(ShardRequest::CommitObject {
             manifest,
-            chunks: vec![(hash, at)],
+            chunks,
             condition: None,
             reply,
         })
         .await;
-    assert_eq!(answer.await.unwrap().unwrap(), ApplyOutcome::Applied);
+    answer.await.unwrap()
 }
 
 pub(super) async fn get_object(node: &TestNode, key: &str) -> ObjectManifest {

@@ -148,6 +148,8 @@ pub(super) fn collect(
             cf(db, Cf::ZeroRefs),
             keys::zero_ref_key(current.zero_unix_ms, hash.as_bytes()),
         );
+        // Local to this node (like the blob index): the sweeper's cue.
+        batch.put_cf(cf(db, Cf::Collected), hash.as_bytes(), []);
         pending.0.insert(hash, ChunkRefCount::default());
         collected.push(hash);
     }

@@ -4,9 +4,10 @@
 //!
 //! 1. **The sweeper** pages through the local blob index and forgets
 //!    (removes from the index) every chunk that no reference count names
-//!    (collected, or never committed: an orphan of a failed upload) once it
-//!    has been seen that way for `--gc-grace` and is not pinned. Every
-//!    member does this for itself, after applying the same collect
+//!    and no pin holds: at once if its group collected it (it waited out
+//!    its grace before the collect), else (never committed: an orphan of a
+//!    failed upload) once it has been seen that way for `--gc-grace`.
+//!    Every member does this for itself, after applying the same collect
 //!    entries.
 //! 2. **The reclaimer** looks at sealed segments nothing holds: one with no
 //!    live record is deleted; one with at least
@@ -25,8 +26,9 @@ use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
 use crate::limits::{
     GC_SCAN_INTERVAL_MAX, RECLAIM_DEAD_BYTES_MIN, RECLAIM_SEGMENTS_PER_PASS_MAX,
-    SWEEP_CANDIDATES_MAX, SWEEP_PAGE_ENTRIES,
+    SWEEP_CANDIDATES_MAX, SWEEP_PAGE_ENTRIES, TAIL_SEAL_DEAD_BYTES_MIN,
 };
+use crate::meta::Unreferenced;
 
 /// An indexed chunk seen unreferenced, and since when.
 #[derive(Clone, Copy, Debug)]
@@ -119,9 +121,9 @@ impl Shard {
         loop {
             let page = self.meta.index_page(after, SWEEP_PAGE_ENTRIES).await?;
             pass.live_bytes += page.payload_bytes;
-            for (hash, at) in page.unreferenced {
-                pass.live_bytes -= u64::from(at.size_bytes);
-                if self.forget_if_due(hash, at, number).await? {
+            for chunk in page.unreferenced {
+                pass.live_bytes -= u64::from(chunk.at.size_bytes);
+                if self.forget_if_due(chunk, number).await? {
                     pass.forgotten += 1;
                 } else {
                     pass.waiting += 1;
@@ -141,17 +143,17 @@ impl Shard {
         Ok(pass)
     }
 
-    /// Forgets `hash` if it has been unreferenced at `at` for the grace
-    /// period and nothing pins it; otherwise remembers it. Returns whether
-    /// it forgot it.
-    async fn forget_if_due(
-        &self,
-        hash: ChunkHash,
-        at: BlobLocation,
-        pass: u64,
-    ) -> Result<bool, ShardError> {
+    /// Forgets a chunk if its group collected it, or if it has been
+    /// unreferenced at the same location for the grace period, and nothing
+    /// pins it; otherwise remembers it. Returns whether it forgot it.
+    async fn forget_if_due(&self, chunk: Unreferenced, pass: u64) -> Result<bool, ShardError> {
+        let Unreferenced {
+            hash,
+            at,
+            collected,
+        } = chunk;
         let now = Instant::now();
-        let due = {
+        let due = collected || {
             let mut space = self.space.borrow_mut();
             let full = space.candidates.len() >= SWEEP_CANDIDATES_MAX;
             match space.candidates.get_mut(&hash) {
@@ -238,6 +240,33 @@ impl Shard {
             // One directory sync for every segment removed in the pass.
             pass.released_bytes += self.blob_log.remove_segments(&empty).await?;
             pass.segments_removed += empty.len() as u64;
+        }
+        self.seal_tail_if_mostly_dead().await
+    }
+
+    /// Seals the newest segment early when at least
+    /// [`TAIL_SEAL_DEAD_BYTES_MIN`] and half of what was written to it is
+    /// dead, so the next pass can release it. (Records still waiting for
+    /// their index write count as dead here; that only seals it early.)
+    async fn seal_tail_if_mostly_dead(&self) -> Result<(), ShardError> {
+        let (segment, written) = self.blob_log.tail();
+        if written < TAIL_SEAL_DEAD_BYTES_MIN {
+            return Ok(());
+        }
+        let live: u64 = self
+            .meta
+            .segment_records(segment)
+            .await?
+            .iter()
+            .map(|r| BlobLog::record_span(r.size_bytes))
+            .sum();
+        let dead = written.saturating_sub(live);
+        if dead >= TAIL_SEAL_DEAD_BYTES_MIN
+            && dead * 2 >= written
+            && self.blob_log.tail() == (segment, written)
+        {
+            self.blob_log.seal_tail().await?;
+            self.space.borrow_mut().dirty.insert(segment);
         }
         Ok(())
     }
