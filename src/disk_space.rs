@@ -4,12 +4,15 @@
 //! listings and deletes go on, so an operator can delete their way out.
 //!
 //! **Ballast.** A node whose disk is full to the last byte could not even
-//! start: rocksdb writes files when it opens. So the node keeps a ballast
-//! file (`<data-dir>/ballast`, [`BALLAST_BYTES`]) allocated while space
-//! allows, and deletes it at start when the filesystem is nearly full,
-//! which leaves the metadata stores room to open and to record deletes. It
-//! is allocated again once free space is back above the reserve plus its
-//! own size.
+//! start: rocksdb writes files when it opens. And a metadata write that
+//! finds the disk full stops its shard's raft group. So the node keeps two
+//! ballast files of [`BALLAST_BYTES`] allocated while space allows:
+//! `<data-dir>/ballast`, deleted at start when the filesystem is nearly
+//! full (the metadata stores then have room to open and record deletes),
+//! and `<data-dir>/ballast-running`, deleted by the watcher as soon as
+//! free space drops below a quarter of it while the node runs (something
+//! else filled the disk: deletes still fit). Each is allocated again once
+//! free space is back above the reserve plus twice its size.
 //!
 //! A thread of its own polls `statvfs` every [`DISK_WATCH_INTERVAL`]:
 //! `statvfs` of a hung filesystem can block, so it never runs on an
@@ -22,7 +25,10 @@ use std::sync::Arc;
 
 use crate::limits::{BALLAST_BYTES, DISK_WATCH_INTERVAL};
 
-const BALLAST_FILE: &str = "ballast";
+/// Released at start when the disk is full.
+const START_BALLAST: &str = "ballast";
+/// Released while running when the disk is nearly full.
+const RUNNING_BALLAST: &str = "ballast-running";
 
 /// What the watcher last saw, shared by every core.
 #[derive(Debug)]
@@ -52,6 +58,7 @@ impl DiskSpace {
             .spawn(move || loop {
                 std::thread::sleep(DISK_WATCH_INTERVAL);
                 watched.measure();
+                watched.release_running_ballast_if_full();
                 watched.keep_ballast();
             });
         if let Err(e) = started {
@@ -122,20 +129,48 @@ impl DiskSpace {
         }
     }
 
-    /// Allocates the ballast when it is missing and there is room for it
-    /// above the reserve.
+    /// Allocates each missing ballast file when there is room for it
+    /// well above the reserve.
     fn keep_ballast(&self) {
-        let path = self.path.join(BALLAST_FILE);
-        if path.exists() || self.free_bytes() < self.reserve_bytes + 2 * BALLAST_BYTES {
+        for name in [START_BALLAST, RUNNING_BALLAST] {
+            let path = self.path.join(name);
+            if path.exists() {
+                continue;
+            }
+            if self.free_bytes() < self.reserve_bytes + 2 * BALLAST_BYTES {
+                return;
+            }
+            match allocate(&path, BALLAST_BYTES) {
+                Ok(()) => {
+                    self.consume(BALLAST_BYTES);
+                    tracing::info!(path = %path.display(), bytes = BALLAST_BYTES, "allocated a ballast file (released when the disk fills)");
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    tracing::warn!(path = %path.display(), error = %e, "could not allocate a ballast file");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Deletes the running ballast when free space is nearly gone, so the
+    /// metadata stores can still record deletes.
+    fn release_running_ballast_if_full(&self) {
+        if self.free_bytes() >= BALLAST_BYTES / 4 {
             return;
         }
-        match allocate(&path, BALLAST_BYTES) {
+        let path = self.path.join(RUNNING_BALLAST);
+        if !path.exists() {
+            return;
+        }
+        match std::fs::remove_file(&path) {
             Ok(()) => {
-                tracing::info!(path = %path.display(), bytes = BALLAST_BYTES, "allocated the ballast file (released at start if the disk is full)")
+                tracing::warn!(free_bytes = self.free_bytes(), released_bytes = BALLAST_BYTES, "the disk is nearly full: released the running ballast file so deletes still fit; delete objects to free space");
+                self.measure();
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                tracing::warn!(path = %path.display(), error = %e, "could not allocate the ballast file");
+                tracing::warn!(error = %e, "the disk is nearly full and the running ballast file could not be released")
             }
         }
     }
@@ -145,7 +180,7 @@ impl DiskSpace {
 /// ballast if the filesystem has less than its size free, so the node can
 /// open its stores.
 pub fn release_ballast_if_full(data_dir: &Path) {
-    let path = data_dir.join(BALLAST_FILE);
+    let path = data_dir.join(START_BALLAST);
     if !path.exists() {
         return;
     }

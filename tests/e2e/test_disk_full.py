@@ -111,7 +111,8 @@ def test_a_full_disk_refuses_puts_and_comes_back(small_fs, tmp_path):
     try:
         s3 = node.client(max_pool_connections=8)
         s3.create_bucket(Bucket="full")
-        wait_until(lambda: (data / "ballast").exists(), 10, "the ballast file")
+        wait_until(lambda: (data / "ballast").exists() and (data / "ballast-running").exists(),
+                   10, "the ballast files")
         acked = {}
 
         # 1. Filling: PUTs are refused at the reserve with a clear error.
@@ -144,6 +145,14 @@ def test_a_full_disk_refuses_puts_and_comes_back(small_fs, tmp_path):
         # settle first, and top the filler up after the stop too.)
         time.sleep(3)
         filler = fill_to_last_byte(small_fs, "filler")
+        # The node gives up its running ballast, so its metadata stores
+        # keep room for deletes.
+        wait_until(lambda: "released the running ballast file" in node.log_text(), 10,
+                   "the running ballast to be released")
+        assert free_bytes(small_fs) >= 32 * MIB
+        gone = sorted(acked)[-1]
+        s3.delete_object(Bucket="full", Key=gone)
+        del acked[gone]
         node.stop()
         fill_to_last_byte(small_fs, "filler2")
         assert free_bytes(small_fs) < MIB
