@@ -404,19 +404,6 @@ impl BlobLog {
         Ok(Bytes::copy_from_slice(payload))
     }
 
-    /// Whether `loc` lies in space this log handed out: a segment it has
-    /// and a record that ends at or before the tail. A location another
-    /// node's blob log produced usually fails this (it cannot be proven
-    /// foreign without reading the record).
-    pub fn holds(&self, loc: &BlobLocation) -> bool {
-        let state = self.shared.state.borrow();
-        let end = loc.offset_bytes + record::record_bytes(loc.size_bytes as usize) as u64;
-        state.segments.contains_key(&loc.segment)
-            && (loc.segment < state.tail.segment
-                || (loc.segment == state.tail.segment && end <= state.tail.offset_bytes))
-            && end <= self.shared.segment_bytes_max
-    }
-
     /// Bytes a record with a payload of `size_bytes` takes in a segment:
     /// header, payload and padding.
     pub fn record_span(size_bytes: u32) -> u64 {

@@ -211,41 +211,6 @@ fn segments_roll_when_full_and_survive_reopen() {
 }
 
 #[test]
-fn the_log_holds_what_it_wrote_and_nothing_past_its_tail() {
-    let dir = scratch_dir();
-    let path = dir.path().to_path_buf();
-    run(move || async move {
-        let segment_bytes_max = 2 * CHUNK_BUF_BYTES as u64;
-        let (log, _) = BlobLog::open(&path, segment_bytes_max).await.unwrap();
-        let pool = ChunkPool::new();
-        let mut written = Vec::new();
-        for i in 0..3 {
-            let (buf, hash, _) = chunk(&pool, CHUNK_BYTES, i);
-            written.push(log.append(buf, hash).await.unwrap().0);
-        }
-        for loc in &written {
-            assert!(log.holds(loc), "{loc:?}");
-        }
-        let last = written[2];
-        let past_tail = BlobLocation {
-            offset_bytes: last.offset_bytes + CHUNK_BUF_BYTES as u64,
-            ..last
-        };
-        let no_segment = BlobLocation {
-            segment: 9,
-            ..written[0]
-        };
-        let too_long = BlobLocation {
-            size_bytes: u32::MAX,
-            ..written[0]
-        };
-        for foreign in [past_tail, no_segment, too_long] {
-            assert!(!log.holds(&foreign), "{foreign:?}");
-        }
-    });
-}
-
-#[test]
 fn every_concurrent_append_in_its_own_segment() {
     let dir = scratch_dir();
     let path = dir.path().to_path_buf();

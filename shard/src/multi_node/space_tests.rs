@@ -599,3 +599,31 @@ fn a_mostly_dead_newest_segment_is_sealed_and_given_back() {
         cluster.stop().await;
     });
 }
+
+#[test]
+fn an_upload_whose_record_was_released_still_commits_the_chunk_stored_again() {
+    run_local(|| async {
+        let cluster = TestCluster::start_with(1, small_segments()).await;
+        let node = cluster.leader(Duration::from_secs(10)).await;
+        // Upload A stores the chunk; later uploads of the same bytes move
+        // its index entry to a newer record, so A's record (and its whole
+        // segment) is dead and released before A commits.
+        let (buf, hash, data) = chunk(1 << 20, 77);
+        let (first, _) = node.shard.append_replicated(buf, hash).await.unwrap();
+        for _ in 0..4 {
+            let (buf, _, _) = chunk(1 << 20, 77);
+            node.shard.append_replicated(buf, hash).await.unwrap();
+        }
+        node.shard.sweep_and_reclaim().await.unwrap();
+        assert!(
+            !node
+                .blob_dir()
+                .join("segment-0000000000000000.blob")
+                .exists(),
+            "the first segment, all dead, was removed"
+        );
+        commit_object(node, "a", hash, first).await;
+        assert_eq!(node.shard.read_local_chunk(hash).await.unwrap(), &data[..]);
+        cluster.stop().await;
+    });
+}

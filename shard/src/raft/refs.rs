@@ -148,8 +148,16 @@ pub(super) fn collect(
             cf(db, Cf::ZeroRefs),
             keys::zero_ref_key(current.zero_unix_ms, hash.as_bytes()),
         );
-        // Local to this node (like the blob index): the sweeper's cue.
-        batch.put_cf(cf(db, Cf::Collected), hash.as_bytes(), []);
+        // Local to this node (like the blob index): the sweeper's cue,
+        // only for a chunk it holds (the sweeper deletes the mark when it
+        // forgets the chunk; a mark for a chunk never held would stay).
+        let held = db
+            .get_pinned_cf(cf(db, Cf::Blobs), hash.as_bytes())
+            .map_err(MetaError::rocks("collect"))?
+            .is_some();
+        if held {
+            batch.put_cf(cf(db, Cf::Collected), hash.as_bytes(), []);
+        }
         pending.0.insert(hash, ChunkRefCount::default());
         collected.push(hash);
     }
