@@ -76,7 +76,7 @@ use crate::limits::{
     RECORD_HEADER_BYTES,
 };
 
-pub use error::{is_no_space, BlobLogError, PoisonCause, RecordError};
+pub use error::{BlobLogError, PoisonCause, RecordError};
 pub use segment::prime_iopoll_probe;
 pub use space::{dead_ranges, RecordHold, SegmentSpace};
 

@@ -19,7 +19,6 @@ use std::rc::Rc;
 
 use super::commit_group::CommitGroup;
 use super::segment::{file_name, io_error, Tail};
-use super::space::SYNC_SETTLE_POLL;
 use super::{BlobLog, BlobLogError, PoisonCause, SegmentSlot};
 use crate::limits::BLOB_LOG_APPENDS_INFLIGHT_MAX;
 
@@ -40,16 +39,8 @@ impl BlobLog {
             return Ok(false);
         }
         let shared = &self.shared;
-        // Every append holds a permit until it has settled (the poison
-        // failed it, or its write is still landing).
-        let _all = shared
-            .permits
-            .acquire_permit(BLOB_LOG_APPENDS_INFLIGHT_MAX as u64)
-            .await
-            .expect("the append semaphore is never closed");
-        while shared.state.borrow().group.sync_in_flight() {
-            glommio::timer::sleep(SYNC_SETTLE_POLL).await;
-        }
+        // Appends the poison failed may still have writes landing.
+        let _all = shared.quiesce().await;
         let (half_made, newest) = {
             let mut state = shared.state.borrow_mut();
             let half_made: Vec<u64> = state

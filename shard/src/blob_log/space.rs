@@ -22,12 +22,33 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use glommio::sync::Permit;
+
 use super::segment::{io_error, Segment, Tail};
 use super::{BlobLog, BlobLogError, SegmentSlot, Shared};
 use crate::limits::BLOB_LOG_APPENDS_INFLIGHT_MAX;
 
-/// How often sealing looks again whether the last sync has finished.
-pub(super) const SYNC_SETTLE_POLL: Duration = Duration::from_millis(1);
+/// How often [`Shared::quiesce`] looks again whether the last sync has
+/// finished.
+const SYNC_SETTLE_POLL: Duration = Duration::from_millis(1);
+
+impl Shared {
+    /// Waits until no append and no sync is in flight, and keeps it so
+    /// while the returned permit lives: every append holds a permit until
+    /// it has settled (durable, or failed by a poison), so with all of
+    /// them here every record written is durable or its append failed.
+    pub(super) async fn quiesce(&self) -> Permit<'_> {
+        let all = self
+            .permits
+            .acquire_permit(BLOB_LOG_APPENDS_INFLIGHT_MAX as u64)
+            .await
+            .expect("the append semaphore is never closed");
+        while self.state.borrow().group.sync_in_flight() {
+            glommio::timer::sleep(SYNC_SETTLE_POLL).await;
+        }
+        all
+    }
+}
 
 /// Keeps the segments from the tail at the time it was taken onwards out
 /// of reach of release; see the module docs.
@@ -203,21 +224,13 @@ impl BlobLog {
     pub async fn seal_tail(&self) -> Result<(), BlobLogError> {
         let shared = &self.shared;
         shared.refuse_if_poisoned()?;
-        let _all = shared
-            .permits
-            .acquire_permit(BLOB_LOG_APPENDS_INFLIGHT_MAX as u64)
-            .await
-            .expect("the append semaphore is never closed");
-        while shared.state.borrow().group.sync_in_flight() {
-            glommio::timer::sleep(SYNC_SETTLE_POLL).await;
-        }
+        let _all = shared.quiesce().await;
         shared.refuse_if_poisoned()?;
         let tail = shared.state.borrow().tail;
         if tail.offset_bytes == 0 {
             return Ok(());
         }
-        // Every append holds a permit until durable, so with all of them
-        // here, every record of the old tail is durable: the same
+        // Quiesced: every record of the old tail is durable, the same
         // condition a roll waits for.
         let next = tail.segment + 1;
         let segment = Segment::create(&shared.dir_path, next).await?;

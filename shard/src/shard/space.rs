@@ -207,23 +207,20 @@ impl Shard {
                 .take(RECLAIM_SEGMENTS_PER_PASS_MAX)
                 .collect();
             let room = RECLAIM_SEGMENTS_PER_PASS_MAX - dirty.len();
-            let next_clean = space.next_clean;
-            let mut clean: Vec<u64> = releasable
+            let others: Vec<u64> = releasable
                 .iter()
                 .copied()
                 .filter(|s| !space.dirty.contains(s))
-                .skip_while(|&s| s < next_clean)
-                .take(room)
                 .collect();
-            if clean.len() < room {
-                // Wrap around to the oldest.
-                let more = releasable
-                    .iter()
-                    .copied()
-                    .filter(|s| !space.dirty.contains(s) && *s < next_clean)
-                    .take(room - clean.len());
-                clean.extend(more);
-            }
+            // A round from where the last one stopped, wrapping to the
+            // oldest.
+            let start = others.partition_point(|&s| s < space.next_clean);
+            let clean: Vec<u64> = others[start..]
+                .iter()
+                .chain(&others[..start])
+                .take(room)
+                .copied()
+                .collect();
             space.next_clean = clean.last().map_or(0, |s| s + 1);
             for s in &dirty {
                 space.dirty.remove(s);

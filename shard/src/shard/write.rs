@@ -3,7 +3,7 @@
 //! raft entry (inline); then the command that refers to the chunks (a
 //! manifest or a part) is committed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -109,20 +109,22 @@ impl Shard {
         // (a later upload of the same bytes moved its index entry, and the
         // reclaimer released the old record): what matters is that it is
         // indexed somewhere, checked below.
-        let elsewhere: Vec<_> = chunks.iter().filter(|(_, at)| at.stored_by != me).collect();
+        let elsewhere: HashMap<ChunkHash, NodeId> = chunks
+            .iter()
+            .filter(|(_, at)| at.stored_by != me)
+            .map(|(hash, at)| (*hash, at.stored_by))
+            .collect();
         if !elsewhere.is_empty() {
             tracing::info!(
                 shard = self.index.get(),
                 chunks = elsewhere.len(),
                 "committing chunks another node stored (leadership moved during the upload)"
             );
-            self.catchup
-                .offer(elsewhere.iter().map(|(hash, at)| (*hash, at.stored_by)));
+            self.catchup.offer(elsewhere.iter().map(|(h, n)| (*h, *n)));
         }
-        let stored_elsewhere: HashSet<ChunkHash> = elsewhere.iter().map(|(h, _)| *h).collect();
         let checked: Vec<ChunkHash> = named
             .into_iter()
-            .filter(|h| !stored_elsewhere.contains(h))
+            .filter(|h| !elsewhere.contains_key(h))
             .collect();
         let present = self.meta.chunks_present(checked.clone()).await?;
         match checked.iter().zip(present).find(|(_, present)| !present) {
