@@ -26,6 +26,8 @@ pub mod chunk_hash;
 pub mod clock;
 pub mod directory;
 pub mod error;
+#[cfg(test)]
+mod gc_model;
 pub mod ids;
 pub mod limits;
 pub mod meta;
@@ -37,6 +39,7 @@ pub mod pins;
 pub mod raft;
 pub mod replication;
 pub mod shard;
+pub mod sweep;
 #[cfg(test)]
 mod test_util;
 pub mod usage;

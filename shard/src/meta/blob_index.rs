@@ -115,6 +115,21 @@ pub(crate) fn ensure_records(db: &DB) -> Result<u64, MetaError> {
     Ok(written)
 }
 
+/// Whether the sweeper may forget a chunk it saw unreferenced at `at`:
+/// only if the index still points there (stored again elsewhere, it is a
+/// new record with a clock of its own) and no count names it (referred to
+/// again, or not yet collected).
+pub(crate) fn may_forget(indexed: Option<&BlobLocation>, at: &BlobLocation, counted: bool) -> bool {
+    indexed == Some(at) && !counted
+}
+
+/// Whether a commit may refer to a chunk (pinned by then): indexed here,
+/// or kept alive by a count above zero (another member holds it, and
+/// catch-up brings it here).
+pub(crate) fn may_refer(indexed: bool, count: Option<&ChunkRefCount>) -> bool {
+    indexed || count.is_some_and(|c| c.count > 0)
+}
+
 impl MetaStore {
     /// Up to `max` index entries after `after` (from the first when
     /// `None`), with those that no reference count names.
@@ -182,13 +197,11 @@ impl MetaStore {
     pub async fn forget_blob(&self, hash: ChunkHash, at: BlobLocation) -> Result<bool, MetaError> {
         self.blocking("forget_blob", move |db| {
             let indexed: Option<BlobLocation> = get_decoded(db, Cf::Blobs, hash.as_bytes())?;
-            if indexed.as_ref() != Some(&at) {
-                return Ok(false);
-            }
             let counted = db
                 .get_pinned_cf(cf(db, Cf::ChunkRefs), hash.as_bytes())
-                .map_err(MetaError::rocks("forget_blob"))?;
-            if counted.is_some() {
+                .map_err(MetaError::rocks("forget_blob"))?
+                .is_some();
+            if !may_forget(indexed.as_ref(), &at, counted) {
                 return Ok(false);
             }
             let mut batch = WriteBatch::default();
@@ -213,15 +226,14 @@ impl MetaStore {
             let indexed = db.multi_get_cf(hashes.iter().map(|h| (blobs, h.as_bytes())));
             let mut present = Vec::with_capacity(hashes.len());
             for (hash, indexed) in hashes.iter().zip(indexed) {
-                if indexed
+                let indexed = indexed
                     .map_err(MetaError::rocks("chunks_present"))?
-                    .is_some()
-                {
-                    present.push(true);
-                    continue;
-                }
-                let count: Option<ChunkRefCount> = get_decoded(db, Cf::ChunkRefs, hash.as_bytes())?;
-                present.push(count.is_some_and(|c| c.count > 0));
+                    .is_some();
+                let count: Option<ChunkRefCount> = match indexed {
+                    true => None, // not needed
+                    false => get_decoded(db, Cf::ChunkRefs, hash.as_bytes())?,
+                };
+                present.push(may_refer(indexed, count.as_ref()));
             }
             Ok(present)
         })

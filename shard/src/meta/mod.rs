@@ -63,6 +63,8 @@ use shoal_proto::meta::{
 };
 
 pub(crate) use blob_index::index_into;
+#[cfg(test)]
+pub(crate) use blob_index::{may_forget, may_refer};
 pub use blob_index::{IndexPage, LiveRecord, Unreferenced};
 pub use error::MetaError;
 use keys::Cf;

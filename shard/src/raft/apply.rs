@@ -48,6 +48,22 @@ pub(super) struct Pending {
     pub(super) counts: PendingRefs,
 }
 
+impl Pending {
+    /// The counts as this batch leaves them, for `refs::settle` and
+    /// `refs::collect`.
+    pub(super) fn count_table<'a>(
+        &'a mut self,
+        db: &'a DB,
+        batch: &'a mut WriteBatch,
+    ) -> refs::BatchCounts<'a> {
+        refs::BatchCounts {
+            db,
+            batch,
+            pending: &mut self.counts,
+        }
+    }
+}
+
 /// Applies one op into `batch`.
 pub(super) fn apply_op(
     db: &DB,
@@ -153,7 +169,7 @@ pub(super) fn apply_op(
         }
         Op::AbortUpload(upload) => abort_upload(db, batch, pending, upload)?,
         Op::CollectChunks(collect) => {
-            let collected = refs::collect(db, batch, &mut pending.counts, &collect.chunks)?;
+            let collected = refs::collect(&mut pending.count_table(db, batch), &collect.chunks)?;
             tracing::debug!(
                 named = collect.chunks.len(),
                 collected = collected.len(),

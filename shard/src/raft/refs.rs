@@ -30,7 +30,7 @@ type KeyValue = (Box<[u8]>, Box<[u8]>);
 
 /// Changes to counts one entry makes, summed per chunk.
 #[derive(Debug, Default)]
-pub(super) struct RefDeltas(HashMap<ChunkHash, i64>);
+pub(crate) struct RefDeltas(HashMap<ChunkHash, i64>);
 
 impl RefDeltas {
     /// Counts one ref for each of `chunks` (a chunk named twice counts
@@ -55,17 +55,97 @@ pub(crate) struct PendingRefs(HashMap<ChunkHash, ChunkRefCount>);
 
 /// Where and when an entry was proposed, for the counts it drops to zero.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct EntryStamp {
+pub(crate) struct EntryStamp {
     pub index: u64,
     pub unix_ms: u64,
 }
 
-/// Writes one entry's count changes into `batch`: new counts, chunks whose
+/// The tables [`settle`] and [`collect`] read and write: the count of each
+/// chunk, the zero list (chunks at zero, by the time they got there), and
+/// the local marks of collected chunks. The state machine's is a rocksdb
+/// write batch ([`BatchCounts`]); the seeded GC model's is in memory, so
+/// both run the same decisions.
+pub(crate) trait CountTable {
+    /// A chunk's count (`None`: never referred to, or collected).
+    fn count(&self, hash: &ChunkHash) -> Result<Option<ChunkRefCount>, MetaError>;
+    fn set_count(&mut self, hash: &ChunkHash, count: ChunkRefCount);
+    /// Forgets a collected chunk's count.
+    fn drop_count(&mut self, hash: &ChunkHash);
+    fn list_zero(&mut self, hash: &ChunkHash, unix_ms: u64, index: u64);
+    fn unlist_zero(&mut self, hash: &ChunkHash, unix_ms: u64);
+    /// Marks a collected chunk for this node's sweeper, if this node holds
+    /// it (the sweeper deletes the mark when it forgets the chunk; a mark
+    /// for a chunk never held would stay).
+    fn mark_collected(&mut self, hash: &ChunkHash) -> Result<(), MetaError>;
+}
+
+/// The state machine's [`CountTable`]: reads see the store as earlier
+/// entries of the batch left it; writes go into the batch.
+pub(crate) struct BatchCounts<'a> {
+    pub db: &'a DB,
+    pub batch: &'a mut WriteBatch,
+    pub pending: &'a mut PendingRefs,
+}
+
+impl CountTable for BatchCounts<'_> {
+    fn count(&self, hash: &ChunkHash) -> Result<Option<ChunkRefCount>, MetaError> {
+        match self.pending.0.get(hash) {
+            // A collected chunk is pending as the default count: gone.
+            Some(count) if *count == ChunkRefCount::default() => Ok(None),
+            Some(count) => Ok(Some(*count)),
+            None => get_decoded(self.db, Cf::ChunkRefs, hash.as_bytes()),
+        }
+    }
+
+    fn set_count(&mut self, hash: &ChunkHash, count: ChunkRefCount) {
+        self.batch.put_cf(
+            cf(self.db, Cf::ChunkRefs),
+            hash.as_bytes(),
+            count.encode_to_vec(),
+        );
+        self.pending.0.insert(*hash, count);
+    }
+
+    fn drop_count(&mut self, hash: &ChunkHash) {
+        self.batch
+            .delete_cf(cf(self.db, Cf::ChunkRefs), hash.as_bytes());
+        self.pending.0.insert(*hash, ChunkRefCount::default());
+    }
+
+    fn list_zero(&mut self, hash: &ChunkHash, unix_ms: u64, index: u64) {
+        self.batch.put_cf(
+            cf(self.db, Cf::ZeroRefs),
+            keys::zero_ref_key(unix_ms, hash.as_bytes()),
+            index.to_be_bytes(),
+        );
+    }
+
+    fn unlist_zero(&mut self, hash: &ChunkHash, unix_ms: u64) {
+        self.batch.delete_cf(
+            cf(self.db, Cf::ZeroRefs),
+            keys::zero_ref_key(unix_ms, hash.as_bytes()),
+        );
+    }
+
+    fn mark_collected(&mut self, hash: &ChunkHash) -> Result<(), MetaError> {
+        // Local to this node, like the blob index it looks at.
+        let held = self
+            .db
+            .get_pinned_cf(cf(self.db, Cf::Blobs), hash.as_bytes())
+            .map_err(MetaError::rocks("collect"))?
+            .is_some();
+        if held {
+            self.batch
+                .put_cf(cf(self.db, Cf::Collected), hash.as_bytes(), []);
+        }
+        Ok(())
+    }
+}
+
+/// Writes one entry's count changes into `table`: new counts, chunks whose
 /// count reached zero onto the zero list, chunks referred to again off it.
-pub(super) fn settle(
-    db: &DB,
-    batch: &mut WriteBatch,
-    pending: &mut PendingRefs,
+pub(crate) fn settle(
+    table: &mut impl CountTable,
     deltas: RefDeltas,
     at: EntryStamp,
 ) -> Result<(), MetaError> {
@@ -73,11 +153,7 @@ pub(super) fn settle(
     // Same order on every member: the batch is the same bytes everywhere.
     changed.sort_unstable_by_key(|(hash, _)| *hash);
     for (hash, delta) in changed {
-        let before = match pending.0.get(&hash) {
-            Some(count) => *count,
-            None => get_decoded::<ChunkRefCount>(db, Cf::ChunkRefs, hash.as_bytes())?
-                .unwrap_or_default(),
-        };
+        let before = table.count(&hash)?.unwrap_or_default();
         let count = before.count.checked_add_signed(delta).unwrap_or_else(|| {
             // More refs dropped than were ever counted: a bug, or a store
             // whose counts were lost. Every member clamps the same way, and
@@ -85,19 +161,11 @@ pub(super) fn settle(
             tracing::error!(sha256 = %hash, count = before.count, delta, "a chunk's reference count would go below zero");
             0
         });
-        let was_zero = before.count == 0 && before.zero_index != 0;
-        if was_zero {
-            batch.delete_cf(
-                cf(db, Cf::ZeroRefs),
-                keys::zero_ref_key(before.zero_unix_ms, hash.as_bytes()),
-            );
+        if before.count == 0 && before.zero_index != 0 {
+            table.unlist_zero(&hash, before.zero_unix_ms);
         }
         let after = if count == 0 {
-            batch.put_cf(
-                cf(db, Cf::ZeroRefs),
-                keys::zero_ref_key(at.unix_ms, hash.as_bytes()),
-                at.index.to_be_bytes(),
-            );
+            table.list_zero(&hash, at.unix_ms, at.index);
             ChunkRefCount {
                 count: 0,
                 zero_index: at.index,
@@ -109,23 +177,23 @@ pub(super) fn settle(
                 ..Default::default()
             }
         };
-        batch.put_cf(
-            cf(db, Cf::ChunkRefs),
-            hash.as_bytes(),
-            after.encode_to_vec(),
-        );
-        pending.0.insert(hash, after);
+        table.set_count(&hash, after);
     }
     Ok(())
 }
 
-/// Applies a collect entry: forgets each named chunk whose count is still
-/// zero from the named entry, and returns those it forgot. A chunk referred
-/// to since (its count above zero, or zero again from a later entry) stays.
-pub(super) fn collect(
-    db: &DB,
-    batch: &mut WriteBatch,
-    pending: &mut PendingRefs,
+/// Whether a collect entry naming `chunk` drops it, given its `current`
+/// count: only if that is still zero from the entry the collector saw. A
+/// chunk referred to since (its count above zero, or zero again from a
+/// later entry) stays.
+pub(crate) fn collectable(current: &ChunkRefCount, chunk: &CollectChunk) -> bool {
+    current.count == 0 && current.zero_index == chunk.zero_index
+}
+
+/// Applies a collect entry: forgets the count of each named chunk that is
+/// [`collectable`], and returns those.
+pub(crate) fn collect(
+    table: &mut impl CountTable,
     chunks: &[CollectChunk],
 ) -> Result<Vec<ChunkHash>, MetaError> {
     let mut collected = Vec::new();
@@ -133,32 +201,15 @@ pub(super) fn collect(
         let Some(hash) = ChunkHash::from_slice(&chunk.sha256) else {
             continue; // malformed: nothing to collect, on every member
         };
-        let current = match pending.0.get(&hash) {
-            Some(count) => Some(*count),
-            None => get_decoded::<ChunkRefCount>(db, Cf::ChunkRefs, hash.as_bytes())?,
-        };
-        let Some(current) = current else {
+        let Some(current) = table.count(&hash)? else {
             continue; // collected already, or never counted
         };
-        if current.count != 0 || current.zero_index != chunk.zero_index {
+        if !collectable(&current, chunk) {
             continue;
         }
-        batch.delete_cf(cf(db, Cf::ChunkRefs), hash.as_bytes());
-        batch.delete_cf(
-            cf(db, Cf::ZeroRefs),
-            keys::zero_ref_key(current.zero_unix_ms, hash.as_bytes()),
-        );
-        // Local to this node (like the blob index): the sweeper's cue,
-        // only for a chunk it holds (the sweeper deletes the mark when it
-        // forgets the chunk; a mark for a chunk never held would stay).
-        let held = db
-            .get_pinned_cf(cf(db, Cf::Blobs), hash.as_bytes())
-            .map_err(MetaError::rocks("collect"))?
-            .is_some();
-        if held {
-            batch.put_cf(cf(db, Cf::Collected), hash.as_bytes(), []);
-        }
-        pending.0.insert(hash, ChunkRefCount::default());
+        table.drop_count(&hash);
+        table.unlist_zero(&hash, current.zero_unix_ms);
+        table.mark_collected(&hash)?;
         collected.push(hash);
     }
     Ok(collected)

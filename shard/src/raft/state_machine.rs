@@ -335,7 +335,7 @@ fn apply_entries(
                     unix_ms,
                 };
                 let deltas = std::mem::take(&mut pending.ref_deltas);
-                refs::settle(db, &mut batch, &mut pending.counts, deltas, at)?;
+                refs::settle(&mut pending.count_table(db, &mut batch), deltas, at)?;
                 outcome
             }
         };

@@ -14,36 +14,24 @@
 //!    [`RECLAIM_DEAD_BYTES_MIN`] of dead bytes still allocated has holes
 //!    punched over them. A record is live while the index points at it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shoal_proto::meta::BlobLocation;
-
 use super::Shard;
 use crate::blob_log::{dead_ranges, BlobLog};
-use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
 use crate::limits::{
     GC_SCAN_INTERVAL_MAX, RECLAIM_DEAD_BYTES_MIN, RECLAIM_SEGMENTS_PER_PASS_MAX,
-    SWEEP_CANDIDATES_MAX, SWEEP_PAGE_ENTRIES, TAIL_SEAL_DEAD_BYTES_MIN,
+    SWEEP_PAGE_ENTRIES, TAIL_SEAL_DEAD_BYTES_MIN,
 };
 use crate::meta::Unreferenced;
-
-/// An indexed chunk seen unreferenced, and since when.
-#[derive(Clone, Copy, Debug)]
-struct Candidate {
-    at: BlobLocation,
-    since: Instant,
-    /// The pass that last saw it.
-    pass: u64,
-}
+use crate::sweep::SweepCandidates;
 
 /// What the sweeper and reclaimer carry between passes.
 #[derive(Debug, Default)]
 pub(super) struct SpaceState {
-    candidates: HashMap<ChunkHash, Candidate>,
-    pass: u64,
+    candidates: SweepCandidates,
     /// Segments where a record died since the reclaimer last looked.
     dirty: BTreeSet<u64>,
     /// Where the reclaimer's round over clean segments goes on.
@@ -111,11 +99,10 @@ impl Shard {
 
     /// Pages through the whole index once; see the module docs.
     async fn sweep(&self) -> Result<SpacePass, ShardError> {
-        let number = {
-            let mut space = self.space.borrow_mut();
-            space.pass += 1;
-            space.pass
-        };
+        self.space
+            .borrow_mut()
+            .candidates
+            .begin_pass(Instant::now());
         let mut pass = SpacePass::default();
         let mut after = None;
         loop {
@@ -123,7 +110,7 @@ impl Shard {
             pass.live_bytes += page.payload_bytes;
             for chunk in page.unreferenced {
                 pass.live_bytes -= u64::from(chunk.at.size_bytes);
-                if self.forget_if_due(chunk, number).await? {
+                if self.forget_if_due(chunk).await? {
                     pass.forgotten += 1;
                 } else {
                     pass.waiting += 1;
@@ -134,47 +121,24 @@ impl Shard {
                 None => break,
             }
         }
-        // Chunks not seen unreferenced in this pass were referred to again
-        // (or forgotten): their clocks start over if they come back.
-        self.space
-            .borrow_mut()
-            .candidates
-            .retain(|_, c| c.pass == number);
+        self.space.borrow_mut().candidates.end_pass();
         Ok(pass)
     }
 
-    /// Forgets a chunk if its group collected it, or if it has been
-    /// unreferenced at the same location for the grace period, and nothing
-    /// pins it; otherwise remembers it. Returns whether it forgot it.
-    async fn forget_if_due(&self, chunk: Unreferenced, pass: u64) -> Result<bool, ShardError> {
+    /// Forgets a chunk if it is due (`crate::sweep`) and nothing pins it.
+    /// Returns whether it forgot it.
+    async fn forget_if_due(&self, chunk: Unreferenced) -> Result<bool, ShardError> {
         let Unreferenced {
             hash,
             at,
             collected,
         } = chunk;
         let now = Instant::now();
-        let due = collected || {
-            let mut space = self.space.borrow_mut();
-            let full = space.candidates.len() >= SWEEP_CANDIDATES_MAX;
-            match space.candidates.get_mut(&hash) {
-                Some(c) if c.at == at => {
-                    c.pass = pass;
-                    now.duration_since(c.since) >= self.gc_grace
-                }
-                _ if full => false,
-                _ => {
-                    space.candidates.insert(
-                        hash,
-                        Candidate {
-                            at,
-                            since: now,
-                            pass,
-                        },
-                    );
-                    false
-                }
-            }
-        };
+        let due = self
+            .space
+            .borrow_mut()
+            .candidates
+            .due(hash, at, collected, now, self.gc_grace);
         if !due {
             return Ok(false);
         }
@@ -183,7 +147,7 @@ impl Shard {
         };
         let forgot = self.meta.forget_blob(hash, at).await?;
         let mut space = self.space.borrow_mut();
-        space.candidates.remove(&hash);
+        space.candidates.settled(&hash);
         if forgot {
             space.dirty.insert(at.segment);
             self.stats
