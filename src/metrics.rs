@@ -382,7 +382,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 22] = [
+        let shard_counters: [(&str, &str, &str, StatField); 23] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -484,6 +484,12 @@ impl Registry {
                 "counter",
                 "Blob log segments deleted because none of their records was live.",
                 |s| &s.blob_segments_removed,
+            ),
+            (
+                "shoal_blob_compacted_bytes_total",
+                "counter",
+                "Payload bytes copied forward by compaction, which frees mostly dead segments where the file system cannot punch holes.",
+                |s| &s.blob_compacted_bytes,
             ),
             (
                 "shoal_gc_chunks_forgotten_total",

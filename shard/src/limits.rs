@@ -261,6 +261,15 @@ pub const TAIL_SEAL_DEAD_BYTES_MIN: u64 = 16 << 20;
 /// space is worth.
 pub const RECLAIM_DEAD_BYTES_MIN: u64 = 1 << 20;
 
+/// Where holes cannot be punched, the share of a sealed segment's bytes
+/// (percent) that must be dead before its live records are copied
+/// forward: at half, copying costs at most as much as it frees.
+pub const COMPACT_DEAD_PERCENT_MIN: u64 = 50;
+
+/// Segments compacted per reclaimer pass at most, so copying stays a
+/// background trickle beside PUTs.
+pub const COMPACT_SEGMENTS_PER_PASS_MAX: u64 = 1;
+
 /// How often a shard whose blob log found the disk full tries to take
 /// appends again (each try truncates the newest segment after its last
 /// valid record, a scan of at most one segment).

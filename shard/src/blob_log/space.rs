@@ -127,10 +127,22 @@ impl BlobLog {
         })
     }
 
+    /// Whether holes can be punched here: true until a punch found the
+    /// file system unable to (then the reclaimer compacts instead).
+    pub fn can_punch(&self) -> bool {
+        !self.shared.punch_unsupported.get()
+    }
+
+    /// Makes this log behave as on a file system that cannot punch holes.
+    #[cfg(test)]
+    pub(crate) fn forbid_punching(&self) {
+        self.shared.punch_unsupported.set(true);
+    }
+
     /// Punches holes over `ranges` (`(offset, length)`, aligned) of a
     /// releasable segment; returns the bytes the file system freed. On a
     /// file system that cannot punch holes it frees nothing (and says so
-    /// once): only segments with nothing live give space back there.
+    /// once; see [`BlobLog::can_punch`]).
     pub async fn release(&self, segment: u64, ranges: &[(u64, u64)]) -> Result<u64, BlobLogError> {
         assert!(
             self.releasable_segments().contains(&segment),
@@ -152,7 +164,7 @@ impl BlobLog {
             tracing::warn!(
                 dir = %self.shared.dir_path.display(),
                 error = %e,
-                "this file system cannot punch holes: dead records give their space back only once their whole segment is dead (compacting live records forward is not built)"
+                "this file system cannot punch holes: mostly dead segments are compacted instead (their live records copied forward)"
             );
             return Ok(0);
         }

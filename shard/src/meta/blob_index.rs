@@ -27,6 +27,7 @@ use crate::chunk_hash::ChunkHash;
 /// One record of a segment that the index still points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveRecord {
+    pub hash: ChunkHash,
     pub offset_bytes: u64,
     pub size_bytes: u32,
 }
@@ -217,6 +218,35 @@ impl MetaStore {
         .await
     }
 
+    /// Points `hash` at `to` (a copy the compactor wrote) instead of
+    /// `from`, if the index still points at `from`; a synced write, since
+    /// `from`'s segment is deleted next. Returns whether it moved.
+    pub async fn move_blob(
+        &self,
+        hash: ChunkHash,
+        from: BlobLocation,
+        to: BlobLocation,
+    ) -> Result<bool, MetaError> {
+        self.blocking("move_blob", move |db| {
+            let indexed: Option<BlobLocation> = get_decoded(db, Cf::Blobs, hash.as_bytes())?;
+            if indexed != Some(from) {
+                return Ok(false);
+            }
+            let mut batch = WriteBatch::default();
+            index_into(db, &mut batch, &hash, &to);
+            batch.delete_cf(
+                cf(db, Cf::BlobRecords),
+                keys::blob_record_key(from.segment, from.offset_bytes),
+            );
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            db.write_opt(batch, &opts)
+                .map_err(MetaError::rocks("move_blob"))?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// For each of `hashes`, whether a commit may refer to it: the chunk
     /// is indexed here, or a count of at least one says committed refs
     /// keep it alive on the members that hold it.
@@ -287,6 +317,7 @@ impl MetaStore {
                 };
                 if points_here {
                     live.push(LiveRecord {
+                        hash,
                         offset_bytes,
                         size_bytes,
                     });

@@ -111,6 +111,51 @@ fn deleted_and_orphaned_chunks_give_their_space_back_and_live_ones_stay() {
 }
 
 #[test]
+fn where_holes_cannot_be_punched_mostly_dead_segments_are_compacted() {
+    run_local(|| async {
+        let cluster = TestCluster::start_with(1, small_segments()).await;
+        let node = cluster.leader(Duration::from_secs(10)).await;
+        node.shard.forbid_punching();
+        let mut kept = Vec::new();
+        for i in 0..16u8 {
+            let (buf, hash, data) = chunk(1 << 20, i);
+            let (at, _) = node.shard.append_replicated(buf, hash).await.unwrap();
+            commit_object(node, &format!("k{i}"), hash, at).await;
+            if i % 4 == 1 {
+                kept.push((i, hash, data));
+            }
+        }
+        let (before, files_before) = disk_use(node);
+        // Three of every four records die: no segment is wholly dead.
+        for i in (0..16u8).filter(|i| i % 4 != 1) {
+            delete_object(node, &format!("k{i}")).await;
+        }
+        // Every segment keeps a live record, so only compaction (by this
+        // test's passes or the background's) can remove one.
+        collect_and_reclaim(node).await;
+        for _ in 0..8 {
+            node.shard.sweep_and_reclaim().await.unwrap();
+        }
+        let (after, files_after) = disk_use(node);
+        // The 4 live records, in at most two segments (the newest open).
+        let bound = 8 * CHUNK_BUF_BYTES as u64;
+        assert!(
+            after <= bound,
+            "{after} bytes on disk after compacting (was {before}); at most {bound} expected"
+        );
+        assert!(
+            files_after <= 2,
+            "{files_after} segments left of {files_before}"
+        );
+        for (i, hash, data) in kept {
+            assert_eq!(get_object(node, &format!("k{i}")).await.chunks.len(), 1);
+            assert_eq!(node.shard.read_local_chunk(hash).await.unwrap(), &data[..]);
+        }
+        cluster.stop().await;
+    });
+}
+
+#[test]
 fn a_chunk_stored_again_after_it_was_collected_is_kept_for_the_new_object() {
     run_local(|| async {
         let cluster = TestCluster::start_with(1, small_segments()).await;

@@ -20,6 +20,7 @@
 //! - `stats`: the counters the metrics endpoint reads.
 
 mod background;
+mod compact;
 mod group;
 mod options;
 mod peer_requests;

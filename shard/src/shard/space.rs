@@ -13,6 +13,9 @@
 //!    live record is deleted; one with at least
 //!    [`RECLAIM_DEAD_BYTES_MIN`] of dead bytes still allocated has holes
 //!    punched over them. A record is live while the index points at it.
+//!    Where the file system cannot punch holes, a segment at least
+//!    [`COMPACT_DEAD_PERCENT_MIN`] percent dead has its live records copied
+//!    forward instead (`compact.rs`), and is deleted.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -22,8 +25,9 @@ use super::Shard;
 use crate::blob_log::{dead_ranges, BlobLog};
 use crate::error::ShardError;
 use crate::limits::{
-    GC_SCAN_INTERVAL_MAX, RECLAIM_DEAD_BYTES_MIN, RECLAIM_SEGMENTS_PER_PASS_MAX,
-    SWEEP_PAGE_ENTRIES, TAIL_SEAL_DEAD_BYTES_MIN,
+    COMPACT_DEAD_PERCENT_MIN, COMPACT_SEGMENTS_PER_PASS_MAX, GC_SCAN_INTERVAL_MAX,
+    RECLAIM_DEAD_BYTES_MIN, RECLAIM_SEGMENTS_PER_PASS_MAX, SWEEP_PAGE_ENTRIES,
+    TAIL_SEAL_DEAD_BYTES_MIN,
 };
 use crate::meta::Unreferenced;
 use crate::sweep::SweepCandidates;
@@ -51,6 +55,11 @@ pub struct SpacePass {
     pub segments_removed: u64,
     /// Bytes given back to the file system.
     pub released_bytes: u64,
+    /// Payload bytes copied forward by compaction (where holes cannot be
+    /// punched).
+    pub compacted_bytes: u64,
+    /// Segments compacted.
+    pub segments_compacted: u64,
     /// Bytes the blob log's files take on disk after the pass.
     pub disk_bytes: u64,
 }
@@ -87,6 +96,7 @@ impl Shard {
                 forgotten = pass.forgotten,
                 released_bytes = pass.released_bytes,
                 segments_removed = pass.segments_removed,
+                compacted_bytes = pass.compacted_bytes,
                 live_bytes = pass.live_bytes,
                 disk_bytes = pass.disk_bytes,
                 sweep_ms = swept.as_millis() as u64,
@@ -233,8 +243,9 @@ impl Shard {
     }
 
     /// Punches the dead records of `segment` out when enough of them are
-    /// still allocated; returns true, punching nothing, when nothing in it
-    /// is live (the caller removes it).
+    /// still allocated (or, where holes cannot be punched, copies its live
+    /// records forward once most of it is dead); returns true, punching
+    /// nothing, when nothing in it is live (the caller removes it).
     async fn reclaim_segment(
         &self,
         segment: u64,
@@ -250,6 +261,22 @@ impl Shard {
             .collect();
         let live_bytes: u64 = extents.iter().map(|(_, len)| len).sum();
         let space = self.blob_log.segment_space(segment).await?;
+        if !self.blob_log.can_punch() {
+            let dead = space.file_bytes.saturating_sub(live_bytes);
+            if dead * 100 < space.file_bytes * COMPACT_DEAD_PERCENT_MIN
+                || pass.segments_compacted >= COMPACT_SEGMENTS_PER_PASS_MAX
+            {
+                return Ok(false);
+            }
+            let moved = self.compact_segment(segment, live).await?;
+            pass.compacted_bytes += moved;
+            self.stats
+                .blob_compacted_bytes
+                .fetch_add(moved, Ordering::Relaxed);
+            pass.segments_compacted += 1;
+            // Whatever was in use stays for a later pass.
+            return Ok(self.meta.segment_records(segment).await?.is_empty());
+        }
         if space.allocated_bytes.saturating_sub(live_bytes) < RECLAIM_DEAD_BYTES_MIN {
             return Ok(false);
         }

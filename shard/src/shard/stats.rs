@@ -52,6 +52,9 @@ pub struct ShardStats {
     pub blob_released_bytes: AtomicU64,
     /// Segments deleted since start (nothing in them was live).
     pub blob_segments_removed: AtomicU64,
+    /// Payload bytes compaction copied forward since start (only where
+    /// holes cannot be punched).
+    pub blob_compacted_bytes: AtomicU64,
     /// Chunks removed from the blob index since start (collected, or
     /// never referred to).
     pub gc_chunks_forgotten: AtomicU64,
