@@ -274,3 +274,8 @@ pub const COMPACT_SEGMENTS_PER_PASS_MAX: u64 = 1;
 /// appends again (each try truncates the newest segment after its last
 /// valid record, a scan of at most one segment).
 pub const OUT_OF_SPACE_RETRY: Duration = Duration::from_secs(2);
+
+/// How long a raft write (log append, vote, applied batch) waits for disk
+/// space before the group gives up and stops: long enough for an operator
+/// to delete their way out, short of hiding a node that never recovers.
+pub const META_OUT_OF_SPACE_WAIT_MAX: Duration = Duration::from_secs(3600);

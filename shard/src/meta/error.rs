@@ -41,6 +41,18 @@ pub enum MetaError {
 }
 
 impl MetaError {
+    /// Whether rocksdb failed for want of disk space (the write itself, or
+    /// any write since, while rocksdb waits for space to resume).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            MetaError::Rocks { source, .. } => {
+                source.kind() == rocksdb::ErrorKind::IOError
+                    && source.as_ref().contains("No space left on device")
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn rocks(op: &'static str) -> impl FnOnce(rocksdb::Error) -> MetaError {
         move |source| MetaError::Rocks { op, source }
     }

@@ -46,12 +46,15 @@ pub(crate) mod keys;
 mod uploads;
 
 #[cfg(test)]
+mod no_space_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use prost::Message;
 use rocksdb::{
@@ -72,7 +75,7 @@ pub use keys::{is_upload_id, UPLOAD_ID_LEN};
 
 use crate::chunk_hash::ChunkHash;
 use crate::ids::NodeId;
-use crate::limits::LIST_KEYS_MAX;
+use crate::limits::{LIST_KEYS_MAX, META_OUT_OF_SPACE_WAIT_MAX, OUT_OF_SPACE_RETRY};
 
 /// What one bucket holds on one shard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,6 +143,46 @@ impl MetaStore {
                 op,
                 reason: panic_message(panic.as_ref()),
             }),
+        }
+    }
+
+    /// Runs a write raft cannot go on without (a log append, a vote, an
+    /// applied batch) like [`MetaStore::blocking`], but while the disk is
+    /// full it waits and tries again every [`OUT_OF_SPACE_RETRY`], for at
+    /// most [`META_OUT_OF_SPACE_WAIT_MAX`]: openraft stops a group for good
+    /// on any storage error, and rocksdb resumes writing by itself once
+    /// space is back (its file manager polls free space), so waiting is
+    /// what lets the group go on without a restart. A leader that waits
+    /// stops sending heartbeats, and a member with room takes over.
+    pub(crate) async fn write_when_space<R, F>(
+        &self,
+        op: &'static str,
+        write: F,
+    ) -> Result<R, MetaError>
+    where
+        F: Fn(&DB) -> Result<R, MetaError> + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        let write = Arc::new(write);
+        let deadline = Instant::now() + META_OUT_OF_SPACE_WAIT_MAX;
+        let mut waited = false;
+        loop {
+            let attempt = Arc::clone(&write);
+            match self.blocking(op, move |db| attempt(db)).await {
+                Err(e) if e.is_no_space() && Instant::now() < deadline => {
+                    if !waited {
+                        tracing::warn!(op, error = %e, "the metadata store found the disk full: waiting for space (delete objects, or free space on the file system)");
+                        waited = true;
+                    }
+                    glommio::timer::sleep(OUT_OF_SPACE_RETRY).await;
+                }
+                outcome => {
+                    if waited && outcome.is_ok() {
+                        tracing::info!(op, "the metadata store has space again: writes resumed");
+                    }
+                    return outcome;
+                }
+            }
         }
     }
 

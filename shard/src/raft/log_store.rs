@@ -210,9 +210,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let value = encode(vote);
         self.store
-            .blocking("save_vote", move |db| {
+            .write_when_space("save_vote", move |db| {
                 let mut batch = WriteBatch::default();
-                batch.put_cf(cf(db, Cf::RaftState), RAFT_STATE_VOTE_KEY, value);
+                batch.put_cf(cf(db, Cf::RaftState), RAFT_STATE_VOTE_KEY, &value);
                 db.write_opt(batch, &synced())
                     .map_err(MetaError::rocks("save_vote"))
             })
@@ -231,7 +231,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         self.store
-            .blocking("save_committed", move |db| {
+            .write_when_space("save_committed", move |db| {
                 let family = cf(db, Cf::RaftState);
                 let result = match committed {
                     Some(log_id) => db.put_cf(family, RAFT_STATE_COMMITTED_KEY, encode(&log_id)),
@@ -290,7 +290,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
         let written = self
             .store
-            .blocking("append", move |db| {
+            .write_when_space("append", move |db| {
                 let family = cf(db, Cf::RaftLog);
                 let mut batch = WriteBatch::default();
                 for (key, value) in &records {
@@ -319,7 +319,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.store
-            .blocking("truncate", move |db| {
+            .write_when_space("truncate", move |db| {
                 let mut batch = WriteBatch::default();
                 // Index u64::MAX is never reached, so the exclusive end
                 // covers every entry from `log_id` on.
@@ -338,14 +338,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let purged = encode(&log_id);
         self.store
-            .blocking("purge", move |db| {
+            .write_when_space("purge", move |db| {
                 let mut batch = WriteBatch::default();
                 batch.delete_range_cf(
                     cf(db, Cf::RaftLog),
                     keys::log_key(0),
                     keys::log_key(log_id.index + 1),
                 );
-                batch.put_cf(cf(db, Cf::RaftState), RAFT_STATE_LAST_PURGED_KEY, purged);
+                batch.put_cf(cf(db, Cf::RaftState), RAFT_STATE_LAST_PURGED_KEY, &purged);
                 db.write(batch).map_err(MetaError::rocks("purge"))
             })
             .await

@@ -261,7 +261,9 @@ impl StateMachine {
     }
 }
 
-/// An entry ready for the batch.
+/// An entry ready for the batch (cloned for each try of a write that
+/// waits for disk space).
+#[derive(Clone)]
 enum Applying {
     Blank,
     Membership(openraft::Membership<NodeId, BasicNode>),
@@ -557,8 +559,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let directory = self.directory.clone();
         let outcomes = self
             .store
-            .blocking("apply", move |db| {
-                apply_entries(db, applying, directory.as_deref())
+            .write_when_space("apply", move |db| {
+                apply_entries(db, applying.clone(), directory.as_deref())
             })
             .await
             .map_err(failed)?;
