@@ -382,7 +382,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 23] = [
+        let shard_counters: [(&str, &str, &str, StatField); 26] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -508,6 +508,24 @@ impl Registry {
                 "gauge",
                 "Chunks pinned by uploads, commits and reads in progress.",
                 |s| &s.gc_chunks_pinned,
+            ),
+            (
+                "shoal_gc_orphans_forgotten_total",
+                "counter",
+                "Of the forgotten chunks, those no object ever referred to (orphans of failed or cut-off uploads).",
+                |s| &s.gc_orphans_forgotten,
+            ),
+            (
+                "shoal_gc_chunks_queued",
+                "gauge",
+                "Chunks at zero references waiting out --gc-grace before their group collects them (an estimate).",
+                |s| &s.gc_chunks_queued,
+            ),
+            (
+                "shoal_gc_chunks_collected_total",
+                "counter",
+                "Chunks named in collect entries this node proposed as its group's leader (one referred to again meanwhile is kept).",
+                |s| &s.gc_chunks_collected,
             ),
             (
                 "shoal_shard_ops_inflight",

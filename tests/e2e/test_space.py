@@ -90,6 +90,7 @@ def test_deleting_two_gib_gives_the_space_back(gc_node):
     wait_until(lambda: metric_sum(node, "shoal_blob_released_bytes_total")
                >= 2 * 1024 * MIB - SHARDS * SEGMENT, 10, "released bytes in the metrics")
     assert metric_sum(node, "shoal_gc_chunks_forgotten_total") >= 2048 - 2 * 64
+    assert metric_sum(node, "shoal_gc_chunks_collected_total") >= 2048 - 2 * 64
     assert metric_sum(node, "shoal_blob_live_bytes") == 0
     table = ctl(node, "gc").stdout
     rows = table.splitlines()
@@ -156,8 +157,8 @@ def test_puts_cut_off_mid_body_leave_nothing_behind(gc_node):
     # may be reclaimed already while the last is sent.
     assert full >= baseline + 64 * MIB
     # Every chunk they stored is an orphan, forgotten after the grace.
-    wait_until(lambda: metric_sum(node, "shoal_gc_chunks_forgotten_total") >= 6 * 40, 30,
-               "the cut-off uploads' chunks to be forgotten")
+    wait_until(lambda: metric_sum(node, "shoal_gc_orphans_forgotten_total") >= 6 * 40, 30,
+               "the cut-off uploads' chunks to be forgotten as orphans")
     after, _ = back_to(node, baseline, "cut-off PUTs")
     report("6 PUTs cut off after 56 of 64 MiB", baseline=baseline, peak=full, after=after,
            forgotten=int(metric_sum(node, "shoal_gc_chunks_forgotten_total")))

@@ -298,23 +298,25 @@ fn gc(metrics: &str) -> String {
     let mib = |bytes: f64| bytes / f64::from(1u32 << 20);
     let ids = samples.shards();
     let mut out = format!(
-        "{:>5} {:>10} {:>10} {:>13} {:>9} {:>10} {:>8} {:>7}\n",
+        "{:>5} {:>10} {:>10} {:>13} {:>9} {:>7} {:>10} {:>8} {:>7}\n",
         "shard",
         "live MiB",
         "disk MiB",
         "released MiB",
         "segs rm",
+        "queued",
         "forgotten",
         "waiting",
         "pinned"
     );
     for shard in ids {
         out += &format!(
-            "{shard:>5} {:>10.1} {:>10.1} {:>13.1} {:>9} {:>10} {:>8} {:>7}\n",
+            "{shard:>5} {:>10.1} {:>10.1} {:>13.1} {:>9} {:>7} {:>10} {:>8} {:>7}\n",
             mib(value("shoal_blob_live_bytes", shard)),
             mib(value("shoal_blob_disk_bytes", shard)),
             mib(value("shoal_blob_released_bytes_total", shard)),
             value("shoal_blob_segments_removed_total", shard),
+            value("shoal_gc_chunks_queued", shard),
             value("shoal_gc_chunks_forgotten_total", shard),
             value("shoal_gc_chunks_waiting", shard),
             value("shoal_gc_chunks_pinned", shard),

@@ -192,6 +192,17 @@ impl MetaStore {
         .await
     }
 
+    /// About how many chunks are at zero references, waiting out their
+    /// grace before a collect (rocksdb's estimate: cheap, not exact).
+    pub async fn zero_refs_estimate(&self) -> Result<u64, MetaError> {
+        self.blocking("zero_refs_estimate", |db| {
+            db.property_int_value_cf(cf(db, Cf::ZeroRefs), "rocksdb.estimate-num-keys")
+                .map(Option::unwrap_or_default)
+                .map_err(MetaError::rocks("zero_refs_estimate"))
+        })
+        .await
+    }
+
     /// Removes `hash` from the index if it still points at `at` and no
     /// reference count names it; returns whether it did. The caller makes
     /// sure no writer of `hash` is under way (see `crate::pins`).

@@ -270,9 +270,13 @@ impl Shard {
                 return Ok(named);
             }
             let full = chunks.len() == GC_COLLECT_PER_ENTRY_MAX;
-            named += chunks.len();
+            let count = chunks.len();
             self.propose(Op::CollectChunks(CollectChunks { chunks }))
                 .await?;
+            named += count;
+            self.stats
+                .gc_chunks_collected
+                .fetch_add(count as u64, Ordering::Relaxed);
             if !full {
                 return Ok(named);
             }

@@ -89,6 +89,8 @@ impl Shard {
         let swept = started.elapsed();
         self.reclaim(&mut pass).await?;
         pass.disk_bytes = self.blob_log.disk_bytes().await?;
+        let queued = self.meta.zero_refs_estimate().await?;
+        self.stats.gc_chunks_queued.store(queued, Ordering::Relaxed);
         self.publish_space(&pass);
         if pass.forgotten > 0 || pass.released_bytes > 0 {
             tracing::info!(
@@ -163,6 +165,11 @@ impl Shard {
             self.stats
                 .gc_chunks_forgotten
                 .fetch_add(1, Ordering::Relaxed);
+            if !collected {
+                self.stats
+                    .gc_orphans_forgotten
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(forgot)
     }

@@ -62,6 +62,14 @@ pub struct ShardStats {
     pub gc_chunks_waiting: AtomicU64,
     /// Chunks pinned by writes, commits and reads in progress.
     pub gc_chunks_pinned: AtomicU64,
+    /// Of the forgotten chunks, those no object ever referred to (orphans
+    /// of failed or cut-off uploads).
+    pub gc_orphans_forgotten: AtomicU64,
+    /// Chunks at zero references waiting out `--gc-grace` before a
+    /// collect (an estimate, as of the last sweep).
+    pub gc_chunks_queued: AtomicU64,
+    /// Chunks named in collect entries this node proposed as leader.
+    pub gc_chunks_collected: AtomicU64,
 }
 
 impl Shard {
