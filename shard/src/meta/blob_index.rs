@@ -203,28 +203,38 @@ impl MetaStore {
         .await
     }
 
-    /// Removes `hash` from the index if it still points at `at` and no
-    /// reference count names it; returns whether it did. The caller makes
-    /// sure no writer of `hash` is under way (see `crate::pins`).
-    pub async fn forget_blob(&self, hash: ChunkHash, at: BlobLocation) -> Result<bool, MetaError> {
-        self.blocking("forget_blob", move |db| {
-            let indexed: Option<BlobLocation> = get_decoded(db, Cf::Blobs, hash.as_bytes())?;
-            let counted = db
-                .get_pinned_cf(cf(db, Cf::ChunkRefs), hash.as_bytes())
-                .map_err(MetaError::rocks("forget_blob"))?
-                .is_some();
-            if !may_forget(indexed.as_ref(), &at, counted) {
-                return Ok(false);
-            }
+    /// Removes each `(hash, at)` from the index (and its collected mark),
+    /// in one write, if the index still points there and no count names
+    /// it ([`may_forget`], checked in the same call); returns which it
+    /// removed.
+    pub async fn forget_blobs(
+        &self,
+        places: Vec<(ChunkHash, BlobLocation)>,
+    ) -> Result<Vec<bool>, MetaError> {
+        self.blocking("forget_blobs", move |db| {
             let mut batch = WriteBatch::default();
-            batch.delete_cf(cf(db, Cf::Blobs), hash.as_bytes());
-            batch.delete_cf(cf(db, Cf::Collected), hash.as_bytes());
-            batch.delete_cf(
-                cf(db, Cf::BlobRecords),
-                keys::blob_record_key(at.segment, at.offset_bytes),
-            );
-            db.write(batch).map_err(MetaError::rocks("forget_blob"))?;
-            Ok(true)
+            let mut forgot = Vec::with_capacity(places.len());
+            for (hash, at) in &places {
+                let indexed: Option<BlobLocation> = get_decoded(db, Cf::Blobs, hash.as_bytes())?;
+                let counted = db
+                    .get_pinned_cf(cf(db, Cf::ChunkRefs), hash.as_bytes())
+                    .map_err(MetaError::rocks("forget_blobs"))?
+                    .is_some();
+                let forget = may_forget(indexed.as_ref(), at, counted);
+                if forget {
+                    batch.delete_cf(cf(db, Cf::Blobs), hash.as_bytes());
+                    batch.delete_cf(cf(db, Cf::Collected), hash.as_bytes());
+                    batch.delete_cf(
+                        cf(db, Cf::BlobRecords),
+                        keys::blob_record_key(at.segment, at.offset_bytes),
+                    );
+                }
+                forgot.push(forget);
+            }
+            if !batch.is_empty() {
+                db.write(batch).map_err(MetaError::rocks("forget_blobs"))?;
+            }
+            Ok(forgot)
         })
         .await
     }

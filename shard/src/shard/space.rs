@@ -120,14 +120,13 @@ impl Shard {
         loop {
             let page = self.meta.index_page(after, SWEEP_PAGE_ENTRIES).await?;
             pass.live_bytes += page.payload_bytes;
-            for chunk in page.unreferenced {
+            let unreferenced = page.unreferenced.len() as u64;
+            for chunk in &page.unreferenced {
                 pass.live_bytes -= u64::from(chunk.at.size_bytes);
-                if self.forget_if_due(chunk).await? {
-                    pass.forgotten += 1;
-                } else {
-                    pass.waiting += 1;
-                }
             }
+            let forgot = self.forget_due(page.unreferenced).await?;
+            pass.forgotten += forgot;
+            pass.waiting += unreferenced - forgot;
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
@@ -137,41 +136,57 @@ impl Shard {
         Ok(pass)
     }
 
-    /// Forgets a chunk if it is due (`crate::sweep`) and nothing pins it.
-    /// Returns whether it forgot it.
-    async fn forget_if_due(&self, chunk: Unreferenced) -> Result<bool, ShardError> {
-        let Unreferenced {
+    /// Forgets the chunks of one index page that are due (`crate::sweep`)
+    /// and not pinned, in one rocksdb write; returns how many it forgot.
+    /// Each stays marked (pins wait) until the write is done.
+    async fn forget_due(&self, page: Vec<Unreferenced>) -> Result<u64, ShardError> {
+        let now = Instant::now();
+        let mut marked = Vec::new();
+        let mut chosen = Vec::new();
+        for Unreferenced {
             hash,
             at,
             collected,
-        } = chunk;
-        let now = Instant::now();
-        let due = self
-            .space
-            .borrow_mut()
-            .candidates
-            .due(hash, at, collected, now, self.gc_grace);
-        if !due {
-            return Ok(false);
+        } in page
+        {
+            let due =
+                self.space
+                    .borrow_mut()
+                    .candidates
+                    .due(hash, at, collected, now, self.gc_grace);
+            if !due {
+                continue;
+            }
+            if let Some(mark) = self.pins.begin_forget(hash, now) {
+                marked.push(mark);
+                chosen.push((hash, at, collected));
+            }
         }
-        let Some(_forgetting) = self.pins.begin_forget(hash, now) else {
-            return Ok(false);
-        };
-        let forgot = self.meta.forget_blob(hash, at).await?;
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        let places = chosen.iter().map(|(hash, at, _)| (*hash, *at)).collect();
+        let forgot = self.meta.forget_blobs(places).await?;
+        drop(marked);
         let mut space = self.space.borrow_mut();
-        space.candidates.settled(&hash);
-        if forgot {
+        let mut count = 0;
+        for ((hash, at, collected), forgot) in chosen.into_iter().zip(forgot) {
+            space.candidates.settled(&hash);
+            if !forgot {
+                continue;
+            }
+            count += 1;
             space.dirty.insert(at.segment);
-            self.stats
-                .gc_chunks_forgotten
-                .fetch_add(1, Ordering::Relaxed);
             if !collected {
                 self.stats
                     .gc_orphans_forgotten
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
-        Ok(forgot)
+        self.stats
+            .gc_chunks_forgotten
+            .fetch_add(count, Ordering::Relaxed);
+        Ok(count)
     }
 
     /// Looks at the dirty releasable segments and a round of the others
