@@ -6,7 +6,9 @@
 //!    (removes from the index) every chunk that no reference count names
 //!    and no pin holds: at once if its group collected it (it waited out
 //!    its grace before the collect), else (never committed: an orphan of a
-//!    failed upload) once it has been seen that way for `--gc-grace`.
+//!    failed upload) once it has been seen that way for `--gc-grace`; in
+//!    the first grace after a start, collected chunks wait like orphans
+//!    (`crate::sweep` says why).
 //!    Every member does this for itself, after applying the same collect
 //!    entries.
 //! 2. **The reclaimer** looks at sealed segments nothing holds: one with no
