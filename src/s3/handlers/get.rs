@@ -2,7 +2,10 @@
 //!
 //! GET streams the chunks a range needs from the owner shard, one read
 //! ahead of the one being sent, so disk and network overlap without holding
-//! more than two chunks per download.
+//! more than two chunks per download. The first chunk is read before the
+//! response is built: one that cannot be read answers `500` instead of a
+//! `200` whose body is cut (a client that does not check the length would
+//! take that as a short object); a later one can only cut the connection.
 
 use std::rc::Rc;
 
@@ -73,12 +76,7 @@ pub async fn get_object(
             first: 0,
             last: size - 1,
         };
-        Response::new(chunk_stream(
-            Rc::clone(ctx),
-            owner,
-            &manifest,
-            span.unwrap_or(whole),
-        ))
+        Response::new(chunk_stream(Rc::clone(ctx), owner, &manifest, span.unwrap_or(whole)).await?)
     };
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -194,34 +192,28 @@ fn read(ctx: &Rc<S3Context>, owner: ShardIndex, piece: Piece) -> (Piece, ReadTas
     (piece, task)
 }
 
-fn chunk_stream(
+/// The body of a GET of `span` (not empty), once its first chunk has been
+/// read; see the module docs.
+async fn chunk_stream(
     ctx: Rc<S3Context>,
     owner: ShardIndex,
     manifest: &ObjectManifest,
     span: ByteRange,
-) -> Body {
+) -> Result<Body, S3Error> {
     let mut pieces = plan(manifest, span).into_iter();
-    let first = pieces.next().map(|piece| read(&ctx, owner, piece));
-    let frames = stream::unfold(
-        (ctx, pieces, first),
+    let (piece, task) = read(&ctx, owner, pieces.next().expect("a span is never empty"));
+    // The second read starts while the first is awaited, as in the stream.
+    let next = pieces.next().map(|piece| read(&ctx, owner, piece));
+    let first = piece_bytes(&ctx, piece, task.await).map_err(|e| {
+        tracing::error!(error = %e, "GET failed before its response");
+        S3Error::internal(e)
+    })?;
+    let rest = stream::unfold(
+        (ctx, pieces, next),
         move |(ctx, mut pieces, pending)| async move {
             let (piece, task) = pending?;
             let next = pieces.next().map(|piece| read(&ctx, owner, piece));
-            let frame = match task.await {
-                Ok(bytes) if bytes.len() == piece.size_bytes as usize => {
-                    ctx.metrics.add_bytes_out(piece.take as u64);
-                    Ok(Frame::data(
-                        bytes.slice(piece.skip..piece.skip + piece.take),
-                    ))
-                }
-                Ok(bytes) => Err(std::io::Error::other(format!(
-                    "chunk {} read {} bytes, manifest says {}",
-                    piece.sha256,
-                    bytes.len(),
-                    piece.size_bytes
-                ))),
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            };
+            let frame = piece_bytes(&ctx, piece, task.await).map(Frame::data);
             if let Err(e) = &frame {
                 // Headers are out; all we can do is cut the connection.
                 tracing::error!(error = %e, "GET failed mid-stream");
@@ -230,7 +222,30 @@ fn chunk_stream(
             Some((frame, (ctx, pieces, next)))
         },
     );
-    Box::pin(StreamBody::new(frames.boxed_local()))
+    let frames = stream::once(async move { Ok(Frame::data(first)) }).chain(rest);
+    Ok(Box::pin(StreamBody::new(frames.boxed_local())))
+}
+
+/// The bytes of `piece` a read returned, checked against the manifest's
+/// chunk size and counted as sent.
+fn piece_bytes(
+    ctx: &S3Context,
+    piece: Piece,
+    read: Result<Bytes, ShardError>,
+) -> std::io::Result<Bytes> {
+    match read {
+        Ok(bytes) if bytes.len() == piece.size_bytes as usize => {
+            ctx.metrics.add_bytes_out(piece.take as u64);
+            Ok(bytes.slice(piece.skip..piece.skip + piece.take))
+        }
+        Ok(bytes) => Err(std::io::Error::other(format!(
+            "chunk {} read {} bytes, manifest says {}",
+            piece.sha256,
+            bytes.len(),
+            piece.size_bytes
+        ))),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
 }
 
 #[cfg(test)]
