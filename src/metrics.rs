@@ -518,7 +518,7 @@ impl Registry {
             (
                 "shoal_gc_chunks_queued",
                 "gauge",
-                "Chunks at zero references waiting out --gc-grace before their group collects them (an estimate).",
+                "Chunks at zero references waiting out --gc-grace before their group collects them (counted up to 1048576).",
                 |s| &s.gc_chunks_queued,
             ),
             (

@@ -261,6 +261,11 @@ pub const TAIL_SEAL_DEAD_BYTES_MIN: u64 = 16 << 20;
 /// space is worth.
 pub const RECLAIM_DEAD_BYTES_MIN: u64 = 1 << 20;
 
+/// Zero-reference chunks counted per sweep for `shoal_gc_chunks_queued`
+/// at most: the count is a scan of the zero list, so it stays bounded (a
+/// gauge at this value means "at least").
+pub const GC_QUEUED_COUNT_MAX: u64 = 1 << 20;
+
 /// Where holes cannot be punched, the share of a sealed segment's bytes
 /// (percent) that must be dead before its live records are copied
 /// forward: at half, copying costs at most as much as it frees.

@@ -192,13 +192,20 @@ impl MetaStore {
         .await
     }
 
-    /// About how many chunks are at zero references, waiting out their
-    /// grace before a collect (rocksdb's estimate: cheap, not exact).
-    pub async fn zero_refs_estimate(&self) -> Result<u64, MetaError> {
-        self.blocking("zero_refs_estimate", |db| {
-            db.property_int_value_cf(cf(db, Cf::ZeroRefs), "rocksdb.estimate-num-keys")
-                .map(Option::unwrap_or_default)
-                .map_err(MetaError::rocks("zero_refs_estimate"))
+    /// How many chunks are at zero references, waiting out their grace
+    /// before a collect; counted up to `max` (a bounded scan of the zero
+    /// list, run once per sweep).
+    pub async fn zero_refs_count(&self, max: u64) -> Result<u64, MetaError> {
+        self.blocking("zero_refs_count", move |db| {
+            let mut iter = db.raw_iterator_cf(cf(db, Cf::ZeroRefs));
+            iter.seek_to_first();
+            let mut count = 0;
+            while count < max && iter.valid() {
+                count += 1;
+                iter.next();
+            }
+            iter.status().map_err(MetaError::rocks("zero_refs_count"))?;
+            Ok(count)
         })
         .await
     }

@@ -27,9 +27,9 @@ use super::Shard;
 use crate::blob_log::{dead_ranges, BlobLog};
 use crate::error::ShardError;
 use crate::limits::{
-    COMPACT_DEAD_PERCENT_MIN, COMPACT_SEGMENTS_PER_PASS_MAX, GC_SCAN_INTERVAL_MAX,
-    RECLAIM_DEAD_BYTES_MIN, RECLAIM_SEGMENTS_PER_PASS_MAX, SWEEP_PAGE_ENTRIES,
-    TAIL_SEAL_DEAD_BYTES_MIN,
+    COMPACT_DEAD_PERCENT_MIN, COMPACT_SEGMENTS_PER_PASS_MAX, GC_QUEUED_COUNT_MAX,
+    GC_SCAN_INTERVAL_MAX, RECLAIM_DEAD_BYTES_MIN, RECLAIM_SEGMENTS_PER_PASS_MAX,
+    SWEEP_PAGE_ENTRIES, TAIL_SEAL_DEAD_BYTES_MIN,
 };
 use crate::meta::Unreferenced;
 use crate::sweep::SweepCandidates;
@@ -91,7 +91,7 @@ impl Shard {
         let swept = started.elapsed();
         self.reclaim(&mut pass).await?;
         pass.disk_bytes = self.blob_log.disk_bytes().await?;
-        let queued = self.meta.zero_refs_estimate().await?;
+        let queued = self.meta.zero_refs_count(GC_QUEUED_COUNT_MAX).await?;
         self.stats.gc_chunks_queued.store(queued, Ordering::Relaxed);
         self.publish_space(&pass);
         if pass.forgotten > 0 || pass.released_bytes > 0 {

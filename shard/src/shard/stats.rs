@@ -66,7 +66,8 @@ pub struct ShardStats {
     /// of failed or cut-off uploads).
     pub gc_orphans_forgotten: AtomicU64,
     /// Chunks at zero references waiting out `--gc-grace` before a
-    /// collect (an estimate, as of the last sweep).
+    /// collect (as of the last sweep; counted up to
+    /// `GC_QUEUED_COUNT_MAX`).
     pub gc_chunks_queued: AtomicU64,
     /// Chunks named in collect entries this node proposed as leader.
     pub gc_chunks_collected: AtomicU64,
