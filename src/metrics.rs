@@ -382,7 +382,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 26] = [
+        let shard_counters: [(&str, &str, &str, StatField); 28] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -424,6 +424,18 @@ impl Registry {
                 "counter",
                 "Chunks a manifest names that no member could provide.",
                 |s| &s.chunk_unrecoverable,
+            ),
+            (
+                "shoal_chunkblob_damaged_total",
+                "counter",
+                "Indexed chunks whose record on this node was found damaged or lost (by recovery or a read).",
+                |s| &s.chunk_damaged,
+            ),
+            (
+                "shoal_chunkblob_repaired_total",
+                "counter",
+                "Damaged chunks a read replaced with a SHA-256-checked copy from another member.",
+                |s| &s.chunk_repaired,
             ),
             (
                 "shoal_chunkblob_catchup_fetched_total",

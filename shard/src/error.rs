@@ -16,6 +16,14 @@ pub enum ShardError {
     /// A manifest names a chunk this node has no copy of.
     #[error("chunk {sha256_hex} is not in this shard's blob index")]
     ChunkMissing { sha256_hex: String },
+    /// This node's copy of a chunk failed its checks twice (a damaged
+    /// record, or one in a segment that is gone); its index entry is
+    /// dropped, so a cluster fetches a good copy from another member.
+    #[error("chunk {sha256_hex} is damaged on this node: {reason}")]
+    ChunkDamaged {
+        sha256_hex: String,
+        reason: BlobLogError,
+    },
     /// A named fault point fired (tests only: `--features failpoints`).
     #[error("fault injected at {point}")]
     Injected { point: &'static str },

@@ -5,6 +5,7 @@ gets its own data directory and free ports, and is killed at teardown.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -66,6 +67,25 @@ def ctl(node, *args, token=None, check=True):
     if check:
         assert result.returncode == 0, f"shoal-ctl {args}: {result.stderr}"
     return result
+
+
+def sample_total(text, name, **labels):
+    """Sum of every sample of `name` in Prometheus text whose labels
+    include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(rf"^{name}(?:\{{([^}}]*)\}})? (\S+)$", line)
+        if not m:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
+def metric_sum(node, name, **labels):
+    """The sum of `name` over its series on `node` (those with `labels`)."""
+    return sample_total(node.metrics(), name, **labels)
 
 
 class Node:

@@ -6,25 +6,12 @@ import urllib.request
 
 import pytest
 
-from conftest import require_tool
+from conftest import require_tool, sample_total
 
 
 def test_healthz(node):
     with urllib.request.urlopen(node.admin + "/healthz") as r:
         assert r.status == 200 and r.read() == b"ok\n"
-
-
-def sample_total(text, name, **labels):
-    """Sum of every sample of `name` whose labels include `labels`."""
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(rf"^{name}(?:\{{([^}}]*)\}})? (\S+)$", line)
-        if not m:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(m.group(2))
-    return total
 
 
 def test_metrics_count_requests_bytes_and_group_commits(node, s3, bucket):

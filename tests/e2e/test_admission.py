@@ -13,8 +13,7 @@ from urllib.parse import quote
 import pytest
 
 import rawhttp
-from conftest import wait_until
-from test_admin import sample_total
+from conftest import sample_total, wait_until
 
 MIB = 1 << 20
 

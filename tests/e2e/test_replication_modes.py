@@ -10,16 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ctl, wait_until
-from test_admin import sample_total
+from conftest import ctl, metric_sum, wait_until
 from test_cluster import SHARDS, Cluster, form
 
 MIB = 1 << 20
-
-
-def metric(node, name):
-    """The sum of `name` over all its series on `node`."""
-    return sample_total(node.metrics(), name)
 
 
 def modes(cluster, node_id):
@@ -51,9 +45,9 @@ def test_inline_and_offload_clusters_side_by_side(clusters):
         # Write through a follower; node 1 leads every group.
         writer = cluster.nodes[2].client()
         writer.create_bucket(Bucket="modes")
-        before = metric(cluster.nodes[1], "shoal_raft_log_appended_bytes_total")
+        before = metric_sum(cluster.nodes[1], "shoal_raft_log_appended_bytes_total")
         writer.put_object(Bucket="modes", Key="obj", Body=data)
-        raft_bytes[name] = metric(cluster.nodes[1], "shoal_raft_log_appended_bytes_total") - before
+        raft_bytes[name] = metric_sum(cluster.nodes[1], "shoal_raft_log_appended_bytes_total") - before
         for node_id in (1, 2, 3):
             got = cluster.nodes[node_id].client().get_object(Bucket="modes", Key="obj")
             assert got["Body"].read() == data, f"{name} cluster, node {node_id}"
@@ -62,8 +56,8 @@ def test_inline_and_offload_clusters_side_by_side(clusters):
     # Offload: nine chunk refs and a manifest. Inline: the bytes themselves.
     assert raft_bytes["offload"] < 64 << 10, raft_bytes
     assert raft_bytes["inline"] >= len(data), raft_bytes
-    assert metric(inline.nodes[1], "shoal_chunkblob_inline_writes_total") == 9
-    assert metric(offload.nodes[1], "shoal_chunkblob_inline_writes_total") == 0
+    assert metric_sum(inline.nodes[1], "shoal_chunkblob_inline_writes_total") == 9
+    assert metric_sum(offload.nodes[1], "shoal_chunkblob_inline_writes_total") == 0
 
 
 def test_one_member_without_offload_turns_the_group_inline(clusters):
@@ -73,7 +67,7 @@ def test_one_member_without_offload_turns_the_group_inline(clusters):
     s3.create_bucket(Bucket="mixed")
     offloaded = os.urandom(3 * MIB)
     s3.put_object(Bucket="mixed", Key="offloaded", Body=offloaded)
-    assert metric(cluster.nodes[1], "shoal_chunkblob_inline_writes_total") == 0
+    assert metric_sum(cluster.nodes[1], "shoal_chunkblob_inline_writes_total") == 0
 
     # Node 3 comes back without the capability: the leader notices (its
     # view is at most a few seconds old) and writes chunk bytes into raft.
@@ -83,7 +77,7 @@ def test_one_member_without_offload_turns_the_group_inline(clusters):
 
     def written_inline():
         s3.put_object(Bucket="mixed", Key="inlined", Body=inlined)
-        return metric(cluster.nodes[1], "shoal_chunkblob_inline_writes_total") >= 3
+        return metric_sum(cluster.nodes[1], "shoal_chunkblob_inline_writes_total") >= 3
 
     wait_until(written_inline, 30, "the leader to write inline")
     wait_until(lambda: modes(cluster, 1) == ["inline"] * SHARDS, 15, "every group to show inline")
@@ -139,18 +133,18 @@ def test_a_returning_node_fetches_missed_chunks_in_the_background(clusters):
 
     cluster.nodes[3].stop()
     returned = cluster.start(3)
-    wait_until(lambda: metric(returned, "shoal_chunkblob_catchup_fetched_total") >= 2 * count,
+    wait_until(lambda: metric_sum(returned, "shoal_chunkblob_catchup_fetched_total") >= 2 * count,
                60, "the returning node to fetch every chunk it missed")
     log = open(returned.log_path).read()
     assert "installed raft snapshot" in log
-    assert metric(returned, "shoal_raft_snapshot_bytes") > 0
-    assert metric(returned, "shoal_chunkblob_unrecoverable_total") == 0
+    assert metric_sum(returned, "shoal_raft_snapshot_bytes") > 0
+    assert metric_sum(returned, "shoal_chunkblob_unrecoverable_total") == 0
     # The chunks are now local: reading them stores nothing new.
-    appends = metric(returned, "shoal_blob_log_appends_total")
+    appends = metric_sum(returned, "shoal_blob_log_appends_total")
     c = returned.client()
     for key, data in bodies.items():
         assert c.get_object(Bucket="missed", Key=key)["Body"].read() == data
-    assert metric(returned, "shoal_blob_log_appends_total") == appends
+    assert metric_sum(returned, "shoal_blob_log_appends_total") == appends
 
 
 def audit_queued(node):
@@ -176,7 +170,7 @@ def test_chunks_still_queued_when_a_node_stops_are_found_again(clusters):
     # with most of its background fetches still queued in memory.
     cluster.nodes[3].stop()
     slow = cluster.start(3, extra=["--catchup-rate", "1MiB"])
-    wait_until(lambda: metric(slow, "shoal_chunkblob_catchup_fetched_total") >= 1, 30, "a first fetch")
+    wait_until(lambda: metric_sum(slow, "shoal_chunkblob_catchup_fetched_total") >= 1, 30, "a first fetch")
     slow.kill9()
 
     # Back at full pace, its start-up audit finds what is still missing.
@@ -184,10 +178,10 @@ def test_chunks_still_queued_when_a_node_stops_are_found_again(clusters):
     wait_until(lambda: audit_queued(back) is not None, 30, "the audit of every shard")
     queued = audit_queued(back)
     assert 0 < queued < 2 * len(bodies)
-    wait_until(lambda: metric(back, "shoal_chunkblob_catchup_fetched_total") >= queued, 60,
+    wait_until(lambda: metric_sum(back, "shoal_chunkblob_catchup_fetched_total") >= queued, 60,
                "the audited chunks to be fetched")
-    appends = metric(back, "shoal_blob_log_appends_total")
+    appends = metric_sum(back, "shoal_blob_log_appends_total")
     c = back.client()
     for key, data in bodies.items():
         assert c.get_object(Bucket="queued", Key=key)["Body"].read() == data
-    assert metric(back, "shoal_blob_log_appends_total") == appends, "a read had to fetch"
+    assert metric_sum(back, "shoal_blob_log_appends_total") == appends, "a read had to fetch"

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import rawhttp
-from conftest import ctl, wait_until
+from conftest import ctl, metric_sum, wait_until
 
 MIB = 1 << 20
 SEGMENT = 64 * MIB
@@ -35,14 +35,6 @@ def disk_bytes(root, part="blobs"):
                     total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
                 except FileNotFoundError:
                     pass  # a segment the reclaimer removed meanwhile
-    return total
-
-
-def metric_sum(node, name):
-    total = 0
-    for line in node.metrics().splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            total += float(line.rsplit(" ", 1)[1])
     return total
 
 

@@ -97,6 +97,17 @@ pub enum PoisonCause {
 }
 
 impl BlobLogError {
+    /// Whether the bytes a location names are bad or gone (as opposed to
+    /// the disk failing to answer): the record must be fetched again.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            BlobLogError::Corrupt { .. }
+                | BlobLogError::HashMismatch { .. }
+                | BlobLogError::UnknownSegment { .. }
+        )
+    }
+
     /// Whether this failure means the disk is full (rather than failing).
     pub fn is_no_space(&self) -> bool {
         match self {

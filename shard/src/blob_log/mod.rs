@@ -35,10 +35,13 @@
 //!   it. So only the newest segment can ever end in a torn record. Appends
 //!   placed in the new segment wait for it; the pause is one fdatasync plus a
 //!   file creation per `segment_bytes_max` written.
-//! - **Recovery.** `open` scans only the newest segment, truncates it at the
-//!   first invalid record and syncs it. A bad record in an older segment is
-//!   reported when read. Recovery cannot tell bit rot in the newest segment
-//!   from a torn tail; it truncates either way and logs a warning.
+//! - **Recovery.** `open` scans only the newest segment (the only one that
+//!   can end in a torn write), keeps every valid record, truncates it after
+//!   the last one and syncs it. Damage with valid records after it is bit
+//!   rot, not a torn tail: it is skipped and reported, never cut, since the
+//!   records after it may be acknowledged (see `Segment::recover`). The
+//!   caller checks its index against the report ([`RecoveryReport::may_hold`]).
+//!   A bad record in an older segment is reported when read or scrubbed.
 //! - **Failure.** A failed write, fdatasync or segment creation poisons the
 //!   log: every waiting append fails and later appends get
 //!   [`BlobLogError::Fatal`]. Reads keep working. A full disk poisons it
@@ -61,6 +64,7 @@ mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -77,7 +81,7 @@ use crate::limits::{
 };
 
 pub use error::{BlobLogError, PoisonCause, RecordError};
-pub use segment::prime_iopoll_probe;
+pub use segment::{file_name as segment_file_name, prime_iopoll_probe};
 pub use space::{dead_ranges, RecordHold, SegmentSpace};
 
 use commit_group::{AppendSeq, CommitGroup, Durability, Poisoned, SyncToken};
@@ -142,7 +146,7 @@ pub struct BlobLogStats {
 pub const GROUP_COMMIT_BATCH_BOUNDS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 
 /// What `open` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Segment files in the directory after opening.
     pub segments: usize,
@@ -150,6 +154,31 @@ pub struct RecoveryReport {
     pub records: u64,
     /// Bytes cut off the newest segment's end.
     pub truncated_bytes: u64,
+    /// Damaged byte ranges of the newest segment that valid records follow
+    /// (kept; a record indexed there cannot be read).
+    pub damaged: Vec<Range<u64>>,
+    /// Where the next record goes: records indexed at or past it were lost.
+    pub tail: BlobLocation,
+}
+
+impl RecoveryReport {
+    /// Whether an indexed record at `at` may still be readable: its
+    /// segment is there, it ends before the tail and lies in no damaged
+    /// range. (Older segments are not scanned: damage there shows on read.)
+    pub fn may_hold(&self, at: BlobLocation, segment_present: impl Fn(u64) -> bool) -> bool {
+        if at.segment > self.tail.segment || !segment_present(at.segment) {
+            return false;
+        }
+        if at.segment < self.tail.segment {
+            return true;
+        }
+        let end = at.offset_bytes + BlobLog::record_span(at.size_bytes);
+        end <= self.tail.offset_bytes
+            && !self
+                .damaged
+                .iter()
+                .any(|bad| at.offset_bytes < bad.end && bad.start < end)
+    }
 }
 
 /// A task waiting for a segment being created; `None` if creation failed.
@@ -218,7 +247,7 @@ impl BlobLog {
 
         let mut segments = BTreeMap::new();
         let mut fsyncs = 0;
-        let (tail, records, truncated_bytes) = match numbers.last() {
+        let (tail, recovered) = match numbers.last() {
             None => {
                 let segment = Segment::create(dir, 0).await?;
                 directory
@@ -231,7 +260,7 @@ impl BlobLog {
                     segment: 0,
                     offset_bytes: 0,
                 };
-                (tail, 0, 0)
+                (tail, segment::Recovered::default())
             }
             Some(&newest) => {
                 for &number in &numbers {
@@ -248,19 +277,26 @@ impl BlobLog {
                     segment: newest,
                     offset_bytes: recovered.end_offset_bytes,
                 };
-                (tail, recovered.records, recovered.truncated_bytes)
+                (tail, recovered)
             }
         };
         let report = RecoveryReport {
             segments: segments.len(),
-            records,
-            truncated_bytes,
+            records: recovered.records,
+            truncated_bytes: recovered.truncated_bytes,
+            damaged: recovered.damaged,
+            tail: BlobLocation {
+                segment: tail.segment,
+                offset_bytes: tail.offset_bytes,
+                size_bytes: 0,
+            },
         };
         tracing::info!(
             dir = %dir.display(),
             segments = report.segments,
-            records,
-            truncated_bytes,
+            records = report.records,
+            truncated_bytes = report.truncated_bytes,
+            damaged_ranges = report.damaged.len(),
             tail_segment = tail.segment,
             tail_offset_bytes = tail.offset_bytes,
             "blob log opened"
@@ -408,6 +444,17 @@ impl BlobLog {
     /// header, payload and padding.
     pub fn record_span(size_bytes: u32) -> u64 {
         record::record_bytes(size_bytes as usize) as u64
+    }
+
+    /// The numbers of this log's segment files, oldest first.
+    pub fn segment_numbers(&self) -> Vec<u64> {
+        self.shared
+            .state
+            .borrow()
+            .segments
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Counters since open.

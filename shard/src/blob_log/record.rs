@@ -1,6 +1,7 @@
 //! The on-disk record format of the blob log: header encoding, its two
-//! CRC32C checks, the padding rule, and the pure scan that recovery runs over
-//! bytes read from a segment.
+//! CRC32C checks, the padding rule, and the pure scan (and, past a damaged
+//! record, the seek for the next valid one) that recovery runs over bytes
+//! read from a segment.
 //!
 //! Pure code: no I/O, no async, no allocation. It runs on whichever core owns
 //! the shard. Bounds: a payload is at most [`CHUNK_BYTES`], so a record is at
@@ -276,6 +277,72 @@ pub fn scan(window: &[u8], window_offset_bytes: u64, file_bytes: u64) -> Scan {
     }
 }
 
+/// Bytes to skip past the invalid record at the start of `bytes` (read from
+/// `offset_bytes`, `space_bytes` left in the segment) before looking for the
+/// next valid one: the whole record when its header is intact (only its
+/// payload is bad, so the next record starts right after it, and its payload
+/// is never mistaken for records), else one aligned block.
+pub fn skip_bytes(bytes: &[u8], offset_bytes: u64, space_bytes: u64) -> u64 {
+    match decode_header(bytes, offset_bytes, space_bytes) {
+        Ok(header) => header.record_bytes() as u64,
+        Err(_) => IO_ALIGN_BYTES as u64,
+    }
+}
+
+/// Where a [`seek`] for the next valid record stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekStop {
+    /// A valid record (header and payload) starts at `next_offset_bytes`.
+    Found,
+    /// The candidate at `next_offset_bytes` continues past the window: read
+    /// a new window starting there.
+    WindowEnd,
+    /// No valid record starts between the window's start and the file's end.
+    EndOfFile,
+}
+
+/// Result of seeking through one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seek {
+    pub next_offset_bytes: u64,
+    pub stop: SeekStop,
+}
+
+/// Looks at each aligned offset of `window` (bytes read from
+/// `window_offset_bytes` of a file `file_bytes` long) for the first valid
+/// record. A header names its own offset and carries a CRC, and the payload
+/// must match its CRC too, so bytes that are not a record at that very
+/// place are not taken for one.
+pub fn seek(window: &[u8], window_offset_bytes: u64, file_bytes: u64) -> Seek {
+    assert_eq!(window_offset_bytes % IO_ALIGN_BYTES as u64, 0);
+    let mut at = window_offset_bytes;
+    let stop = loop {
+        if at >= file_bytes {
+            at = file_bytes;
+            break SeekStop::EndOfFile;
+        }
+        let in_window = &window[((at - window_offset_bytes) as usize).min(window.len())..];
+        let file_left_bytes = file_bytes - at;
+        if in_window.len() < RECORD_HEADER_BYTES && (in_window.len() as u64) < file_left_bytes {
+            break SeekStop::WindowEnd;
+        }
+        if let Ok(header) = decode_header(in_window, at, file_left_bytes) {
+            if header.record_bytes() > in_window.len() {
+                break SeekStop::WindowEnd;
+            }
+            let end = RECORD_HEADER_BYTES + header.payload_bytes as usize;
+            if verify_payload(&header, &in_window[RECORD_HEADER_BYTES..end]).is_ok() {
+                break SeekStop::Found;
+            }
+        }
+        at += IO_ALIGN_BYTES as u64;
+    };
+    Seek {
+        next_offset_bytes: at,
+        stop,
+    }
+}
+
 fn put_u16(buf: &mut [u8], at: usize, value: u16) {
     buf[at..at + 2].copy_from_slice(&value.to_le_bytes());
 }
@@ -508,6 +575,69 @@ mod tests {
             scan_bad.stop,
             ScanStop::Invalid(RecordError::PayloadCrc { .. })
         ));
+    }
+
+    #[test]
+    fn seek_finds_the_next_record_after_damage() {
+        let mut bytes = segment(&[b"one", &[2u8; 9000], b"three", b"four"]);
+        // Damage the second record's header: its length is unknown now.
+        bytes[4096 + 9] ^= 0x40;
+        let file_bytes = bytes.len() as u64;
+        let scanned = scan(&bytes, 0, file_bytes);
+        assert_eq!(scanned.next_offset_bytes, 4096);
+        let skip = skip_bytes(&bytes[4096..], 4096, file_bytes - 4096);
+        assert_eq!(skip, IO_ALIGN_BYTES as u64, "a bad header skips one block");
+        let found = seek(&bytes[4096 + 4096..], 8192, file_bytes);
+        assert_eq!(
+            found,
+            Seek {
+                next_offset_bytes: 4096 + record_bytes(9000) as u64,
+                stop: SeekStop::Found
+            },
+            "the payload of the damaged record is not taken for a record"
+        );
+        let rest = scan(
+            &bytes[found.next_offset_bytes as usize..],
+            found.next_offset_bytes,
+            file_bytes,
+        );
+        assert_eq!(rest.records, 2);
+        assert_eq!(rest.stop, ScanStop::EndOfFile);
+    }
+
+    #[test]
+    fn a_bad_payload_is_skipped_whole() {
+        let mut bytes = segment(&[b"one", &[2u8; 9000], b"three"]);
+        bytes[4096 + RECORD_HEADER_BYTES + 5000] ^= 1;
+        let file_bytes = bytes.len() as u64;
+        assert_eq!(
+            skip_bytes(&bytes[4096..], 4096, file_bytes - 4096),
+            record_bytes(9000) as u64
+        );
+    }
+
+    #[test]
+    fn seek_reports_no_record_up_to_the_end() {
+        let mut bytes = segment(&[b"one"]);
+        bytes.extend_from_slice(&[0x33; 3 * 4096 + 100]);
+        let file_bytes = bytes.len() as u64;
+        let found = seek(&bytes[4096..], 4096, file_bytes);
+        assert_eq!(found.stop, SeekStop::EndOfFile);
+        assert_eq!(found.next_offset_bytes, file_bytes);
+    }
+
+    #[test]
+    fn seek_asks_for_a_new_window_when_a_candidate_crosses_it() {
+        let bytes = segment(&[b"one", &[2u8; 9000]]);
+        let file_bytes = bytes.len() as u64;
+        let found = seek(&bytes[4096..8192], 4096, file_bytes);
+        assert_eq!(
+            found,
+            Seek {
+                next_offset_bytes: 4096,
+                stop: SeekStop::WindowEnd
+            }
+        );
     }
 
     #[test]

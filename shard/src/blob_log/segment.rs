@@ -9,6 +9,7 @@
 //!
 //! Files are named `segment-<16-digit zero-padded number>.blob`.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -17,7 +18,7 @@ use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
 use crate::limits::{align_up, CHUNK_BUF_BYTES, IO_ALIGN_BYTES};
 
 use super::error::{BlobLogError, RecordError};
-use super::record::{self, ScanStop};
+use super::record::{self, ScanStop, SeekStop};
 
 const FILE_PREFIX: &str = "segment-";
 const FILE_SUFFIX: &str = ".blob";
@@ -174,12 +175,14 @@ impl WriteBuf {
 }
 
 /// What recovery found in a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovered {
     pub records: u64,
     /// Where the valid records end (the new tail).
     pub end_offset_bytes: u64,
     pub truncated_bytes: u64,
+    /// Damaged byte ranges that valid records follow, kept in place.
+    pub damaged: Vec<Range<u64>>,
 }
 
 /// One open segment file.
@@ -313,60 +316,108 @@ impl Segment {
             .map_err(|e| io_error("stat segment", &self.path, e))
     }
 
-    /// Scans the segment from its start and truncates it at the first record
-    /// that is not valid (a torn or never-acknowledged tail), then syncs it,
-    /// so that what recovery reports as present is durable before new
-    /// appends build on it.
+    /// Scans the segment from its start, keeps every valid record, and
+    /// truncates it after the last one, then syncs it, so that what recovery
+    /// reports as present is durable before new appends build on it.
+    ///
+    /// Bytes that are not a valid record but have valid records after them
+    /// are damage (a flipped bit, a bad sector), not a torn tail: they are
+    /// kept, skipped and reported in [`Recovered::damaged`], because cutting
+    /// there would destroy the acknowledged records that follow. Only bytes
+    /// after the last valid record are cut. Records after a torn write were
+    /// never acknowledged (group commit acknowledges an append only once
+    /// every earlier one is durable), so keeping them is harmless.
     pub async fn recover(&self) -> Result<Recovered, BlobLogError> {
         let file_bytes = self.size_bytes().await?;
-        let mut records = 0;
+        let mut found = Recovered::default();
         let mut at = 0u64;
-        let invalid = loop {
-            let want_bytes = (file_bytes - at).min(RECOVERY_WINDOW_BYTES as u64);
-            let window = if want_bytes == 0 {
-                None
-            } else {
-                let read_bytes = align_up(want_bytes as usize, IO_ALIGN_BYTES);
-                let window = self.read(at, read_bytes).await?;
-                if (window.len() as u64) < want_bytes {
-                    return Err(io_error(
-                        "read segment",
-                        &self.path,
-                        std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            format!("{} of {want_bytes} bytes at offset {at}", window.len()),
-                        ),
-                    ));
-                }
-                Some(window)
-            };
-            let scan = match &window {
-                Some(window) => record::scan(&window[..want_bytes as usize], at, file_bytes),
-                None => record::scan(&[], at, file_bytes),
-            };
-            records += scan.records;
+        // Where the damage being skipped starts, and what was wrong there.
+        let mut damage: Option<(u64, RecordError)> = None;
+        loop {
+            let read = self.recovery_window(at, file_bytes).await?;
+            let window: &[u8] = read.as_deref().unwrap_or_default();
             let window_at = at;
-            at = scan.next_offset_bytes;
-            match scan.stop {
-                ScanStop::EndOfFile => break None,
-                ScanStop::Invalid(reason) => break Some(reason),
-                ScanStop::WindowEnd => assert!(
-                    at > window_at,
-                    "recovery window of {want_bytes} bytes made no progress at {window_at}"
-                ),
+            match damage {
+                None => {
+                    let scan = record::scan(window, at, file_bytes);
+                    found.records += scan.records;
+                    at = scan.next_offset_bytes;
+                    match scan.stop {
+                        ScanStop::EndOfFile => break,
+                        ScanStop::WindowEnd => {}
+                        ScanStop::Invalid(reason) => {
+                            damage = Some((at, reason));
+                            let bad = &window[(at - window_at) as usize..];
+                            at += record::skip_bytes(bad, at, file_bytes - at);
+                            continue;
+                        }
+                    }
+                }
+                Some((from, reason)) => {
+                    let seek = record::seek(window, at, file_bytes);
+                    at = seek.next_offset_bytes;
+                    match seek.stop {
+                        SeekStop::WindowEnd => {}
+                        SeekStop::Found => {
+                            tracing::warn!(
+                                segment = self.number,
+                                offset_bytes = from,
+                                damaged_bytes = at - from,
+                                %reason,
+                                "blob log recovery: skipping damaged bytes; the valid records after them are kept"
+                            );
+                            found.damaged.push(from..at);
+                            damage = None;
+                            continue;
+                        }
+                        SeekStop::EndOfFile => {
+                            at = from;
+                            self.truncate_after_bad_record(at, file_bytes - at, reason)
+                                .await?;
+                            break;
+                        }
+                    }
+                }
             }
-        };
-        let truncated_bytes = file_bytes - at;
-        if let Some(reason) = invalid {
-            self.truncate_after_bad_record(at, truncated_bytes, reason)
-                .await?;
+            assert!(
+                at > window_at,
+                "recovery window at {window_at} made no progress"
+            );
         }
+        found.end_offset_bytes = at;
+        found.truncated_bytes = file_bytes - at;
         self.fdatasync().await?;
-        Ok(Recovered {
-            records,
-            end_offset_bytes: at,
-            truncated_bytes,
-        })
+        Ok(found)
+    }
+
+    /// Up to [`RECOVERY_WINDOW_BYTES`] of the segment from `at`, exactly
+    /// as far as the file goes (none at or past its end).
+    async fn recovery_window(
+        &self,
+        at: u64,
+        file_bytes: u64,
+    ) -> Result<Option<ReadResult>, BlobLogError> {
+        let want_bytes = file_bytes
+            .saturating_sub(at)
+            .min(RECOVERY_WINDOW_BYTES as u64);
+        if want_bytes == 0 {
+            return Ok(None);
+        }
+        let read_bytes = align_up(want_bytes as usize, IO_ALIGN_BYTES);
+        let window = self.read(at, read_bytes).await?;
+        if (window.len() as u64) < want_bytes {
+            return Err(io_error(
+                "read segment",
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{} of {want_bytes} bytes at offset {at}", window.len()),
+                ),
+            ));
+        }
+        Ok(Some(
+            ReadResult::slice(&window, 0, want_bytes as usize).expect("within the read"),
+        ))
     }
 
     async fn truncate_after_bad_record(

@@ -61,7 +61,13 @@ fn full_and_short_chunks_round_trip() {
             RecoveryReport {
                 segments: 1,
                 records: 0,
-                truncated_bytes: 0
+                truncated_bytes: 0,
+                damaged: vec![],
+                tail: BlobLocation {
+                    segment: 0,
+                    offset_bytes: 0,
+                    size_bytes: 0
+                },
             }
         );
         let pool = ChunkPool::new();
@@ -275,7 +281,13 @@ async fn check_recovered_then_append(
         RecoveryReport {
             segments: 1,
             records: written.len() as u64,
-            truncated_bytes: garbage_bytes
+            truncated_bytes: garbage_bytes,
+            damaged: vec![],
+            tail: BlobLocation {
+                segment: 0,
+                offset_bytes: tail,
+                size_bytes: 0
+            },
         }
     );
     assert_eq!(
@@ -343,6 +355,81 @@ fn recovery_cuts_garbage_and_a_record_with_a_bad_payload() {
     });
 }
 
+/// Flips one byte of segment 0 at `at`, behind the log's back.
+fn flip_byte(dir: &Path, at: u64) {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(segment_path(dir, 0))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.read_exact(&mut byte).unwrap();
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.write_all(&[byte[0] ^ 0x10]).unwrap();
+    file.sync_all().unwrap();
+}
+
+#[test]
+fn recovery_keeps_the_records_after_a_damaged_one() {
+    for (what, at_in_record) in [("payload", RECORD_HEADER_BYTES as u64 + 700), ("header", 9)] {
+        let dir = scratch_dir();
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let written = fill(&path, 6).await;
+            let (bad, _, _) = written[2];
+            flip_byte(&path, bad.offset_bytes + at_in_record);
+            let file_bytes = std::fs::metadata(segment_path(&path, 0)).unwrap().len();
+
+            let (log, report) = BlobLog::open(&path, ONE_SEGMENT).await.unwrap();
+            assert_eq!(report.records, 5, "{what}: every other record is kept");
+            assert_eq!(report.truncated_bytes, 0, "{what}: nothing is cut");
+            let bad_end = bad.offset_bytes + BlobLog::record_span(bad.size_bytes);
+            assert_eq!(report.damaged, vec![bad.offset_bytes..bad_end], "{what}");
+            assert_eq!(report.tail.offset_bytes, file_bytes);
+            assert!(!report.may_hold(bad, |n| n == 0));
+            for (i, (at, hash, data)) in written.iter().enumerate() {
+                assert_eq!(report.may_hold(*at, |n| n == 0), i != 2);
+                match log.read(*at, hash).await {
+                    Ok(read) if i != 2 => assert_eq!(&read[..], &data[..]),
+                    Err(BlobLogError::Corrupt { .. }) if i == 2 => {}
+                    other => panic!("{what}: record {i}: {other:?}"),
+                }
+            }
+            // New appends go after the last record, not into the damage.
+            let pool = ChunkPool::new();
+            let (buf, hash, data) = chunk(&pool, 7000, 42);
+            let (at, _) = log.append(buf, hash).await.unwrap();
+            assert_eq!(at.offset_bytes, file_bytes);
+            assert_eq!(&log.read(at, &hash).await.unwrap()[..], &data[..]);
+        });
+    }
+}
+
+#[test]
+fn recovery_cuts_only_after_the_last_valid_record() {
+    let dir = scratch_dir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let written = fill(&path, 4).await;
+        // The last record is damaged: nothing valid follows, so it is
+        // taken for a torn write and cut (its index entry, if any, is the
+        // caller's to drop: `may_hold` says no).
+        let (last, _, _) = written[3];
+        flip_byte(&path, last.offset_bytes + RECORD_HEADER_BYTES as u64 + 10);
+        let (_, report) = BlobLog::open(&path, ONE_SEGMENT).await.unwrap();
+        assert_eq!(report.records, 3);
+        assert_eq!(report.tail.offset_bytes, last.offset_bytes);
+        assert!(report.damaged.is_empty());
+        assert!(!report.may_hold(last, |n| n == 0));
+        assert!(report.may_hold(written[2].0, |n| n == 0));
+        assert!(
+            !report.may_hold(written[2].0, |_| false),
+            "a missing segment holds nothing"
+        );
+    });
+}
+
 #[test]
 fn reopen_keeps_every_record() {
     let dir = scratch_dir();
@@ -355,7 +442,17 @@ fn reopen_keeps_every_record() {
             RecoveryReport {
                 segments: 1,
                 records: 10,
-                truncated_bytes: 0
+                truncated_bytes: 0,
+                damaged: vec![],
+                tail: BlobLocation {
+                    segment: 0,
+                    offset_bytes: written
+                        .iter()
+                        .map(|(at, _, _)| at.offset_bytes + BlobLog::record_span(at.size_bytes))
+                        .max()
+                        .unwrap(),
+                    size_bytes: 0
+                },
             }
         );
         for (loc, hash, data) in &written {

@@ -66,6 +66,17 @@ pub(crate) fn index_into(db: &DB, batch: &mut WriteBatch, hash: &ChunkHash, at: 
     );
 }
 
+/// Removes `hash`'s index entry at `at`, its `blob_records` entry and its
+/// collected mark, in `batch`.
+fn unindex_into(db: &DB, batch: &mut WriteBatch, hash: &ChunkHash, at: &BlobLocation) {
+    batch.delete_cf(cf(db, Cf::Blobs), hash.as_bytes());
+    batch.delete_cf(cf(db, Cf::Collected), hash.as_bytes());
+    batch.delete_cf(
+        cf(db, Cf::BlobRecords),
+        keys::blob_record_key(at.segment, at.offset_bytes),
+    );
+}
+
 fn record_value(hash: &ChunkHash, size_bytes: u32) -> [u8; 36] {
     let mut value = [0u8; 36];
     value[..32].copy_from_slice(hash.as_bytes());
@@ -229,12 +240,7 @@ impl MetaStore {
                     .is_some();
                 let forget = may_forget(indexed.as_ref(), at, counted);
                 if forget {
-                    batch.delete_cf(cf(db, Cf::Blobs), hash.as_bytes());
-                    batch.delete_cf(cf(db, Cf::Collected), hash.as_bytes());
-                    batch.delete_cf(
-                        cf(db, Cf::BlobRecords),
-                        keys::blob_record_key(at.segment, at.offset_bytes),
-                    );
+                    unindex_into(db, &mut batch, hash, at);
                 }
                 forgot.push(forget);
             }
@@ -242,6 +248,89 @@ impl MetaStore {
                 db.write(batch).map_err(MetaError::rocks("forget_blobs"))?;
             }
             Ok(forgot)
+        })
+        .await
+    }
+
+    /// Removes `hash` from the index if it still points at `at` (a record
+    /// found damaged); a synced write. Returns whether it did.
+    pub async fn forget_damaged(
+        &self,
+        hash: ChunkHash,
+        at: BlobLocation,
+    ) -> Result<bool, MetaError> {
+        self.blocking("forget_damaged", move |db| {
+            let indexed: Option<BlobLocation> = get_decoded(db, Cf::Blobs, hash.as_bytes())?;
+            if indexed != Some(at) {
+                return Ok(false);
+            }
+            let mut batch = WriteBatch::default();
+            unindex_into(db, &mut batch, &hash, &at);
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            db.write_opt(batch, &opts)
+                .map_err(MetaError::rocks("forget_damaged"))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// After the blob log's recovery: removes from the index every chunk
+    /// whose indexed record `readable` says is gone (cut off the newest
+    /// segment, in a damaged range, or in a segment that is missing), in
+    /// one synced write, and returns them. The entries of segments that
+    /// `intact` says are whole are skipped without being read, so this
+    /// reads only the newest segment's entries and those of missing ones.
+    pub async fn forget_unreadable(
+        &self,
+        intact: impl Fn(u64) -> bool + Send + 'static,
+        readable: impl Fn(BlobLocation) -> bool + Send + 'static,
+    ) -> Result<Vec<(ChunkHash, BlobLocation)>, MetaError> {
+        self.blocking("forget_unreadable", move |db| {
+            let records = cf(db, Cf::BlobRecords);
+            let mut iter = db.raw_iterator_cf(records);
+            iter.seek_to_first();
+            let mut lost = Vec::new();
+            while let Some((key, value)) = iter.item() {
+                if key == keys::BLOB_RECORDS_COMPLETE_KEY {
+                    break; // sorts after every record
+                }
+                let (segment, offset_bytes) = keys::blob_record_place(key).ok_or_else(|| {
+                    MetaError::decode(Cf::BlobRecords.name(), key, "key is not 16 bytes")
+                })?;
+                if intact(segment) {
+                    iter.seek(segment_end(segment));
+                    continue;
+                }
+                let (hash, size_bytes) = decode_record(key, value)?;
+                let at = BlobLocation {
+                    segment,
+                    offset_bytes,
+                    size_bytes,
+                };
+                if !readable(at) {
+                    let indexed: Option<BlobLocation> =
+                        get_decoded(db, Cf::Blobs, hash.as_bytes())?;
+                    if indexed == Some(at) {
+                        lost.push((hash, at));
+                    }
+                }
+                iter.next();
+            }
+            iter.status()
+                .map_err(MetaError::rocks("forget_unreadable"))?;
+            if lost.is_empty() {
+                return Ok(lost);
+            }
+            let mut batch = WriteBatch::default();
+            for (hash, at) in &lost {
+                unindex_into(db, &mut batch, hash, at);
+            }
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            db.write_opt(batch, &opts)
+                .map_err(MetaError::rocks("forget_unreadable"))?;
+            Ok(lost)
         })
         .await
     }

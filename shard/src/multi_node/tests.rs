@@ -366,3 +366,68 @@ fn every_member_counts_refs_and_forgets_a_collected_chunk() {
         cluster.stop().await;
     });
 }
+
+#[test]
+fn a_damaged_chunk_is_repaired_from_another_member_when_read() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::sync::atomic::Ordering;
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let (buf, hash, data) = chunk(200_000, 11);
+        cluster
+            .node(leader_id)
+            .shard
+            .append_replicated(buf, hash)
+            .await
+            .expect("stored");
+        let follower = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader_id)
+            .unwrap();
+        held_within(follower, hash, Duration::from_secs(5)).await;
+        let bad = follower.shard.local_location(hash).await.unwrap();
+
+        // Flip one payload byte of the follower's record.
+        let segment = follower
+            .blob_dir()
+            .join(crate::blob_log::segment_file_name(bad.segment));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(segment)
+            .unwrap();
+        let at = bad.offset_bytes + crate::limits::RECORD_HEADER_BYTES as u64 + 1000;
+        let mut byte = [0u8; 1];
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.write_all(&[byte[0] ^ 0x04]).unwrap();
+        file.sync_all().unwrap();
+
+        let read = follower.shard.read_chunk(hash, leader_id).await;
+        assert_eq!(read.expect("repaired from a member").to_vec(), data);
+        let stats = follower.shard.stats();
+        assert_eq!(stats.chunk_damaged.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.chunk_repaired.load(Ordering::Relaxed), 1);
+        // The follower holds a good copy of its own now, somewhere else.
+        let moved = follower.shard.local_location(hash).await.unwrap();
+        assert_ne!(moved, bad);
+        assert_eq!(
+            follower
+                .shard
+                .read_local_chunk(hash)
+                .await
+                .unwrap()
+                .to_vec(),
+            data
+        );
+        assert_eq!(
+            stats.chunk_damaged.load(Ordering::Relaxed),
+            1,
+            "counted once"
+        );
+        cluster.stop().await;
+    });
+}

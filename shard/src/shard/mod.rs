@@ -10,6 +10,8 @@
 //!   commits that refer to them;
 //! - `read`: linearizable reads and chunk reads (fetched from another
 //!   member when this node lacks the bytes);
+//! - `repair`: index entries whose records are damaged or lost, found at
+//!   recovery or on read, dropped so that the chunk is fetched again;
 //! - `group`: the shard's raft group: proposing, forwarding to the
 //!   leader, the members' view;
 //! - `background`: catch-up, audit, reaper, collector and quorum watch, in
@@ -25,6 +27,7 @@ mod group;
 mod options;
 mod peer_requests;
 mod read;
+mod repair;
 mod serve;
 mod space;
 mod stats;
@@ -123,6 +126,17 @@ impl Shard {
             None => Group::Single,
         };
         let catchup = Rc::new(Catchup::default());
+        let lost = repair::forget_lost_records(
+            index,
+            &meta,
+            blob_log.segment_numbers(),
+            &recovery,
+            group.is_cluster().then_some(&*catchup),
+        )
+        .await?;
+        stats
+            .chunk_damaged
+            .fetch_add(lost as u64, Ordering::Relaxed);
         let hooks = ApplyHooks {
             directory,
             blob_log: Some(Rc::clone(&blob_log)),
@@ -167,6 +181,12 @@ impl Shard {
     #[cfg(test)]
     pub(crate) fn meta(&self) -> &MetaStore {
         &self.meta
+    }
+
+    /// The shard's counters, for tests.
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> &ShardStats {
+        &self.stats
     }
 
     pub fn index(&self) -> ShardIndex {

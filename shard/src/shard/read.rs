@@ -56,7 +56,8 @@ impl Shard {
 
     /// A chunk's bytes: from this node's blob log, else (in a cluster)
     /// fetched from another member (`source_node`, the node that stored
-    /// it first, before the others), checked and kept.
+    /// it first, before the others), checked and kept. A local copy found
+    /// damaged is replaced the same way (read repair).
     pub async fn read_chunk(
         &self,
         sha256: ChunkHash,
@@ -66,8 +67,9 @@ impl Shard {
         let Group::Cluster(replicator) = &self.group else {
             return local;
         };
+        let damaged = matches!(local, Err(ShardError::ChunkDamaged { .. }));
         match local {
-            Err(ShardError::ChunkMissing { .. }) => {}
+            Err(ShardError::ChunkMissing { .. } | ShardError::ChunkDamaged { .. }) => {}
             other => return other,
         }
         let source = self.raft.member_addr(source_node);
@@ -83,19 +85,31 @@ impl Shard {
                 sha256_hex: sha256.hex(),
             });
         };
-        if let Err(e) = self.store_chunk(sha256, &bytes).await {
-            tracing::warn!(shard = self.index.get(), error = %e, "keeping a fetched chunk failed");
+        match self.store_chunk(sha256, &bytes).await {
+            Ok(()) if damaged => {
+                self.stats.chunk_repaired.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(shard = self.index.get(), sha256 = %sha256, "repaired a damaged chunk with a copy from another member");
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(shard = self.index.get(), error = %e, "keeping a fetched chunk failed")
+            }
         }
         Ok(Bytes::from(bytes))
     }
 
     /// A chunk from this node's blob log only. Pinned while it is read,
     /// so the sweeper cannot forget it (and the reclaimer release it)
-    /// between the index lookup and the read.
+    /// between the index lookup and the read. A copy that fails its checks
+    /// twice is dropped from the index ([`ShardError::ChunkDamaged`]).
     pub async fn read_local_chunk(&self, sha256: ChunkHash) -> Result<Bytes, ShardError> {
         let _pin = self.pins.pin(sha256).await;
         let location = self.local_location(sha256).await?;
-        Ok(self.blob_log.read(location, &sha256).await?)
+        match self.blob_log.read(location, &sha256).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.is_damage() => self.confirm_damage(sha256, location, e).await,
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Where this node's blob log holds a chunk, from the blob index.

@@ -31,6 +31,12 @@ pub struct ShardStats {
     pub chunk_replication_degraded: AtomicU64,
     /// Chunks a manifest names that neither this node nor any member had.
     pub chunk_unrecoverable: AtomicU64,
+    /// Indexed chunks whose records were found damaged or lost (by
+    /// recovery or a read); each entry is counted once, then dropped.
+    pub chunk_damaged: AtomicU64,
+    /// Damaged chunks a read replaced with a checked copy from another
+    /// member (the others are fetched by catch-up, counted there).
+    pub chunk_repaired: AtomicU64,
     /// Chunks fetched in the background after their refs were applied.
     pub chunk_catchup_fetched: AtomicU64,
     /// Background fetches no member could answer (the chunk is fetched
