@@ -125,6 +125,12 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_CATCHUP_RATE", default_value = "128MiB", value_parser = parse_bytes)]
     pub catchup_rate: u64,
 
+    /// Pace at which the node re-reads its stored chunks to find damage
+    /// (e.g. `16MiB` per second, split over the shards; `0` = no scrub).
+    /// The first pass starts 5 minutes after start, then one a day at most.
+    #[arg(long, env = "SHOAL_SCRUB_RATE", default_value = "16MiB", value_parser = parse_bytes)]
+    pub scrub_rate: u64,
+
     /// Raft entries applied since a shard's last snapshot that trigger a
     /// new one, after which the log is purged.
     #[arg(long, env = "SHOAL_SNAPSHOT_EVERY", default_value_t = shoal_shard::raft::SNAPSHOT_LOGS_SINCE_LAST)]
@@ -322,6 +328,8 @@ pub struct NodeConfig {
     pub cluster: Option<ClusterConfig>,
     pub blob_offload: bool,
     pub catchup_bytes_per_s: u64,
+    /// Each shard's share of `--scrub-rate` (0: no scrub).
+    pub scrub_bytes_per_shard_s: u64,
     pub snapshot_every: u64,
     pub snapshot_logs_kept: u64,
     pub shutdown_timeout: std::time::Duration,
@@ -580,6 +588,10 @@ impl ServeFlags {
             cluster,
             blob_offload: self.blob_offload,
             catchup_bytes_per_s: self.catchup_rate,
+            scrub_bytes_per_shard_s: match self.scrub_rate {
+                0 => 0,
+                total => (total / u64::from(shards)).max(1),
+            },
             snapshot_every: self.snapshot_every,
             snapshot_logs_kept: self.snapshot_logs_kept,
             s3_addr: self.s3_addr,

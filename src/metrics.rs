@@ -382,7 +382,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 28] = [
+        let shard_counters: [(&str, &str, &str, StatField); 35] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -436,6 +436,48 @@ impl Registry {
                 "counter",
                 "Damaged chunks a read replaced with a SHA-256-checked copy from another member.",
                 |s| &s.chunk_repaired,
+            ),
+            (
+                "shoal_scrub_checked_bytes_total",
+                "counter",
+                "Payload bytes the scrub re-read and found intact.",
+                |s| &s.scrub.checked_bytes,
+            ),
+            (
+                "shoal_scrub_passes_total",
+                "counter",
+                "Scrub passes finished (every indexed chunk re-read once).",
+                |s| &s.scrub.passes,
+            ),
+            (
+                "shoal_scrub_pass_checked_bytes",
+                "gauge",
+                "Payload bytes the current (or last) scrub pass has checked.",
+                |s| &s.scrub.pass_checked_bytes,
+            ),
+            (
+                "shoal_scrub_pass_live_bytes",
+                "gauge",
+                "Payload bytes indexed when the current (or last) scrub pass began.",
+                |s| &s.scrub.pass_live_bytes,
+            ),
+            (
+                "shoal_scrub_damaged_total",
+                "counter",
+                "Damaged chunks the scrub found.",
+                |s| &s.scrub.found,
+            ),
+            (
+                "shoal_scrub_repaired_total",
+                "counter",
+                "Damaged chunks the scrub replaced with a good copy from another member.",
+                |s| &s.scrub.repaired,
+            ),
+            (
+                "shoal_scrub_unrepaired_total",
+                "counter",
+                "Damaged chunks the scrub found that no member could replace.",
+                |s| &s.scrub.unrepaired,
             ),
             (
                 "shoal_chunkblob_catchup_fetched_total",

@@ -367,6 +367,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
             blob_dir,
             segment_bytes: config.segment_bytes,
             gc_grace: config.gc_grace,
+            scrub_bytes_per_s: config.scrub_bytes_per_shard_s,
             directory: shard_directory,
             cluster: cluster.clone(),
         };

@@ -7,7 +7,7 @@
 //! a bounded set of worker tasks on the shard's core (see
 //! `Shard::catch_up`) takes them after [`CATCHUP_DELAY`], so a push still
 //! in flight usually lands first and nothing is fetched twice. Each peer is
-//! paced by [`PeerPacer`] so a rejoining node cannot swamp the members it
+//! paced by [`Pacer`] so a rejoining node cannot swamp the members it
 //! copies from. A chunk nobody fetched in the background is still fetched
 //! on the first read that needs it.
 
@@ -100,32 +100,34 @@ impl Catchup {
     }
 }
 
-/// Paces background fetches per peer to `bytes_per_s`: each fetch reserves
-/// its bytes on the peer's timeline and waits until its slot starts.
+/// Paces background reads to `bytes_per_s` per lane (a peer that
+/// catch-up fetches from, or the scrub's own disk reads): each read
+/// reserves its bytes on its lane's timeline and waits until its slot
+/// starts.
 #[derive(Debug)]
-pub struct PeerPacer {
+pub struct Pacer {
     bytes_per_s: u64,
     next_free: RefCell<HashMap<String, Instant>>,
 }
 
-impl PeerPacer {
+impl Pacer {
     /// `bytes_per_s` 0 means unpaced.
-    pub fn new(bytes_per_s: u64) -> PeerPacer {
-        PeerPacer {
+    pub fn new(bytes_per_s: u64) -> Pacer {
+        Pacer {
             bytes_per_s,
             next_free: RefCell::new(HashMap::new()),
         }
     }
 
-    /// Reserves `bytes` from `peer` at `now`; returns how long to wait
-    /// before sending the request.
-    pub fn reserve(&self, peer: &str, bytes: u64, now: Instant) -> Duration {
+    /// Reserves `bytes` on `lane` at `now`; returns how long to wait
+    /// before the read.
+    pub fn reserve(&self, lane: &str, bytes: u64, now: Instant) -> Duration {
         if self.bytes_per_s == 0 {
             return Duration::ZERO;
         }
         let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_s as f64);
         let mut next_free = self.next_free.borrow_mut();
-        let slot = next_free.entry(peer.to_string()).or_insert(now);
+        let slot = next_free.entry(lane.to_string()).or_insert(now);
         let start = (*slot).max(now);
         *slot = start + cost;
         start - now
@@ -139,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_peer_is_paced_to_its_rate_and_peers_do_not_share_a_budget() {
-        let pacer = PeerPacer::new(4 << 20); // 4 MiB/s: a 1 MiB chunk per 250 ms
+        let pacer = Pacer::new(4 << 20); // 4 MiB/s: a 1 MiB chunk per 250 ms
         let t0 = Instant::now();
         let mib = 1 << 20;
         assert_eq!(pacer.reserve("a", mib, t0), Duration::ZERO);
@@ -151,7 +153,7 @@ mod tests {
         let later = t0 + Duration::from_secs(10);
         assert_eq!(pacer.reserve("a", mib, later), Duration::ZERO);
         assert_eq!(pacer.reserve("a", mib, later), Duration::from_millis(250));
-        assert_eq!(PeerPacer::new(0).reserve("a", mib, t0), Duration::ZERO);
+        assert_eq!(Pacer::new(0).reserve("a", mib, t0), Duration::ZERO);
     }
 
     #[test]

@@ -219,6 +219,30 @@ pub const REAP_BATCH_MAX: usize = 256;
 /// new one.
 pub const USAGE_AGE_MAX: Duration = Duration::from_secs(60);
 
+// ---- Scrub ----
+
+/// How long after start a shard's first scrub pass begins, unless one is
+/// asked for sooner (`shoal-ctl scrub --now`).
+pub const SCRUB_START_DELAY: Duration = Duration::from_secs(300);
+
+/// Least time from the start of one scrub pass to the start of the next:
+/// a small store is not re-read over and over; a large one is read
+/// continuously at `--scrub-rate`.
+pub const SCRUB_PASS_INTERVAL_MIN: Duration = Duration::from_secs(24 * 3600);
+
+/// How often a waiting scrub looks whether a pass was asked for.
+pub const SCRUB_REQUEST_POLL: Duration = Duration::from_secs(1);
+
+/// Index records the scrub reads per page.
+pub const SCRUB_RECORDS_PER_PAGE: usize = 256;
+
+/// Findings (damage found by the scrub) each shard keeps for `shoal-ctl
+/// scrub`, newest last; older ones stay in the log only.
+pub const SCRUB_FINDINGS_KEPT: usize = 64;
+
+/// Objects named per unrepaired chunk in its log line and finding.
+pub const SCRUB_NAMES_MAX: usize = 8;
+
 // ---- Garbage collection ----
 
 /// Chunks one collect entry names at most: 1,000 hashes with their indexes

@@ -1,8 +1,9 @@
 //! The admin endpoint: `/healthz`, `/metrics` (Prometheus text), the PUT
 //! admission budgets (`GET`/`PUT /admin/budgets`), users and their keys
 //! (`/admin/users`, `/admin/keys`, see [`users`]), buckets whoever owns
-//! them (`/admin/buckets`, see [`buckets`]) and cluster membership
-//! (`/admin/cluster`, see [`cluster`]).
+//! them (`/admin/buckets`, see [`buckets`]), cluster membership
+//! (`/admin/cluster`, see [`cluster`]) and the scrub (`/admin/scrub`, see
+//! [`scrub`]).
 //!
 //! Secrets travel only in request bodies and answers, never in a URL
 //! (which proxies and shells log) or an error message.
@@ -14,6 +15,7 @@
 
 mod buckets;
 mod cluster;
+mod scrub;
 mod users;
 
 use std::convert::Infallible;
@@ -95,6 +97,9 @@ pub async fn serve(
             Err(refused) => Err(refused),
         };
         return Ok(respond(answer));
+    }
+    if path == "/admin/scrub" {
+        return Ok(respond(scrub::serve(registry, req.method())));
     }
     if path.starts_with("/admin/buckets") {
         let query = req.uri().query().unwrap_or("").to_string();

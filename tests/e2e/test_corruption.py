@@ -14,7 +14,7 @@ import struct
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import metric_sum, wait_until
+from conftest import ctl, metric_sum, wait_until
 from test_cluster import Cluster, form
 
 MIB = 1024 * 1024
@@ -157,3 +157,31 @@ def test_a_member_replaces_a_damaged_chunk_with_a_good_copy(cluster):
                "node 3 to fetch the chunk it lost")
     assert node3.client().get_object(Bucket="rot", Key="obj")["Body"].read() == body
     assert metric_sum(node3, "shoal_chunkblob_damaged_total") == 1
+
+
+def test_the_scrub_finds_damage_nobody_read_and_names_the_object(fresh_node):
+    node = fresh_node(cores=1, extra_args=["--scrub-rate", "256MiB"])
+    s3 = node.client()
+    s3.create_bucket(Bucket="rot")
+    bodies = {key: os.urandom(2 * MIB) for key in ("quiet/a", "quiet/b", "quiet/c")}
+    for key, body in bodies.items():
+        s3.put_object(Bucket="rot", Key=key, Body=body)
+    [segment] = segments_of(node.data_dir)
+    at, _ = records(segment)[3]  # quiet/b's second chunk
+    flip_byte(segment, at + HEADER_BYTES + 4242)
+
+    ctl(node, "scrub", "--now")
+    wait_until(lambda: metric_sum(node, "shoal_scrub_passes_total") >= 1, 30, "a scrub pass")
+    assert metric_sum(node, "shoal_scrub_damaged_total") == 1
+    assert metric_sum(node, "shoal_scrub_unrepaired_total") == 1
+    assert metric_sum(node, "shoal_scrub_checked_bytes_total") == 5 * MIB
+    table = ctl(node, "scrub").stdout
+    assert "NOT repaired; objects: rot/quiet/b" in table, table
+    assert "rot/quiet/b" in node.log_text()
+    for key in ("quiet/a", "quiet/c"):
+        assert s3.get_object(Bucket="rot", Key=key)["Body"].read() == bodies[key]
+
+    off = fresh_node(cores=1, extra_args=["--scrub-rate", "0"])
+    refused = ctl(off, "scrub", "--now", check=False)
+    assert refused.returncode != 0 and "scrub is off" in refused.stderr
+    assert "off" in ctl(off, "scrub").stdout

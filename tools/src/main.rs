@@ -100,6 +100,14 @@ enum Command {
     /// Snapshot every shard group on the node now; prints each
     /// snapshot's size.
     Snapshot,
+    /// The scrub (re-reading stored chunks to find damage): each shard's
+    /// pace and progress, what it found and repaired, and the damaged
+    /// chunks it could not repair with the objects they belong to.
+    Scrub {
+        /// Start a pass on every shard now (after the one running, if any).
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -466,6 +474,8 @@ fn admin_request(command: &Command) -> AdminRequest {
         }
         Command::Cluster => ("GET", "/admin/cluster".into()),
         Command::Snapshot => ("POST", "/admin/cluster/snapshot".into()),
+        Command::Scrub { now: false } => ("GET", "/admin/scrub".into()),
+        Command::Scrub { now: true } => ("POST", "/admin/scrub".into()),
         Command::Member(MemberCommand::Add { node_id, peer_addr }) => (
             "POST",
             format!(
@@ -709,6 +719,7 @@ fn main() -> ExitCode {
                 Command::Health => Ok("healthy\n".to_string()),
                 Command::Shards => Ok(shards(&body)),
                 Command::Gc => Ok(gc(&body)),
+                Command::Scrub { .. } => scrub_table(&body),
                 Command::User(UserCommand::List) => users_table(&body),
                 Command::Cluster => cluster_table(&body),
                 Command::Bucket(BucketCommand::List) => buckets_table(&body),
@@ -804,6 +815,72 @@ fn buckets_table(json: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// `scrub` as a table: each shard's pace and progress, then the findings.
+fn scrub_table(json: &str) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let shards = value["shards"]
+        .as_array()
+        .ok_or("no shards in the answer")?;
+    let mib = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as f64 / f64::from(1u32 << 20);
+    let mut out = format!(
+        "{:>5} {:>8} {:<12} {:>6} {:>12} {:>7} {:>8} {:>10}\n",
+        "shard", "MiB/s", "state", "passes", "checked MiB", "damaged", "repaired", "unrepaired"
+    );
+    let mut findings = Vec::new();
+    for shard in shards {
+        let state = if shard["rate_bytes_per_s"].as_u64() == Some(0) {
+            "off".to_string()
+        } else if shard["running"].as_bool() == Some(true) {
+            let live = shard["pass_live_bytes"].as_u64().unwrap_or(0).max(1);
+            let checked = shard["pass_checked_bytes"].as_u64().unwrap_or(0);
+            format!(
+                "pass {:.0}%",
+                (100.0 * checked as f64 / live as f64).min(100.0)
+            )
+        } else {
+            "waiting".to_string()
+        };
+        out += &format!(
+            "{:>5} {:>8.1} {:<12} {:>6} {:>12.1} {:>7} {:>8} {:>10}\n",
+            shard["shard"],
+            mib(&shard["rate_bytes_per_s"]),
+            state,
+            shard["passes"],
+            mib(&shard["checked_bytes"]),
+            shard["found"],
+            shard["repaired"],
+            shard["unrepaired"],
+        );
+        for finding in shard["findings"].as_array().into_iter().flatten() {
+            findings.push((shard["shard"].clone(), finding.clone()));
+        }
+    }
+    if !findings.is_empty() {
+        out += "damaged chunks found (newest last):\n";
+    }
+    for (shard, finding) in findings {
+        let outcome = if finding["repaired"].as_bool() == Some(true) {
+            "repaired from a member".to_string()
+        } else {
+            let objects: Vec<&str> = finding["objects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.as_str())
+                .collect();
+            format!("NOT repaired; objects: {}", objects.join(", "))
+        };
+        out += &format!(
+            "  shard {shard} segment {} offset {} sha256 {}: {outcome} ({})\n",
+            finding["segment"],
+            finding["offset_bytes"],
+            finding["sha256"].as_str().unwrap_or("?"),
+            finding["error"].as_str().unwrap_or("?"),
+        );
+    }
+    Ok(out)
+}
+
 /// `budgets` as a table: each shard's budget and what is in flight.
 fn budgets_table(json: &str) -> Result<String, String> {
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
@@ -852,6 +929,34 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert!(rows[1].contains("2.5"), "{table}");
         assert!(rows[2].trim_start().starts_with('1'));
+    }
+
+    #[test]
+    fn scrub_table_shows_progress_and_names_what_was_not_repaired() {
+        let json = r#"{"shards":[
+            {"shard":0,"rate_bytes_per_s":8388608,"running":true,"pass_checked_bytes":25,
+             "pass_live_bytes":100,"passes":2,"checked_bytes":3145728,"found":2,"repaired":1,
+             "unrepaired":1,"findings":[
+                {"sha256":"ab12","segment":3,"offset_bytes":4096,"error":"payload CRC32C","repaired":true,"objects":[]},
+                {"sha256":"cd34","segment":4,"offset_bytes":0,"error":"bad magic","repaired":false,"objects":["b/cat.jpg","b/dog"]}]},
+            {"shard":1,"rate_bytes_per_s":0,"running":false,"pass_checked_bytes":0,"pass_live_bytes":0,
+             "passes":0,"checked_bytes":0,"found":0,"repaired":0,"unrepaired":0,"findings":[]}]}"#;
+        let table = scrub_table(json).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[1].contains("pass 25%") && lines[1].contains("8.0"),
+            "{table}"
+        );
+        assert!(lines[1].contains("3.0"), "{table}");
+        assert!(lines[2].contains("off"), "{table}");
+        assert!(
+            table.contains("sha256 ab12: repaired from a member"),
+            "{table}"
+        );
+        assert!(
+            table.contains("sha256 cd34: NOT repaired; objects: b/cat.jpg, b/dog (bad magic)"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -252,6 +252,63 @@ impl MetaStore {
         .await
     }
 
+    /// One page of the index in blob-log order (by segment, then offset):
+    /// up to `records_max` records after `after` that the index still
+    /// points at, and where the next page starts (`None` after the last).
+    /// The scrub walks the log this way, so its reads move forward on disk.
+    pub async fn records_page(
+        &self,
+        after: Option<(u64, u64)>,
+        records_max: usize,
+    ) -> Result<(Vec<(ChunkHash, BlobLocation)>, Option<(u64, u64)>), MetaError> {
+        self.blocking("records_page", move |db| {
+            let records = cf(db, Cf::BlobRecords);
+            let mut read_opts = rocksdb::ReadOptions::default();
+            read_opts.set_iterate_upper_bound(keys::BLOB_RECORDS_COMPLETE_KEY.to_vec());
+            let mut iter = db.raw_iterator_cf_opt(records, read_opts);
+            match after {
+                Some((segment, offset_bytes)) => iter.seek(keys::successor(
+                    &keys::blob_record_key(segment, offset_bytes),
+                )),
+                None => iter.seek_to_first(),
+            }
+            let mut found = Vec::new();
+            while found.len() < records_max {
+                let Some((key, value)) = iter.item() else {
+                    break;
+                };
+                let (segment, offset_bytes) = keys::blob_record_place(key).ok_or_else(|| {
+                    MetaError::decode(Cf::BlobRecords.name(), key, "key is not 16 bytes")
+                })?;
+                let (hash, size_bytes) = decode_record(key, value)?;
+                let at = BlobLocation {
+                    segment,
+                    offset_bytes,
+                    size_bytes,
+                };
+                found.push((hash, at));
+                iter.next();
+            }
+            iter.status().map_err(MetaError::rocks("records_page"))?;
+            let next = (found.len() == records_max)
+                .then(|| found.last().map(|(_, at)| (at.segment, at.offset_bytes)))
+                .flatten();
+            let blobs = cf(db, Cf::Blobs);
+            let indexed = db.multi_get_cf(found.iter().map(|(hash, _)| (blobs, hash.as_bytes())));
+            let mut live = Vec::with_capacity(found.len());
+            for ((hash, at), indexed) in found.into_iter().zip(indexed) {
+                if let Some(value) = indexed.map_err(MetaError::rocks("records_page"))? {
+                    let current: BlobLocation = super::decode(Cf::Blobs, hash.as_bytes(), &value)?;
+                    if current == at {
+                        live.push((hash, at));
+                    }
+                }
+            }
+            Ok((live, next))
+        })
+        .await
+    }
+
     /// Removes `hash` from the index if it still points at `at` (a record
     /// found damaged); a synced write. Returns whether it did.
     pub async fn forget_damaged(

@@ -173,6 +173,22 @@ pub(crate) fn object_key(bucket: &str, key: &[u8]) -> Vec<u8> {
     full
 }
 
+/// `bucket/key` of an `objects` key, for logs and reports (the key's bytes
+/// lossily as UTF-8).
+pub(crate) fn object_name(object_key: &[u8]) -> String {
+    let split = object_key
+        .iter()
+        .position(|&b| b == BUCKET_KEY_SEPARATOR)
+        .unwrap_or(object_key.len());
+    let (bucket, key) = object_key.split_at(split);
+    let key = key.get(1..).unwrap_or_default();
+    format!(
+        "{}/{}",
+        String::from_utf8_lossy(bucket),
+        String::from_utf8_lossy(key)
+    )
+}
+
 /// Where a listing of `bucket` starts: the first `objects` key that both
 /// starts with `prefix` and sorts strictly after `after` (when given).
 pub(crate) fn list_start(bucket: &str, prefix: &[u8], after: Option<&[u8]>) -> Vec<u8> {

@@ -384,6 +384,35 @@ impl MetaStore {
         .await
     }
 
+    /// `bucket/key` of up to `names_max` objects on this shard whose
+    /// manifests name `hash`: what an operator needs to hear about a chunk
+    /// that is damaged beyond repair. Reads every manifest, so it is for
+    /// that rare case only.
+    pub async fn objects_naming(
+        &self,
+        hash: ChunkHash,
+        names_max: usize,
+    ) -> Result<Vec<String>, MetaError> {
+        self.blocking("objects_naming", move |db| {
+            let mut iter = db.raw_iterator_cf(cf(db, Cf::Objects));
+            iter.seek_to_first();
+            let mut names = Vec::new();
+            while names.len() < names_max {
+                let Some((key, value)) = iter.item() else {
+                    break;
+                };
+                let chunks = record_chunks(Cf::Objects, key, value)?;
+                if hashed_refs(&chunks).any(|(named, _)| named == hash) {
+                    names.push(keys::object_name(key));
+                }
+                iter.next();
+            }
+            iter.status().map_err(MetaError::rocks("objects_naming"))?;
+            Ok(names)
+        })
+        .await
+    }
+
     /// Whether `bucket` holds at least one object on this shard.
     pub async fn bucket_has_objects(&self, bucket: &str) -> Result<bool, MetaError> {
         let prefix = keys::bucket_objects_prefix(bucket);

@@ -131,6 +131,7 @@ impl TestNode {
 pub(crate) struct Settings {
     pub segment_bytes: u64,
     pub gc_grace: Duration,
+    pub scrub_bytes_per_s: u64,
 }
 
 impl Default for Settings {
@@ -138,6 +139,7 @@ impl Default for Settings {
         Settings {
             segment_bytes: crate::limits::SEGMENT_BYTES_MAX,
             gc_grace: crate::limits::GC_GRACE_DEFAULT,
+            scrub_bytes_per_s: 0,
         }
     }
 }
@@ -216,6 +218,7 @@ impl TestNode {
             blob_dir: dir.path().join("blobs"),
             segment_bytes: settings.segment_bytes,
             gc_grace: settings.gc_grace,
+            scrub_bytes_per_s: settings.scrub_bytes_per_s,
             directory: None,
             cluster: ClusterOptions {
                 peer_addr: relay.addr.clone(),

@@ -23,6 +23,7 @@ fn small_segments() -> Settings {
     Settings {
         segment_bytes: 4 * CHUNK_BUF_BYTES as u64,
         gc_grace: GRACE,
+        ..Settings::default()
     }
 }
 
@@ -552,6 +553,7 @@ fn seeded_churn_never_loses_a_committed_chunk_and_collects_everything_else() {
         let settings = Settings {
             segment_bytes: 4 * CHUNK_BUF_BYTES as u64,
             gc_grace: Duration::from_millis(1),
+            ..Settings::default()
         };
         let cluster = TestCluster::start_with(1, settings).await;
         let node = cluster.leader(Duration::from_secs(10)).await;
@@ -616,6 +618,7 @@ fn a_mostly_dead_newest_segment_is_sealed_and_given_back() {
         let settings = Settings {
             segment_bytes: crate::limits::SEGMENT_BYTES_MAX,
             gc_grace: GRACE,
+            ..Settings::default()
         };
         let cluster = TestCluster::start_with(1, settings).await;
         let node = cluster.leader(Duration::from_secs(10)).await;

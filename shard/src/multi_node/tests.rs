@@ -369,7 +369,6 @@ fn every_member_counts_refs_and_forgets_a_collected_chunk() {
 
 #[test]
 fn a_damaged_chunk_is_repaired_from_another_member_when_read() {
-    use std::io::{Read, Seek, SeekFrom, Write};
     use std::sync::atomic::Ordering;
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
@@ -389,22 +388,7 @@ fn a_damaged_chunk_is_repaired_from_another_member_when_read() {
         held_within(follower, hash, Duration::from_secs(5)).await;
         let bad = follower.shard.local_location(hash).await.unwrap();
 
-        // Flip one payload byte of the follower's record.
-        let segment = follower
-            .blob_dir()
-            .join(crate::blob_log::segment_file_name(bad.segment));
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(segment)
-            .unwrap();
-        let at = bad.offset_bytes + crate::limits::RECORD_HEADER_BYTES as u64 + 1000;
-        let mut byte = [0u8; 1];
-        file.seek(SeekFrom::Start(at)).unwrap();
-        file.read_exact(&mut byte).unwrap();
-        file.seek(SeekFrom::Start(at)).unwrap();
-        file.write_all(&[byte[0] ^ 0x04]).unwrap();
-        file.sync_all().unwrap();
+        flip_payload_byte(follower, bad);
 
         let read = follower.shard.read_chunk(hash, leader_id).await;
         assert_eq!(read.expect("repaired from a member").to_vec(), data);
@@ -427,6 +411,133 @@ fn a_damaged_chunk_is_repaired_from_another_member_when_read() {
             stats.chunk_damaged.load(Ordering::Relaxed),
             1,
             "counted once"
+        );
+        cluster.stop().await;
+    });
+}
+
+/// Flips one payload byte of the record at `at` in `node`'s blob log,
+/// behind the log's back.
+fn flip_payload_byte(node: &TestNode, at: crate::blob_log::BlobLocation) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let segment = node
+        .blob_dir()
+        .join(crate::blob_log::segment_file_name(at.segment));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(segment)
+        .unwrap();
+    let offset = at.offset_bytes + crate::limits::RECORD_HEADER_BYTES as u64 + 1000;
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.read_exact(&mut byte).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(&[byte[0] ^ 0x04]).unwrap();
+    file.sync_all().unwrap();
+}
+
+/// Asks `node`'s scrub for a pass and waits until one has finished.
+async fn scrub_pass(node: &TestNode) -> &crate::shard::ScrubStats {
+    use std::sync::atomic::Ordering;
+    let scrub = &node.shard.stats().scrub;
+    let before = scrub.passes.load(Ordering::Relaxed);
+    scrub.request_pass();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while scrub.passes.load(Ordering::Relaxed) == before {
+        assert!(
+            Instant::now() < deadline,
+            "no scrub pass on node {}",
+            node.node_id
+        );
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+    scrub
+}
+
+#[test]
+fn the_scrub_repairs_a_damaged_copy_from_a_member() {
+    use std::sync::atomic::Ordering;
+    run_local(|| async {
+        let settings = super::Settings {
+            scrub_bytes_per_s: 1 << 30,
+            ..super::Settings::default()
+        };
+        let cluster = TestCluster::start_with(3, settings).await;
+        let leader = cluster.leader(Duration::from_secs(10)).await;
+        let follower = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader.node_id)
+            .unwrap();
+        let mut written = Vec::new();
+        for i in 0..4u8 {
+            let (buf, hash, data) = chunk(300_000, 40 + i);
+            let (at, _) = leader.shard.append_replicated(buf, hash).await.unwrap();
+            commit_object(leader, &format!("k{i}"), hash, at).await;
+            held_within(follower, hash, Duration::from_secs(5)).await;
+            written.push((hash, data));
+        }
+        let (bad_hash, bad_data) = &written[1];
+        let bad = follower.shard.local_location(*bad_hash).await.unwrap();
+        flip_payload_byte(follower, bad);
+
+        let scrub = scrub_pass(follower).await;
+        assert_eq!(scrub.found.load(Ordering::Relaxed), 1);
+        assert_eq!(scrub.repaired.load(Ordering::Relaxed), 1);
+        assert_eq!(scrub.unrepaired.load(Ordering::Relaxed), 0);
+        assert_eq!(scrub.checked_bytes.load(Ordering::Relaxed), 3 * 300_000);
+        let findings = scrub.findings();
+        assert_eq!(findings.len(), 1);
+        assert!(findings[0].repaired);
+        assert_eq!(findings[0].sha256, bad_hash.hex());
+        assert_eq!(
+            follower
+                .shard
+                .read_local_chunk(*bad_hash)
+                .await
+                .unwrap()
+                .to_vec(),
+            *bad_data
+        );
+        // The next pass finds nothing new.
+        let scrub = scrub_pass(follower).await;
+        assert_eq!(scrub.found.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            scrub.pass_checked_bytes.load(Ordering::Relaxed),
+            4 * 300_000
+        );
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn the_scrub_names_the_objects_of_a_chunk_nobody_can_replace() {
+    use std::sync::atomic::Ordering;
+    run_local(|| async {
+        let settings = super::Settings {
+            scrub_bytes_per_s: 1 << 30,
+            ..super::Settings::default()
+        };
+        let cluster = TestCluster::start_with(1, settings).await;
+        let node = cluster.leader(Duration::from_secs(10)).await;
+        let (buf, hash, _) = chunk(100_000, 99);
+        let (at, _) = node.shard.append_replicated(buf, hash).await.unwrap();
+        commit_object(node, "photos/cat.jpg", hash, at).await;
+        commit_object(node, "copy-of-cat", hash, at).await;
+        flip_payload_byte(node, at.location);
+
+        let scrub = scrub_pass(node).await;
+        assert_eq!(scrub.found.load(Ordering::Relaxed), 1);
+        assert_eq!(scrub.unrepaired.load(Ordering::Relaxed), 1);
+        let findings = scrub.findings();
+        assert!(!findings[0].repaired);
+        assert_eq!(
+            findings[0].objects,
+            vec![
+                "bucket/copy-of-cat".to_string(),
+                "bucket/photos/cat.jpg".to_string()
+            ]
         );
         cluster.stop().await;
     });

@@ -89,7 +89,7 @@ impl Background {
     }
 
     /// Sleeps for `period`; false if the shard began stopping meanwhile.
-    async fn sleep(&self, period: Duration) -> bool {
+    pub(super) async fn sleep(&self, period: Duration) -> bool {
         self.unless_stopped(glommio::timer::sleep(period))
             .await
             .is_some()
@@ -132,6 +132,10 @@ impl Shard {
             "reclaimer",
             async move { shard.reclaim_periodically().await },
         );
+        let shard = Rc::clone(self);
+        self.background.spawn("scrub", async move {
+            shard.scrub_periodically(shard.scrub_bytes_per_s).await
+        });
         let shard = Rc::clone(self);
         self.background.spawn("out-of-space recovery", async move {
             shard

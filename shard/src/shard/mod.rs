@@ -16,6 +16,8 @@
 //!   leader, the members' view;
 //! - `background`: catch-up, audit, reaper, collector and quorum watch, in
 //!   their own task queue behind a gate;
+//! - `scrub`: re-reads every indexed record at a bounded rate and repairs
+//!   or reports what it finds damaged;
 //! - `space`: the sweeper (forgets chunks nothing refers to) and the
 //!   reclaimer (gives their disk space back);
 //! - `peer_requests`: what the shard answers on its peer port;
@@ -28,6 +30,7 @@ mod options;
 mod peer_requests;
 mod read;
 mod repair;
+mod scrub;
 mod serve;
 mod space;
 mod stats;
@@ -41,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::blob_log::BlobLog;
-use crate::catchup::{Catchup, PeerPacer};
+use crate::catchup::{Catchup, Pacer};
 use crate::error::ShardError;
 use crate::limits::{INLINE_PROPOSALS_INFLIGHT_MAX, SHARD_OPS_INFLIGHT_MAX};
 use crate::meta::MetaStore;
@@ -56,6 +59,7 @@ use background::Background;
 pub use group::Group;
 pub use options::{ClusterOptions, ShardOptions};
 pub use peer_requests::PeerRequests;
+pub use scrub::{ScrubFinding, ScrubStats};
 pub use stats::ShardStats;
 use write::{InlinePending, WriteMode};
 
@@ -73,7 +77,7 @@ pub struct Shard {
     blob_offload: bool,
     /// Chunks to fetch in the background (fed by the state machine).
     catchup: Rc<Catchup>,
-    pacer: PeerPacer,
+    pacer: Pacer,
     /// Tasks that run beside requests: catch-up, audit, reaper.
     background: Background,
     /// How the last chunk was written, to log changes.
@@ -88,6 +92,8 @@ pub struct Shard {
     pins: Rc<Pins>,
     /// `--gc-grace`: how long an unreferenced chunk stays.
     gc_grace: Duration,
+    /// This shard's share of `--scrub-rate` (0: no scrub).
+    scrub_bytes_per_s: u64,
     /// What the sweeper and reclaimer know between passes.
     space: RefCell<space::SpaceState>,
     /// Taken by each sweep-and-reclaim pass: one at a time.
@@ -109,6 +115,7 @@ impl Shard {
             blob_dir,
             segment_bytes,
             gc_grace,
+            scrub_bytes_per_s,
             directory,
             cluster,
         } = options;
@@ -164,7 +171,7 @@ impl Shard {
             min_blob_replicas: cluster.min_blob_replicas,
             blob_offload: cluster.blob_offload,
             catchup,
-            pacer: PeerPacer::new(cluster.catchup_bytes_per_s),
+            pacer: Pacer::new(cluster.catchup_bytes_per_s),
             background: Background::new(index),
             last_write_mode: RefCell::new(None),
             inline_waiting: RefCell::new(VecDeque::new()),
@@ -172,6 +179,7 @@ impl Shard {
             usage: Rc::default(),
             pins: Rc::default(),
             gc_grace,
+            scrub_bytes_per_s,
             space: RefCell::default(),
             space_turn: glommio::sync::Semaphore::new(1),
         }))

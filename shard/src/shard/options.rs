@@ -22,6 +22,9 @@ pub struct ShardOptions {
     /// unreferenced chunk must stay unreferenced before it is forgotten
     /// (`--gc-grace`).
     pub gc_grace: Duration,
+    /// Pace of the scrub's reads, in bytes per second (`--scrub-rate`
+    /// split over the shards; 0: no scrub).
+    pub scrub_bytes_per_s: u64,
     /// The node's bucket and user directory, given to the metadata shard
     /// (shard 0) only: it publishes every applied bucket and user change
     /// there.

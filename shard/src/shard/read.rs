@@ -64,14 +64,29 @@ impl Shard {
         source_node: NodeId,
     ) -> Result<Bytes, ShardError> {
         let local = self.read_local_chunk(sha256).await;
-        let Group::Cluster(replicator) = &self.group else {
-            return local;
-        };
         let damaged = matches!(local, Err(ShardError::ChunkDamaged { .. }));
         match local {
-            Err(ShardError::ChunkMissing { .. } | ShardError::ChunkDamaged { .. }) => {}
+            Err(ShardError::ChunkMissing { .. } | ShardError::ChunkDamaged { .. })
+                if self.group.is_cluster() => {}
             other => return other,
         }
+        self.fetch_and_keep(sha256, source_node, damaged).await
+    }
+
+    /// Fetches a chunk this node lacks (or holds `damaged`) from another
+    /// member: `source_node` first when it is one, then the others;
+    /// checks its SHA-256, stores it here and returns it.
+    pub(super) async fn fetch_and_keep(
+        &self,
+        sha256: ChunkHash,
+        source_node: NodeId,
+        damaged: bool,
+    ) -> Result<Bytes, ShardError> {
+        let Group::Cluster(replicator) = &self.group else {
+            return Err(ShardError::ChunkMissing {
+                sha256_hex: sha256.hex(),
+            });
+        };
         let source = self.raft.member_addr(source_node);
         let fetched = replicator
             .fetch(self.peer_addrs(), source.as_deref(), sha256)

@@ -26,7 +26,7 @@ use crate::meta::MetaStore;
 
 /// Source hint for a chunk whose storing node is unknown: catch-up asks
 /// any member.
-const ANY_MEMBER: NodeId = NodeId(0);
+pub(super) const ANY_MEMBER: NodeId = NodeId(0);
 
 /// After the blob log's recovery: drops the index entries whose records
 /// did not survive it (cut off the newest segment, in a damaged range, or

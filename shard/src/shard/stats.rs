@@ -77,6 +77,8 @@ pub struct ShardStats {
     pub gc_chunks_queued: AtomicU64,
     /// Chunks named in collect entries this node proposed as leader.
     pub gc_chunks_collected: AtomicU64,
+    /// What the scrub has done.
+    pub scrub: super::ScrubStats,
 }
 
 impl Shard {
