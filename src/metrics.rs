@@ -382,7 +382,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 35] = [
+        let shard_counters: [(&str, &str, &str, StatField); 36] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -478,6 +478,12 @@ impl Registry {
                 "counter",
                 "Damaged chunks the scrub found that no member could replace.",
                 |s| &s.scrub.unrepaired,
+            ),
+            (
+                "shoal_chunkblob_push_backlog_total",
+                "counter",
+                "Chunk pushes not sent because too many to that member were in flight (it catches up instead).",
+                |s| &s.chunk_push_backlog,
             ),
             (
                 "shoal_chunkblob_catchup_fetched_total",

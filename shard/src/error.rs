@@ -24,6 +24,17 @@ pub enum ShardError {
         sha256_hex: String,
         reason: BlobLogError,
     },
+    /// The member this node forwarded to (the leader) did not answer in
+    /// time.
+    #[error("the leader at {addr} did not answer a {what} request within {after:?}")]
+    PeerSlow {
+        addr: String,
+        what: &'static str,
+        after: std::time::Duration,
+    },
+    /// The leader this node forwarded to refused the request.
+    #[error("the leader refused: {reason}")]
+    PeerRefused { reason: String },
     /// A named fault point fired (tests only: `--features failpoints`).
     #[error("fault injected at {point}")]
     Injected { point: &'static str },

@@ -172,6 +172,36 @@ pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest a new connection may take to prove the secret.
 pub const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest a question a live peer answers from memory (its capabilities,
+/// a read index) may take, connecting included.
+pub const PEER_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest a data call to a peer may take, connecting included: a push or
+/// fetch (1 MiB over the wire and the peer's fdatasync), a forwarded
+/// append (the leader's own replication) or proposal (a commit). Past it
+/// the peer counts as slow: a push counts as not stored there, a forward
+/// answers 503, a fetch tries the next member.
+pub const PEER_DATA_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pushes one shard keeps in flight to one member (each holds a 1 MiB
+/// copy): past it, chunks reach that member by catch-up instead, so a
+/// stalled member cannot make a leader hold copies without bound.
+pub const PUSHES_INFLIGHT_PER_PEER_MAX: usize = 16;
+
+/// Connections one shard's peer port keeps open at most; more are closed
+/// as they arrive. Each member needs a few (raft, pooled pushes and
+/// fetches, up to [`PUSHES_INFLIGHT_PER_PEER_MAX`] pushes at once), so
+/// this is room for dozens of members, not a tuning knob.
+pub const PEER_CONNECTIONS_PER_SHARD_MAX: usize = 512;
+
+/// A peer connection that sends no frame (or stops within one) this long
+/// is closed by the port.
+pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A pooled connection idle this long is closed instead of reused, well
+/// before the other side's [`PEER_IDLE_TIMEOUT`] closes it under a request.
+pub const PEER_POOLED_IDLE_MAX: Duration = Duration::from_secs(60);
+
 /// Pause between attempts of a node to join through its contact.
 pub const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(300);
 

@@ -16,7 +16,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::net::TcpStream;
@@ -30,8 +31,10 @@ use crate::chunk_hash::ChunkHash;
 use crate::raft::ApplyOutcome;
 
 use crate::ids::{NodeId, ShardIndex};
-use crate::limits::CAPABILITIES_TTL;
-use crate::limits::IDLE_CONNECTIONS_PER_PEER_MAX;
+use crate::limits::{
+    CAPABILITIES_TTL, IDLE_CONNECTIONS_PER_PEER_MAX, PEER_DATA_CALL_TIMEOUT, PEER_POOLED_IDLE_MAX,
+    PEER_QUERY_TIMEOUT, PUSHES_INFLIGHT_PER_PEER_MAX,
+};
 use crate::peer::client::{connect, request};
 use crate::peer::{ClusterSecret, PeerError};
 
@@ -84,14 +87,35 @@ pub fn advertises_offload(capabilities: &[String]) -> bool {
     capabilities.iter().any(|c| c == CAPABILITY_OFFLOAD)
 }
 
+/// Longest a peer call of `kind` may take, connecting included.
+pub fn call_deadline(kind: Kind) -> Duration {
+    match kind {
+        Kind::ClusterOverview | Kind::ReadIndex => PEER_QUERY_TIMEOUT,
+        _ => PEER_DATA_CALL_TIMEOUT,
+    }
+}
+
 /// One shard's pushes and fetches, with a few idle connections per peer.
 pub struct Replicator {
     shard: ShardIndex,
     node_id: NodeId,
     secret: ClusterSecret,
-    idle: RefCell<HashMap<String, Vec<TcpStream>>>,
-    /// Peer address → its capabilities and when they were learned.
-    capabilities: RefCell<HashMap<String, (Vec<String>, Instant)>>,
+    /// Peer address → connections not in use, with when each was last used.
+    idle: RefCell<HashMap<String, Vec<(TcpStream, Instant)>>>,
+    /// Peer address → what it advertises.
+    capabilities: RefCell<HashMap<String, Advertised>>,
+    /// Peer address → pushes to it in flight (see [`PUSHES_INFLIGHT_PER_PEER_MAX`]).
+    pushes: RefCell<HashMap<String, usize>>,
+}
+
+/// What a member last said it supports, and when it was last asked.
+#[derive(Clone, Debug)]
+struct Advertised {
+    /// `None` while it has never answered.
+    said: Option<Vec<String>>,
+    asked: Instant,
+    /// A background ask is under way.
+    asking: bool,
 }
 
 impl Replicator {
@@ -102,36 +126,60 @@ impl Replicator {
             secret,
             idle: RefCell::new(HashMap::new()),
             capabilities: RefCell::new(HashMap::new()),
+            pushes: RefCell::new(HashMap::new()),
         }
     }
 
-    /// What the member at `addr` advertises, asked at most once per
-    /// [`CAPABILITIES_TTL`]. A member that cannot be asked keeps what it
-    /// last said; `None` for one never heard from.
-    pub async fn capabilities(&self, addr: &str) -> Option<Vec<String>> {
+    /// What the member at `addr` advertises. The first time it is asked
+    /// for, the call waits for the member's answer (at most
+    /// [`PEER_QUERY_TIMEOUT`]); after that it answers from the cache at
+    /// once and, when the cache is older than [`CAPABILITIES_TTL`], asks
+    /// again in the background, so a member that is down never slows the
+    /// chunk path. A member that cannot be asked keeps what it last said;
+    /// `None` for one never heard from (failures are cached too, so a dead
+    /// member is asked once per TTL, not once per chunk).
+    pub async fn capabilities(self: &Rc<Self>, addr: &str) -> Option<Vec<String>> {
         let known = self.capabilities.borrow().get(addr).cloned();
-        if let Some((capabilities, at)) = &known {
-            if at.elapsed() < CAPABILITIES_TTL {
-                return Some(capabilities.clone());
+        let Some(known) = known else {
+            return self.ask_capabilities(addr).await;
+        };
+        if known.asked.elapsed() >= CAPABILITIES_TTL && !known.asking {
+            if let Some(entry) = self.capabilities.borrow_mut().get_mut(addr) {
+                entry.asking = true;
             }
+            let (replicator, addr) = (Rc::clone(self), addr.to_string());
+            glommio::spawn_local(async move {
+                replicator.ask_capabilities(&addr).await;
+            })
+            .detach();
         }
+        known.said
+    }
+
+    async fn ask_capabilities(&self, addr: &str) -> Option<Vec<String>> {
         let header = PeerFrame {
             kind: Kind::ClusterOverview as i32,
             ..Default::default()
         };
-        match self.call_full(addr, header, &[]).await {
-            Ok((answer, _)) => {
-                let capabilities = answer.overview.unwrap_or_default().capabilities;
-                self.capabilities
-                    .borrow_mut()
-                    .insert(addr.to_string(), (capabilities.clone(), Instant::now()));
-                Some(capabilities)
-            }
+        let answer = match self.call_full(addr, header, &[]).await {
+            Ok((answer, _)) => Some(answer.overview.unwrap_or_default().capabilities),
             Err(e) => {
                 tracing::debug!(shard = self.shard.get(), peer = %addr, error = %e, "capabilities unknown");
-                known.map(|(capabilities, _)| capabilities)
+                None
             }
+        };
+        let mut cache = self.capabilities.borrow_mut();
+        let entry = cache.entry(addr.to_string()).or_insert(Advertised {
+            said: None,
+            asked: Instant::now(),
+            asking: false,
+        });
+        if answer.is_some() {
+            entry.said = answer;
         }
+        entry.asked = Instant::now();
+        entry.asking = false;
+        entry.said.clone()
     }
 
     /// Asks the leader at `addr` for the index to apply before a read is
@@ -158,41 +206,77 @@ impl Replicator {
             .map(|(_, body)| body)
     }
 
-    /// One request on a pooled connection; the answer's header and payload.
+    /// One request on a pooled connection; the answer's header and
+    /// payload. Gives up after the kind's deadline ([`call_deadline`]),
+    /// dropping the connection (its answer may still come).
     async fn call_full(
         &self,
         addr: &str,
         header: PeerFrame,
         payload: &[u8],
     ) -> Result<(PeerFrame, Vec<u8>), PeerError> {
-        let pooled = self.idle.borrow_mut().get_mut(addr).and_then(Vec::pop);
-        let mut stream = match pooled {
-            Some(stream) => stream,
-            None => connect(addr, self.shard, &self.secret, self.node_id).await?,
+        let kind = Kind::try_from(header.kind).unwrap_or(Kind::Unspecified);
+        let after = call_deadline(kind);
+        let call = async {
+            let pooled = self.idle.borrow_mut().get_mut(addr).and_then(|idle| {
+                // Drop those idle long enough that the peer may close them.
+                idle.retain(|(_, since)| since.elapsed() < PEER_POOLED_IDLE_MAX);
+                idle.pop().map(|(stream, _)| stream)
+            });
+            let mut stream = match pooled {
+                Some(stream) => stream,
+                None => connect(addr, self.shard, &self.secret, self.node_id).await?,
+            };
+            let answer = request(&mut stream, 1, header, payload).await?;
+            Ok::<_, PeerError>((stream, answer))
         };
-        let answer = request(&mut stream, 1, header, payload).await?;
+        let (stream, answer) = glommio::timer::timeout(after, async { Ok(call.await) })
+            .await
+            .map_err(|_| PeerError::TimedOut {
+                addr: addr.to_string(),
+                what: kind.as_str_name(),
+                after,
+            })??;
         let mut idle = self.idle.borrow_mut();
         let slot = idle.entry(addr.to_string()).or_default();
         if slot.len() < IDLE_CONNECTIONS_PER_PEER_MAX {
-            slot.push(stream);
+            slot.push((stream, Instant::now()));
         }
         Ok(answer)
     }
 
     /// Pushes one chunk to the member at `addr`; returns once it is
-    /// durable there.
+    /// durable there. Refused at once while
+    /// [`PUSHES_INFLIGHT_PER_PEER_MAX`] pushes to that member are in
+    /// flight: a slow member gets the chunk by catch-up instead, and the
+    /// copies held for it stay bounded.
     pub async fn push(
         &self,
         addr: &str,
         sha256: ChunkHash,
         bytes: &Bytes,
     ) -> Result<(), PeerError> {
+        {
+            let mut pushes = self.pushes.borrow_mut();
+            let inflight = pushes.entry(addr.to_string()).or_default();
+            if *inflight >= PUSHES_INFLIGHT_PER_PEER_MAX {
+                return Err(PeerError::Backlog {
+                    addr: addr.to_string(),
+                    inflight: *inflight,
+                });
+            }
+            *inflight += 1;
+        }
         let header = PeerFrame {
             kind: Kind::PushChunkBlob as i32,
             sha256: sha256.to_vec(),
             ..Default::default()
         };
-        self.call(addr, header, bytes).await.map(|_| ())
+        let pushed = self.call(addr, header, bytes).await.map(|_| ());
+        if let Some(inflight) = self.pushes.borrow_mut().get_mut(addr) {
+            *inflight -= 1;
+        }
+        pushed
     }
 
     /// Asks the leader at `addr` to propose `command` (a follower's

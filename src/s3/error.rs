@@ -269,6 +269,12 @@ impl From<ShardError> for S3Error {
             e @ ShardError::InlineWrite { .. } => S3Error::ServiceUnavailable {
                 message: format!("The data could not be committed ({e}); retry."),
             },
+            e @ ShardError::PeerSlow { .. } => S3Error::ServiceUnavailable {
+                message: format!("The shard's leader is slow to answer ({e}); retry."),
+            },
+            e @ ShardError::PeerRefused { .. } => S3Error::ServiceUnavailable {
+                message: format!("The shard's leader could not take the request ({e}); retry."),
+            },
             e @ ShardError::NotCurrent { .. } => S3Error::ServiceUnavailable {
                 message: format!("This node could not confirm it is up to date ({e}); retry."),
             },

@@ -542,3 +542,84 @@ fn the_scrub_names_the_objects_of_a_chunk_nobody_can_replace() {
         cluster.stop().await;
     });
 }
+
+#[test]
+fn a_stalled_member_gets_a_bounded_number_of_pushes() {
+    use std::sync::atomic::Ordering;
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader = cluster.leader(Duration::from_secs(10)).await;
+        let stalled = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader.node_id)
+            .unwrap();
+        // A first chunk while every member answers: the leader learns that
+        // all of them take offloaded chunks, and opens its connections.
+        let (buf, hash, _) = chunk(4096, 200);
+        leader.shard.append_replicated(buf, hash).await.unwrap();
+        held_within(stalled, hash, Duration::from_secs(5)).await;
+        stalled.relay.set(LinkState::Stalled);
+        let pushes_max = crate::limits::PUSHES_INFLIGHT_PER_PEER_MAX as u64;
+        for i in 0..pushes_max + 8 {
+            let (buf, hash, _) = chunk(64 << 10, i as u8);
+            leader
+                .shard
+                .append_replicated(buf, hash)
+                .await
+                .expect("two of three members make each chunk durable");
+        }
+        let skipped = leader
+            .shard
+            .stats()
+            .chunk_push_backlog
+            .load(Ordering::Relaxed);
+        assert_eq!(skipped, 8, "pushes beyond the bound are not sent");
+        // Once the stalled member's capabilities are stale, they are asked
+        // again in the background: the chunk path does not wait for them.
+        glommio::timer::sleep(crate::limits::CAPABILITIES_TTL).await;
+        for seed in [210, 211] {
+            let (buf, hash, _) = chunk(4096, seed);
+            let started = Instant::now();
+            leader.shard.append_replicated(buf, hash).await.unwrap();
+            assert!(
+                started.elapsed() < crate::limits::PEER_QUERY_TIMEOUT / 2,
+                "an append waited {:?}",
+                started.elapsed()
+            );
+        }
+        stalled.relay.set(LinkState::Open);
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn a_follower_whose_leader_stalls_answers_peer_slow_instead_of_hanging() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let follower = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != leader_id)
+            .unwrap();
+        // A first forward opens the connection the next one reuses.
+        let (buf, hash, _) = chunk(4096, 12);
+        follower.shard.append_replicated(buf, hash).await.unwrap();
+        cluster.node(leader_id).relay.set(LinkState::Stalled);
+        let (buf, hash, _) = chunk(4096, 13);
+        let started = Instant::now();
+        let refused = follower.shard.append_replicated(buf, hash).await;
+        assert!(
+            matches!(refused, Err(ShardError::PeerSlow { .. })),
+            "{refused:?}"
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= crate::limits::PEER_DATA_CALL_TIMEOUT
+                && waited < crate::limits::PEER_DATA_CALL_TIMEOUT + Duration::from_secs(3),
+            "gave up after {waited:?}"
+        );
+        cluster.stop().await;
+    });
+}

@@ -58,7 +58,10 @@ pub async fn request(
         )));
     }
     if !response.error.is_empty() {
-        return Err(PeerError::Remote(response.error));
+        return Err(match response.not_leader {
+            true => PeerError::NotLeader(response.error),
+            false => PeerError::Remote(response.error),
+        });
     }
     Ok((response, payload))
 }

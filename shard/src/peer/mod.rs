@@ -75,4 +75,17 @@ pub enum PeerError {
     Address(String),
     #[error("peer answered with an error: {0}")]
     Remote(String),
+    /// The peer does not lead the shard's group (it said so).
+    #[error("peer does not lead the shard's group: {0}")]
+    NotLeader(String),
+    /// Too many pushes to this peer are in flight; this one was not sent.
+    #[error("{inflight} pushes to {addr} are in flight already")]
+    Backlog { addr: String, inflight: usize },
+    /// The peer did not answer in time: slow, stopped or gone.
+    #[error("peer {addr} did not answer a {what} request within {after:?}")]
+    TimedOut {
+        addr: String,
+        what: &'static str,
+        after: std::time::Duration,
+    },
 }

@@ -3,6 +3,7 @@
 //! [`PeerHandler`] (the shard) answers. The transport knows nothing of what
 //! the frames mean, so it sits below everything that answers them.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use shoal_proto::peer::PeerFrame;
 use super::frame::{read_frame, write_frame};
 use super::{handshake, ClusterSecret};
 use crate::ids::{NodeId, ShardIndex};
-use crate::limits::PEER_HANDSHAKE_TIMEOUT;
+use crate::limits::{PEER_CONNECTIONS_PER_SHARD_MAX, PEER_HANDSHAKE_TIMEOUT, PEER_IDLE_TIMEOUT};
 
 /// Prefix of the error a non-leader answers a join with, followed by the
 /// leader's peer address when known.
@@ -39,11 +40,15 @@ pub struct PeerPort {
 }
 
 /// Accepts peer connections forever, answering each with `handler`.
+/// Connections beyond [`PEER_CONNECTIONS_PER_SHARD_MAX`] are closed at
+/// once; a connection that sends nothing for [`PEER_IDLE_TIMEOUT`] (or
+/// stops in the middle of a frame that long) is closed.
 pub async fn serve<H: PeerHandler + 'static>(
     listener: TcpListener,
     port: PeerPort,
     handler: Rc<H>,
 ) {
+    let open = Rc::new(Cell::new(0usize));
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -53,7 +58,22 @@ pub async fn serve<H: PeerHandler + 'static>(
                 continue;
             }
         };
-        glommio::spawn_local(connection(stream, port.clone(), Rc::clone(&handler))).detach();
+        if open.get() >= PEER_CONNECTIONS_PER_SHARD_MAX {
+            tracing::warn!(
+                shard = port.shard.get(),
+                remote = ?stream.peer_addr().ok(),
+                open = open.get(),
+                "peer connection refused: too many open"
+            );
+            continue;
+        }
+        open.set(open.get() + 1);
+        let (port, handler, open) = (port.clone(), Rc::clone(&handler), Rc::clone(&open));
+        glommio::spawn_local(async move {
+            connection(stream, port, handler).await;
+            open.set(open.get() - 1);
+        })
+        .detach();
     }
 }
 
@@ -85,9 +105,13 @@ async fn connection<H: PeerHandler>(mut stream: TcpStream, port: PeerPort, handl
         "peer connected"
     );
     loop {
-        let (header, payload) = match read_frame(&mut stream).await {
-            Ok(frame) => frame,
-            Err(_) => return, // closed or broken: the client reconnects
+        let next = glommio::timer::timeout(PEER_IDLE_TIMEOUT, async {
+            Ok(read_frame(&mut stream).await)
+        });
+        let (header, payload) = match next.await {
+            Ok(Ok(frame)) => frame,
+            // Closed, broken or idle too long: the client reconnects.
+            _ => return,
         };
         handler.heard_from(peer);
         let (response, body) = handler.answer(header, &payload).await;

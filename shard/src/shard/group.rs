@@ -118,7 +118,13 @@ impl Shard {
     /// A forwarded write that failed on the way: the client may retry.
     pub(super) fn forward_failed(&self, e: PeerError) -> ShardError {
         tracing::warn!(shard = self.index.get(), error = %e, "forwarding to the leader failed");
-        self.not_leader()
+        match e {
+            PeerError::TimedOut { addr, what, after } => ShardError::PeerSlow { addr, what, after },
+            PeerError::Remote(reason) => ShardError::PeerRefused { reason },
+            // It does not lead (any more), or cannot be reached: either way
+            // this node does not know a leader that answers.
+            _ => self.not_leader(),
+        }
     }
 
     /// Peer addresses of the other members of this shard's group.

@@ -11,6 +11,7 @@ use shoal_proto::peer::{ClusterOverview, JoinRequest, Kind, Member, PeerFrame};
 use super::Shard;
 use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
+use crate::error::ShardError;
 use crate::ids::NodeId;
 use crate::limits::CHUNK_BYTES;
 use crate::peer::server::{PeerHandler, NOT_LEADER};
@@ -83,7 +84,7 @@ impl PeerRequests {
                 let (outcome, index) = shard
                     .propose_as_leader(command)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| refusal(e, response))?;
                 response.log_index = index;
                 bincode::serialize(&outcome).map_err(|e| e.to_string())
             }
@@ -97,11 +98,15 @@ impl PeerRequests {
                 let (at, _) = shard
                     .append_as_leader(buf, sha256)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| refusal(e, response))?;
                 Ok(shoal_proto::meta::BlobLocation::from(at).encode_to_vec())
             }
             Kind::ReadIndex => {
-                response.log_index = shard.raft.read_index().await.map_err(|e| e.to_string())?;
+                response.log_index = shard
+                    .raft
+                    .read_index()
+                    .await
+                    .map_err(|e| refusal(e.into(), response))?;
                 Ok(Vec::new())
             }
             Kind::StandForLeader => {
@@ -172,4 +177,11 @@ impl PeerRequests {
             capabilities: self.shard.capabilities(),
         }
     }
+}
+
+/// The error text of a refused request, marking `response` when the
+/// refusal means this node does not lead (the caller looks for the leader).
+fn refusal(e: ShardError, response: &mut PeerFrame) -> String {
+    response.not_leader = matches!(e, ShardError::Raft(RaftError::NotLeader { .. }));
+    e.to_string()
 }

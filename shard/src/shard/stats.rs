@@ -37,6 +37,9 @@ pub struct ShardStats {
     /// Damaged chunks a read replaced with a checked copy from another
     /// member (the others are fetched by catch-up, counted there).
     pub chunk_repaired: AtomicU64,
+    /// Pushes not sent because too many to that member were in flight
+    /// (it gets those chunks by catch-up).
+    pub chunk_push_backlog: AtomicU64,
     /// Chunks fetched in the background after their refs were applied.
     pub chunk_catchup_fetched: AtomicU64,
     /// Background fetches no member could answer (the chunk is fetched

@@ -12,6 +12,7 @@ use futures::channel::oneshot;
 use futures::StreamExt;
 use shoal_proto::meta::{self, meta_command::Op};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{Group, Shard};
 use crate::blob_log::BlobLocation;
@@ -21,6 +22,7 @@ use crate::error::ShardError;
 use crate::ids::NodeId;
 use crate::limits::{CHUNK_BYTES, INLINE_CHUNKS_PER_ENTRY};
 use crate::ops::ChunkPlacement;
+use crate::peer::PeerError;
 use crate::raft::{op_chunks_mut, ApplyOutcome, RaftError};
 use crate::replication::{self, Durability, Replicator};
 
@@ -234,10 +236,15 @@ impl Shard {
         let (acks, mut answers) = futures::channel::mpsc::unbounded();
         for addr in peers {
             let (replicator, bytes, acks) = (Rc::clone(replicator), bytes.clone(), acks.clone());
+            let stats = Arc::clone(&self.stats);
             glommio::spawn_local(async move {
                 let pushed = replicator.push(&addr, sha256, &bytes).await;
-                if let Err(e) = &pushed {
-                    tracing::debug!(peer = %addr, error = %e, "chunk push failed");
+                match &pushed {
+                    Ok(()) => {}
+                    Err(PeerError::Backlog { .. }) => {
+                        stats.chunk_push_backlog.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::debug!(peer = %addr, error = %e, "chunk push failed"),
                 }
                 let _ = acks.unbounded_send(pushed.is_ok());
             })
