@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""What clients see while the leader of a 3-node cluster stops
-(docs/benchmarks.md): a writer PUTs 1 KiB objects, one at a time, through
-node 2 while node 1, which leads every group, is stopped by SIGTERM (an
-orderly stop that hands its groups over) and, on a fresh cluster, by
-SIGKILL. For each it reports the PUTs in the 12 s after the stop, how many
-failed, the longest stretch of failures and when the first PUT succeeded.
+"""What clients see while a leader of a 3-node cluster stops
+(docs/benchmarks.md): a writer PUTs 1 KiB objects (keys spread over both
+shards), one at a time, through node 2 while node 1, which leads shard 0
+once the leaders have spread, is stopped by SIGTERM (an orderly stop that
+hands its group over) or SIGKILL, each on a fresh cluster. For each it
+reports the PUTs in the watch window after the stop, how many failed, and
+the outage: from the stop until the first PUT that succeeded after the last
+failed one (0 when none failed). The summary line gives the outage's
+median, p99 and maximum per mode.
 
 Every node runs on this host (`shoal-ctl local-cluster --cores 1`). Needs a
 release build of shoal and shoal-ctl, and boto3.
 
-usage: bench/failover.py [runs per mode, default 2]
+usage: bench/failover.py [runs per mode, default 2] [modes, default sigterm,sigkill]
+       bench/failover.py 20 sigkill     # the issue's 20 kill trials
        SHOAL_BIN_DIR=/var/tmp/shoal-target/release BASE_PORT=24000 bench/failover.py
        KEEP=1 bench/failover.py    # keep the nodes' data and logs
 """
@@ -31,7 +35,7 @@ from botocore.config import Config
 BIN = os.environ.get("SHOAL_BIN_DIR", "/var/tmp/shoal-target/release")
 BASE = int(os.environ.get("BASE_PORT", "24000"))  # below the ephemeral range
 KEY, SECRET = "FAILOVERACCESSKEY001", "failover-secret-0123456789"
-WATCH_S = 12
+WATCH_S = 8
 
 
 def leaders(admin_port):
@@ -61,11 +65,14 @@ def trial(how, base):
         for line in cluster.stdout:
             if "nodes running" in line:
                 break
-        while leaders(base + 11) != [1, 1]:
+        # Node 1 forms every group, then each moves to its preferred leader.
+        deadline = time.monotonic() + 60
+        while leaders(base + 11) != [1, 2]:
+            assert time.monotonic() < deadline, f"leaders did not spread: {leaders(base + 11)}"
             time.sleep(0.2)
         # A leader votes for the member it hands over to only once its own
-        # election is a lease (5 s) behind it.
-        time.sleep(6)
+        # election is a lease (2 s) behind it.
+        time.sleep(3)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{base + 10}", aws_access_key_id=KEY,
                           aws_secret_access_key=SECRET, region_name="us-east-1",
                           config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
@@ -100,24 +107,41 @@ def trial(how, base):
             print(f"kept {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    after = [(t, ok) for t, ok in results if t >= stopped_at]
-    failing_since, longest, failed = None, 0.0, 0
-    for t, ok in after:
-        if not ok:
-            failed += 1
-            failing_since = failing_since or t
-        elif failing_since is not None:
-            longest, failing_since = max(longest, t - failing_since), None
-    first_ok = next((t - stopped_at for t, ok in after if ok), None)
-    return {"stop": how, "puts": len(after), "failed": failed, "longest_failing_s": round(longest, 2),
-            "first_success_after_s": None if first_ok is None else round(first_ok, 2)}
+    return summarize(how, [(t, ok) for t, ok in results if t >= stopped_at], stopped_at)
+
+
+def summarize(how, after, stopped_at):
+    """One trial's figures from the PUTs started after the stop."""
+    failures = [t for t, ok in after if not ok]
+    if failures:
+        last_failure = failures[-1]
+        recovered = next((t for t, ok in after if ok and t > last_failure), None)
+        outage = None if recovered is None else round(recovered - stopped_at, 2)
+    else:
+        outage = 0.0
+    return {"stop": how, "puts": len(after), "failed": len(failures), "outage_s": outage}
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    modes = sys.argv[2].split(",") if len(sys.argv) > 2 else ["sigterm", "sigkill"]
+    outages = {how: [] for how in modes}
     for n in range(runs):
-        for i, how in enumerate(("sigterm", "sigkill")):
-            print(json.dumps(trial(how, BASE + 200 * (2 * n + i))), flush=True)
+        for i, how in enumerate(modes):
+            result = trial(how, BASE + 200 * ((len(modes) * n + i) % 40))
+            outages[how].append(result["outage_s"])
+            print(json.dumps(result), flush=True)
+    for how, values in outages.items():
+        known = [v for v in values if v is not None]
+        print(json.dumps({"stop": how, "trials": len(values), "never_recovered": len(values) - len(known),
+                          "outage_median_s": percentile(known, 50) if known else None,
+                          "outage_p99_s": percentile(known, 99) if known else None,
+                          "outage_max_s": max(known) if known else None}), flush=True)
 
 
 if __name__ == "__main__":

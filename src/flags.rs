@@ -199,6 +199,12 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_DOMAIN")]
     pub domain: Option<String>,
 
+    /// Longest a request body may go without a byte arriving before the
+    /// request is answered `400 RequestTimeout` and its admission budget
+    /// returned (e.g. `20s`).
+    #[arg(long, env = "SHOAL_BODY_IDLE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub body_idle_timeout: std::time::Duration,
+
     /// On SIGTERM or SIGINT, how long requests in progress may take to
     /// finish before the node stops anyway (e.g. `30s`). A second signal
     /// stops it at once.
@@ -333,6 +339,8 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     pub snapshot_logs_kept: u64,
     pub shutdown_timeout: std::time::Duration,
+    /// Longest a request body may go without a byte arriving.
+    pub body_idle_timeout: std::time::Duration,
     pub access_log: bool,
 }
 
@@ -559,6 +567,13 @@ impl ServeFlags {
                 Some(normalized)
             }
         };
+        if self.body_idle_timeout.is_zero() {
+            return Err(FlagError {
+                flag: "body-idle-timeout",
+                value: "0".into(),
+                reason: "must be longer than zero".into(),
+            });
+        }
         if self.shutdown_timeout.is_zero() {
             return Err(FlagError {
                 flag: "shutdown-timeout",
@@ -574,6 +589,7 @@ impl ServeFlags {
             data_dir: absolute("data-dir", self.data_dir)?,
             init: self.init,
             shutdown_timeout: self.shutdown_timeout,
+            body_idle_timeout: self.body_idle_timeout,
             access_log: self.access_log,
             admission,
             multipart_expiry: self.multipart_expiry,

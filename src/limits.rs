@@ -119,9 +119,9 @@ pub const RETRY_AFTER_S_MIN: u64 = 1;
 pub const RETRY_AFTER_S_SPREAD: u64 = 3;
 
 /// A member heard from within this window counts as live (`shoal-ctl
-/// cluster`): a few leader
-/// heartbeats, and within the shortest election timeout.
-pub const MEMBER_LIVE_WINDOW_MS: u64 = 2_500;
+/// cluster`): a few leader heartbeats, and within the shortest election
+/// timeout.
+pub const MEMBER_LIVE_WINDOW_MS: u64 = 1_500;
 
 /// Size of the ballast file a node keeps in its data directory while space
 /// allows, and deletes at start when the disk is full, so that its

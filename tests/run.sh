@@ -23,3 +23,5 @@ cargo build --release -p shoal --bin shoal --features failpoints
 export SHOAL_BIN="$CARGO_TARGET_DIR/release/shoal"
 export SHOAL_BENCH_BIN="$CARGO_TARGET_DIR/release/shoal-bench"
 python3 -m pytest tests/e2e -v -p no:cacheprovider "$@"
+# A short slice of the fault suite (tests/faults/run.sh runs it longer).
+python3 -m pytest tests/faults -v -s -p no:cacheprovider

@@ -242,6 +242,14 @@ pub const AUDIT_QUEUE_HIGH: usize = 4096;
 /// How often a cluster shard checks that its group has a quorum.
 pub const QUORUM_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often a follower looks whether its leader has been silent past its
+/// lease (`crate::raft::leadership`): the failover's resolution.
+pub const LEADER_WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often a leader looks whether its group's preferred leader could
+/// take over (balance after a member returns).
+pub const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Uploads the reaper reads per scan of the store.
 pub const REAP_BATCH_MAX: usize = 256;
 

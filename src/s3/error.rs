@@ -52,6 +52,8 @@ pub enum S3Error {
         expected_bytes: u64,
         received_bytes: u64,
     },
+    #[error("No bytes of the request body arrived for {idle:?}; the request timed out.")]
+    RequestTimeout { idle: std::time::Duration },
     #[error("The Content-MD5 or checksum value you specified is not valid.")]
     InvalidDigest,
     #[error("You must provide the Content-Length HTTP header.")]
@@ -127,6 +129,7 @@ impl S3Error {
             S3Error::BadDigest { .. } => "BadDigest",
             S3Error::ContentSha256Mismatch => "XAmzContentSHA256Mismatch",
             S3Error::IncompleteBody { .. } => "IncompleteBody",
+            S3Error::RequestTimeout { .. } => "RequestTimeout",
             S3Error::InvalidDigest => "InvalidDigest",
             S3Error::MissingContentLength => "MissingContentLength",
             S3Error::EntityTooLarge { .. } => "EntityTooLarge",
@@ -176,6 +179,7 @@ impl S3Error {
             | S3Error::ContentSha256Mismatch
             | S3Error::InvalidDigest
             | S3Error::IncompleteBody { .. }
+            | S3Error::RequestTimeout { .. }
             | S3Error::InvalidArgument { .. }
             | S3Error::InvalidRequest { .. }
             | S3Error::MalformedXml
@@ -239,6 +243,7 @@ impl S3Error {
             self,
             S3Error::Chunked(_)
                 | S3Error::IncompleteBody { .. }
+                | S3Error::RequestTimeout { .. }
                 | S3Error::SlowDown { .. }
                 | S3Error::InsufficientStorage { .. }
         ) {

@@ -196,3 +196,27 @@ def test_a_failed_commit_gives_its_units_back(fresh_node):
     first, final = rawhttp.expect_continue(node, "failing", "third", b"t" * 5000)
     assert first.startswith("HTTP/1.1 100"), first
     assert final.startswith("HTTP/1.1 500"), final
+
+
+def test_a_body_that_stops_is_timed_out_and_its_budget_returned(fresh_node):
+    node = tiny_node(fresh_node, "--body-idle-timeout", "1s")
+    s3 = node.client()
+    s3.create_bucket(Bucket="idle")
+    slow = SlowUpload(node, "idle", "stalled")
+    wait_until(lambda: inflight(node) == MIB, 10, "the stalled upload to hold the whole budget")
+    started = time.monotonic()
+    answer = b""
+    while b"</Error>" not in answer:
+        chunk = slow.sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"<Code>RequestTimeout</Code>" in answer
+    assert b"connection: close" in answer.lower()
+    assert waited < 5, f"answered after {waited:.1f}s"
+    assert inflight(node) == 0, "its budget came back at once"
+    s3.put_object(Bucket="idle", Key="next", Body=b"n" * 500_000)
+    assert s3.get_object(Bucket="idle", Key="next")["Body"].read() == b"n" * 500_000
+    slow.abandon()

@@ -623,3 +623,78 @@ fn a_follower_whose_leader_stalls_answers_peer_slow_instead_of_hanging() {
         cluster.stop().await;
     });
 }
+
+#[test]
+fn a_dead_leader_is_replaced_once_its_lease_runs_out() {
+    use crate::raft::leadership::stand_after;
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let dead = cluster.leader(Duration::from_secs(10)).await;
+        // Settled: the followers have heard the leader, their leases hold.
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+        // Dead as kill -9 leaves it: nothing comes from it, nothing reaches it.
+        dead.relay.set(LinkState::Cut);
+        dead.shard.raft().shutdown().await;
+        let died = Instant::now();
+        let survivors: Vec<_> = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.node_id != dead.node_id)
+            .collect();
+        let new_leader = loop {
+            let leaders: Vec<_> = survivors.iter().map(|n| n.shard.raft().leader()).collect();
+            if let Some(Some(l)) = leaders.first() {
+                if *l != dead.node_id && leaders.iter().all(|x| *x == Some(*l)) {
+                    break *l;
+                }
+            }
+            assert!(
+                died.elapsed() < Duration::from_secs(15),
+                "no new leader: {leaders:?}"
+            );
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        };
+        let took = died.elapsed();
+        let stood: u64 = survivors.iter().map(|n| n.shard.raft().stands()).sum();
+        assert!(
+            stood >= 1,
+            "a survivor stood on its own watch, not openraft's timer"
+        );
+        // The first in rank stands a lease and a margin after it last heard
+        // the leader; openraft's own timers would wait an election timeout more.
+        assert!(
+            took < stand_after(1),
+            "node {new_leader} took over after {took:?}"
+        );
+        let (buf, hash, _) = chunk(4096, 77);
+        cluster
+            .node(new_leader)
+            .shard
+            .append_replicated(buf, hash)
+            .await
+            .expect("the new leader takes writes");
+        for node in survivors {
+            node.relay.set(LinkState::Cut);
+            node.shard.stop().await;
+        }
+    });
+}
+
+#[test]
+fn a_follower_that_cannot_hear_the_leader_does_not_unseat_it() {
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let leader = cluster.leader(Duration::from_secs(10)).await.node_id;
+        let deaf = cluster.nodes.iter().find(|n| n.node_id != leader).unwrap();
+        // Nothing reaches it; what it sends still arrives.
+        deaf.relay.set(LinkState::Stalled);
+        glommio::timer::sleep(crate::raft::leadership::stand_after(0) * 2 + Duration::from_secs(1))
+            .await;
+        assert!(deaf.shard.raft().stands() >= 1, "it stood, and was refused");
+        for node in cluster.nodes.iter().filter(|n| n.node_id != deaf.node_id) {
+            assert_eq!(node.shard.raft().leader(), Some(leader));
+        }
+        assert!(cluster.node(leader).shard.raft().is_leader());
+        cluster.stop().await;
+    });
+}

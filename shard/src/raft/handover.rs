@@ -44,7 +44,7 @@ pub enum Handover {
 
 /// The last log index the leader knows `member` holds (`None`: none yet,
 /// or this node does not lead).
-fn matched_index(m: &RaftMetrics<NodeId, BasicNode>, member: NodeId) -> Option<u64> {
+pub(super) fn matched_index(m: &RaftMetrics<NodeId, BasicNode>, member: NodeId) -> Option<u64> {
     m.replication
         .as_ref()
         .and_then(|r| r.get(&member).cloned().flatten())
@@ -59,9 +59,25 @@ impl ShardRaft {
     }
 
     /// Hands leadership to the voter that holds the most of the log. From
-    /// the call on, this node proposes nothing more.
+    /// the call on, this node proposes nothing more (it is stopping).
     pub async fn hand_over(&self) -> Handover {
         self.handing_over.set(true);
+        self.transfer(None).await
+    }
+
+    /// Hands leadership to `target` (balancing); this node takes proposals
+    /// again once the handover is over, however it went (as a follower it
+    /// forwards them).
+    pub async fn hand_over_to(&self, target: NodeId) -> Handover {
+        self.handing_over.set(true);
+        let outcome = self.transfer(Some(target)).await;
+        self.handing_over.set(false);
+        outcome
+    }
+
+    /// The handover itself, to `target` or else the voter holding the most
+    /// of the log; proposals are refused meanwhile.
+    async fn transfer(&self, target: Option<NodeId>) -> Handover {
         let settled_by = Instant::now() + HANDOVER_CATCH_UP_MAX;
         while self.proposals_in_flight.get() > 0 && Instant::now() < settled_by {
             glommio::timer::sleep(PROPOSALS_SETTLE_POLL).await;
@@ -72,12 +88,15 @@ impl ShardRaft {
             if m.state != ServerState::Leader {
                 return Handover::NotLeader;
             }
-            let target = m
+            let mut voters = m
                 .membership_config
                 .membership()
                 .voter_ids()
-                .filter(|id| *id != self.node_id)
-                .max_by_key(|id| matched_index(&m, *id));
+                .filter(|id| *id != self.node_id);
+            let target = match target {
+                Some(target) => voters.find(|id| *id == target),
+                None => voters.max_by_key(|id| matched_index(&m, *id)),
+            };
             match target {
                 Some(target) => (target, m.last_log_index),
                 None => return Handover::NoOtherVoter,

@@ -28,6 +28,7 @@ mod apply;
 mod codec;
 mod error;
 mod handover;
+pub(crate) mod leadership;
 mod log_store;
 pub(crate) mod network;
 pub(crate) mod refs;
@@ -83,9 +84,15 @@ use shoal_proto::peer::Kind;
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// Shortest time a follower waits without a heartbeat before it stands
 /// for election; a few heartbeats, so one lost heartbeat never triggers it.
-pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(2_500);
+///
+/// A dead leader costs about [`ELECTION_TIMEOUT_MAX`] (its lease) plus a
+/// margin, since followers stand as soon as the lease has run out
+/// (`leadership`); openraft's own timers would wait another election
+/// timeout on top.
+pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(1_500);
 /// Longest such wait; the spread keeps candidates from splitting votes.
-pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(5_000);
+/// openraft also makes it the leader lease voters respect.
+pub const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(2_000);
 /// Entries applied since the last snapshot that trigger a new one (which
 /// lets the log be purged).
 pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 20_000;
@@ -200,6 +207,10 @@ pub struct ShardRaft {
     handing_over: Cell<bool>,
     /// Proposals handed to openraft and not answered yet.
     proposals_in_flight: Cell<usize>,
+    /// When this node last started an election itself (`leadership`).
+    last_stand: Cell<Option<Instant>>,
+    /// How many it started.
+    stands: Cell<u64>,
 }
 
 /// Counts one proposal as in flight for as long as it lives (a proposal
@@ -423,6 +434,8 @@ impl ShardRaft {
             contacts,
             handing_over: Cell::new(false),
             proposals_in_flight: Cell::new(0),
+            last_stand: Cell::new(None),
+            stands: Cell::new(0),
         };
         let initialized = shard.raft.is_initialized().await?;
         if !initialized && !options.bootstrap {
@@ -547,7 +560,15 @@ impl ShardRaft {
             Kind::RaftAppend => {
                 bincode::serialize(&self.raft.append_entries(decode(payload)?).await)
             }
-            Kind::RaftVote => bincode::serialize(&self.raft.vote(decode(payload)?).await),
+            Kind::RaftVote => {
+                let request = decode(payload)?;
+                match self.refusal_while_leading() {
+                    Some(refused) => {
+                        bincode::serialize(&Ok::<_, openraft::error::RaftError<NodeId>>(refused))
+                    }
+                    None => bincode::serialize(&self.raft.vote(request).await),
+                }
+            }
             Kind::RaftSnapshot => {
                 bincode::serialize(&self.raft.install_snapshot(decode(payload)?).await)
             }

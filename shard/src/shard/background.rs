@@ -37,8 +37,9 @@ use crate::limits::{
     BACKGROUND_STOP_WAIT_MAX, BACKGROUND_TASK_SHARES, CATCHUP_WORKERS, CHUNK_BYTES,
 };
 use crate::limits::{GC_COLLECT_PER_ENTRY_MAX, GC_SCAN_INTERVAL_MAX, OUT_OF_SPACE_RETRY};
+use crate::limits::{LEADER_BALANCE_INTERVAL, LEADER_WATCH_INTERVAL};
 use crate::meta::ChunkScan;
-use crate::raft::{refs, ApplyOutcome};
+use crate::raft::{refs, ApplyOutcome, Handover};
 use crate::replication::{Replicator, CAPABILITY_COLLECT};
 
 /// A shard's background task queue, gate and stop signal.
@@ -157,6 +158,14 @@ impl Shard {
         let shard = Rc::clone(self);
         self.background
             .spawn("quorum watch", async move { shard.watch_quorum().await });
+        let shard = Rc::clone(self);
+        self.background
+            .spawn("leader watch", async move { shard.watch_leader().await });
+        let shard = Rc::clone(self);
+        self.background.spawn(
+            "leader balance",
+            async move { shard.balance_leader().await },
+        );
         let shard = Rc::clone(self);
         self.background
             .spawn("chunk audit", async move { shard.audit_chunks().await });
@@ -298,6 +307,45 @@ impl Shard {
                 } else {
                     tracing::info!(shard = self.index.get(), leader = ?self.raft.leader(), "the shard's group has a quorum again");
                 }
+            }
+        }
+    }
+
+    /// Stands for election as soon as a silent leader's lease has run out
+    /// (see `crate::raft::leadership`), checked every [`LEADER_WATCH_INTERVAL`].
+    async fn watch_leader(&self) {
+        while self.background.sleep(LEADER_WATCH_INTERVAL).await {
+            if let Some((leader, silent)) = self.raft.stand_if_leader_silent().await {
+                tracing::warn!(
+                    shard = self.index.get(),
+                    leader = leader.get(),
+                    silent_ms = silent.as_millis() as u64,
+                    "the leader has been silent past its lease; standing for election"
+                );
+            }
+        }
+    }
+
+    /// Hands the group to its preferred leader once that member is live
+    /// and caught up, so leaders stay spread over the members (see
+    /// `crate::raft::leadership`); checked every [`LEADER_BALANCE_INTERVAL`].
+    async fn balance_leader(&self) {
+        while self.background.sleep(LEADER_BALANCE_INTERVAL).await {
+            let Some(target) = self.raft.balance_target() else {
+                continue;
+            };
+            match self.raft.hand_over_to(target).await {
+                Handover::HandedTo(node) => tracing::info!(
+                    shard = self.index.get(),
+                    to = node.get(),
+                    "handed leadership to the group's preferred leader"
+                ),
+                other => tracing::info!(
+                    shard = self.index.get(),
+                    to = target.get(),
+                    outcome = ?other,
+                    "balancing leadership did not happen; trying again later"
+                ),
             }
         }
     }

@@ -112,7 +112,7 @@ async fn new_acl(
     if let Some(acl) = access::requested_acl(ctx, request)? {
         return Ok(acl);
     }
-    let body = receive_small_body(request, payload, ACL_BODY_BYTES_MAX, true).await?;
+    let body = receive_small_body(ctx, request, payload, ACL_BODY_BYTES_MAX, true).await?;
     let acl = parse_policy(&body)?;
     access::check_grantees(ctx, &acl.grants)?;
     Ok(acl)

@@ -66,7 +66,7 @@ pub async fn create_bucket(
         return Err(already_exists(ctx, &existing, &owner_id));
     }
     let acl = access::requested_acl(ctx, &request)?;
-    let body = read_xml_body(&mut request, CREATE_BUCKET_BODY_BYTES_MAX).await?;
+    let body = read_xml_body(ctx, &mut request, CREATE_BUCKET_BODY_BYTES_MAX).await?;
     if let Some(given) = xml::location_constraint(&body).map_err(|_| S3Error::MalformedXml)? {
         if !given.is_empty() && given != ctx.config.region {
             return Err(S3Error::IllegalLocationConstraint {

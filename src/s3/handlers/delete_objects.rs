@@ -33,7 +33,7 @@ pub async fn delete_objects(
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
-    let body = receive_small_body(&mut request, payload, DELETE_BODY_BYTES_MAX, true).await?;
+    let body = receive_small_body(ctx, &mut request, payload, DELETE_BODY_BYTES_MAX, true).await?;
     let list = parse(&body)?;
 
     let deletes = list.keys.iter().map(|key| {

@@ -12,7 +12,11 @@ pub mod multipart;
 pub mod put;
 mod receive;
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use http::HeaderValue;
+use hyper::body::{Frame, Incoming};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -61,13 +65,16 @@ async fn load_object(
 
 /// Reads a small request body (an XML document) whole; a body over
 /// `bytes_max` is `MalformedXML`, as S3 answers for oversized documents.
-async fn read_xml_body(request: &mut S3Request, bytes_max: usize) -> Result<Vec<u8>, S3Error> {
-    use http_body_util::BodyExt;
+async fn read_xml_body(
+    ctx: &S3Context,
+    request: &mut S3Request,
+    bytes_max: usize,
+) -> Result<Vec<u8>, S3Error> {
     let mut body = request
         .take_body()
         .ok_or_else(|| S3Error::internal("request body taken twice"))?;
     let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(&mut body, ctx.config.body_idle_timeout).await? {
         let frame = frame.map_err(|_| S3Error::IncompleteBody {
             expected_bytes: 0,
             received_bytes: bytes.len() as u64,
@@ -80,6 +87,19 @@ async fn read_xml_body(request: &mut S3Request, bytes_max: usize) -> Result<Vec<
         }
     }
     Ok(bytes)
+}
+
+/// The body's next frame (`None` at its end), waiting at most `idle` for
+/// it (`--body-idle-timeout`): a client that stops sending is answered
+/// `RequestTimeout`, and the request's admission units go back as it ends.
+async fn next_frame(
+    body: &mut Incoming,
+    idle: Duration,
+) -> Result<Option<Result<Frame<Bytes>, hyper::Error>>, S3Error> {
+    use http_body_util::BodyExt;
+    glommio::timer::timeout(idle, async { Ok(body.frame().await) })
+        .await
+        .map_err(|_| S3Error::RequestTimeout { idle })
 }
 
 /// `"<hex md5>"`, as S3 quotes ETags; a multipart object's ends in

@@ -502,7 +502,8 @@ pub async fn complete(
     let owner = ctx.router.owner(bucket, key);
     let upload = fetch_upload(ctx, owner, bucket, key, &request).await?;
     let object_checksum = checksum_header(&request)?;
-    let body = receive_small_body(&mut request, payload, COMPLETE_BODY_BYTES_MAX, false).await?;
+    let body =
+        receive_small_body(ctx, &mut request, payload, COMPLETE_BODY_BYTES_MAX, false).await?;
     let chosen = parse_complete(&body)?;
     let mut previous = 0;
     for part in &chosen {

@@ -11,16 +11,16 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use sha2::{Digest as _, Sha256};
 use shoal_shard::admission::Protocol;
 use shoal_shard::limits::CHUNK_BYTES;
 
-use super::read_xml_body;
+use super::{next_frame, read_xml_body};
 use crate::s3::auth::PayloadMode;
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
 use crate::s3::chunked::{ChunkedDecoder, ChunkedMode};
@@ -36,6 +36,7 @@ use shoal_shard::ids::ShardIndex;
 /// (CompleteMultipartUpload's describes the object instead). Over
 /// `bytes_max` is `MalformedXML`, as S3 answers for oversized documents.
 pub(super) async fn receive_small_body(
+    ctx: &S3Context,
     request: &mut S3Request,
     payload: PayloadMode,
     bytes_max: usize,
@@ -55,7 +56,7 @@ pub(super) async fn receive_small_body(
         true => checksum_header(request)?,
         false => None,
     };
-    let body = read_xml_body(request, bytes_max).await?;
+    let body = read_xml_body(ctx, request, bytes_max).await?;
     if expected_sha.is_some_and(|sha| <[u8; 32]>::from(Sha256::digest(&body)) != sha) {
         return Err(S3Error::ContentSha256Mismatch);
     }
@@ -156,7 +157,8 @@ pub(super) async fn receive_body(
     let mut body = request
         .take_body()
         .ok_or_else(|| S3Error::internal("request body taken twice"))?;
-    let raw_bytes = feed_frames(&mut body, &mut framing, &mut ingest, declared_bytes).await?;
+    let idle = ctx.config.body_idle_timeout;
+    let raw_bytes = feed_frames(&mut body, &mut framing, &mut ingest, declared_bytes, idle).await?;
     ctx.metrics.add_bytes_in(raw_bytes);
     let trailer_checksum = match &mut framing {
         Framing::Fixed { length } => {
@@ -207,6 +209,7 @@ async fn feed_frames(
     framing: &mut Framing,
     ingest: &mut Ingest,
     declared_bytes: u64,
+    idle: Duration,
 ) -> Result<u64, S3Error> {
     let mut raw_bytes = 0u64;
     loop {
@@ -215,7 +218,7 @@ async fn feed_frames(
         if ingest.size_bytes() < declared_bytes {
             ingest.ensure_room().await?;
         }
-        let Some(frame) = body.frame().await else {
+        let Some(frame) = next_frame(body, idle).await? else {
             break;
         };
         let frame = frame.map_err(|_| S3Error::IncompleteBody {
