@@ -25,7 +25,7 @@ use crate::http_io::{Body, RemoteAddr};
 use crate::http_io::{GlommioIo, GlommioTimer};
 use crate::limits::{
     CONNECTIONS_PER_CORE_MAX, HEADER_READ_TIMEOUT, HTTP_READ_BUFFER_BYTES_MAX, LINGER_BYTES_MAX,
-    LINGER_READ_BYTES, LINGER_TIME_MAX,
+    LINGER_READ_BYTES, LINGER_TIME_MAX, RESPONSE_WRITE_IDLE_TIMEOUT,
 };
 use crate::shutdown::StopLatch;
 
@@ -36,18 +36,27 @@ pub struct Connections {
     /// Set when the shutdown timeout has passed: every connection still
     /// open is dropped, request in progress or not.
     cut: StopLatch,
+    /// How long a response may stay blocked on a client that reads nothing.
+    write_idle: Duration,
 }
 
 impl Default for Connections {
     fn default() -> Self {
-        Connections {
-            slots: Rc::new(glommio::sync::Semaphore::new(CONNECTIONS_PER_CORE_MAX)),
-            cut: StopLatch::default(),
-        }
+        Connections::new(RESPONSE_WRITE_IDLE_TIMEOUT)
     }
 }
 
 impl Connections {
+    /// Connections whose responses give up after `write_idle` without a
+    /// byte read by the client.
+    pub fn new(write_idle: Duration) -> Connections {
+        Connections {
+            slots: Rc::new(glommio::sync::Semaphore::new(CONNECTIONS_PER_CORE_MAX)),
+            cut: StopLatch::default(),
+            write_idle,
+        }
+    }
+
     /// Connections open now.
     pub fn open(&self) -> u64 {
         CONNECTIONS_PER_CORE_MAX - self.slots.available()
@@ -96,8 +105,9 @@ pub async fn accept_loop<F, Fut>(
         let handler = handler.clone();
         let stop = stop.clone();
         let cut = connections.cut.clone();
+        let io = GlommioIo::new(stream, connections.write_idle);
         glommio::spawn_local(async move {
-            futures_lite::future::or(serve(stream, remote, stop, handler), cut.wait()).await;
+            futures_lite::future::or(serve(io, remote, stop, handler), cut.wait()).await;
             drop(slot);
         })
         .detach();
@@ -106,12 +116,8 @@ pub async fn accept_loop<F, Fut>(
 
 /// Serves one connection until the client closes it, an error ends it, or
 /// the core stops (after the request in progress).
-async fn serve<F, Fut>(
-    stream: glommio::net::TcpStream,
-    remote: Option<SocketAddr>,
-    stop: StopLatch,
-    handler: F,
-) where
+async fn serve<F, Fut>(io: GlommioIo, remote: Option<SocketAddr>, stop: StopLatch, handler: F)
+where
     F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Unpin + 'static,
     Fut: Future<Output = Result<hyper::Response<Body>, Infallible>> + 'static,
 {
@@ -141,7 +147,7 @@ async fn serve<F, Fut>(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
         .max_buf_size(HTTP_READ_BUFFER_BYTES_MAX)
-        .serve_connection(GlommioIo(stream), service);
+        .serve_connection(io, service);
     let mut stopping = Box::pin(stop.wait());
     let mut closing = false;
     let ended = std::future::poll_fn(|cx| {
@@ -157,7 +163,7 @@ async fn serve<F, Fut>(
         // answered whole has nothing left to drain: an idle client would
         // only keep the stop waiting.
         Ok(()) if closing && !refused_body.get() => {}
-        Ok(()) => linger(connection.into_parts().io.0).await,
+        Ok(()) => linger(connection.into_parts().io.stream).await,
         Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
     }
 }

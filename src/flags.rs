@@ -201,7 +201,8 @@ pub struct ServeFlags {
 
     /// Longest a request body may go without a byte arriving before the
     /// request is answered `400 RequestTimeout` and its admission budget
-    /// returned (e.g. `20s`).
+    /// returned, and a response without the client reading a byte before
+    /// the connection is dropped (e.g. `20s`).
     #[arg(long, env = "SHOAL_BODY_IDLE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub body_idle_timeout: std::time::Duration,
 

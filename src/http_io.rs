@@ -27,8 +27,43 @@ pub type Body = Pin<Box<dyn http_body::Body<Data = bytes::Bytes, Error = io::Err
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub std::net::SocketAddr);
 
-/// A glommio TCP stream speaking hyper's I/O traits.
-pub struct GlommioIo(pub TcpStream);
+/// A glommio TCP stream speaking hyper's I/O traits. A write that cannot
+/// make progress for `write_idle` (the client stopped reading) fails, so
+/// hyper drops the connection and whatever the response still held (a
+/// GET's chunks in flight) instead of keeping it forever.
+pub struct GlommioIo {
+    pub stream: TcpStream,
+    write_idle: Duration,
+    /// Set while writes are blocked: when they give up.
+    write_stalled: Option<glommio::timer::Timer>,
+}
+
+impl GlommioIo {
+    pub fn new(stream: TcpStream, write_idle: Duration) -> GlommioIo {
+        GlommioIo {
+            stream,
+            write_idle,
+            write_stalled: None,
+        }
+    }
+
+    /// What a write that could not go ahead now means: wait (`Pending`,
+    /// woken by the socket or the stall timer), or give up once it has
+    /// waited too long.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let idle = self.write_idle;
+        let timer = self
+            .write_stalled
+            .get_or_insert_with(|| glommio::timer::Timer::new(idle));
+        match Pin::new(timer).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client read nothing for {idle:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 impl hyper::rt::Read for GlommioIo {
     fn poll_read(
@@ -43,7 +78,7 @@ impl hyper::rt::Read for GlommioIo {
             let uninit = buf.as_mut();
             std::slice::from_raw_parts_mut(uninit.as_mut_ptr().cast::<u8>(), uninit.len())
         };
-        match Pin::new(&mut self.0).poll_read(cx, slice) {
+        match Pin::new(&mut self.stream).poll_read(cx, slice) {
             Poll::Ready(Ok(n)) => {
                 // SAFETY: the kernel initialised the first `n` bytes.
                 unsafe { buf.advance(n) };
@@ -61,15 +96,27 @@ impl hyper::rt::Write for GlommioIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Pending => self.stalled(cx),
+            done => {
+                self.write_stalled = None;
+                done
+            }
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        match Pin::new(&mut self.stream).poll_flush(cx) {
+            Poll::Pending => self.stalled(cx).map_ok(|_| ()),
+            done => {
+                self.write_stalled = None;
+                done
+            }
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx)
+        Pin::new(&mut self.stream).poll_close(cx)
     }
 }
 

@@ -18,6 +18,11 @@ pub const CONNECTIONS_PER_CORE_MAX: u64 = 4096;
 /// dropped.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A response the client reads nothing of for this long (the socket stays
+/// full) is abandoned and its connection closed, so a client that stops
+/// reading cannot keep a GET's buffers and a connection slot.
+pub const RESPONSE_WRITE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// After a response that closes the connection, how long and how much of
 /// the client's still-arriving body is read and dropped so it can see the
 /// response (enough for a 64 MiB body on loopback).

@@ -470,7 +470,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
     }
     let listener = TcpListener::bind(config.s3_addr)
         .map_err(|e| format!("binding S3 {}: {e}", config.s3_addr))?;
-    let connections = Connections::default();
+    let connections = Connections::new(config.body_idle_timeout);
     let stop = StopLatch::default();
     let serve_s3 = move |req| s3::serve(Rc::clone(&ctx), req);
     let s3_loop = glommio::spawn_local(accept_loop(

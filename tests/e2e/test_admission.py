@@ -220,3 +220,30 @@ def test_a_body_that_stops_is_timed_out_and_its_budget_returned(fresh_node):
     s3.put_object(Bucket="idle", Key="next", Body=b"n" * 500_000)
     assert s3.get_object(Bucket="idle", Key="next")["Body"].read() == b"n" * 500_000
     slow.abandon()
+
+
+def test_a_get_whose_client_stops_reading_is_dropped(fresh_node):
+    node = fresh_node(cores=1, extra_args=["--body-idle-timeout", "1s"])
+    s3 = node.client()
+    s3.create_bucket(Bucket="unread")
+    body = os.urandom(16 * MIB)
+    s3.put_object(Bucket="unread", Key="big", Body=body)
+    headers = rawhttp.signed_headers(node, "GET", "/unread/big")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect(("127.0.0.1", node.s3_port))
+    sock.sendall((f"GET /unread/big HTTP/1.1\r\nHost: 127.0.0.1:{node.s3_port}\r\n"
+                  + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode())
+    first = sock.recv(1000)
+    assert first.startswith(b"HTTP/1.1 200"), first[:100]
+    time.sleep(4)  # reads nothing: the node gives the response up after 1 s
+    sock.settimeout(10)
+    received = len(first)
+    try:
+        while chunk := sock.recv(1 << 20):
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    sock.close()
+    assert received < len(body), "the connection was closed before the body was sent"
+    assert s3.get_object(Bucket="unread", Key="big")["Body"].read() == body
