@@ -21,11 +21,12 @@ use http_body::Body as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 
+use crate::http_io::{set_slots_scarce, GlommioIo, GlommioTimer};
 use crate::http_io::{Body, RemoteAddr};
-use crate::http_io::{GlommioIo, GlommioTimer};
 use crate::limits::{
-    CONNECTIONS_PER_CORE_MAX, HEADER_READ_TIMEOUT, HTTP_READ_BUFFER_BYTES_MAX, LINGER_BYTES_MAX,
-    LINGER_READ_BYTES, LINGER_TIME_MAX, RESPONSE_WRITE_IDLE_TIMEOUT,
+    CONNECTIONS_PER_CORE_MAX, CONNECTION_SLOTS_SCARCE_BELOW, HEADER_READ_TIMEOUT,
+    HTTP_READ_BUFFER_BYTES_MAX, LINGER_BYTES_MAX, LINGER_READ_BYTES, LINGER_TIME_MAX,
+    RESPONSE_WRITE_IDLE_TIMEOUT,
 };
 use crate::shutdown::StopLatch;
 
@@ -33,6 +34,9 @@ use crate::shutdown::StopLatch;
 #[derive(Clone)]
 pub struct Connections {
     slots: Rc<glommio::sync::Semaphore>,
+    /// Whether this listener's slots decide when header waits are cut
+    /// short (the S3 listener's; see `http_io::set_slots_scarce`).
+    reports_scarcity: bool,
     /// Set when the shutdown timeout has passed: every connection still
     /// open is dropped, request in progress or not.
     cut: StopLatch,
@@ -42,7 +46,10 @@ pub struct Connections {
 
 impl Default for Connections {
     fn default() -> Self {
-        Connections::new(RESPONSE_WRITE_IDLE_TIMEOUT)
+        Connections {
+            reports_scarcity: false,
+            ..Connections::new(RESPONSE_WRITE_IDLE_TIMEOUT)
+        }
     }
 }
 
@@ -52,8 +59,16 @@ impl Connections {
     pub fn new(write_idle: Duration) -> Connections {
         Connections {
             slots: Rc::new(glommio::sync::Semaphore::new(CONNECTIONS_PER_CORE_MAX)),
+            reports_scarcity: true,
             cut: StopLatch::default(),
             write_idle,
+        }
+    }
+
+    /// Tells the core's header waits whether slots are scarce now.
+    fn report_scarcity(&self) {
+        if self.reports_scarcity {
+            set_slots_scarce(self.slots.available() < CONNECTION_SLOTS_SCARCE_BELOW);
         }
     }
 
@@ -106,9 +121,12 @@ pub async fn accept_loop<F, Fut>(
         let stop = stop.clone();
         let cut = connections.cut.clone();
         let io = GlommioIo::new(stream, connections.write_idle);
+        connections.report_scarcity();
+        let ended = connections.clone();
         glommio::spawn_local(async move {
             futures_lite::future::or(serve(io, remote, stop, handler), cut.wait()).await;
             drop(slot);
+            ended.report_scarcity();
         })
         .detach();
     }

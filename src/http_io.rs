@@ -6,6 +6,7 @@
 //! futures-lite streams and timers to those traits. Everything here runs on
 //! the executor that accepted the connection; nothing leaves that core.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hyper::rt::{ReadBufCursor, Sleep, Timer};
+
+use crate::limits::{HEADER_WAIT_WHEN_SCARCE, SLOTS_SCARCE_CHECK};
 
 /// Response body of every service (S3 and admin): full buffers for XML, a
 /// chunk stream for GET. Not `Send`: a response is produced and written on
@@ -124,7 +127,12 @@ impl hyper::rt::Write for GlommioIo {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GlommioTimer;
 
-/// A glommio timer that hyper may call `Send + Sync`.
+/// A glommio timer that hyper may call `Send + Sync`. hyper sleeps only
+/// for its header-read timeout: the wait for a request's headers, on an
+/// idle keep-alive connection or a half-sent request. Such a wait also
+/// ends early, after [`HEADER_WAIT_WHEN_SCARCE`], while the core's
+/// connection slots are nearly all taken ([`set_slots_scarce`]), so idle
+/// and half-open clients cannot hold the slots new clients need.
 ///
 /// hyper's `Timer` trait requires `Send + Sync` sleeps because it cannot know
 /// the runtime is single-threaded. glommio timers are `!Send`. This is sound
@@ -132,29 +140,73 @@ pub struct GlommioTimer;
 /// created it (glommio's `LocalExecutor` never moves tasks between threads),
 /// so the sleep is only ever polled and dropped on its own thread. Keep this
 /// the only place that asserts it.
-struct GlommioSleep(glommio::timer::Timer);
+struct GlommioSleep {
+    started: Instant,
+    deadline: Instant,
+    /// Armed for the deadline or the next look at the slots, whichever is first.
+    timer: glommio::timer::Timer,
+}
 
 // SAFETY: see the type's documentation: never leaves its executor thread.
 unsafe impl Send for GlommioSleep {}
 // SAFETY: as above; `&GlommioSleep` is never shared across threads.
 unsafe impl Sync for GlommioSleep {}
 
+impl GlommioSleep {
+    fn until(deadline: Instant) -> GlommioSleep {
+        let now = Instant::now();
+        GlommioSleep {
+            started: now,
+            deadline,
+            timer: glommio::timer::Timer::new(Self::next_look(now, deadline)),
+        }
+    }
+
+    fn next_look(now: Instant, deadline: Instant) -> Duration {
+        deadline
+            .saturating_duration_since(now)
+            .min(SLOTS_SCARCE_CHECK)
+    }
+}
+
 impl Future for GlommioSleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(|_| ())
+        loop {
+            if Pin::new(&mut self.timer).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            let scarce = SLOTS_SCARCE.with(Cell::get);
+            if now >= self.deadline || (scarce && now - self.started >= HEADER_WAIT_WHEN_SCARCE) {
+                return Poll::Ready(());
+            }
+            let next = Self::next_look(now, self.deadline);
+            self.timer = glommio::timer::Timer::new(next);
+        }
     }
 }
 
 impl Sleep for GlommioSleep {}
 
+thread_local! {
+    /// Whether this core's S3 connection slots are nearly all taken.
+    static SLOTS_SCARCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Tells this core's header waits whether its connection slots are nearly
+/// all taken (the S3 accept loop keeps it current).
+pub fn set_slots_scarce(scarce: bool) {
+    SLOTS_SCARCE.with(|flag| flag.set(scarce));
+}
+
 impl Timer for GlommioTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        Box::pin(GlommioSleep(glommio::timer::Timer::new(duration)))
+        Box::pin(GlommioSleep::until(Instant::now() + duration))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
-        self.sleep(deadline.saturating_duration_since(Instant::now()))
+        Box::pin(GlommioSleep::until(deadline))
     }
 }

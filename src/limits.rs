@@ -15,8 +15,22 @@ pub const BLOCKING_THREADS_PER_CORE: usize = 2;
 pub const CONNECTIONS_PER_CORE_MAX: u64 = 4096;
 
 /// A client that takes longer than this to send its request headers is
-/// dropped.
+/// dropped (an idle keep-alive connection waits for the next request's
+/// headers, so it is closed after this long too).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Free connection slots of a core, as a fraction of
+/// [`CONNECTIONS_PER_CORE_MAX`] (1/8), below which its slots count as
+/// scarce.
+pub const CONNECTION_SLOTS_SCARCE_BELOW: u64 = CONNECTIONS_PER_CORE_MAX / 8;
+
+/// While slots are scarce, how long a connection may wait for a request's
+/// headers (idle or half-sent) before it is dropped to make room.
+pub const HEADER_WAIT_WHEN_SCARCE: Duration = Duration::from_secs(2);
+
+/// How often a connection waiting for headers looks whether slots have
+/// become scarce.
+pub const SLOTS_SCARCE_CHECK: Duration = Duration::from_millis(500);
 
 /// A response the client reads nothing of for this long (the socket stays
 /// full) is abandoned and its connection closed, so a client that stops
