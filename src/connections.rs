@@ -44,16 +44,16 @@ pub struct Connections {
     write_idle: Duration,
 }
 
-impl Default for Connections {
-    fn default() -> Self {
+impl Connections {
+    /// The admin endpoint's connections: the default write stall limit,
+    /// and no say in when the core's slots are scarce.
+    pub fn admin() -> Connections {
         Connections {
             reports_scarcity: false,
             ..Connections::new(RESPONSE_WRITE_IDLE_TIMEOUT)
         }
     }
-}
 
-impl Connections {
     /// Connections whose responses give up after `write_idle` without a
     /// byte read by the client.
     pub fn new(write_idle: Duration) -> Connections {

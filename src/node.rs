@@ -462,7 +462,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         let serve_admin = move |req| admin::serve(Rc::clone(&admin_ctx), req);
         let admin_loop = accept_loop(
             admin,
-            Connections::default(),
+            Connections::admin(),
             StopLatch::default(),
             serve_admin,
         );
