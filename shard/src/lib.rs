@@ -26,6 +26,7 @@ pub mod chunk_hash;
 pub mod clock;
 pub mod directory;
 pub mod error;
+pub mod fuzz_targets;
 #[cfg(test)]
 mod gc_model;
 pub mod ids;

@@ -151,7 +151,7 @@ impl S3Request {
 }
 
 /// `/` → service, `/bucket[/]` → bucket, `/bucket/key…` → object.
-fn parse_target(raw_path: &str) -> Result<Target, S3Error> {
+pub(crate) fn parse_target(raw_path: &str) -> Result<Target, S3Error> {
     let path = raw_path
         .strip_prefix('/')
         .ok_or_else(|| S3Error::InvalidRequest {
@@ -222,7 +222,7 @@ fn decode(raw: &str) -> Result<String, S3Error> {
 }
 
 /// Decodes `a=1&b&c=%20` into pairs; `+` is a space, as in form encoding.
-fn parse_query(raw: &str) -> Result<Vec<(String, String)>, S3Error> {
+pub(crate) fn parse_query(raw: &str) -> Result<Vec<(String, String)>, S3Error> {
     raw.split('&')
         .filter(|part| !part.is_empty())
         .map(|part| {

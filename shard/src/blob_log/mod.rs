@@ -81,6 +81,10 @@ use crate::limits::{
 };
 
 pub use error::{BlobLogError, PoisonCause, RecordError};
+#[doc(hidden)]
+pub use record::fuzz_segment_bytes as fuzz_record_bytes;
+#[cfg(test)]
+pub(crate) use record::segment_of as fuzz_record_seed;
 pub use segment::{file_name as segment_file_name, prime_iopoll_probe};
 pub use space::{dead_ranges, RecordHold, SegmentSpace};
 

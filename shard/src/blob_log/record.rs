@@ -343,6 +343,68 @@ pub fn seek(window: &[u8], window_offset_bytes: u64, file_bytes: u64) -> Seek {
     }
 }
 
+/// Runs recovery's pure steps over `data` taken as a whole segment: scan
+/// windows of every size the reads use, and past each invalid record, the
+/// skip and the seek; checks every offset they report stays in the file
+/// and moves forward (the fuzz target `crate::fuzz_targets::blob_record`).
+pub fn fuzz_segment_bytes(data: &[u8]) {
+    let file_bytes = data.len() as u64;
+    let mut at = 0u64;
+    while at < file_bytes {
+        let window = &data[at as usize..];
+        let found = scan(window, at, file_bytes);
+        assert!(found.next_offset_bytes >= at && found.next_offset_bytes <= file_bytes);
+        at = found.next_offset_bytes;
+        match found.stop {
+            ScanStop::EndOfFile => return,
+            ScanStop::WindowEnd => unreachable!("the window holds the rest of the file"),
+            ScanStop::Invalid(_) => {}
+        }
+        let skip = skip_bytes(&data[at as usize..], at, file_bytes - at);
+        assert!(skip >= IO_ALIGN_BYTES as u64);
+        let next = at + skip;
+        if next >= file_bytes || !next.is_multiple_of(IO_ALIGN_BYTES as u64) {
+            return;
+        }
+        let sought = seek(&data[next as usize..], next, file_bytes);
+        assert!(sought.next_offset_bytes >= next && sought.next_offset_bytes <= file_bytes);
+        match sought.stop {
+            SeekStop::Found => {
+                let header = decode_header(
+                    &data[sought.next_offset_bytes as usize..],
+                    sought.next_offset_bytes,
+                    file_bytes - sought.next_offset_bytes,
+                )
+                .expect("seek found a valid header");
+                assert!(header.record_bytes() > 0);
+                at = sought.next_offset_bytes;
+            }
+            SeekStop::EndOfFile => return,
+            SeekStop::WindowEnd => unreachable!("the window holds the rest of the file"),
+        }
+    }
+}
+
+/// A valid segment holding `payloads` as records (fuzz seeds).
+#[cfg(test)]
+pub fn segment_of(payloads: &[&[u8]]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for payload in payloads {
+        let at = bytes.len();
+        bytes.resize(at + record_bytes(payload.len()), 0);
+        bytes[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + payload.len()]
+            .copy_from_slice(payload);
+        let sha = ChunkHash::of(payload);
+        encode_header(
+            &mut bytes[at..at + RECORD_HEADER_BYTES],
+            payload,
+            &sha,
+            at as u64,
+        );
+    }
+    bytes
+}
+
 fn put_u16(buf: &mut [u8], at: usize, value: u16) {
     buf[at..at + 2].copy_from_slice(&value.to_le_bytes());
 }

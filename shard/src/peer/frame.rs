@@ -32,6 +32,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// Most payload bytes reserved before they arrive (a chunk and its header).
+const PAYLOAD_PREALLOC_MAX: u64 = 1 << 21;
+
 /// Reads one frame: its header and payload.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     stream: &mut R,
@@ -55,8 +58,23 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: PAYLOAD_BYTES_MAX,
         });
     }
-    let mut payload = vec![0u8; header.payload_bytes as usize];
-    stream.read_exact(&mut payload).await?;
+    // Grown as the bytes arrive, not allocated up front: a frame that only
+    // claims a large payload costs nothing until it sends it.
+    let mut payload = Vec::with_capacity(header.payload_bytes.min(PAYLOAD_PREALLOC_MAX) as usize);
+    (&mut *stream)
+        .take(header.payload_bytes)
+        .read_to_end(&mut payload)
+        .await?;
+    if payload.len() as u64 != header.payload_bytes {
+        return Err(PeerError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "{} of {} payload bytes",
+                payload.len(),
+                header.payload_bytes
+            ),
+        )));
+    }
     Ok((header, payload))
 }
 

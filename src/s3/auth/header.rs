@@ -18,7 +18,7 @@ const LOCATION: AuthLocation = AuthLocation::Header;
 
 /// The three components after the algorithm, still as text.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct AuthorizationFields<'a> {
+pub(crate) struct AuthorizationFields<'a> {
     pub credential: &'a str,
     pub signed_headers: &'a str,
     pub signature: &'a str,
@@ -26,7 +26,7 @@ pub(super) struct AuthorizationFields<'a> {
 
 /// Splits the header into its components. Components may come in any order,
 /// separated by `,` with optional spaces; each must appear exactly once.
-pub(super) fn parse_authorization(text: &str) -> Result<AuthorizationFields<'_>, AuthError> {
+pub(crate) fn parse_authorization(text: &str) -> Result<AuthorizationFields<'_>, AuthError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(malformed(LOCATION, "Authorization is empty"));

@@ -26,7 +26,7 @@
 //! the AWS code and status for each failure.
 
 pub mod canonical;
-mod header;
+pub(crate) mod header;
 mod presigned;
 pub mod sigv4;
 

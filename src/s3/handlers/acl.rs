@@ -121,7 +121,7 @@ async fn new_acl(
 /// Grants of an `AccessControlPolicy` document. The owner element is
 /// ignored (the owner cannot be changed), as is a grant that repeats the
 /// owner's implied full control.
-fn parse_policy(body: &[u8]) -> Result<Acl, S3Error> {
+pub(crate) fn parse_policy(body: &[u8]) -> Result<Acl, S3Error> {
     const ROOT: &[u8] = b"AccessControlPolicy";
     const GRANT: [&[u8]; 3] = [ROOT, b"AccessControlList", b"Grant"];
     #[derive(Default)]

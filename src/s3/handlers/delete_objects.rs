@@ -21,7 +21,7 @@ use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{xml_response, Body, S3Context};
 
-struct DeleteList {
+pub(crate) struct DeleteList {
     quiet: bool,
     keys: Vec<String>,
 }
@@ -74,7 +74,7 @@ pub async fn delete_objects(
 }
 
 /// `<Delete><Quiet>true</Quiet><Object><Key>k</Key></Object>…</Delete>`.
-fn parse(body: &[u8]) -> Result<DeleteList, S3Error> {
+pub(crate) fn parse(body: &[u8]) -> Result<DeleteList, S3Error> {
     let mut list = DeleteList {
         quiet: false,
         keys: Vec::new(),

@@ -351,7 +351,7 @@ async fn commit_part(
 
 /// One `<Part>` of a CompleteMultipartUpload document.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct ChosenPart {
+pub(crate) struct ChosenPart {
     part_number: Option<u32>,
     etag: Option<String>,
     /// `<ChecksumCRC32>` and friends: algorithm and base64 value.
@@ -360,7 +360,7 @@ struct ChosenPart {
 
 /// `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>
 /// <ETag>"…"</ETag></Part>…</CompleteMultipartUpload>`.
-fn parse_complete(body: &[u8]) -> Result<Vec<ChosenPart>, S3Error> {
+pub(crate) fn parse_complete(body: &[u8]) -> Result<Vec<ChosenPart>, S3Error> {
     const ROOT: &[u8] = b"CompleteMultipartUpload";
     let mut parts: Vec<ChosenPart> = Vec::new();
     xml::walk(body, ROOT, |event| {
