@@ -3,16 +3,18 @@
 (docs/benchmarks.md): a writer PUTs 1 KiB objects (keys spread over both
 shards), one at a time, through node 2 while node 1, which leads shard 0
 once the leaders have spread, is stopped by SIGTERM (an orderly stop that
-hands its group over) or SIGKILL, each on a fresh cluster. For each it
-reports the PUTs in the watch window after the stop, how many failed, and
-the outage: from the stop until the first PUT that succeeded after the last
-failed one (0 when none failed). The summary line gives the outage's
-median, p99 and maximum per mode.
+hands its group over), SIGKILL or SIGSTOP (resumed with SIGCONT after the
+watch window), each on a fresh cluster. For each it reports the PUTs in
+the watch window after the stop, how many failed, the outage: the longest
+the writer went without a PUT completing, from the stop to the end of the
+window (a hung PUT counts like failed ones), and how many acknowledged PUTs node 3 (and, after a
+SIGSTOP, the resumed node 1) cannot read: `lost`, which must be 0. The
+summary line gives the outage's median, p99 and maximum per mode.
 
 Every node runs on this host (`shoal-ctl local-cluster --cores 1`). Needs a
 release build of shoal and shoal-ctl, and boto3.
 
-usage: bench/failover.py [runs per mode, default 2] [modes, default sigterm,sigkill]
+usage: bench/failover.py [runs per mode, default 2] [modes, default sigterm,sigkill,sigstop]
        bench/failover.py 20 sigkill     # the issue's 20 kill trials
        SHOAL_BIN_DIR=/var/tmp/shoal-target/release BASE_PORT=24000 bench/failover.py
        KEEP=1 bench/failover.py    # keep the nodes' data and logs
@@ -78,7 +80,7 @@ def trial(how, base):
                           config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
                                         connect_timeout=2, read_timeout=10))
         s3.create_bucket(Bucket="failover")
-        results, done = [], threading.Event()
+        results, acked, done = [], [], threading.Event()
 
         def writer():
             i = 0
@@ -86,9 +88,10 @@ def trial(how, base):
                 started = time.monotonic()
                 try:
                     s3.put_object(Bucket="failover", Key=f"k{i}", Body=b"x" * 1024)
-                    results.append((started, True))
+                    results.append((started, time.monotonic(), True))
+                    acked.append(f"k{i}")
                 except Exception:  # noqa: BLE001 - a failed PUT is what is counted
-                    results.append((started, False))
+                    results.append((started, time.monotonic(), False))
                     time.sleep(0.05)
                 i += 1
 
@@ -96,10 +99,19 @@ def trial(how, base):
         thread.start()
         time.sleep(2)
         stopped_at = time.monotonic()
-        os.kill(pid_of(f"{root}/lc/node-1"), signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        node1 = pid_of(f"{root}/lc/node-1")
+        os.kill(node1, {"sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL, "sigstop": signal.SIGSTOP}[how])
         time.sleep(WATCH_S)
+        watched_until = time.monotonic()
         done.set()
         thread.join()
+        readers = [base + 20]
+        if how == "sigstop":
+            # It resumes as a stale leader: it must step down, catch up and
+            # serve every acknowledged write like the others.
+            os.kill(node1, signal.SIGCONT)
+            readers.append(base)
+        lost = missing(readers, acked)
     finally:
         cluster.send_signal(signal.SIGTERM)
         cluster.wait(60)
@@ -107,19 +119,39 @@ def trial(how, base):
             print(f"kept {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    return summarize(how, [(t, ok) for t, ok in results if t >= stopped_at], stopped_at)
+    result = summarize(how, results, stopped_at, watched_until)
+    result["acknowledged"], result["lost"] = len(acked), lost
+    return result
 
 
-def summarize(how, after, stopped_at):
-    """One trial's figures from the PUTs started after the stop."""
-    failures = [t for t, ok in after if not ok]
-    if failures:
-        last_failure = failures[-1]
-        recovered = next((t for t, ok in after if ok and t > last_failure), None)
-        outage = None if recovered is None else round(recovered - stopped_at, 2)
-    else:
-        outage = 0.0
-    return {"stop": how, "puts": len(after), "failed": len(failures), "outage_s": outage}
+def missing(ports, keys):
+    """Acknowledged keys some node at `ports` cannot read (after waiting up
+    to 20 s for it to answer at all)."""
+    lost = 0
+    for port in ports:
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id=KEY,
+                          aws_secret_access_key=SECRET, region_name="us-east-1",
+                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 8},
+                                        connect_timeout=2, read_timeout=10))
+        for key in keys:
+            try:
+                s3.head_object(Bucket="failover", Key=key)
+            except Exception:  # noqa: BLE001 - any failure to read it counts
+                lost += 1
+    return lost
+
+
+def summarize(how, results, stopped_at, watched_until):
+    """One trial's figures. The outage is the longest the writer went
+    without a PUT completing, from the stop to the end of the watch: what a
+    client writing continuously lives through (a PUT that hangs counts
+    as much as a run of failed ones)."""
+    after = [(start, end, ok) for start, end, ok in results if start >= stopped_at]
+    completions = sorted(end for _, end, ok in results if ok and end >= stopped_at and end <= watched_until)
+    marks = [stopped_at] + completions + [watched_until]
+    outage = max(b - a for a, b in zip(marks, marks[1:]))
+    return {"stop": how, "puts": len(after), "failed": sum(1 for *_, ok in after if not ok),
+            "outage_s": round(outage, 2)}
 
 
 def percentile(values, p):
@@ -129,7 +161,7 @@ def percentile(values, p):
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    modes = sys.argv[2].split(",") if len(sys.argv) > 2 else ["sigterm", "sigkill"]
+    modes = sys.argv[2].split(",") if len(sys.argv) > 2 else ["sigterm", "sigkill", "sigstop"]
     outages = {how: [] for how in modes}
     for n in range(runs):
         for i, how in enumerate(modes):
@@ -137,11 +169,9 @@ def main():
             outages[how].append(result["outage_s"])
             print(json.dumps(result), flush=True)
     for how, values in outages.items():
-        known = [v for v in values if v is not None]
-        print(json.dumps({"stop": how, "trials": len(values), "never_recovered": len(values) - len(known),
-                          "outage_median_s": percentile(known, 50) if known else None,
-                          "outage_p99_s": percentile(known, 99) if known else None,
-                          "outage_max_s": max(known) if known else None}), flush=True)
+        print(json.dumps({"stop": how, "trials": len(values),
+                          "outage_median_s": percentile(values, 50), "outage_p99_s": percentile(values, 99),
+                          "outage_max_s": max(values)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -246,6 +246,10 @@ pub const QUORUM_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// lease (`crate::raft::leadership`): the failover's resolution.
 pub const LEADER_WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How often a request forwarded to the leader looks whether the group
+/// has moved on to another (then it gives up, and the client retries).
+pub const LEADER_CHANGE_POLL: Duration = Duration::from_millis(50);
+
 /// How often a leader looks whether its group's preferred leader could
 /// take over (balance after a member returns).
 pub const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(5);

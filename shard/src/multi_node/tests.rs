@@ -698,3 +698,40 @@ fn a_follower_that_cannot_hear_the_leader_does_not_unseat_it() {
         cluster.stop().await;
     });
 }
+
+#[test]
+fn a_request_forwarded_to_a_frozen_leader_gives_up_once_the_group_moves_on() {
+    use crate::raft::leadership::stand_after;
+    run_local(|| async {
+        let cluster = TestCluster::start(3).await;
+        let frozen = cluster.leader(Duration::from_secs(10)).await;
+        let follower = cluster
+            .nodes
+            .iter()
+            .find(|n| n.node_id != frozen.node_id)
+            .unwrap();
+        // A first forward opens the connection the next one hangs on.
+        let (buf, hash, _) = chunk(4096, 31);
+        follower.shard.append_replicated(buf, hash).await.unwrap();
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+        // Frozen, as SIGSTOP leaves it: connections stay open, nothing moves.
+        frozen.relay.set(LinkState::Stalled);
+        frozen.shard.raft().shutdown().await;
+        let (buf, hash, _) = chunk(4096, 32);
+        let started = Instant::now();
+        let answer = follower.shard.append_replicated(buf, hash).await;
+        assert!(
+            matches!(answer, Err(ShardError::Raft(RaftError::NotLeader { .. }))),
+            "{answer:?}"
+        );
+        assert!(
+            started.elapsed() < stand_after(1) + Duration::from_secs(1),
+            "gave up after {:?}, not at the peer deadline",
+            started.elapsed()
+        );
+        for node in cluster.nodes.iter().filter(|n| n.node_id != frozen.node_id) {
+            node.relay.set(LinkState::Cut);
+            node.shard.stop().await;
+        }
+    });
+}

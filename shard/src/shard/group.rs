@@ -2,15 +2,18 @@
 //! are other members at all, proposing a command (here, or through the
 //! leader), and the group as `shoal-ctl cluster` shows it.
 
+use std::future::Future;
+use std::pin::pin;
 use std::rc::Rc;
 
+use futures::future::{select, Either};
 use prost::Message;
 use shoal_proto::meta::{meta_command::Op, MetaCommand};
 
 use super::Shard;
 use crate::error::ShardError;
 use crate::ids::NodeId;
-use crate::limits::FORWARDED_APPLY_WAIT_MAX;
+use crate::limits::{FORWARDED_APPLY_WAIT_MAX, LEADER_CHANGE_POLL};
 use crate::ops::GroupView;
 use crate::peer::PeerError;
 use crate::raft::{ApplyOutcome, RaftError};
@@ -51,11 +54,10 @@ impl Shard {
         };
         debug_assert!(command.encoded_len() > 0);
         if let Some(forward) = self.forward_target() {
-            let (outcome, index) = forward
+            let call = forward
                 .replicator
-                .forward_propose(&forward.leader_addr, &command)
-                .await
-                .map_err(|e| self.forward_failed(e))?;
+                .forward_propose(&forward.leader_addr, &command);
+            let (outcome, index) = self.forwarded(forward.leader, call).await?;
             if !self
                 .raft
                 .wait_applied(index, FORWARDED_APPLY_WAIT_MAX)
@@ -113,6 +115,34 @@ impl Shard {
             leader: self.raft.leader(),
         }
         .into()
+    }
+
+    /// The answer of a call to `leader`, or "not leader" as soon as this
+    /// node learns the group has another leader or none: a frozen or cut-off
+    /// leader would otherwise keep the client until the peer deadline long
+    /// after the group moved on (the client retries, and reaches the new
+    /// leader). Failures map as [`Shard::forward_failed`] says.
+    pub(super) async fn forwarded<T>(
+        &self,
+        leader: NodeId,
+        call: impl Future<Output = Result<T, PeerError>>,
+    ) -> Result<T, ShardError> {
+        let moved = async {
+            while self.raft.leader() == Some(leader) {
+                glommio::timer::sleep(LEADER_CHANGE_POLL).await;
+            }
+        };
+        match select(pin!(call), pin!(moved)).await {
+            Either::Left((answer, _)) => answer.map_err(|e| self.forward_failed(e)),
+            Either::Right(_) => {
+                tracing::info!(
+                    shard = self.index.get(),
+                    was = leader.get(),
+                    "the leader changed while a forwarded request waited on it; the client retries"
+                );
+                Err(self.not_leader())
+            }
+        }
     }
 
     /// A forwarded write that failed on the way: the client may retry.

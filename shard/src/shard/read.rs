@@ -28,11 +28,8 @@ impl Shard {
             self.raft.read_index().await?
         } else {
             let forward = self.forward_target().ok_or_else(|| self.not_leader())?;
-            forward
-                .replicator
-                .read_index(&forward.leader_addr)
-                .await
-                .map_err(|e| self.forward_failed(e))?
+            let call = forward.replicator.read_index(&forward.leader_addr);
+            self.forwarded(forward.leader, call).await?
         };
         if self.raft.wait_applied(index, READ_APPLY_WAIT_MAX).await {
             Ok(())

@@ -150,11 +150,11 @@ impl Shard {
         sha256: ChunkHash,
     ) -> Result<(ChunkPlacement, ChunkBuf), ShardError> {
         if let Some(forward) = self.forward_target() {
-            let location = forward
-                .replicator
-                .forward_append(&forward.leader_addr, sha256, buf.payload())
-                .await
-                .map_err(|e| self.forward_failed(e))?;
+            let call =
+                forward
+                    .replicator
+                    .forward_append(&forward.leader_addr, sha256, buf.payload());
+            let location = self.forwarded(forward.leader, call).await?;
             let placement = ChunkPlacement {
                 location,
                 stored_by: forward.leader,
