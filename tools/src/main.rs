@@ -831,25 +831,31 @@ fn scrub_table(json: &str) -> Result<String, String> {
         let state = if shard["rate_bytes_per_s"].as_u64() == Some(0) {
             "off".to_string()
         } else if shard["running"].as_bool() == Some(true) {
-            let live = shard["pass_live_bytes"].as_u64().unwrap_or(0).max(1);
-            let checked = shard["pass_checked_bytes"].as_u64().unwrap_or(0);
-            format!(
-                "pass {:.0}%",
-                (100.0 * checked as f64 / live as f64).min(100.0)
-            )
+            // The live bytes are known once the sweeper has counted them.
+            match shard["pass_live_bytes"].as_u64().unwrap_or(0) {
+                0 => "pass".to_string(),
+                live => {
+                    let checked = shard["pass_checked_bytes"].as_u64().unwrap_or(0);
+                    format!(
+                        "pass {:.0}%",
+                        (100.0 * checked as f64 / live as f64).min(100.0)
+                    )
+                }
+            }
         } else {
             "waiting".to_string()
         };
+        let count = |name: &str| shard[name].as_u64().unwrap_or(0);
         out += &format!(
             "{:>5} {:>8.1} {:<12} {:>6} {:>12.1} {:>7} {:>8} {:>10}\n",
-            shard["shard"],
+            count("shard"),
             mib(&shard["rate_bytes_per_s"]),
             state,
-            shard["passes"],
+            count("passes"),
             mib(&shard["checked_bytes"]),
-            shard["found"],
-            shard["repaired"],
-            shard["unrepaired"],
+            count("found"),
+            count("repaired"),
+            count("unrepaired"),
         );
         for finding in shard["findings"].as_array().into_iter().flatten() {
             findings.push((shard["shard"].clone(), finding.clone()));
