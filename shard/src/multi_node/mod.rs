@@ -195,6 +195,22 @@ impl TestCluster {
         }
     }
 
+    /// A member other than `node` (the first by id).
+    pub fn other_than(&self, node: NodeId) -> &TestNode {
+        self.nodes
+            .iter()
+            .find(|n| n.node_id != node)
+            .expect("a cluster of more than one node")
+    }
+
+    /// Stops every node's shard but `gone`'s (already stopped or dead).
+    pub async fn stop_all_but(self, gone: NodeId) {
+        for node in self.nodes.iter().filter(|n| n.node_id != gone) {
+            node.relay.set(LinkState::Cut);
+            node.shard.stop().await;
+        }
+    }
+
     /// Stops every node's shard.
     pub async fn stop(self) {
         for node in &self.nodes {

@@ -43,7 +43,7 @@ fn a_chunk_a_follower_takes_is_stored_by_the_leader_and_on_every_member() {
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
         let leader = cluster.leader(Duration::from_secs(10)).await.node_id;
-        let follower = cluster.nodes.iter().find(|n| n.node_id != leader).unwrap();
+        let follower = cluster.other_than(leader);
         let (buf, hash, data) = chunk(100_000, 7);
         let (placement, _) = follower
             .shard
@@ -71,11 +71,7 @@ fn a_stalled_member_does_not_hold_up_a_write_and_gets_the_chunk_once_it_heals() 
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
         let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
-        let stalled = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader_id)
-            .unwrap();
+        let stalled = cluster.other_than(leader_id);
         stalled.relay.set(LinkState::Stalled);
         let (buf, hash, data) = chunk(300_000, 9);
         let leader = &cluster.node(leader_id).shard;
@@ -108,11 +104,7 @@ fn a_follower_cut_off_from_its_leader_refuses_writes_as_retryable() {
         let cluster = TestCluster::start(3).await;
         let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
         cluster.node(leader_id).relay.set(LinkState::Cut);
-        let follower = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader_id)
-            .unwrap();
+        let follower = cluster.other_than(leader_id);
         let (buf, hash, _) = chunk(4096, 3);
         let started = Instant::now();
         let refused = follower.shard.append_replicated(buf, hash).await;
@@ -130,11 +122,7 @@ fn a_forwarded_append_is_stored_only_by_the_leader() {
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
         let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
-        let follower = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader_id)
-            .unwrap();
+        let follower = cluster.other_than(leader_id);
         let (buf, hash, _) = chunk(4096, 5);
         let refused = follower.shard.append_as_leader(buf, hash).await;
         assert!(
@@ -151,11 +139,7 @@ fn a_member_behind_a_slow_link_still_gets_every_chunk() {
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
         let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
-        let slow = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader_id)
-            .unwrap();
+        let slow = cluster.other_than(leader_id);
         slow.relay
             .set(LinkState::Delayed(Duration::from_millis(30)));
         let leader = &cluster.node(leader_id).shard;
@@ -230,11 +214,7 @@ fn a_leader_indexes_only_chunks_its_own_blob_log_stored() {
         let cluster = TestCluster::start(3).await;
         let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
         let leader = cluster.node(leader_id);
-        let other = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader_id)
-            .unwrap();
+        let other = cluster.other_than(leader_id);
         // A chunk the other member stored itself (it was leader when the
         // upload appended it; this node leads when the upload commits).
         let (_, hash, data) = chunk(50_000, 11);
@@ -350,11 +330,7 @@ fn every_member_counts_refs_and_forgets_a_collected_chunk() {
         );
         counts_become(&cluster, hash, None).await;
         // A follower proposes nothing.
-        let follower = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader_id)
-            .unwrap();
+        let follower = cluster.other_than(leader_id);
         assert_eq!(
             follower
                 .shard
@@ -380,11 +356,7 @@ fn a_damaged_chunk_is_repaired_from_another_member_when_read() {
             .append_replicated(buf, hash)
             .await
             .expect("stored");
-        let follower = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader_id)
-            .unwrap();
+        let follower = cluster.other_than(leader_id);
         held_within(follower, hash, Duration::from_secs(5)).await;
         let bad = follower.shard.local_location(hash).await.unwrap();
 
@@ -465,11 +437,7 @@ fn the_scrub_repairs_a_damaged_copy_from_a_member() {
         };
         let cluster = TestCluster::start_with(3, settings).await;
         let leader = cluster.leader(Duration::from_secs(10)).await;
-        let follower = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader.node_id)
-            .unwrap();
+        let follower = cluster.other_than(leader.node_id);
         let mut written = Vec::new();
         for i in 0..4u8 {
             let (buf, hash, data) = chunk(300_000, 40 + i);
@@ -549,11 +517,7 @@ fn a_stalled_member_gets_a_bounded_number_of_pushes() {
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
         let leader = cluster.leader(Duration::from_secs(10)).await;
-        let stalled = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader.node_id)
-            .unwrap();
+        let stalled = cluster.other_than(leader.node_id);
         // A first chunk while every member answers: the leader learns that
         // all of them take offloaded chunks, and opens its connections.
         let (buf, hash, _) = chunk(4096, 200);
@@ -598,11 +562,7 @@ fn a_follower_whose_leader_stalls_answers_peer_slow_instead_of_hanging() {
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
         let leader_id = cluster.leader(Duration::from_secs(10)).await.node_id;
-        let follower = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != leader_id)
-            .unwrap();
+        let follower = cluster.other_than(leader_id);
         // A first forward opens the connection the next one reuses.
         let (buf, hash, _) = chunk(4096, 12);
         follower.shard.append_replicated(buf, hash).await.unwrap();
@@ -673,10 +633,8 @@ fn a_dead_leader_is_replaced_once_its_lease_runs_out() {
             .append_replicated(buf, hash)
             .await
             .expect("the new leader takes writes");
-        for node in survivors {
-            node.relay.set(LinkState::Cut);
-            node.shard.stop().await;
-        }
+        let dead = dead.node_id;
+        cluster.stop_all_but(dead).await;
     });
 }
 
@@ -685,7 +643,7 @@ fn a_follower_that_cannot_hear_the_leader_does_not_unseat_it() {
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
         let leader = cluster.leader(Duration::from_secs(10)).await.node_id;
-        let deaf = cluster.nodes.iter().find(|n| n.node_id != leader).unwrap();
+        let deaf = cluster.other_than(leader);
         // Nothing reaches it; what it sends still arrives.
         deaf.relay.set(LinkState::Stalled);
         glommio::timer::sleep(crate::raft::leadership::stand_after(0) * 2 + Duration::from_secs(1))
@@ -705,11 +663,7 @@ fn a_request_forwarded_to_a_frozen_leader_gives_up_once_the_group_moves_on() {
     run_local(|| async {
         let cluster = TestCluster::start(3).await;
         let frozen = cluster.leader(Duration::from_secs(10)).await;
-        let follower = cluster
-            .nodes
-            .iter()
-            .find(|n| n.node_id != frozen.node_id)
-            .unwrap();
+        let follower = cluster.other_than(frozen.node_id);
         // A first forward opens the connection the next one hangs on.
         let (buf, hash, _) = chunk(4096, 31);
         follower.shard.append_replicated(buf, hash).await.unwrap();
@@ -729,9 +683,7 @@ fn a_request_forwarded_to_a_frozen_leader_gives_up_once_the_group_moves_on() {
             "gave up after {:?}, not at the peer deadline",
             started.elapsed()
         );
-        for node in cluster.nodes.iter().filter(|n| n.node_id != frozen.node_id) {
-            node.relay.set(LinkState::Cut);
-            node.shard.stop().await;
-        }
+        let frozen = frozen.node_id;
+        cluster.stop_all_but(frozen).await;
     });
 }
