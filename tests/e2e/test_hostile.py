@@ -128,6 +128,17 @@ def exchange(node, raw, timeout=10):
         sock.close()
 
 
+def presigned(path, date, expires, signature="0" * 64):
+    """A presigned-URL target for `path`, dated `date` (YYYYMMDD) and valid
+    `expires` seconds, with a forged signature (or none)."""
+    query = ("X-Amz-Algorithm=AWS4-HMAC-SHA256"
+             f"&X-Amz-Credential=SHOALTESTACCESSKEY01%2F{date}%2Fus-east-1%2Fs3%2Faws4_request"
+             f"&X-Amz-Date={date}T000000Z&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host")
+    if signature is not None:
+        query += f"&X-Amz-Signature={signature}"
+    return f"{path}?{query}"
+
+
 def billion_laughs():
     entities = "".join(f'<!ENTITY l{i} "&l{i - 1};&l{i - 1};&l{i - 1};&l{i - 1};">' for i in range(1, 10))
     return (f'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY l0 "lol">{entities}]>'
@@ -197,21 +208,10 @@ def cases(node, upload_id):
                                                          b"X-Amz-Date: 20991231T000000Z",
                                                          signed(node, "GET", f"{b}/k")),
          (400, "AuthorizationHeaderMalformed")),
-        ("expired presigned URL", head("GET", f"{b}/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
-                                              "SHOALTESTACCESSKEY01%2F20000101%2Fus-east-1%2Fs3%2Faws4_request"
-                                              "&X-Amz-Date=20000101T000000Z&X-Amz-Expires=60"
-                                              "&X-Amz-SignedHeaders=host&X-Amz-Signature=" + "0" * 64, {}),
-         (403, "AccessDenied")),
-        ("presigned for longer than 7 days", head("GET", f"{b}/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&"
-                                                         "X-Amz-Credential=SHOALTESTACCESSKEY01%2F20261207%2F"
-                                                         "us-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261207T000000Z"
-                                                         "&X-Amz-Expires=999999999&X-Amz-SignedHeaders=host"
-                                                         "&X-Amz-Signature=" + "0" * 64, {}),
+        ("expired presigned URL", head("GET", presigned(f"{b}/k", "20000101", "60"), {}), (403, "AccessDenied")),
+        ("presigned for longer than 7 days", head("GET", presigned(f"{b}/k", "20261207", "999999999"), {}),
          (400, "AuthorizationQueryParametersError")),
-        ("presigned without a signature", head("GET", f"{b}/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
-                                                      "SHOALTESTACCESSKEY01%2F20261207%2Fus-east-1%2Fs3%2F"
-                                                      "aws4_request&X-Amz-Date=20261207T000000Z&X-Amz-Expires=60"
-                                                      "&X-Amz-SignedHeaders=host", {}),
+        ("presigned without a signature", head("GET", presigned(f"{b}/k", "20261207", "60", signature=None), {}),
          (400, "AuthorizationQueryParametersError")),
         ("payload hash that is not hex", signed(node, "PUT", f"{b}/k", b"x", payload_hash="nothex"),
          (400, "InvalidArgument")),
