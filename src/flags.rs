@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use shoal_shard::ids::NodeId;
 use shoal_shard::limits::CHUNK_BYTES;
 
+use crate::limits::{GET_BUDGET_PER_CORE_DEFAULT, GET_BUDGET_PER_CORE_MIN};
+
 /// `--version`: the package version and the commit it was built from.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -161,6 +163,14 @@ pub struct ServeFlags {
     /// (e.g. `30s`, `500ms`).
     #[arg(long, env = "SHOAL_ADMISSION_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub admission_timeout: std::time::Duration,
+
+    /// Chunk bytes the node's GETs may hold in memory at once (read ahead,
+    /// or sent but not yet taken by the client), split evenly over the
+    /// cores (e.g. `1GiB`). A GET that finds none free waits up to
+    /// `--admission-timeout`, then is answered 503 SlowDown. Default
+    /// 256MiB per core.
+    #[arg(long, env = "SHOAL_GET_BUDGET", value_parser = parse_bytes)]
+    pub get_budget: Option<u64>,
 
     /// Charge aws-chunked bodies per decoded MiB (true) rather than only a
     /// first unit at entry (false).
@@ -321,6 +331,8 @@ pub struct NodeConfig {
     pub keys: Option<KeyPair>,
     pub node_id: NodeId,
     pub admission: AdmissionConfig,
+    /// Each core's share of `--get-budget`.
+    pub get_budget_per_core_bytes: u64,
     pub multipart_expiry: std::time::Duration,
     pub gc_grace: std::time::Duration,
     /// Largest size of one blob log segment.
@@ -582,6 +594,20 @@ impl ServeFlags {
                 reason: "must be longer than zero".into(),
             });
         }
+        let get_budget_per_core_bytes = match self.get_budget {
+            None => GET_BUDGET_PER_CORE_DEFAULT,
+            Some(total) => total / cpus.len() as u64,
+        };
+        if get_budget_per_core_bytes < GET_BUDGET_PER_CORE_MIN {
+            return Err(FlagError {
+                flag: "get-budget",
+                value: self.get_budget.unwrap_or_default().to_string(),
+                reason: format!(
+                    "must give each of the {} cores at least {GET_BUDGET_PER_CORE_MIN} bytes (a GET reads one chunk while the last is sent)",
+                    cpus.len()
+                ),
+            });
+        }
         let credentials_file = self
             .credentials_file
             .map(|path| absolute("credentials-file", path))
@@ -593,6 +619,7 @@ impl ServeFlags {
             body_idle_timeout: self.body_idle_timeout,
             access_log: self.access_log,
             admission,
+            get_budget_per_core_bytes,
             multipart_expiry: self.multipart_expiry,
             gc_grace: self.gc_grace,
             segment_bytes: self.segment_size,

@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hyper::rt::{ReadBufCursor, Sleep, Timer};
 
-use crate::limits::{HEADER_WAIT_WHEN_SCARCE, SLOTS_SCARCE_CHECK};
+use crate::limits::{HEADER_WAIT_WHEN_SCARCE, RECV_SLICE_MAX, SLOTS_SCARCE_CHECK};
 
 /// Response body of every service (S3 and admin): full buffers for XML, a
 /// chunk stream for GET. Not `Send`: a response is produced and written on
@@ -74,16 +75,23 @@ impl hyper::rt::Read for GlommioIo {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // SAFETY: `recv(2)` only writes into the slice and never reads it, so
-        // handing it uninitialised memory is sound; we then advance the cursor
-        // by exactly the number of bytes the kernel wrote.
-        let slice = unsafe {
-            let uninit = buf.as_mut();
-            std::slice::from_raw_parts_mut(uninit.as_mut_ptr().cast::<u8>(), uninit.len())
-        };
+        // hyper hands over uninitialised spare capacity, and a `&mut [u8]`
+        // may only cover initialised bytes: zero at most
+        // `RECV_SLICE_MAX` of it (cheaper than the receive copy that
+        // follows, and a bound on what one read asks the kernel for).
+        // SAFETY: we only ever write initialised bytes into the spare
+        // capacity, as `ReadBufCursor::as_mut` requires.
+        let spare = unsafe { buf.as_mut() };
+        let len = spare.len().min(RECV_SLICE_MAX);
+        let spare = &mut spare[..len];
+        spare.fill(MaybeUninit::new(0));
+        // SAFETY: every element of `spare` was initialised just above, and
+        // `MaybeUninit<u8>` has the layout of `u8`.
+        let slice = unsafe { &mut *(spare as *mut [MaybeUninit<u8>] as *mut [u8]) };
         match Pin::new(&mut self.stream).poll_read(cx, slice) {
             Poll::Ready(Ok(n)) => {
-                // SAFETY: the kernel initialised the first `n` bytes.
+                // SAFETY: the first `n` bytes hold what the socket delivered
+                // (all of `slice` was initialised above).
                 unsafe { buf.advance(n) };
                 Poll::Ready(Ok(()))
             }

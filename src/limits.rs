@@ -28,6 +28,11 @@ pub const CONNECTION_SLOTS_SCARCE_BELOW: u64 = CONNECTIONS_PER_CORE_MAX / 8;
 /// headers (idle or half-sent) before it is dropped to make room.
 pub const HEADER_WAIT_WHEN_SCARCE: Duration = Duration::from_secs(2);
 
+/// The most one socket read asks for. hyper offers uninitialised buffer
+/// space that must be zeroed before the kernel may fill it; 64 KiB keeps
+/// that zeroing in cache and far below the cost of the receive copy.
+pub const RECV_SLICE_MAX: usize = 64 * 1024;
+
 /// How often a connection waiting for headers looks whether slots have
 /// become scarce.
 pub const SLOTS_SCARCE_CHECK: Duration = Duration::from_millis(500);
@@ -156,3 +161,13 @@ pub const DISK_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Metadata headroom in the default `--disk-reserve` (two segments plus
 /// this).
 pub const DISK_RESERVE_METADATA_BYTES: u64 = 256 << 20;
+
+/// Default share of `--get-budget` per core: chunk bytes one core's GETs
+/// may hold (each holds at most two chunks: one read ahead, one being
+/// sent), so 128 downloads of large objects per core stream at full speed
+/// and more wait or get 503 instead of growing memory.
+pub const GET_BUDGET_PER_CORE_DEFAULT: u64 = 256 << 20;
+
+/// The smallest share of `--get-budget` a core may have: one GET's two
+/// chunks, or a large object could never be served.
+pub const GET_BUDGET_PER_CORE_MIN: u64 = 2 * shoal_shard::limits::CHUNK_BYTES as u64;

@@ -57,6 +57,9 @@ pub struct CoreMetrics {
     bytes_out: AtomicU64,
     md5_batches: AtomicU64,
     md5_chunks: AtomicU64,
+    /// Chunk bytes this core's GETs hold (`s3::downloads`).
+    download_held_bytes: AtomicU64,
+    download_refused: AtomicU64,
 }
 
 impl Default for CoreMetrics {
@@ -69,6 +72,8 @@ impl Default for CoreMetrics {
             bytes_out: AtomicU64::new(0),
             md5_batches: AtomicU64::new(0),
             md5_chunks: AtomicU64::new(0),
+            download_held_bytes: AtomicU64::new(0),
+            download_refused: AtomicU64::new(0),
         }
     }
 }
@@ -111,6 +116,24 @@ impl CoreMetrics {
     /// Response body bytes sent.
     pub fn add_bytes_out(&self, bytes: u64) {
         self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes taken from (positive) or given back to (negative) this
+    /// core's download budget.
+    pub fn add_download_held(&self, delta: i64) {
+        // Wrapping add of the two's complement: a give-back never exceeds
+        // what was taken, so the sum never goes below zero.
+        self.download_held_bytes
+            .fetch_add(delta as u64, Ordering::Relaxed);
+    }
+
+    pub fn download_held_bytes(&self) -> u64 {
+        self.download_held_bytes.load(Ordering::Relaxed)
+    }
+
+    /// A GET found no download budget in time (503 SlowDown).
+    pub fn count_download_refused(&self) {
+        self.download_refused.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -357,6 +380,29 @@ impl Registry {
             out,
             "shoal_s3_sent_bytes_total {}",
             self.sum(|c| &c.bytes_out)
+        )?;
+
+        header(
+            out,
+            "shoal_get_budget_held_bytes",
+            "gauge",
+            "Chunk bytes the node's GETs hold (read ahead or not yet taken by their clients), against --get-budget.",
+        )?;
+        writeln!(
+            out,
+            "shoal_get_budget_held_bytes {}",
+            self.sum(|c| &c.download_held_bytes)
+        )?;
+        header(
+            out,
+            "shoal_get_budget_refused_total",
+            "counter",
+            "GETs answered 503 SlowDown because the download budget stayed full for --admission-timeout.",
+        )?;
+        writeln!(
+            out,
+            "shoal_get_budget_refused_total {}",
+            self.sum(|c| &c.download_refused)
         )?;
 
         header(

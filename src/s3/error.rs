@@ -9,6 +9,7 @@ use http::{HeaderValue, Response, StatusCode};
 
 use super::auth::AuthError;
 use super::chunked::ChunkedError;
+use super::downloads::DownloadsFull;
 use super::xml::XmlWriter;
 use super::Body;
 use crate::limits::RETRY_AFTER_S_MIN;
@@ -97,6 +98,9 @@ pub enum S3Error {
     ServiceUnavailable { message: String },
     #[error("Please reduce your request rate.")]
     SlowDown { reason: AdmissionError },
+    /// The core's GETs hold all of its download budget.
+    #[error("Please reduce your request rate.")]
+    DownloadsFull(DownloadsFull),
     /// The node's disk is below its reserve (or was found full): nothing
     /// that stores bytes is taken until deletes free space.
     #[error("{message}")]
@@ -142,7 +146,7 @@ impl S3Error {
             }
             S3Error::MethodNotAllowed => "MethodNotAllowed",
             S3Error::KeyTooLong { .. } => "KeyTooLongError",
-            S3Error::SlowDown { .. } => "SlowDown",
+            S3Error::SlowDown { .. } | S3Error::DownloadsFull(_) => "SlowDown",
             S3Error::ServiceUnavailable { .. } => "ServiceUnavailable",
             S3Error::InsufficientStorage { .. } => "InsufficientStorage",
             S3Error::PreconditionFailed => "PreconditionFailed",
@@ -171,7 +175,9 @@ impl S3Error {
             S3Error::NotImplemented { .. } | S3Error::HeaderNotImplemented { .. } => 501,
             S3Error::MethodNotAllowed => 405,
             S3Error::Internal { .. } => 500,
-            S3Error::SlowDown { .. } | S3Error::ServiceUnavailable { .. } => 503,
+            S3Error::SlowDown { .. }
+            | S3Error::DownloadsFull(_)
+            | S3Error::ServiceUnavailable { .. } => 503,
             S3Error::InsufficientStorage { .. } => 507,
             S3Error::PreconditionFailed => 412,
             S3Error::InvalidBucketName { .. }
@@ -249,7 +255,7 @@ impl S3Error {
         ) {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if let S3Error::SlowDown { .. } = &self {
+        if let S3Error::SlowDown { .. } | S3Error::DownloadsFull(_) = &self {
             // Jittered, so rejected clients do not all come back at once.
             let seconds = rand::random::<u64>() % RETRY_AFTER_S_SPREAD + RETRY_AFTER_S_MIN;
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod checksum;
 pub mod chunked;
 mod conditional;
+pub mod downloads;
 pub mod error;
 pub mod fuzz_targets;
 pub(crate) mod handlers;
@@ -62,6 +63,8 @@ pub struct S3Context {
     pub pool: ChunkPool,
     pub metrics: Arc<CoreMetrics>,
     pub md5_lanes: Rc<md5_lanes::Md5Lanes>,
+    /// What this core's GETs may hold in memory.
+    pub downloads: downloads::DownloadBudget,
     /// This core's admission gate for every shard, by shard index.
     pub gates: Vec<Gate>,
     pub core_index: usize,
@@ -83,12 +86,15 @@ impl S3Context {
         core_index: usize,
         disk: Arc<DiskSpace>,
     ) -> Self {
+        let downloads =
+            downloads::DownloadBudget::new(config.get_budget_per_core_bytes, Arc::clone(&metrics));
         S3Context {
             config,
             router,
             directory,
             pool,
             md5_lanes: md5_lanes::Md5Lanes::new(Arc::clone(&metrics)),
+            downloads,
             metrics,
             gates,
             core_index,

@@ -63,7 +63,10 @@ impl RequestSummary<'_> {
 pub fn is_refusal(error: &S3Error) -> bool {
     matches!(
         error,
-        S3Error::Auth(_) | S3Error::AccessDenied { .. } | S3Error::SlowDown { .. }
+        S3Error::Auth(_)
+            | S3Error::AccessDenied { .. }
+            | S3Error::SlowDown { .. }
+            | S3Error::DownloadsFull(_)
     )
 }
 
@@ -110,6 +113,7 @@ impl RefusalLog {
         let reason = match error {
             // The numbers behind the rejection: which shard, how much.
             S3Error::SlowDown { reason } => reason.to_string(),
+            S3Error::DownloadsFull(reason) => reason.to_string(),
             other => other.to_string(),
         };
         tracing::info!(

@@ -247,3 +247,45 @@ def test_a_get_whose_client_stops_reading_is_dropped(fresh_node):
     sock.close()
     assert received < len(body), "the connection was closed before the body was sent"
     assert s3.get_object(Bucket="unread", Key="big")["Body"].read() == body
+
+
+def unread_get(node, path):
+    """A GET whose client reads the status line and then nothing more."""
+    headers = rawhttp.signed_headers(node, "GET", path)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", node.s3_port))
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{node.s3_port}\r\n"
+                  + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode())
+    assert sock.recv(100).startswith(b"HTTP/1.1 200")
+    return sock
+
+
+def test_gets_that_stop_reading_hold_no_more_than_the_download_budget(fresh_node):
+    """Downloads whose clients stall hold at most --get-budget; past it a
+    new GET waits --admission-timeout and gets 503 SlowDown (counted),
+    and once the stalled clients are dropped GETs are served again."""
+    node = fresh_node(cores=1, extra_args=["--get-budget", "6MiB", "--admission-timeout", "500ms",
+                                           "--body-idle-timeout", "3s"])
+    s3 = node.client()
+    s3.create_bucket(Bucket="downloads")
+    body = os.urandom(16 * MIB)
+    s3.put_object(Bucket="downloads", Key="big", Body=body)
+    s3.put_object(Bucket="downloads", Key="small", Body=b"s" * 4096)
+    stalled = []
+    # Each stalled GET holds two chunks at most (one sent, one read ahead).
+    for _ in range(3):
+        stalled.append(unread_get(node, "/downloads/big"))
+    held = lambda: sample_total(node.metrics(), "shoal_get_budget_held_bytes")  # noqa: E731
+    wait_until(lambda: held() == 6 * MIB, 5, "the stalled GETs to hold the whole budget")
+    with pytest.raises(Exception) as refused:
+        s3.get_object(Bucket="downloads", Key="big")
+    assert "SlowDown" in str(refused.value), refused.value
+    assert sample_total(node.metrics(), "shoal_get_budget_refused_total") >= 1
+    # The stalled clients are dropped after --body-idle-timeout, and
+    # their budget comes back.
+    wait_until(lambda: held() == 0, 15, "the stalled GETs to be dropped")
+    assert s3.get_object(Bucket="downloads", Key="big")["Body"].read() == body
+    assert s3.get_object(Bucket="downloads", Key="small")["Body"].read() == b"s" * 4096
+    for sock in stalled:
+        sock.close()

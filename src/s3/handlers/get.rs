@@ -2,7 +2,9 @@
 //!
 //! GET streams the chunks a range needs from the owner shard, one read
 //! ahead of the one being sent, so disk and network overlap without holding
-//! more than two chunks per download. The first chunk is read before the
+//! more than two chunks per download, each taken from the core's download
+//! budget (`s3::downloads`) before it is read and given back once the
+//! client has taken it. The first chunk is read before the
 //! response is built: one that cannot be read answers `500` instead of a
 //! `200` whose body is cut (a client that does not check the length would
 //! take that as a short object); a later one can only cut the connection.
@@ -24,6 +26,7 @@ use super::put::insert_checksums;
 use super::{etag, header_value, http_date, load_object, require_bucket};
 use crate::s3::access::{Caller, Permission};
 use crate::s3::conditional::{Preconditions, Verdict};
+use crate::s3::downloads::Held;
 use crate::s3::error::S3Error;
 use crate::s3::range::{self, ByteRange, RangeRequest};
 use crate::s3::request::S3Request;
@@ -178,10 +181,20 @@ pub(super) fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
 
 type ReadTask = glommio::Task<Result<Bytes, ShardError>>;
 
-fn read(ctx: &Rc<S3Context>, owner: ShardIndex, piece: Piece) -> (Piece, ReadTask) {
-    let ctx = Rc::clone(ctx);
+/// A chunk read under way, and the budget it holds until its bytes are
+/// sent.
+struct Pending {
+    piece: Piece,
+    task: ReadTask,
+    held: Held,
+}
+
+/// Starts reading `piece`, with the budget `held` for it.
+fn start_read(ctx: &Rc<S3Context>, owner: ShardIndex, piece: Piece, held: Held) -> Pending {
+    let reader = Rc::clone(ctx);
     let task = glommio::spawn_local(async move {
-        ctx.router
+        reader
+            .router
             .call(owner, |reply| ShardRequest::ReadChunk {
                 sha256: piece.sha256,
                 source_node: NodeId(piece.source_node),
@@ -189,8 +202,19 @@ fn read(ctx: &Rc<S3Context>, owner: ShardIndex, piece: Piece) -> (Piece, ReadTas
             })
             .await
     });
-    (piece, task)
+    Pending { piece, task, held }
 }
+
+/// Starts reading the next piece if its budget is free now: the read
+/// ahead never waits (the stream waits when it needs the piece).
+fn read_ahead(ctx: &Rc<S3Context>, owner: ShardIndex, pieces: &mut Pieces) -> Option<Pending> {
+    let piece = *pieces.peek()?;
+    let held = ctx.downloads.try_take(u64::from(piece.size_bytes))?;
+    pieces.next();
+    Some(start_read(ctx, owner, piece, held))
+}
+
+type Pieces = std::iter::Peekable<std::vec::IntoIter<Piece>>;
 
 /// The body of a GET of `span` (not empty), once its first chunk has been
 /// read; see the module docs.
@@ -200,29 +224,60 @@ async fn chunk_stream(
     manifest: &ObjectManifest,
     span: ByteRange,
 ) -> Result<Body, S3Error> {
-    let mut pieces = plan(manifest, span).into_iter();
-    let (piece, task) = read(&ctx, owner, pieces.next().expect("a span is never empty"));
-    // The second read starts while the first is awaited, as in the stream.
-    let next = pieces.next().map(|piece| read(&ctx, owner, piece));
-    let first = piece_bytes(&ctx, piece, task.await).map_err(|e| {
+    let mut pieces: Pieces = plan(manifest, span).into_iter().peekable();
+    let piece = pieces.next().expect("a span is never empty");
+    // A new GET waits for budget as a PUT does, then is turned away; one
+    // under way waits as long as its client may stall.
+    let held = ctx
+        .downloads
+        .take(u64::from(piece.size_bytes), ctx.config.admission.timeout)
+        .await
+        .map_err(S3Error::DownloadsFull)?;
+    let first = start_read(&ctx, owner, piece, held);
+    let next = read_ahead(&ctx, owner, &mut pieces);
+    let bytes = piece_bytes(&ctx, first.piece, first.task.await).map_err(|e| {
         tracing::error!(error = %e, "GET failed before its response");
         S3Error::internal(e)
     })?;
+    let streaming = ctx.config.body_idle_timeout;
+    // Each frame's budget is given back when the stream is asked for the
+    // next one: hyper has then handed the frame to the socket.
     let rest = stream::unfold(
-        (ctx, pieces, next),
-        move |(ctx, mut pieces, pending)| async move {
-            let (piece, task) = pending?;
-            let next = pieces.next().map(|piece| read(&ctx, owner, piece));
-            let frame = piece_bytes(&ctx, piece, task.await).map(Frame::data);
+        (ctx, pieces, next, Some(first.held)),
+        move |(ctx, mut pieces, pending, sent)| async move {
+            drop(sent);
+            let pending = match pending {
+                Some(pending) => pending,
+                None => {
+                    let piece = pieces.next()?;
+                    match ctx
+                        .downloads
+                        .take(u64::from(piece.size_bytes), streaming)
+                        .await
+                    {
+                        Ok(held) => start_read(&ctx, owner, piece, held),
+                        Err(full) => {
+                            tracing::warn!(error = %full, "GET cut mid-stream: no download budget");
+                            let frame = Err(std::io::Error::other(full.to_string()));
+                            return Some((
+                                frame,
+                                (ctx, Vec::new().into_iter().peekable(), None, None),
+                            ));
+                        }
+                    }
+                }
+            };
+            let next = read_ahead(&ctx, owner, &mut pieces);
+            let frame = piece_bytes(&ctx, pending.piece, pending.task.await).map(Frame::data);
             if let Err(e) = &frame {
                 // Headers are out; all we can do is cut the connection.
                 tracing::error!(error = %e, "GET failed mid-stream");
-                return Some((frame, (ctx, Vec::new().into_iter(), None)));
+                return Some((frame, (ctx, Vec::new().into_iter().peekable(), None, None)));
             }
-            Some((frame, (ctx, pieces, next)))
+            Some((frame, (ctx, pieces, next, Some(pending.held))))
         },
     );
-    let frames = stream::once(async move { Ok(Frame::data(first)) }).chain(rest);
+    let frames = stream::once(async move { Ok(Frame::data(bytes)) }).chain(rest);
     Ok(Box::pin(StreamBody::new(frames.boxed_local())))
 }
 
