@@ -24,6 +24,7 @@ pub mod catchup;
 pub mod chunk;
 pub mod chunk_hash;
 pub mod clock;
+pub mod crash_point;
 pub mod directory;
 pub mod error;
 pub mod fuzz_targets;

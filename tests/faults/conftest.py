@@ -12,7 +12,10 @@ _spec = importlib.util.spec_from_file_location("e2e_conftest", os.path.join(E2E,
 e2e = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(e2e)
 
-fresh_node = e2e.fresh_node
+# Everything the e2e conftest defines (fixtures, `Node`, `wait_until`),
+# so modules shared with the e2e suite (`test_cluster`) import it from
+# `conftest` here too.
+globals().update({name: value for name, value in vars(e2e).items() if not name.startswith("__")})
 
 
 def trials(default):

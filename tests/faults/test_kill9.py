@@ -90,7 +90,14 @@ def one_op(s3, rng, history, worker, n):
         history.ack(key, whole)
 
 
-def load_until_killed(node, history, seed):
+def kill_at_random(node, seed):
+    time.sleep(random.Random(seed).uniform(2.0, 4.0))
+    node.kill9()
+
+
+def load_until_down(node, history, seed, bring_down=kill_at_random):
+    """Runs the mixed load on `node` until `bring_down(node, seed)`
+    returns with the process gone."""
     stop = threading.Event()
 
     def worker(w):
@@ -107,11 +114,12 @@ def load_until_killed(node, history, seed):
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(WORKERS)]
     for t in threads:
         t.start()
-    time.sleep(random.Random(seed).uniform(2.0, 4.0))
-    node.kill9()
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        bring_down(node, seed)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
 
 
 def check(node, history):
@@ -145,7 +153,7 @@ def test_no_acknowledged_write_is_lost_to_kill9_under_mixed_load(fresh_node):
     history = History()
     runs = trials(2)
     for trial in range(runs):
-        load_until_killed(node, history, seed=trial)
+        load_until_down(node, history, seed=trial)
         node.start()
         wrong = check(node, history)
         assert not wrong, f"trial {trial}: {wrong[:5]}"

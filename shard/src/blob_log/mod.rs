@@ -83,8 +83,8 @@ use crate::limits::{
 pub use error::{BlobLogError, PoisonCause, RecordError};
 #[doc(hidden)]
 pub use record::fuzz_segment_bytes as fuzz_record_bytes;
-#[cfg(test)]
-pub(crate) use record::segment_of as fuzz_record_seed;
+#[doc(hidden)]
+pub use record::segment_of as fuzz_record_seed;
 pub use segment::{file_name as segment_file_name, prime_iopoll_probe};
 pub use space::{dead_ranges, RecordHold, SegmentSpace};
 
@@ -610,6 +610,10 @@ impl Shared {
                     failed = Some(segment.number());
                     break;
                 }
+            }
+            if failed.is_none() {
+                // Durable, not yet acknowledged.
+                crate::crash_point::crash_point("crash::blob_synced");
             }
             let mut state = self.state.borrow_mut();
             let wake = |waiter: DurableWaiter, result| {

@@ -386,7 +386,6 @@ pub fn fuzz_segment_bytes(data: &[u8]) {
 }
 
 /// A valid segment holding `payloads` as records (fuzz seeds).
-#[cfg(test)]
 pub fn segment_of(payloads: &[&[u8]]) -> Vec<u8> {
     let mut bytes = Vec::new();
     for payload in payloads {

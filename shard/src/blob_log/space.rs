@@ -152,6 +152,12 @@ impl BlobLog {
             return Ok(0);
         }
         let file = self.shared.ready_segment(segment)?;
+        // Stands for a file system that cannot punch holes (the fault
+        // suite's way onto the compaction path).
+        fail::fail_point!("blob_log::punch", |_| {
+            self.shared.punch_unsupported.set(true);
+            Ok(0)
+        });
         let before = file.stat().await?.allocated_file_size;
         if let Err(e) = file.punch(ranges).await {
             let BlobLogError::Io { source, .. } = &e else {

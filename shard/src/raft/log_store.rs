@@ -302,6 +302,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await;
         match written {
             Ok(()) => {
+                // In the log, synced; not yet known to raft (not committed).
+                crate::crash_point::crash_point("crash::raft_log_synced");
                 self.stats.record(entry_count, appended_bytes);
                 callback.log_io_completed(Ok(()));
                 Ok(())

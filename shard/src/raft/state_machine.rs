@@ -551,6 +551,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(Vec::new());
         };
         let failed = |e| storage_error(ErrorSubject::Apply(last), ErrorVerb::Write, e);
+        // Committed, not applied: a restart must apply these again.
+        crate::crash_point::crash_point("crash::committed");
         let Prepared {
             applying,
             offered,
@@ -564,6 +566,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })
             .await
             .map_err(failed)?;
+        // Applied, not acknowledged.
+        crate::crash_point::crash_point("crash::applied");
         drop(hold);
         if let Some(catchup) = &self.catchup {
             catchup.offer(offered);

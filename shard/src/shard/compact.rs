@@ -42,6 +42,8 @@ impl Shard {
             buf.fill_from(&bytes);
             let hold = self.blob_log.hold();
             let (to, _) = self.blob_log.append(buf, record.hash).await?;
+            // The copy is durable; the index still names the original.
+            crate::crash_point::crash_point("crash::compacting");
             if self.meta.move_blob(record.hash, from, to.into()).await? {
                 moved_bytes += u64::from(record.size_bytes);
             }

@@ -305,6 +305,7 @@ impl Shard {
             return Ok(false);
         }
         let dead = dead_ranges(&extents, space.file_bytes);
+        crate::crash_point::crash_point("crash::reclaiming");
         pass.released_bytes += self.blob_log.release(segment, &dead).await?;
         Ok(false)
     }

@@ -79,6 +79,8 @@ impl Shard {
         if self.forward_target().is_none() {
             self.check_present(me, named, &chunks).await?;
         }
+        // The chunks are durable here and the refs not yet proposed.
+        crate::crash_point::crash_point("crash::chunks_stored");
         fail::fail_point!("shard::commit_object", |_| Err(ShardError::Injected {
             point: "shard::commit_object"
         }));
