@@ -14,6 +14,17 @@ pub enum MetaError {
         source: rocksdb::Error,
     },
 
+    /// rocksdb found one of its files damaged (a block checksum, a
+    /// manifest): the store cannot serve what that file holds until it is
+    /// rebuilt. Never wrong data: every block is checked when read.
+    #[error(
+        "the metadata store is damaged (rocksdb {op}: {source}); what it holds cannot be read until it is rebuilt: in a cluster, move this node's data directory aside and start it again with --join (it copies everything back from its peers); see \"Damaged data\" in docs/operations.md"
+    )]
+    Damaged {
+        op: &'static str,
+        source: rocksdb::Error,
+    },
+
     /// A stored record does not decode: corruption, or a record written by
     /// a newer, incompatible version.
     #[error("cannot decode the {cf} record at key {key} (hex): {reason}")]
@@ -54,7 +65,10 @@ impl MetaError {
     }
 
     pub(crate) fn rocks(op: &'static str) -> impl FnOnce(rocksdb::Error) -> MetaError {
-        move |source| MetaError::Rocks { op, source }
+        move |source| match source.kind() {
+            rocksdb::ErrorKind::Corruption => MetaError::Damaged { op, source },
+            _ => MetaError::Rocks { op, source },
+        }
     }
 
     pub(crate) fn decode(cf: &'static str, key: &[u8], reason: impl ToString) -> MetaError {
