@@ -60,7 +60,7 @@ def ctl_bin():
 
 def ctl(node, *args, token=None, check=True):
     """Runs `shoal-ctl` against `node`'s admin endpoint."""
-    env = dict(os.environ, SHOAL_ADMIN_ADDR=f"127.0.0.1:{node.admin_port}")
+    env = dict(os.environ, SHOAL_ADMIN_ADDR=node.admin.removeprefix("http://"))
     if token:
         env["SHOAL_ADMIN_TOKEN"] = token
     result = subprocess.run([ctl_bin(), *args], env=env, capture_output=True, text=True, timeout=30)
@@ -96,7 +96,11 @@ class Node:
         node then generates one; a joining node takes the cluster's)."""
         self.data_dir = str(data_dir)
         self.keys = keys
-        self.admin_host = "127.0.0.1"
+        # Where the node listens (both ports), and what runs it: a fault
+        # test puts a node in a network namespace by changing both.
+        self.host = "127.0.0.1"
+        self.admin_host = self.host
+        self.launcher = []
         self.s3_port = free_port()
         self.admin_port = free_port()
         self.cores = cores
@@ -107,11 +111,12 @@ class Node:
 
     @property
     def endpoint(self):
-        return f"http://127.0.0.1:{self.s3_port}"
+        return f"http://{self.host}:{self.s3_port}"
 
     @property
     def admin(self):
-        return f"http://127.0.0.1:{self.admin_port}"
+        host = self.host if self.admin_host == "0.0.0.0" else self.admin_host
+        return f"http://{host}:{self.admin_port}"
 
     def start(self):
         self.launch()
@@ -121,10 +126,10 @@ class Node:
     def launch(self):
         """Starts the process without waiting for it to become healthy."""
         binary = os.environ.get("SHOAL_BIN", "/var/tmp/shoal-target/release/shoal")
-        args = [
+        args = self.launcher + [
             binary, "serve",
             "--data-dir", self.data_dir,
-            "--s3-addr", f"127.0.0.1:{self.s3_port}",
+            "--s3-addr", f"{self.host}:{self.s3_port}",
             "--admin-addr", f"{self.admin_host}:{self.admin_port}",
         ]
         if self.cores:

@@ -61,6 +61,13 @@ class Cluster:
         self.nodes = {}
         self.peer_ports = {}
 
+    def host(self, node_id):
+        """The address node `node_id` listens on."""
+        return "127.0.0.1"
+
+    def new_node(self, node_id, data, args, keys):
+        return Node(data, cores=1, extra_args=args, keys=keys)
+
     def launch(self, node_id, join=None, secret_file=None, wipe=False, extra=(), keys=True):
         if node_id not in self.peer_ports:
             self.peer_ports[node_id] = free_port_run(SHARDS)
@@ -70,12 +77,12 @@ class Cluster:
             subprocess.run(["rm", "-rf", str(data)], check=True)
         args = [
             "--shards", str(SHARDS), "--node-id", str(node_id),
-            "--peer-addr", f"127.0.0.1:{self.peer_ports[node_id]}",
+            "--peer-addr", f"{self.host(node_id)}:{self.peer_ports[node_id]}",
             "--cluster-secret-file", str(secret_file or self.secret_file),
         ]
         if join is not None:
-            args += ["--join", f"127.0.0.1:{self.peer_ports[join]}"]
-        node = Node(data, cores=1, extra_args=args + self.args + list(extra), keys=keys)
+            args += ["--join", f"{self.host(join)}:{self.peer_ports[join]}"]
+        node = self.new_node(node_id, data, args + self.args + list(extra), keys)
         self.nodes[node_id] = node
         return node.launch()
 
@@ -103,22 +110,23 @@ def cluster(tmp_path):
     c.stop_all()
 
 
-def form(cluster, extra=None):
-    """Starts nodes 1-3 (node 1 bootstraps) and waits until every node
-    sees three voters and a leader in every group. `extra` maps a node id
-    to more flags for it."""
+def form(cluster, extra=None, count=3):
+    """Starts nodes 1..`count` (node 1 bootstraps) and waits until every
+    node sees them all as voters and a leader in every group. `extra` maps
+    a node id to more flags for it."""
     extra = extra or {}
+    ids = list(range(1, count + 1))
     cluster.start(1, extra=extra.get(1, ()))
-    cluster.start(2, join=1, extra=extra.get(2, ()))
-    cluster.start(3, join=1, extra=extra.get(3, ()))
-    for node_id in (1, 2, 3):
+    for node_id in ids[1:]:
+        cluster.start(node_id, join=1, extra=extra.get(node_id, ()))
+    for node_id in ids:
         wait_until(
             lambda: all(
-                sorted(m["node_id"] for m in s["members"] if m["voter"]) == [1, 2, 3]
+                sorted(m["node_id"] for m in s["members"] if m["voter"]) == ids
                 and s["leader"] is not None
                 for s in cluster.overview(node_id)["shards"]
             ),
-            30, f"node {node_id} to see three voters in every group",
+            30, f"node {node_id} to see {count} voters in every group",
         )
 
 
