@@ -1,6 +1,7 @@
 """Network partitions of 3- and 5-node clusters (issue 15): every node in
 its own network namespace, links cut with nftables while writers keep
-putting objects through every node, then healed.
+putting objects through every node, then healed; and slow links (a
+relay that holds every byte) to a member and to the leader.
 
 The checker, after the last heal: on every node, the acknowledged keys
 are all listed and every listed key was written (acknowledged or
@@ -21,7 +22,7 @@ from botocore.config import Config
 
 from conftest import e2e, trials
 from netns import Net, available
-from test_cluster import Cluster, form
+from test_cluster import SHARDS, Cluster, form, free_port_run
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
@@ -249,11 +250,52 @@ def run_partitions(tmp_path, count):
             cluster.stop_all()
 
 
+def test_slow_links_to_a_member_and_to_the_leader(tmp_path):
+    """Every peer link of one member, then of the node leading most
+    groups, takes extra time each way: writes through every node go on
+    (slower), and nothing acknowledged is lost."""
+    with Net(3) as net:
+        cluster = NetCluster(tmp_path, net)
+        try:
+            for node_id in (1, 2, 3):
+                cluster.peer_ports[node_id] = free_port_run(SHARDS)
+            net.relay({node_id: range(port, port + SHARDS) for node_id, port in cluster.peer_ports.items()})
+            form(cluster)
+            cluster.nodes[1].client().create_bucket(Bucket=BUCKET)
+            writers = Writers(cluster)
+            writers.start()
+            time.sleep(2)
+            leader = leader_node(cluster, 1)
+            follower = next(n for n in (1, 2, 3) if n != leader)
+            report = [f"before: {[writers.acked_through([n], 0, time.monotonic()) for n in (1, 2, 3)]}"]
+            for name, slowed, delay_s in [("a member 300 ms away", follower, 0.3),
+                                          ("the leader 1 s away", leader, 1.0)]:
+                began = time.monotonic()
+                net.slow(slowed, delay_s)
+                time.sleep(FAULT_S)
+                ended = time.monotonic()
+                net.slow(slowed, 0.0)
+                # Each write to a slowed leader's group takes several round
+                # trips of the slow link, and each writer waits for its
+                # last: what is asked is that writes complete, slowly.
+                time.sleep(SETTLE_S)
+                healthy_everywhere(cluster)
+                served = writers.acked_through([1, 2, 3], began, time.monotonic())
+                assert served > 0, f"{name}: no write acknowledged"
+                through = [writers.acked_through([n], began, ended) for n in (1, 2, 3)]
+                report.append(f"{name} (node {slowed}): acknowledged through nodes 1-3 while slow: {through}")
+            writers.finish()
+            acked, indeterminate = check_every_node(cluster, writers)
+            print(f"slow links: {acked} acknowledged, {indeterminate} indeterminate, lost 0; " + "; ".join(report))
+        finally:
+            cluster.stop_all()
+
+
 def test_partitions_of_three_nodes(tmp_path):
     run_partitions(tmp_path, 3)
 
 
-@pytest.mark.skipif(os.environ.get("SHOAL_FAULT_TRIALS") is None and os.environ.get("CI") is not None,
+@pytest.mark.skipif(os.environ.get("SHOAL_FAULT_TRIALS") is None,
                     reason="five nodes run in the long fault run (tests/faults/run.sh)")
 def test_partitions_of_five_nodes(tmp_path):
     run_partitions(tmp_path, 5)
