@@ -168,7 +168,7 @@ pub struct ServeFlags {
     /// or sent but not yet taken by the client), split evenly over the
     /// cores (e.g. `1GiB`). A GET that finds none free waits up to
     /// `--admission-timeout`, then is answered 503 SlowDown. Default
-    /// 256MiB per core.
+    /// 64MiB per core.
     #[arg(long, env = "SHOAL_GET_BUDGET", value_parser = parse_bytes)]
     pub get_budget: Option<u64>,
 

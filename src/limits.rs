@@ -164,10 +164,14 @@ pub const DISK_RESERVE_METADATA_BYTES: u64 = 256 << 20;
 
 /// Default share of `--get-budget` per core: chunk bytes one core's GETs
 /// may hold (each holds at most two chunks: one read ahead, one being
-/// sent), so 128 downloads of large objects per core stream at full speed
+/// sent), so 32 downloads of large objects per core stream at full speed
 /// and more wait or get 503 instead of growing memory.
-pub const GET_BUDGET_PER_CORE_DEFAULT: u64 = 256 << 20;
+pub const GET_BUDGET_PER_CORE_DEFAULT: u64 = 64 << 20;
+
+/// Chunks up to this size take from the download budget's small lane (an
+/// eighth of it), so small GETs never wait behind large ones.
+pub const SMALL_CHUNK_BYTES_MAX: u64 = 64 << 10;
 
 /// The smallest share of `--get-budget` a core may have: one GET's two
-/// chunks, or a large object could never be served.
-pub const GET_BUDGET_PER_CORE_MIN: u64 = 2 * shoal_shard::limits::CHUNK_BYTES as u64;
+/// chunks for large ones (after the small lane's eighth), with room to spare.
+pub const GET_BUDGET_PER_CORE_MIN: u64 = 4 * shoal_shard::limits::CHUNK_BYTES as u64;

@@ -9,8 +9,13 @@
 //! budget, new GETs wait (at most `--admission-timeout`, then 503
 //! SlowDown) instead of growing the node's memory.
 //!
+//! Small chunks (up to [`SMALL_CHUNK_BYTES_MAX`]) take from their own lane,
+//! an eighth of the budget: waiters are served in order, and a 4 KiB GET
+//! must not queue behind large downloads that wait for a stalled client's
+//! bytes.
+//!
 //! Core-local: a GET streams on the core that accepted its connection, so
-//! the budget is a glommio semaphore (no atomics, FIFO waiters).
+//! each lane is a glommio semaphore (no atomics, FIFO waiters).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,11 +24,13 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use glommio::sync::{Semaphore, StaticPermit};
 
+use crate::limits::SMALL_CHUNK_BYTES_MAX;
 use crate::metrics::CoreMetrics;
 
 /// One core's download budget, in bytes.
 pub struct DownloadBudget {
-    bytes: Rc<Semaphore>,
+    large: Rc<Semaphore>,
+    small: Rc<Semaphore>,
     capacity_bytes: u64,
     /// Where the bytes held and the refusals are counted.
     metrics: Arc<CoreMetrics>,
@@ -57,8 +64,14 @@ pub struct DownloadsFull {
 
 impl DownloadBudget {
     pub fn new(capacity_bytes: u64, metrics: Arc<CoreMetrics>) -> DownloadBudget {
+        let small = (capacity_bytes / 8).max(SMALL_CHUNK_BYTES_MAX);
+        assert!(
+            capacity_bytes > small,
+            "a download budget of {capacity_bytes} bytes has no room for large chunks"
+        );
         DownloadBudget {
-            bytes: Rc::new(Semaphore::new(capacity_bytes)),
+            large: Rc::new(Semaphore::new(capacity_bytes - small)),
+            small: Rc::new(Semaphore::new(small)),
             capacity_bytes,
             metrics,
         }
@@ -72,7 +85,7 @@ impl DownloadBudget {
             self.capacity_bytes
         );
         let started = Instant::now();
-        let acquire = async { self.bytes.acquire_static_permit(bytes).await.ok() };
+        let acquire = async { self.lane(bytes).acquire_static_permit(bytes).await.ok() };
         let timed_out = async {
             glommio::timer::sleep(wait).await;
             None
@@ -93,8 +106,16 @@ impl DownloadBudget {
 
     /// Takes `bytes` if they are free now.
     pub fn try_take(&self, bytes: u64) -> Option<Held> {
-        let permit = self.bytes.try_acquire_static_permit(bytes).ok()?;
+        let permit = self.lane(bytes).try_acquire_static_permit(bytes).ok()?;
         Some(self.held(permit, bytes))
+    }
+
+    fn lane(&self, bytes: u64) -> &Rc<Semaphore> {
+        if bytes <= SMALL_CHUNK_BYTES_MAX {
+            &self.small
+        } else {
+            &self.large
+        }
     }
 
     fn held(&self, permit: StaticPermit, bytes: u64) -> Held {
@@ -137,28 +158,34 @@ mod tests {
     #[test]
     fn bytes_come_back_when_the_holder_is_dropped() {
         on_executor(|| async {
-            let budget = DownloadBudget::new(3 << 20, Arc::default());
-            let a = budget.take(2 << 20, Duration::from_secs(1)).await.unwrap();
-            assert_eq!(budget.held_bytes(), 2 << 20);
-            let Err(refused) = budget.take(2 << 20, Duration::from_millis(50)).await else {
+            // 8 MiB: 7 MiB for large chunks, 1 MiB for small ones.
+            let budget = DownloadBudget::new(8 << 20, Arc::default());
+            let a = budget.take(4 << 20, Duration::from_secs(1)).await.unwrap();
+            assert_eq!(budget.held_bytes(), 4 << 20);
+            let Err(refused) = budget.take(4 << 20, Duration::from_millis(50)).await else {
                 panic!("granted more than the budget");
             };
-            assert_eq!(refused.held_bytes, 2 << 20);
+            assert_eq!(refused.held_bytes, 4 << 20);
             assert!(refused.waited_ms >= 50);
+            // Small chunks have their own lane: not stuck behind large ones.
+            let small = budget.take(4096, Duration::from_millis(50)).await.unwrap();
             drop(a);
+            drop(small);
             assert_eq!(budget.held_bytes(), 0);
-            let _b = budget
-                .take(3 << 20, Duration::from_millis(50))
-                .await
-                .unwrap();
+            let whole_lane = budget.take(7 << 20, Duration::from_millis(50)).await;
+            assert!(whole_lane.is_ok());
         });
     }
 
     #[test]
     fn a_waiting_take_is_granted_when_bytes_come_back() {
         on_executor(|| async {
-            let budget = Rc::new(DownloadBudget::new(1 << 20, Arc::default()));
+            let budget = Rc::new(DownloadBudget::new(2 << 20, Arc::default()));
             let first = budget.take(1 << 20, Duration::from_secs(1)).await.unwrap();
+            assert!(
+                budget.try_take(1 << 20).is_none(),
+                "1.75 MiB for large chunks"
+            );
             let waiter = {
                 let budget = Rc::clone(&budget);
                 glommio::spawn_local(async move {

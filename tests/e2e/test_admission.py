@@ -263,9 +263,11 @@ def unread_get(node, path):
 
 def test_gets_that_stop_reading_hold_no_more_than_the_download_budget(fresh_node):
     """Downloads whose clients stall hold at most --get-budget; past it a
-    new GET waits --admission-timeout and gets 503 SlowDown (counted),
-    and once the stalled clients are dropped GETs are served again."""
-    node = fresh_node(cores=1, extra_args=["--get-budget", "6MiB", "--admission-timeout", "500ms",
+    new GET of a large object waits --admission-timeout and gets 503
+    SlowDown (counted) while small objects are still served (their own
+    lane), and once the stalled clients are dropped GETs are served again."""
+    # 7 MiB: an eighth for small chunks, 6.125 MiB for large ones.
+    node = fresh_node(cores=1, extra_args=["--get-budget", "7MiB", "--admission-timeout", "500ms",
                                            "--body-idle-timeout", "3s"])
     s3 = node.client()
     s3.create_bucket(Bucket="downloads")
@@ -282,6 +284,7 @@ def test_gets_that_stop_reading_hold_no_more_than_the_download_budget(fresh_node
         s3.get_object(Bucket="downloads", Key="big")
     assert "SlowDown" in str(refused.value), refused.value
     assert sample_total(node.metrics(), "shoal_get_budget_refused_total") >= 1
+    assert s3.get_object(Bucket="downloads", Key="small")["Body"].read() == b"s" * 4096
     # The stalled clients are dropped after --body-idle-timeout, and
     # their budget comes back.
     wait_until(lambda: held() == 0, 15, "the stalled GETs to be dropped")
