@@ -13,7 +13,10 @@
 use futures_lite::future::block_on;
 use futures_lite::io::Cursor;
 
-use crate::blob_log::fuzz_record_bytes;
+use prost::Message;
+use shoal_proto::peer::{Kind, PeerFrame};
+
+use crate::blob_log::{fuzz_record_bytes, fuzz_record_seed};
 use crate::peer::frame::read_frame;
 
 /// Scans `data` as a blob-log segment the way recovery does (records,
@@ -34,6 +37,58 @@ pub fn peer_frame(data: &[u8]) {
         }
     }
     unreachable!("each frame read consumes at least its 4-byte length");
+}
+
+/// Valid inputs of [`blob_record`]: segments of records, and zeros.
+pub fn blob_record_seeds() -> Vec<Vec<u8>> {
+    vec![
+        fuzz_record_seed(&[b"one", &[7u8; 5000], b""]),
+        fuzz_record_seed(&[&[1u8; 100], &[2u8; 100]]),
+        vec![0u8; 8192],
+    ]
+}
+
+/// Valid inputs of [`peer_frame`]: two frames back to back, and a length
+/// prefix claiming 4 GiB.
+pub fn peer_frame_seeds() -> Vec<Vec<u8>> {
+    let mut two = frame(
+        PeerFrame {
+            kind: Kind::PushChunkBlob as i32,
+            sha256: vec![9; 32],
+            ..Default::default()
+        },
+        b"chunk bytes",
+    );
+    two.extend(frame(
+        PeerFrame {
+            kind: Kind::ClusterOverview as i32,
+            request_id: 7,
+            ..Default::default()
+        },
+        b"",
+    ));
+    vec![two, (u32::MAX).to_be_bytes().to_vec()]
+}
+
+fn frame(header: PeerFrame, payload: &[u8]) -> Vec<u8> {
+    let header = PeerFrame {
+        payload_bytes: payload.len() as u64,
+        ..header
+    }
+    .encode_to_vec();
+    let mut bytes = (header.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// Writes `seeds` as `dir/target/seed-N`, the layout of a cargo-fuzz corpus.
+pub fn write_seeds(dir: &str, target: &str, seeds: &[Vec<u8>]) {
+    let dir = std::path::Path::new(dir).join(target);
+    std::fs::create_dir_all(&dir).expect("create the corpus directory");
+    for (i, seed) in seeds.iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i}")), seed).expect("write a seed");
+    }
 }
 
 /// Inputs each property test runs: `SHOAL_FUZZ_RUNS` (e.g. `10000000`
@@ -134,59 +189,21 @@ impl Iterator for Mutations<'_> {
 
 #[cfg(test)]
 mod tests {
-    use prost::Message;
-    use shoal_proto::peer::{Kind, PeerFrame};
-
     use super::*;
-    use crate::blob_log::fuzz_record_seed;
 
     /// Inputs per target in a normal test run (well under a second).
     const RUNS: usize = 50_000;
 
-    fn frame(header: PeerFrame, payload: &[u8]) -> Vec<u8> {
-        let header = PeerFrame {
-            payload_bytes: payload.len() as u64,
-            ..header
-        }
-        .encode_to_vec();
-        let mut bytes = (header.len() as u32).to_be_bytes().to_vec();
-        bytes.extend_from_slice(&header);
-        bytes.extend_from_slice(payload);
-        bytes
-    }
-
     #[test]
     fn blob_records_of_any_shape_are_refused_not_panicked_on() {
-        let seeds = vec![
-            fuzz_record_seed(&[b"one", &[7u8; 5000], b""]),
-            fuzz_record_seed(&[&[1u8; 100], &[2u8; 100]]),
-            vec![0u8; 8192],
-        ];
-        for input in Mutations::new(&seeds, 0x5EED_B10B, runs(RUNS)) {
+        for input in Mutations::new(&blob_record_seeds(), 0x5EED_B10B, runs(RUNS)) {
             blob_record(&input);
         }
     }
 
     #[test]
     fn peer_frames_of_any_shape_are_refused_not_panicked_on() {
-        let mut two = frame(
-            PeerFrame {
-                kind: Kind::PushChunkBlob as i32,
-                sha256: vec![9; 32],
-                ..Default::default()
-            },
-            b"chunk bytes",
-        );
-        two.extend(frame(
-            PeerFrame {
-                kind: Kind::ClusterOverview as i32,
-                request_id: 7,
-                ..Default::default()
-            },
-            b"",
-        ));
-        let seeds = vec![two, (u32::MAX).to_be_bytes().to_vec()];
-        for input in Mutations::new(&seeds, 0x5EED_F4A3, runs(RUNS)) {
+        for input in Mutations::new(&peer_frame_seeds(), 0x5EED_F4A3, runs(RUNS)) {
             peer_frame(&input);
         }
     }
@@ -198,5 +215,15 @@ mod tests {
         let b: Vec<_> = Mutations::new(&seeds, 1, 50).collect();
         assert_eq!(a, b);
         assert!(a.iter().any(|m| m != b"abc"));
+    }
+
+    /// Writes the seed corpus of this crate's cargo-fuzz targets under
+    /// `SHOAL_FUZZ_SEED_DIR` (`fuzz/run.sh` does).
+    #[test]
+    #[ignore = "writes files; run by fuzz/run.sh"]
+    fn write_seed_corpus() {
+        let dir = std::env::var("SHOAL_FUZZ_SEED_DIR").expect("SHOAL_FUZZ_SEED_DIR");
+        write_seeds(&dir, "blob_record", &blob_record_seeds());
+        write_seeds(&dir, "peer_frame", &peer_frame_seeds());
     }
 }

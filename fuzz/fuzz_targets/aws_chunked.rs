@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    shoal::s3::fuzz_targets::aws_chunked(data);
+});
