@@ -20,7 +20,13 @@ cargo build --release --workspace --bins
 # built with the fault points compiled in.
 cargo build --release -p shoal --bin shoal --features failpoints
 
-export SHOAL_BIN="$CARGO_TARGET_DIR/release/shoal"
+# The suites run their own links to these binaries: the README test's
+# `cargo install` rebuilds release/shoal (without the fault points) in
+# the same target directory while the suite runs.
+suite_bin="$CARGO_TARGET_DIR/suite-bin"
+mkdir -p "$suite_bin"
+ln -f "$CARGO_TARGET_DIR/release/shoal" "$CARGO_TARGET_DIR/release/shoal-ctl" "$suite_bin/"
+export SHOAL_BIN="$suite_bin/shoal"
 export SHOAL_BENCH_BIN="$CARGO_TARGET_DIR/release/shoal-bench"
 python3 -m pytest tests/e2e -v -p no:cacheprovider "$@"
 # A short slice of the fault suite (tests/faults/run.sh runs it longer).

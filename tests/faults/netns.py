@@ -9,9 +9,10 @@ side is never cut: a client talking to an isolated node sees what a
 client of a real partitioned node sees.
 
 Delay (there is no netem here) comes from `DelayProxy`: a TCP relay in
-the root namespace that holds every byte for a set time; nftables DNAT
-in the members' namespaces sends their connections to and from a slowed
-member's peer ports through it.
+the root namespace that holds every byte for as long as its link's delay
+says. `relay` sends every peer connection through one (nftables DNAT in
+each member's namespace); `slow` then sets the delay of one member's
+links.
 
 Needs root, `ip` (iproute2) and `nft` (nftables); `available()` says
 whether this host has them."""

@@ -11,7 +11,6 @@ next trial runs on the same data. `SHOAL_FAULT_TRIALS` sets the trials
 (CI runs 2; the issue's figure is 20)."""
 
 import hashlib
-import os
 import random
 import threading
 import time

@@ -216,6 +216,20 @@ fn read_ahead(ctx: &Rc<S3Context>, owner: ShardIndex, pieces: &mut Pieces) -> Op
 
 type Pieces = std::iter::Peekable<std::vec::IntoIter<Piece>>;
 
+/// A GET body stream's state: what is left to read, the read under way,
+/// and the budget of the frame last sent.
+type StreamState = (Rc<S3Context>, Pieces, Option<Pending>, Option<Held>);
+
+/// The last item of a GET body that cannot go on: headers are out, so all
+/// it can do is cut the connection.
+fn cut(
+    ctx: Rc<S3Context>,
+    error: std::io::Error,
+) -> Option<(std::io::Result<Frame<Bytes>>, StreamState)> {
+    let nothing_left = Vec::new().into_iter().peekable();
+    Some((Err(error), (ctx, nothing_left, None, None)))
+}
+
 /// The body of a GET of `span` (not empty), once its first chunk has been
 /// read; see the module docs.
 async fn chunk_stream(
@@ -258,23 +272,22 @@ async fn chunk_stream(
                         Ok(held) => start_read(&ctx, owner, piece, held),
                         Err(full) => {
                             tracing::warn!(error = %full, "GET cut mid-stream: no download budget");
-                            let frame = Err(std::io::Error::other(full.to_string()));
-                            return Some((
-                                frame,
-                                (ctx, Vec::new().into_iter().peekable(), None, None),
-                            ));
+                            return cut(ctx, std::io::Error::other(full.to_string()));
                         }
                     }
                 }
             };
             let next = read_ahead(&ctx, owner, &mut pieces);
-            let frame = piece_bytes(&ctx, pending.piece, pending.task.await).map(Frame::data);
-            if let Err(e) = &frame {
-                // Headers are out; all we can do is cut the connection.
-                tracing::error!(error = %e, "GET failed mid-stream");
-                return Some((frame, (ctx, Vec::new().into_iter().peekable(), None, None)));
+            match piece_bytes(&ctx, pending.piece, pending.task.await) {
+                Ok(bytes) => Some((
+                    Ok(Frame::data(bytes)),
+                    (ctx, pieces, next, Some(pending.held)),
+                )),
+                Err(e) => {
+                    tracing::error!(error = %e, "GET failed mid-stream");
+                    cut(ctx, e)
+                }
             }
-            Some((frame, (ctx, pieces, next, Some(pending.held))))
         },
     );
     let frames = stream::once(async move { Ok(Frame::data(bytes)) }).chain(rest);
