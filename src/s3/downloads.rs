@@ -134,10 +134,6 @@ impl DownloadBudget {
     pub fn held_bytes(&self) -> u64 {
         self.metrics.download_held_bytes()
     }
-
-    pub fn capacity_bytes(&self) -> u64 {
-        self.capacity_bytes
-    }
 }
 
 #[cfg(test)]

@@ -16,9 +16,7 @@ import signal
 import threading
 import time
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from conftest import e2e, trials
 from netns import Net, available
@@ -61,18 +59,8 @@ class NetCluster(Cluster):
 
 
 def client(node):
-    return boto3.client(
-        "s3",
-        endpoint_url=node.endpoint,
-        aws_access_key_id=e2e.ACCESS_KEY,
-        aws_secret_access_key=e2e.SECRET_KEY,
-        region_name=e2e.REGION,
-        config=Config(
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 1, "mode": "standard"},
-            connect_timeout=2, read_timeout=15,
-        ),
-    )
+    """A client that gives up on a cut-off node within the peer deadlines."""
+    return node.client(connect_timeout=2, read_timeout=15)
 
 
 class Writers:
