@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The fault suite, longer than CI's slice: kill -9 loops and crash points
-# under mixed load, leader kills and stops, partitions of 3 and 5 nodes.
+# The fault suite, longer than CI's slice: kill -9 loops, crash points and
+# power cuts under mixed load, leader kills and stops, partitions of 3 and
+# 5 nodes.
 # Expects the binaries tests/run.sh builds.
 #
 #   bash tests/faults/run.sh                 # 20 trials each (the figures)
