@@ -428,7 +428,7 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 36] = [
+        let shard_counters: [(&str, &str, &str, StatField); 38] = [
             (
                 "shoal_blob_log_appends_total",
                 "counter",
@@ -458,6 +458,18 @@ impl Registry {
                 "counter",
                 "Entries appended to the raft log.",
                 |s| &s.raft_entries_appended,
+            ),
+            (
+                "shoal_raft_entries_proposed_total",
+                "counter",
+                "Entries this node proposed as its groups' leader.",
+                |s| &s.raft_entries_proposed,
+            ),
+            (
+                "shoal_raft_commands_proposed_total",
+                "counter",
+                "Commands those entries carried (concurrent writes share an entry).",
+                |s| &s.raft_commands_proposed,
             ),
             (
                 "shoal_chunkblob_replication_degraded_total",

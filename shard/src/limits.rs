@@ -164,6 +164,26 @@ pub const SHUTDOWN_RELEASE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// How often a handover looks whether the proposals in flight are done.
 pub const PROPOSALS_SETTLE_POLL: Duration = Duration::from_millis(5);
 
+/// Entries a shard's proposer keeps in openraft at once. openraft 0.9
+/// syncs each entry's log write by itself, one after another; a second
+/// entry lets the next sync start while the first is replicated and
+/// applied, and more than a few only split the waiting commands into
+/// smaller entries.
+pub const PROPOSAL_ENTRIES_IN_FLIGHT_MAX: usize = 2;
+
+/// Commands one entry carries at most when concurrent proposals are
+/// grouped (`raft::proposer`): far above what the connection slots of a
+/// core send at once, so in practice every waiting command joins.
+pub const PROPOSAL_BATCH_COMMANDS_MAX: usize = 256;
+
+/// Encoded bytes of the commands one grouped entry carries at most (a
+/// single command may be larger, and goes alone): a follower decodes and
+/// applies the whole entry at once, and replication sends up to
+/// `crate::raft::REPLICATION_ENTRIES_MAX` entries per message, sized for
+/// entries of at most [`INLINE_ENTRY_BYTES_MAX`].
+pub const PROPOSAL_BATCH_BYTES_MAX: usize = 1 << 20;
+const _: () = assert!(PROPOSAL_BATCH_BYTES_MAX <= INLINE_ENTRY_BYTES_MAX);
+
 // ---- Peers: connections, retries and caches ----
 
 /// Longest wait for a TCP connection and its handshake.

@@ -177,10 +177,10 @@ pub(super) fn apply_op(
             );
             ApplyOutcome::Applied
         }
-        // The state machine appends an inline chunk's bytes before it
-        // builds the batch and indexes it itself (`state_machine.rs`);
-        // one that reaches here had nowhere to go.
+        // The state machine stores inline chunks and applies a batch's ops
+        // itself (`state_machine.rs`): one that reaches here is misplaced.
         Op::StoreChunks(_) => return Err(malformed("store_chunks")),
+        Op::Batch(_) => return Err(malformed("batch")),
     };
     Ok(outcome)
 }

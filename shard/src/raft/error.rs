@@ -48,6 +48,22 @@ pub enum RaftError {
     Membership(Box<ChangeMembershipError<NodeId>>),
 }
 
+impl RaftError {
+    /// The error for each command of a grouped entry that failed (the
+    /// proposer's: a moved leader or a stopped group; anything else
+    /// cannot come from a proposal, and stops the group as well).
+    pub(crate) fn for_each_command(&self) -> RaftError {
+        match self {
+            RaftError::NotLeader { leader } => RaftError::NotLeader { leader: *leader },
+            RaftError::Fatal(fatal) => RaftError::Fatal(fatal.clone()),
+            other => {
+                tracing::error!(error = %other, "a proposal failed unexpectedly");
+                Fatal::Stopped.into()
+            }
+        }
+    }
+}
+
 impl From<Fatal<NodeId>> for RaftError {
     fn from(fatal: Fatal<NodeId>) -> Self {
         RaftError::Fatal(Box::new(fatal))

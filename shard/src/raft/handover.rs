@@ -79,7 +79,7 @@ impl ShardRaft {
     /// of the log; proposals are refused meanwhile.
     async fn transfer(&self, target: Option<NodeId>) -> Handover {
         let settled_by = Instant::now() + HANDOVER_CATCH_UP_MAX;
-        while self.proposals_in_flight.get() > 0 && Instant::now() < settled_by {
+        while self.proposer.pending() > 0 && Instant::now() < settled_by {
             glommio::timer::sleep(PROPOSALS_SETTLE_POLL).await;
         }
         let (target, last_log_index) = {

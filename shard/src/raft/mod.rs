@@ -18,11 +18,15 @@
 //! fdatasync) and the apply. [`ShardRaft::start`] waits, at most
 //! [`RaftOptions::leader_wait_max`], for a leader.
 //!
-//! **Throughput bound.** openraft 0.9 appends each client write as its own
+//! **Throughput.** openraft 0.9 appends each client write as its own
 //! synced batch, one at a time, so a shard commits at most about one entry
-//! per fsync (~2–2.5 ms here, ~400–500 entries/s). An entry is a whole
-//! object's manifest (or a part's), never its bytes, except in inline mode,
-//! where `store_chunks` entries carry up to three chunks.
+//! per fsync. Concurrent proposals therefore share entries
+//! (`proposer.rs`): while an entry is written, the commands that arrive
+//! queue, and the next entry carries them all as one `batch` op, so one
+//! log sync commits as many writes as were waiting. An entry's command is
+//! a whole object's manifest (or a part's), never its bytes, except in
+//! inline mode, where `store_chunks` entries carry up to three chunks (and
+//! go alone).
 
 mod apply;
 mod codec;
@@ -31,6 +35,7 @@ mod handover;
 pub(crate) mod leadership;
 mod log_store;
 pub(crate) mod network;
+mod proposer;
 pub(crate) mod refs;
 #[cfg(test)]
 mod refs_tests;
@@ -59,9 +64,10 @@ pub use error::RaftError;
 pub use handover::Handover;
 pub use log_store::{LogStats, LogStore, RecoveredLog};
 pub use network::{Contacts, NetworkFactory, PeerClient};
+pub use proposer::ProposerStats;
 pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
 pub use state_machine::{ApplyHooks, SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
-pub use types::{ApplyOutcome, NodeId, RaftCommand, TypeConfig};
+pub use types::{ApplyOutcome, EntryOutcome, NodeId, RaftCommand, TypeConfig};
 
 use crate::ids::ShardIndex;
 use crate::limits::HANDOVER_CATCH_UP_MAX;
@@ -172,6 +178,10 @@ pub struct RaftStats {
     pub log_appended_bytes: u64,
     /// `raft_entries_appended`: entries appended since start.
     pub entries_appended: u64,
+    /// Entries this node proposed (as leader) since start.
+    pub entries_proposed: u64,
+    /// Commands those entries carried (grouped: see `proposer.rs`).
+    pub commands_proposed: u64,
     pub current_term: u64,
     pub last_log_index: Option<u64>,
     pub applied_index: Option<u64>,
@@ -205,29 +215,13 @@ pub struct ShardRaft {
     contacts: Rc<Contacts>,
     /// Set once a handover began: no new proposals from here on.
     handing_over: Cell<bool>,
-    /// Proposals handed to openraft and not answered yet.
-    proposals_in_flight: Cell<usize>,
+    /// Groups concurrent proposals into shared entries.
+    proposer: Rc<proposer::Proposer>,
+    proposer_stats: Rc<ProposerStats>,
     /// When this node last started an election itself (`leadership`).
     last_stand: Cell<Option<Instant>>,
     /// How many it started.
     stands: Cell<u64>,
-}
-
-/// Counts one proposal as in flight for as long as it lives (a proposal
-/// whose caller goes away is dropped, and uncounted, with it).
-struct ProposalInFlight<'a>(&'a Cell<usize>);
-
-impl<'a> ProposalInFlight<'a> {
-    fn new(count: &'a Cell<usize>) -> Self {
-        count.set(count.get() + 1);
-        ProposalInFlight(count)
-    }
-}
-
-impl Drop for ProposalInFlight<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
 }
 
 impl std::fmt::Debug for ShardRaft {
@@ -328,6 +322,7 @@ fn assert_well_formed(command: &MetaCommand) {
             );
             return;
         }
+        Some(Op::Batch(_)) => panic!("a batch is the proposer's to build, never a caller's"),
         Some(Op::PutBucketAcl(put)) => &put.bucket,
         Some(Op::PutObjectAcl(put)) => &put.bucket,
         Some(Op::SetBucketOwner(set)) => {
@@ -423,6 +418,8 @@ impl ShardRaft {
             state_machine,
         )
         .await?;
+        let proposer_stats = Rc::new(ProposerStats::default());
+        let proposer = proposer::Proposer::new(raft.clone(), Rc::clone(&proposer_stats));
         let shard = ShardRaft {
             node_id,
             shard_index,
@@ -433,7 +430,8 @@ impl ShardRaft {
             secret: options.secret.clone(),
             contacts,
             handing_over: Cell::new(false),
-            proposals_in_flight: Cell::new(0),
+            proposer,
+            proposer_stats,
             last_stand: Cell::new(None),
             stands: Cell::new(0),
         };
@@ -540,13 +538,7 @@ impl ShardRaft {
         if self.handing_over.get() {
             return Err(RaftError::NotLeader { leader: None });
         }
-        let _counted = ProposalInFlight::new(&self.proposals_in_flight);
-        let response = self
-            .raft
-            .client_write(RaftCommand::encode(&command))
-            .await
-            .map_err(write_error)?;
-        Ok((response.data, response.log_id.index))
+        self.proposer.propose(command).await
     }
 
     /// Serves one raft RPC from a peer: the bincode request in, the
@@ -773,6 +765,8 @@ impl ShardRaft {
         RaftStats {
             log_appended_bytes: self.log_stats.appended_bytes(),
             entries_appended: self.log_stats.appended_entries(),
+            entries_proposed: self.proposer_stats.entries(),
+            commands_proposed: self.proposer_stats.commands(),
             current_term: m.current_term,
             last_log_index: m.last_log_index,
             applied_index: m.last_applied.map(|l| l.index),

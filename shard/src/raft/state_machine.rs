@@ -42,14 +42,14 @@ use openraft::{
 };
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
-use shoal_proto::meta::{self, meta_command::Op, InlineChunk};
+use shoal_proto::meta::{self, meta_command::Op, InlineChunk, MetaCommand};
 
 use super::apply::{apply_op, op_chunks_mut, Pending};
 use super::codec::{decode, encode, storage_error};
 use super::log_store::read_record;
 use super::refs::{self, EntryStamp};
 use super::types::{
-    ApplyOutcome, Entry, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
+    ApplyOutcome, Entry, EntryOutcome, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
 };
 use super::ReleaseToken;
 use crate::blob_log::{BlobLog, RecordHold};
@@ -179,30 +179,40 @@ impl StateMachine {
                     let command = command
                         .decode()
                         .map_err(|e| MetaError::decode(Cf::RaftLog.name(), &key, e))?;
-                    let proposed_unix_ms = command.proposed_unix_ms;
-                    let Some(mut op) = command.op else {
-                        // A command this build does not know (a newer
-                        // leader?): skipping it would diverge from the
-                        // replicas that understand it, so the group stops.
-                        return Err(MetaError::decode(
-                            Cf::RaftLog.name(),
-                            &key,
-                            "MetaCommand without a known op",
-                        ));
-                    };
-                    if log_id.leader_id.node_id != self.node_id && self.catchup.is_some() {
-                        if let Some(chunks) = op_chunks_mut(&mut op) {
+                    let written_elsewhere =
+                        log_id.leader_id.node_id != self.node_id && self.catchup.is_some();
+                    let mut offer = |op: &mut Op| {
+                        if let Some(chunks) = op_chunks_mut(op).filter(|_| written_elsewhere) {
                             offered.extend(hashed_refs(chunks));
                         }
-                    }
-                    match op {
-                        Op::StoreChunks(batch) => {
+                    };
+                    match known_op(&key, command)? {
+                        (Op::StoreChunks(batch), _) => {
                             for chunk in batch.chunks {
                                 inline.push((applying.len(), log_id.index, chunk));
                             }
                             Applying::StoredChunks(Vec::new()) // filled once stored
                         }
-                        op => Applying::Op(Box::new(op), proposed_unix_ms),
+                        (Op::Batch(batch), _) => {
+                            let mut ops = Vec::with_capacity(batch.commands.len());
+                            for command in batch.commands {
+                                let (mut op, unix_ms) = known_op(&key, command)?;
+                                if matches!(op, Op::Batch(_) | Op::StoreChunks(_)) {
+                                    return Err(MetaError::decode(
+                                        Cf::RaftLog.name(),
+                                        &key,
+                                        "a batch holds a batch or store_chunks op",
+                                    ));
+                                }
+                                offer(&mut op);
+                                ops.push((op, unix_ms));
+                            }
+                            Applying::Ops(ops)
+                        }
+                        (mut op, unix_ms) => {
+                            offer(&mut op);
+                            Applying::Ops(vec![(op, unix_ms)])
+                        }
                     }
                 }
             };
@@ -267,9 +277,9 @@ impl StateMachine {
 enum Applying {
     Blank,
     Membership(openraft::Membership<NodeId, BasicNode>),
-    /// Boxed: an op (a manifest) dwarfs the other variants. With the
-    /// leader's clock when it proposed the entry.
-    Op(Box<Op>, u64),
+    /// The ops of a plain entry (one) or a batch entry, each with the
+    /// leader's clock when it was proposed.
+    Ops(Vec<(Op, u64)>),
     /// Inline chunks, already in this node's blob log: `(sha256, where)`.
     StoredChunks(Vec<(ChunkHash, meta::BlobLocation)>),
 }
@@ -290,6 +300,20 @@ pub struct SnapshotBuilder {
     _release: ReleaseToken,
 }
 
+/// A decoded command's op and proposal time; a command this build does
+/// not know (a newer leader's?) stops the group, as skipping it would
+/// diverge from the replicas that understand it.
+fn known_op(key: &[u8], command: MetaCommand) -> Result<(Op, u64), MetaError> {
+    match command.op {
+        Some(op) => Ok((op, command.proposed_unix_ms)),
+        None => Err(MetaError::decode(
+            Cf::RaftLog.name(),
+            key,
+            "MetaCommand without a known op",
+        )),
+    }
+}
+
 fn read_applied_state(db: &DB) -> Result<(Option<LogId>, StoredMembership), MetaError> {
     let last_applied = read_record(db, Cf::SmState, SM_STATE_LAST_APPLIED_KEY)?;
     let membership = read_record(db, Cf::SmState, SM_STATE_MEMBERSHIP_KEY)?.unwrap_or_default();
@@ -297,12 +321,12 @@ fn read_applied_state(db: &DB) -> Result<(Option<LogId>, StoredMembership), Meta
 }
 
 /// Applies `entries` (consecutive, committed, prepared) in one batch and
-/// returns one outcome per entry.
+/// returns the outcomes of each entry's commands.
 fn apply_entries(
     db: &DB,
     entries: Vec<(LogId, Applying)>,
     directory: Option<&Directory>,
-) -> Result<Vec<ApplyOutcome>, MetaError> {
+) -> Result<Vec<EntryOutcome>, MetaError> {
     let sm_state = cf(db, Cf::SmState);
     let mut batch = WriteBatch::default();
     let mut pending = Pending::default();
@@ -319,26 +343,31 @@ fn apply_entries(
         );
         applied = Some(log_id);
         let outcome = match step {
-            Applying::Blank => ApplyOutcome::Applied,
+            Applying::Blank => vec![ApplyOutcome::Applied],
             Applying::Membership(m) => {
                 membership = Some(StoredMembership::new(Some(log_id), m));
-                ApplyOutcome::Applied
+                vec![ApplyOutcome::Applied]
             }
             Applying::StoredChunks(chunks) => {
                 for (sha256, location) in chunks {
                     crate::meta::index_into(db, &mut batch, &sha256, &location);
                 }
-                ApplyOutcome::Applied
+                vec![ApplyOutcome::Applied]
             }
-            Applying::Op(op, unix_ms) => {
-                let outcome = apply_op(db, &mut batch, &mut pending, *op)?;
-                let at = EntryStamp {
-                    index: log_id.index,
-                    unix_ms,
-                };
-                let deltas = std::mem::take(&mut pending.ref_deltas);
-                refs::settle(&mut pending.count_table(db, &mut batch), deltas, at)?;
-                outcome
+            Applying::Ops(ops) => {
+                let mut outcomes = Vec::with_capacity(ops.len());
+                for (op, unix_ms) in ops {
+                    outcomes.push(apply_op(db, &mut batch, &mut pending, op)?);
+                    // Each op settles its refs before the next runs, so
+                    // a batch counts exactly as its ops would one by one.
+                    let at = EntryStamp {
+                        index: log_id.index,
+                        unix_ms,
+                    };
+                    let deltas = std::mem::take(&mut pending.ref_deltas);
+                    refs::settle(&mut pending.count_table(db, &mut batch), deltas, at)?;
+                }
+                outcomes
             }
         };
         outcomes.push(outcome);
@@ -541,7 +570,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, e))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyOutcome>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<EntryOutcome>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

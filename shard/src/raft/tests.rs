@@ -443,19 +443,136 @@ fn one_apply_call_sees_its_own_earlier_entries() {
             .map(|(i, c)| normal_entry(i as u64 + 1, c))
             .collect();
         let outcomes = sm.apply(entries).await.unwrap();
-        assert_eq!(
-            outcomes,
-            [
-                ApplyOutcome::Applied,
-                ApplyOutcome::BucketAlreadyExists,
-                ApplyOutcome::Applied,
-                ApplyOutcome::NoSuchBucket,
-                ApplyOutcome::Applied,
-            ]
-        );
+        assert_eq!(outcomes, BUCKET_CHURN_OUTCOMES.map(|o| vec![o]));
         assert!(store.get_bucket("bk").await.unwrap().is_some());
         let (applied, _) = sm.applied_state().await.unwrap();
         assert_eq!(applied.map(|l| l.index), Some(5));
+    });
+}
+
+/// Create, create, delete, delete, create of one bucket: what each does.
+const BUCKET_CHURN_OUTCOMES: [ApplyOutcome; 5] = [
+    ApplyOutcome::Applied,
+    ApplyOutcome::BucketAlreadyExists,
+    ApplyOutcome::Applied,
+    ApplyOutcome::NoSuchBucket,
+    ApplyOutcome::Applied,
+];
+
+fn bucket_churn(name: &str) -> Vec<MetaCommand> {
+    vec![
+        create_bucket(name),
+        create_bucket(name),
+        delete_bucket(name),
+        delete_bucket(name),
+        create_bucket(name),
+    ]
+}
+
+fn batch(commands: Vec<MetaCommand>) -> MetaCommand {
+    MetaCommand {
+        op: Some(Op::Batch(shoal_proto::meta::MetaBatch { commands })),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_batch_entry_applies_its_commands_in_order_each_as_if_alone() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let (token, _released) = release_token();
+        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
+        let entries = vec![
+            normal_entry(1, &batch(bucket_churn("bk"))),
+            normal_entry(2, &create_bucket("other")),
+        ];
+        let outcomes = sm.apply(entries).await.unwrap();
+        assert_eq!(
+            outcomes,
+            [BUCKET_CHURN_OUTCOMES.to_vec(), vec![ApplyOutcome::Applied]]
+        );
+        assert!(store.get_bucket("bk").await.unwrap().is_some());
+        assert!(store.get_bucket("other").await.unwrap().is_some());
+        assert_eq!(
+            sm.applied_state().await.unwrap().0.map(|l| l.index),
+            Some(2)
+        );
+
+        // A batch inside a batch, or inline chunks in one, is no entry the
+        // proposer writes: the group stops, and nothing is written.
+        for wrong in [
+            batch(vec![create_bucket("x"), batch(vec![create_bucket("y")])]),
+            batch(vec![create_bucket("x"), inline_chunks(&[])]),
+        ] {
+            assert!(sm.apply(vec![normal_entry(3, &wrong)]).await.is_err());
+            assert_eq!(store.get_bucket("x").await.unwrap(), None);
+        }
+    });
+}
+
+#[test]
+fn concurrent_proposals_share_entries_and_each_gets_its_own_outcome() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        let before = shard.stats();
+        // Queued in this order (`join_all` polls them in order): the
+        // first goes alone, the rest wait for it and share entries.
+        let mut commands = bucket_churn("bk");
+        commands.extend((0..40).map(|i| create_bucket(&format!("b{i}"))));
+        let outcomes =
+            futures::future::join_all(commands.iter().map(|c| shard.propose(c.clone()))).await;
+        let outcomes: Vec<ApplyOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert_eq!(outcomes[..5], BUCKET_CHURN_OUTCOMES);
+        assert!(outcomes[5..].iter().all(|o| *o == ApplyOutcome::Applied));
+        for i in 0..40 {
+            assert!(store.get_bucket(&format!("b{i}")).await.unwrap().is_some());
+        }
+        let after = shard.stats();
+        let commands = after.commands_proposed - before.commands_proposed;
+        let entries = after.entries_proposed - before.entries_proposed;
+        assert_eq!(commands, 45);
+        assert!(
+            entries < 10,
+            "45 concurrent commands took {entries} entries"
+        );
+        assert_eq!(after.entries_appended - before.entries_appended, entries);
+        stop(shard, &store).await;
+    });
+}
+
+#[test]
+fn a_proposal_whose_caller_went_away_still_commits_and_spares_the_others() {
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, shard) = open_and_start(dir.path(), RaftOptions::default()).await;
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let shard = Rc::clone(&shard);
+                glommio::spawn_local(
+                    async move { shard.propose(create_bucket(&format!("b{i}"))).await },
+                )
+            })
+            .collect();
+        // Every task queues its command, then one caller goes away.
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+        let mut tasks = tasks.into_iter();
+        let gone = tasks.nth(3).unwrap();
+        drop(gone);
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), ApplyOutcome::Applied);
+        }
+        shard
+            .wait_applied(shard.stats().last_log_index.unwrap(), WAIT_MAX)
+            .await;
+        for i in 0..10 {
+            assert!(
+                store.get_bucket(&format!("b{i}")).await.unwrap().is_some(),
+                "b{i}"
+            );
+        }
+        stop(shard, &store).await;
     });
 }
 
@@ -558,7 +675,7 @@ fn inline_chunks_land_in_the_blob_log_and_a_bad_one_stops_apply() {
             normal_entry(2, &inline_chunks(&hashed[2..])),
         ];
         let outcomes = sm.apply(entries).await.unwrap();
-        assert_eq!(outcomes, [ApplyOutcome::Applied, ApplyOutcome::Applied]);
+        assert_eq!(outcomes, [[ApplyOutcome::Applied], [ApplyOutcome::Applied]]);
         for data in &chunks {
             let sha256 = ChunkHash::of(data);
             let at = store.get_blob_location(&sha256).await.unwrap().unwrap();
@@ -890,6 +1007,7 @@ fn conditional_puts_are_decided_at_apply() {
                 ApplyOutcome::Applied,
                 ApplyOutcome::NoSuchUpload,
             ]
+            .map(|o| vec![o])
         );
         let object = store.get_object("bk", "k").await.unwrap().unwrap();
         assert_eq!(object.chunks.len(), 3);

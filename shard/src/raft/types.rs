@@ -17,7 +17,7 @@ openraft::declare_raft_types!(
     /// openraft type configuration of a shard's group.
     pub TypeConfig:
         D = RaftCommand,
-        R = ApplyOutcome,
+        R = EntryOutcome,
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
@@ -116,7 +116,11 @@ impl fmt::Debug for RaftCommand {
     }
 }
 
-/// What applying one entry did. Deterministic: every replica computes the
+/// What applying one entry did: one outcome per command it carries (a
+/// `batch` entry carries several, any other entry one).
+pub type EntryOutcome = Vec<ApplyOutcome>;
+
+/// What applying one command did. Deterministic: every replica computes the
 /// same outcome for the same entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyOutcome {

@@ -14,6 +14,8 @@ pub struct ShardStats {
     pub blob_log_bytes_written: AtomicU64,
     pub raft_log_appended_bytes: AtomicU64,
     pub raft_entries_appended: AtomicU64,
+    pub raft_entries_proposed: AtomicU64,
+    pub raft_commands_proposed: AtomicU64,
     pub ops_inflight: AtomicU64,
     /// Group commits by batch size (see `GROUP_COMMIT_BATCH_BOUNDS`).
     pub group_commit_batches: [AtomicU64; GROUP_COMMIT_BATCH_BOUNDS.len() + 1],
@@ -120,6 +122,12 @@ impl Shard {
         self.stats
             .raft_entries_appended
             .store(raft.entries_appended, Ordering::Relaxed);
+        self.stats
+            .raft_entries_proposed
+            .store(raft.entries_proposed, Ordering::Relaxed);
+        self.stats
+            .raft_commands_proposed
+            .store(raft.commands_proposed, Ordering::Relaxed);
         self.publish_catchup_stats();
         if let Some(bytes) = self.raft.snapshot_bytes() {
             self.stats
