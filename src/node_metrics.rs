@@ -1,6 +1,6 @@
 //! Gauges about the node itself, read when `/metrics` is scraped: what
 //! binary runs, how full its data directory's filesystem is, what each
-//! bucket holds, and the process's memory and open files.
+//! bucket holds, and the process's CPU time, memory and open files.
 //!
 //! [`gather`] reads them (`statvfs`, small `/proc` files; it runs on a
 //! blocking thread, since `statvfs` of a hung filesystem can wait);
@@ -20,6 +20,10 @@ pub struct NodeGauges {
     pub data_dir_bytes: Option<(u64, u64)>,
     /// `(virtual, resident)` bytes of this process.
     pub memory_bytes: Option<(u64, u64)>,
+    /// The most this process has had resident since it started.
+    pub resident_max_bytes: Option<u64>,
+    /// User plus system CPU seconds this process has used.
+    pub cpu_seconds: Option<f64>,
     pub open_fds: Option<u64>,
     pub max_fds: Option<u64>,
 }
@@ -29,6 +33,8 @@ pub fn gather(data_dir: &Path) -> NodeGauges {
     NodeGauges {
         data_dir_bytes: crate::disk_space::filesystem_bytes(data_dir),
         memory_bytes: memory_bytes(),
+        resident_max_bytes: resident_max_bytes(),
+        cpu_seconds: cpu_seconds(),
         open_fds: std::fs::read_dir("/proc/self/fd")
             .ok()
             .map(|entries| entries.count() as u64),
@@ -125,6 +131,22 @@ fn write_all(
         )?;
         writeln!(out, "process_virtual_memory_bytes {virtual_bytes}")?;
     }
+    if let Some(peak) = gauges.resident_max_bytes {
+        gauge(
+            out,
+            "process_resident_memory_max_bytes",
+            "The most resident memory the process has had since it started.",
+        )?;
+        writeln!(out, "process_resident_memory_max_bytes {peak}")?;
+    }
+    if let Some(seconds) = gauges.cpu_seconds {
+        writeln!(
+            out,
+            "# HELP process_cpu_seconds_total User and system CPU time the process has used."
+        )?;
+        writeln!(out, "# TYPE process_cpu_seconds_total counter")?;
+        writeln!(out, "process_cpu_seconds_total {seconds:.2}")?;
+    }
     if let Some(open) = gauges.open_fds {
         gauge(
             out,
@@ -167,6 +189,30 @@ fn memory_bytes() -> Option<(u64, u64)> {
     Some((virtual_pages * page_bytes, resident_pages * page_bytes))
 }
 
+/// Peak resident bytes of this process (`VmHWM` in `/proc/self/status`).
+fn resident_max_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// User plus system CPU seconds of this process, from `/proc/self/stat`
+/// (fields 14 and 15, in clock ticks).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Field 2, the command name, is in parentheses and may hold spaces:
+    // count from after it, where field 3 comes first.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let user_ticks: u64 = fields.nth(14 - 3)?.parse().ok()?;
+    let system_ticks: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_s = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&t| t > 0)?;
+    Some((user_ticks + system_ticks) as f64 / ticks_per_s as f64)
+}
+
 #[allow(clippy::unnecessary_cast)]
 fn open_files_limit() -> Option<u64> {
     // SAFETY: `limit` is a plain struct getrlimit fills in.
@@ -206,6 +252,24 @@ mod tests {
         assert!(free > 0);
         assert!(out.contains("process_resident_memory_bytes "));
         assert!(out.contains("process_open_fds "));
+        let value = |name: &str| -> f64 {
+            let line = out.lines().find(|l| l.starts_with(name)).expect(name);
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        // This test process has run (and allocated) for a while already.
+        assert!(
+            value("process_resident_memory_max_bytes ") >= value("process_resident_memory_bytes ")
+        );
+        let burned = std::time::Instant::now();
+        let mut x = 0u64;
+        while burned.elapsed() < std::time::Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let later = gather(dir.path()).cpu_seconds.unwrap();
+        assert!(
+            later >= value("process_cpu_seconds_total ") + 0.02,
+            "{later}"
+        );
     }
 
     #[test]
