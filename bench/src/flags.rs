@@ -73,6 +73,12 @@ pub struct TargetArgs {
     /// Bucket, created if missing (a scenario may name its own).
     #[arg(long)]
     pub bucket: Option<String>,
+    /// The server's Prometheus endpoint (e.g. http://127.0.0.1:9001/metrics):
+    /// each step then reports the server's CPU seconds (per GB and per
+    /// 1,000 operations) and peak resident memory, from its
+    /// `process_cpu_seconds_total` and `process_resident_memory_max_bytes`.
+    #[arg(long, env = "SHOAL_SERVER_METRICS")]
+    pub server_metrics: Option<String>,
 }
 
 /// Bucket when neither the flag nor the scenario names one.
@@ -234,6 +240,7 @@ impl TargetArgs {
             },
             region: self.region,
             bucket,
+            server_metrics: self.server_metrics.filter(|u| !u.is_empty()),
         })
     }
 }

@@ -79,6 +79,10 @@ pub const ATTEMPT_CHANNEL_DEPTH: usize = 4096;
 /// Most connections a prepare phase (PUTs before a read step) opens.
 pub const PREPARE_CONCURRENCY_MAX: usize = 32;
 
+/// Longest a scrape of the server's metrics (`--server-metrics`) may
+/// take, before and after each step.
+pub const SERVER_METRICS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Keys one ListObjectsV2 request asks for.
 pub const LIST_MAX_KEYS: u32 = 1000;
 

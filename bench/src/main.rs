@@ -24,6 +24,7 @@ mod report;
 mod run;
 mod s3;
 mod scenario;
+mod server_usage;
 mod sigv4;
 mod sink;
 mod stats;

@@ -196,6 +196,19 @@ fn step(s: &StepResult) -> String {
             rate(f.ceiling_bytes_per_s)
         );
     }
+    if let Some(server) = &s.server {
+        let per = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            out,
+            "  server: {:.2} CPU-s, {} per GB, {} per 1,000 ops, peak RSS {}",
+            server.cpu_s,
+            per(server.cpu_s_per_gb),
+            per(server.cpu_s_per_1000_ops),
+            server
+                .resident_max_bytes
+                .map_or("-".to_string(), |b| format!("{} MiB", b >> 20)),
+        );
+    }
     for sample in &s.error_samples {
         let _ = writeln!(out, "  e.g. {sample}");
     }

@@ -149,6 +149,20 @@ pub struct CeilingFraction {
     pub fraction: f64,
 }
 
+/// What the server spent on the measured phase (`--server-metrics`).
+#[derive(Debug, Serialize)]
+pub struct ServerResult {
+    /// CPU seconds (user and system) the server process used.
+    pub cpu_s: f64,
+    /// Per GB (10^9 bytes) of payload moved; `None` when none moved.
+    pub cpu_s_per_gb: Option<f64>,
+    /// Per 1,000 successful operations; `None` without any.
+    pub cpu_s_per_1000_ops: Option<f64>,
+    /// The most the server process has had resident since it started, as
+    /// read after the phase; `None` where the server does not say.
+    pub resident_max_bytes: Option<u64>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct StepResult {
     pub name: String,
@@ -193,6 +207,7 @@ pub struct StepResult {
     pub latency_cdf_ms: BTreeMap<String, Vec<[f64; 2]>>,
     pub timeline: Vec<TimelinePoint>,
     pub ceiling_fraction: Option<CeilingFraction>,
+    pub server: Option<ServerResult>,
 }
 
 /// Throughput against concurrency, for steps expanded from one sweep.
@@ -331,6 +346,12 @@ impl StepResult {
             latency_cdf_ms,
             timeline,
             ceiling_fraction,
+            server: run.server.map(|usage| ServerResult {
+                cpu_s: usage.cpu_s,
+                cpu_s_per_gb: (bytes > 0).then(|| usage.cpu_s / (bytes as f64 / 1e9)),
+                cpu_s_per_1000_ops: (ok > 0).then(|| usage.cpu_s / (ok as f64 / 1000.0)),
+                resident_max_bytes: usage.resident_max_bytes,
+            }),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::result::{sweeps, RunResult, StepResult, Tool, SCHEMA};
 use crate::ceiling::{Ceiling, HashCeiling};
 use crate::limits::{CDF_POINTS_MAX, ERROR_SAMPLES_MAX};
 use crate::s3::{Outcome, TransportKind};
+use crate::server_usage::ServerUsage;
 use crate::stats::{Attempt, OpKind, Recorder};
 use crate::workload::runner::{Phase, StepRun};
 use crate::workload::spec::{Concurrency, StepParams, WorkloadKind};
@@ -85,6 +86,10 @@ fn sample_result() -> RunResult {
             let run = StepRun {
                 prepare: Some(phase()),
                 measured: phase(),
+                server: Some(ServerUsage {
+                    cpu_s: 3.0,
+                    resident_max_bytes: Some(64 << 20),
+                }),
             };
             StepResult::new(spec, &run, Some(&ceiling))
         })
@@ -189,9 +194,15 @@ fn the_schema_describes_every_field_written() {
     let result = serde_json::to_value(sample_result()).unwrap();
     assert_eq!(result["schema"], schema["properties"]["schema"]["const"]);
     // The sample exercises the optional parts: prepare, sweeps, rejects,
-    // transport errors, error codes, the ceiling fraction.
+    // transport errors, error codes, the ceiling fraction, the server.
     let step = &result["steps"][0];
     assert!(step["prepare"].is_object() && step["ceiling_fraction"].is_object());
+    // The server's 3 CPU-s, per 1,000 of the step's successful GETs.
+    let ok = step["ok"].as_f64().unwrap();
+    assert_eq!(
+        step["server"]["cpu_s_per_1000_ops"].as_f64(),
+        Some(3.0 / (ok / 1000.0))
+    );
     assert_eq!(step["rejected_latency_ms"]["get"]["count"], 1);
     assert_eq!(result["sweeps"][0]["points"].as_array().unwrap().len(), 2);
     check(&result, &schema, &schema, "$");

@@ -22,6 +22,7 @@ use crate::payload::{Payload, PayloadPool};
 use crate::s3::conn::{attempt, BodyCheck, Connection};
 use crate::s3::request::{RequestSigner, SendOptions};
 use crate::s3::{Endpoint, Op, Outcome, PayloadMode};
+use crate::server_usage::{self, ServerSample, ServerUsage};
 use crate::sigv4::Credentials;
 use crate::stats::{Attempt, Live, OpKind, Recorder, StatusClass};
 
@@ -32,6 +33,8 @@ pub struct Target {
     pub credentials: Credentials,
     pub region: String,
     pub bucket: String,
+    /// Where the server's process metrics are (`--server-metrics`).
+    pub server_metrics: Option<String>,
 }
 
 /// What one phase measured.
@@ -44,6 +47,8 @@ pub struct Phase {
 pub struct StepRun {
     pub prepare: Option<Phase>,
     pub measured: Phase,
+    /// What the server spent on the measured phase, when asked and read.
+    pub server: Option<ServerUsage>,
 }
 
 /// How the bucket's creation went: created, already ours, or refused.
@@ -130,8 +135,30 @@ pub async fn run_step(
         }
         _ => None,
     };
+    let before = server_sample(target).await;
     let measured = run_phase(target, spec, payload, progress, &spec.name, seed).await;
-    StepRun { prepare, measured }
+    let server = match (before, server_sample(target).await) {
+        (Some(before), Some(after)) => Some(ServerUsage::between(before, after)),
+        _ => None,
+    };
+    StepRun {
+        prepare,
+        measured,
+        server,
+    }
+}
+
+/// One scrape of the server's metrics, if `--server-metrics` names them;
+/// a failed one is reported and leaves the step without server figures.
+async fn server_sample(target: &Target) -> Option<ServerSample> {
+    let url = target.server_metrics.as_deref()?;
+    match server_usage::sample(url).await {
+        Ok(sample) => Some(sample),
+        Err(why) => {
+            eprintln!("shoal-bench: server metrics: {why}");
+            None
+        }
+    }
 }
 
 struct Shared {

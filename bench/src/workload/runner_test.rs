@@ -35,6 +35,7 @@ async fn sink_target() -> Arc<Target> {
         },
         region: "us-east-1".into(),
         bucket: "bench".into(),
+        server_metrics: None,
     })
 }
 
@@ -136,6 +137,7 @@ fn a_dead_endpoint_counts_connect_failures() {
             },
             region: "us-east-1".into(),
             bucket: "bench".into(),
+            server_metrics: None,
         });
         let spec = step(WorkloadKind::Put, |p| {
             p.count = Some(6);
