@@ -58,6 +58,15 @@ fn delete_object(bucket: &str, key: &str) -> MetaCommand {
     }
 }
 
+/// A state machine of node 1 without hooks over a new store in `dir`;
+/// the receiver must outlive it (it completes once the machine lets go).
+fn plain_state_machine(dir: &Path) -> (MetaStore, StateMachine, oneshot::Receiver<()>) {
+    let store = MetaStore::open(dir).unwrap();
+    let (token, released) = release_token();
+    let sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
+    (store, sm, released)
+}
+
 fn release_token() -> (ReleaseToken, oneshot::Receiver<()>) {
     let (tx, rx) = oneshot::channel();
     (
@@ -427,9 +436,7 @@ fn snapshot_build_then_install_into_a_fresh_store() {
 fn one_apply_call_sees_its_own_earlier_entries() {
     run_local(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::open(dir.path()).unwrap();
-        let (token, _released) = release_token();
-        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
+        let (store, mut sm, _released) = plain_state_machine(dir.path());
         let commands = [
             create_bucket("bk"),
             create_bucket("bk"),
@@ -480,9 +487,7 @@ fn batch(commands: Vec<MetaCommand>) -> MetaCommand {
 fn a_batch_entry_applies_its_commands_in_order_each_as_if_alone() {
     run_local(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::open(dir.path()).unwrap();
-        let (token, _released) = release_token();
-        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
+        let (store, mut sm, _released) = plain_state_machine(dir.path());
         let entries = vec![
             normal_entry(1, &batch(bucket_churn("bk"))),
             normal_entry(2, &create_bucket("other")),
@@ -580,9 +585,7 @@ fn a_proposal_whose_caller_went_away_still_commits_and_spares_the_others() {
 fn unknown_command_stops_apply_and_writes_nothing() {
     run_local(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::open(dir.path()).unwrap();
-        let (token, _released) = release_token();
-        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
+        let (store, mut sm, _released) = plain_state_machine(dir.path());
         let entries = vec![
             normal_entry(1, &create_bucket("bk")),
             normal_entry(2, &MetaCommand::default()),
@@ -598,9 +601,7 @@ fn unknown_command_stops_apply_and_writes_nothing() {
 fn an_entry_at_or_below_the_applied_index_is_never_applied_again() {
     run_local(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::open(dir.path()).unwrap();
-        let (token, _released) = release_token();
-        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
+        let (store, mut sm, _released) = plain_state_machine(dir.path());
         sm.apply(vec![
             normal_entry(1, &create_bucket("a")),
             normal_entry(2, &create_bucket("b")),
@@ -960,9 +961,7 @@ fn multipart_upload_lifecycle() {
 fn conditional_puts_are_decided_at_apply() {
     run_local(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::open(dir.path()).unwrap();
-        let (token, _released) = release_token();
-        let mut sm = StateMachine::new(NodeId(1), store.clone(), token, ApplyHooks::default());
+        let (store, mut sm, _released) = plain_state_machine(dir.path());
         let absent = shoal_proto::meta::WriteCondition {
             if_none_exists: true,
             ..Default::default()
