@@ -209,6 +209,13 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_DOMAIN")]
     pub domain: Option<String>,
 
+    /// Objects up to this size (e.g. `4KiB`; `0` turns it off) keep their
+    /// bytes in their manifest, inside the raft entry and the metadata
+    /// store, instead of in a blob-log chunk: one synced append per PUT
+    /// instead of two. At most 64 KiB.
+    #[arg(long, env = "SHOAL_EMBED_MAX", default_value = "4KiB", value_parser = parse_bytes)]
+    pub embed_max: u64,
+
     /// Longest a request body may go without a byte arriving before the
     /// request is answered `400 RequestTimeout` and its admission budget
     /// returned, and a response without the client reading a byte before
@@ -354,6 +361,8 @@ pub struct NodeConfig {
     pub shutdown_timeout: std::time::Duration,
     /// Longest a request body may go without a byte arriving.
     pub body_idle_timeout: std::time::Duration,
+    /// Largest object PutObject embeds in its manifest (0: none).
+    pub embed_max_bytes: u64,
     pub access_log: bool,
 }
 
@@ -580,6 +589,16 @@ impl ServeFlags {
                 Some(normalized)
             }
         };
+        if self.embed_max > shoal_shard::limits::EMBEDDED_BYTES_MAX {
+            return Err(FlagError {
+                flag: "embed-max",
+                value: self.embed_max.to_string(),
+                reason: format!(
+                    "must be at most {} bytes (an embedded body travels in raft entries and snapshots)",
+                    shoal_shard::limits::EMBEDDED_BYTES_MAX
+                ),
+            });
+        }
         if self.body_idle_timeout.is_zero() {
             return Err(FlagError {
                 flag: "body-idle-timeout",
@@ -617,6 +636,7 @@ impl ServeFlags {
             init: self.init,
             shutdown_timeout: self.shutdown_timeout,
             body_idle_timeout: self.body_idle_timeout,
+            embed_max_bytes: self.embed_max,
             access_log: self.access_log,
             admission,
             get_budget_per_core_bytes,

@@ -54,6 +54,8 @@ pub struct CoreMetrics {
     latency_buckets: [[AtomicU64; LATENCY_SLOTS]; OPS],
     latency_us_sum: [AtomicU64; OPS],
     bytes_in: AtomicU64,
+    /// Objects whose bodies went into their manifests (`--embed-max`).
+    embedded_objects: AtomicU64,
     bytes_out: AtomicU64,
     md5_batches: AtomicU64,
     md5_chunks: AtomicU64,
@@ -69,6 +71,7 @@ impl Default for CoreMetrics {
             latency_buckets: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             latency_us_sum: std::array::from_fn(|_| AtomicU64::new(0)),
             bytes_in: AtomicU64::new(0),
+            embedded_objects: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             md5_batches: AtomicU64::new(0),
             md5_chunks: AtomicU64::new(0),
@@ -97,6 +100,11 @@ impl CoreMetrics {
     /// Request body bytes received (as sent on the wire).
     pub fn add_bytes_in(&self, bytes: u64) {
         self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// One object body received whole for its manifest.
+    pub fn add_embedded_object(&self) {
+        self.embedded_objects.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One MD5 lane batch of `chunks` chunks ran.
@@ -369,6 +377,17 @@ impl Registry {
             out,
             "shoal_s3_received_bytes_total {}",
             self.sum(|c| &c.bytes_in)
+        )?;
+        header(
+            out,
+            "shoal_s3_embedded_objects_total",
+            "counter",
+            "Object bodies received small enough (--embed-max) to be kept in their manifests instead of blob-log chunks.",
+        )?;
+        writeln!(
+            out,
+            "shoal_s3_embedded_objects_total {}",
+            self.sum(|c| &c.embedded_objects)
         )?;
         header(
             out,

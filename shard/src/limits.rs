@@ -19,6 +19,12 @@ const _: () = assert!(INLINE_CHUNKS_PER_ENTRY * (CHUNK_BYTES + 1024) <= INLINE_E
 /// Inline entries a shard proposes at once.
 pub const INLINE_PROPOSALS_INFLIGHT_MAX: usize = 4;
 
+/// Largest object body `--embed-max` lets a manifest carry. An embedded
+/// body travels in raft entries, the metadata store and snapshots (which
+/// are built in memory), so it stays small: past a few KiB a chunk's
+/// record costs less than the metadata store's write amplification.
+pub const EMBEDDED_BYTES_MAX: u64 = 64 << 10;
+
 /// Alignment of every blob-log write and read (O_DIRECT). Devices that
 /// report a smaller DIOALIGN still accept 4 KiB.
 pub const IO_ALIGN_BYTES: usize = 4096;
@@ -183,6 +189,8 @@ pub const PROPOSAL_BATCH_COMMANDS_MAX: usize = 256;
 /// entries of at most [`INLINE_ENTRY_BYTES_MAX`].
 pub const PROPOSAL_BATCH_BYTES_MAX: usize = 1 << 20;
 const _: () = assert!(PROPOSAL_BATCH_BYTES_MAX <= INLINE_ENTRY_BYTES_MAX);
+// A manifest with the largest embedded body still fits a batch.
+const _: () = assert!(EMBEDDED_BYTES_MAX as usize * 4 <= PROPOSAL_BATCH_BYTES_MAX);
 
 // ---- Peers: connections, retries and caches ----
 

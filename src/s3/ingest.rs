@@ -43,7 +43,12 @@ pub struct StoredChunk {
 
 /// What the body turned out to be, once every chunk is durable.
 pub struct Ingested {
+    /// Empty for an embedded body.
     pub chunks: Vec<StoredChunk>,
+    /// The whole body when it was small enough to embed in the manifest
+    /// ([`Ingest::embed_up_to`]); it is stored nowhere yet: the manifest
+    /// commit makes it durable.
+    pub embedded: Vec<u8>,
     pub size_bytes: u64,
     pub md5: [u8; 16],
     /// SHA-256 of the whole body, when the request signed it.
@@ -83,6 +88,8 @@ pub struct Ingest {
     inflight: VecDeque<AppendTask>,
     chunks: Vec<StoredChunk>,
     size_bytes: u64,
+    /// Bodies up to this many bytes are embedded instead of chunked.
+    embed_max_bytes: u64,
 }
 
 impl Ingest {
@@ -114,7 +121,15 @@ impl Ingest {
             inflight: VecDeque::with_capacity(PUT_CHUNKS_INFLIGHT_MAX),
             chunks: Vec::new(),
             size_bytes: 0,
+            embed_max_bytes: 0,
         }
+    }
+
+    /// Keeps a body of at most `bytes_max` bytes whole for the manifest
+    /// instead of storing it as a chunk. Only for a whole object: a part's
+    /// bytes must be chunks, which completion assembles.
+    pub fn embed_up_to(&mut self, bytes_max: u64) {
+        self.embed_max_bytes = bytes_max;
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -291,6 +306,9 @@ impl Ingest {
     /// Seals the last partial chunk, waits for every append, and reports
     /// the body's hashes.
     pub async fn finish(mut self) -> Result<Ingested, S3Error> {
+        if self.embeddable() {
+            return Ok(self.embed());
+        }
         if self.current.as_ref().is_some_and(|buf| !buf.is_empty()) {
             self.seal();
         } else if let Some(buf) = self.current.take() {
@@ -320,6 +338,48 @@ impl Ingest {
             body_sha256: self.body_sha.map(|sha| sha.finalize().into()),
             checksum: self.checksum.map(Checksummer::finish_base64),
             charge: self.charge,
+            embedded: Vec::new(),
         })
+    }
+
+    /// Whether the whole body is still in the first buffer (nothing sealed
+    /// or sent) and small enough to embed.
+    fn embeddable(&self) -> bool {
+        self.size_bytes > 0
+            && self.size_bytes <= self.embed_max_bytes
+            && self.chunks.is_empty()
+            && self.sealed.is_empty()
+            && self.md5_queue.is_empty()
+            && self.md5_waiting.is_none()
+            && self.inflight.is_empty()
+    }
+
+    /// The body, hashed here (a few KiB gain nothing from the MD5 lanes),
+    /// with its buffer and that buffer's budget unit given back.
+    fn embed(mut self) -> Ingested {
+        let buf = self
+            .current
+            .take()
+            .expect("an embeddable body is in the first buffer");
+        let body = buf.payload().to_vec();
+        assert_eq!(
+            body.len() as u64,
+            self.size_bytes,
+            "an embedded body is the whole body"
+        );
+        self.ctx.pool.give(buf);
+        if self.current_charged {
+            self.charge.release_durable(1);
+        }
+        self.ctx.metrics.add_embedded_object();
+        Ingested {
+            chunks: Vec::new(),
+            size_bytes: self.size_bytes,
+            md5: md5_many::md5(&body),
+            body_sha256: self.body_sha.map(|sha| sha.finalize().into()),
+            checksum: self.checksum.map(Checksummer::finish_base64),
+            charge: self.charge,
+            embedded: body,
+        }
     }
 }

@@ -59,7 +59,8 @@ def test_healthz_reports_a_shard_whose_disk_failed(fresh_node):
     s3 = node.client()
     s3.create_bucket(Bucket="sick")
     with pytest.raises(Exception) as e:
-        s3.put_object(Bucket="sick", Key="k", Body=b"never durable")
+        # Over --embed-max, so the body goes to the blob log.
+        s3.put_object(Bucket="sick", Key="k", Body=b"never durable" * 1000)
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
     with pytest.raises(urllib.error.HTTPError) as h:
         urllib.request.urlopen(node.admin + "/healthz")

@@ -272,7 +272,11 @@ impl MetaStore {
                 if !key.starts_with(&full_prefix) {
                     break;
                 }
-                manifests.push(decode(Cf::Objects, key, value)?);
+                let mut manifest: ObjectManifest = decode(Cf::Objects, key, value)?;
+                // A listing never shows an embedded body: do not carry it
+                // across cores and through the merge.
+                manifest.embedded = Vec::new();
+                manifests.push(manifest);
                 iter.next();
             }
             iter.status().map_err(MetaError::rocks("list_objects"))?;

@@ -45,6 +45,7 @@ pub(crate) fn manifest(bucket: &str, key: &str, chunk_count: u32) -> ObjectManif
         part_count: 0,
         owner_id: String::new(),
         acl: None,
+        embedded: Vec::new(),
     }
 }
 

@@ -330,6 +330,16 @@ fn snapshot_build_then_install_into_a_fresh_store() {
                 .unwrap();
         }
         shard.propose(put_object("b2", "only", 1)).await.unwrap();
+        let mut small = manifest("b2", "small", 0);
+        small.size_bytes = 5;
+        small.embedded = b"small".to_vec();
+        shard
+            .propose(MetaCommand {
+                op: Some(Op::PutObject(small)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         stop(shard, &source).await;
 
         let (token, _released) = release_token();
@@ -392,6 +402,11 @@ fn snapshot_build_then_install_into_a_fresh_store() {
             );
         }
         assert_eq!(target.get_bucket("stale").await.unwrap(), None);
+        // An embedded object's bytes travel in the snapshot: the target
+        // has no other copy of them.
+        let small = target.get_object("b2", "small").await.unwrap().unwrap();
+        assert_eq!(small.embedded, b"small");
+        assert!(small.chunks.is_empty());
         assert_eq!(
             target_sm.applied_state().await.unwrap(),
             (source_applied, source_membership)

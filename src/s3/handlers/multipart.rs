@@ -38,7 +38,7 @@ use super::put::{
     chunk_placements, chunk_refs, insert_checksums, parse_etag, stored_headers, user_metadata,
     write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
 };
-use super::receive::{checksum_header, receive_body, receive_small_body};
+use super::receive::{checksum_header, receive_body, receive_small_body, BodyLimits};
 use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::auth::PayloadMode;
@@ -181,8 +181,11 @@ pub async fn upload_part(
             });
         }
     }
-    let received =
-        receive_body(ctx, owner, &mut request, payload, PART_BYTES_MAX, algorithm).await?;
+    let limits = BodyLimits {
+        bytes_max: PART_BYTES_MAX,
+        embed_max: 0,
+    };
+    let received = receive_body(ctx, owner, &mut request, payload, limits, algorithm).await?;
     let checksums = received.checksums.clone();
     let part = commit_part(ctx, owner, &upload, part_number, received.stored, checksums).await?;
     let mut response = empty_response(StatusCode::OK);
@@ -230,6 +233,15 @@ pub async fn upload_part_copy(
         false,
         algorithm.map(Checksummer::new),
     );
+    if let (false, Some(span)) = (src.embedded.is_empty(), span) {
+        let range = span.first as usize..span.last as usize + 1;
+        let bytes = src.embedded.get(range).ok_or_else(|| {
+            S3Error::internal(format!(
+                "the embedded body of {src_bucket}/{src_key} is shorter than its manifest says"
+            ))
+        })?;
+        absorb_all(&mut ingest, bytes).await?;
+    }
     let pieces = span.map_or_else(Vec::new, |span| plan(&src, span));
     for piece in pieces {
         let (sha256, source_node) = (piece.sha256, piece.source_node);
@@ -249,14 +261,7 @@ pub async fn upload_part_copy(
                 piece.size_bytes
             )));
         }
-        let mut rest = &bytes[piece.skip..piece.skip + piece.take];
-        while !rest.is_empty() {
-            let room = ingest.ensure_room().await?;
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            ingest.absorb(now);
-            ingest.send_sealed().await?;
-            rest = later;
-        }
+        absorb_all(&mut ingest, &bytes[piece.skip..piece.skip + piece.take]).await?;
     }
     let stored = ingest.finish().await?;
     let mut checksums = BTreeMap::new();
@@ -274,6 +279,18 @@ pub async fn upload_part_copy(
     }
     out.close("CopyPartResult");
     Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// Feeds `bytes` to `ingest` a buffer's room at a time.
+async fn absorb_all(ingest: &mut Ingest, mut bytes: &[u8]) -> Result<(), S3Error> {
+    while !bytes.is_empty() {
+        let room = ingest.ensure_room().await?;
+        let (now, later) = bytes.split_at(room.min(bytes.len()));
+        ingest.absorb(now);
+        ingest.send_sealed().await?;
+        bytes = later;
+    }
+    Ok(())
 }
 
 /// `x-amz-copy-source-range`: `bytes=A-B` inside the source, both ends
@@ -550,6 +567,7 @@ pub async fn complete(
         part_count,
         owner_id: upload.owner_id.clone(),
         acl: upload.acl.clone(),
+        embedded: Vec::new(),
     };
     let tag = etag(&manifest.md5, part_count);
     let chosen_parts = parts

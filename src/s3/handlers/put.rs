@@ -12,7 +12,7 @@ use shoal_shard::limits::OBJECT_BYTES_MAX;
 use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 
-use super::receive::receive_body;
+use super::receive::{receive_body, BodyLimits};
 use super::{etag, header_value, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller};
 use crate::s3::auth::PayloadMode;
@@ -37,7 +37,11 @@ pub async fn put_object(
     let acl = access::requested_acl(ctx, &request)?;
     let owner_id = writer_id(ctx, caller, bucket);
     let owner = ctx.router.owner(bucket, key);
-    let received = receive_body(ctx, owner, &mut request, payload, OBJECT_BYTES_MAX, None).await?;
+    let limits = BodyLimits {
+        bytes_max: OBJECT_BYTES_MAX,
+        embed_max: ctx.config.embed_max_bytes,
+    };
+    let received = receive_body(ctx, owner, &mut request, payload, limits, None).await?;
     let stored = received.stored;
     let manifest = ObjectManifest {
         bucket: bucket.to_string(),
@@ -57,6 +61,7 @@ pub async fn put_object(
         part_count: 0,
         owner_id,
         acl,
+        embedded: stored.embedded,
     };
     let outcome = ctx
         .router

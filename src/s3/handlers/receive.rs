@@ -97,18 +97,27 @@ pub(super) struct Received {
     pub checksums: BTreeMap<String, String>,
 }
 
-/// Receives the request body into `owner`'s blob log. `bytes_max` bounds
-/// the declared length (EntityTooLarge). `default_checksum` is computed
-/// when the client sends no checksum of its own (a multipart upload
-/// created with an algorithm).
+/// What [`receive_body`] may take and how it keeps it.
+pub(super) struct BodyLimits {
+    /// Bounds the declared length (EntityTooLarge).
+    pub bytes_max: u64,
+    /// A body up to this size is kept whole for the manifest (0: never).
+    pub embed_max: u64,
+}
+
+/// Receives the request body into `owner`'s blob log (or, when small
+/// enough, whole for the manifest). `default_checksum` is computed when
+/// the client sends no checksum of its own (a multipart upload created
+/// with an algorithm).
 pub(super) async fn receive_body(
     ctx: &Rc<S3Context>,
     owner: ShardIndex,
     request: &mut S3Request,
     payload: PayloadMode,
-    bytes_max: u64,
+    limits: BodyLimits,
     default_checksum: Option<ChecksumAlgorithm>,
 ) -> Result<Received, S3Error> {
+    let bytes_max = limits.bytes_max;
     let expected_body_sha = match &payload {
         PayloadMode::Sha256(sha) => Some(*sha),
         _ => None,
@@ -154,6 +163,7 @@ pub(super) async fn receive_body(
         expected_body_sha.is_some(),
         computed_checksum.map(Checksummer::new),
     );
+    ingest.embed_up_to(limits.embed_max);
     let mut body = request
         .take_body()
         .ok_or_else(|| S3Error::internal("request body taken twice"))?;
