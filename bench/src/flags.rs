@@ -4,6 +4,7 @@
 //! Errors name the flag and its value.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -19,6 +20,7 @@ use crate::scenario;
 use crate::sigv4::Credentials;
 use crate::sink::SinkConfig;
 use crate::units::{parse_duration, ByteSize, HumanDuration};
+use crate::workload::mix::Mix;
 use crate::workload::runner::Target;
 use crate::workload::spec::{Concurrency, StepParams, WorkloadKind};
 
@@ -43,7 +45,7 @@ pub enum Command {
     Put(LoadArgs),
     /// GET objects (written first unless --no-prepare).
     Get(LoadArgs),
-    /// GETs and PUTs over one set of objects (--read-fraction).
+    /// GET, STAT, PUT and DELETE over one set of objects (--mix).
     Mixed(LoadArgs),
     /// ListObjectsV2 over prepared objects.
     List(LoadArgs),
@@ -152,8 +154,14 @@ pub struct LoadArgs {
     /// prefix, name and size.
     #[arg(long)]
     pub no_prepare: bool,
-    /// Share of GETs in a mixed step, 0..=1 [default: 0.7].
-    #[arg(long)]
+    /// Operation shares of a mixed step, whole-number weights, e.g.
+    /// get=45,stat=30,put=15,delete=10 (the default); a kind left out
+    /// weighs 0.
+    #[arg(long, value_parser = Mix::from_str)]
+    pub mix: Option<Mix>,
+    /// Older form of --mix: share of GETs in a mixed step, 0..=1, the rest
+    /// PUTs (get=F,put=1-F).
+    #[arg(long, conflicts_with = "mix")]
     pub read_fraction: Option<f64>,
     /// Limit on one request, connect to last body byte [default: 120s].
     #[arg(long, value_parser = parse_duration)]
@@ -282,6 +290,7 @@ impl LoadArgs {
             verify: Some(self.verify),
             prepare: Some(!self.no_prepare),
             read_fraction: self.read_fraction,
+            mix: self.mix,
             request_timeout: self.request_timeout.map(HumanDuration),
         };
         let steps = params.resolve(kind.name(), self.scale)?;
@@ -433,6 +442,41 @@ mod tests {
             panic!()
         };
         assert_eq!(args.validate(WorkloadKind::Put).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn mixes_parse_and_bad_ones_name_the_flag() {
+        let Command::Mixed(args) = parse(&[
+            "mixed",
+            "--access-key",
+            "a",
+            "--secret-key",
+            "s",
+            "--mix",
+            "get=3,delete=1",
+        ])
+        .command
+        else {
+            panic!("mixed expected")
+        };
+        let mix = args.validate(WorkloadKind::Mixed).unwrap().steps[0].mix;
+        assert_eq!((mix.get, mix.stat, mix.put, mix.delete), (3, 0, 0, 1));
+        let err = Cli::try_parse_from(["shoal-bench", "mixed", "--mix", "get=3,head=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--mix") && err.contains("get=3,head=1"),
+            "{err}"
+        );
+        let both = [
+            "shoal-bench",
+            "mixed",
+            "--mix",
+            "get=1",
+            "--read-fraction",
+            "0.5",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

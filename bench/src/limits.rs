@@ -86,6 +86,9 @@ pub const SERVER_METRICS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keys one ListObjectsV2 request asks for.
 pub const LIST_MAX_KEYS: u32 = 1000;
 
+/// Largest weight of one operation in a mixed step's `--mix`.
+pub const MIX_WEIGHT_MAX: u32 = 1_000_000;
+
 const _: () = assert!(DISK_IO_BYTES.is_multiple_of(DISK_ALIGN_BYTES));
 const _: () = assert!(DISK_PROBE_BYTES_DEFAULT.is_multiple_of(DISK_IO_BYTES as u64));
 const _: () = assert!(RETRY_BACKOFF_FIRST.as_nanos() <= RETRY_BACKOFF_MAX.as_nanos());

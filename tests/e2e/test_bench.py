@@ -131,6 +131,33 @@ def test_concurrent_small_puts_share_log_syncs_and_read_back_whole(node):
     assert entries <= 0.7 * commands, f"{commands} writes took {entries} entries"
 
 
+def test_mixed_runs_warps_mix_without_errors(node):
+    """The default mix over 24 keys: DELETEs take keys out and PUTs write
+    them back, so no GET or STAT meets a deleted object; every kind has its
+    latency and rate, and the server's CPU per GB covers the whole step."""
+    result = bench(node, "mixed", "--size", "16KiB", "--count", "800", "--objects", "24",
+                   "--concurrency", "6", "--verify", "--name", "mixed-warp",
+                   "--server-metrics", node.admin + "/metrics")
+    (step,) = result["steps"]
+    assert_all_ok(step, 800)
+    assert set(step["status_counts"]) == {"200", "204"}, step["status_counts"]
+    assert step["verify_failures"] == 0
+    assert step["workload"]["mix"] == {"get": 0.45, "stat": 0.3, "put": 0.15, "delete": 0.1}
+    per_op = step["per_op"]
+    assert set(per_op) == {"get", "stat", "put", "delete"}
+    assert sum(op["ok"] for op in per_op.values()) == 800
+    for op, share in {"get": 0.45, "stat": 0.3, "put": 0.15, "delete": 0.1}.items():
+        assert abs(per_op[op]["ok"] / 800 - share) < 0.08, (op, per_op[op])
+        assert per_op[op]["ops_per_s"] > 0
+        assert step["latency_ms"][op]["count"] == per_op[op]["ok"]
+    assert per_op["stat"]["bytes"] == 0 and per_op["delete"]["bytes"] == 0
+    assert per_op["get"]["bytes"] == per_op["get"]["ok"] * 16 * 1024
+    assert step["status_counts"]["204"] == per_op["delete"]["ok"]
+    server = step["server"]
+    assert server["cpu_s"] > 0
+    assert server["cpu_s_per_gb"] == pytest.approx(server["cpu_s"] / (step["bytes"] / 1e9))
+
+
 def test_wrong_secret_counts_403s(node):
     result = bench(node, "put", "--size", "4KiB", "--count", "10", "--concurrency", "2",
                    "--name", "bad-secret", secret="not-the-secret-key")

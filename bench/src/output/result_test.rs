@@ -24,7 +24,12 @@ fn sample_result() -> RunResult {
         concurrency: Some(Concurrency::Sweep(vec![1, 2])),
         ..StepParams::default()
     };
-    let specs = params.resolve("t", 1.0).unwrap();
+    let mut specs = params.resolve("t", 1.0).unwrap();
+    let mixed = StepParams {
+        workload: Some(WorkloadKind::Mixed),
+        ..StepParams::default()
+    };
+    specs.extend(mixed.resolve("m", 1.0).unwrap());
     let hash = HashCeiling {
         per_core_bytes_per_s: 1e9,
         all_cores_bytes_per_s: 2e9,
@@ -205,6 +210,11 @@ fn the_schema_describes_every_field_written() {
     );
     assert_eq!(step["rejected_latency_ms"]["get"]["count"], 1);
     assert_eq!(result["sweeps"][0]["points"].as_array().unwrap().len(), 2);
+    assert_eq!(step["per_op"]["get"]["ok"], 1);
+    let mixed = &result["steps"][2];
+    assert_eq!(mixed["workload"]["mix"]["stat"], 0.3);
+    assert_eq!(mixed["workload"]["read_fraction"], 0.45);
+    assert!(step["workload"].get("mix").is_none());
     check(&result, &schema, &schema, "$");
 }
 

@@ -56,6 +56,10 @@ pub enum Op {
     Get {
         key: String,
     },
+    /// HEAD: the object's metadata, no body.
+    Head {
+        key: String,
+    },
     /// ListObjectsV2, first page.
     List {
         prefix: String,

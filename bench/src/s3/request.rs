@@ -58,6 +58,7 @@ impl RequestSigner {
             Op::CreateBucket => (Method::PUT, format!("/{bucket}"), vec![]),
             Op::Put { key, .. } => (Method::PUT, format!("/{bucket}/{key}"), vec![]),
             Op::Get { key } => (Method::GET, format!("/{bucket}/{key}"), vec![]),
+            Op::Head { key } => (Method::HEAD, format!("/{bucket}/{key}"), vec![]),
             Op::Delete { key } => (Method::DELETE, format!("/{bucket}/{key}"), vec![]),
             Op::List { prefix, max_keys } => {
                 max_keys_text = max_keys.to_string();

@@ -28,6 +28,8 @@ pub use recorder::Recorder;
 pub enum OpKind {
     Put,
     Get,
+    /// HEAD of an object.
+    Stat,
     List,
     Delete,
 }
@@ -37,6 +39,7 @@ impl OpKind {
         match self {
             OpKind::Put => "put",
             OpKind::Get => "get",
+            OpKind::Stat => "stat",
             OpKind::List => "list",
             OpKind::Delete => "delete",
         }

@@ -5,12 +5,14 @@
 //! [`Live`] for the progress bar.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::SeedableRng;
 use tokio::sync::mpsc;
 
+use super::keys::{Ended, KeyPool};
+use super::mix::MixOp;
 use super::plan::{key, Next, Plan};
 use super::progress::Progress;
 use super::spec::{StepSpec, WorkloadKind};
@@ -174,6 +176,8 @@ struct Shared {
     next: AtomicU64,
     total: Option<u64>,
     deadline: Option<Instant>,
+    /// Which keys exist, for a mixed step.
+    keys: Option<Mutex<KeyPool>>,
 }
 
 async fn run_phase(
@@ -202,6 +206,8 @@ async fn run_phase(
         seed,
         next: AtomicU64::new(0),
         deadline: spec.duration.map(|d| start + d),
+        keys: (spec.kind == WorkloadKind::Mixed)
+            .then(|| Mutex::new(KeyPool::all_present(spec.objects.unwrap_or(1)))),
     });
     let live = Arc::new(Live::default());
     let bar = progress.phase(label, shared.total, spec.duration, live.clone());
@@ -216,7 +222,7 @@ async fn run_phase(
         recorder
     });
     let workers: Vec<_> = (0..spec.concurrency as u64)
-        .map(|id| tokio::spawn(worker(id, shared.clone(), tx.clone())))
+        .map(|id| tokio::spawn(Worker::new(id, shared.clone(), tx.clone()).run()))
         .collect();
     drop(tx);
     for w in workers {
@@ -228,46 +234,118 @@ async fn run_phase(
     Phase { recorder, elapsed }
 }
 
-async fn worker(id: u64, shared: Arc<Shared>, tx: mpsc::Sender<Attempt>) {
-    let target = &shared.target;
-    let authority = target.endpoint.authority.as_str();
-    let mut signer = RequestSigner::new(
-        &target.credentials,
-        &target.region,
-        authority,
-        &target.bucket,
-        shared.options.clone(),
-    );
-    let mut rng =
-        rand::rngs::StdRng::seed_from_u64(shared.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut slot: Option<Connection> = None;
-    loop {
-        let index = shared.next.fetch_add(1, Ordering::Relaxed);
-        if shared.total.is_some_and(|total| index >= total)
-            || shared.deadline.is_some_and(|d| Instant::now() >= d)
-        {
-            return;
+/// One connection's loop: takes operation numbers until the step's count
+/// or deadline, and reports every attempt to the collector.
+struct Worker {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Attempt>,
+    signer: RequestSigner,
+    rng: rand::rngs::StdRng,
+    slot: Option<Connection>,
+}
+
+impl Worker {
+    fn new(id: u64, shared: Arc<Shared>, tx: mpsc::Sender<Attempt>) -> Worker {
+        let target = &shared.target;
+        let signer = RequestSigner::new(
+            &target.credentials,
+            &target.region,
+            &target.endpoint.authority,
+            &target.bucket,
+            shared.options.clone(),
+        );
+        let rng =
+            rand::rngs::StdRng::seed_from_u64(shared.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        Worker {
+            shared,
+            tx,
+            signer,
+            rng,
+            slot: None,
         }
-        let (kind, op, check) = match shared.plan.next(index, &mut rng) {
+    }
+
+    async fn run(mut self) {
+        loop {
+            let index = self.shared.next.fetch_add(1, Ordering::Relaxed);
+            if self.shared.total.is_some_and(|total| index >= total)
+                || self.shared.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                return;
+            }
+            let next = self.shared.plan.next(index, &mut self.rng);
+            let carry_on = match next {
+                Next::Mixed(want) => self.mixed(want).await,
+                next => self.send(next).await.is_some(),
+            };
+            if !carry_on {
+                return;
+            }
+        }
+    }
+
+    /// One operation of a mixed step, on a key checked out of the pool for
+    /// its duration. False when the worker should stop.
+    async fn mixed(&mut self, want: MixOp) -> bool {
+        let keys = self
+            .shared
+            .keys
+            .as_ref()
+            .expect("mixed steps have a key pool");
+        let taken = keys
+            .lock()
+            .expect("never poisoned")
+            .checkout(want, &mut self.rng);
+        // Unreachable: a step has at least one key per worker (spec.rs).
+        let Some(taken) = taken else { return false };
+        let next = match taken.op {
+            MixOp::Get => Next::Get(taken.key),
+            MixOp::Stat => Next::Stat(taken.key),
+            MixOp::Put => Next::Put(taken.key),
+            MixOp::Delete => Next::Delete(taken.key),
+        };
+        let outcome = self.send(next).await;
+        let ended = match &outcome {
+            Some(Outcome::Response { status: 404, .. }) => Ended::NotFound,
+            Some(Outcome::Response { status, .. })
+                if StatusClass::of(*status) == StatusClass::Ok =>
+            {
+                Ended::Ok
+            }
+            _ => Ended::Failed,
+        };
+        let keys = self
+            .shared
+            .keys
+            .as_ref()
+            .expect("mixed steps have a key pool");
+        keys.lock().expect("never poisoned").checkin(taken, ended);
+        outcome.is_some()
+    }
+
+    /// The request of a planned operation.
+    fn request_of(&self, next: Next) -> (OpKind, Op, BodyCheck) {
+        let shared = &self.shared;
+        let key = |k| key(&shared.prefix, k);
+        match next {
             Next::Put(k) => (
                 OpKind::Put,
                 Op::Put {
-                    key: key(&shared.prefix, k),
+                    key: key(k),
                     payload: shared.payload.clone(),
                 },
                 BodyCheck::Count,
             ),
             Next::Get(k) => (
                 OpKind::Get,
-                Op::Get {
-                    key: key(&shared.prefix, k),
-                },
+                Op::Get { key: key(k) },
                 if shared.verify {
                     BodyCheck::Verify(shared.payload.data.clone())
                 } else {
                     BodyCheck::Count
                 },
             ),
+            Next::Stat(k) => (OpKind::Stat, Op::Head { key: key(k) }, BodyCheck::Count),
             Next::List => (
                 OpKind::List,
                 Op::List {
@@ -276,30 +354,33 @@ async fn worker(id: u64, shared: Arc<Shared>, tx: mpsc::Sender<Attempt>) {
                 },
                 BodyCheck::Count,
             ),
-            Next::Delete(k) => (
-                OpKind::Delete,
-                Op::Delete {
-                    key: key(&shared.prefix, k),
-                },
-                BodyCheck::Count,
-            ),
-        };
+            Next::Delete(k) => (OpKind::Delete, Op::Delete { key: key(k) }, BodyCheck::Count),
+            Next::Mixed(_) => unreachable!("mixed operations are resolved to a key first"),
+        }
+    }
+
+    /// Sends one operation until it succeeds or its retries run out,
+    /// reporting every attempt. Its last outcome; `None` when the
+    /// collector is gone.
+    async fn send(&mut self, next: Next) -> Option<Outcome> {
+        let (kind, op, check) = self.request_of(next);
+        let authority = self.shared.target.endpoint.authority.clone();
         let mut tries = 0u32;
         loop {
-            let request = signer.build(&op, SystemTime::now());
+            let request = self.signer.build(&op, SystemTime::now());
             let began = Instant::now();
             let outcome = attempt(
-                &mut slot,
-                authority,
+                &mut self.slot,
+                &authority,
                 request,
                 check.clone(),
-                shared.request_timeout,
+                self.shared.request_timeout,
             )
             .await;
             let finished = Instant::now();
-            let retry = tries < shared.retries && retryable(&outcome);
+            let retry = tries < self.shared.retries && retryable(&outcome);
             let payload_bytes = match (&outcome, kind) {
-                (_, OpKind::Put) => shared.payload.len(),
+                (_, OpKind::Put) => self.shared.payload.len(),
                 (Outcome::Response { body_bytes, .. }, OpKind::Get | OpKind::List) => *body_bytes,
                 _ => 0,
             };
@@ -307,16 +388,14 @@ async fn worker(id: u64, shared: Arc<Shared>, tx: mpsc::Sender<Attempt>) {
                 op: kind,
                 finished,
                 latency: finished - began,
-                outcome,
+                outcome: outcome.clone(),
                 payload_bytes,
                 is_retry: tries > 0,
                 is_last: !retry,
             };
-            if tx.send(report).await.is_err() {
-                return;
-            }
+            self.tx.send(report).await.ok()?;
             if !retry {
-                break;
+                return Some(outcome);
             }
             tokio::time::sleep(backoff(tries)).await;
             tries += 1;

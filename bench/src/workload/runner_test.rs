@@ -158,3 +158,42 @@ fn a_dead_endpoint_counts_connect_failures() {
         assert!(!r.error_samples.is_empty());
     });
 }
+
+#[test]
+fn a_mixed_step_runs_every_kind_of_its_mix() {
+    runtime().block_on(async {
+        let target = sink_target().await;
+        let spec = step(WorkloadKind::Mixed, |p| {
+            p.count = Some(400);
+            p.size = Some(ByteSize(1000));
+            p.concurrency = Some(super::spec::Concurrency::One(4));
+        });
+        let run = run_step(
+            &target,
+            &spec,
+            &mut PayloadPool::default(),
+            &Progress::disabled(),
+            4,
+        )
+        .await;
+        let prepare = run.prepare.expect("a mixed step prepares its objects");
+        assert_eq!(prepare.recorder.ok_totals().0, spec.objects.unwrap());
+        let r = &run.measured.recorder;
+        assert_eq!((r.requests, r.operations), (400, 400));
+        use crate::stats::OpKind;
+        let ok = |op| r.per_op.get(&op).map_or(0, |s| s.ok);
+        // 45/30/15/10 of 400, give or take; a GET, STAT or DELETE only
+        // becomes a PUT when no object is free, which 16 keys for 4
+        // workers with more PUTs than DELETEs do not run into.
+        for (op, share) in [
+            (OpKind::Get, 0.45),
+            (OpKind::Stat, 0.30),
+            (OpKind::Put, 0.15),
+            (OpKind::Delete, 0.10),
+        ] {
+            let got = ok(op) as f64 / 400.0;
+            assert!((got - share).abs() < 0.08, "{op:?}: {got}");
+        }
+        assert_eq!(r.per_op[&OpKind::Stat].ok_bytes, 0);
+    });
+}
