@@ -163,6 +163,10 @@ pub struct LoadArgs {
     /// PUTs (get=F,put=1-F).
     #[arg(long, conflicts_with = "mix")]
     pub read_fraction: Option<f64>,
+    /// Width of the intervals whose slowest, median and fastest throughput
+    /// each step reports, at least 100ms [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
     /// Limit on one request, connect to last body byte [default: 120s].
     #[arg(long, value_parser = parse_duration)]
     pub request_timeout: Option<Duration>,
@@ -291,6 +295,7 @@ impl LoadArgs {
             prepare: Some(!self.no_prepare),
             read_fraction: self.read_fraction,
             mix: self.mix,
+            interval: self.interval.map(HumanDuration),
             request_timeout: self.request_timeout.map(HumanDuration),
         };
         let steps = params.resolve(kind.name(), self.scale)?;

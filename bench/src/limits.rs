@@ -86,6 +86,13 @@ pub const SERVER_METRICS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keys one ListObjectsV2 request asks for.
 pub const LIST_MAX_KEYS: u32 = 1000;
 
+/// Width of the intervals whose slowest, median and fastest throughput a
+/// step reports (`--interval`): the default, and the narrowest allowed
+/// (timer and scheduling noise dominate below it; with
+/// `TIMELINE_BUCKETS_MAX` buckets it covers six minutes).
+pub const INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+pub const INTERVAL_MIN: Duration = Duration::from_millis(100);
+
 /// Largest weight of one operation in a mixed step's `--mix`.
 pub const MIX_WEIGHT_MAX: u32 = 1_000_000;
 
@@ -97,4 +104,5 @@ const _: () = assert!(
     "S3 wants aws-chunked chunks of at least 8 KiB"
 );
 const _: () = assert!(CDF_POINTS_MAX >= 2);
+const _: () = assert!(INTERVAL_MIN.as_nanos() <= INTERVAL_DEFAULT.as_nanos());
 const _: () = assert!(PREPARE_CONCURRENCY_MAX <= CONCURRENCY_MAX);

@@ -4,7 +4,8 @@
 //! the load flags: `workload`, `size`, `count`, `duration`, `concurrency`
 //! (a number or a list to sweep), `objects`, `prefix`, `payload`,
 //! `expect_continue`, `retries`, `verify`, `prepare`, `mix` (a string as
-//! on the command line or a table), `read_fraction`, `request_timeout`).
+//! on the command line or a table), `read_fraction`, `interval`,
+//! `request_timeout`).
 //! Unknown fields are errors.
 
 use std::path::{Path, PathBuf};

@@ -161,6 +161,20 @@ fn counts(s: &StepResult, out: &mut String) {
         rate(s.throughput.bytes_per_s),
         s.throughput.ops_per_s
     );
+    if let Some(i) = &s.intervals {
+        let _ = writeln!(
+            out,
+            "  per {} s interval ({} complete), slowest / median / fastest: {:.1} / {:.1} / {:.1} ops/s, {} / {} / {}",
+            i.interval_s,
+            i.complete,
+            i.ops_per_s.slowest,
+            i.ops_per_s.median,
+            i.ops_per_s.fastest,
+            rate(i.bytes_per_s.slowest),
+            rate(i.bytes_per_s.median),
+            rate(i.bytes_per_s.fastest),
+        );
+    }
     if s.per_op.len() > 1 {
         let ops: Vec<String> = s
             .per_op

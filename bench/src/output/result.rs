@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::ceiling::Ceiling;
 use crate::s3::PayloadMode;
+use crate::stats::intervals::IntervalStats;
 use crate::stats::recorder::OpStats;
 use crate::stats::summary::{cdf, per_second, LatencySummary};
 use crate::stats::timeline::Bucket;
@@ -229,6 +230,9 @@ pub struct StepResult {
     /// 2xx latency CDF per operation: `[latency_ms, fraction]` points.
     pub latency_cdf_ms: BTreeMap<String, Vec<[f64; 2]>>,
     pub timeline: Vec<TimelinePoint>,
+    /// Slowest, median and fastest throughput over the complete
+    /// `--interval`s; `None` for a step shorter than one.
+    pub intervals: Option<IntervalStats>,
     pub ceiling_fraction: Option<CeilingFraction>,
     pub server: Option<ServerResult>,
 }
@@ -314,6 +318,7 @@ impl StepResult {
                 .map(|(op, s)| (op.name().to_string(), cdf(&s.ok_latency_us)))
                 .collect(),
             timeline: timeline(r.timeline.buckets()),
+            intervals: IntervalStats::of(&r.intervals, *elapsed),
             ceiling_fraction: ceiling.and_then(|c| ceiling_fraction(spec.kind, c, bytes_per_s)),
             server: run.server.map(|usage| ServerResult {
                 cpu_s: usage.cpu_s,

@@ -48,7 +48,7 @@ fn sample_result() -> RunResult {
     };
     let start = Instant::now();
     let phase = || {
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         for (i, outcome) in [
             Outcome::Response {
                 status: 200,
@@ -211,6 +211,10 @@ fn the_schema_describes_every_field_written() {
     assert_eq!(step["rejected_latency_ms"]["get"]["count"], 1);
     assert_eq!(result["sweeps"][0]["points"].as_array().unwrap().len(), 2);
     assert_eq!(step["per_op"]["get"]["ok"], 1);
+    // One 2xx in the first of two complete seconds, none in the second.
+    assert_eq!(step["intervals"]["complete"], 2);
+    assert_eq!(step["intervals"]["ops_per_s"]["fastest"], 1.0);
+    assert_eq!(step["intervals"]["ops_per_s"]["slowest"], 0.0);
     let mixed = &result["steps"][2];
     assert_eq!(mixed["workload"]["mix"]["stat"], 0.3);
     assert_eq!(mixed["workload"]["read_fraction"], 0.45);

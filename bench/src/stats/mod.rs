@@ -1,6 +1,7 @@
 //! What a step measured: every attempt is folded into one [`Recorder`]
 //! (latency histograms per operation, counts per status code and per S3
-//! error code, transport failures, a one-second timeline), which the
+//! error code, transport failures, a one-second timeline and one per
+//! `--interval` for [`intervals`]), which the
 //! output layer turns into summaries. Pure: no clock reads and no I/O;
 //! times arrive with each [`Attempt`].
 //!
@@ -8,6 +9,7 @@
 //! a bounded channel, so memory does not grow with concurrency: a 1024
 //! connection step keeps one set of histograms, not 1024.
 
+pub mod intervals;
 pub mod live;
 pub mod recorder;
 pub mod summary;

@@ -4,11 +4,11 @@
 //! `ERROR_SAMPLES_MAX`, the timeline at `TIMELINE_BUCKETS_MAX`.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::timeline::Timeline;
+use super::timeline::{Bucket, Timeline};
 use super::{Attempt, OpKind, StatusClass};
 use crate::limits::{
     ERROR_CODES_DISTINCT_MAX, ERROR_SAMPLES_MAX, LATENCY_SIGNIFICANT_DIGITS, LATENCY_US_MAX,
@@ -69,7 +69,10 @@ pub struct Recorder {
     /// Non-2xx responses whose code was missing or beyond the cap.
     pub error_codes_other: u64,
     pub error_samples: Vec<String>,
+    /// One-second buckets, for the JSON timeline.
     pub timeline: Timeline,
+    /// `--interval` buckets, for the interval statistics.
+    pub intervals: Timeline,
     /// HTTP attempts, retries included.
     pub requests: u64,
     /// Operations finished (their last attempt done).
@@ -82,8 +85,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// `start`: the step's start; timeline seconds count from it.
-    pub fn new(start: Instant) -> Recorder {
+    /// `start`: the step's start; timeline seconds and intervals (of
+    /// `interval`) count from it.
+    pub fn new(start: Instant, interval: Duration) -> Recorder {
         Recorder {
             start,
             per_op: BTreeMap::new(),
@@ -92,7 +96,8 @@ impl Recorder {
             error_codes: BTreeMap::new(),
             error_codes_other: 0,
             error_samples: Vec::new(),
-            timeline: Timeline::default(),
+            timeline: Timeline::per_second(),
+            intervals: Timeline::new(interval),
             requests: 0,
             operations: 0,
             retries: 0,
@@ -107,14 +112,12 @@ impl Recorder {
         self.requests += 1;
         self.retries += u64::from(attempt.is_retry);
         self.operations += u64::from(attempt.is_last);
-        let second = attempt
-            .finished
-            .saturating_duration_since(self.start)
-            .as_secs();
+        let since_start = attempt.finished.saturating_duration_since(self.start);
         let latency_us = (attempt.latency.as_micros() as u64).clamp(1, LATENCY_US_MAX);
         let op = self.per_op.entry(attempt.op).or_insert_with(OpStats::new);
         op.requests += 1;
-        let bucket = self.timeline.at(second);
+        // What this attempt adds to its second and to its interval.
+        let mut bucket = Bucket::default();
         match &attempt.outcome {
             Outcome::Response {
                 status,
@@ -167,6 +170,8 @@ impl Recorder {
                 }
             }
         }
+        self.timeline.at(since_start).add(&bucket);
+        self.intervals.at(since_start).add(&bucket);
     }
 
     fn count_error_code(&mut self, code: Option<&str>) {
@@ -191,8 +196,6 @@ impl Recorder {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn response(status: u16, code: Option<&str>) -> Outcome {
@@ -219,7 +222,7 @@ mod tests {
     #[test]
     fn statuses_and_transport_failures_add_up_to_the_requests() {
         let start = Instant::now();
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         let outcomes = [
             response(200, None),
             response(200, None),
@@ -262,7 +265,7 @@ mod tests {
     #[test]
     fn error_codes_are_capped() {
         let start = Instant::now();
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         for i in 0..ERROR_CODES_DISTINCT_MAX + 5 {
             let code = format!("Code{i}");
             r.record(&attempt(start, 0, OpKind::Get, response(400, Some(&code))));
@@ -274,7 +277,7 @@ mod tests {
     #[test]
     fn retries_and_operations_are_counted_apart() {
         let start = Instant::now();
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         let mut first = attempt(start, 0, OpKind::Put, response(503, Some("SlowDown")));
         first.is_last = false;
         let mut second = attempt(start, 10, OpKind::Put, response(200, None));
@@ -287,7 +290,7 @@ mod tests {
     #[test]
     fn failed_verification_is_counted() {
         let start = Instant::now();
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         let outcome = Outcome::Response {
             status: 200,
             body_bytes: 100,

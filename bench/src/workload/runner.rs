@@ -213,8 +213,9 @@ async fn run_phase(
     let bar = progress.phase(label, shared.total, spec.duration, live.clone());
 
     let (tx, mut rx) = mpsc::channel::<Attempt>(ATTEMPT_CHANNEL_DEPTH);
+    let interval = spec.interval;
     let collector = tokio::spawn(async move {
-        let mut recorder = Recorder::new(start);
+        let mut recorder = Recorder::new(start, interval);
         while let Some(attempt) = rx.recv().await {
             live.add(&attempt);
             recorder.record(&attempt);

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
 use crate::limits::{
-    CONCURRENCY_MAX, OBJECT_BYTES_MAX, PREPARE_OBJECTS_MAX, REQUEST_TIMEOUT_DEFAULT, RETRIES_MAX,
+    CONCURRENCY_MAX, INTERVAL_DEFAULT, INTERVAL_MIN, OBJECT_BYTES_MAX, PREPARE_OBJECTS_MAX,
+    REQUEST_TIMEOUT_DEFAULT, RETRIES_MAX,
 };
 use crate::s3::PayloadMode;
 use crate::units::{ByteSize, HumanDuration};
@@ -83,6 +84,7 @@ pub struct StepParams {
     pub prepare: Option<bool>,
     pub read_fraction: Option<f64>,
     pub mix: Option<Mix>,
+    pub interval: Option<HumanDuration>,
     pub request_timeout: Option<HumanDuration>,
 }
 
@@ -109,6 +111,8 @@ pub struct StepSpec {
     pub prepare: bool,
     /// Operation shares of a mixed step (unused by the others).
     pub mix: Mix,
+    /// Width of the intervals of the interval statistics.
+    pub interval: Duration,
     pub request_timeout: Duration,
 }
 
@@ -132,6 +136,7 @@ impl StepParams {
             prepare: self.prepare.or(d.prepare),
             read_fraction: self.read_fraction.or(d.read_fraction),
             mix: self.mix.or(d.mix),
+            interval: self.interval.or(d.interval),
             request_timeout: self.request_timeout.or(d.request_timeout),
         }
     }
@@ -232,6 +237,14 @@ impl StepParams {
                 "must be positive",
             ));
         }
+        let interval = self.interval.map_or(INTERVAL_DEFAULT, |d| d.0);
+        if interval < INTERVAL_MIN {
+            return Err(BenchError::invalid(
+                field("interval"),
+                format!("{interval:?}"),
+                format!("at least {INTERVAL_MIN:?}"),
+            ));
+        }
         Ok(StepSpec {
             name: String::new(),
             sweep: None,
@@ -251,6 +264,7 @@ impl StepParams {
             verify: self.verify.unwrap_or(false),
             prepare: self.prepare.unwrap_or(true),
             mix: self.mix(kind, field)?,
+            interval,
             request_timeout,
         })
     }
@@ -464,6 +478,10 @@ pub(crate) mod tests {
             },
             StepParams {
                 duration: Some(HumanDuration(Duration::ZERO)),
+                ..Default::default()
+            },
+            StepParams {
+                interval: Some(HumanDuration(Duration::from_millis(50))),
                 ..Default::default()
             },
         ];
