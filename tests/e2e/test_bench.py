@@ -99,6 +99,11 @@ def test_get_prepares_and_verifies(node):
     assert step["verify_failures"] == 0
     assert step["bytes"] == 30 * 300 * 1024
     assert step["throughput"]["bytes_per_s"] > 0
+    # Every GET's first byte came before its last.
+    ttfb, latency = step["ttfb_ms"]["get"], step["latency_ms"]["get"]
+    assert ttfb["count"] == 30
+    assert 0 < ttfb["p50_ms"] <= ttfb["p90_ms"] <= ttfb["p99_ms"] <= ttfb["max_ms"]
+    assert ttfb["max_ms"] <= latency["max_ms"] and ttfb["p50_ms"] <= latency["p50_ms"]
 
 
 def test_concurrent_small_puts_share_log_syncs_and_read_back_whole(node):

@@ -226,6 +226,13 @@ fn timings(s: &StepResult, out: &mut String) {
             l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
     }
+    for (op, l) in &s.ttfb_ms {
+        let _ = writeln!(
+            out,
+            "  {op} time to first byte ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+        );
+    }
     for (op, l) in &s.rejected_latency_ms {
         let _ = writeln!(
             out,

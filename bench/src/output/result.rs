@@ -225,6 +225,9 @@ pub struct StepResult {
     pub verify_failures: u64,
     /// 2xx latency per operation (put, get, stat, list, delete).
     pub latency_ms: BTreeMap<String, LatencySummary>,
+    /// Time to first byte of 2xx GETs, from the same start as their
+    /// latency: how soon a reader sees data.
+    pub ttfb_ms: BTreeMap<String, LatencySummary>,
     /// 503/429 latency per operation: how fast load is shed.
     pub rejected_latency_ms: BTreeMap<String, LatencySummary>,
     /// 2xx latency CDF per operation: `[latency_ms, fraction]` points.
@@ -310,6 +313,7 @@ impl StepResult {
             retries: r.retries,
             verify_failures: r.verify_failures,
             latency_ms: summaries(r, |s| &s.ok_latency_us),
+            ttfb_ms: summaries(r, |s| &s.ttfb_us),
             rejected_latency_ms: summaries(r, |s| &s.rejected_latency_us),
             latency_cdf_ms: r
                 .per_op

@@ -74,6 +74,7 @@ fn sample_result() -> RunResult {
                 op: OpKind::Get,
                 finished: start + Duration::from_millis(700 * i as u64),
                 latency: Duration::from_millis(5),
+                ttfb: Some(Duration::from_millis(2)),
                 outcome,
                 payload_bytes: 10,
                 is_retry: false,
@@ -211,6 +212,8 @@ fn the_schema_describes_every_field_written() {
     assert_eq!(step["rejected_latency_ms"]["get"]["count"], 1);
     assert_eq!(result["sweeps"][0]["points"].as_array().unwrap().len(), 2);
     assert_eq!(step["per_op"]["get"]["ok"], 1);
+    assert_eq!(step["ttfb_ms"]["get"]["count"], 1, "2xx GETs only");
+    assert_eq!(step["ttfb_ms"]["get"]["max_ms"], 2.0);
     // One 2xx in the first of two complete seconds, none in the second.
     assert_eq!(step["intervals"]["complete"], 2);
     assert_eq!(step["intervals"]["ops_per_s"]["fastest"], 1.0);

@@ -3,7 +3,7 @@
 //! classify it as an [`Outcome`]. A worker owns its connection and opens a
 //! new one when the last failed or the server closed it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::Request;
@@ -58,6 +58,24 @@ pub enum BodyCheck {
     Verify(Bytes),
 }
 
+/// What one attempt came to, and when its first body byte arrived.
+#[derive(Debug)]
+pub struct Reply {
+    pub outcome: Outcome,
+    /// When the first body byte arrived (the response head, for an empty
+    /// body); `None` without a response.
+    pub first_byte: Option<Instant>,
+}
+
+impl From<Outcome> for Reply {
+    fn from(outcome: Outcome) -> Reply {
+        Reply {
+            outcome,
+            first_byte: None,
+        }
+    }
+}
+
 /// One attempt: reuses `slot`'s connection or opens one, sends `request`,
 /// reads the response. Leaves `slot` empty when the connection is unusable.
 pub async fn attempt(
@@ -66,15 +84,15 @@ pub async fn attempt(
     request: Request<RequestBody>,
     check: BodyCheck,
     timeout: Duration,
-) -> Outcome {
+) -> Reply {
     match tokio::time::timeout(timeout, attempt_inner(slot, authority, request, check)).await {
-        Ok(outcome) => outcome,
+        Ok(reply) => reply,
         Err(_) => {
             *slot = None;
-            Outcome::Transport {
+            Reply::from(Outcome::Transport {
                 kind: TransportKind::Timeout,
                 message: format!("no complete response within {timeout:?}"),
-            }
+            })
         }
     }
 }
@@ -84,7 +102,7 @@ async fn attempt_inner(
     authority: &str,
     request: Request<RequestBody>,
     check: BodyCheck,
-) -> Outcome {
+) -> Reply {
     // A kept connection the server has since closed (say after an early
     // error reply) is replaced, not counted: this request never used it.
     if let Some(conn) = slot.as_mut() {
@@ -95,7 +113,7 @@ async fn attempt_inner(
     if slot.is_none() {
         match Connection::open(authority).await {
             Ok(conn) => *slot = Some(conn),
-            Err(outcome) => return outcome,
+            Err(outcome) => return outcome.into(),
         }
     }
     let conn = slot.as_mut().expect("opened above");
@@ -105,28 +123,37 @@ async fn attempt_inner(
     };
     if let Err(e) = conn.sender.ready().await {
         *slot = None;
-        return io_failed(e);
+        return io_failed(e).into();
     }
     let response = match conn.sender.send_request(request).await {
         Ok(response) => response,
         Err(e) => {
             *slot = None;
-            return io_failed(e);
+            return io_failed(e).into();
         }
     };
+    let head_at = Instant::now();
     let status = response.status().as_u16();
     let closes = response
         .headers()
         .get(http::header::CONNECTION)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    let outcome = read_body(status, response.into_body(), check).await;
+    let (outcome, first_data) = read_body(status, response.into_body(), check).await;
     if closes || matches!(outcome, Outcome::Transport { .. }) {
         *slot = None;
     }
-    outcome
+    Reply {
+        outcome,
+        first_byte: Some(first_data.unwrap_or(head_at)),
+    }
 }
 
-async fn read_body(status: u16, mut body: Incoming, check: BodyCheck) -> Outcome {
+/// The outcome, and when the first data frame arrived (if any did).
+async fn read_body(
+    status: u16,
+    mut body: Incoming,
+    check: BodyCheck,
+) -> (Outcome, Option<Instant>) {
     let success = (200..300).contains(&status);
     let mut verifier = match check {
         BodyCheck::Verify(expected) if success => Some(Verifier::new(expected)),
@@ -134,19 +161,24 @@ async fn read_body(status: u16, mut body: Incoming, check: BodyCheck) -> Outcome
     };
     let mut kept = BytesMut::new();
     let mut body_bytes = 0u64;
+    let mut first_data = None;
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(frame) => frame,
             Err(e) => {
-                return Outcome::Transport {
+                let failed = Outcome::Transport {
                     kind: TransportKind::Io,
                     message: format!("reading the body of an HTTP {status}: {e}"),
-                }
+                };
+                return (failed, first_data);
             }
         };
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        if first_data.is_none() && !data.is_empty() {
+            first_data = Some(Instant::now());
+        }
         body_bytes += data.len() as u64;
         if let Some(v) = verifier.as_mut() {
             v.feed(&data);
@@ -156,12 +188,13 @@ async fn read_body(status: u16, mut body: Incoming, check: BodyCheck) -> Outcome
             kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
-    Outcome::Response {
+    let outcome = Outcome::Response {
         status,
         body_bytes,
         error_code: (!success)
             .then(|| error_code(&kept).map(Into::into))
             .flatten(),
         verified: verifier.map(|v| v.finish()),
-    }
+    };
+    (outcome, first_data)
 }

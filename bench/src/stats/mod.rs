@@ -55,6 +55,8 @@ pub struct Attempt {
     /// When it finished.
     pub finished: Instant,
     pub latency: Duration,
+    /// From the same start as `latency` to the first body byte: GETs only.
+    pub ttfb: Option<Duration>,
     pub outcome: Outcome,
     /// Payload bytes a success moved (object size for PUT, body for GET).
     pub payload_bytes: u64,

@@ -25,6 +25,13 @@ pub struct OpStats {
     pub ok_latency_us: Histogram<u64>,
     /// Latency of 503 and 429 attempts (how fast the server sheds load).
     pub rejected_latency_us: Histogram<u64>,
+    /// Time to first byte of 2xx attempts that have one (GETs).
+    pub ttfb_us: Histogram<u64>,
+}
+
+/// A duration as the histograms take it: microseconds, within bounds.
+fn micros(d: std::time::Duration) -> u64 {
+    (d.as_micros().min(u128::from(LATENCY_US_MAX)) as u64).max(1)
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -40,6 +47,7 @@ impl OpStats {
             ok_bytes: 0,
             ok_latency_us: new_histogram(),
             rejected_latency_us: new_histogram(),
+            ttfb_us: new_histogram(),
         }
     }
 }
@@ -113,7 +121,7 @@ impl Recorder {
         self.retries += u64::from(attempt.is_retry);
         self.operations += u64::from(attempt.is_last);
         let since_start = attempt.finished.saturating_duration_since(self.start);
-        let latency_us = (attempt.latency.as_micros() as u64).clamp(1, LATENCY_US_MAX);
+        let latency_us = micros(attempt.latency);
         let op = self.per_op.entry(attempt.op).or_insert_with(OpStats::new);
         op.requests += 1;
         // What this attempt adds to its second and to its interval.
@@ -136,6 +144,11 @@ impl Recorder {
                         op.ok_latency_us
                             .record(latency_us)
                             .expect("latency clamped to the histogram bounds");
+                        if let Some(ttfb) = attempt.ttfb {
+                            op.ttfb_us
+                                .record(micros(ttfb))
+                                .expect("latency clamped to the histogram bounds");
+                        }
                         bucket.ok += 1;
                         bucket.bytes += attempt.payload_bytes;
                     }
@@ -212,6 +225,7 @@ mod tests {
             op,
             finished: start + Duration::from_millis(at_ms),
             latency: Duration::from_millis(3),
+            ttfb: (op == OpKind::Get).then_some(Duration::from_millis(1)),
             outcome,
             payload_bytes: 100,
             is_retry: false,
@@ -253,6 +267,7 @@ mod tests {
         let put = &r.per_op[&OpKind::Put];
         assert_eq!(put.ok_latency_us.len(), 2);
         assert_eq!(put.rejected_latency_us.len(), 2);
+        assert!(put.ttfb_us.is_empty(), "PUTs have no first byte");
         assert_eq!(r.error_samples, vec!["put late".to_string()]);
         // 0, 400 ms in second 0; 800 in 0; 1200, 1600 in 1; 2000, 2400 in 2.
         let t = r.timeline.buckets();
@@ -299,5 +314,11 @@ mod tests {
         };
         r.record(&attempt(start, 0, OpKind::Get, outcome));
         assert_eq!(r.verify_failures, 1);
+        // A 2xx GET's time to first byte is kept beside its latency; a
+        // failed one's is not.
+        let get = &r.per_op[&OpKind::Get];
+        assert_eq!((get.ttfb_us.len(), get.ttfb_us.max()), (1, 1000));
+        r.record(&attempt(start, 0, OpKind::Get, response(500, None)));
+        assert_eq!(r.per_op[&OpKind::Get].ttfb_us.len(), 1);
     }
 }

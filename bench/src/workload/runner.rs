@@ -21,7 +21,7 @@ use crate::limits::{
     RETRY_BACKOFF_MAX,
 };
 use crate::payload::{Payload, PayloadPool};
-use crate::s3::conn::{attempt, BodyCheck, Connection};
+use crate::s3::conn::{attempt, BodyCheck, Connection, Reply};
 use crate::s3::request::{RequestSigner, SendOptions};
 use crate::s3::{Endpoint, Op, Outcome, PayloadMode};
 use crate::server_usage::{self, ServerSample, ServerUsage};
@@ -94,6 +94,7 @@ pub async fn ensure_bucket(target: &Target, request_timeout: Duration) -> Bucket
         request_timeout,
     )
     .await
+    .outcome
     {
         Outcome::Response {
             status, error_code, ..
@@ -370,7 +371,10 @@ impl Worker {
         loop {
             let request = self.signer.build(&op, SystemTime::now());
             let began = Instant::now();
-            let outcome = attempt(
+            let Reply {
+                outcome,
+                first_byte,
+            } = attempt(
                 &mut self.slot,
                 &authority,
                 request,
@@ -389,6 +393,10 @@ impl Worker {
                 op: kind,
                 finished,
                 latency: finished - began,
+                // Time to first byte matters for reads of object bodies.
+                ttfb: first_byte
+                    .filter(|_| kind == OpKind::Get)
+                    .map(|at| at.saturating_duration_since(began)),
                 outcome: outcome.clone(),
                 payload_bytes,
                 is_retry: tries > 0,

@@ -118,6 +118,10 @@ fn gets_prepare_then_read_and_duration_bounds_a_step() {
         let (ok, bytes) = r.ok_totals();
         assert_eq!(bytes, ok * SINK_OBJECT_BYTES as u64);
         assert!(run.measured.elapsed < Duration::from_secs(5));
+        // Every GET has a first byte, no later than its last.
+        let get = &r.per_op[&crate::stats::OpKind::Get];
+        assert_eq!(get.ttfb_us.len(), get.ok);
+        assert!(get.ttfb_us.max() <= get.ok_latency_us.max());
     });
 }
 
