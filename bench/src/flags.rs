@@ -163,6 +163,11 @@ pub struct LoadArgs {
     /// PUTs (get=F,put=1-F).
     #[arg(long, conflicts_with = "mix")]
     pub read_fraction: Option<f64>,
+    /// Constant rate: start an operation every 1/RATE s, each timed from
+    /// when it was meant to start (free of coordinated omission), with at
+    /// most --concurrency in flight [default: closed loop].
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Width of the intervals whose slowest, median and fastest throughput
     /// each step reports, at least 100ms [default: 1s].
     #[arg(long, value_parser = parse_duration)]
@@ -296,6 +301,7 @@ impl LoadArgs {
             read_fraction: self.read_fraction,
             mix: self.mix,
             interval: self.interval.map(HumanDuration),
+            rate: self.rate,
             request_timeout: self.request_timeout.map(HumanDuration),
         };
         let steps = params.resolve(kind.name(), self.scale)?;

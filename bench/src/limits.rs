@@ -93,6 +93,15 @@ pub const LIST_MAX_KEYS: u32 = 1000;
 pub const INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 pub const INTERVAL_MIN: Duration = Duration::from_millis(100);
 
+/// Constant-rate mode (`--rate`): the highest rate a step may ask for; how
+/// long before an operation's intended time its worker's timer is set
+/// (tokio's timers have a 1 ms grain and fire up to a grain late); and how
+/// late after its intended time an operation may start and still count as
+/// on time.
+pub const RATE_MAX: f64 = 1_000_000.0;
+pub const RATE_TIMER_SLACK: Duration = Duration::from_millis(1);
+pub const RATE_LATE_TOLERANCE: Duration = Duration::from_millis(1);
+
 /// Largest weight of one operation in a mixed step's `--mix`.
 pub const MIX_WEIGHT_MAX: u32 = 1_000_000;
 

@@ -4,7 +4,7 @@
 //! the load flags: `workload`, `size`, `count`, `duration`, `concurrency`
 //! (a number or a list to sweep), `objects`, `prefix`, `payload`,
 //! `expect_continue`, `retries`, `verify`, `prepare`, `mix` (a string as
-//! on the command line or a table), `read_fraction`, `interval`,
+//! on the command line or a table), `read_fraction`, `rate`, `interval`,
 //! `request_timeout`).
 //! Unknown fields are errors.
 

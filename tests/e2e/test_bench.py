@@ -163,6 +163,29 @@ def test_mixed_runs_warps_mix_without_errors(node):
     assert server["cpu_s_per_gb"] == pytest.approx(server["cpu_s"] / (step["bytes"] / 1e9))
 
 
+def test_constant_rate_keeps_its_schedule(node):
+    """100 PUTs a second for 2 s: 200 scheduled 10 ms apart, each timed from
+    its slot; 0.5 s intervals each see about 50 of them."""
+    result = bench(node, "put", "--size", "4KiB", "--rate", "100", "--duration", "2s",
+                   "--concurrency", "4", "--interval", "500ms", "--name", "put-rate")
+    (step,) = result["steps"]
+    # Slots at 0, 10, ..., 1990 ms; none after the 2 s.
+    assert step["operations"] == 200
+    assert_all_ok(step, 200)
+    schedule = step["schedule"]
+    assert schedule["target_ops_per_s"] == 100 and schedule["started"] == 200
+    # 4 connections keep up with 100 small PUTs a second: few start late.
+    assert schedule["late"] <= 50, schedule
+    assert 1.9 < step["elapsed_s"] < 3
+    assert 80 < step["throughput"]["ops_per_s"] < 110
+    intervals = step["intervals"]
+    assert intervals["interval_s"] == 0.5 and intervals["complete"] >= 3
+    spread = intervals["ops_per_s"]
+    assert spread["slowest"] <= spread["median"] <= spread["fastest"]
+    assert 80 <= spread["median"] <= 120, spread
+    assert intervals["bytes_per_s"]["median"] == pytest.approx(spread["median"] * 4096)
+
+
 def test_wrong_secret_counts_403s(node):
     result = bench(node, "put", "--size", "4KiB", "--count", "10", "--concurrency", "2",
                    "--name", "bad-secret", secret="not-the-secret-key")

@@ -161,6 +161,20 @@ fn counts(s: &StepResult, out: &mut String) {
         rate(s.throughput.bytes_per_s),
         s.throughput.ops_per_s
     );
+    if let Some(sc) = &s.schedule {
+        let _ = writeln!(
+            out,
+            "  constant rate {} ops/s: {} started, {} late by over {} ms{}",
+            sc.target_ops_per_s,
+            sc.started,
+            sc.late,
+            sc.late_tolerance_ms,
+            sc.late_by_ms.as_ref().map_or(String::new(), |l| format!(
+                " (p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms)",
+                l.p50_ms, l.p99_ms, l.max_ms
+            )),
+        );
+    }
     if let Some(i) = &s.intervals {
         let _ = writeln!(
             out,

@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::ceiling::Ceiling;
+use crate::limits::RATE_LATE_TOLERANCE;
 use crate::s3::PayloadMode;
 use crate::stats::intervals::IntervalStats;
 use crate::stats::recorder::OpStats;
@@ -170,6 +171,20 @@ pub struct CeilingFraction {
     pub fraction: f64,
 }
 
+/// How a constant-rate step (`--rate`) kept to its schedule.
+#[derive(Debug, Serialize)]
+pub struct ScheduleResult {
+    /// The rate asked for.
+    pub target_ops_per_s: f64,
+    /// Operations started on the schedule.
+    pub started: u64,
+    /// Those started more than `late_tolerance_ms` after their time.
+    pub late: u64,
+    pub late_tolerance_ms: f64,
+    /// How late those were; `None` when none was.
+    pub late_by_ms: Option<LatencySummary>,
+}
+
 /// What the server spent on the measured phase (`--server-metrics`).
 #[derive(Debug, Serialize)]
 pub struct ServerResult {
@@ -238,6 +253,8 @@ pub struct StepResult {
     pub intervals: Option<IntervalStats>,
     pub ceiling_fraction: Option<CeilingFraction>,
     pub server: Option<ServerResult>,
+    /// Constant-rate steps: late starts; `None` for a closed loop.
+    pub schedule: Option<ScheduleResult>,
 }
 
 /// Throughput against concurrency, for steps expanded from one sweep.
@@ -329,6 +346,13 @@ impl StepResult {
                 cpu_s_per_gb: (bytes > 0).then(|| usage.cpu_s / (bytes as f64 / 1e9)),
                 cpu_s_per_1000_ops: (ok > 0).then(|| usage.cpu_s / (ok as f64 / 1000.0)),
                 resident_max_bytes: usage.resident_max_bytes,
+            }),
+            schedule: spec.rate.map(|rate| ScheduleResult {
+                target_ops_per_s: rate,
+                started: r.late.started,
+                late: r.late.late,
+                late_tolerance_ms: RATE_LATE_TOLERANCE.as_secs_f64() * 1e3,
+                late_by_ms: LatencySummary::of(&r.late.late_us),
             }),
         }
     }

@@ -27,6 +27,7 @@ fn sample_result() -> RunResult {
     let mut specs = params.resolve("t", 1.0).unwrap();
     let mixed = StepParams {
         workload: Some(WorkloadKind::Mixed),
+        rate: Some(50.0),
         ..StepParams::default()
     };
     specs.extend(mixed.resolve("m", 1.0).unwrap());
@@ -75,6 +76,7 @@ fn sample_result() -> RunResult {
                 finished: start + Duration::from_millis(700 * i as u64),
                 latency: Duration::from_millis(5),
                 ttfb: Some(Duration::from_millis(2)),
+                start_delay: Some(Duration::from_millis(3 * i as u64)),
                 outcome,
                 payload_bytes: 10,
                 is_retry: false,
@@ -222,6 +224,15 @@ fn the_schema_describes_every_field_written() {
     assert_eq!(mixed["workload"]["mix"]["stat"], 0.3);
     assert_eq!(mixed["workload"]["read_fraction"], 0.45);
     assert!(step["workload"].get("mix").is_none());
+    assert!(step["schedule"].is_null(), "a closed loop has no schedule");
+    // Started 0, 3 and 6 ms late: two past the 1 ms tolerance.
+    let schedule = &mixed["schedule"];
+    assert_eq!(
+        (&schedule["started"], &schedule["late"]),
+        (&3.into(), &2.into())
+    );
+    let late_max = schedule["late_by_ms"]["max_ms"].as_f64().unwrap();
+    assert!((late_max - 6.0).abs() < 0.01, "{late_max}");
     check(&result, &schema, &schema, "$");
 }
 

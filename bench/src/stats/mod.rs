@@ -10,6 +10,7 @@
 //! connection step keeps one set of histograms, not 1024.
 
 pub mod intervals;
+pub mod late;
 pub mod live;
 pub mod recorder;
 pub mod summary;
@@ -57,6 +58,9 @@ pub struct Attempt {
     pub latency: Duration,
     /// From the same start as `latency` to the first body byte: GETs only.
     pub ttfb: Option<Duration>,
+    /// Constant-rate steps, an operation's first attempt: how long after
+    /// its intended time it started (its latency runs from that time).
+    pub start_delay: Option<Duration>,
     pub outcome: Outcome,
     /// Payload bytes a success moved (object size for PUT, body for GET).
     pub payload_bytes: u64,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::late::LateStarts;
 use super::timeline::{Bucket, Timeline};
 use super::{Attempt, OpKind, StatusClass};
 use crate::limits::{
@@ -77,6 +78,8 @@ pub struct Recorder {
     /// Non-2xx responses whose code was missing or beyond the cap.
     pub error_codes_other: u64,
     pub error_samples: Vec<String>,
+    /// Constant-rate steps: operations that started late.
+    pub late: LateStarts,
     /// One-second buckets, for the JSON timeline.
     pub timeline: Timeline,
     /// `--interval` buckets, for the interval statistics.
@@ -104,6 +107,7 @@ impl Recorder {
             error_codes: BTreeMap::new(),
             error_codes_other: 0,
             error_samples: Vec::new(),
+            late: LateStarts::default(),
             timeline: Timeline::per_second(),
             intervals: Timeline::new(interval),
             requests: 0,
@@ -120,6 +124,9 @@ impl Recorder {
         self.requests += 1;
         self.retries += u64::from(attempt.is_retry);
         self.operations += u64::from(attempt.is_last);
+        if let Some(delay) = attempt.start_delay {
+            self.late.record(delay);
+        }
         let since_start = attempt.finished.saturating_duration_since(self.start);
         let latency_us = micros(attempt.latency);
         let op = self.per_op.entry(attempt.op).or_insert_with(OpStats::new);
@@ -226,6 +233,7 @@ mod tests {
             finished: start + Duration::from_millis(at_ms),
             latency: Duration::from_millis(3),
             ttfb: (op == OpKind::Get).then_some(Duration::from_millis(1)),
+            start_delay: None,
             outcome,
             payload_bytes: 100,
             is_retry: false,

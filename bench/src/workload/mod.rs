@@ -18,4 +18,5 @@ pub mod progress;
 pub mod runner;
 #[cfg(test)]
 mod runner_test;
+pub mod schedule;
 pub mod spec;

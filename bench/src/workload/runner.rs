@@ -15,10 +15,11 @@ use super::keys::{Ended, KeyPool};
 use super::mix::MixOp;
 use super::plan::{key, Next, Plan};
 use super::progress::Progress;
+use super::schedule::Schedule;
 use super::spec::{StepSpec, WorkloadKind};
 use crate::limits::{
-    ATTEMPT_CHANNEL_DEPTH, LIST_MAX_KEYS, PREPARE_CONCURRENCY_MAX, RETRY_BACKOFF_FIRST,
-    RETRY_BACKOFF_MAX,
+    ATTEMPT_CHANNEL_DEPTH, LIST_MAX_KEYS, PREPARE_CONCURRENCY_MAX, RATE_TIMER_SLACK,
+    RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MAX,
 };
 use crate::payload::{Payload, PayloadPool};
 use crate::s3::conn::{attempt, BodyCheck, Connection, Reply};
@@ -179,6 +180,8 @@ struct Shared {
     deadline: Option<Instant>,
     /// Which keys exist, for a mixed step.
     keys: Option<Mutex<KeyPool>>,
+    /// When each operation is meant to start (`--rate`).
+    schedule: Option<Schedule>,
 }
 
 async fn run_phase(
@@ -207,6 +210,7 @@ async fn run_phase(
         seed,
         next: AtomicU64::new(0),
         deadline: spec.duration.map(|d| start + d),
+        schedule: spec.rate.map(|rate| Schedule::new(start, rate)),
         keys: (spec.kind == WorkloadKind::Mixed)
             .then(|| Mutex::new(KeyPool::all_present(spec.objects.unwrap_or(1)))),
     });
@@ -244,6 +248,8 @@ struct Worker {
     signer: RequestSigner,
     rng: rand::rngs::StdRng,
     slot: Option<Connection>,
+    /// The intended start of the operation about to be sent (`--rate`).
+    scheduled: Option<Instant>,
 }
 
 impl Worker {
@@ -264,6 +270,7 @@ impl Worker {
             signer,
             rng,
             slot: None,
+            scheduled: None,
         }
     }
 
@@ -274,6 +281,17 @@ impl Worker {
                 || self.shared.deadline.is_some_and(|d| Instant::now() >= d)
             {
                 return;
+            }
+            if let Some(schedule) = self.shared.schedule {
+                let intended = schedule.intended(index);
+                if self.shared.deadline.is_some_and(|d| intended >= d) {
+                    return;
+                }
+                // Bounded: the intended time is before the deadline, or
+                // the step is bounded by its count, each 1/rate apart.
+                let wake = intended.checked_sub(RATE_TIMER_SLACK).unwrap_or(intended);
+                tokio::time::sleep_until(wake.into()).await;
+                self.scheduled = Some(intended);
             }
             let next = self.shared.plan.next(index, &mut self.rng);
             let carry_on = match next {
@@ -370,7 +388,17 @@ impl Worker {
         let mut tries = 0u32;
         loop {
             let request = self.signer.build(&op, SystemTime::now());
-            let began = Instant::now();
+            // A scheduled operation is timed from when it was meant to
+            // start, so waiting for a free worker counts in its latency.
+            let now = Instant::now();
+            // (One woken a little early is timed from when it started.)
+            let (began, start_delay) = match self.scheduled.take() {
+                Some(intended) => (
+                    intended.min(now),
+                    Some(now.saturating_duration_since(intended)),
+                ),
+                None => (now, None),
+            };
             let Reply {
                 outcome,
                 first_byte,
@@ -397,6 +425,7 @@ impl Worker {
                 ttfb: first_byte
                     .filter(|_| kind == OpKind::Get)
                     .map(|at| at.saturating_duration_since(began)),
+                start_delay,
                 outcome: outcome.clone(),
                 payload_bytes,
                 is_retry: tries > 0,

@@ -201,3 +201,97 @@ fn a_mixed_step_runs_every_kind_of_its_mix() {
         assert_eq!(r.per_op[&OpKind::Stat].ok_bytes, 0);
     });
 }
+
+#[test]
+fn a_constant_rate_spaces_operations_and_times_them_from_their_slot() {
+    runtime().block_on(async {
+        let target = sink_target().await;
+        let spec = step(WorkloadKind::Put, |p| {
+            p.count = Some(20);
+            p.size = Some(ByteSize(100));
+            p.rate = Some(100.0);
+            p.concurrency = Some(super::spec::Concurrency::One(4));
+        });
+        let run = run_step(
+            &target,
+            &spec,
+            &mut PayloadPool::default(),
+            &Progress::disabled(),
+            5,
+        )
+        .await;
+        let r = &run.measured.recorder;
+        assert_eq!((r.requests, r.late.started), (20, 20));
+        // 20 operations 10 ms apart: the last starts 190 ms in, not at once.
+        assert!(
+            run.measured.elapsed >= Duration::from_millis(190),
+            "{:?}",
+            run.measured.elapsed
+        );
+        // A sink keeps up with 100/s: hardly any start late.
+        assert!(
+            r.late.late <= 4,
+            "{} late, p50 {} max {}",
+            r.late.late,
+            r.late.late_us.value_at_quantile(0.5),
+            r.late.late_us.max()
+        );
+    });
+}
+
+#[test]
+fn a_rate_too_high_for_the_workers_counts_late_starts() {
+    runtime().block_on(async {
+        // A server that answers after 50 ms: one worker can do 20/s.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if stream.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let target = Arc::new(Target {
+            endpoint: Endpoint::parse(&format!("http://{addr}")).unwrap(),
+            ..Arc::try_unwrap(sink_target().await).unwrap()
+        });
+        let spec = step(WorkloadKind::Delete, |p| {
+            p.count = Some(10);
+            p.rate = Some(100.0);
+            p.prepare = Some(false);
+            p.concurrency = Some(super::spec::Concurrency::One(1));
+        });
+        let run = run_step(
+            &target,
+            &spec,
+            &mut PayloadPool::default(),
+            &Progress::disabled(),
+            6,
+        )
+        .await;
+        let r = &run.measured.recorder;
+        assert_eq!((r.ok_totals().0, r.late.started), (10, 10));
+        // Every one after the first waits for the one before: the tenth
+        // was due at 90 ms and starts near 450 ms.
+        assert!(r.late.late >= 8, "{} late", r.late.late);
+        assert!(r.late.late_us.max() >= 300_000, "{}", r.late.late_us.max());
+        // Its latency counts from its slot, the wait included.
+        let delete = &r.per_op[&crate::stats::OpKind::Delete];
+        assert!(delete.ok_latency_us.max() >= 350_000);
+    });
+}

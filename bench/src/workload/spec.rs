@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::BenchError;
 use crate::limits::{
     CONCURRENCY_MAX, INTERVAL_DEFAULT, INTERVAL_MIN, OBJECT_BYTES_MAX, PREPARE_OBJECTS_MAX,
-    REQUEST_TIMEOUT_DEFAULT, RETRIES_MAX,
+    RATE_MAX, REQUEST_TIMEOUT_DEFAULT, RETRIES_MAX,
 };
 use crate::s3::PayloadMode;
 use crate::units::{ByteSize, HumanDuration};
@@ -85,6 +85,7 @@ pub struct StepParams {
     pub read_fraction: Option<f64>,
     pub mix: Option<Mix>,
     pub interval: Option<HumanDuration>,
+    pub rate: Option<f64>,
     pub request_timeout: Option<HumanDuration>,
 }
 
@@ -113,6 +114,10 @@ pub struct StepSpec {
     pub mix: Mix,
     /// Width of the intervals of the interval statistics.
     pub interval: Duration,
+    /// Constant-rate mode: operations per second, each started at its
+    /// intended time; `None`: closed loop (each worker starts its next
+    /// operation when its last one ends).
+    pub rate: Option<f64>,
     pub request_timeout: Duration,
 }
 
@@ -137,6 +142,7 @@ impl StepParams {
             read_fraction: self.read_fraction.or(d.read_fraction),
             mix: self.mix.or(d.mix),
             interval: self.interval.or(d.interval),
+            rate: self.rate.or(d.rate),
             request_timeout: self.request_timeout.or(d.request_timeout),
         }
     }
@@ -245,6 +251,13 @@ impl StepParams {
                 format!("at least {INTERVAL_MIN:?}"),
             ));
         }
+        if let Some(rate) = self.rate.filter(|r| !(*r > 0.0 && *r <= RATE_MAX)) {
+            return Err(BenchError::invalid(
+                field("rate"),
+                rate,
+                format!("operations per second, above 0 and at most {RATE_MAX}"),
+            ));
+        }
         Ok(StepSpec {
             name: String::new(),
             sweep: None,
@@ -265,6 +278,7 @@ impl StepParams {
             prepare: self.prepare.unwrap_or(true),
             mix: self.mix(kind, field)?,
             interval,
+            rate: self.rate,
             request_timeout,
         })
     }
@@ -482,6 +496,18 @@ pub(crate) mod tests {
             },
             StepParams {
                 interval: Some(HumanDuration(Duration::from_millis(50))),
+                ..Default::default()
+            },
+            StepParams {
+                rate: Some(0.0),
+                ..Default::default()
+            },
+            StepParams {
+                rate: Some(f64::NAN),
+                ..Default::default()
+            },
+            StepParams {
+                rate: Some(RATE_MAX * 2.0),
                 ..Default::default()
             },
         ];
