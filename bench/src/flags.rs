@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::ceiling::CeilingConfig;
 use crate::error::BenchError;
-use crate::limits::DISK_PROBE_BYTES_DEFAULT;
+use crate::limits::{BUCKETS_MAX, DISK_PROBE_BYTES_DEFAULT};
 use crate::output::result::ScenarioInfo;
 use crate::output::Outputs;
 use crate::run::Invocation;
@@ -75,6 +75,10 @@ pub struct TargetArgs {
     /// Bucket, created if missing (a scenario may name its own).
     #[arg(long)]
     pub bucket: Option<String>,
+    /// Spread keys round-robin over N buckets, <bucket>-0 .. <bucket>-<N-1>,
+    /// all created first [default: 1, the bucket itself].
+    #[arg(long)]
+    pub buckets: Option<u32>,
     /// The server's Prometheus endpoint (e.g. http://127.0.0.1:9001/metrics):
     /// each step then reports the server's CPU seconds (per GB and per
     /// 1,000 operations) and peak resident memory, from its
@@ -220,7 +224,11 @@ pub struct SinkArgs {
 }
 
 impl TargetArgs {
-    fn validate(self, bucket_from_scenario: Option<String>) -> Result<Target, BenchError> {
+    fn validate(
+        self,
+        bucket_from_scenario: Option<String>,
+        buckets_from_scenario: Option<u32>,
+    ) -> Result<Target, BenchError> {
         let endpoint = Endpoint::parse(&self.endpoint)?;
         let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let access_key = self
@@ -249,6 +257,25 @@ impl TargetArgs {
                 "3 to 63 of a-z, 0-9, '-', '.'",
             ));
         }
+        let count = self.buckets.or(buckets_from_scenario).unwrap_or(1);
+        if !(1..=BUCKETS_MAX).contains(&count) {
+            return Err(BenchError::invalid(
+                "--buckets",
+                count,
+                format!("must be within 1..={BUCKETS_MAX}"),
+            ));
+        }
+        let buckets = match count {
+            1 => vec![bucket.clone()],
+            n => (0..n).map(|i| format!("{bucket}-{i}")).collect(),
+        };
+        if let Some(long) = buckets.iter().find(|b| b.len() > 63) {
+            return Err(BenchError::invalid(
+                "--buckets",
+                count,
+                format!("bucket {long} is over 63 characters; shorten --bucket"),
+            ));
+        }
         Ok(Target {
             endpoint,
             credentials: Credentials {
@@ -257,6 +284,7 @@ impl TargetArgs {
             },
             region: self.region,
             bucket,
+            buckets,
             server_metrics: self.server_metrics.filter(|u| !u.is_empty()),
         })
     }
@@ -308,7 +336,7 @@ impl LoadArgs {
         let (outputs, ceiling) = self.output.validate();
         Ok(Invocation {
             command: kind.name().to_string(),
-            target: self.target.validate(None)?,
+            target: self.target.validate(None, None)?,
             steps,
             scenario: None,
             ceiling,
@@ -323,7 +351,9 @@ impl RunArgs {
         let (outputs, ceiling) = self.output.validate();
         Ok(Invocation {
             command: "run".into(),
-            target: self.target.validate(scenario.bucket.clone())?,
+            target: self
+                .target
+                .validate(scenario.bucket.clone(), scenario.buckets)?,
             steps: scenario.steps,
             scenario: Some(ScenarioInfo {
                 name: scenario.name,
@@ -399,7 +429,49 @@ mod tests {
         assert!(inv.steps[0].expect_continue);
         assert_eq!(inv.steps[0].retries, 2);
         assert_eq!(inv.target.bucket, BUCKET_DEFAULT);
+        assert_eq!(inv.target.buckets, [BUCKET_DEFAULT]);
         assert_eq!(inv.target.endpoint.authority, "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn buckets_are_numbered_from_the_bucket_name() {
+        let Command::Put(args) = parse(&[
+            "put",
+            "--access-key",
+            "a",
+            "--secret-key",
+            "s",
+            "--bucket",
+            "load",
+            "--buckets",
+            "3",
+        ])
+        .command
+        else {
+            panic!("put expected")
+        };
+        let target = args.validate(WorkloadKind::Put).unwrap().target;
+        assert_eq!(target.buckets, ["load-0", "load-1", "load-2"]);
+        for (count, needle) in [("0", "1..="), ("5000", "1..="), ("2", "63 characters")] {
+            let long = "b".repeat(62);
+            let Command::Put(args) = parse(&[
+                "put",
+                "--access-key",
+                "a",
+                "--secret-key",
+                "s",
+                "--bucket",
+                &long,
+                "--buckets",
+                count,
+            ])
+            .command
+            else {
+                panic!("put expected")
+            };
+            let err = args.validate(WorkloadKind::Put).unwrap_err().to_string();
+            assert!(err.contains("--buckets") && err.contains(needle), "{err}");
+        }
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub const RATE_MAX: f64 = 1_000_000.0;
 pub const RATE_TIMER_SLACK: Duration = Duration::from_millis(1);
 pub const RATE_LATE_TOLERANCE: Duration = Duration::from_millis(1);
 
+/// Most buckets a run spreads its keys over (`--buckets`).
+pub const BUCKETS_MAX: u32 = 1024;
+
 /// Largest weight of one operation in a mixed step's `--mix`.
 pub const MIX_WEIGHT_MAX: u32 = 1_000_000;
 

@@ -22,6 +22,7 @@ struct ScenarioFile {
     name: Option<String>,
     description: Option<String>,
     bucket: Option<String>,
+    buckets: Option<u32>,
     #[serde(default)]
     defaults: StepParams,
     #[serde(rename = "step", default)]
@@ -34,6 +35,7 @@ pub struct Scenario {
     pub name: String,
     pub description: Option<String>,
     pub bucket: Option<String>,
+    pub buckets: Option<u32>,
     pub file: PathBuf,
     pub steps: Vec<StepSpec>,
 }
@@ -87,6 +89,7 @@ pub fn parse(text: &str, path: &Path, scale: f64) -> Result<Scenario, BenchError
         name,
         description: file.description,
         bucket: file.bucket,
+        buckets: file.buckets,
         file: path.to_path_buf(),
         steps,
     })

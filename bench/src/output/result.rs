@@ -70,6 +70,8 @@ pub struct TargetInfo {
     pub endpoint: String,
     pub region: String,
     pub bucket: String,
+    /// Every bucket the keys are spread over (`--buckets`).
+    pub buckets: Vec<String>,
     pub access_key: String,
 }
 

@@ -50,9 +50,15 @@ impl RequestSigner {
         }
     }
 
+    /// `op` in the signer's own bucket.
     pub fn build(&mut self, op: &Op, now: SystemTime) -> Request<RequestBody> {
+        let bucket = self.bucket.clone();
+        self.build_in(&bucket, op, now)
+    }
+
+    /// `op` in `bucket` (a step may spread its keys over several).
+    pub fn build_in(&mut self, bucket: &str, op: &Op, now: SystemTime) -> Request<RequestBody> {
         let amz_date = amz_date(now);
-        let bucket = &self.bucket;
         let max_keys_text;
         let (method, path, query): (Method, String, Vec<(&str, &str)>) = match op {
             Op::CreateBucket => (Method::PUT, format!("/{bucket}"), vec![]),

@@ -35,7 +35,11 @@ pub struct Target {
     pub endpoint: Endpoint,
     pub credentials: Credentials,
     pub region: String,
+    /// The bucket named by `--bucket` (or the scenario).
     pub bucket: String,
+    /// Where the keys go, round-robin by key index: `bucket` itself, or
+    /// with `--buckets N`, `<bucket>-0` to `<bucket>-<N-1>`.
+    pub buckets: Vec<String>,
     /// Where the server's process metrics are (`--server-metrics`).
     pub server_metrics: Option<String>,
 }
@@ -73,13 +77,35 @@ impl BucketCheck {
     }
 }
 
-/// Creates the bucket if it is missing.
-pub async fn ensure_bucket(target: &Target, request_timeout: Duration) -> BucketCheck {
+/// Creates every bucket that is missing; the first refusal, if any, else
+/// the first bucket's answer.
+pub async fn ensure_buckets(target: &Target, request_timeout: Duration) -> BucketCheck {
+    let mut first = None;
+    for bucket in &target.buckets {
+        let check = ensure_bucket(target, bucket, request_timeout).await;
+        if !check.usable() {
+            return check;
+        }
+        first.get_or_insert(check);
+    }
+    first.unwrap_or(BucketCheck {
+        status: None,
+        error_code: None,
+        message: Some("no bucket".into()),
+    })
+}
+
+/// Creates `bucket` if it is missing.
+pub async fn ensure_bucket(
+    target: &Target,
+    bucket: &str,
+    request_timeout: Duration,
+) -> BucketCheck {
     let mut signer = RequestSigner::new(
         &target.credentials,
         &target.region,
         &target.endpoint.authority,
-        &target.bucket,
+        bucket,
         SendOptions {
             payload: PayloadMode::Signed,
             expect_continue: false,
@@ -384,10 +410,17 @@ impl Worker {
     /// collector is gone.
     async fn send(&mut self, next: Next) -> Option<Outcome> {
         let (kind, op, check) = self.request_of(next);
+        // Keys go round-robin over the buckets.
+        let bucket_index = match next {
+            Next::Put(k) | Next::Get(k) | Next::Stat(k) | Next::Delete(k) => k,
+            Next::List | Next::Mixed(_) => 0,
+        };
         let authority = self.shared.target.endpoint.authority.clone();
         let mut tries = 0u32;
         loop {
-            let request = self.signer.build(&op, SystemTime::now());
+            let buckets = &self.shared.target.buckets;
+            let bucket = &buckets[(bucket_index % buckets.len() as u64) as usize];
+            let request = self.signer.build_in(bucket, &op, SystemTime::now());
             // A scheduled operation is timed from when it was meant to
             // start, so waiting for a free worker counts in its latency.
             let now = Instant::now();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
-use super::runner::{ensure_bucket, run_step, Target};
+use super::runner::{ensure_buckets, run_step, Target};
 use super::spec::{StepParams, StepSpec, WorkloadKind};
 use crate::limits::EXPECT_CONTINUE_WAIT;
 use crate::payload::PayloadPool;
@@ -35,6 +35,7 @@ async fn sink_target() -> Arc<Target> {
         },
         region: "us-east-1".into(),
         bucket: "bench".into(),
+        buckets: vec!["bench".into()],
         server_metrics: None,
     })
 }
@@ -62,7 +63,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn puts_in_every_payload_mode_reach_the_sink() {
     runtime().block_on(async {
         let target = sink_target().await;
-        assert!(ensure_bucket(&target, Duration::from_secs(5))
+        assert!(ensure_buckets(&target, Duration::from_secs(5))
             .await
             .usable());
         let mut payloads = PayloadPool::default();
@@ -141,6 +142,7 @@ fn a_dead_endpoint_counts_connect_failures() {
             },
             region: "us-east-1".into(),
             bucket: "bench".into(),
+            buckets: vec!["bench".into()],
             server_metrics: None,
         });
         let spec = step(WorkloadKind::Put, |p| {
