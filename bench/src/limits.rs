@@ -85,6 +85,10 @@ pub const SERVER_METRICS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Keys one ListObjectsV2 request asks for.
 pub const LIST_MAX_KEYS: u32 = 1000;
+/// Most bytes of one listing page kept to read its keys and token: a
+/// 1,000-key page with 1 KiB keys and their metadata fits; a larger one
+/// ends its listing as incomplete.
+pub const LIST_PAGE_BYTES_MAX: usize = 4 << 20;
 
 /// Width of the intervals whose slowest, median and fastest throughput a
 /// step reports (`--interval`): the default, and the narrowest allowed

@@ -186,6 +186,35 @@ def test_constant_rate_keeps_its_schedule(node):
     assert intervals["bytes_per_s"]["median"] == pytest.approx(spread["median"] * 4096)
 
 
+def test_list_pages_through_every_bucket_and_reuses_its_objects(node):
+    """2,500 small objects over 2 buckets (1,250 each: two pages of at most
+    1,000 keys in each); every listing reads all four pages. A second run
+    with --no-prepare lists the same objects without writing them."""
+    args = ["list", "--objects", "2500", "--count", "3", "--concurrency", "1",
+            "--buckets", "2", "--name", "list-e2e",
+            "--server-metrics", node.admin + "/metrics"]
+    result = bench(node, *args, bucket="bench-list")
+    assert result["target"]["buckets"] == ["bench-list-0", "bench-list-1"]
+    (step,) = result["steps"]
+    assert step["workload"]["object_bytes"] == 1024, "list objects are small by default"
+    assert (step["prepare"]["ok"], step["prepare"]["failed"]) == (2500, 0)
+    assert_counts_add_up(step)
+    assert step["operations"] == 3
+    assert step["requests"] == step["ok"] == 3 * 4
+    listed = step["list"]
+    assert (listed["listings"], listed["incomplete"], listed["keys"]) == (3, 0, 3 * 2500)
+    assert listed["keys_per_s"] == pytest.approx(listed["keys"] / step["elapsed_s"])
+    assert listed["listing_ms"]["count"] == 3
+    # A listing takes its four pages: longer than the slowest page.
+    assert listed["listing_ms"]["max_ms"] >= step["latency_ms"]["list"]["max_ms"]
+    assert step["server"]["cpu_s"] > 0
+
+    again = bench(node, *args, "--no-prepare", bucket="bench-list")
+    (step,) = again["steps"]
+    assert step["prepare"] is None and step["workload"]["prepare"] is False
+    assert (step["list"]["listings"], step["list"]["keys"]) == (3, 3 * 2500)
+
+
 def test_wrong_secret_counts_403s(node):
     result = bench(node, "put", "--size", "4KiB", "--count", "10", "--concurrency", "2",
                    "--name", "bad-secret", secret="not-the-secret-key")

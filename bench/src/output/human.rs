@@ -161,6 +161,20 @@ fn counts(s: &StepResult, out: &mut String) {
         rate(s.throughput.bytes_per_s),
         s.throughput.ops_per_s
     );
+    if let Some(l) = &s.list {
+        let _ = writeln!(
+            out,
+            "  {} full listings ({} incomplete), {} keys: {:.0} keys/s{}",
+            l.listings,
+            l.incomplete,
+            l.keys,
+            l.keys_per_s,
+            l.listing_ms.as_ref().map_or(String::new(), |t| format!(
+                ", a listing p50 {:.1} ms, max {:.1} ms",
+                t.p50_ms, t.max_ms
+            )),
+        );
+    }
     if let Some(sc) = &s.schedule {
         let _ = writeln!(
             out,

@@ -187,6 +187,21 @@ pub struct ScheduleResult {
     pub late_by_ms: Option<LatencySummary>,
 }
 
+/// Full listings of a list step.
+#[derive(Debug, Serialize)]
+pub struct ListResult {
+    /// Listings that reached the last page of every bucket.
+    pub listings: u64,
+    /// Listings that ended early (a page failed or could not be read).
+    pub incomplete: u64,
+    /// Keys on 2xx pages.
+    pub keys: u64,
+    /// `keys / elapsed_s`.
+    pub keys_per_s: f64,
+    /// How long a complete listing took; `None` without one.
+    pub listing_ms: Option<LatencySummary>,
+}
+
 /// What the server spent on the measured phase (`--server-metrics`).
 #[derive(Debug, Serialize)]
 pub struct ServerResult {
@@ -257,6 +272,8 @@ pub struct StepResult {
     pub server: Option<ServerResult>,
     /// Constant-rate steps: late starts; `None` for a closed loop.
     pub schedule: Option<ScheduleResult>,
+    /// List steps: full listings and keys listed per second.
+    pub list: Option<ListResult>,
 }
 
 /// Throughput against concurrency, for steps expanded from one sweep.
@@ -348,6 +365,13 @@ impl StepResult {
                 cpu_s_per_gb: (bytes > 0).then(|| usage.cpu_s / (bytes as f64 / 1e9)),
                 cpu_s_per_1000_ops: (ok > 0).then(|| usage.cpu_s / (ok as f64 / 1000.0)),
                 resident_max_bytes: usage.resident_max_bytes,
+            }),
+            list: (spec.kind == WorkloadKind::List).then(|| ListResult {
+                listings: r.list.complete,
+                incomplete: r.list.incomplete,
+                keys: r.list.keys,
+                keys_per_s: per_second(r.list.keys, elapsed_s),
+                listing_ms: LatencySummary::of(&r.list.listing_us),
             }),
             schedule: spec.rate.map(|rate| ScheduleResult {
                 target_ops_per_s: rate,

@@ -77,6 +77,8 @@ fn sample_result() -> RunResult {
                 latency: Duration::from_millis(5),
                 ttfb: Some(Duration::from_millis(2)),
                 start_delay: Some(Duration::from_millis(3 * i as u64)),
+                keys_listed: 0,
+                listing: None,
                 outcome,
                 payload_bytes: 10,
                 is_retry: false,

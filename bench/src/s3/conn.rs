@@ -56,6 +56,8 @@ pub enum BodyCheck {
     Count,
     /// Count and compare with these bytes.
     Verify(Bytes),
+    /// Count and keep up to this many bytes (a listing page).
+    Keep(usize),
 }
 
 /// What one attempt came to, and when its first body byte arrived.
@@ -65,6 +67,8 @@ pub struct Reply {
     /// When the first body byte arrived (the response head, for an empty
     /// body); `None` without a response.
     pub first_byte: Option<Instant>,
+    /// A 2xx body asked for with [`BodyCheck::Keep`] that fit.
+    pub body: Option<Bytes>,
 }
 
 impl From<Outcome> for Reply {
@@ -72,6 +76,7 @@ impl From<Outcome> for Reply {
         Reply {
             outcome,
             first_byte: None,
+            body: None,
         }
     }
 }
@@ -138,28 +143,29 @@ async fn attempt_inner(
         .headers()
         .get(http::header::CONNECTION)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    let (outcome, first_data) = read_body(status, response.into_body(), check).await;
-    if closes || matches!(outcome, Outcome::Transport { .. }) {
+    let mut reply = read_body(status, response.into_body(), check).await;
+    if closes || matches!(reply.outcome, Outcome::Transport { .. }) {
         *slot = None;
     }
-    Reply {
-        outcome,
-        first_byte: Some(first_data.unwrap_or(head_at)),
-    }
+    reply.first_byte = Some(reply.first_byte.unwrap_or(head_at));
+    reply
 }
 
-/// The outcome, and when the first data frame arrived (if any did).
-async fn read_body(
-    status: u16,
-    mut body: Incoming,
-    check: BodyCheck,
-) -> (Outcome, Option<Instant>) {
+/// The outcome, when the first data frame arrived (if any did), and the
+/// body when asked to keep it.
+async fn read_body(status: u16, mut body: Incoming, check: BodyCheck) -> Reply {
     let success = (200..300).contains(&status);
+    let keep = match check {
+        BodyCheck::Keep(max) if success => max,
+        _ => 0,
+    };
     let mut verifier = match check {
         BodyCheck::Verify(expected) if success => Some(Verifier::new(expected)),
         _ => None,
     };
     let mut kept = BytesMut::new();
+    let mut page = BytesMut::new();
+    let mut page_fits = true;
     let mut body_bytes = 0u64;
     let mut first_data = None;
     while let Some(frame) = body.frame().await {
@@ -170,7 +176,11 @@ async fn read_body(
                     kind: TransportKind::Io,
                     message: format!("reading the body of an HTTP {status}: {e}"),
                 };
-                return (failed, first_data);
+                return Reply {
+                    outcome: failed,
+                    first_byte: first_data,
+                    body: None,
+                };
             }
         };
         let Ok(data) = frame.into_data() else {
@@ -182,6 +192,12 @@ async fn read_body(
         body_bytes += data.len() as u64;
         if let Some(v) = verifier.as_mut() {
             v.feed(&data);
+        }
+        if keep > 0 && page_fits {
+            page_fits = page.len() + data.len() <= keep;
+            if page_fits {
+                page.extend_from_slice(&data);
+            }
         }
         if !success && kept.len() < ERROR_BODY_BYTES_MAX {
             let room = ERROR_BODY_BYTES_MAX - kept.len();
@@ -196,5 +212,9 @@ async fn read_body(
             .flatten(),
         verified: verifier.map(|v| v.finish()),
     };
-    (outcome, first_data)
+    Reply {
+        outcome,
+        first_byte: first_data,
+        body: (keep > 0 && page_fits).then(|| page.freeze()),
+    }
 }

@@ -12,6 +12,7 @@
 
 pub mod body;
 pub mod conn;
+pub mod listing;
 pub mod request;
 pub mod response;
 
@@ -60,10 +61,12 @@ pub enum Op {
     Head {
         key: String,
     },
-    /// ListObjectsV2, first page.
+    /// One ListObjectsV2 page: the first, or the one `continuation`
+    /// (the last page's `NextContinuationToken`) asks for.
     List {
         prefix: String,
         max_keys: u32,
+        continuation: Option<String>,
     },
     Delete {
         key: String,

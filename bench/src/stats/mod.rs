@@ -68,6 +68,10 @@ pub struct Attempt {
     pub is_retry: bool,
     /// The operation's last attempt: it completes an operation.
     pub is_last: bool,
+    /// Keys on a 2xx listing page.
+    pub keys_listed: u64,
+    /// The last page of a complete listing: how long the listing took.
+    pub listing: Option<Duration>,
 }
 
 /// How a status code counts.

@@ -16,6 +16,19 @@ use crate::limits::{
 };
 use crate::s3::{Outcome, TransportKind};
 
+/// Full listings of a list step.
+#[derive(Debug)]
+pub struct ListStats {
+    /// Listings that reached the last page of the last bucket.
+    pub complete: u64,
+    /// Listings that ended early: a page failed or could not be read.
+    pub incomplete: u64,
+    /// Keys on 2xx pages, complete listings or not.
+    pub keys: u64,
+    /// How long each complete listing took, microseconds.
+    pub listing_us: Histogram<u64>,
+}
+
 /// One operation's counts and latencies.
 #[derive(Debug)]
 pub struct OpStats {
@@ -80,6 +93,8 @@ pub struct Recorder {
     pub error_samples: Vec<String>,
     /// Constant-rate steps: operations that started late.
     pub late: LateStarts,
+    /// List steps: full listings and the keys they listed.
+    pub list: ListStats,
     /// One-second buckets, for the JSON timeline.
     pub timeline: Timeline,
     /// `--interval` buckets, for the interval statistics.
@@ -108,6 +123,12 @@ impl Recorder {
             error_codes_other: 0,
             error_samples: Vec::new(),
             late: LateStarts::default(),
+            list: ListStats {
+                complete: 0,
+                incomplete: 0,
+                keys: 0,
+                listing_us: new_histogram(),
+            },
             timeline: Timeline::per_second(),
             intervals: Timeline::new(interval),
             requests: 0,
@@ -126,6 +147,19 @@ impl Recorder {
         self.operations += u64::from(attempt.is_last);
         if let Some(delay) = attempt.start_delay {
             self.late.record(delay);
+        }
+        self.list.keys += attempt.keys_listed;
+        if attempt.op == OpKind::List && attempt.is_last {
+            match attempt.listing {
+                Some(took) => {
+                    self.list.complete += 1;
+                    self.list
+                        .listing_us
+                        .record(micros(took))
+                        .expect("latency clamped to the histogram bounds");
+                }
+                None => self.list.incomplete += 1,
+            }
         }
         let since_start = attempt.finished.saturating_duration_since(self.start);
         let latency_us = micros(attempt.latency);
@@ -234,6 +268,8 @@ mod tests {
             latency: Duration::from_millis(3),
             ttfb: (op == OpKind::Get).then_some(Duration::from_millis(1)),
             start_delay: None,
+            keys_listed: 0,
+            listing: None,
             outcome,
             payload_bytes: 100,
             is_retry: false,
@@ -308,6 +344,32 @@ mod tests {
         r.record(&first);
         r.record(&second);
         assert_eq!((r.requests, r.operations, r.retries), (2, 1, 1));
+    }
+
+    #[test]
+    fn listings_count_keys_of_every_page_and_time_the_complete_ones() {
+        let start = Instant::now();
+        let mut r = Recorder::new(start, Duration::from_secs(1));
+        let page = |is_last, keys, listing| Attempt {
+            is_last,
+            keys_listed: keys,
+            listing,
+            ..attempt(start, 0, OpKind::List, response(200, None))
+        };
+        // A complete listing of three pages, then one cut short by a 500.
+        r.record(&page(false, 1000, None));
+        r.record(&page(false, 1000, None));
+        r.record(&page(true, 17, Some(Duration::from_millis(40))));
+        r.record(&page(false, 1000, None));
+        r.record(&Attempt {
+            is_last: true,
+            ..attempt(start, 0, OpKind::List, response(500, None))
+        });
+        assert_eq!((r.list.complete, r.list.incomplete), (1, 1));
+        assert_eq!(r.list.keys, 3017);
+        assert_eq!(r.operations, 2);
+        assert_eq!(r.list.listing_us.len(), 1);
+        assert!((r.list.listing_us.max() as i64 - 40_000).abs() < 50);
     }
 
     #[test]

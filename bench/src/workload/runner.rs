@@ -18,13 +18,13 @@ use super::progress::Progress;
 use super::schedule::Schedule;
 use super::spec::{StepSpec, WorkloadKind};
 use crate::limits::{
-    ATTEMPT_CHANNEL_DEPTH, LIST_MAX_KEYS, PREPARE_CONCURRENCY_MAX, RATE_TIMER_SLACK,
-    RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MAX,
+    ATTEMPT_CHANNEL_DEPTH, LIST_MAX_KEYS, LIST_PAGE_BYTES_MAX, PREPARE_CONCURRENCY_MAX,
+    RATE_TIMER_SLACK, RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MAX,
 };
 use crate::payload::{Payload, PayloadPool};
 use crate::s3::conn::{attempt, BodyCheck, Connection, Reply};
 use crate::s3::request::{RequestSigner, SendOptions};
-use crate::s3::{Endpoint, Op, Outcome, PayloadMode};
+use crate::s3::{listing, Endpoint, Op, Outcome, PayloadMode};
 use crate::server_usage::{self, ServerSample, ServerUsage};
 use crate::sigv4::Credentials;
 use crate::stats::{Attempt, Live, OpKind, Recorder, StatusClass};
@@ -153,7 +153,12 @@ pub async fn run_step(
                 kind: WorkloadKind::Put,
                 count: Some(objects),
                 duration: None,
-                concurrency: spec.concurrency.min(PREPARE_CONCURRENCY_MAX),
+                // A listing step may run at concurrency 1 over a million
+                // keys: write them at the most the prepare phase allows.
+                concurrency: match spec.kind {
+                    WorkloadKind::List => PREPARE_CONCURRENCY_MAX,
+                    _ => spec.concurrency.min(PREPARE_CONCURRENCY_MAX),
+                },
                 objects: None,
                 payload: PayloadMode::Unsigned,
                 expect_continue: false,
@@ -322,6 +327,7 @@ impl Worker {
             let next = self.shared.plan.next(index, &mut self.rng);
             let carry_on = match next {
                 Next::Mixed(want) => self.mixed(want).await,
+                Next::List => self.listing().await,
                 next => self.send(next).await.is_some(),
             };
             if !carry_on {
@@ -392,35 +398,99 @@ impl Worker {
                 },
             ),
             Next::Stat(k) => (OpKind::Stat, Op::Head { key: key(k) }, BodyCheck::Count),
-            Next::List => (
-                OpKind::List,
-                Op::List {
-                    prefix: shared.prefix.clone(),
-                    max_keys: LIST_MAX_KEYS,
-                },
-                BodyCheck::Count,
-            ),
             Next::Delete(k) => (OpKind::Delete, Op::Delete { key: key(k) }, BodyCheck::Count),
-            Next::Mixed(_) => unreachable!("mixed operations are resolved to a key first"),
+            Next::List | Next::Mixed(_) => {
+                unreachable!("listings and mixed operations are dispatched by run()")
+            }
         }
     }
 
-    /// Sends one operation until it succeeds or its retries run out,
+    /// Sends one keyed operation until it succeeds or its retries run out,
     /// reporting every attempt. Its last outcome; `None` when the
     /// collector is gone.
     async fn send(&mut self, next: Next) -> Option<Outcome> {
         let (kind, op, check) = self.request_of(next);
         // Keys go round-robin over the buckets.
-        let bucket_index = match next {
-            Next::Put(k) | Next::Get(k) | Next::Stat(k) | Next::Delete(k) => k,
+        let bucket = match next {
+            Next::Put(k) | Next::Get(k) | Next::Stat(k) | Next::Delete(k) => {
+                (k % self.shared.target.buckets.len() as u64) as usize
+            }
             Next::List | Next::Mixed(_) => 0,
         };
+        let reply = self
+            .send_op(kind, &op, check, bucket, &mut |_, _| Conclusion::DONE)
+            .await?;
+        Some(reply.outcome)
+    }
+
+    /// One full listing: every page of the step's prefix in every bucket,
+    /// each page a request (with its retries), the listing one operation.
+    /// It ends early when a page fails or cannot be read. False when the
+    /// collector is gone.
+    async fn listing(&mut self) -> bool {
+        let started = match self.scheduled {
+            Some(intended) => intended.min(Instant::now()),
+            None => Instant::now(),
+        };
+        let buckets = self.shared.target.buckets.len();
+        for bucket in 0..buckets {
+            let last_bucket = bucket + 1 == buckets;
+            let mut continuation = None;
+            loop {
+                let op = Op::List {
+                    prefix: self.shared.prefix.clone(),
+                    max_keys: LIST_MAX_KEYS,
+                    continuation: continuation.take(),
+                };
+                let mut page = None;
+                let mut conclude = |reply: &Reply, finished: Instant| {
+                    page = reply.body.as_deref().and_then(|b| listing::parse(b).ok());
+                    let (ends_op, complete) = match &page {
+                        None => (true, false),
+                        Some(p) if p.truncated => (false, false),
+                        Some(_) => (last_bucket, last_bucket),
+                    };
+                    Conclusion {
+                        ends_op,
+                        keys_listed: page.as_ref().map_or(0, |p| p.keys),
+                        listing: complete.then(|| finished.saturating_duration_since(started)),
+                    }
+                };
+                let check = BodyCheck::Keep(LIST_PAGE_BYTES_MAX);
+                if self
+                    .send_op(OpKind::List, &op, check, bucket, &mut conclude)
+                    .await
+                    .is_none()
+                {
+                    return false;
+                }
+                match page {
+                    Some(p) if p.truncated => continuation = p.next_token,
+                    Some(_) => break,
+                    None => return true,
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends `op` to `bucket` until it succeeds or its retries run out,
+    /// reporting every attempt; `conclude` says what the last attempt's
+    /// reply means for the operation. The last reply; `None` when the
+    /// collector is gone.
+    async fn send_op(
+        &mut self,
+        kind: OpKind,
+        op: &Op,
+        check: BodyCheck,
+        bucket: usize,
+        conclude: &mut (dyn FnMut(&Reply, Instant) -> Conclusion + Send),
+    ) -> Option<Reply> {
         let authority = self.shared.target.endpoint.authority.clone();
         let mut tries = 0u32;
         loop {
-            let buckets = &self.shared.target.buckets;
-            let bucket = &buckets[(bucket_index % buckets.len() as u64) as usize];
-            let request = self.signer.build_in(bucket, &op, SystemTime::now());
+            let bucket_name = &self.shared.target.buckets[bucket];
+            let request = self.signer.build_in(bucket_name, op, SystemTime::now());
             // A scheduled operation is timed from when it was meant to
             // start, so waiting for a free worker counts in its latency.
             let now = Instant::now();
@@ -432,10 +502,7 @@ impl Worker {
                 ),
                 None => (now, None),
             };
-            let Reply {
-                outcome,
-                first_byte,
-            } = attempt(
+            let reply = attempt(
                 &mut self.slot,
                 &authority,
                 request,
@@ -444,8 +511,13 @@ impl Worker {
             )
             .await;
             let finished = Instant::now();
-            let retry = tries < self.shared.retries && retryable(&outcome);
-            let payload_bytes = match (&outcome, kind) {
+            let retry = tries < self.shared.retries && retryable(&reply.outcome);
+            let end = if retry {
+                Conclusion::RETRIED
+            } else {
+                conclude(&reply, finished)
+            };
+            let payload_bytes = match (&reply.outcome, kind) {
                 (_, OpKind::Put) => self.shared.payload.len(),
                 (Outcome::Response { body_bytes, .. }, OpKind::Get | OpKind::List) => *body_bytes,
                 _ => 0,
@@ -455,23 +527,49 @@ impl Worker {
                 finished,
                 latency: finished - began,
                 // Time to first byte matters for reads of object bodies.
-                ttfb: first_byte
+                ttfb: reply
+                    .first_byte
                     .filter(|_| kind == OpKind::Get)
                     .map(|at| at.saturating_duration_since(began)),
                 start_delay,
-                outcome: outcome.clone(),
+                outcome: reply.outcome.clone(),
                 payload_bytes,
                 is_retry: tries > 0,
-                is_last: !retry,
+                is_last: end.ends_op,
+                keys_listed: end.keys_listed,
+                listing: end.listing,
             };
             self.tx.send(report).await.ok()?;
             if !retry {
-                return Some(outcome);
+                return Some(reply);
             }
             tokio::time::sleep(backoff(tries)).await;
             tries += 1;
         }
     }
+}
+
+/// What an operation's last attempt means for it.
+struct Conclusion {
+    /// It ends the operation (a listing page may not).
+    ends_op: bool,
+    /// Keys on a listing page.
+    keys_listed: u64,
+    /// A complete listing ended: how long it took.
+    listing: Option<Duration>,
+}
+
+impl Conclusion {
+    const DONE: Conclusion = Conclusion {
+        ends_op: true,
+        keys_listed: 0,
+        listing: None,
+    };
+    const RETRIED: Conclusion = Conclusion {
+        ends_op: false,
+        keys_listed: 0,
+        listing: None,
+    };
 }
 
 fn retryable(outcome: &Outcome) -> bool {

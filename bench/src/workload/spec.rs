@@ -25,6 +25,10 @@ pub const CONCURRENCY_DEFAULT: usize = 8;
 pub const PREFIX_DEFAULT: &str = "shoal-bench/";
 /// Objects a list step prepares when none is given.
 pub const LIST_OBJECTS_DEFAULT: u64 = 100;
+/// Object size of a list step when none is given: small, so a million
+/// objects prepare quickly and take little space; a listing does not read
+/// them.
+pub const LIST_SIZE_DEFAULT: ByteSize = ByteSize(1 << 10);
 /// Read steps prepare at least this many objects (one per worker if more).
 pub const READ_OBJECTS_MIN: u64 = 16;
 
@@ -164,7 +168,12 @@ impl StepParams {
                 "must be a positive number",
             ));
         }
-        let size = self.size.unwrap_or(SIZE_DEFAULT).scaled(scale);
+        let size = match (self.size, kind) {
+            (Some(size), _) => size,
+            (None, WorkloadKind::List) => LIST_SIZE_DEFAULT,
+            (None, _) => SIZE_DEFAULT,
+        }
+        .scaled(scale);
         let base = self
             .name
             .clone()
