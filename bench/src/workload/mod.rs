@@ -20,3 +20,4 @@ pub mod runner;
 mod runner_test;
 pub mod schedule;
 pub mod spec;
+mod worker;
