@@ -4,13 +4,14 @@
 //! Errors name the flag and its value.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::ceiling::CeilingConfig;
 use crate::error::BenchError;
-use crate::limits::DISK_PROBE_BYTES_DEFAULT;
+use crate::limits::{BUCKETS_MAX, DISK_PROBE_BYTES_DEFAULT};
 use crate::output::result::ScenarioInfo;
 use crate::output::Outputs;
 use crate::run::Invocation;
@@ -19,6 +20,7 @@ use crate::scenario;
 use crate::sigv4::Credentials;
 use crate::sink::SinkConfig;
 use crate::units::{parse_duration, ByteSize, HumanDuration};
+use crate::workload::mix::Mix;
 use crate::workload::runner::Target;
 use crate::workload::spec::{Concurrency, StepParams, WorkloadKind};
 
@@ -43,7 +45,7 @@ pub enum Command {
     Put(LoadArgs),
     /// GET objects (written first unless --no-prepare).
     Get(LoadArgs),
-    /// GETs and PUTs over one set of objects (--read-fraction).
+    /// GET, STAT, PUT and DELETE over one set of objects (--mix).
     Mixed(LoadArgs),
     /// ListObjectsV2 over prepared objects.
     List(LoadArgs),
@@ -73,6 +75,10 @@ pub struct TargetArgs {
     /// Bucket, created if missing (a scenario may name its own).
     #[arg(long)]
     pub bucket: Option<String>,
+    /// Spread keys round-robin over N buckets, <bucket>-0 .. <bucket>-<N-1>,
+    /// all created first [default: 1, the bucket itself].
+    #[arg(long)]
+    pub buckets: Option<u32>,
     /// The server's Prometheus endpoint (e.g. http://127.0.0.1:9001/metrics):
     /// each step then reports the server's CPU seconds (per GB and per
     /// 1,000 operations) and peak resident memory, from its
@@ -152,9 +158,24 @@ pub struct LoadArgs {
     /// prefix, name and size.
     #[arg(long)]
     pub no_prepare: bool,
-    /// Share of GETs in a mixed step, 0..=1 [default: 0.7].
-    #[arg(long)]
+    /// Operation shares of a mixed step, whole-number weights, e.g.
+    /// get=45,stat=30,put=15,delete=10 (the default); a kind left out
+    /// weighs 0.
+    #[arg(long, value_parser = Mix::from_str)]
+    pub mix: Option<Mix>,
+    /// Older form of --mix: share of GETs in a mixed step, 0..=1, the rest
+    /// PUTs (get=F,put=1-F).
+    #[arg(long, conflicts_with = "mix")]
     pub read_fraction: Option<f64>,
+    /// Constant rate: start an operation every 1/RATE s, each timed from
+    /// when it was meant to start (free of coordinated omission), with at
+    /// most --concurrency in flight [default: closed loop].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Width of the intervals whose slowest, median and fastest throughput
+    /// each step reports, at least 100ms [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
     /// Limit on one request, connect to last body byte [default: 120s].
     #[arg(long, value_parser = parse_duration)]
     pub request_timeout: Option<Duration>,
@@ -203,7 +224,11 @@ pub struct SinkArgs {
 }
 
 impl TargetArgs {
-    fn validate(self, bucket_from_scenario: Option<String>) -> Result<Target, BenchError> {
+    fn validate(
+        self,
+        bucket_from_scenario: Option<String>,
+        buckets_from_scenario: Option<u32>,
+    ) -> Result<Target, BenchError> {
         let endpoint = Endpoint::parse(&self.endpoint)?;
         let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let access_key = self
@@ -232,6 +257,25 @@ impl TargetArgs {
                 "3 to 63 of a-z, 0-9, '-', '.'",
             ));
         }
+        let count = self.buckets.or(buckets_from_scenario).unwrap_or(1);
+        if !(1..=BUCKETS_MAX).contains(&count) {
+            return Err(BenchError::invalid(
+                "--buckets",
+                count,
+                format!("must be within 1..={BUCKETS_MAX}"),
+            ));
+        }
+        let buckets = match count {
+            1 => vec![bucket.clone()],
+            n => (0..n).map(|i| format!("{bucket}-{i}")).collect(),
+        };
+        if let Some(long) = buckets.iter().find(|b| b.len() > 63) {
+            return Err(BenchError::invalid(
+                "--buckets",
+                count,
+                format!("bucket {long} is over 63 characters; shorten --bucket"),
+            ));
+        }
         Ok(Target {
             endpoint,
             credentials: Credentials {
@@ -240,6 +284,7 @@ impl TargetArgs {
             },
             region: self.region,
             bucket,
+            buckets,
             server_metrics: self.server_metrics.filter(|u| !u.is_empty()),
         })
     }
@@ -282,13 +327,16 @@ impl LoadArgs {
             verify: Some(self.verify),
             prepare: Some(!self.no_prepare),
             read_fraction: self.read_fraction,
+            mix: self.mix,
+            interval: self.interval.map(HumanDuration),
+            rate: self.rate,
             request_timeout: self.request_timeout.map(HumanDuration),
         };
         let steps = params.resolve(kind.name(), self.scale)?;
         let (outputs, ceiling) = self.output.validate();
         Ok(Invocation {
             command: kind.name().to_string(),
-            target: self.target.validate(None)?,
+            target: self.target.validate(None, None)?,
             steps,
             scenario: None,
             ceiling,
@@ -303,7 +351,9 @@ impl RunArgs {
         let (outputs, ceiling) = self.output.validate();
         Ok(Invocation {
             command: "run".into(),
-            target: self.target.validate(scenario.bucket.clone())?,
+            target: self
+                .target
+                .validate(scenario.bucket.clone(), scenario.buckets)?,
             steps: scenario.steps,
             scenario: Some(ScenarioInfo {
                 name: scenario.name,
@@ -379,7 +429,49 @@ mod tests {
         assert!(inv.steps[0].expect_continue);
         assert_eq!(inv.steps[0].retries, 2);
         assert_eq!(inv.target.bucket, BUCKET_DEFAULT);
+        assert_eq!(inv.target.buckets, [BUCKET_DEFAULT]);
         assert_eq!(inv.target.endpoint.authority, "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn buckets_are_numbered_from_the_bucket_name() {
+        let Command::Put(args) = parse(&[
+            "put",
+            "--access-key",
+            "a",
+            "--secret-key",
+            "s",
+            "--bucket",
+            "load",
+            "--buckets",
+            "3",
+        ])
+        .command
+        else {
+            panic!("put expected")
+        };
+        let target = args.validate(WorkloadKind::Put).unwrap().target;
+        assert_eq!(target.buckets, ["load-0", "load-1", "load-2"]);
+        for (count, needle) in [("0", "1..="), ("5000", "1..="), ("2", "63 characters")] {
+            let long = "b".repeat(62);
+            let Command::Put(args) = parse(&[
+                "put",
+                "--access-key",
+                "a",
+                "--secret-key",
+                "s",
+                "--bucket",
+                &long,
+                "--buckets",
+                count,
+            ])
+            .command
+            else {
+                panic!("put expected")
+            };
+            let err = args.validate(WorkloadKind::Put).unwrap_err().to_string();
+            assert!(err.contains("--buckets") && err.contains(needle), "{err}");
+        }
     }
 
     #[test]
@@ -433,6 +525,41 @@ mod tests {
             panic!()
         };
         assert_eq!(args.validate(WorkloadKind::Put).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn mixes_parse_and_bad_ones_name_the_flag() {
+        let Command::Mixed(args) = parse(&[
+            "mixed",
+            "--access-key",
+            "a",
+            "--secret-key",
+            "s",
+            "--mix",
+            "get=3,delete=1",
+        ])
+        .command
+        else {
+            panic!("mixed expected")
+        };
+        let mix = args.validate(WorkloadKind::Mixed).unwrap().steps[0].mix;
+        assert_eq!((mix.get, mix.stat, mix.put, mix.delete), (3, 0, 0, 1));
+        let err = Cli::try_parse_from(["shoal-bench", "mixed", "--mix", "get=3,head=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--mix") && err.contains("get=3,head=1"),
+            "{err}"
+        );
+        let both = [
+            "shoal-bench",
+            "mixed",
+            "--mix",
+            "get=1",
+            "--read-fraction",
+            "0.5",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

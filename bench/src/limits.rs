@@ -85,6 +85,32 @@ pub const SERVER_METRICS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Keys one ListObjectsV2 request asks for.
 pub const LIST_MAX_KEYS: u32 = 1000;
+/// Most bytes of one listing page kept to read its keys and token: a
+/// 1,000-key page with 1 KiB keys and their metadata fits; a larger one
+/// ends its listing as incomplete.
+pub const LIST_PAGE_BYTES_MAX: usize = 4 << 20;
+
+/// Width of the intervals whose slowest, median and fastest throughput a
+/// step reports (`--interval`): the default, and the narrowest allowed
+/// (timer and scheduling noise dominate below it; with
+/// `TIMELINE_BUCKETS_MAX` buckets it covers six minutes).
+pub const INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+pub const INTERVAL_MIN: Duration = Duration::from_millis(100);
+
+/// Constant-rate mode (`--rate`): the highest rate a step may ask for; how
+/// long before an operation's intended time its worker's timer is set
+/// (tokio's timers have a 1 ms grain and fire up to a grain late); and how
+/// late after its intended time an operation may start and still count as
+/// on time.
+pub const RATE_MAX: f64 = 1_000_000.0;
+pub const RATE_TIMER_SLACK: Duration = Duration::from_millis(1);
+pub const RATE_LATE_TOLERANCE: Duration = Duration::from_millis(1);
+
+/// Most buckets a run spreads its keys over (`--buckets`).
+pub const BUCKETS_MAX: u32 = 1024;
+
+/// Largest weight of one operation in a mixed step's `--mix`.
+pub const MIX_WEIGHT_MAX: u32 = 1_000_000;
 
 const _: () = assert!(DISK_IO_BYTES.is_multiple_of(DISK_ALIGN_BYTES));
 const _: () = assert!(DISK_PROBE_BYTES_DEFAULT.is_multiple_of(DISK_IO_BYTES as u64));
@@ -94,4 +120,5 @@ const _: () = assert!(
     "S3 wants aws-chunked chunks of at least 8 KiB"
 );
 const _: () = assert!(CDF_POINTS_MAX >= 2);
+const _: () = assert!(INTERVAL_MIN.as_nanos() <= INTERVAL_DEFAULT.as_nanos());
 const _: () = assert!(PREPARE_CONCURRENCY_MAX <= CONCURRENCY_MAX);

@@ -19,7 +19,7 @@ use crate::output::{human, write_json, Outputs};
 use crate::payload::PayloadPool;
 use crate::report;
 use crate::workload::progress::Progress;
-use crate::workload::runner::{ensure_bucket, run_step, Target};
+use crate::workload::runner::{ensure_buckets, run_step, Target};
 use crate::workload::spec::StepSpec;
 
 /// Everything one load command or scenario run needs.
@@ -43,7 +43,7 @@ pub fn execute(inv: Invocation) -> Result<RunResult, BenchError> {
         .map_err(BenchError::Runtime)?;
     let target = Arc::new(inv.target);
     let (bucket, steps) = runtime.block_on(async {
-        let bucket = ensure_bucket(&target, REQUEST_TIMEOUT_DEFAULT).await;
+        let bucket = ensure_buckets(&target, REQUEST_TIMEOUT_DEFAULT).await;
         let progress = Progress::for_stderr();
         let mut payloads = PayloadPool::default();
         let mut steps = Vec::with_capacity(inv.steps.len());
@@ -63,6 +63,7 @@ pub fn execute(inv: Invocation) -> Result<RunResult, BenchError> {
             endpoint: target.endpoint.url.clone(),
             region: target.region.clone(),
             bucket: target.bucket.clone(),
+            buckets: target.buckets.clone(),
             access_key: target.credentials.access_key.clone(),
         }),
         bucket: Some(BucketResult::from(&bucket)),

@@ -3,8 +3,10 @@
 //! `[[step]]` tables whose fields are those of [`StepParams`] (the same as
 //! the load flags: `workload`, `size`, `count`, `duration`, `concurrency`
 //! (a number or a list to sweep), `objects`, `prefix`, `payload`,
-//! `expect_continue`, `retries`, `verify`, `prepare`, `read_fraction`,
-//! `request_timeout`). Unknown fields are errors.
+//! `expect_continue`, `retries`, `verify`, `prepare`, `mix` (a string as
+//! on the command line or a table), `read_fraction`, `rate`, `interval`,
+//! `request_timeout`).
+//! Unknown fields are errors.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,7 @@ struct ScenarioFile {
     name: Option<String>,
     description: Option<String>,
     bucket: Option<String>,
+    buckets: Option<u32>,
     #[serde(default)]
     defaults: StepParams,
     #[serde(rename = "step", default)]
@@ -32,6 +35,7 @@ pub struct Scenario {
     pub name: String,
     pub description: Option<String>,
     pub bucket: Option<String>,
+    pub buckets: Option<u32>,
     pub file: PathBuf,
     pub steps: Vec<StepSpec>,
 }
@@ -85,6 +89,7 @@ pub fn parse(text: &str, path: &Path, scale: f64) -> Result<Scenario, BenchError
         name,
         description: file.description,
         bucket: file.bucket,
+        buckets: file.buckets,
         file: path.to_path_buf(),
         steps,
     })
@@ -96,6 +101,7 @@ mod tests {
 
     use super::*;
     use crate::s3::PayloadMode;
+    use crate::workload::mix::{Mix, MIX_DEFAULT};
     use crate::workload::spec::WorkloadKind;
 
     fn parse_str(text: &str) -> Result<Scenario, BenchError> {
@@ -140,7 +146,47 @@ mod tests {
             (mixed.count, mixed.duration),
             (None, Some(Duration::from_secs(2)))
         );
-        assert_eq!(mixed.read_fraction, 0.7);
+        assert_eq!(mixed.mix, Mix::from_read_fraction(0.7));
+    }
+
+    #[test]
+    fn mixed_steps_take_a_mix_as_a_table_or_a_string() {
+        let s = parse_str(
+            r#"
+            [[step]]
+            name = "table"
+            workload = "mixed"
+            mix = { get = 45, stat = 30, put = 15, delete = 10 }
+            [[step]]
+            name = "text"
+            workload = "mixed"
+            mix = "get=1,put=1"
+            [[step]]
+            name = "default"
+            workload = "mixed"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.steps[0].mix, MIX_DEFAULT);
+        assert_eq!(s.steps[1].mix, "get=1,put=1".parse::<Mix>().unwrap());
+        assert_eq!(s.steps[2].mix, MIX_DEFAULT);
+        for (text, needle) in [
+            ("workload = \"mixed\"\nmix = \"get=1,post=1\"", "kinds are"),
+            ("workload = \"get\"\nmix = \"get=1\"", "only mixed"),
+            (
+                "workload = \"mixed\"\nmix = \"get=1\"\nread_fraction = 0.5",
+                "not both",
+            ),
+            (
+                "workload = \"mixed\"\nobjects = 2\nconcurrency = 4",
+                "one key per worker",
+            ),
+        ] {
+            let err = parse_str(&format!("[[step]]\n{text}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
     }
 
     #[test]

@@ -99,6 +99,11 @@ def test_get_prepares_and_verifies(node):
     assert step["verify_failures"] == 0
     assert step["bytes"] == 30 * 300 * 1024
     assert step["throughput"]["bytes_per_s"] > 0
+    # Every GET's first byte came before its last.
+    ttfb, latency = step["ttfb_ms"]["get"], step["latency_ms"]["get"]
+    assert ttfb["count"] == 30
+    assert 0 < ttfb["p50_ms"] <= ttfb["p90_ms"] <= ttfb["p99_ms"] <= ttfb["max_ms"]
+    assert ttfb["max_ms"] <= latency["max_ms"] and ttfb["p50_ms"] <= latency["p50_ms"]
 
 
 def test_concurrent_small_puts_share_log_syncs_and_read_back_whole(node):
@@ -129,6 +134,85 @@ def test_concurrent_small_puts_share_log_syncs_and_read_back_whole(node):
     # One entry per write would be 1:1; 32 writers here group about 3 per
     # entry.
     assert entries <= 0.7 * commands, f"{commands} writes took {entries} entries"
+
+
+def test_mixed_runs_warps_mix_without_errors(node):
+    """The default mix over 24 keys: DELETEs take keys out and PUTs write
+    them back, so no GET or STAT meets a deleted object; every kind has its
+    latency and rate, and the server's CPU per GB covers the whole step."""
+    result = bench(node, "mixed", "--size", "16KiB", "--count", "800", "--objects", "24",
+                   "--concurrency", "6", "--verify", "--name", "mixed-warp",
+                   "--server-metrics", node.admin + "/metrics")
+    (step,) = result["steps"]
+    assert_all_ok(step, 800)
+    assert set(step["status_counts"]) == {"200", "204"}, step["status_counts"]
+    assert step["verify_failures"] == 0
+    assert step["workload"]["mix"] == {"get": 0.45, "stat": 0.3, "put": 0.15, "delete": 0.1}
+    per_op = step["per_op"]
+    assert set(per_op) == {"get", "stat", "put", "delete"}
+    assert sum(op["ok"] for op in per_op.values()) == 800
+    for op, share in {"get": 0.45, "stat": 0.3, "put": 0.15, "delete": 0.1}.items():
+        assert abs(per_op[op]["ok"] / 800 - share) < 0.08, (op, per_op[op])
+        assert per_op[op]["ops_per_s"] > 0
+        assert step["latency_ms"][op]["count"] == per_op[op]["ok"]
+    assert per_op["stat"]["bytes"] == 0 and per_op["delete"]["bytes"] == 0
+    assert per_op["get"]["bytes"] == per_op["get"]["ok"] * 16 * 1024
+    assert step["status_counts"]["204"] == per_op["delete"]["ok"]
+    server = step["server"]
+    assert server["cpu_s"] > 0
+    assert server["cpu_s_per_gb"] == pytest.approx(server["cpu_s"] / (step["bytes"] / 1e9))
+
+
+def test_constant_rate_keeps_its_schedule(node):
+    """100 PUTs a second for 2 s: 200 scheduled 10 ms apart, each timed from
+    its slot; 0.5 s intervals each see about 50 of them."""
+    result = bench(node, "put", "--size", "4KiB", "--rate", "100", "--duration", "2s",
+                   "--concurrency", "4", "--interval", "500ms", "--name", "put-rate")
+    (step,) = result["steps"]
+    # Slots at 0, 10, ..., 1990 ms; none after the 2 s.
+    assert step["operations"] == 200
+    assert_all_ok(step, 200)
+    schedule = step["schedule"]
+    assert schedule["target_ops_per_s"] == 100 and schedule["started"] == 200
+    # 4 connections keep up with 100 small PUTs a second: few start late.
+    assert schedule["late"] <= 50, schedule
+    assert 1.9 < step["elapsed_s"] < 3
+    assert 80 < step["throughput"]["ops_per_s"] < 110
+    intervals = step["intervals"]
+    assert intervals["interval_s"] == 0.5 and intervals["complete"] >= 3
+    spread = intervals["ops_per_s"]
+    assert spread["slowest"] <= spread["median"] <= spread["fastest"]
+    assert 80 <= spread["median"] <= 120, spread
+    assert intervals["bytes_per_s"]["median"] == pytest.approx(spread["median"] * 4096)
+
+
+def test_list_pages_through_every_bucket_and_reuses_its_objects(node):
+    """2,500 small objects over 2 buckets (1,250 each: two pages of at most
+    1,000 keys in each); every listing reads all four pages. A second run
+    with --no-prepare lists the same objects without writing them."""
+    args = ["list", "--objects", "2500", "--count", "3", "--concurrency", "1",
+            "--buckets", "2", "--name", "list-e2e",
+            "--server-metrics", node.admin + "/metrics"]
+    result = bench(node, *args, bucket="bench-list")
+    assert result["target"]["buckets"] == ["bench-list-0", "bench-list-1"]
+    (step,) = result["steps"]
+    assert step["workload"]["object_bytes"] == 1024, "list objects are small by default"
+    assert (step["prepare"]["ok"], step["prepare"]["failed"]) == (2500, 0)
+    assert_counts_add_up(step)
+    assert step["operations"] == 3
+    assert step["requests"] == step["ok"] == 3 * 4
+    listed = step["list"]
+    assert (listed["listings"], listed["incomplete"], listed["keys"]) == (3, 0, 3 * 2500)
+    assert listed["keys_per_s"] == pytest.approx(listed["keys"] / step["elapsed_s"])
+    assert listed["listing_ms"]["count"] == 3
+    # A listing takes its four pages: longer than the slowest page.
+    assert listed["listing_ms"]["max_ms"] >= step["latency_ms"]["list"]["max_ms"]
+    assert step["server"]["cpu_s"] > 0
+
+    again = bench(node, *args, "--no-prepare", bucket="bench-list")
+    (step,) = again["steps"]
+    assert step["prepare"] is None and step["workload"]["prepare"] is False
+    assert (step["list"]["listings"], step["list"]["keys"]) == (3, 3 * 2500)
 
 
 def test_wrong_secret_counts_403s(node):

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use super::result::{RunResult, StepResult};
 use crate::ceiling::Ceiling;
 use crate::units::{rate, ByteSize};
+use crate::workload::mix::MixOp;
 use crate::workload::spec::WorkloadKind;
 
 pub fn render(result: &RunResult) -> String {
@@ -96,6 +97,14 @@ pub fn ceiling(c: &Ceiling) -> String {
 }
 
 fn step(s: &StepResult) -> String {
+    let mut out = heading(s);
+    counts(s, &mut out);
+    timings(s, &mut out);
+    out
+}
+
+/// The step's name and what it ran.
+fn heading(s: &StepResult) -> String {
     let mut out = String::new();
     let w = &s.workload;
     let amount = match (w.count, w.duration_s) {
@@ -122,9 +131,20 @@ fn step(s: &StepResult) -> String {
         } else {
             ""
         },
-        w.read_fraction
-            .map_or(String::new(), |f| format!(", {:.0}% reads", f * 100.0)),
+        w.mix.map_or(String::new(), |m| format!(
+            ", mix GET {:.0}% STAT {:.0}% PUT {:.0}% DELETE {:.0}%",
+            m.share(MixOp::Get) * 100.0,
+            m.share(MixOp::Stat) * 100.0,
+            m.share(MixOp::Put) * 100.0,
+            m.share(MixOp::Delete) * 100.0
+        )),
     );
+    out
+}
+
+/// Throughput and what the responses were.
+fn counts(s: &StepResult, out: &mut String) {
+    let w = &s.workload;
     if let Some(p) = &s.prepare {
         let _ = writeln!(
             out,
@@ -141,6 +161,56 @@ fn step(s: &StepResult) -> String {
         rate(s.throughput.bytes_per_s),
         s.throughput.ops_per_s
     );
+    if let Some(l) = &s.list {
+        let _ = writeln!(
+            out,
+            "  {} full listings ({} incomplete), {} keys: {:.0} keys/s{}",
+            l.listings,
+            l.incomplete,
+            l.keys,
+            l.keys_per_s,
+            l.listing_ms.as_ref().map_or(String::new(), |t| format!(
+                ", a listing p50 {:.1} ms, max {:.1} ms",
+                t.p50_ms, t.max_ms
+            )),
+        );
+    }
+    if let Some(sc) = &s.schedule {
+        let _ = writeln!(
+            out,
+            "  constant rate {} ops/s: {} started, {} late by over {} ms{}",
+            sc.target_ops_per_s,
+            sc.started,
+            sc.late,
+            sc.late_tolerance_ms,
+            sc.late_by_ms.as_ref().map_or(String::new(), |l| format!(
+                " (p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms)",
+                l.p50_ms, l.p99_ms, l.max_ms
+            )),
+        );
+    }
+    if let Some(i) = &s.intervals {
+        let _ = writeln!(
+            out,
+            "  per {} s interval ({} complete), slowest / median / fastest: {:.1} / {:.1} / {:.1} ops/s, {} / {} / {}",
+            i.interval_s,
+            i.complete,
+            i.ops_per_s.slowest,
+            i.ops_per_s.median,
+            i.ops_per_s.fastest,
+            rate(i.bytes_per_s.slowest),
+            rate(i.bytes_per_s.median),
+            rate(i.bytes_per_s.fastest),
+        );
+    }
+    if s.per_op.len() > 1 {
+        let ops: Vec<String> = s
+            .per_op
+            .iter()
+            .map(|(op, o)| format!("{op} {:.1}", o.ops_per_s))
+            .collect();
+        let _ = writeln!(out, "  ops/s by kind: {}", ops.join(", "));
+    }
     let statuses: Vec<String> = s
         .status_counts
         .iter()
@@ -173,11 +243,22 @@ fn step(s: &StepResult) -> String {
             s.retries, s.verify_failures
         );
     }
+}
+
+/// Latencies, the ceiling, the server's spend, error samples.
+fn timings(s: &StepResult, out: &mut String) {
     for (op, l) in &s.latency_ms {
         let _ = writeln!(
             out,
             "  {op} latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
             l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
+    }
+    for (op, l) in &s.ttfb_ms {
+        let _ = writeln!(
+            out,
+            "  {op} time to first byte ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
         );
     }
     for (op, l) in &s.rejected_latency_ms {
@@ -212,5 +293,4 @@ fn step(s: &StepResult) -> String {
     for sample in &s.error_samples {
         let _ = writeln!(out, "  e.g. {sample}");
     }
-    out
 }

@@ -24,7 +24,13 @@ fn sample_result() -> RunResult {
         concurrency: Some(Concurrency::Sweep(vec![1, 2])),
         ..StepParams::default()
     };
-    let specs = params.resolve("t", 1.0).unwrap();
+    let mut specs = params.resolve("t", 1.0).unwrap();
+    let mixed = StepParams {
+        workload: Some(WorkloadKind::Mixed),
+        rate: Some(50.0),
+        ..StepParams::default()
+    };
+    specs.extend(mixed.resolve("m", 1.0).unwrap());
     let hash = HashCeiling {
         per_core_bytes_per_s: 1e9,
         all_cores_bytes_per_s: 2e9,
@@ -43,7 +49,7 @@ fn sample_result() -> RunResult {
     };
     let start = Instant::now();
     let phase = || {
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         for (i, outcome) in [
             Outcome::Response {
                 status: 200,
@@ -69,6 +75,10 @@ fn sample_result() -> RunResult {
                 op: OpKind::Get,
                 finished: start + Duration::from_millis(700 * i as u64),
                 latency: Duration::from_millis(5),
+                ttfb: Some(Duration::from_millis(2)),
+                start_delay: Some(Duration::from_millis(3 * i as u64)),
+                keys_listed: 0,
+                listing: None,
                 outcome,
                 payload_bytes: 10,
                 is_retry: false,
@@ -205,6 +215,26 @@ fn the_schema_describes_every_field_written() {
     );
     assert_eq!(step["rejected_latency_ms"]["get"]["count"], 1);
     assert_eq!(result["sweeps"][0]["points"].as_array().unwrap().len(), 2);
+    assert_eq!(step["per_op"]["get"]["ok"], 1);
+    assert_eq!(step["ttfb_ms"]["get"]["count"], 1, "2xx GETs only");
+    assert_eq!(step["ttfb_ms"]["get"]["max_ms"], 2.0);
+    // One 2xx in the first of two complete seconds, none in the second.
+    assert_eq!(step["intervals"]["complete"], 2);
+    assert_eq!(step["intervals"]["ops_per_s"]["fastest"], 1.0);
+    assert_eq!(step["intervals"]["ops_per_s"]["slowest"], 0.0);
+    let mixed = &result["steps"][2];
+    assert_eq!(mixed["workload"]["mix"]["stat"], 0.3);
+    assert_eq!(mixed["workload"]["read_fraction"], 0.45);
+    assert!(step["workload"].get("mix").is_none());
+    assert!(step["schedule"].is_null(), "a closed loop has no schedule");
+    // Started 0, 3 and 6 ms late: two past the 1 ms tolerance.
+    let schedule = &mixed["schedule"];
+    assert_eq!(
+        (&schedule["started"], &schedule["late"]),
+        (&3.into(), &2.into())
+    );
+    let late_max = schedule["late_by_ms"]["max_ms"].as_f64().unwrap();
+    assert!((late_max - 6.0).abs() < 0.01, "{late_max}");
     check(&result, &schema, &schema, "$");
 }
 

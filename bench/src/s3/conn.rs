@@ -3,7 +3,7 @@
 //! classify it as an [`Outcome`]. A worker owns its connection and opens a
 //! new one when the last failed or the server closed it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::Request;
@@ -56,6 +56,29 @@ pub enum BodyCheck {
     Count,
     /// Count and compare with these bytes.
     Verify(Bytes),
+    /// Count and keep up to this many bytes (a listing page).
+    Keep(usize),
+}
+
+/// What one attempt came to, and when its first body byte arrived.
+#[derive(Debug)]
+pub struct Reply {
+    pub outcome: Outcome,
+    /// When the first body byte arrived (the response head, for an empty
+    /// body); `None` without a response.
+    pub first_byte: Option<Instant>,
+    /// A 2xx body asked for with [`BodyCheck::Keep`] that fit.
+    pub body: Option<Bytes>,
+}
+
+impl From<Outcome> for Reply {
+    fn from(outcome: Outcome) -> Reply {
+        Reply {
+            outcome,
+            first_byte: None,
+            body: None,
+        }
+    }
 }
 
 /// One attempt: reuses `slot`'s connection or opens one, sends `request`,
@@ -66,15 +89,15 @@ pub async fn attempt(
     request: Request<RequestBody>,
     check: BodyCheck,
     timeout: Duration,
-) -> Outcome {
+) -> Reply {
     match tokio::time::timeout(timeout, attempt_inner(slot, authority, request, check)).await {
-        Ok(outcome) => outcome,
+        Ok(reply) => reply,
         Err(_) => {
             *slot = None;
-            Outcome::Transport {
+            Reply::from(Outcome::Transport {
                 kind: TransportKind::Timeout,
                 message: format!("no complete response within {timeout:?}"),
-            }
+            })
         }
     }
 }
@@ -84,7 +107,7 @@ async fn attempt_inner(
     authority: &str,
     request: Request<RequestBody>,
     check: BodyCheck,
-) -> Outcome {
+) -> Reply {
     // A kept connection the server has since closed (say after an early
     // error reply) is replaced, not counted: this request never used it.
     if let Some(conn) = slot.as_mut() {
@@ -95,7 +118,7 @@ async fn attempt_inner(
     if slot.is_none() {
         match Connection::open(authority).await {
             Ok(conn) => *slot = Some(conn),
-            Err(outcome) => return outcome,
+            Err(outcome) => return outcome.into(),
         }
     }
     let conn = slot.as_mut().expect("opened above");
@@ -105,63 +128,93 @@ async fn attempt_inner(
     };
     if let Err(e) = conn.sender.ready().await {
         *slot = None;
-        return io_failed(e);
+        return io_failed(e).into();
     }
     let response = match conn.sender.send_request(request).await {
         Ok(response) => response,
         Err(e) => {
             *slot = None;
-            return io_failed(e);
+            return io_failed(e).into();
         }
     };
+    let head_at = Instant::now();
     let status = response.status().as_u16();
     let closes = response
         .headers()
         .get(http::header::CONNECTION)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    let outcome = read_body(status, response.into_body(), check).await;
-    if closes || matches!(outcome, Outcome::Transport { .. }) {
+    let mut reply = read_body(status, response.into_body(), check).await;
+    if closes || matches!(reply.outcome, Outcome::Transport { .. }) {
         *slot = None;
     }
-    outcome
+    reply.first_byte = Some(reply.first_byte.unwrap_or(head_at));
+    reply
 }
 
-async fn read_body(status: u16, mut body: Incoming, check: BodyCheck) -> Outcome {
+/// The outcome, when the first data frame arrived (if any did), and the
+/// body when asked to keep it.
+async fn read_body(status: u16, mut body: Incoming, check: BodyCheck) -> Reply {
     let success = (200..300).contains(&status);
+    let keep = match check {
+        BodyCheck::Keep(max) if success => max,
+        _ => 0,
+    };
     let mut verifier = match check {
         BodyCheck::Verify(expected) if success => Some(Verifier::new(expected)),
         _ => None,
     };
     let mut kept = BytesMut::new();
+    let mut page = BytesMut::new();
+    let mut page_fits = true;
     let mut body_bytes = 0u64;
+    let mut first_data = None;
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(frame) => frame,
             Err(e) => {
-                return Outcome::Transport {
+                let failed = Outcome::Transport {
                     kind: TransportKind::Io,
                     message: format!("reading the body of an HTTP {status}: {e}"),
-                }
+                };
+                return Reply {
+                    outcome: failed,
+                    first_byte: first_data,
+                    body: None,
+                };
             }
         };
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        if first_data.is_none() && !data.is_empty() {
+            first_data = Some(Instant::now());
+        }
         body_bytes += data.len() as u64;
         if let Some(v) = verifier.as_mut() {
             v.feed(&data);
+        }
+        if keep > 0 && page_fits {
+            page_fits = page.len() + data.len() <= keep;
+            if page_fits {
+                page.extend_from_slice(&data);
+            }
         }
         if !success && kept.len() < ERROR_BODY_BYTES_MAX {
             let room = ERROR_BODY_BYTES_MAX - kept.len();
             kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
-    Outcome::Response {
+    let outcome = Outcome::Response {
         status,
         body_bytes,
         error_code: (!success)
             .then(|| error_code(&kept).map(Into::into))
             .flatten(),
         verified: verifier.map(|v| v.finish()),
+    };
+    Reply {
+        outcome,
+        first_byte: first_data,
+        body: (keep > 0 && page_fits).then(|| page.freeze()),
     }
 }

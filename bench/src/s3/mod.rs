@@ -12,6 +12,7 @@
 
 pub mod body;
 pub mod conn;
+pub mod listing;
 pub mod request;
 pub mod response;
 
@@ -56,10 +57,16 @@ pub enum Op {
     Get {
         key: String,
     },
-    /// ListObjectsV2, first page.
+    /// HEAD: the object's metadata, no body.
+    Head {
+        key: String,
+    },
+    /// One ListObjectsV2 page: the first, or the one `continuation`
+    /// (the last page's `NextContinuationToken`) asks for.
     List {
         prefix: String,
         max_keys: u32,
+        continuation: Option<String>,
     },
     Delete {
         key: String,

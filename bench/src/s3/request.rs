@@ -50,26 +50,37 @@ impl RequestSigner {
         }
     }
 
+    /// `op` in the signer's own bucket.
     pub fn build(&mut self, op: &Op, now: SystemTime) -> Request<RequestBody> {
+        let bucket = self.bucket.clone();
+        self.build_in(&bucket, op, now)
+    }
+
+    /// `op` in `bucket` (a step may spread its keys over several).
+    pub fn build_in(&mut self, bucket: &str, op: &Op, now: SystemTime) -> Request<RequestBody> {
         let amz_date = amz_date(now);
-        let bucket = &self.bucket;
         let max_keys_text;
         let (method, path, query): (Method, String, Vec<(&str, &str)>) = match op {
             Op::CreateBucket => (Method::PUT, format!("/{bucket}"), vec![]),
             Op::Put { key, .. } => (Method::PUT, format!("/{bucket}/{key}"), vec![]),
             Op::Get { key } => (Method::GET, format!("/{bucket}/{key}"), vec![]),
+            Op::Head { key } => (Method::HEAD, format!("/{bucket}/{key}"), vec![]),
             Op::Delete { key } => (Method::DELETE, format!("/{bucket}/{key}"), vec![]),
-            Op::List { prefix, max_keys } => {
+            Op::List {
+                prefix,
+                max_keys,
+                continuation,
+            } => {
                 max_keys_text = max_keys.to_string();
-                (
-                    Method::GET,
-                    format!("/{bucket}"),
-                    vec![
-                        ("list-type", "2"),
-                        ("max-keys", &max_keys_text),
-                        ("prefix", prefix),
-                    ],
-                )
+                let mut query = vec![
+                    ("list-type", "2"),
+                    ("max-keys", max_keys_text.as_str()),
+                    ("prefix", prefix.as_str()),
+                ];
+                if let Some(token) = continuation {
+                    query.insert(0, ("continuation-token", token.as_str()));
+                }
+                (Method::GET, format!("/{bucket}"), query)
             }
         };
 
@@ -257,11 +268,22 @@ mod tests {
         let list = Op::List {
             prefix: "run a/".into(),
             max_keys: 1000,
+            continuation: None,
         };
         let req = signer(PayloadMode::Signed, false).build(&list, at_example());
         assert_eq!(
             req.uri(),
             "/bench?list-type=2&max-keys=1000&prefix=run%20a%2F"
+        );
+        let next = Op::List {
+            prefix: "p/".into(),
+            max_keys: 1000,
+            continuation: Some("t+1/=".into()),
+        };
+        let req = signer(PayloadMode::Signed, false).build_in("other", &next, at_example());
+        assert_eq!(
+            req.uri(),
+            "/other?continuation-token=t%2B1%2F%3D&list-type=2&max-keys=1000&prefix=p%2F"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! What a step measured: every attempt is folded into one [`Recorder`]
 //! (latency histograms per operation, counts per status code and per S3
-//! error code, transport failures, a one-second timeline), which the
+//! error code, transport failures, a one-second timeline and one per
+//! `--interval` for [`intervals`]), which the
 //! output layer turns into summaries. Pure: no clock reads and no I/O;
 //! times arrive with each [`Attempt`].
 //!
@@ -8,6 +9,8 @@
 //! a bounded channel, so memory does not grow with concurrency: a 1024
 //! connection step keeps one set of histograms, not 1024.
 
+pub mod intervals;
+pub mod late;
 pub mod live;
 pub mod recorder;
 pub mod summary;
@@ -28,6 +31,8 @@ pub use recorder::Recorder;
 pub enum OpKind {
     Put,
     Get,
+    /// HEAD of an object.
+    Stat,
     List,
     Delete,
 }
@@ -37,6 +42,7 @@ impl OpKind {
         match self {
             OpKind::Put => "put",
             OpKind::Get => "get",
+            OpKind::Stat => "stat",
             OpKind::List => "list",
             OpKind::Delete => "delete",
         }
@@ -50,6 +56,11 @@ pub struct Attempt {
     /// When it finished.
     pub finished: Instant,
     pub latency: Duration,
+    /// From the same start as `latency` to the first body byte: GETs only.
+    pub ttfb: Option<Duration>,
+    /// Constant-rate steps, an operation's first attempt: how long after
+    /// its intended time it started (its latency runs from that time).
+    pub start_delay: Option<Duration>,
     pub outcome: Outcome,
     /// Payload bytes a success moved (object size for PUT, body for GET).
     pub payload_bytes: u64,
@@ -57,6 +68,10 @@ pub struct Attempt {
     pub is_retry: bool,
     /// The operation's last attempt: it completes an operation.
     pub is_last: bool,
+    /// Keys on a 2xx listing page.
+    pub keys_listed: u64,
+    /// The last page of a complete listing: how long the listing took.
+    pub listing: Option<Duration>,
 }
 
 /// How a status code counts.

@@ -4,16 +4,30 @@
 //! `ERROR_SAMPLES_MAX`, the timeline at `TIMELINE_BUCKETS_MAX`.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::timeline::Timeline;
+use super::late::LateStarts;
+use super::timeline::{Bucket, Timeline};
 use super::{Attempt, OpKind, StatusClass};
 use crate::limits::{
     ERROR_CODES_DISTINCT_MAX, ERROR_SAMPLES_MAX, LATENCY_SIGNIFICANT_DIGITS, LATENCY_US_MAX,
 };
 use crate::s3::{Outcome, TransportKind};
+
+/// Full listings of a list step.
+#[derive(Debug)]
+pub struct ListStats {
+    /// Listings that reached the last page of the last bucket.
+    pub complete: u64,
+    /// Listings that ended early: a page failed or could not be read.
+    pub incomplete: u64,
+    /// Keys on 2xx pages, complete listings or not.
+    pub keys: u64,
+    /// How long each complete listing took, microseconds.
+    pub listing_us: Histogram<u64>,
+}
 
 /// One operation's counts and latencies.
 #[derive(Debug)]
@@ -25,6 +39,13 @@ pub struct OpStats {
     pub ok_latency_us: Histogram<u64>,
     /// Latency of 503 and 429 attempts (how fast the server sheds load).
     pub rejected_latency_us: Histogram<u64>,
+    /// Time to first byte of 2xx attempts that have one (GETs).
+    pub ttfb_us: Histogram<u64>,
+}
+
+/// A duration as the histograms take it: microseconds, within bounds.
+fn micros(d: std::time::Duration) -> u64 {
+    (d.as_micros().min(u128::from(LATENCY_US_MAX)) as u64).max(1)
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -40,6 +61,7 @@ impl OpStats {
             ok_bytes: 0,
             ok_latency_us: new_histogram(),
             rejected_latency_us: new_histogram(),
+            ttfb_us: new_histogram(),
         }
     }
 }
@@ -69,7 +91,14 @@ pub struct Recorder {
     /// Non-2xx responses whose code was missing or beyond the cap.
     pub error_codes_other: u64,
     pub error_samples: Vec<String>,
+    /// Constant-rate steps: operations that started late.
+    pub late: LateStarts,
+    /// List steps: full listings and the keys they listed.
+    pub list: ListStats,
+    /// One-second buckets, for the JSON timeline.
     pub timeline: Timeline,
+    /// `--interval` buckets, for the interval statistics.
+    pub intervals: Timeline,
     /// HTTP attempts, retries included.
     pub requests: u64,
     /// Operations finished (their last attempt done).
@@ -82,8 +111,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// `start`: the step's start; timeline seconds count from it.
-    pub fn new(start: Instant) -> Recorder {
+    /// `start`: the step's start; timeline seconds and intervals (of
+    /// `interval`) count from it.
+    pub fn new(start: Instant, interval: Duration) -> Recorder {
         Recorder {
             start,
             per_op: BTreeMap::new(),
@@ -92,7 +122,15 @@ impl Recorder {
             error_codes: BTreeMap::new(),
             error_codes_other: 0,
             error_samples: Vec::new(),
-            timeline: Timeline::default(),
+            late: LateStarts::default(),
+            list: ListStats {
+                complete: 0,
+                incomplete: 0,
+                keys: 0,
+                listing_us: new_histogram(),
+            },
+            timeline: Timeline::per_second(),
+            intervals: Timeline::new(interval),
             requests: 0,
             operations: 0,
             retries: 0,
@@ -107,14 +145,28 @@ impl Recorder {
         self.requests += 1;
         self.retries += u64::from(attempt.is_retry);
         self.operations += u64::from(attempt.is_last);
-        let second = attempt
-            .finished
-            .saturating_duration_since(self.start)
-            .as_secs();
-        let latency_us = (attempt.latency.as_micros() as u64).clamp(1, LATENCY_US_MAX);
+        if let Some(delay) = attempt.start_delay {
+            self.late.record(delay);
+        }
+        self.list.keys += attempt.keys_listed;
+        if attempt.op == OpKind::List && attempt.is_last {
+            match attempt.listing {
+                Some(took) => {
+                    self.list.complete += 1;
+                    self.list
+                        .listing_us
+                        .record(micros(took))
+                        .expect("latency clamped to the histogram bounds");
+                }
+                None => self.list.incomplete += 1,
+            }
+        }
+        let since_start = attempt.finished.saturating_duration_since(self.start);
+        let latency_us = micros(attempt.latency);
         let op = self.per_op.entry(attempt.op).or_insert_with(OpStats::new);
         op.requests += 1;
-        let bucket = self.timeline.at(second);
+        // What this attempt adds to its second and to its interval.
+        let mut bucket = Bucket::default();
         match &attempt.outcome {
             Outcome::Response {
                 status,
@@ -133,6 +185,11 @@ impl Recorder {
                         op.ok_latency_us
                             .record(latency_us)
                             .expect("latency clamped to the histogram bounds");
+                        if let Some(ttfb) = attempt.ttfb {
+                            op.ttfb_us
+                                .record(micros(ttfb))
+                                .expect("latency clamped to the histogram bounds");
+                        }
                         bucket.ok += 1;
                         bucket.bytes += attempt.payload_bytes;
                     }
@@ -167,6 +224,8 @@ impl Recorder {
                 }
             }
         }
+        self.timeline.at(since_start).add(&bucket);
+        self.intervals.at(since_start).add(&bucket);
     }
 
     fn count_error_code(&mut self, code: Option<&str>) {
@@ -191,8 +250,6 @@ impl Recorder {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn response(status: u16, code: Option<&str>) -> Outcome {
@@ -209,6 +266,10 @@ mod tests {
             op,
             finished: start + Duration::from_millis(at_ms),
             latency: Duration::from_millis(3),
+            ttfb: (op == OpKind::Get).then_some(Duration::from_millis(1)),
+            start_delay: None,
+            keys_listed: 0,
+            listing: None,
             outcome,
             payload_bytes: 100,
             is_retry: false,
@@ -219,7 +280,7 @@ mod tests {
     #[test]
     fn statuses_and_transport_failures_add_up_to_the_requests() {
         let start = Instant::now();
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         let outcomes = [
             response(200, None),
             response(200, None),
@@ -250,6 +311,7 @@ mod tests {
         let put = &r.per_op[&OpKind::Put];
         assert_eq!(put.ok_latency_us.len(), 2);
         assert_eq!(put.rejected_latency_us.len(), 2);
+        assert!(put.ttfb_us.is_empty(), "PUTs have no first byte");
         assert_eq!(r.error_samples, vec!["put late".to_string()]);
         // 0, 400 ms in second 0; 800 in 0; 1200, 1600 in 1; 2000, 2400 in 2.
         let t = r.timeline.buckets();
@@ -262,7 +324,7 @@ mod tests {
     #[test]
     fn error_codes_are_capped() {
         let start = Instant::now();
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         for i in 0..ERROR_CODES_DISTINCT_MAX + 5 {
             let code = format!("Code{i}");
             r.record(&attempt(start, 0, OpKind::Get, response(400, Some(&code))));
@@ -274,7 +336,7 @@ mod tests {
     #[test]
     fn retries_and_operations_are_counted_apart() {
         let start = Instant::now();
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         let mut first = attempt(start, 0, OpKind::Put, response(503, Some("SlowDown")));
         first.is_last = false;
         let mut second = attempt(start, 10, OpKind::Put, response(200, None));
@@ -285,9 +347,35 @@ mod tests {
     }
 
     #[test]
+    fn listings_count_keys_of_every_page_and_time_the_complete_ones() {
+        let start = Instant::now();
+        let mut r = Recorder::new(start, Duration::from_secs(1));
+        let page = |is_last, keys, listing| Attempt {
+            is_last,
+            keys_listed: keys,
+            listing,
+            ..attempt(start, 0, OpKind::List, response(200, None))
+        };
+        // A complete listing of three pages, then one cut short by a 500.
+        r.record(&page(false, 1000, None));
+        r.record(&page(false, 1000, None));
+        r.record(&page(true, 17, Some(Duration::from_millis(40))));
+        r.record(&page(false, 1000, None));
+        r.record(&Attempt {
+            is_last: true,
+            ..attempt(start, 0, OpKind::List, response(500, None))
+        });
+        assert_eq!((r.list.complete, r.list.incomplete), (1, 1));
+        assert_eq!(r.list.keys, 3017);
+        assert_eq!(r.operations, 2);
+        assert_eq!(r.list.listing_us.len(), 1);
+        assert!((r.list.listing_us.max() as i64 - 40_000).abs() < 50);
+    }
+
+    #[test]
     fn failed_verification_is_counted() {
         let start = Instant::now();
-        let mut r = Recorder::new(start);
+        let mut r = Recorder::new(start, Duration::from_secs(1));
         let outcome = Outcome::Response {
             status: 200,
             body_bytes: 100,
@@ -296,5 +384,11 @@ mod tests {
         };
         r.record(&attempt(start, 0, OpKind::Get, outcome));
         assert_eq!(r.verify_failures, 1);
+        // A 2xx GET's time to first byte is kept beside its latency; a
+        // failed one's is not.
+        let get = &r.per_op[&OpKind::Get];
+        assert_eq!((get.ttfb_us.len(), get.ttfb_us.max()), (1, 1000));
+        r.record(&attempt(start, 0, OpKind::Get, response(500, None)));
+        assert_eq!(r.per_op[&OpKind::Get].ttfb_us.len(), 1);
     }
 }

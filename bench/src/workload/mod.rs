@@ -1,6 +1,7 @@
 //! Workloads: what a step does ([`spec::StepSpec`], built from flags or a
 //! scenario file by [`spec::StepParams`]), which operation comes next
-//! ([`plan::Plan`], pure), and the tokio driver that runs a step's workers
+//! ([`plan::Plan`], pure; a mixed step's shares in [`mix`] and its keys'
+//! existence in [`keys`]), and the tokio driver that runs a step's workers
 //! ([`runner`]).
 //!
 //! A step opens `concurrency` keep-alive connections, one per worker task;
@@ -10,9 +11,13 @@
 //! after the deadline (each bounded by `request_timeout`); none is started
 //! after it.
 
+pub mod keys;
+pub mod mix;
 pub mod plan;
 pub mod progress;
 pub mod runner;
 #[cfg(test)]
 mod runner_test;
+pub mod schedule;
 pub mod spec;
+mod worker;

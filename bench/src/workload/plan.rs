@@ -3,6 +3,7 @@
 
 use rand::Rng;
 
+use super::mix::{Mix, MixOp};
 use super::spec::{StepSpec, WorkloadKind};
 
 /// One planned operation, by key index.
@@ -10,8 +11,12 @@ use super::spec::{StepSpec, WorkloadKind};
 pub enum Next {
     Put(u64),
     Get(u64),
+    Stat(u64),
     List,
     Delete(u64),
+    /// A mixed step's next kind; its key comes from the step's
+    /// [`super::keys::KeyPool`], which knows which keys exist.
+    Mixed(MixOp),
 }
 
 #[derive(Debug, Clone)]
@@ -19,7 +24,7 @@ pub struct Plan {
     kind: WorkloadKind,
     /// Keys the step reads, deletes or (for PUT, when set) cycles through.
     objects: Option<u64>,
-    read_fraction: f64,
+    mix: Mix,
     count: Option<u64>,
 }
 
@@ -28,7 +33,7 @@ impl Plan {
         Plan {
             kind: spec.kind,
             objects: spec.objects,
-            read_fraction: spec.read_fraction,
+            mix: spec.mix,
             count: spec.count,
         }
     }
@@ -54,14 +59,7 @@ impl Plan {
             WorkloadKind::Get => Next::Get(key),
             WorkloadKind::List => Next::List,
             WorkloadKind::Delete => Next::Delete(key),
-            WorkloadKind::Mixed => {
-                let key = rng.gen_range(0..self.keyspace());
-                if rng.gen_bool(self.read_fraction) {
-                    Next::Get(key)
-                } else {
-                    Next::Put(key)
-                }
-            }
+            WorkloadKind::Mixed => Next::Mixed(self.mix.pick(rng)),
         }
     }
 }
@@ -114,18 +112,23 @@ mod tests {
     }
 
     #[test]
-    fn mixed_follows_the_read_fraction() {
+    fn mixed_follows_the_mix() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let plan = Plan::of(&spec_of(WorkloadKind::Mixed, |s| {
-            s.objects = Some(16);
-            s.read_fraction = 0.7;
+            s.mix = Mix::from_read_fraction(0.7);
         }));
         let n = 20_000;
         let reads = (0..n)
-            .filter(|&i| matches!(plan.next(i, &mut rng), Next::Get(k) if k < 16))
+            .filter(|&i| plan.next(i, &mut rng) == Next::Mixed(MixOp::Get))
             .count();
         let fraction = reads as f64 / n as f64;
         assert!((fraction - 0.7).abs() < 0.02, "{fraction}");
+        let plan = Plan::of(&spec_of(WorkloadKind::Mixed, |_| {}));
+        let deletes = (0..n)
+            .filter(|&i| plan.next(i, &mut rng) == Next::Mixed(MixOp::Delete))
+            .count();
+        let fraction = deletes as f64 / n as f64;
+        assert!((fraction - 0.1).abs() < 0.02, "{fraction}");
     }
 
     #[test]

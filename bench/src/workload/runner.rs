@@ -1,22 +1,24 @@
 //! Runs one step on the tokio runtime: an optional prepare phase (PUTs of
-//! the objects a read, list or delete step needs), then the measured phase.
+//! the objects a read, list or delete step needs), then the measured phase
+//! (its workers are in `worker.rs`).
 //! Each phase spawns its workers (one connection each) and one collector
 //! task that owns the phase's [`Recorder`] and publishes running totals in
 //! [`Live`] for the progress bar.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::SeedableRng;
 use tokio::sync::mpsc;
 
-use super::plan::{key, Next, Plan};
+use super::keys::KeyPool;
+use super::plan::Plan;
 use super::progress::Progress;
+use super::schedule::Schedule;
 use super::spec::{StepSpec, WorkloadKind};
+use super::worker::{Shared, Worker};
 use crate::limits::{
-    ATTEMPT_CHANNEL_DEPTH, LIST_MAX_KEYS, PREPARE_CONCURRENCY_MAX, RETRY_BACKOFF_FIRST,
-    RETRY_BACKOFF_MAX,
+    ATTEMPT_CHANNEL_DEPTH, PREPARE_CONCURRENCY_MAX, RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MAX,
 };
 use crate::payload::{Payload, PayloadPool};
 use crate::s3::conn::{attempt, BodyCheck, Connection};
@@ -24,7 +26,7 @@ use crate::s3::request::{RequestSigner, SendOptions};
 use crate::s3::{Endpoint, Op, Outcome, PayloadMode};
 use crate::server_usage::{self, ServerSample, ServerUsage};
 use crate::sigv4::Credentials;
-use crate::stats::{Attempt, Live, OpKind, Recorder, StatusClass};
+use crate::stats::{Attempt, Live, Recorder, StatusClass};
 
 /// Where requests go and as whom.
 #[derive(Debug)]
@@ -32,7 +34,11 @@ pub struct Target {
     pub endpoint: Endpoint,
     pub credentials: Credentials,
     pub region: String,
+    /// The bucket named by `--bucket` (or the scenario).
     pub bucket: String,
+    /// Where the keys go, round-robin by key index: `bucket` itself, or
+    /// with `--buckets N`, `<bucket>-0` to `<bucket>-<N-1>`.
+    pub buckets: Vec<String>,
     /// Where the server's process metrics are (`--server-metrics`).
     pub server_metrics: Option<String>,
 }
@@ -70,13 +76,35 @@ impl BucketCheck {
     }
 }
 
-/// Creates the bucket if it is missing.
-pub async fn ensure_bucket(target: &Target, request_timeout: Duration) -> BucketCheck {
+/// Creates every bucket that is missing; the first refusal, if any, else
+/// the first bucket's answer.
+pub async fn ensure_buckets(target: &Target, request_timeout: Duration) -> BucketCheck {
+    let mut first = None;
+    for bucket in &target.buckets {
+        let check = ensure_bucket(target, bucket, request_timeout).await;
+        if !check.usable() {
+            return check;
+        }
+        first.get_or_insert(check);
+    }
+    first.unwrap_or(BucketCheck {
+        status: None,
+        error_code: None,
+        message: Some("no bucket".into()),
+    })
+}
+
+/// Creates `bucket` if it is missing.
+pub async fn ensure_bucket(
+    target: &Target,
+    bucket: &str,
+    request_timeout: Duration,
+) -> BucketCheck {
     let mut signer = RequestSigner::new(
         &target.credentials,
         &target.region,
         &target.endpoint.authority,
-        &target.bucket,
+        bucket,
         SendOptions {
             payload: PayloadMode::Signed,
             expect_continue: false,
@@ -92,6 +120,7 @@ pub async fn ensure_bucket(target: &Target, request_timeout: Duration) -> Bucket
         request_timeout,
     )
     .await
+    .outcome
     {
         Outcome::Response {
             status, error_code, ..
@@ -123,7 +152,12 @@ pub async fn run_step(
                 kind: WorkloadKind::Put,
                 count: Some(objects),
                 duration: None,
-                concurrency: spec.concurrency.min(PREPARE_CONCURRENCY_MAX),
+                // A listing step may run at concurrency 1 over a million
+                // keys: write them at the most the prepare phase allows.
+                concurrency: match spec.kind {
+                    WorkloadKind::List => PREPARE_CONCURRENCY_MAX,
+                    _ => spec.concurrency.min(PREPARE_CONCURRENCY_MAX),
+                },
                 objects: None,
                 payload: PayloadMode::Unsigned,
                 expect_continue: false,
@@ -161,21 +195,6 @@ async fn server_sample(target: &Target) -> Option<ServerSample> {
     }
 }
 
-struct Shared {
-    target: Arc<Target>,
-    plan: Plan,
-    payload: Arc<Payload>,
-    prefix: String,
-    options: SendOptions,
-    retries: u32,
-    verify: bool,
-    request_timeout: Duration,
-    seed: u64,
-    next: AtomicU64,
-    total: Option<u64>,
-    deadline: Option<Instant>,
-}
-
 async fn run_phase(
     target: &Arc<Target>,
     spec: &StepSpec,
@@ -202,13 +221,17 @@ async fn run_phase(
         seed,
         next: AtomicU64::new(0),
         deadline: spec.duration.map(|d| start + d),
+        schedule: spec.rate.map(|rate| Schedule::new(start, rate)),
+        keys: (spec.kind == WorkloadKind::Mixed)
+            .then(|| Mutex::new(KeyPool::all_present(spec.objects.unwrap_or(1)))),
     });
     let live = Arc::new(Live::default());
     let bar = progress.phase(label, shared.total, spec.duration, live.clone());
 
     let (tx, mut rx) = mpsc::channel::<Attempt>(ATTEMPT_CHANNEL_DEPTH);
+    let interval = spec.interval;
     let collector = tokio::spawn(async move {
-        let mut recorder = Recorder::new(start);
+        let mut recorder = Recorder::new(start, interval);
         while let Some(attempt) = rx.recv().await {
             live.add(&attempt);
             recorder.record(&attempt);
@@ -216,7 +239,7 @@ async fn run_phase(
         recorder
     });
     let workers: Vec<_> = (0..spec.concurrency as u64)
-        .map(|id| tokio::spawn(worker(id, shared.clone(), tx.clone())))
+        .map(|id| tokio::spawn(Worker::new(id, shared.clone(), tx.clone()).run()))
         .collect();
     drop(tx);
     for w in workers {
@@ -228,103 +251,7 @@ async fn run_phase(
     Phase { recorder, elapsed }
 }
 
-async fn worker(id: u64, shared: Arc<Shared>, tx: mpsc::Sender<Attempt>) {
-    let target = &shared.target;
-    let authority = target.endpoint.authority.as_str();
-    let mut signer = RequestSigner::new(
-        &target.credentials,
-        &target.region,
-        authority,
-        &target.bucket,
-        shared.options.clone(),
-    );
-    let mut rng =
-        rand::rngs::StdRng::seed_from_u64(shared.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut slot: Option<Connection> = None;
-    loop {
-        let index = shared.next.fetch_add(1, Ordering::Relaxed);
-        if shared.total.is_some_and(|total| index >= total)
-            || shared.deadline.is_some_and(|d| Instant::now() >= d)
-        {
-            return;
-        }
-        let (kind, op, check) = match shared.plan.next(index, &mut rng) {
-            Next::Put(k) => (
-                OpKind::Put,
-                Op::Put {
-                    key: key(&shared.prefix, k),
-                    payload: shared.payload.clone(),
-                },
-                BodyCheck::Count,
-            ),
-            Next::Get(k) => (
-                OpKind::Get,
-                Op::Get {
-                    key: key(&shared.prefix, k),
-                },
-                if shared.verify {
-                    BodyCheck::Verify(shared.payload.data.clone())
-                } else {
-                    BodyCheck::Count
-                },
-            ),
-            Next::List => (
-                OpKind::List,
-                Op::List {
-                    prefix: shared.prefix.clone(),
-                    max_keys: LIST_MAX_KEYS,
-                },
-                BodyCheck::Count,
-            ),
-            Next::Delete(k) => (
-                OpKind::Delete,
-                Op::Delete {
-                    key: key(&shared.prefix, k),
-                },
-                BodyCheck::Count,
-            ),
-        };
-        let mut tries = 0u32;
-        loop {
-            let request = signer.build(&op, SystemTime::now());
-            let began = Instant::now();
-            let outcome = attempt(
-                &mut slot,
-                authority,
-                request,
-                check.clone(),
-                shared.request_timeout,
-            )
-            .await;
-            let finished = Instant::now();
-            let retry = tries < shared.retries && retryable(&outcome);
-            let payload_bytes = match (&outcome, kind) {
-                (_, OpKind::Put) => shared.payload.len(),
-                (Outcome::Response { body_bytes, .. }, OpKind::Get | OpKind::List) => *body_bytes,
-                _ => 0,
-            };
-            let report = Attempt {
-                op: kind,
-                finished,
-                latency: finished - began,
-                outcome,
-                payload_bytes,
-                is_retry: tries > 0,
-                is_last: !retry,
-            };
-            if tx.send(report).await.is_err() {
-                return;
-            }
-            if !retry {
-                break;
-            }
-            tokio::time::sleep(backoff(tries)).await;
-            tries += 1;
-        }
-    }
-}
-
-fn retryable(outcome: &Outcome) -> bool {
+pub(super) fn retryable(outcome: &Outcome) -> bool {
     match outcome {
         Outcome::Transport { .. } => true,
         Outcome::Response { status, .. } => StatusClass::of(*status).retryable(*status),

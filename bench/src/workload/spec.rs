@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
 use crate::limits::{
-    CONCURRENCY_MAX, OBJECT_BYTES_MAX, PREPARE_OBJECTS_MAX, REQUEST_TIMEOUT_DEFAULT, RETRIES_MAX,
+    CONCURRENCY_MAX, INTERVAL_DEFAULT, INTERVAL_MIN, OBJECT_BYTES_MAX, PREPARE_OBJECTS_MAX,
+    RATE_MAX, REQUEST_TIMEOUT_DEFAULT, RETRIES_MAX,
 };
 use crate::s3::PayloadMode;
 use crate::units::{ByteSize, HumanDuration};
+use crate::workload::mix::{Mix, MIX_DEFAULT};
 
 /// Object size when none is given.
 pub const SIZE_DEFAULT: ByteSize = ByteSize(1 << 20);
@@ -21,10 +23,12 @@ pub const COUNT_DEFAULT: u64 = 64;
 pub const CONCURRENCY_DEFAULT: usize = 8;
 /// Key prefix under the bucket; each step adds its own name below it.
 pub const PREFIX_DEFAULT: &str = "shoal-bench/";
-/// Share of reads in a mixed step when none is given.
-pub const READ_FRACTION_DEFAULT: f64 = 0.7;
 /// Objects a list step prepares when none is given.
 pub const LIST_OBJECTS_DEFAULT: u64 = 100;
+/// Object size of a list step when none is given: small, so a million
+/// objects prepare quickly and take little space; a listing does not read
+/// them.
+pub const LIST_SIZE_DEFAULT: ByteSize = ByteSize(1 << 10);
 /// Read steps prepare at least this many objects (one per worker if more).
 pub const READ_OBJECTS_MIN: u64 = 16;
 
@@ -33,7 +37,7 @@ pub const READ_OBJECTS_MIN: u64 = 16;
 pub enum WorkloadKind {
     Put,
     Get,
-    /// Reads and writes over one set of objects (`read_fraction`).
+    /// GET, STAT, PUT and DELETE over one set of objects (`mix`).
     Mixed,
     /// ListObjectsV2 over the step's prepared objects.
     List,
@@ -83,6 +87,9 @@ pub struct StepParams {
     pub verify: Option<bool>,
     pub prepare: Option<bool>,
     pub read_fraction: Option<f64>,
+    pub mix: Option<Mix>,
+    pub interval: Option<HumanDuration>,
+    pub rate: Option<f64>,
     pub request_timeout: Option<HumanDuration>,
 }
 
@@ -107,7 +114,14 @@ pub struct StepSpec {
     pub retries: u32,
     pub verify: bool,
     pub prepare: bool,
-    pub read_fraction: f64,
+    /// Operation shares of a mixed step (unused by the others).
+    pub mix: Mix,
+    /// Width of the intervals of the interval statistics.
+    pub interval: Duration,
+    /// Constant-rate mode: operations per second, each started at its
+    /// intended time; `None`: closed loop (each worker starts its next
+    /// operation when its last one ends).
+    pub rate: Option<f64>,
     pub request_timeout: Duration,
 }
 
@@ -130,6 +144,9 @@ impl StepParams {
             verify: self.verify.or(d.verify),
             prepare: self.prepare.or(d.prepare),
             read_fraction: self.read_fraction.or(d.read_fraction),
+            mix: self.mix.or(d.mix),
+            interval: self.interval.or(d.interval),
+            rate: self.rate.or(d.rate),
             request_timeout: self.request_timeout.or(d.request_timeout),
         }
     }
@@ -144,13 +161,6 @@ impl StepParams {
                 "put, get, mixed, list or delete",
             )
         })?;
-        let size = self.size.unwrap_or(SIZE_DEFAULT).scaled(scale);
-        let base = self
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}", kind.name(), size.to_string().replace(' ', "")));
-        let field = |name: &str| format!("step {base}: {name}");
-
         if !(scale > 0.0 && scale.is_finite()) {
             return Err(BenchError::invalid(
                 "--scale",
@@ -158,6 +168,54 @@ impl StepParams {
                 "must be a positive number",
             ));
         }
+        let size = match (self.size, kind) {
+            (Some(size), _) => size,
+            (None, WorkloadKind::List) => LIST_SIZE_DEFAULT,
+            (None, _) => SIZE_DEFAULT,
+        }
+        .scaled(scale);
+        let base = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", kind.name(), size.to_string().replace(' ', "")));
+        let field = |name: &str| format!("step {base}: {name}");
+        let template = self.template(kind, size, &field)?;
+        let concurrencies = self.concurrencies(&field)?;
+        let sweep = (concurrencies.len() > 1).then(|| base.clone());
+        let prefix = self.prefix.as_deref().unwrap_or(PREFIX_DEFAULT);
+        concurrencies
+            .into_iter()
+            .map(|concurrency| {
+                if !(1..=CONCURRENCY_MAX).contains(&concurrency) {
+                    return Err(BenchError::invalid(
+                        field("concurrency"),
+                        concurrency,
+                        format!("must be within 1..={CONCURRENCY_MAX}"),
+                    ));
+                }
+                let name = match sweep {
+                    Some(_) => format!("{base}-c{concurrency}"),
+                    None => base.clone(),
+                };
+                Ok(StepSpec {
+                    prefix: format!("{prefix}{}/", slug(&name)),
+                    name,
+                    sweep: sweep.clone(),
+                    concurrency,
+                    objects: self.objects_for(kind, template.count, concurrency, &field)?,
+                    ..template.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// Everything but the name, concurrency, objects and prefix, checked.
+    fn template(
+        &self,
+        kind: WorkloadKind,
+        size: ByteSize,
+        field: &dyn Fn(&str) -> String,
+    ) -> Result<StepSpec, BenchError> {
         if size.bytes() > OBJECT_BYTES_MAX {
             return Err(BenchError::invalid(
                 field("size"),
@@ -176,31 +234,12 @@ impl StepParams {
         if self.count == Some(0) {
             return Err(BenchError::invalid(field("count"), 0, "must be at least 1"));
         }
-        let count = match (self.count, duration) {
-            (None, None) => Some(COUNT_DEFAULT),
-            (count, _) => count,
-        };
         let retries = self.retries.unwrap_or(0);
         if retries > RETRIES_MAX {
             return Err(BenchError::invalid(
                 field("retries"),
                 retries,
                 format!("at most {RETRIES_MAX}"),
-            ));
-        }
-        let read_fraction = self.read_fraction.unwrap_or(READ_FRACTION_DEFAULT);
-        if !(0.0..=1.0).contains(&read_fraction) {
-            return Err(BenchError::invalid(
-                field("read_fraction"),
-                read_fraction,
-                "must be within 0..=1",
-            ));
-        }
-        if self.read_fraction.is_some() && kind != WorkloadKind::Mixed {
-            return Err(BenchError::invalid(
-                field("read_fraction"),
-                read_fraction,
-                "only mixed steps read and write",
             ));
         }
         let request_timeout = self
@@ -213,83 +252,132 @@ impl StepParams {
                 "must be positive",
             ));
         }
-        let prefix = self
-            .prefix
-            .clone()
-            .unwrap_or_else(|| PREFIX_DEFAULT.to_string());
+        let interval = self.interval.map_or(INTERVAL_DEFAULT, |d| d.0);
+        if interval < INTERVAL_MIN {
+            return Err(BenchError::invalid(
+                field("interval"),
+                format!("{interval:?}"),
+                format!("at least {INTERVAL_MIN:?}"),
+            ));
+        }
+        if let Some(rate) = self.rate.filter(|r| !(*r > 0.0 && *r <= RATE_MAX)) {
+            return Err(BenchError::invalid(
+                field("rate"),
+                rate,
+                format!("operations per second, above 0 and at most {RATE_MAX}"),
+            ));
+        }
+        Ok(StepSpec {
+            name: String::new(),
+            sweep: None,
+            kind,
+            object_bytes: size.bytes(),
+            count: match (self.count, duration) {
+                (None, None) => Some(COUNT_DEFAULT),
+                (count, _) => count,
+            },
+            duration,
+            concurrency: 0,
+            objects: None,
+            prefix: String::new(),
+            payload: self.payload.unwrap_or_default(),
+            expect_continue: self.expect_continue.unwrap_or(false),
+            retries,
+            verify: self.verify.unwrap_or(false),
+            prepare: self.prepare.unwrap_or(true),
+            mix: self.mix(kind, field)?,
+            interval,
+            rate: self.rate,
+            request_timeout,
+        })
+    }
 
-        let concurrencies = match &self.concurrency {
-            None => vec![CONCURRENCY_DEFAULT],
-            Some(Concurrency::One(n)) => vec![*n],
-            Some(Concurrency::Sweep(list)) if list.is_empty() => {
-                return Err(BenchError::invalid(
-                    field("concurrency"),
-                    "[]",
-                    "list at least one",
-                ));
-            }
-            Some(Concurrency::Sweep(list)) => list.clone(),
+    /// The mixed step's shares: `mix`, else `read_fraction` (GET and PUT
+    /// only, as before STAT and DELETE existed), else warp's mix.
+    fn mix(&self, kind: WorkloadKind, field: &dyn Fn(&str) -> String) -> Result<Mix, BenchError> {
+        let mixed_only = |name: &str, value: String| {
+            BenchError::invalid(field(name), value, "only mixed steps have a mix")
         };
-        let sweep = (concurrencies.len() > 1).then(|| base.clone());
+        match (self.mix, self.read_fraction) {
+            (Some(mix), _) if kind != WorkloadKind::Mixed => {
+                Err(mixed_only("mix", mix.to_string()))
+            }
+            (_, Some(f)) if kind != WorkloadKind::Mixed => {
+                Err(mixed_only("read_fraction", f.to_string()))
+            }
+            (Some(mix), Some(f)) => Err(BenchError::invalid(
+                field("read_fraction"),
+                f,
+                format!("give either mix ({mix}) or read_fraction, not both"),
+            )),
+            (Some(mix), None) => Ok(mix),
+            (None, Some(f)) if !(0.0..=1.0).contains(&f) => Err(BenchError::invalid(
+                field("read_fraction"),
+                f,
+                "must be within 0..=1",
+            )),
+            (None, Some(f)) => Ok(Mix::from_read_fraction(f)),
+            (None, None) => Ok(MIX_DEFAULT),
+        }
+    }
 
-        concurrencies
-            .into_iter()
-            .map(|concurrency| {
-                if !(1..=CONCURRENCY_MAX).contains(&concurrency) {
-                    return Err(BenchError::invalid(
-                        field("concurrency"),
-                        concurrency,
-                        format!("must be within 1..={CONCURRENCY_MAX}"),
-                    ));
-                }
-                let name = match sweep {
-                    Some(_) => format!("{base}-c{concurrency}"),
-                    None => base.clone(),
-                };
-                let objects = match (kind, self.objects) {
-                    (_, Some(0)) => {
-                        return Err(BenchError::invalid(
-                            field("objects"),
-                            0,
-                            "must be at least 1",
-                        ))
-                    }
-                    (_, Some(n)) => Some(n),
-                    (WorkloadKind::Put, None) => None,
-                    (WorkloadKind::List, None) => Some(LIST_OBJECTS_DEFAULT),
-                    (WorkloadKind::Delete, None) => Some(count.unwrap_or(COUNT_DEFAULT)),
-                    (WorkloadKind::Get | WorkloadKind::Mixed, None) => {
-                        let wanted = (concurrency as u64).max(READ_OBJECTS_MIN);
-                        Some(count.map_or(wanted, |c| c.min(wanted)))
-                    }
-                };
-                if kind.reads_existing() && objects.is_some_and(|n| n > PREPARE_OBJECTS_MAX) {
-                    return Err(BenchError::invalid(
-                        field("objects"),
-                        objects.unwrap_or(0),
-                        format!("at most {PREPARE_OBJECTS_MAX}"),
-                    ));
-                }
-                Ok(StepSpec {
-                    prefix: format!("{prefix}{}/", slug(&name)),
-                    name,
-                    sweep: sweep.clone(),
-                    kind,
-                    object_bytes: size.bytes(),
-                    count,
-                    duration,
-                    concurrency,
-                    objects,
-                    payload: self.payload.unwrap_or_default(),
-                    expect_continue: self.expect_continue.unwrap_or(false),
-                    retries,
-                    verify: self.verify.unwrap_or(false),
-                    prepare: self.prepare.unwrap_or(true),
-                    read_fraction,
-                    request_timeout,
-                })
-            })
-            .collect()
+    fn concurrencies(&self, field: &dyn Fn(&str) -> String) -> Result<Vec<usize>, BenchError> {
+        match &self.concurrency {
+            None => Ok(vec![CONCURRENCY_DEFAULT]),
+            Some(Concurrency::One(n)) => Ok(vec![*n]),
+            Some(Concurrency::Sweep(list)) if list.is_empty() => Err(BenchError::invalid(
+                field("concurrency"),
+                "[]",
+                "list at least one",
+            )),
+            Some(Concurrency::Sweep(list)) => Ok(list.clone()),
+        }
+    }
+
+    /// The keys a step of `concurrency` reads, lists, deletes or cycles.
+    fn objects_for(
+        &self,
+        kind: WorkloadKind,
+        count: Option<u64>,
+        concurrency: usize,
+        field: &dyn Fn(&str) -> String,
+    ) -> Result<Option<u64>, BenchError> {
+        let workers = concurrency as u64;
+        let objects = match (kind, self.objects) {
+            (_, Some(0)) => {
+                return Err(BenchError::invalid(
+                    field("objects"),
+                    0,
+                    "must be at least 1",
+                ))
+            }
+            // Each mixed operation holds its key (workload/keys.rs): a
+            // worker must always find a free one.
+            (WorkloadKind::Mixed, Some(n)) if n < workers => {
+                return Err(BenchError::invalid(
+                    field("objects"),
+                    n,
+                    format!("a mixed step needs at least one key per worker ({concurrency})"),
+                ))
+            }
+            (_, Some(n)) => Some(n),
+            (WorkloadKind::Put, None) => None,
+            (WorkloadKind::List, None) => Some(LIST_OBJECTS_DEFAULT),
+            (WorkloadKind::Delete, None) => Some(count.unwrap_or(COUNT_DEFAULT)),
+            (WorkloadKind::Mixed, None) => Some(workers.max(READ_OBJECTS_MIN)),
+            (WorkloadKind::Get, None) => {
+                let wanted = workers.max(READ_OBJECTS_MIN);
+                Some(count.map_or(wanted, |c| c.min(wanted)))
+            }
+        };
+        if kind.reads_existing() && objects.is_some_and(|n| n > PREPARE_OBJECTS_MAX) {
+            return Err(BenchError::invalid(
+                field("objects"),
+                objects.unwrap_or(0),
+                format!("at most {PREPARE_OBJECTS_MAX}"),
+            ));
+        }
+        Ok(objects)
     }
 }
 
@@ -413,6 +501,22 @@ pub(crate) mod tests {
             },
             StepParams {
                 duration: Some(HumanDuration(Duration::ZERO)),
+                ..Default::default()
+            },
+            StepParams {
+                interval: Some(HumanDuration(Duration::from_millis(50))),
+                ..Default::default()
+            },
+            StepParams {
+                rate: Some(0.0),
+                ..Default::default()
+            },
+            StepParams {
+                rate: Some(f64::NAN),
+                ..Default::default()
+            },
+            StepParams {
+                rate: Some(RATE_MAX * 2.0),
                 ..Default::default()
             },
         ];
