@@ -217,7 +217,10 @@ impl Replicator {
     ) -> Result<(PeerFrame, Vec<u8>), PeerError> {
         let kind = Kind::try_from(header.kind).unwrap_or(Kind::Unspecified);
         let after = call_deadline(kind);
-        let call = async {
+        // Boxed: connecting and the handshake make this future tens of KiB,
+        // and every shard request that might forward (a write, a current
+        // read) would otherwise carry, and move, that much on one node too.
+        let call = Box::pin(async {
             let pooled = self.idle.borrow_mut().get_mut(addr).and_then(|idle| {
                 // Drop those idle long enough that the peer may close them.
                 idle.retain(|(_, since)| since.elapsed() < PEER_POOLED_IDLE_MAX);
@@ -229,7 +232,7 @@ impl Replicator {
             };
             let answer = request(&mut stream, 1, header, payload).await?;
             Ok::<_, PeerError>((stream, answer))
-        };
+        });
         let (stream, answer) = glommio::timer::timeout(after, async { Ok(call.await) })
             .await
             .map_err(|_| PeerError::TimedOut {
