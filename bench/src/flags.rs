@@ -17,6 +17,7 @@ use crate::output::Outputs;
 use crate::run::Invocation;
 use crate::s3::{Endpoint, PayloadMode};
 use crate::scenario;
+use crate::server_usage::ServerProbe;
 use crate::sigv4::Credentials;
 use crate::sink::SinkConfig;
 use crate::units::{parse_duration, ByteSize, HumanDuration};
@@ -83,8 +84,12 @@ pub struct TargetArgs {
     /// each step then reports the server's CPU seconds (per GB and per
     /// 1,000 operations) and peak resident memory, from its
     /// `process_cpu_seconds_total` and `process_resident_memory_max_bytes`.
-    #[arg(long, env = "SHOAL_SERVER_METRICS")]
+    #[arg(long, env = "SHOAL_SERVER_METRICS", conflicts_with = "server_pid")]
     pub server_metrics: Option<String>,
+    /// The server's process id, for a server on this host without those
+    /// metrics (a peer store): the same figures, read from /proc/<pid>.
+    #[arg(long, env = "SHOAL_SERVER_PID")]
+    pub server_pid: Option<u32>,
 }
 
 /// Bucket when neither the flag nor the scenario names one.
@@ -285,7 +290,14 @@ impl TargetArgs {
             region: self.region,
             bucket,
             buckets,
-            server_metrics: self.server_metrics.filter(|u| !u.is_empty()),
+            server: match (
+                self.server_metrics.filter(|u| !u.is_empty()),
+                self.server_pid,
+            ) {
+                (Some(url), _) => Some(ServerProbe::Metrics(url)),
+                (None, Some(pid)) => Some(ServerProbe::Pid(pid)),
+                (None, None) => None,
+            },
         })
     }
 }

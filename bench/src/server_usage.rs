@@ -7,7 +7,9 @@
 //!
 //! The node exports `process_cpu_seconds_total` (user plus system time)
 //! and `process_resident_memory_max_bytes`; any server with the first is
-//! measured, the second is optional.
+//! measured, the second is optional. A server on the same host that
+//! exports neither (a peer store in a comparison) is measured from
+//! `/proc/<pid>` instead (`--server-pid`): the same two figures.
 
 use std::time::Duration;
 
@@ -15,6 +17,68 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::limits::SERVER_METRICS_TIMEOUT;
+
+/// Where the server's usage is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerProbe {
+    /// Its Prometheus endpoint (`--server-metrics`).
+    Metrics(String),
+    /// Its process on this host (`--server-pid`).
+    Pid(u32),
+}
+
+impl ServerProbe {
+    pub async fn sample(&self) -> Result<ServerSample, String> {
+        match self {
+            ServerProbe::Metrics(url) => sample(url).await,
+            ServerProbe::Pid(pid) => {
+                let pid = *pid;
+                // Two small /proc reads, off the runtime's workers anyway.
+                tokio::task::spawn_blocking(move || sample_process(pid))
+                    .await
+                    .map_err(|e| format!("reading /proc/{pid}: {e}"))?
+            }
+        }
+    }
+}
+
+/// The CPU time (user plus system, every thread) and peak resident memory
+/// of process `pid`, from `/proc/<pid>/stat` and `/proc/<pid>/status`.
+pub fn sample_process(pid: u32) -> Result<ServerSample, String> {
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .map_err(|e| format!("--server-pid {pid}: /proc/{pid}/{file}: {e}"))
+    };
+    // SAFETY: sysconf only reads a system constant.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks_per_s <= 0 {
+        return Err("sysconf(_SC_CLK_TCK) failed".into());
+    }
+    let ticks = cpu_ticks(&read("stat")?)
+        .ok_or_else(|| format!("--server-pid {pid}: /proc/{pid}/stat has no utime and stime"))?;
+    Ok(ServerSample {
+        cpu_s: ticks as f64 / ticks_per_s as f64,
+        resident_max_bytes: peak_resident_bytes(&read("status")?),
+    })
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The
+/// command name (field 2) may hold spaces and parentheses, so fields are
+/// counted after its last `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// `VmHWM` of a `/proc/<pid>/status`, in bytes.
+fn peak_resident_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
 
 /// One scrape of the server's process metrics.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,6 +200,20 @@ mod tests {
             parse(&text.replace("12.5", "20")).unwrap(),
         );
         assert_eq!(usage.cpu_s, 7.5);
+    }
+
+    #[test]
+    fn proc_files_give_cpu_ticks_and_peak_resident_memory() {
+        let stat = "4242 (odd) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 \
+                    1500 250 0 0 20 0 9 0 100 1000000 2000";
+        assert_eq!(cpu_ticks(stat), Some(1750));
+        assert_eq!(cpu_ticks("4242 (cut"), None);
+        let status = "Name:\tshoal\nVmPeak:\t 900 kB\nVmHWM:\t  2048 kB\nVmRSS:\t 1024 kB\n";
+        assert_eq!(peak_resident_bytes(status), Some(2 << 20));
+        assert_eq!(peak_resident_bytes("Name:\tx\n"), None);
+        // This very process: some CPU spent, some memory resident.
+        let me = sample_process(std::process::id()).unwrap();
+        assert!(me.cpu_s >= 0.0 && me.resident_max_bytes.unwrap() > 0);
     }
 
     #[test]

@@ -9,6 +9,7 @@ writes is right.
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -307,3 +308,50 @@ def test_ceiling_measures_this_machine(tmp_path):
         assert ceiling[hash_name]["per_core_bytes_per_s"] > 0
         assert ceiling[hash_name]["all_cores_bytes_per_s"] > 0
     assert not list(tmp_path.iterdir()), "the disk probe left its scratch file"
+
+
+def test_compare_script_prints_the_table_for_shoal(tmp_path):
+    """bench/compare.sh, as docs/benchmarks.md runs it, on a two-step
+    scenario: the machine's ceiling, a fresh node, every step in the table
+    with its server CPU and peak RSS, and no peer when none is installed."""
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(
+        'name = "tiny"\n'
+        '[[step]]\nname = "put-small"\nworkload = "put"\nsize = "4KiB"\ncount = 200\nconcurrency = 4\n'
+        '[[step]]\nname = "get-large"\nworkload = "get"\nsize = "2MiB"\nobjects = 4\ncount = 8\nconcurrency = 2\n')
+    script = Path(__file__).resolve().parents[2] / "bench" / "compare.sh"
+    port = free_port_pair()
+    env = dict(os.environ, SHOAL_BENCH_BIN=BENCH_BIN, SHOAL_PEERS_DIR=str(tmp_path / "no-peers"))
+    done = subprocess.run(
+        [str(script), "--dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+         "--scenario", str(scenario), "--ceiling-size", "64MiB", "--port", str(port)],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| step | shoal |")
+    table = {row.split(" | ")[0].strip("| "): row for row in rows[2:]}
+    assert set(table) == {"put-small", "get-large"}
+    assert " ops/s |" in table["put-small"] and " MB/s |" in table["get-large"]
+    # CPU and RSS were read from the node's process: no "—" left.
+    assert "—" not in table["put-small"], table["put-small"]
+    assert "garage: not installed" in done.stderr
+    assert (tmp_path / "out" / "table.md").read_text() == done.stdout
+    validate(json.loads((tmp_path / "out" / "shoal.json").read_text()))
+
+
+def free_port_pair():
+    """An S3 port whose next two ports are free too."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port > 65000:
+            continue
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port + 1))
+                b.bind(("127.0.0.1", port + 2))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no three free ports in a row")

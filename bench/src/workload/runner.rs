@@ -24,7 +24,7 @@ use crate::payload::{Payload, PayloadPool};
 use crate::s3::conn::{attempt, BodyCheck, Connection};
 use crate::s3::request::{RequestSigner, SendOptions};
 use crate::s3::{Endpoint, Op, Outcome, PayloadMode};
-use crate::server_usage::{self, ServerSample, ServerUsage};
+use crate::server_usage::{ServerProbe, ServerSample, ServerUsage};
 use crate::sigv4::Credentials;
 use crate::stats::{Attempt, Live, Recorder, StatusClass};
 
@@ -39,8 +39,9 @@ pub struct Target {
     /// Where the keys go, round-robin by key index: `bucket` itself, or
     /// with `--buckets N`, `<bucket>-0` to `<bucket>-<N-1>`.
     pub buckets: Vec<String>,
-    /// Where the server's process metrics are (`--server-metrics`).
-    pub server_metrics: Option<String>,
+    /// Where the server's CPU time and memory are read
+    /// (`--server-metrics`, `--server-pid`).
+    pub server: Option<ServerProbe>,
 }
 
 /// What one phase measured.
@@ -182,11 +183,11 @@ pub async fn run_step(
     }
 }
 
-/// One scrape of the server's metrics, if `--server-metrics` names them;
-/// a failed one is reported and leaves the step without server figures.
+/// One sample of the server's usage, if `--server-metrics` or
+/// `--server-pid` says where; a failed one is reported and leaves the step
+/// without server figures.
 async fn server_sample(target: &Target) -> Option<ServerSample> {
-    let url = target.server_metrics.as_deref()?;
-    match server_usage::sample(url).await {
+    match target.server.as_ref()?.sample().await {
         Ok(sample) => Some(sample),
         Err(why) => {
             eprintln!("shoal-bench: server metrics: {why}");

@@ -36,7 +36,7 @@ async fn sink_target() -> Arc<Target> {
         region: "us-east-1".into(),
         bucket: "bench".into(),
         buckets: vec!["bench".into()],
-        server_metrics: None,
+        server: None,
     })
 }
 
@@ -143,7 +143,7 @@ fn a_dead_endpoint_counts_connect_failures() {
             region: "us-east-1".into(),
             bucket: "bench".into(),
             buckets: vec!["bench".into()],
-            server_metrics: None,
+            server: None,
         });
         let spec = step(WorkloadKind::Put, |p| {
             p.count = Some(6);
