@@ -18,12 +18,24 @@ def load(path):
         return json.load(f)
 
 
+def by_bytes(step):
+    """Whether a step is measured per byte (large PUTs and GETs) rather
+    than per operation (small objects, and the mix, whose operations move
+    different amounts)."""
+    kind = step["workload"]["kind"]
+    return kind in ("put", "get") and step["workload"]["object_bytes"] >= LARGE_BYTES
+
+
 def rate(step):
-    """Throughput as the table shows it, and its unit."""
-    size = step["workload"]["object_bytes"]
-    if size >= LARGE_BYTES and step["workload"]["kind"] != "mixed":
-        return step["throughput"]["bytes_per_s"] / 1e6, "MB/s"
-    return step["throughput"]["ops_per_s"], "ops/s"
+    """Throughput as the table shows it, with its unit."""
+    if by_bytes(step):
+        return f"{fmt(step['throughput']['bytes_per_s'] / 1e6, 0)} MB/s"
+    return f"{fmt(step['throughput']['ops_per_s'], 0)} ops/s"
+
+
+def rate_value(step):
+    key = "bytes_per_s" if by_bytes(step) else "ops_per_s"
+    return step["throughput"][key]
 
 
 def latency(step):
@@ -37,19 +49,27 @@ def latency(step):
 
 
 def cpu(step):
-    """Server CPU-seconds per GB for large objects, per 1,000 ops for small."""
+    """Server CPU-seconds per GB for a per-byte step, per 1,000 operations
+    otherwise, with the unit."""
     server = step.get("server")
     if not server:
-        return None
-    if step["workload"]["object_bytes"] >= LARGE_BYTES:
-        return server.get("cpu_s_per_gb")
-    return server.get("cpu_s_per_1000_ops")
+        return "—"
+    if by_bytes(step):
+        return f"{fmt(server.get('cpu_s_per_gb'))} s/GB"
+    return f"{fmt(server.get('cpu_s_per_1000_ops'))} s/1k ops"
 
 
 def rss_mib(step):
     server = step.get("server") or {}
     peak = server.get("resident_max_bytes")
-    return None if peak is None else peak / (1 << 20)
+    return "—" if peak is None else str(peak >> 20)
+
+
+def size_text(n):
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):g} {unit}"
+    return f"{n} B"
 
 
 def failed(step):
@@ -66,37 +86,40 @@ def fmt(value, digits=2):
     return f"{value:.{digits}f}"
 
 
-def pair(values, digits=2):
-    return " / ".join(fmt(v, digits) for v in values)
-
-
 def table(stores):
     names = [name for name, _ in stores]
+    scale = (stores[0][1].get("scenario") or {}).get("scale", 1.0)
     steps = {name: {s["name"]: s for s in result["steps"]} for name, result in stores}
+    both = " / ".join(names)
     head = [
         "step",
-        *(f"{n}" for n in names),
+        *names,
         *(f"{names[0]} / {n}" for n in names[1:]),
-        f"p50 / p99 ms, {' / '.join(names)}",
-        f"server CPU-s per GB or per 1,000 ops, {' / '.join(names)}",
-        f"peak RSS MiB, {' / '.join(names)}",
-        f"failed ops, {' / '.join(names)}",
+        f"p50 / p99 ms, {both}",
+        f"server CPU, {both}",
+        f"peak RSS MiB, {both}",
+        f"failed ops, {both}",
     ]
     rows = [head, ["---"] * len(head)]
-    for step_name in steps[names[0]]:
+    for step_name, first in steps[names[0]].items():
         ran = [steps[n].get(step_name) for n in names]
         if any(s is None for s in ran):
             continue
-        rates = [rate(s) for s in ran]
-        row = [step_name]
-        row += [f"{fmt(r, 0)} {u}" for r, u in rates]
-        row += [f"{rates[0][0] / r:.1f}×" if r else "—" for r, _ in rates[1:]]
+        label = step_name
+        if scale != 1.0:
+            label += f" ({size_text(first['workload']['object_bytes'])} objects)"
+        row = [label]
+        row += [rate(s) for s in ran]
+        row += [f"{rate_value(first) / rate_value(s):.1f}×" if rate_value(s) else "—" for s in ran[1:]]
         row.append(" · ".join(latency(s) for s in ran))
-        row.append(pair([cpu(s) for s in ran]))
-        row.append(pair([rss_mib(s) for s in ran], 0))
+        row.append(" / ".join(cpu(s) for s in ran))
+        row.append(" / ".join(rss_mib(s) for s in ran))
         row.append(" / ".join(str(failed(s)) for s in ran))
         rows.append(row)
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    if scale != 1.0:
+        lines.insert(0, f"Object sizes scaled by {scale:g} (`--scale`): the step names give them unscaled.\n")
+    return "\n".join(lines)
 
 
 def ceiling_line(ceiling):
@@ -104,8 +127,8 @@ def ceiling_line(ceiling):
     return (f"Machine ceiling in the same run: O_DIRECT write + fdatasync "
             f"{c['disk_write_fdatasync_bytes_per_s'] / 1e6:,.0f} MB/s, O_DIRECT read "
             f"{c['disk_read_bytes_per_s'] / 1e6:,.0f} MB/s, SHA-256 "
-            f"{c['sha256']['per_core_bytes_per_s'] / 1e6:,.0f} MB/s per core, "
-            f"{c['sha256']['cores']} cores.")
+            f"{c['sha256']['per_core_bytes_per_s'] / 1e6:,.0f} MB/s on one core of "
+            f"{c['sha256']['cores']}.")
 
 
 def main(argv):

@@ -19,6 +19,12 @@ const _: () = assert!(INLINE_CHUNKS_PER_ENTRY * (CHUNK_BYTES + 1024) <= INLINE_E
 /// Inline entries a shard proposes at once.
 pub const INLINE_PROPOSALS_INFLIGHT_MAX: usize = 4;
 
+/// Bytes one shard's metadata store may hold in memtables, over all its
+/// column families, before rocksdb flushes the largest. Bounds a node's
+/// metadata memory at this times its shards (plus rocksdb's caches); a
+/// flush writes an L0 file in the background.
+pub const SHARD_MEMTABLES_BYTES_MAX: usize = 32 << 20;
+
 /// Largest object body `--embed-max` lets a manifest carry. An embedded
 /// body travels in raft entries, the metadata store and snapshots (which
 /// are built in memory), so it stays small: past a few KiB a chunk's

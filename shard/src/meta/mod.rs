@@ -110,6 +110,10 @@ impl MetaStore {
         db_opts.create_missing_column_families(true);
         // The durability argument in the module docs needs prefix recovery.
         db_opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+        // Memtables of every column family together: rocksdb's default
+        // lets each of 13 families hold two 64 MiB memtables, which small
+        // objects' raft entries and manifests (embedded bodies) fill fast.
+        db_opts.set_db_write_buffer_size(crate::limits::SHARD_MEMTABLES_BYTES_MAX);
         let descriptors = Cf::ALL
             .iter()
             .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf)));
