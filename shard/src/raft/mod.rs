@@ -399,7 +399,7 @@ impl ShardRaft {
         {
             tracing::info!(
                 shard_index = shard_index.get(),
-                "counted the chunk references of a store written before counts existed"
+                "counted the chunk references (first start of this store, or of a version that keeps counts)"
             );
         }
         let state_machine = StateMachine::new(node_id, store, release, options.hooks.clone());
