@@ -15,9 +15,11 @@ pub mod keys;
 pub mod mix;
 pub mod plan;
 pub mod progress;
+mod retry;
 pub mod runner;
 #[cfg(test)]
 mod runner_test;
 pub mod schedule;
 pub mod spec;
+pub mod target;
 mod worker;

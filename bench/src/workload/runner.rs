@@ -16,33 +16,15 @@ use super::plan::Plan;
 use super::progress::Progress;
 use super::schedule::Schedule;
 use super::spec::{StepSpec, WorkloadKind};
+pub use super::target::Target;
 use super::worker::{Shared, Worker};
-use crate::limits::{
-    ATTEMPT_CHANNEL_DEPTH, PREPARE_CONCURRENCY_MAX, RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MAX,
-};
+use crate::limits::{ATTEMPT_CHANNEL_DEPTH, PREPARE_CONCURRENCY_MAX};
 use crate::payload::{Payload, PayloadPool};
 use crate::s3::conn::{attempt, BodyCheck, Connection};
 use crate::s3::request::{RequestSigner, SendOptions};
-use crate::s3::{Endpoint, Op, Outcome, PayloadMode};
-use crate::server_usage::{ServerProbe, ServerSample, ServerUsage};
-use crate::sigv4::Credentials;
-use crate::stats::{Attempt, Live, Recorder, StatusClass};
-
-/// Where requests go and as whom.
-#[derive(Debug)]
-pub struct Target {
-    pub endpoint: Endpoint,
-    pub credentials: Credentials,
-    pub region: String,
-    /// The bucket named by `--bucket` (or the scenario).
-    pub bucket: String,
-    /// Where the keys go, round-robin by key index: `bucket` itself, or
-    /// with `--buckets N`, `<bucket>-0` to `<bucket>-<N-1>`.
-    pub buckets: Vec<String>,
-    /// Where the server's CPU time and memory are read
-    /// (`--server-metrics`, `--server-pid`).
-    pub server: Option<ServerProbe>,
-}
+use crate::s3::{Op, Outcome, PayloadMode};
+use crate::server_usage::{ServerSample, ServerUsage};
+use crate::stats::{Attempt, Live, Recorder};
 
 /// What one phase measured.
 pub struct Phase {
@@ -252,51 +234,9 @@ async fn run_phase(
     Phase { recorder, elapsed }
 }
 
-pub(super) fn retryable(outcome: &Outcome) -> bool {
-    match outcome {
-        Outcome::Transport { .. } => true,
-        Outcome::Response { status, .. } => StatusClass::of(*status).retryable(*status),
-    }
-}
-
-/// Wait before retry number `tries` (from 0): doubling, capped.
-pub fn backoff(tries: u32) -> Duration {
-    RETRY_BACKOFF_FIRST
-        .saturating_mul(1u32.checked_shl(tries).unwrap_or(u32::MAX))
-        .min(RETRY_BACKOFF_MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::TransportKind;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        assert_eq!(backoff(0), RETRY_BACKOFF_FIRST);
-        assert_eq!(backoff(1), RETRY_BACKOFF_FIRST * 2);
-        assert_eq!(backoff(40), RETRY_BACKOFF_MAX);
-    }
-
-    #[test]
-    fn only_busy_or_failed_servers_are_retried() {
-        let status = |status| Outcome::Response {
-            status,
-            body_bytes: 0,
-            error_code: None,
-            verified: None,
-        };
-        assert!(retryable(&status(503)));
-        assert!(retryable(&status(429)));
-        assert!(retryable(&status(500)));
-        assert!(!retryable(&status(403)));
-        assert!(!retryable(&status(404)));
-        assert!(!retryable(&status(200)));
-        assert!(retryable(&Outcome::Transport {
-            kind: TransportKind::Io,
-            message: String::new()
-        }));
-    }
 
     #[test]
     fn bucket_conflicts_are_usable_only_when_ours() {
