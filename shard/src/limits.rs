@@ -288,10 +288,8 @@ pub const LEADER_WATCH_INTERVAL: Duration = Duration::from_millis(100);
 pub const LEADER_CHANGE_POLL: Duration = Duration::from_millis(50);
 
 /// How often a leader looks whether its group's preferred leader could
-/// take over (balance once a cluster forms, and after a member returns).
-/// A look is a read of raft's metrics; at 5 s a new 3-node cluster still
-/// had every group on its first node when clients began to write.
-pub const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// take over (balance after a member returns).
+pub const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Uploads the reaper reads per scan of the store.
 pub const REAP_BATCH_MAX: usize = 256;
