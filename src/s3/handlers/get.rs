@@ -225,11 +225,13 @@ type Pieces = std::iter::Peekable<std::vec::IntoIter<Piece>>;
 /// and the budget of the frame last sent.
 type StreamState = (Rc<S3Context>, Pieces, Option<Pending>, Option<Held>);
 
-/// The last item of a GET body that cannot go on: headers are out, so all
-/// it can do is cut the connection.
-/// The body of a GET of `span` of an object whose bytes are in its
-/// manifest: already in memory, so no read and no download budget.
-fn embedded_body(ctx: &S3Context, embedded: Vec<u8>, span: ByteRange) -> Result<Body, S3Error> {
+/// Where `span` lies in an object's embedded body, checked against the
+/// body's length (the manifest's size is what the span was resolved
+/// against).
+pub(super) fn embedded_range(
+    embedded: &[u8],
+    span: ByteRange,
+) -> Result<std::ops::Range<usize>, S3Error> {
     let range = span.first as usize..span.last as usize + 1;
     if range.end > embedded.len() {
         return Err(S3Error::internal(format!(
@@ -237,6 +239,13 @@ fn embedded_body(ctx: &S3Context, embedded: Vec<u8>, span: ByteRange) -> Result<
             embedded.len()
         )));
     }
+    Ok(range)
+}
+
+/// The body of a GET of `span` of an object whose bytes are in its
+/// manifest: already in memory, so no read and no download budget.
+fn embedded_body(ctx: &S3Context, embedded: Vec<u8>, span: ByteRange) -> Result<Body, S3Error> {
+    let range = embedded_range(&embedded, span)?;
     ctx.metrics.add_bytes_out(range.len() as u64);
     let frame: std::io::Result<Frame<Bytes>> = Ok(Frame::data(Bytes::from(embedded).slice(range)));
     Ok(Box::pin(StreamBody::new(
@@ -244,6 +253,8 @@ fn embedded_body(ctx: &S3Context, embedded: Vec<u8>, span: ByteRange) -> Result<
     )))
 }
 
+/// The last item of a GET body that cannot go on: headers are out, so all
+/// it can do is cut the connection.
 fn cut(
     ctx: Rc<S3Context>,
     error: std::io::Error,

@@ -33,7 +33,7 @@ use shoal_shard::raft::ApplyOutcome;
 
 use super::acl::write_owner;
 use super::copy::parse_source;
-use super::get::plan;
+use super::get::{embedded_range, plan};
 use super::put::{
     chunk_placements, chunk_refs, insert_checksums, parse_etag, stored_headers, user_metadata,
     write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
@@ -234,13 +234,8 @@ pub async fn upload_part_copy(
         algorithm.map(Checksummer::new),
     );
     if let (false, Some(span)) = (src.embedded.is_empty(), span) {
-        let range = span.first as usize..span.last as usize + 1;
-        let bytes = src.embedded.get(range).ok_or_else(|| {
-            S3Error::internal(format!(
-                "the embedded body of {src_bucket}/{src_key} is shorter than its manifest says"
-            ))
-        })?;
-        absorb_all(&mut ingest, bytes).await?;
+        let range = embedded_range(&src.embedded, span)?;
+        absorb_all(&mut ingest, &src.embedded[range]).await?;
     }
     let pieces = span.map_or_else(Vec::new, |span| plan(&src, span));
     for piece in pieces {
