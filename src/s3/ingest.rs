@@ -81,7 +81,10 @@ pub struct Ingest {
     md5_waiting: Option<(Md5Answer, ChunkHash)>,
     /// Sealed chunks waiting for their turn with the MD5 lanes.
     md5_queue: VecDeque<(ChunkBuf, ChunkHash)>,
-    _active: ActiveUpload,
+    /// Counts this upload among the core's MD5 lane users from its first
+    /// chunk on: a body that never fills or seals one (an embedded or
+    /// small object) must not make the lanes wait for it.
+    active: Option<ActiveUpload>,
     body_sha: Option<Sha256>,
     checksum: Option<Checksummer>,
     sealed: Vec<(ChunkBuf, ChunkHash)>,
@@ -100,7 +103,6 @@ impl Ingest {
         hash_body: bool,
         checksum: Option<Checksummer>,
     ) -> Self {
-        let active = ctx.md5_lanes.register();
         let charge = ctx.gates[owner.as_usize()].begin();
         Ingest {
             ctx,
@@ -114,7 +116,7 @@ impl Ingest {
             md5: Some(Md5State::new()),
             md5_waiting: None,
             md5_queue: VecDeque::with_capacity(MD5_QUEUE_CHUNKS_MAX + 1),
-            _active: active,
+            active: None,
             body_sha: hash_body.then(Sha256::new),
             checksum,
             sealed: Vec::new(),
@@ -257,7 +259,9 @@ impl Ingest {
                 return Ok(());
             };
             let state = self.md5.take().expect("no chunk is with the lanes here");
-            let answer = self.ctx.md5_lanes.submit(state, buf);
+            let lanes = &self.ctx.md5_lanes;
+            self.active.get_or_insert_with(|| lanes.register());
+            let answer = lanes.submit(state, buf);
             self.md5_waiting = Some((answer, sha256));
         }
     }

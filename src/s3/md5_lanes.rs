@@ -9,8 +9,9 @@
 //! waiting in one `update_many` call and hands state and buffer back.
 //!
 //! Gathering policy: a submitted chunk waits while its upload keeps
-//! reading. A batch runs when every upload active on this core has a chunk
-//! waiting (or [`LANES_MAX`] are waiting), or as soon as any upload insists
+//! reading. A batch runs when every upload active on this core (one that
+//! has submitted a chunk and not yet ended) has a chunk waiting (or
+//! [`LANES_MAX`] are waiting), or as soon as any upload insists
 //! on its answer (it ran too far ahead, or its body ended) — whichever
 //! comes first. So a lone upload never waits for company that is not
 //! coming, and busy uploads fill the lanes without a timer. Runs on the
