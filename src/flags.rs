@@ -133,8 +133,10 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_SCRUB_RATE", default_value = "16MiB", value_parser = parse_bytes)]
     pub scrub_rate: u64,
 
-    /// Raft entries applied since a shard's last snapshot that trigger a
-    /// new one, after which the log is purged.
+    /// Raft entries applied since a shard's last snapshot before it takes a
+    /// new one (and purges the log); a shard also waits until its log grew
+    /// by half its last snapshot's size, so a large one does not rewrite
+    /// its whole metadata over and over.
     #[arg(long, env = "SHOAL_SNAPSHOT_EVERY", default_value_t = shoal_shard::raft::SNAPSHOT_LOGS_SINCE_LAST)]
     pub snapshot_every: u64,
 

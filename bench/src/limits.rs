@@ -16,8 +16,10 @@ pub const CONCURRENCY_MAX: usize = 4096;
 /// Most steps one scenario may expand to (after concurrency sweeps).
 pub const SCENARIO_STEPS_MAX: usize = 64;
 
-/// Most objects a step may prepare (PUT before it reads, lists or deletes).
-pub const PREPARE_OBJECTS_MAX: u64 = 1 << 20;
+/// Most objects a step may prepare (PUT before it reads, lists or deletes):
+/// enough for a listing over 10 million (keys follow from their index, so
+/// the bench holds nothing per object).
+pub const PREPARE_OBJECTS_MAX: u64 = 1 << 24;
 
 /// Most retries of one operation (`--retries`).
 pub const RETRIES_MAX: u32 = 16;

@@ -71,6 +71,13 @@ impl Catchup {
         self.ready.signal(added);
     }
 
+    /// Counts a chunk that was never offered because the queue would
+    /// have been over [`CATCHUP_QUEUE_MAX`] (the offerer did not even
+    /// collect it): like a dropped offer, only a full audit finds it.
+    pub fn missed(&self) {
+        self.dropped.set(self.dropped.get() + 1);
+    }
+
     /// The next chunk to look for, once it is due.
     pub async fn next(&self) -> Wanted {
         self.ready

@@ -164,6 +164,32 @@ pub const LEADER_WAIT_MAX: Duration = Duration::from_secs(10);
 /// Deadline for sending and installing one snapshot.
 pub const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Bytes of one snapshot chunk: what one install-snapshot RPC carries and
+/// the most either end holds of a snapshot being sent or received.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
+
+/// Bytes of records an installing snapshot writes per rocksdb batch (one
+/// blocking job): what an install holds in memory, whatever the shard's
+/// size.
+pub const SNAPSHOT_INSTALL_BATCH_BYTES: usize = 8 << 20;
+
+/// Largest record (key and value) a snapshot file may hold: a 5 TiB
+/// multipart object's manifest names ~5.2 million chunks of ~44 bytes.
+/// A longer length in a file is damage, not a record to allocate for.
+pub const SNAPSHOT_RECORD_BYTES_MAX: usize = 256 << 20;
+
+/// Share of the last snapshot's size the raft log must grow by before the
+/// next snapshot (see `raft::snapshot_pace`): at one half, snapshots cost
+/// at most twice the log bytes they let go of.
+pub const SNAPSHOT_LOG_SHARE: f64 = 0.5;
+
+/// How often each group checks whether a snapshot is due.
+pub const SNAPSHOT_PACE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a group keeps serving its previous snapshot, without trying to
+/// build a new one, after a build found the disk full.
+pub const SNAPSHOT_NO_SPACE_PAUSE: Duration = Duration::from_secs(60);
+
 /// Longest a leader that stops waits for the member it hands the group
 /// to to hold every entry it has, before it asks it to stand.
 pub const HANDOVER_CATCH_UP_MAX: Duration = Duration::from_secs(2);

@@ -49,17 +49,9 @@ pub struct GroupView {
     pub has_quorum: bool,
 }
 
-/// One listed object: what a listing shows, without chunk refs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectSummary {
-    pub key: String,
-    pub size_bytes: u64,
-    pub md5: Vec<u8>,
-    pub part_count: u32,
-    pub last_modified_unix_ms: u64,
-    /// Empty for objects written before users existed.
-    pub owner_id: String,
-}
+/// One listed object: what a listing shows of its manifest (decoded
+/// without the chunk refs, metadata or embedded body).
+pub type ObjectSummary = shoal_proto::meta::ObjectListed;
 
 pub enum ShardRequest {
     /// Commit one metadata command through the shard's group and answer

@@ -185,3 +185,21 @@ def test_chunks_still_queued_when_a_node_stops_are_found_again(clusters):
     for key, data in bodies.items():
         assert c.get_object(Bucket="queued", Key=key)["Body"].read() == data
     assert metric_sum(back, "shoal_blob_log_appends_total") == appends, "a read had to fetch"
+
+    # Every chunk is here now: a stop in order says so, and the next start
+    # skips the scan of every manifest.
+    back.stop()
+    again = cluster.start(3)
+    wait_until(lambda: skipped_audits(again) == SHARDS, 30, "every shard to skip its audit")
+    assert audit_queued(again) is None
+    # The start took the mark away: after a crash the node scans again.
+    again.kill9()
+    crashed = cluster.start(3)
+    wait_until(lambda: audit_queued(crashed) is not None, 30, "the audit of every shard")
+    assert audit_queued(crashed) == 0
+
+
+def skipped_audits(node):
+    """How many times the node's shards skipped their audit, in its whole log."""
+    node.log.flush()
+    return open(node.log_path).read().count("no chunk audit")

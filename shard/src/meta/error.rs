@@ -41,6 +41,14 @@ pub enum MetaError {
     )]
     SnapshotVersion { found: u32, supported: u32 },
 
+    /// A raft snapshot file could not be written or read, or is damaged.
+    #[error("raft snapshot file {path}: {op} failed: {source}")]
+    SnapshotFile {
+        op: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+
     /// The blocking pool that runs rocksdb calls failed (the call panicked).
     #[error("blocking pool failed during {op}: {reason}")]
     Blocking { op: &'static str, reason: String },
@@ -60,6 +68,7 @@ impl MetaError {
                 source.kind() == rocksdb::ErrorKind::IOError
                     && source.as_ref().contains("No space left on device")
             }
+            MetaError::SnapshotFile { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
             _ => false,
         }
     }

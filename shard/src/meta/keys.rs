@@ -120,6 +120,15 @@ pub(crate) const SM_STATE_MEMBERSHIP_KEY: &[u8] = b"membership";
 /// and `parts` (a store written before counting existed is counted once,
 /// at start).
 pub(crate) const SM_STATE_REFS_COUNTED_KEY: &[u8] = b"refs_counted";
+/// `sm_state` key a member writes when it stops in order with every chunk
+/// its refs name at hand (its chunk audit done, nothing left to catch up
+/// on); taken away at the next start. Without it, that start audits every
+/// manifest and part. Local to the node, like all of `sm_state`.
+pub(crate) const SM_STATE_CHUNKS_COMPLETE_KEY: &[u8] = b"chunks_complete";
+/// `sm_state` key present while a snapshot is being installed: the name
+/// of its file (in the snapshot directory), so a start after a crash
+/// installs it again before anything reads the half-written state.
+pub(crate) const SM_STATE_INSTALLING_KEY: &[u8] = b"installing_snapshot";
 
 /// `zero_refs` key of a chunk whose count dropped to zero at `unix_ms`.
 pub(crate) fn zero_ref_key(unix_ms: u64, hash: &[u8; 32]) -> [u8; 40] {

@@ -62,7 +62,7 @@ use rocksdb::{
     WriteBatch, DB,
 };
 use shoal_proto::meta::{
-    BlobLocation, BucketRecord, ChunkRef, ObjectManifest, ObjectSize, UploadedPart,
+    BlobLocation, BucketRecord, ChunkRef, ObjectListed, ObjectManifest, ObjectSize, UploadedPart,
 };
 
 pub(crate) use blob_index::index_into;
@@ -124,6 +124,11 @@ impl MetaStore {
             tracing::info!(path = %path.display(), records = backfilled, "indexed blob records by location (first start of this version)");
         }
         Ok(MetaStore { db: Arc::new(db) })
+    }
+
+    /// The store's directory.
+    pub(crate) fn path(&self) -> &Path {
+        self.db.path()
     }
 
     /// Runs `f` against the database on the executor's blocking pool.
@@ -242,9 +247,11 @@ impl MetaStore {
         .await
     }
 
-    /// Up to `limit` manifests of `bucket` whose keys start with `prefix`
-    /// and sort strictly after `after` (raw key bytes; any bytes, e.g. a
-    /// common prefix followed by 0xFF), in key byte order.
+    /// What a listing shows of up to `limit` objects of `bucket` whose keys
+    /// start with `prefix` and sort strictly after `after` (raw key bytes;
+    /// any bytes, e.g. a common prefix followed by 0xFF), in key byte
+    /// order. Each manifest is decoded as an [`ObjectListed`]: its chunk
+    /// refs and embedded body are skipped, not copied.
     ///
     /// One page per call: the caller bounds `limit` (a listing asks each
     /// shard for at most a page, [`LIST_KEYS_MAX`]).
@@ -254,7 +261,7 @@ impl MetaStore {
         prefix: &str,
         after: Option<Vec<u8>>,
         limit: usize,
-    ) -> Result<Vec<ObjectManifest>, MetaError> {
+    ) -> Result<Vec<ObjectListed>, MetaError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -268,23 +275,19 @@ impl MetaStore {
             read_opts.set_iterate_upper_bound(end);
             let mut iter = db.raw_iterator_cf_opt(cf(db, Cf::Objects), read_opts);
             iter.seek(&start);
-            let mut manifests = Vec::with_capacity(limit.min(LIST_KEYS_MAX));
-            while manifests.len() < limit {
+            let mut listed = Vec::with_capacity(limit.min(LIST_KEYS_MAX));
+            while listed.len() < limit {
                 let Some((key, value)) = iter.item() else {
                     break;
                 };
                 if !key.starts_with(&full_prefix) {
                     break;
                 }
-                let mut manifest: ObjectManifest = decode(Cf::Objects, key, value)?;
-                // A listing never shows an embedded body: do not carry it
-                // across cores and through the merge.
-                manifest.embedded = Vec::new();
-                manifests.push(manifest);
+                listed.push(decode::<ObjectListed>(Cf::Objects, key, value)?);
                 iter.next();
             }
             iter.status().map_err(MetaError::rocks("list_objects"))?;
-            Ok(manifests)
+            Ok(listed)
         })
         .await
     }
@@ -434,6 +437,43 @@ impl MetaStore {
             iter.status()
                 .map_err(MetaError::rocks("bucket_has_objects"))?;
             Ok(found)
+        })
+        .await
+    }
+
+    /// Whether the last stop left the mark that every chunk was at hand
+    /// (see [`keys::SM_STATE_CHUNKS_COMPLETE_KEY`]); the mark is removed
+    /// (synced), so a crash after this start audits again.
+    pub async fn take_chunks_complete_mark(&self) -> Result<bool, MetaError> {
+        self.blocking("take_chunks_complete_mark", |db| {
+            let handle = cf(db, Cf::SmState);
+            let key = keys::SM_STATE_CHUNKS_COMPLETE_KEY;
+            let found = db
+                .get_pinned_cf(handle, key)
+                .map_err(MetaError::rocks("take_chunks_complete_mark"))?
+                .is_some();
+            if found {
+                let mut batch = WriteBatch::default();
+                batch.delete_cf(handle, key);
+                let mut opts = rocksdb::WriteOptions::default();
+                opts.set_sync(true);
+                db.write_opt(batch, &opts)
+                    .map_err(MetaError::rocks("take_chunks_complete_mark"))?;
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Leaves the mark that every chunk is at hand, for the next start.
+    pub async fn mark_chunks_complete(&self) -> Result<(), MetaError> {
+        self.blocking("mark_chunks_complete", |db| {
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            let mut batch = WriteBatch::default();
+            batch.put_cf(cf(db, Cf::SmState), keys::SM_STATE_CHUNKS_COMPLETE_KEY, []);
+            db.write_opt(batch, &opts)
+                .map_err(MetaError::rocks("mark_chunks_complete"))
         })
         .await
     }

@@ -4,7 +4,7 @@
 
 use prost::Message;
 use rocksdb::WriteBatch;
-use shoal_proto::meta::{BlobLocation, BucketRecord, ChunkRef, ObjectManifest};
+use shoal_proto::meta::{BlobLocation, BucketRecord, ChunkRef, ObjectListed, ObjectManifest};
 
 use super::keys::{self, Cf};
 use super::{cf, MetaError, MetaStore};
@@ -77,8 +77,8 @@ fn h(byte: u8) -> ChunkHash {
     ChunkHash::from([byte; 32])
 }
 
-fn keys_of(manifests: &[ObjectManifest]) -> Vec<&str> {
-    manifests.iter().map(|m| m.key.as_str()).collect()
+fn keys_of(listed: &[ObjectListed]) -> Vec<&str> {
+    listed.iter().map(|m| m.key.as_str()).collect()
 }
 
 #[test]
@@ -200,7 +200,6 @@ fn list_objects_order_prefix_after_limit() {
         assert_eq!(keys_of(&b), ["a"]);
         let bk2 = store.list_objects("bk-2", "", None, 100).await.unwrap();
         assert_eq!(keys_of(&bk2), ["0", "a"]);
-        assert!(bk2.iter().all(|m| m.bucket == "bk-2"));
     });
 }
 

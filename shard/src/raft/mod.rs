@@ -40,6 +40,9 @@ pub(crate) mod refs;
 #[cfg(test)]
 mod refs_tests;
 mod runtime;
+mod snapshot_file;
+mod snapshot_pace;
+mod snapshot_stream;
 mod state_machine;
 mod types;
 
@@ -66,18 +69,20 @@ pub use log_store::{LogStats, LogStore, RecoveredLog};
 pub use network::{Contacts, NetworkFactory, PeerClient};
 pub use proposer::ProposerStats;
 pub use runtime::{Elapsed, GlommioRuntime, TaskCancelled};
-pub use state_machine::{ApplyHooks, SnapshotBuilder, StateMachine, SNAPSHOT_FORMAT_VERSION};
+pub use snapshot_pace::SnapshotPace;
+pub use snapshot_stream::SNAPSHOT_FORMAT_VERSION;
+pub use state_machine::{ApplyHooks, SnapshotBuilder, StateMachine};
 pub use types::{ApplyOutcome, EntryOutcome, NodeId, RaftCommand, TypeConfig};
 
 use crate::ids::ShardIndex;
 use crate::limits::HANDOVER_CATCH_UP_MAX;
 use crate::limits::HANDOVER_ELECTION_MAX;
-use crate::limits::INSTALL_SNAPSHOT_TIMEOUT;
 use crate::limits::LEADER_WAIT_MAX;
 use crate::limits::SHUTDOWN_RELEASE_WAIT_MAX;
 use crate::limits::{
     CHUNK_BYTES, GC_COLLECT_PER_ENTRY_MAX, INLINE_CHUNKS_PER_ENTRY, INLINE_ENTRY_BYTES_MAX,
 };
+use crate::limits::{INSTALL_SNAPSHOT_TIMEOUT, SNAPSHOT_CHUNK_BYTES};
 use crate::meta::keys::BUCKET_KEY_SEPARATOR;
 use crate::meta::MetaStore;
 use crate::peer::ClusterSecret;
@@ -245,11 +250,14 @@ fn raft_config(shard_index: ShardIndex, options: &RaftOptions) -> Result<Config,
         election_timeout_min: millis(options.election_timeout_min),
         election_timeout_max: millis(options.election_timeout_max),
         install_snapshot_timeout: millis(INSTALL_SNAPSHOT_TIMEOUT),
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES as u64,
         max_payload_entries: REPLICATION_ENTRIES_MAX,
         // openraft wants this above the snapshot interval, so a follower
         // that lags by less than a snapshot's worth catches up from the log.
         replication_lag_threshold: options.snapshot_logs_since_last.saturating_mul(2),
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_logs_since_last),
+        // Snapshots are paced by the shard (`snapshot_pace.rs`), by log
+        // bytes as well as entries.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: options.logs_kept_after_snapshot,
         ..Config::default()
     };
@@ -388,6 +396,13 @@ impl ShardRaft {
         };
         let log_stats = Rc::new(LogStats::default());
         let log_store = LogStore::new(store.clone(), Rc::clone(&log_stats), release.clone());
+        // First: an install a crash interrupted is finished before anything
+        // reads the state it was replacing.
+        let current = store
+            .blocking("recover_snapshots", move |db| {
+                state_machine::recover_snapshots(db, &snapshot_stream::snapshot_dir(db.path()))
+            })
+            .await?;
         if let Some(directory) = options.hooks.directory.clone() {
             store
                 .blocking("load_directory", move |db| directory.load(db))
@@ -402,7 +417,8 @@ impl ShardRaft {
                 "counted the chunk references (first start of this store, or of a version that keeps counts)"
             );
         }
-        let state_machine = StateMachine::new(node_id, store, release, options.hooks.clone());
+        let state_machine =
+            StateMachine::new(node_id, store, release, options.hooks.clone()).with_current(current);
         let snapshot_bytes = state_machine.snapshot_size();
         let contacts = Rc::new(Contacts::default());
         let raft = Raft::new(
@@ -702,6 +718,29 @@ impl ShardRaft {
             Err(WaitError::Timeout(..)) => Ok(None),
             Err(WaitError::ShuttingDown) => Err(openraft::error::Fatal::Stopped.into()),
         }
+    }
+
+    /// Starts a snapshot build if `pace` says one is due (see
+    /// `snapshot_pace.rs`); returns at once either way.
+    pub async fn snapshot_if_due(&self, pace: &mut SnapshotPace) -> Result<(), RaftError> {
+        let (applied, snapshot) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            (
+                metrics.last_applied.map(|l| l.index),
+                metrics.snapshot.map(|s| s.index),
+            )
+        };
+        let snapshot_bytes = self.snapshot_bytes().unwrap_or(0);
+        if pace.due(
+            applied,
+            snapshot,
+            snapshot_bytes,
+            self.log_stats.appended_bytes(),
+        ) {
+            self.raft.trigger().snapshot().await?;
+        }
+        Ok(())
     }
 
     /// Size of the latest snapshot built or installed on this node.

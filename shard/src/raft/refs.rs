@@ -288,19 +288,6 @@ fn write_counts(db: &DB, batch: &mut WriteBatch, counts: HashMap<ChunkHash, u64>
     batch.put_cf(cf(db, Cf::SmState), SM_STATE_REFS_COUNTED_KEY, []);
 }
 
-/// Counts the refs in `objects` and `parts` (an installed snapshot's
-/// records) into `batch`, replacing whatever counts the store had.
-pub(crate) fn count_into<'a>(
-    db: &DB,
-    batch: &mut WriteBatch,
-    objects: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    parts: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> Result<(), MetaError> {
-    let counts = count_all(objects, parts)?;
-    write_counts(db, batch, counts);
-    Ok(())
-}
-
 /// Counts every ref in the store once, if it was written before counts
 /// existed; returns whether it counted. Runs before the group starts, so
 /// no entry is applied meanwhile.

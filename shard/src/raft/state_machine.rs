@@ -20,34 +20,33 @@
 //! [`Catchup`] queue after the batch, so a missing chunk is fetched in the
 //! background; apply never waits for it.
 //!
-//! Snapshots hold the metadata and a catalog of the chunk hashes it refers
-//! to, never blob bytes; a node that installs one offers the catalog to its
-//! catch-up queue. They are built and sent whole, in memory (a
-//! `Cursor<Vec<u8>>`). The latest one is kept in
-//! memory only: openraft rebuilds it at start when the log has been purged.
-//! Streaming snapshots from a rocksdb checkpoint are future work; until
-//! then a snapshot costs memory proportional to the shard's metadata.
+//! Snapshots are files (`snapshot_stream.rs`): built from a rocksdb view,
+//! sent and received in chunks, installed in batches, so no member ever
+//! holds a whole snapshot in memory. The latest file is the current
+//! snapshot, also after a restart. They hold the metadata, never blob
+//! bytes; a node that installs one offers the chunks its refs name to its
+//! catch-up queue.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
     BasicNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
     SnapshotMeta,
 };
-use rocksdb::{WriteBatch, WriteOptions, DB};
-use serde::{Deserialize, Serialize};
+use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::{self, meta_command::Op, InlineChunk, MetaCommand};
 
 use super::apply::{apply_op, op_chunks_mut, Pending};
-use super::codec::{decode, encode, storage_error};
+use super::codec::{encode, storage_error};
 use super::log_store::read_record;
 use super::refs::{self, EntryStamp};
+use super::snapshot_file::SnapshotFile;
+use super::snapshot_stream::{self, SnapshotHeader, SnapshotOnDisk};
 use super::types::{
     ApplyOutcome, Entry, EntryOutcome, LogId, NodeId, StorageError, StoredMembership, TypeConfig,
 };
@@ -57,57 +56,26 @@ use crate::catchup::Catchup;
 use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
 use crate::directory::Directory;
-use crate::limits::CHUNK_BYTES;
+use crate::limits::{CHUNK_BYTES, SNAPSHOT_NO_SPACE_PAUSE};
 use crate::meta::keys::{self, Cf, SM_STATE_LAST_APPLIED_KEY, SM_STATE_MEMBERSHIP_KEY};
-use crate::meta::{cf, hashed_refs, record_chunks, MetaError, MetaStore};
+use crate::meta::{cf, hashed_refs, MetaError, MetaStore};
 
-/// Version of [`SnapshotImage`]'s encoding. Bump it when the image
-/// changes; an install refuses versions it does not know.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
-
-/// Key under which snapshot decode errors are reported (a snapshot has no
-/// key of its own).
-const SNAPSHOT_ERROR_KEY: &[u8] = b"snapshot";
-
-/// What a snapshot carries, bincode-encoded. Keys and values are the raw
-/// column family records (prost values), so building and installing never
-/// re-encode a manifest.
-#[derive(Debug, Serialize, Deserialize)]
-struct SnapshotImage {
-    /// First field, so it can be read before the rest is understood.
-    format_version: u32,
-    last_applied: Option<LogId>,
-    membership: StoredMembership,
-    buckets: Records,
-    objects: Records,
-    uploads: Records,
-    parts: Records,
-    users: Records,
-    /// Every chunk hash `objects` and `parts` refer to, sorted, each once:
-    /// what an installing node must eventually hold in its blob log.
-    blob_catalog: Vec<ChunkHash>,
-}
-
-/// The latest snapshot, as built or installed.
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, BasicNode>,
-    data: Vec<u8>,
-}
-
-type CurrentSnapshot = Rc<RefCell<Option<StoredSnapshot>>>;
+/// The latest snapshot, as built or installed (or found at start).
+pub(crate) type CurrentSnapshot = Rc<RefCell<Option<SnapshotOnDisk>>>;
 
 /// Bytes of the latest snapshot built or installed, for metrics.
 pub(crate) type SnapshotSize = Rc<Cell<Option<u64>>>;
-
-/// Raw `(key, value)` records of one column family.
-type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// openraft's state machine over the metadata store.
 pub struct StateMachine {
     node_id: NodeId,
     store: MetaStore,
+    /// Where its snapshot files live (`snapshot_stream.rs`).
+    snapshot_dir: PathBuf,
     current: CurrentSnapshot,
     snapshot_size: SnapshotSize,
+    /// When a build last found the disk full.
+    no_space_since: Rc<Cell<Option<Instant>>>,
     release: ReleaseToken,
     /// Where bucket and user changes are published (metadata shard only).
     directory: Option<Arc<Directory>>,
@@ -147,14 +115,24 @@ impl StateMachine {
     ) -> StateMachine {
         StateMachine {
             node_id,
+            snapshot_dir: snapshot_stream::snapshot_dir(store.path()),
             store,
             current: Rc::new(RefCell::new(None)),
             snapshot_size: Rc::new(Cell::new(None)),
+            no_space_since: Rc::new(Cell::new(None)),
             release,
             directory: hooks.directory,
             blob_log: hooks.blob_log,
             catchup: hooks.catchup,
         }
+    }
+
+    /// Starts from `current`, the snapshot file found at start (see
+    /// [`recover_snapshots`]).
+    pub(crate) fn with_current(self, current: Option<SnapshotOnDisk>) -> StateMachine {
+        self.snapshot_size.set(current.as_ref().map(|c| c.bytes));
+        *self.current.borrow_mut() = current;
+        self
     }
 
     /// Where the size of the latest snapshot is kept.
@@ -295,8 +273,10 @@ struct Prepared {
 /// Builds snapshots from a consistent view of the store.
 pub struct SnapshotBuilder {
     store: MetaStore,
+    dir: PathBuf,
     current: CurrentSnapshot,
     size: SnapshotSize,
+    no_space_since: Rc<Cell<Option<Instant>>>,
     _release: ReleaseToken,
 }
 
@@ -383,180 +363,117 @@ fn apply_entries(
     Ok(outcomes)
 }
 
-/// Every record of `family` in a snapshot view.
-fn collect_family(db: &DB, view: &rocksdb::Snapshot<'_>, family: Cf) -> Result<Records, MetaError> {
-    let mut iter = view.raw_iterator_cf(cf(db, family));
-    iter.seek_to_first();
-    let mut records = Vec::new();
-    while let Some((key, value)) = iter.item() {
-        records.push((key.to_vec(), value.to_vec()));
-        iter.next();
-    }
-    iter.status().map_err(MetaError::rocks("build_snapshot"))?;
-    Ok(records)
-}
-
-/// Reads a consistent image of the applied state and encodes it.
-fn build_image(db: &DB) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), MetaError> {
-    let view = db.snapshot();
-    let sm_state = cf(db, Cf::SmState);
-    let read = |key: &[u8]| -> Result<Option<Vec<u8>>, MetaError> {
-        view.get_cf(sm_state, key)
-            .map_err(MetaError::rocks("build_snapshot"))
-    };
-    let last_applied: Option<LogId> = read(SM_STATE_LAST_APPLIED_KEY)?
-        .map(|v| decode(Cf::SmState, SM_STATE_LAST_APPLIED_KEY, &v))
-        .transpose()?;
-    let membership: StoredMembership = read(SM_STATE_MEMBERSHIP_KEY)?
-        .map(|v| decode(Cf::SmState, SM_STATE_MEMBERSHIP_KEY, &v))
-        .transpose()?
-        .unwrap_or_default();
-    let objects = collect_family(db, &view, Cf::Objects)?;
-    let parts = collect_family(db, &view, Cf::Parts)?;
-    let blob_catalog = blob_catalog(&objects, &parts)?;
-    let image = SnapshotImage {
-        format_version: SNAPSHOT_FORMAT_VERSION,
-        last_applied,
-        membership: membership.clone(),
-        buckets: collect_family(db, &view, Cf::Buckets)?,
-        objects,
-        uploads: collect_family(db, &view, Cf::Uploads)?,
-        parts,
-        users: collect_family(db, &view, Cf::Users)?,
-        blob_catalog,
-    };
-    Ok((last_applied, membership, encode(&image)))
-}
-
-/// The distinct chunk hashes the manifests and parts refer to, sorted.
-fn blob_catalog(objects: &Records, parts: &Records) -> Result<Vec<ChunkHash>, MetaError> {
-    let mut catalog = BTreeSet::new();
-    for (family, records) in [(Cf::Objects, objects), (Cf::Parts, parts)] {
-        for (key, value) in records {
-            let chunks = record_chunks(family, key, value)?;
-            catalog.extend(hashed_refs(&chunks).map(|(sha256, _)| sha256));
-        }
-    }
-    Ok(catalog.into_iter().collect())
-}
-
-/// Decodes a snapshot image, refusing unknown format versions.
-fn decode_image(data: &[u8]) -> Result<SnapshotImage, MetaError> {
-    let version: u32 = decode(Cf::SmState, SNAPSHOT_ERROR_KEY, data)?;
-    if version != SNAPSHOT_FORMAT_VERSION {
-        return Err(MetaError::SnapshotVersion {
-            found: version,
-            supported: SNAPSHOT_FORMAT_VERSION,
-        });
-    }
-    decode(Cf::SmState, SNAPSHOT_ERROR_KEY, data)
-}
-
-/// Adds to `batch` the deletion of every record of `family`.
-fn clear_family(db: &DB, batch: &mut WriteBatch, family: Cf) -> Result<(), MetaError> {
-    let handle = cf(db, family);
-    let mut iter = db.raw_iterator_cf(handle);
-    iter.seek_to_first();
-    let first = iter.key().map(<[u8]>::to_vec);
-    iter.seek_to_last();
-    let last = iter.key().map(<[u8]>::to_vec);
-    iter.status()
-        .map_err(MetaError::rocks("install_snapshot"))?;
-    if let (Some(first), Some(last)) = (first, last) {
-        batch.delete_range_cf(handle, first, keys::successor(&last));
-    }
-    Ok(())
-}
-
-/// Replaces the applied state with the image, in one synced batch.
-fn install_image(
-    db: &DB,
-    image: &SnapshotImage,
-    meta: &SnapshotMeta<NodeId, BasicNode>,
-) -> Result<(), MetaError> {
-    let mut batch = WriteBatch::default();
-    let families = [
-        (Cf::Buckets, &image.buckets),
-        (Cf::Objects, &image.objects),
-        (Cf::Uploads, &image.uploads),
-        (Cf::Parts, &image.parts),
-        (Cf::Users, &image.users),
-    ];
-    for (family, _) in families {
-        clear_family(db, &mut batch, family)?;
-    }
-    // Puts after the range deletions in the same batch win over them.
-    for (family, records) in families {
-        let handle = cf(db, family);
-        for (key, value) in records {
-            batch.put_cf(handle, key, value);
-        }
-    }
-    // Counts are not in the image: they follow from its manifests and
-    // parts. Chunks that were at zero here are no longer listed; the orphan
-    // scan finds their bytes.
-    refs::count_into(
-        db,
-        &mut batch,
-        image.objects.iter().map(|(k, v)| (&k[..], &v[..])),
-        image.parts.iter().map(|(k, v)| (&k[..], &v[..])),
-    )?;
-    let sm_state = cf(db, Cf::SmState);
-    match meta.last_log_id {
-        Some(last) => batch.put_cf(sm_state, SM_STATE_LAST_APPLIED_KEY, encode(&last)),
-        None => batch.delete_cf(sm_state, SM_STATE_LAST_APPLIED_KEY),
-    }
-    batch.put_cf(
-        sm_state,
-        SM_STATE_MEMBERSHIP_KEY,
-        encode(&meta.last_membership),
-    );
-    let mut opts = WriteOptions::default();
-    // Rare and large: make it durable now rather than with the next append.
-    opts.set_sync(true);
-    db.write_opt(batch, &opts)
-        .map_err(MetaError::rocks("install_snapshot"))
-}
-
-fn snapshot_id(last_applied: Option<LogId>) -> String {
-    let built_unix_ms = SystemTime::now()
+fn now_unix_ms() -> u128 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    match last_applied {
-        Some(log_id) => format!(
-            "{}-{}-{}",
-            log_id.leader_id.term, log_id.index, built_unix_ms
-        ),
-        None => format!("0-0-{built_unix_ms}"),
+        .map_or(0, |d| d.as_millis())
+}
+
+/// openraft's view of a snapshot file.
+fn meta_of(snapshot: &SnapshotOnDisk) -> SnapshotMeta<NodeId, BasicNode> {
+    SnapshotMeta {
+        last_log_id: snapshot.header.last_applied,
+        last_membership: snapshot.header.membership.clone(),
+        snapshot_id: snapshot.snapshot_id.clone(),
     }
+}
+
+/// Opens `snapshot` for openraft to read.
+async fn open_snapshot(snapshot: &SnapshotOnDisk) -> Result<Snapshot<TypeConfig>, StorageError> {
+    let meta = meta_of(snapshot);
+    let file = SnapshotFile::open(&snapshot.path).await.map_err(|e| {
+        storage_error(
+            ErrorSubject::Snapshot(Some(meta.signature())),
+            ErrorVerb::Read,
+            MetaError::SnapshotFile {
+                op: "open",
+                path: snapshot.path.clone(),
+                source: e,
+            },
+        )
+    })?;
+    Ok(Snapshot {
+        meta,
+        snapshot: Box::new(file),
+    })
+}
+
+/// Finishes an install a crash interrupted, then finds the current
+/// snapshot file; before the group starts. Blocking.
+pub(crate) fn recover_snapshots(db: &DB, dir: &Path) -> Result<Option<SnapshotOnDisk>, MetaError> {
+    if let Some(path) = snapshot_stream::interrupted_install(db, dir)? {
+        let installed = snapshot_stream::install_all(db, &path)?;
+        tracing::warn!(
+            snapshot = %path.display(),
+            records = installed.records,
+            "finished installing a raft snapshot a stop had interrupted"
+        );
+    }
+    snapshot_stream::latest(dir)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (last_applied, membership, data) = self
-            .store
-            .blocking("build_snapshot", build_image)
-            .await
-            .map_err(|e| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))?;
-        let meta = SnapshotMeta {
-            last_log_id: last_applied,
-            last_membership: membership,
-            snapshot_id: snapshot_id(last_applied),
+        let (dir, at) = (self.dir.clone(), now_unix_ms());
+        let cooling = self
+            .no_space_since
+            .get()
+            .is_some_and(|since| since.elapsed() < SNAPSHOT_NO_SPACE_PAUSE);
+        let built = if cooling {
+            None
+        } else {
+            match self
+                .store
+                .blocking("build_snapshot", move |db| {
+                    snapshot_stream::build(db, &dir, at)
+                })
+                .await
+            {
+                Ok(built) => Some(built),
+                // A full disk must not stop the group: keep serving the
+                // snapshot there is, and try again after a pause.
+                Err(e) if e.is_no_space() && self.current.borrow().is_some() => {
+                    tracing::warn!(error = %e, "no space to build a raft snapshot: keeping the previous one for now");
+                    self.no_space_since.set(Some(Instant::now()));
+                    None
+                }
+                Err(e) => {
+                    return Err(storage_error(
+                        ErrorSubject::Snapshot(None),
+                        ErrorVerb::Write,
+                        e,
+                    ))
+                }
+            }
         };
-        tracing::info!(
-            snapshot = %meta,
-            snapshot_bytes = data.len(),
-            "built raft snapshot"
-        );
-        self.size.set(Some(data.len() as u64));
-        *self.current.borrow_mut() = Some(StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        });
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        let snapshot = match built {
+            Some(built) => {
+                tracing::info!(
+                    snapshot = %built.snapshot_id,
+                    snapshot_bytes = built.bytes,
+                    "built raft snapshot"
+                );
+                self.size.set(Some(built.bytes));
+                *self.current.borrow_mut() = Some(built.clone());
+                let (dir, keep) = (self.dir.clone(), built.path.clone());
+                let retired = self
+                    .store
+                    .blocking("retire_snapshots", move |db| {
+                        snapshot_stream::retire_others(db, &dir, &keep)
+                    })
+                    .await;
+                if let Err(e) = retired {
+                    tracing::warn!(error = %e, "removing older raft snapshots failed; the next build tries again");
+                }
+                built
+            }
+            None => self
+                .current
+                .borrow()
+                .clone()
+                .expect("checked above: there is a current snapshot"),
+        };
+        open_snapshot(&snapshot).await
     }
 }
 
@@ -607,74 +524,144 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             store: self.store.clone(),
+            dir: self.snapshot_dir.clone(),
             current: Rc::clone(&self.current),
             size: Rc::clone(&self.snapshot_size),
+            no_space_since: Rc::clone(&self.no_space_since),
             _release: self.release.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        let dir = self.snapshot_dir.clone();
+        let failed = |e: std::io::Error| {
+            storage_error(
+                ErrorSubject::Snapshot(None),
+                ErrorVerb::Write,
+                MetaError::SnapshotFile {
+                    op: "create",
+                    path: snapshot_stream::receiving_path(&self.snapshot_dir),
+                    source: e,
+                },
+            )
+        };
+        let created = self
+            .store
+            .blocking("begin_receiving_snapshot", move |_| {
+                std::fs::create_dir_all(&dir).map_err(|e| MetaError::SnapshotFile {
+                    op: "create",
+                    path: dir.clone(),
+                    source: e,
+                })
+            })
+            .await;
+        created.map_err(|e| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        let file = SnapshotFile::create(&snapshot_stream::receiving_path(&self.snapshot_dir))
+            .await
+            .map_err(failed)?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
-        let install_meta = meta.clone();
-        let directory = self.directory.clone();
-        let (data, catalog) = self
+        let failed = |e| {
+            storage_error(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                e,
+            )
+        };
+        let received = snapshot.path().to_path_buf();
+        drop(snapshot);
+        let (dir, id) = (self.snapshot_dir.clone(), meta.snapshot_id.clone());
+        let expected = SnapshotHeader {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        let begin_with = expected.clone();
+        let mut installing = self
             .store
             .blocking("install_snapshot", move |db| {
-                let image = decode_image(&data)?;
-                if image.last_applied != install_meta.last_log_id {
-                    return Err(MetaError::decode(
-                        Cf::SmState.name(),
-                        SNAPSHOT_ERROR_KEY,
-                        format!(
-                            "image was taken at {:?} but its meta says {:?}",
-                            image.last_applied, install_meta.last_log_id
-                        ),
-                    ));
-                }
-                install_image(db, &image, &install_meta)?;
+                let path = snapshot_stream::keep_received(&dir, &received, &id)?;
+                snapshot_stream::begin_install(db, &path, Some(&begin_with))
+            })
+            .await
+            .map_err(failed)?;
+        // One batch per blocking job: other work of this core's store
+        // goes on between them.
+        while !installing.is_done() {
+            installing = self
+                .store
+                .blocking("install_snapshot", move |db| {
+                    installing.step(db)?;
+                    Ok(installing)
+                })
+                .await
+                .map_err(failed)?;
+        }
+        let path = installing.path().to_path_buf();
+        let installed = installing.into_installed();
+        let directory = self.directory.clone();
+        let (dir, keep) = (self.snapshot_dir.clone(), path.clone());
+        let bytes = self
+            .store
+            .blocking("install_snapshot", move |db| {
                 if let Some(directory) = directory {
                     directory.load(db)?;
                 }
-                Ok((data, image.blob_catalog))
+                snapshot_stream::retire_others(db, &dir, &keep)
             })
             .await
-            .map_err(|e| {
-                storage_error(
-                    ErrorSubject::Snapshot(Some(meta.signature())),
-                    ErrorVerb::Write,
-                    e,
-                )
-            })?;
+            .map_err(failed)?;
         tracing::info!(
             snapshot = %meta,
-            snapshot_bytes = data.len(),
-            catalog_chunks = catalog.len(),
+            records = installed.records,
+            chunks = installed.chunks.len(),
             "installed raft snapshot"
         );
         if let Some(catchup) = &self.catchup {
             // No source hint: any member that has a chunk will do.
-            catchup.offer(catalog.into_iter().map(|sha256| (sha256, NodeId(0))));
+            catchup.offer(
+                installed
+                    .chunks
+                    .into_iter()
+                    .map(|sha256| (sha256, NodeId(0))),
+            );
+            if installed.chunks_left_out {
+                catchup.missed();
+            }
         }
-        self.snapshot_size.set(Some(data.len() as u64));
-        *self.current.borrow_mut() = Some(StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        });
+        let on_disk = SnapshotOnDisk {
+            header: expected,
+            snapshot_id: meta.snapshot_id.clone(),
+            bytes,
+            path,
+        };
+        self.snapshot_size.set(Some(on_disk.bytes));
+        *self.current.borrow_mut() = Some(on_disk);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.current.borrow().as_ref().map(|stored| Snapshot {
-            meta: stored.meta.clone(),
-            snapshot: Box::new(Cursor::new(stored.data.clone())),
-        }))
+        let current = self.current.borrow().clone();
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        match open_snapshot(&current).await {
+            // A build made a newer one current, and retired this file,
+            // while it was being opened: open the newer one.
+            Err(_) if self.current.borrow().as_ref().map(|c| &c.path) != Some(&current.path) => {
+                let newer = self
+                    .current
+                    .borrow()
+                    .clone()
+                    .expect("a newer current snapshot");
+                open_snapshot(&newer).await.map(Some)
+            }
+            opened => opened.map(Some),
+        }
     }
 }

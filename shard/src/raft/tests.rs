@@ -1,8 +1,7 @@
 //! Raft group tests on a real metadata store, each inside a glommio
 //! executor: propose and read back, restart, log purge and snapshot
-//! rebuild, snapshot build → install, apply edge cases, entry size.
+//! files found again, snapshot build → install, apply edge cases, entry size.
 
-use std::io::Cursor;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,7 +13,6 @@ use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, RaftSnapshotBuild
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{DeleteObject, MetaCommand};
 
-use super::codec::encode;
 use super::types::{Entry, LogId};
 use super::*;
 use crate::chunk_hash::ChunkHash;
@@ -263,7 +261,7 @@ fn restart_reapplies_a_lost_applied_state_from_the_log() {
 }
 
 #[test]
-fn snapshot_purges_the_log_and_restart_rebuilds_it() {
+fn snapshot_purges_the_log_and_restart_finds_it_on_disk() {
     run_local(|| async {
         let dir = tempfile::tempdir().unwrap();
         // No automatic snapshots; keep no log behind a snapshot.
@@ -300,8 +298,8 @@ fn snapshot_purges_the_log_and_restart_rebuilds_it() {
         stop(shard, &store).await;
         drop(store);
 
-        // The log is empty past the purge mark; openraft rebuilds the
-        // snapshot from the applied state at start.
+        // The log is empty past the purge mark; the snapshot file is the
+        // current snapshot again, without a rebuild.
         let (store, shard) = open_and_start(dir.path(), options).await;
         assert!(shard.is_leader());
         assert_eq!(shard.raft.metrics().borrow().snapshot, Some(last));
@@ -349,6 +347,8 @@ fn snapshot_build_then_install_into_a_fresh_store() {
             token.clone(),
             ApplyHooks::default(),
         );
+        // Nothing yet: the first snapshot is built below.
+        assert!(source_sm.get_current_snapshot().await.unwrap().is_none());
         let snapshot = source_sm
             .get_snapshot_builder()
             .await
@@ -384,11 +384,9 @@ fn snapshot_build_then_install_into_a_fresh_store() {
         assert_eq!(catchup.pending(), 2, "one chunk ref in each stale object");
 
         let meta = snapshot.meta.clone();
-        let data = snapshot.snapshot.into_inner();
-        target_sm
-            .install_snapshot(&meta, Box::new(Cursor::new(data.clone())))
-            .await
-            .unwrap();
+        let data = std::fs::read(snapshot.snapshot.path()).unwrap();
+        let received = send_snapshot(snapshot, &mut target_sm).await;
+        target_sm.install_snapshot(&meta, received).await.unwrap();
 
         assert_eq!(
             target.list_buckets().await.unwrap(),
@@ -409,41 +407,176 @@ fn snapshot_build_then_install_into_a_fresh_store() {
         assert!(small.chunks.is_empty());
         assert_eq!(
             target_sm.applied_state().await.unwrap(),
-            (source_applied, source_membership)
+            (source_applied, source_membership.clone())
         );
         // The source's objects refer to chunks [0; 32] and [1; 32]: the
-        // catalog names each once.
+        // install offers each once.
         assert_eq!(catchup.pending(), 4);
         // Counts follow the installed records (21 objects name chunk 0, 20
         // name chunk 1), not the stale ones that named chunk 0 twice more.
-        let counts = target
-            .blocking("counts", |db| {
-                let count = |n: u8| {
-                    super::refs::count_of(db, &ChunkHash::from([n; 32])).map(|c| c.map(|c| c.count))
-                };
-                Ok((count(0)?, count(1)?))
+        assert_eq!(chunk_counts(&target).await, (Some(21), Some(20)));
+        let current = target_sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, meta);
+        assert_eq!(std::fs::read(current.snapshot.path()).unwrap(), data);
+
+        // A snapshot whose meta disagrees with its file is refused.
+        let mut wrong = meta.clone();
+        wrong.last_log_id = None;
+        let received = receive_bytes(&mut target_sm, &data).await;
+        let refused = target_sm.install_snapshot(&wrong, received).await;
+        assert!(refused.is_err());
+        // As is one byte flipped anywhere in the file, before the store
+        // is touched.
+        let mut flipped = data.clone();
+        flipped[data.len() / 2] ^= 0x01;
+        let received = receive_bytes(&mut target_sm, &flipped).await;
+        let refused = target_sm.install_snapshot(&meta, received).await;
+        assert!(refused.unwrap_err().to_string().contains("checksum"));
+        assert_eq!(chunk_counts(&target).await, (Some(21), Some(20)));
+        // And an unknown format version.
+        let mut future = data.clone();
+        future[8..12].copy_from_slice(&(SNAPSHOT_FORMAT_VERSION + 1).to_le_bytes());
+        let received = receive_bytes(&mut target_sm, &future).await;
+        let refused = target_sm.install_snapshot(&meta, received).await;
+        assert!(refused.unwrap_err().to_string().contains("format version"));
+        assert_eq!(
+            target_sm.applied_state().await.unwrap(),
+            (source_applied, source_membership)
+        );
+    });
+}
+
+/// Chunk 0's and chunk 1's counts in `store`.
+async fn chunk_counts(store: &MetaStore) -> (Option<u64>, Option<u64>) {
+    store
+        .blocking("counts", |db| {
+            let count = |n: u8| {
+                super::refs::count_of(db, &ChunkHash::from([n; 32])).map(|c| c.map(|c| c.count))
+            };
+            Ok((count(0)?, count(1)?))
+        })
+        .await
+        .unwrap()
+}
+
+/// Moves a snapshot to `target` as openraft does: read in pieces from the
+/// sender's file, written in order to the receiver's, which is then shut
+/// down (synced).
+async fn send_snapshot(
+    mut snapshot: openraft::Snapshot<super::types::TypeConfig>,
+    target: &mut StateMachine,
+) -> Box<super::snapshot_file::SnapshotFile> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut received = target.begin_receiving_snapshot().await.unwrap();
+    loop {
+        let mut piece = Vec::with_capacity(64 << 10);
+        let n = snapshot.snapshot.read_buf(&mut piece).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        received.write_all(&piece).await.unwrap();
+    }
+    received.shutdown().await.unwrap();
+    received
+}
+
+/// `bytes` received as a snapshot file by `target`.
+async fn receive_bytes(
+    target: &mut StateMachine,
+    bytes: &[u8],
+) -> Box<super::snapshot_file::SnapshotFile> {
+    use tokio::io::AsyncWriteExt;
+    let mut received = target.begin_receiving_snapshot().await.unwrap();
+    received.write_all(bytes).await.unwrap();
+    received.shutdown().await.unwrap();
+    received
+}
+
+#[test]
+fn an_install_a_crash_cut_short_is_finished_at_the_next_start() {
+    run_local(|| async {
+        let source_dir = tempfile::tempdir().unwrap();
+        let (source, shard) = open_and_start(source_dir.path(), RaftOptions::default()).await;
+        shard.propose(create_bucket("b1")).await.unwrap();
+        // Enough records for several install batches.
+        let mut manifest = manifest("b1", "", 0);
+        manifest.embedded = vec![7; 60 << 10];
+        manifest.size_bytes = manifest.embedded.len() as u64;
+        for i in 0..400 {
+            manifest.key = format!("obj/{i:04}");
+            shard
+                .propose(MetaCommand {
+                    op: Some(Op::PutObject(manifest.clone())),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        shard.propose(put_object("b1", "chunked", 2)).await.unwrap();
+        stop(shard, &source).await;
+        let (token, _released) = release_token();
+        let mut source_sm = StateMachine::new(
+            NodeId(1),
+            source.clone(),
+            token.clone(),
+            ApplyHooks::default(),
+        );
+        let snapshot = source_sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let (source_applied, _) = source_sm.applied_state().await.unwrap();
+
+        let target_dir = tempfile::tempdir().unwrap();
+        let target = MetaStore::open(target_dir.path()).unwrap();
+        let mut target_sm =
+            StateMachine::new(NodeId(2), target.clone(), token, ApplyHooks::default());
+        let received = send_snapshot(snapshot, &mut target_sm).await;
+        let received = received.path().to_path_buf();
+        // The stop comes after the clearing batch and one batch of
+        // records: the store holds some objects and no applied log id.
+        let dir = super::snapshot_stream::snapshot_dir(target.path());
+        target
+            .blocking("cut short", move |db| {
+                let path = super::snapshot_stream::keep_received(&dir, &received, "1-402-1")?;
+                let mut installing = super::snapshot_stream::begin_install(db, &path, None)?;
+                installing.step(db)?;
+                assert!(!installing.is_done());
+                Ok(())
             })
             .await
             .unwrap();
-        assert_eq!(counts, (Some(21), Some(20)));
-        let current = target_sm.get_current_snapshot().await.unwrap().unwrap();
-        assert_eq!(current.meta, meta);
-        assert_eq!(current.snapshot.into_inner(), data);
+        let listed = target
+            .list_objects("b1", "", None, 1000)
+            .await
+            .unwrap()
+            .len();
+        assert!(listed > 0 && listed < 401, "{listed} objects");
+        drop(target_sm);
+        drop(target);
 
-        // A snapshot whose meta disagrees with its image is refused.
-        let mut wrong = meta.clone();
-        wrong.last_log_id = None;
-        let refused = target_sm
-            .install_snapshot(&wrong, Box::new(Cursor::new(data)))
-            .await;
-        assert!(refused.is_err());
-        // As is an unknown format version.
-        let mut future = encode(&(SNAPSHOT_FORMAT_VERSION + 1));
-        future.extend_from_slice(&[0; 64]);
-        let refused = target_sm
-            .install_snapshot(&meta, Box::new(Cursor::new(future)))
-            .await;
-        assert!(refused.unwrap_err().to_string().contains("format version"));
+        // The next start finishes it before the group reads anything.
+        let target = MetaStore::open(target_dir.path()).unwrap();
+        let dir = super::snapshot_stream::snapshot_dir(target.path());
+        let current = target
+            .blocking("recover", move |db| {
+                super::state_machine::recover_snapshots(db, &dir)
+            })
+            .await
+            .unwrap()
+            .expect("the installed file is the current snapshot");
+        assert_eq!(current.header.last_applied, source_applied);
+        assert_eq!(
+            target.list_objects("b1", "", None, 1000).await.unwrap(),
+            source.list_objects("b1", "", None, 1000).await.unwrap(),
+        );
+        assert_eq!(chunk_counts(&target).await, (Some(1), Some(1)));
+        let (token, _released) = release_token();
+        let mut target_sm =
+            StateMachine::new(NodeId(2), target.clone(), token, ApplyHooks::default());
+        assert_eq!(target_sm.applied_state().await.unwrap().0, source_applied);
     });
 }
 

@@ -3,7 +3,6 @@
 //! openraft type configuration that ties them to the glommio runtime.
 
 use std::fmt;
-use std::io::Cursor;
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -21,7 +20,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = super::snapshot_file::SnapshotFile,
         AsyncRuntime = GlommioRuntime,
 );
 

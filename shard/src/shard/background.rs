@@ -33,13 +33,14 @@ use crate::limits::AUDIT_QUEUE_HIGH;
 use crate::limits::AUDIT_RECORDS_PER_PAGE;
 use crate::limits::QUORUM_WATCH_INTERVAL;
 use crate::limits::REAP_BATCH_MAX;
+use crate::limits::SNAPSHOT_PACE_INTERVAL;
 use crate::limits::{
     BACKGROUND_STOP_WAIT_MAX, BACKGROUND_TASK_SHARES, CATCHUP_WORKERS, CHUNK_BYTES,
 };
 use crate::limits::{GC_COLLECT_PER_ENTRY_MAX, GC_SCAN_INTERVAL_MAX, OUT_OF_SPACE_RETRY};
 use crate::limits::{LEADER_BALANCE_INTERVAL, LEADER_WATCH_INTERVAL};
 use crate::meta::ChunkScan;
-use crate::raft::{refs, ApplyOutcome, Handover};
+use crate::raft::{refs, ApplyOutcome, Handover, SnapshotPace};
 use crate::replication::{Replicator, CAPABILITY_COLLECT};
 
 /// A shard's background task queue, gate and stop signal.
@@ -97,8 +98,9 @@ impl Background {
     }
 
     /// Tells every task to stop and waits (at most
-    /// [`BACKGROUND_STOP_WAIT_MAX`]) for those in a work unit to finish it.
-    pub(super) async fn stop(&self) {
+    /// [`BACKGROUND_STOP_WAIT_MAX`]) for those in a work unit to finish it;
+    /// returns whether they all did.
+    pub(super) async fn stop(&self) -> bool {
         drop(self.stop.borrow_mut().take());
         let closed = glommio::timer::timeout(BACKGROUND_STOP_WAIT_MAX, async {
             Ok(self.gate.close().await)
@@ -110,6 +112,7 @@ impl Background {
                 "background work still running after {BACKGROUND_STOP_WAIT_MAX:?}; stopping without it"
             );
         }
+        closed.is_ok()
     }
 }
 
@@ -136,6 +139,15 @@ impl Shard {
         let shard = Rc::clone(self);
         self.background.spawn("scrub", async move {
             shard.scrub_periodically(shard.scrub_bytes_per_s).await
+        });
+        let shard = Rc::clone(self);
+        self.background.spawn("snapshot pace", async move {
+            let mut pace = SnapshotPace::new(shard.snapshot_every);
+            while shard.background.sleep(SNAPSHOT_PACE_INTERVAL).await {
+                if let Err(e) = shard.raft.snapshot_if_due(&mut pace).await {
+                    tracing::warn!(shard = shard.index.get(), error = %e, "could not start a raft snapshot");
+                }
+            }
         });
         let shard = Rc::clone(self);
         self.background.spawn("out-of-space recovery", async move {
@@ -356,6 +368,20 @@ impl Shard {
     /// the node stopped (or whose push and index write were lost) are
     /// found again. Pauses while the queue is long.
     async fn audit_chunks(&self) {
+        match self.meta.take_chunks_complete_mark().await {
+            Ok(true) => {
+                tracing::info!(
+                    shard = self.index.get(),
+                    "the last stop had every chunk here: no chunk audit"
+                );
+                self.chunks_audited.set(true);
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(shard = self.index.get(), error = %e, "reading the chunks-complete mark failed; auditing")
+            }
+        }
         if !self.background.sleep(AUDIT_DELAY).await {
             return;
         }
@@ -379,6 +405,7 @@ impl Shard {
             }
         }
         tracing::info!(shard = self.index.get(), queued, "chunk audit done");
+        self.chunks_audited.set(true);
     }
 
     /// Fetches one chunk this node has refs to but no bytes for (see

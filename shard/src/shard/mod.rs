@@ -36,7 +36,7 @@ mod space;
 mod stats;
 mod write;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -98,6 +98,12 @@ pub struct Shard {
     space: RefCell<space::SpaceState>,
     /// Taken by each sweep-and-reclaim pass: one at a time.
     space_turn: glommio::sync::Semaphore,
+    /// Set once this run's chunk audit finished (or was not needed): with
+    /// nothing left to catch up on, a stop may then say every chunk is
+    /// here, and the next start skips the audit.
+    chunks_audited: Cell<bool>,
+    /// `--snapshot-every`: entries between snapshots at the least.
+    snapshot_every: u64,
 }
 
 impl Shard {
@@ -159,6 +165,7 @@ impl Shard {
             logs_kept_after_snapshot: cluster.logs_kept_after_snapshot,
             ..RaftOptions::default()
         };
+        let snapshot_every = raft_options.snapshot_logs_since_last;
         let raft = ShardRaft::start_with(node_id, index, meta.clone(), raft_options).await?;
         Ok(Rc::new(Shard {
             index,
@@ -182,6 +189,8 @@ impl Shard {
             scrub_bytes_per_s,
             space: RefCell::default(),
             space_turn: glommio::sync::Semaphore::new(1),
+            chunks_audited: Cell::new(false),
+            snapshot_every,
         }))
     }
 
@@ -212,7 +221,7 @@ impl Shard {
     /// then stops the raft group and flushes the metadata store. Each step
     /// is logged.
     pub async fn stop(&self) {
-        self.background.stop().await;
+        let stopped_in_order = self.background.stop().await;
         if self.group.is_cluster() {
             match self.raft.hand_over().await {
                 Handover::NotLeader | Handover::NoOtherVoter => {}
@@ -231,12 +240,37 @@ impl Shard {
             }
         }
         self.raft.shutdown().await;
+        // The group applies nothing more: what catch-up still has to do
+        // is known now.
+        if self.group.is_cluster() && self.chunks_all_here(stopped_in_order) {
+            match self.meta.mark_chunks_complete().await {
+                Ok(()) => tracing::info!(
+                    shard = self.index.get(),
+                    "every chunk is here: the next start skips the chunk audit"
+                ),
+                Err(e) => {
+                    tracing::warn!(shard = self.index.get(), error = %e, "could not mark the chunks complete; the next start audits them")
+                }
+            }
+        }
         match self.meta.flush().await {
             Ok(()) => tracing::info!(shard = self.index.get(), "metadata flushed"),
             Err(e) => {
                 tracing::warn!(shard = self.index.get(), error = %e, "flushing metadata failed")
             }
         }
+    }
+
+    /// Whether every chunk this shard's refs name is known to be here: the
+    /// audit ran (or was not needed), catch-up has nothing queued and
+    /// neither missed nor failed a chunk since the start, and every
+    /// background task finished its work unit.
+    fn chunks_all_here(&self, stopped_in_order: bool) -> bool {
+        stopped_in_order
+            && self.chunks_audited.get()
+            && self.catchup.pending() == 0
+            && self.catchup.dropped() == 0
+            && self.stats.chunk_catchup_failed.load(Ordering::Relaxed) == 0
     }
 
     /// Serves one request in its own task, after waiting for an in-flight

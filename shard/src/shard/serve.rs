@@ -8,7 +8,7 @@ use shoal_proto::meta::{self, meta_command::Op};
 
 use super::Shard;
 use crate::limits::SNAPSHOT_WAIT_MAX;
-use crate::ops::{ObjectSummary, ShardRequest};
+use crate::ops::ShardRequest;
 
 impl Shard {
     pub(super) async fn serve(&self, request: ShardRequest) {
@@ -62,8 +62,7 @@ impl Shard {
                 reply,
             } => {
                 let listed = self.meta.list_objects(&bucket, &prefix, after, limit);
-                let summaries = self.read_current(listed).await;
-                let _ = reply.send(summaries.map(|m| m.into_iter().map(summary).collect()));
+                let _ = reply.send(self.read_current(listed).await);
             }
             ShardRequest::BucketHasObjects { bucket, reply } => {
                 let found = self.read_current(self.meta.bucket_has_objects(&bucket));
@@ -129,17 +128,5 @@ impl Shard {
                 let _ = reply.send(built.map_err(Into::into));
             }
         }
-    }
-}
-
-/// What a listing shows of a manifest: no chunk refs.
-fn summary(m: meta::ObjectManifest) -> ObjectSummary {
-    ObjectSummary {
-        key: m.key,
-        size_bytes: m.size_bytes,
-        md5: m.md5,
-        part_count: m.part_count,
-        owner_id: m.owner_id,
-        last_modified_unix_ms: m.last_modified_unix_ms,
     }
 }
