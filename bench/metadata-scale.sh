@@ -6,7 +6,9 @@
 #   join     a snapshot of every shard, then a second node joins and
 #            installs them: its peak RSS, node 1's peak RSS while it builds
 #            and sends, how long until the new node is healthy, and a full
-#            listing through the new node (every key arrived)
+#            listing through the new node (every key arrived; it retries a
+#            503, as S3 clients do, since the groups may be handing their
+#            leadership over to the new member meanwhile)
 #
 #   bench/metadata-scale.sh [WORK_DIR]       OBJECTS=10000000 by default
 #
@@ -20,6 +22,7 @@ BIN=${SHOAL_BIN_DIR:-/var/tmp/shoal-target/release}
 WORK=${1:-/var/tmp/shoal-metadata-scale}
 OBJECTS=${OBJECTS:-10000000}
 PHASES=${PHASES:-"seed list restart join"}
+BUCKET=${BUCKET:-scale}
 BASE=27000 # below the ephemeral port range
 export SHOAL_ACCESS_KEY=bench SHOAL_SECRET_KEY=benchsecret
 
@@ -50,15 +53,15 @@ peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 start1() { "$BIN/shoal" serve "${node1[@]}" >>"$WORK/n1.log" 2>&1 & P1=$!; pids+=("$P1"); healthy "$ADMIN1"; }
 stop1() { kill -TERM "$P1"; while kill -0 "$P1" 2>/dev/null; do sleep 0.05; done; }
 list() { # endpoint count label
-    "$BIN/shoal-bench" list --endpoint "http://$1" --bucket scale --objects "$OBJECTS" --size 1 \
-        --count "$2" --concurrency 1 --no-prepare --json "$WORK/$3.json" >"$WORK/$3.out" 2>&1
+    "$BIN/shoal-bench" list --endpoint "http://$1" --bucket "$BUCKET" --objects "$OBJECTS" --size 1 \
+        --count "$2" --concurrency 1 --no-prepare --retries 3 --json "$WORK/$3.json" >"$WORK/$3.out" 2>&1
     grep -E "full listings|server:" "$WORK/$3.out"
 }
 
 start1
 if [[ $PHASES == *seed* ]]; then
     t=$(now)
-    "$BIN/shoal-bench" list --endpoint "http://127.0.0.1:$((BASE + 100))" --bucket scale --objects "$OBJECTS" \
+    "$BIN/shoal-bench" list --endpoint "http://127.0.0.1:$((BASE + 100))" --bucket "$BUCKET" --objects "$OBJECTS" \
         --size 1 --count 1 --concurrency 1 --server-metrics "http://$ADMIN1/metrics" >"$WORK/seed.out" 2>&1
     echo "== seed: $OBJECTS objects in $(since "$t") s, node 1 peak RSS $(peak_rss_mib "$P1") MiB"
     echo "   snapshots built meanwhile: $(grep -c 'built raft snapshot' "$WORK/n1.log")"
@@ -66,7 +69,7 @@ if [[ $PHASES == *seed* ]]; then
 fi
 if [[ $PHASES == *list* ]]; then
     echo "== two full listings through node 1 (--server-metrics)"
-    "$BIN/shoal-bench" list --endpoint "http://127.0.0.1:$((BASE + 100))" --bucket scale --objects "$OBJECTS" --size 1 \
+    "$BIN/shoal-bench" list --endpoint "http://127.0.0.1:$((BASE + 100))" --bucket "$BUCKET" --objects "$OBJECTS" --size 1 \
         --count 2 --concurrency 1 --no-prepare --server-metrics "http://$ADMIN1/metrics" >"$WORK/list.out" 2>&1
     grep -E "full listings|server:" "$WORK/list.out"
 fi

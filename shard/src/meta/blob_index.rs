@@ -21,7 +21,7 @@ use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::{BlobLocation, ChunkRefCount};
 
 use super::keys::{self, Cf};
-use super::{cf, get_decoded, MetaError, MetaStore};
+use super::{cf, get_decoded, write_synced, MetaError, MetaStore};
 use crate::chunk_hash::ChunkHash;
 
 /// One record of a segment that the index still points at.
@@ -323,10 +323,7 @@ impl MetaStore {
             }
             let mut batch = WriteBatch::default();
             unindex_into(db, &mut batch, &hash, &at);
-            let mut opts = rocksdb::WriteOptions::default();
-            opts.set_sync(true);
-            db.write_opt(batch, &opts)
-                .map_err(MetaError::rocks("forget_damaged"))?;
+            write_synced(db, batch, "forget_damaged")?;
             Ok(true)
         })
         .await
@@ -383,10 +380,7 @@ impl MetaStore {
             for (hash, at) in &lost {
                 unindex_into(db, &mut batch, hash, at);
             }
-            let mut opts = rocksdb::WriteOptions::default();
-            opts.set_sync(true);
-            db.write_opt(batch, &opts)
-                .map_err(MetaError::rocks("forget_unreadable"))?;
+            write_synced(db, batch, "forget_unreadable")?;
             Ok(lost)
         })
         .await
@@ -412,10 +406,7 @@ impl MetaStore {
                 cf(db, Cf::BlobRecords),
                 keys::blob_record_key(from.segment, from.offset_bytes),
             );
-            let mut opts = rocksdb::WriteOptions::default();
-            opts.set_sync(true);
-            db.write_opt(batch, &opts)
-                .map_err(MetaError::rocks("move_blob"))?;
+            write_synced(db, batch, "move_blob")?;
             Ok(true)
         })
         .await

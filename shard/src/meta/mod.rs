@@ -455,10 +455,7 @@ impl MetaStore {
             if found {
                 let mut batch = WriteBatch::default();
                 batch.delete_cf(handle, key);
-                let mut opts = rocksdb::WriteOptions::default();
-                opts.set_sync(true);
-                db.write_opt(batch, &opts)
-                    .map_err(MetaError::rocks("take_chunks_complete_mark"))?;
+                write_synced(db, batch, "take_chunks_complete_mark")?;
             }
             Ok(found)
         })
@@ -468,12 +465,9 @@ impl MetaStore {
     /// Leaves the mark that every chunk is at hand, for the next start.
     pub async fn mark_chunks_complete(&self) -> Result<(), MetaError> {
         self.blocking("mark_chunks_complete", |db| {
-            let mut opts = rocksdb::WriteOptions::default();
-            opts.set_sync(true);
             let mut batch = WriteBatch::default();
             batch.put_cf(cf(db, Cf::SmState), keys::SM_STATE_CHUNKS_COMPLETE_KEY, []);
-            db.write_opt(batch, &opts)
-                .map_err(MetaError::rocks("mark_chunks_complete"))
+            write_synced(db, batch, "mark_chunks_complete")
         })
         .await
     }
@@ -586,6 +580,14 @@ pub(crate) fn hashed_refs(chunks: &[ChunkRef]) -> impl Iterator<Item = (ChunkHas
         let sha256 = ChunkHash::from_slice(&c.sha256)?;
         Some((sha256, NodeId(c.source_node)))
     })
+}
+
+/// Writes `batch` and syncs the WAL before returning: for rare writes that
+/// must be durable at once rather than with the next synced raft append.
+pub(crate) fn write_synced(db: &DB, batch: WriteBatch, op: &'static str) -> Result<(), MetaError> {
+    let mut opts = rocksdb::WriteOptions::default();
+    opts.set_sync(true);
+    db.write_opt(batch, &opts).map_err(MetaError::rocks(op))
 }
 
 /// Reads and decodes one prost record.

@@ -40,7 +40,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use rocksdb::{WriteBatch, WriteOptions, DB};
+use rocksdb::{WriteBatch, DB};
 use serde::{Deserialize, Serialize};
 use shoal_proto::meta::ChunkRefCount;
 
@@ -52,7 +52,7 @@ use crate::meta::keys::{
     self, Cf, SM_STATE_INSTALLING_KEY, SM_STATE_LAST_APPLIED_KEY, SM_STATE_MEMBERSHIP_KEY,
     SM_STATE_REFS_COUNTED_KEY,
 };
-use crate::meta::{cf, get_decoded, hashed_refs, record_chunks, MetaError};
+use crate::meta::{cf, get_decoded, hashed_refs, record_chunks, write_synced, MetaError};
 
 /// Version of the snapshot file format. Bump it when the format changes;
 /// an install refuses versions it does not know.
@@ -494,7 +494,7 @@ pub(crate) fn begin_install(
     batch.delete_cf(sm_state, SM_STATE_LAST_APPLIED_KEY);
     let name = path.file_name().expect("a snapshot file has a name");
     batch.put_cf(sm_state, SM_STATE_INSTALLING_KEY, name.as_encoded_bytes());
-    write_synced(db, batch)?;
+    write_synced(db, batch, "install_snapshot")?;
     Ok(Installing {
         path: path.to_path_buf(),
         input,
@@ -518,13 +518,6 @@ pub(crate) fn clear_family(db: &DB, batch: &mut WriteBatch, family: Cf) -> Resul
         batch.delete_range_cf(handle, first, keys::successor(&last));
     }
     Ok(())
-}
-
-fn write_synced(db: &DB, batch: WriteBatch) -> Result<(), MetaError> {
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
-    db.write_opt(batch, &opts)
-        .map_err(MetaError::rocks("install_snapshot"))
 }
 
 impl Installing {
@@ -625,7 +618,7 @@ impl Installing {
         );
         batch.put_cf(sm_state, SM_STATE_REFS_COUNTED_KEY, []);
         batch.delete_cf(sm_state, SM_STATE_INSTALLING_KEY);
-        write_synced(db, batch)?;
+        write_synced(db, batch, "install_snapshot")?;
         self.done = true;
         Ok(())
     }
