@@ -23,13 +23,15 @@ WORK=${1:-/var/tmp/shoal-metadata-scale}
 OBJECTS=${OBJECTS:-10000000}
 PHASES=${PHASES:-"seed list restart join"}
 BUCKET=${BUCKET:-scale}
-BASE=27000 # below the ephemeral port range
+BASE=${BASE:-27000} # below the ephemeral port range; ports BASE .. BASE + 301
 export SHOAL_ACCESS_KEY=bench SHOAL_SECRET_KEY=benchsecret
 
 mkdir -p "$WORK"
 [ -f "$WORK/secret" ] || head -c 32 /dev/urandom >"$WORK/secret"
+# Node 1 keeps no log behind a snapshot, so the joining node always
+# installs one, however few objects there are.
 node1=(--data-dir "$WORK/n1" --node-id 1 --peer-addr 127.0.0.1:$BASE --cluster-secret-file "$WORK/secret"
-       --s3-addr 127.0.0.1:$((BASE + 100)) --admin-addr 127.0.0.1:$((BASE + 101)))
+       --s3-addr 127.0.0.1:$((BASE + 100)) --admin-addr 127.0.0.1:$((BASE + 101)) --snapshot-logs-kept 0)
 node2=(--data-dir "$WORK/n2" --node-id 2 --peer-addr 127.0.0.1:$((BASE + 200)) --cluster-secret-file "$WORK/secret"
        --s3-addr 127.0.0.1:$((BASE + 300)) --admin-addr 127.0.0.1:$((BASE + 301)) --join 127.0.0.1:$BASE)
 ADMIN1=127.0.0.1:$((BASE + 101))

@@ -9,6 +9,7 @@ writes is right.
 
 import json
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -355,3 +356,45 @@ def free_port_pair():
         except OSError:
             continue
     raise RuntimeError("no three free ports in a row")
+
+
+def test_metadata_scale_script_reports_every_phase(tmp_path):
+    """bench/metadata-scale.sh, as docs/benchmarks.md runs it, at 2,000
+    objects: the seed, two full listings, a restart, and a second node that
+    joins through the snapshots and lists every key."""
+    from conftest import ctl_bin
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    binary = os.environ.get("SHOAL_BIN", "/var/tmp/shoal-target/release/shoal")
+    for name, path in [("shoal", binary), ("shoal-ctl", ctl_bin()), ("shoal-bench", BENCH_BIN)]:
+        (bin_dir / name).symlink_to(path)
+    script = Path(__file__).resolve().parents[2] / "bench" / "metadata-scale.sh"
+    env = dict(os.environ, SHOAL_BIN_DIR=str(bin_dir), OBJECTS="2000", BASE=str(free_port_span(302)))
+    done = subprocess.run([str(script), str(tmp_path / "work")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "== seed: 2000 objects in " in out, out
+    assert "2 full listings (0 incomplete), 4000 keys" in out, out
+    assert "== restart: stopped in " in out, out
+    assert "== node 2 joined and healthy in " in out, out
+    # Both shards' snapshots arrived as files and were installed whole:
+    # every object, the bucket and the admin user.
+    installed = [int(n) for n in re.findall(r"installed raft snapshot records=(\d+)", out)]
+    assert len(installed) == 2 and sum(installed) == 2002, out
+    assert "1 full listings (0 incomplete), 2000 keys" in out, out
+
+
+def free_port_span(count):
+    """A base port below the ephemeral range whose next `count` ports all
+    look free."""
+    for base in range(20000, 30000, 500):
+        free = True
+        for port in range(base, base + count):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    free = False
+                    break
+        if free:
+            return base
+    raise RuntimeError("no free span of ports")
