@@ -180,8 +180,9 @@ fn write_record(out: &mut impl Write, tag: u8, key: &[u8], value: &[u8]) -> io::
     out.write_all(value)
 }
 
-/// Writes a snapshot of the applied state into `dir` and returns it; the
-/// older files there are removed. Blocking: runs on the blocking pool.
+/// Writes a snapshot of the applied state into `dir` and returns it (the
+/// older files stay until it is current: see [`retire_others`]).
+/// Blocking: runs on the blocking pool.
 pub(crate) fn build(db: &DB, dir: &Path, built_unix_ms: u128) -> Result<SnapshotOnDisk, MetaError> {
     std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
     let view = db.snapshot();
@@ -247,8 +248,6 @@ pub(crate) fn build(db: &DB, dir: &Path, built_unix_ms: u128) -> Result<Snapshot
     let bytes = std::fs::metadata(&path)
         .map_err(io_error("stat", &path))?
         .len();
-    // Older files go once this one is current (`retire_others`): until
-    // then openraft may still open the one it knows.
     Ok(SnapshotOnDisk {
         header,
         snapshot_id,
@@ -393,10 +392,15 @@ fn read_next(input: &mut impl Read, path: &Path) -> Result<Next, MetaError> {
     Ok(Next::Record(family, key, value))
 }
 
-/// The finished snapshot in `dir` with the highest log id, if any; every
-/// other file there (older snapshots, one half built or half received
-/// when the node stopped) is removed. Blocking.
-pub(crate) fn latest(dir: &Path) -> Result<Option<SnapshotOnDisk>, MetaError> {
+/// The finished snapshot in `dir` with the highest log id at or below
+/// `applied`, if any; every other file there is removed: older snapshots,
+/// one half built or half received when the node stopped, and one
+/// received whole but never installed (its state is not this store's, so
+/// it must not be offered as this node's snapshot). Blocking.
+pub(crate) fn latest(
+    dir: &Path,
+    applied: Option<LogId>,
+) -> Result<Option<SnapshotOnDisk>, MetaError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -416,6 +420,9 @@ pub(crate) fn latest(dir: &Path) -> Result<Option<SnapshotOnDisk>, MetaError> {
         let Ok((_, header)) = read_header(&path) else {
             continue;
         };
+        if header.last_applied > applied {
+            continue;
+        }
         let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
         let newer = best
             .as_ref()

@@ -409,7 +409,8 @@ pub(crate) fn recover_snapshots(db: &DB, dir: &Path) -> Result<Option<SnapshotOn
             "finished installing a raft snapshot a stop had interrupted"
         );
     }
-    snapshot_stream::latest(dir)
+    let (applied, _) = read_applied_state(db)?;
+    snapshot_stream::latest(dir, applied)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {

@@ -581,6 +581,64 @@ fn an_install_a_crash_cut_short_is_finished_at_the_next_start() {
 }
 
 #[test]
+fn a_snapshot_received_but_never_installed_is_not_offered_after_a_restart() {
+    run_local(|| async {
+        let source_dir = tempfile::tempdir().unwrap();
+        let (source, shard) = open_and_start(source_dir.path(), RaftOptions::default()).await;
+        shard.propose(create_bucket("b1")).await.unwrap();
+        shard.propose(put_object("b1", "k", 1)).await.unwrap();
+        stop(shard, &source).await;
+        let (token, _released) = release_token();
+        let mut source_sm = StateMachine::new(
+            NodeId(1),
+            source.clone(),
+            token.clone(),
+            ApplyHooks::default(),
+        );
+        let snapshot = source_sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let id = snapshot.meta.snapshot_id.clone();
+
+        // The target stops after the file is kept under its name, before
+        // the install marked anything.
+        let target_dir = tempfile::tempdir().unwrap();
+        let target = MetaStore::open(target_dir.path()).unwrap();
+        let mut target_sm =
+            StateMachine::new(NodeId(2), target.clone(), token, ApplyHooks::default());
+        let received = send_snapshot(snapshot, &mut target_sm).await;
+        let received = received.path().to_path_buf();
+        let dir = super::snapshot_stream::snapshot_dir(target.path());
+        let kept = target
+            .blocking("keep", move |_| {
+                super::snapshot_stream::keep_received(&dir, &received, &id)
+            })
+            .await
+            .unwrap();
+        assert!(kept.exists());
+        drop(target_sm);
+        drop(target);
+
+        // Its state is not the store's: it is neither installed nor the
+        // current snapshot, and it is gone.
+        let target = MetaStore::open(target_dir.path()).unwrap();
+        let dir = super::snapshot_stream::snapshot_dir(target.path());
+        let current = target
+            .blocking("recover", move |db| {
+                super::state_machine::recover_snapshots(db, &dir)
+            })
+            .await
+            .unwrap();
+        assert!(current.is_none());
+        assert!(!kept.exists());
+        assert!(target.get_bucket("b1").await.unwrap().is_none());
+    });
+}
+
+#[test]
 fn one_apply_call_sees_its_own_earlier_entries() {
     run_local(|| async {
         let dir = tempfile::tempdir().unwrap();
