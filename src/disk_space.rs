@@ -14,14 +14,20 @@
 //! else filled the disk: deletes still fit). Each is allocated again once
 //! free space is back above the reserve plus twice its size.
 //!
-//! A thread of its own polls `statvfs` every [`DISK_WATCH_INTERVAL`]:
-//! `statvfs` of a hung filesystem can block, so it never runs on an
-//! executor.
+//! With several data directories ([`Disks`]), each has its own reserve and
+//! ballast, and a request is refused only when the directory of the shard
+//! it writes to is low.
+//!
+//! A thread of its own polls `statvfs` of every data directory each
+//! [`DISK_WATCH_INTERVAL`]: `statvfs` of a hung filesystem can block, so it
+//! never runs on an executor.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use shoal_shard::ids::ShardIndex;
 
 use crate::limits::{BALLAST_BYTES, DISK_WATCH_INTERVAL};
 
@@ -30,7 +36,7 @@ const START_BALLAST: &str = "ballast";
 /// Released while running when the disk is nearly full.
 const RUNNING_BALLAST: &str = "ballast-running";
 
-/// What the watcher last saw, shared by every core.
+/// One data directory's filesystem, as the watcher last saw it.
 #[derive(Debug)]
 pub struct DiskSpace {
     path: PathBuf,
@@ -40,31 +46,92 @@ pub struct DiskSpace {
     low: AtomicBool,
 }
 
-impl DiskSpace {
-    /// Measures the filesystem of `data_dir` now and starts the thread
-    /// that keeps measuring (and keeps the ballast).
-    pub fn watch(data_dir: &Path, reserve_bytes: u64) -> Arc<DiskSpace> {
-        let space = Arc::new(DiskSpace {
-            path: data_dir.to_path_buf(),
-            reserve_bytes,
-            free_bytes: AtomicU64::new(u64::MAX),
-            capacity_bytes: AtomicU64::new(0),
-            low: AtomicBool::new(false),
+/// Every data directory's free space, and which one each shard writes to.
+#[derive(Debug)]
+pub struct Disks {
+    devices: Vec<DiskSpace>,
+    /// Position in `devices` of each shard's directory, by shard index.
+    device_of_shard: Vec<usize>,
+}
+
+impl Disks {
+    /// Measures each of `dirs` now and starts the thread that keeps
+    /// measuring them (and keeps their ballast). `device_of_shard[i]` is
+    /// the position in `dirs` of shard `i`'s directory.
+    pub fn watch(
+        dirs: Vec<PathBuf>,
+        reserve_bytes: u64,
+        device_of_shard: Vec<usize>,
+    ) -> Arc<Disks> {
+        assert!(
+            device_of_shard.iter().all(|&d| d < dirs.len()),
+            "every shard lives on one of the directories"
+        );
+        let disks = Arc::new(Disks {
+            devices: dirs
+                .into_iter()
+                .map(|path| DiskSpace {
+                    path,
+                    reserve_bytes,
+                    free_bytes: AtomicU64::new(u64::MAX),
+                    capacity_bytes: AtomicU64::new(0),
+                    low: AtomicBool::new(false),
+                })
+                .collect(),
+            device_of_shard,
         });
-        space.measure();
-        let watched = Arc::clone(&space);
+        for device in &disks.devices {
+            device.measure();
+        }
+        let watched = Arc::clone(&disks);
         let started = std::thread::Builder::new()
             .name("shoal-disk-watch".into())
             .spawn(move || loop {
                 std::thread::sleep(DISK_WATCH_INTERVAL);
-                watched.measure();
-                watched.release_running_ballast_if_full();
-                watched.keep_ballast();
+                for device in &watched.devices {
+                    device.measure();
+                    device.release_running_ballast_if_full();
+                    device.keep_ballast();
+                }
             });
         if let Err(e) = started {
             tracing::warn!(error = %e, "could not start the disk space watcher; the reserve is not enforced");
         }
-        space
+        disks
+    }
+
+    /// The space of the directory `shard` writes to.
+    pub fn of_shard(&self, shard: ShardIndex) -> &DiskSpace {
+        &self.devices[self.device_of_shard[shard.as_usize()]]
+    }
+
+    /// Every data directory, in the node's order.
+    pub fn devices(&self) -> &[DiskSpace] {
+        &self.devices
+    }
+
+    /// Appends the reserve and whether any directory refuses writes to a
+    /// Prometheus exposition.
+    pub fn write_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let reserve = self.devices.first().map_or(0, |d| d.reserve_bytes);
+        let low = self.devices.iter().any(DiskSpace::is_low);
+        let _ = writeln!(
+            out,
+            "# HELP shoal_data_dir_reserve_bytes Free space the node keeps on each data directory (--disk-reserve); below it, requests that store bytes there are refused.\n\
+             # TYPE shoal_data_dir_reserve_bytes gauge\n\
+             shoal_data_dir_reserve_bytes {reserve}\n\
+             # HELP shoal_data_dir_below_reserve 1 while free space on any data directory is below the reserve.\n\
+             # TYPE shoal_data_dir_below_reserve gauge\n\
+             shoal_data_dir_below_reserve {}",
+            u8::from(low)
+        );
+    }
+}
+
+impl DiskSpace {
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Whether free space is below the reserve (requests that store bytes
@@ -90,23 +157,6 @@ impl DiskSpace {
 
     pub fn reserve_bytes(&self) -> u64 {
         self.reserve_bytes
-    }
-
-    /// Appends the reserve and whether writes are refused to a Prometheus
-    /// exposition.
-    pub fn write_metrics(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = writeln!(
-            out,
-            "# HELP shoal_data_dir_reserve_bytes Free space the node keeps (--disk-reserve); below it, requests that store bytes are refused.\n\
-             # TYPE shoal_data_dir_reserve_bytes gauge\n\
-             shoal_data_dir_reserve_bytes {}\n\
-             # HELP shoal_data_dir_below_reserve 1 while free space is below the reserve.\n\
-             # TYPE shoal_data_dir_below_reserve gauge\n\
-             shoal_data_dir_below_reserve {}",
-            self.reserve_bytes,
-            u8::from(self.is_low())
-        );
     }
 
     fn measure(&self) {

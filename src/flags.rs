@@ -29,18 +29,64 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node: one executor per core, one S3 listener per core.
     Serve(ServeFlags),
+    /// Check this host and its data directories before deploying a node:
+    /// filesystem, O_DIRECT, io_uring, limits, free space, the disk's rates
+    /// and sync latency, CPU governor. Exits 1 when a check fails.
+    Preflight(PreflightFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct PreflightFlags {
+    /// The node's config file: its `data-dir`, `disk-reserve` and
+    /// `segment-size` are checked (other keys are ignored).
+    #[arg(long, env = "SHOAL_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Data directories to check, as `shoal serve` takes them.
+    #[arg(long, env = "SHOAL_DATA_DIR", default_value = "./data", action = clap::ArgAction::Append, value_delimiter = ',')]
+    pub data_dir: Vec<PathBuf>,
+
+    /// Free space the node will keep; default as `shoal serve`'s.
+    #[arg(long, env = "SHOAL_DISK_RESERVE", value_parser = parse_bytes)]
+    pub disk_reserve: Option<u64>,
+
+    /// Segment size the node will use (sets the default reserve).
+    #[arg(long, env = "SHOAL_SEGMENT_SIZE", default_value = "1GiB", value_parser = parse_bytes)]
+    pub segment_size: u64,
+
+    /// Bytes the rate probe writes, then reads, in each data directory.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub probe_size: u64,
+}
+
+impl PreflightFlags {
+    /// The reserve `shoal serve` would keep with the same settings.
+    pub fn reserve_bytes(&self) -> u64 {
+        self.disk_reserve
+            .unwrap_or(default_reserve_bytes(self.segment_size))
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct ServeFlags {
-    /// Directory for blob logs, metadata and generated credentials. A
-    /// missing one is created when its parent exists (or with `--init`).
-    #[arg(long, env = "SHOAL_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    /// TOML file of settings: each key is a long flag without its dashes
+    /// (`s3-addr = "0.0.0.0:9000"`). Flags and `SHOAL_*` variables
+    /// override it. See `docs/shoal.example.toml`.
+    #[arg(long, env = "SHOAL_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for blob logs, metadata and generated credentials. Give it
+    /// once per NVMe device (or comma-separated): shards are spread over
+    /// the directories, each shard on one, fixed when the node is created.
+    /// A missing one is created when its parent exists (or with `--init`).
+    #[arg(long, env = "SHOAL_DATA_DIR", default_value = "./data", action = clap::ArgAction::Append, value_delimiter = ',')]
+    pub data_dir: Vec<PathBuf>,
 
     /// Create the data directory and any missing parents.
     #[arg(long, env = "SHOAL_INIT")]
@@ -326,8 +372,9 @@ pub struct KeyPair {
 /// Validated node configuration, shared read-only by every core.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// Absolute: glommio opens files relative to nothing.
-    pub data_dir: PathBuf,
+    /// One per device, in the order given; absolute: glommio opens files
+    /// relative to nothing. The first also holds the generated credentials.
+    pub data_dirs: Vec<PathBuf>,
     /// Create the data directory and its missing parents.
     pub init: bool,
     pub s3_addr: SocketAddr,
@@ -633,8 +680,22 @@ impl ServeFlags {
             .credentials_file
             .map(|path| absolute("credentials-file", path))
             .transpose()?;
+        let data_dirs = self
+            .data_dir
+            .into_iter()
+            .map(|dir| absolute("data-dir", dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, dir) in data_dirs.iter().enumerate() {
+            if data_dirs[..i].contains(dir) {
+                return Err(FlagError {
+                    flag: "data-dir",
+                    value: dir.display().to_string(),
+                    reason: "is given twice".into(),
+                });
+            }
+        }
         Ok(NodeConfig {
-            data_dir: absolute("data-dir", self.data_dir)?,
+            data_dirs,
             init: self.init,
             shutdown_timeout: self.shutdown_timeout,
             body_idle_timeout: self.body_idle_timeout,
@@ -647,7 +708,7 @@ impl ServeFlags {
             segment_bytes: self.segment_size,
             disk_reserve_bytes: self
                 .disk_reserve
-                .unwrap_or(2 * self.segment_size + crate::limits::DISK_RESERVE_METADATA_BYTES),
+                .unwrap_or(default_reserve_bytes(self.segment_size)),
             domain,
             credentials_file,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
@@ -669,6 +730,11 @@ impl ServeFlags {
             node_id: NodeId(self.node_id),
         })
     }
+}
+
+/// `--disk-reserve` when not given: two segments plus metadata headroom.
+pub fn default_reserve_bytes(segment_bytes: u64) -> u64 {
+    2 * segment_bytes + crate::limits::DISK_RESERVE_METADATA_BYTES
 }
 
 /// Each shard's PUT budget when `--put-budget-per-shard` is not given:
@@ -811,10 +877,13 @@ mod tests {
             #[command(subcommand)]
             command: Command,
         }
-        let Command::Serve(flags) = Wrapper::try_parse_from(std::iter::once("shoal").chain(argv))
+        match Wrapper::try_parse_from(std::iter::once("shoal").chain(argv))
             .expect("defaults parse")
-            .command;
-        flags
+            .command
+        {
+            Command::Serve(flags) => flags,
+            Command::Preflight(_) => unreachable!("parsed a serve command"),
+        }
     }
 
     #[test]
@@ -832,10 +901,10 @@ mod tests {
     #[test]
     fn relative_paths_become_absolute_at_start() {
         let config = defaults(None, None).validate().unwrap();
-        assert!(config.data_dir.is_absolute(), "{:?}", config.data_dir);
+        assert!(config.data_dirs[0].is_absolute(), "{:?}", config.data_dirs);
         assert_eq!(
-            config.data_dir,
-            std::env::current_dir().unwrap().join("data"),
+            config.data_dirs,
+            vec![std::env::current_dir().unwrap().join("data")],
             "./data resolves against the working directory"
         );
     }

@@ -1,7 +1,6 @@
-//! `shoal`: parse flags, start logging, run the node, map failure to an
-//! exit code.
+//! `shoal`: parse flags (and the config file), then run the node or the
+//! preflight checks, and map failure to an exit code.
 
-use clap::Parser;
 use shoal::alloc::ShoalAlloc;
 use shoal::flags::{Cli, Command};
 
@@ -9,7 +8,10 @@ use shoal::flags::{Cli, Command};
 static ALLOCATOR: ShoalAlloc = ShoalAlloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match shoal::config_file::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Serve(flags) => {
             let logs = match shoal::logging::init(flags.log_format, &flags.log_level) {
@@ -36,6 +38,15 @@ fn main() -> std::process::ExitCode {
             // Flushes the queued log lines before the process ends.
             drop(logs);
             code
+        }
+        Command::Preflight(flags) => {
+            let (report, failed) = shoal::preflight::run(&flags);
+            print!("{report}");
+            if failed {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::disk_space::DiskSpace;
+use crate::disk_space::Disks;
 use std::time::Duration;
 
 use shoal_shard::admission::{
@@ -149,7 +149,7 @@ impl CoreMetrics {
 #[derive(Clone)]
 pub struct Registry {
     /// Free space on the data directory, against the reserve.
-    pub disk: Arc<DiskSpace>,
+    pub disks: Arc<Disks>,
     pub cores: Arc<Vec<Arc<CoreMetrics>>>,
     pub shards: Arc<Vec<Arc<ShardStats>>>,
     pub budgets: Arc<NodeBudgets>,

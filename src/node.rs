@@ -37,9 +37,9 @@ use shoal_shard::shard::{ClusterOptions, PeerRequests, Shard, ShardOptions, Shar
 
 use crate::addresses::{self, AddressInUse};
 use crate::connections::{accept_loop, Connections};
-use crate::data_dir::{DataDir, DataDirError};
-use crate::disk_space::DiskSpace;
+use crate::disk_space::Disks;
 use crate::flags::NodeConfig;
+use crate::layout::{Layout, LayoutError};
 use crate::limits::{
     BLOCKING_THREADS_PER_CORE, CUT_CONNECTIONS_WAIT_MAX, IO_MEMORY_BYTES, JOIN_WAIT_MAX,
     SHUTDOWN_POLL_INTERVAL,
@@ -52,12 +52,10 @@ use crate::users::SeedUser;
 use crate::{admin, credentials, s3, users};
 use shoal_shard::ids::ShardIndex;
 
-const LAYOUT_FILE: &str = "layout";
-
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error(transparent)]
-    DataDirUnusable(#[from] DataDirError),
+    Layout(#[from] LayoutError),
     #[error(transparent)]
     AddressInUse(#[from] AddressInUse),
     #[error("handling SIGTERM and SIGINT: {0}")]
@@ -67,14 +65,6 @@ pub enum NodeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} was created with {stored} shards; --shards {requested} cannot change that")]
-    ShardCountChanged {
-        path: PathBuf,
-        stored: u16,
-        requested: u16,
-    },
-    #[error("{path} is malformed")]
-    LayoutMalformed { path: PathBuf },
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialsError),
     #[error(transparent)]
@@ -105,10 +95,14 @@ struct CoreChannels {
 }
 
 pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeError> {
-    // Held until `run` returns: the data directory is this process's.
-    let owned_dir = DataDir::prepare(&config.data_dir, config.init)?;
-    let data_dir = owned_dir.path().to_path_buf();
-    config.shards = settle_shard_count(&data_dir, config.shards, explicit_shards)?;
+    // Held until `run` returns: the data directories are this process's.
+    let layout = Layout::open(
+        &config.data_dirs,
+        config.init,
+        config.shards,
+        explicit_shards,
+    )?;
+    config.shards = layout.shards();
     addresses::ensure_free(&listen_addresses(&config))?;
     if !config.admin_addr.ip().is_loopback() && config.admin_token.is_none() {
         tracing::warn!(
@@ -123,7 +117,8 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
     if joining && config.keys.is_none() {
         tracing::info!("joining a cluster: no key pair generated; use the keys of the cluster's first node (or shoal-ctl user add)");
     } else {
-        let keys = credentials::load_or_create(&data_dir, config.keys.clone(), &config.region)?;
+        let keys =
+            credentials::load_or_create(layout.first_dir(), config.keys.clone(), &config.region)?;
         seeds.push(SeedUser {
             name: users::BOOTSTRAP_USER.to_string(),
             access_key: keys.access_key,
@@ -140,14 +135,14 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
 
     let mut metas = HashMap::new();
     for shard in (0..shard_count).map(ShardIndex) {
-        let dir = shard_dir(&data_dir, shard);
+        let dir = layout.shard_dir(shard);
         std::fs::create_dir_all(&dir).map_err(|source| NodeError::DataDir {
             path: dir.clone(),
             source,
         })?;
         let meta = MetaStore::open(&dir.join("meta"))
             .map_err(|source| NodeError::Meta { shard, source })?;
-        metas.insert(shard, meta);
+        metas.insert(shard, (meta, dir));
     }
 
     let mut channels: Vec<CoreChannels> =
@@ -198,7 +193,13 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
         .map(|_| (0..shard_count).map(|_| Arc::default()).collect())
         .collect();
     let registry = Registry {
-        disk: DiskSpace::watch(&data_dir, config.disk_reserve_bytes),
+        disks: Disks::watch(
+            layout.dirs().map(Path::to_path_buf).collect(),
+            config.disk_reserve_bytes,
+            (0..shard_count)
+                .map(|s| layout.device_of(ShardIndex(s)))
+                .collect(),
+        ),
         cores: Arc::new(core_metrics.clone()),
         shards: Arc::new(shard_stats.clone()),
         budgets: Arc::clone(&budgets),
@@ -209,15 +210,17 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
     let mut executors = Vec::with_capacity(core_count);
     for (core, channels) in channels.into_iter().enumerate() {
         let cpu = config.cpus[core];
-        let local: Vec<(ShardIndex, MetaStore, Arc<ShardStats>)> = (0..shard_count)
+        let local: Vec<LocalShard> = (0..shard_count)
             .map(ShardIndex)
             .filter(|&s| core_of(s) == core)
-            .map(|s| {
-                (
-                    s,
-                    metas.remove(&s).expect("each shard opened once"),
-                    Arc::clone(&shard_stats[s.as_usize()]),
-                )
+            .map(|index| {
+                let (meta, dir) = metas.remove(&index).expect("each shard opened once");
+                LocalShard {
+                    index,
+                    meta,
+                    dir,
+                    stats: Arc::clone(&shard_stats[index.as_usize()]),
+                }
             })
             .collect();
         let start = CoreStart {
@@ -283,46 +286,13 @@ fn node_budgets(config: &NodeConfig) -> NodeBudgets {
     NodeBudgets::new(config.shards, slices, config.admission.shared_budget_bytes)
 }
 
-fn shard_dir(data_dir: &Path, shard: ShardIndex) -> PathBuf {
-    data_dir.join(format!("shard-{shard:04}"))
-}
-
-/// The shard count is a storage format: fixed when the directory is made.
-fn settle_shard_count(data_dir: &Path, requested: u16, explicit: bool) -> Result<u16, NodeError> {
-    let path = data_dir.join(LAYOUT_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let stored = text
-                .lines()
-                .find_map(|l| l.strip_prefix("shards="))
-                .and_then(|v| v.trim().parse::<u16>().ok())
-                .filter(|&n| n > 0)
-                .ok_or_else(|| NodeError::LayoutMalformed { path: path.clone() })?;
-            if explicit && stored != requested {
-                return Err(NodeError::ShardCountChanged {
-                    path,
-                    stored,
-                    requested,
-                });
-            }
-            Ok(stored)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let write = || -> std::io::Result<()> {
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, format!("shards={requested}\n"))?;
-                std::fs::File::open(&tmp)?.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                std::fs::File::open(data_dir)?.sync_all()
-            };
-            write().map_err(|source| NodeError::DataDir {
-                path: path.clone(),
-                source,
-            })?;
-            Ok(requested)
-        }
-        Err(source) => Err(NodeError::DataDir { path, source }),
-    }
+/// A shard this core owns, opened on the main thread.
+struct LocalShard {
+    index: ShardIndex,
+    meta: MetaStore,
+    /// Holds its `blobs/` and `meta/`, on its data directory.
+    dir: PathBuf,
+    stats: Arc<ShardStats>,
 }
 
 /// Everything one executor needs to start, moved into it.
@@ -331,7 +301,7 @@ struct CoreStart {
     config: Arc<NodeConfig>,
     /// Users to make sure of, on the metadata shard's core.
     seeds: Option<Vec<SeedUser>>,
-    local: Vec<(ShardIndex, MetaStore, Arc<ShardStats>)>,
+    local: Vec<LocalShard>,
     channels: CoreChannels,
     directory: Arc<Directory>,
     cluster: ClusterOptions,
@@ -358,8 +328,14 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         shutdown,
     } = start;
     let mut shards = HashMap::new();
-    for (index, meta, stats) in local {
-        let blob_dir = shard_dir(&config.data_dir, index).join("blobs");
+    for LocalShard {
+        index,
+        meta,
+        dir,
+        stats,
+    } in local
+    {
+        let blob_dir = dir.join("blobs");
         let shard_directory = (index == METADATA_SHARD).then(|| Arc::clone(&directory));
         let options = ShardOptions {
             index,
@@ -447,7 +423,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         metrics,
         gates,
         core,
-        Arc::clone(&registry.disk),
+        Arc::clone(&registry.disks),
     ));
     if core == 0 {
         let admin = TcpListener::bind(config.admin_addr)
@@ -479,17 +455,29 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         stop.clone(),
         serve_s3,
     ));
-    if core == 0 {
-        shutdown.mark_serving();
+    // The admin listener (core 0) and the peer ports were bound before.
+    if shutdown.core_serves() {
+        let data_dirs = config
+            .data_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         tracing::info!(
             version = crate::flags::VERSION,
             s3 = %config.s3_addr,
             admin = %config.admin_addr,
             cores = config.cpus.len(),
             shards = config.shards,
-            data_dir = %config.data_dir.display(),
+            data_dirs = %data_dirs,
             "shoal serving"
         );
+        crate::service_manager::ready(&format!(
+            "serving S3 on {} with {} cores and {} shards",
+            config.s3_addr,
+            config.cpus.len(),
+            config.shards
+        ));
     }
 
     shutdown.requested().await;

@@ -9,15 +9,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::Path;
+use std::path::PathBuf;
 
 use shoal_shard::meta::BucketUsage;
 
 /// What [`gather`] read; `None` where a read failed.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct NodeGauges {
-    /// `(capacity, available)` bytes of the data directory's filesystem.
-    pub data_dir_bytes: Option<(u64, u64)>,
+    /// Each data directory with `(capacity, available)` bytes of its
+    /// filesystem, where `statvfs` answered.
+    pub data_dir_bytes: Vec<(PathBuf, u64, u64)>,
     /// `(virtual, resident)` bytes of this process.
     pub memory_bytes: Option<(u64, u64)>,
     /// The most this process has had resident since it started.
@@ -29,9 +30,15 @@ pub struct NodeGauges {
 }
 
 /// Reads the node's gauges. Blocking: call it off the executor.
-pub fn gather(data_dir: &Path) -> NodeGauges {
+pub fn gather(data_dirs: &[PathBuf]) -> NodeGauges {
     NodeGauges {
-        data_dir_bytes: crate::disk_space::filesystem_bytes(data_dir),
+        data_dir_bytes: data_dirs
+            .iter()
+            .filter_map(|dir| {
+                let (capacity, free) = crate::disk_space::filesystem_bytes(dir)?;
+                Some((dir.clone(), capacity, free))
+            })
+            .collect(),
         memory_bytes: memory_bytes(),
         resident_max_bytes: resident_max_bytes(),
         cpu_seconds: cpu_seconds(),
@@ -43,19 +50,13 @@ pub fn gather(data_dir: &Path) -> NodeGauges {
 }
 
 /// Appends the node's gauges to a Prometheus exposition.
-pub fn write(
-    out: &mut String,
-    data_dir: &Path,
-    gauges: &NodeGauges,
-    buckets: &BTreeMap<String, BucketUsage>,
-) {
+pub fn write(out: &mut String, gauges: &NodeGauges, buckets: &BTreeMap<String, BucketUsage>) {
     // Writing to a String cannot fail.
-    let _ = write_all(out, data_dir, gauges, buckets);
+    let _ = write_all(out, gauges, buckets);
 }
 
 fn write_all(
     out: &mut String,
-    data_dir: &Path,
     gauges: &NodeGauges,
     buckets: &BTreeMap<String, BucketUsage>,
 ) -> std::fmt::Result {
@@ -71,22 +72,28 @@ fn write_all(
         env!("SHOAL_COMMIT")
     )?;
 
-    if let Some((capacity, free)) = gauges.data_dir_bytes {
-        let dir = label_value(&data_dir.display().to_string());
-        gauge(
-            out,
-            "shoal_data_dir_capacity_bytes",
-            "Size of the filesystem holding the data directory.",
-        )?;
+    let dirs: Vec<(String, u64, u64)> = gauges
+        .data_dir_bytes
+        .iter()
+        .map(|(dir, capacity, free)| (label_value(&dir.display().to_string()), *capacity, *free))
+        .collect();
+    gauge(
+        out,
+        "shoal_data_dir_capacity_bytes",
+        "Size of the filesystem holding each data directory.",
+    )?;
+    for (dir, capacity, _) in &dirs {
         writeln!(
             out,
             "shoal_data_dir_capacity_bytes{{dir=\"{dir}\"}} {capacity}"
         )?;
-        gauge(
-            out,
-            "shoal_data_dir_free_bytes",
-            "Bytes still available to the node on the data directory's filesystem.",
-        )?;
+    }
+    gauge(
+        out,
+        "shoal_data_dir_free_bytes",
+        "Bytes still available to the node on each data directory's filesystem.",
+    )?;
+    for (dir, _, free) in &dirs {
         writeln!(out, "shoal_data_dir_free_bytes{{dir=\"{dir}\"}} {free}")?;
     }
 
@@ -229,6 +236,8 @@ mod tests {
     #[test]
     fn gauges_for_this_process_and_directory() {
         let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let dirs = vec![dir.path().to_path_buf(), other.path().to_path_buf()];
         let buckets = BTreeMap::from([(
             "photos".to_string(),
             BucketUsage {
@@ -237,19 +246,23 @@ mod tests {
             },
         )]);
         let mut out = String::new();
-        write(&mut out, dir.path(), &gather(dir.path()), &buckets);
+        write(&mut out, &gather(&dirs), &buckets);
         assert!(out.contains(&format!("commit=\"{}\"", env!("SHOAL_COMMIT"))));
         assert!(
             out.contains("shoal_bucket_objects{bucket=\"photos\"} 3"),
             "{out}"
         );
         assert!(out.contains("shoal_bucket_bytes{bucket=\"photos\"} 300"));
-        let free_line = out
+        let free_lines: Vec<&str> = out
             .lines()
-            .find(|l| l.starts_with("shoal_data_dir_free_bytes"))
-            .expect("free bytes of a real directory");
-        let free: u64 = free_line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(free > 0);
+            .filter(|l| l.starts_with("shoal_data_dir_free_bytes"))
+            .collect();
+        assert_eq!(free_lines.len(), 2, "one per data directory: {out}");
+        for (line, dir) in free_lines.iter().zip(&dirs) {
+            assert!(line.contains(&dir.display().to_string()), "{line}");
+            let free: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(free > 0);
+        }
         assert!(out.contains("process_resident_memory_bytes "));
         assert!(out.contains("process_open_fds "));
         let value = |name: &str| -> f64 {
@@ -265,7 +278,7 @@ mod tests {
         while burned.elapsed() < std::time::Duration::from_millis(50) {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
-        let later = gather(dir.path()).cpu_seconds.unwrap();
+        let later = gather(&dirs).cpu_seconds.unwrap();
         assert!(
             later >= value("process_cpu_seconds_total ") + 0.02,
             "{later}"

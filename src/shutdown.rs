@@ -33,6 +33,8 @@ pub struct Shutdown {
     /// When the first signal came: every core's deadline counts from it.
     requested_at: OnceLock<Instant>,
     serving: AtomicBool,
+    /// Cores whose S3 listener is bound and accepting.
+    serving_cores: AtomicUsize,
     cores: usize,
     drained_cores: AtomicUsize,
     /// How long requests in progress get (`--shutdown-timeout`).
@@ -45,6 +47,7 @@ impl Shutdown {
             requested: AtomicBool::new(false),
             requested_at: OnceLock::new(),
             serving: AtomicBool::new(false),
+            serving_cores: AtomicUsize::new(0),
             cores,
             drained_cores: AtomicUsize::new(0),
             timeout,
@@ -70,6 +73,7 @@ impl Shutdown {
                             &format!("{name} before the node serves: exiting at once"),
                         );
                     }
+                    crate::service_manager::stopping();
                     tracing::info!(
                         signal = name,
                         timeout_s = shutdown.timeout.as_secs_f64(),
@@ -80,9 +84,15 @@ impl Shutdown {
         Ok(())
     }
 
-    /// Every core serves: from now on a signal stops the node in order.
-    pub fn mark_serving(&self) {
-        self.serving.store(true, Ordering::SeqCst);
+    /// This core accepts S3 connections. True for the last core to get
+    /// there: from then on the whole node serves, and a signal stops it
+    /// in order.
+    pub fn core_serves(&self) -> bool {
+        let last = self.serving_cores.fetch_add(1, Ordering::SeqCst) + 1 == self.cores;
+        if last {
+            self.serving.store(true, Ordering::SeqCst);
+        }
+        last
     }
 
     pub fn is_requested(&self) -> bool {

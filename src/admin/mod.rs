@@ -115,17 +115,12 @@ pub async fn serve(
             let buckets = buckets::usage(&admin.ctx, None, Freshness::Cached)
                 .await
                 .unwrap_or_default();
-            let data_dir = admin.ctx.config.data_dir.clone();
+            let data_dirs = admin.ctx.config.data_dirs.clone();
             let gauges = glommio::executor()
-                .spawn_blocking(move || node_metrics::gather(&data_dir))
+                .spawn_blocking(move || node_metrics::gather(&data_dirs))
                 .await;
-            node_metrics::write(
-                &mut exposition,
-                &admin.ctx.config.data_dir,
-                &gauges,
-                &buckets,
-            );
-            registry.disk.write_metrics(&mut exposition);
+            node_metrics::write(&mut exposition, &gauges, &buckets);
+            registry.disks.write_metrics(&mut exposition);
             text(StatusCode::OK, "text/plain; version=0.0.4", exposition)
         }
         (&Method::GET, "/admin/budgets") => budgets_json(&registry.budgets),
@@ -176,16 +171,20 @@ fn health(registry: &Registry, shutdown: &Shutdown) -> Response<Body> {
     // Below the reserve the node still serves reads and deletes (how an
     // operator frees space), so it stays healthy, and says why it refuses
     // writes.
-    let disk = &registry.disk;
-    let disk_note = if disk.is_low() {
-        format!(
-            "disk below reserve: {} bytes free, {} reserved; PUTs refused until deletes free space\n",
-            disk.free_bytes(),
-            disk.reserve_bytes()
-        )
-    } else {
-        String::new()
-    };
+    let disk_note: String = registry
+        .disks
+        .devices()
+        .iter()
+        .filter(|disk| disk.is_low())
+        .map(|disk| {
+            format!(
+                "disk below reserve: {} bytes free, {} reserved on {}; PUTs there refused until deletes free space\n",
+                disk.free_bytes(),
+                disk.reserve_bytes(),
+                disk.path().display()
+            )
+        })
+        .collect();
     if problems.is_empty() {
         text(StatusCode::OK, "text/plain", format!("ok\n{disk_note}"))
     } else {

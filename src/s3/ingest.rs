@@ -274,7 +274,7 @@ impl Ingest {
         }
         let ctx = Rc::clone(&self.ctx);
         let owner = self.owner;
-        ctx.disk.consume(buf.len() as u64);
+        ctx.disks.of_shard(owner).consume(buf.len() as u64);
         let task = glommio::spawn_local(async move {
             let size_bytes = buf.len() as u32;
             let (placement, buf) = ctx

@@ -41,7 +41,7 @@ use shoal_shard::admission::Gate;
 use shoal_shard::chunk::ChunkPool;
 use shoal_shard::directory::Directory;
 
-use crate::disk_space::DiskSpace;
+use crate::disk_space::Disks;
 use crate::flags::NodeConfig;
 use crate::http_io::RemoteAddr;
 use crate::metrics::CoreMetrics;
@@ -68,8 +68,8 @@ pub struct S3Context {
     /// This core's admission gate for every shard, by shard index.
     pub gates: Vec<Gate>,
     pub core_index: usize,
-    /// Free space on the data directory, against the reserve.
-    pub disk: Arc<DiskSpace>,
+    /// Free space on each data directory, against the reserve.
+    pub disks: Arc<Disks>,
     next_request: Cell<u64>,
     refusals: request_log::RefusalLog,
 }
@@ -84,7 +84,7 @@ impl S3Context {
         metrics: Arc<CoreMetrics>,
         gates: Vec<Gate>,
         core_index: usize,
-        disk: Arc<DiskSpace>,
+        disks: Arc<Disks>,
     ) -> Self {
         let downloads =
             downloads::DownloadBudget::new(config.get_budget_per_core_bytes, Arc::clone(&metrics));
@@ -98,7 +98,7 @@ impl S3Context {
             metrics,
             gates,
             core_index,
-            disk,
+            disks,
             next_request: Cell::new(0),
             refusals: request_log::RefusalLog::default(),
         }
@@ -206,7 +206,6 @@ async fn handle(
         return Err(S3Error::NotImplemented { what: what.what() });
     }
     unimplemented::refuse_unimplemented_headers(&request)?;
-    refuse_if_disk_low(ctx, op)?;
     // `S3Op::of` gives bucket operations for bucket targets only, and object
     // operations for object targets only: the names below are never blank
     // where an operation uses them.
@@ -215,6 +214,7 @@ async fn handle(
         Target::Bucket(name) => (name, String::new()),
         Target::Object(name, key) => (name, key),
     };
+    refuse_if_disk_low(ctx, op, &name, &key)?;
     let copy_source = || {
         request
             .header("x-amz-copy-source")
@@ -263,19 +263,24 @@ async fn handle(
     }
 }
 
-/// Below the disk reserve, refuses what would store bytes (before a body
-/// is read); everything else, deletes included, goes on.
-fn refuse_if_disk_low(ctx: &S3Context, op: S3Op) -> Result<(), S3Error> {
+/// Refuses what would store bytes (before a body is read) in `key` when
+/// the data directory of its shard is below the reserve; everything else,
+/// deletes included, goes on.
+fn refuse_if_disk_low(ctx: &S3Context, op: S3Op, bucket: &str, key: &str) -> Result<(), S3Error> {
     let stores_bytes = matches!(
         op,
         S3Op::PutObject | S3Op::UploadPart | S3Op::CopyObject | S3Op::UploadPartCopy
     );
-    if stores_bytes && ctx.disk.is_low() {
+    if !stores_bytes {
+        return Ok(());
+    }
+    let disk = ctx.disks.of_shard(ctx.router.owner(bucket, key));
+    if disk.is_low() {
         return Err(S3Error::InsufficientStorage {
             message: format!(
                 "The node's disk is below its reserve ({} bytes free, {} reserved); delete objects to free space, then retry.",
-                ctx.disk.free_bytes(),
-                ctx.disk.reserve_bytes()
+                disk.free_bytes(),
+                disk.reserve_bytes()
             ),
         });
     }

@@ -140,7 +140,7 @@ async fn copy_chunks(
                 sha256, chunk.size_bytes
             )));
         }
-        ctx.disk.consume(bytes.len() as u64);
+        ctx.disks.of_shard(to).consume(bytes.len() as u64);
         let (location, buf) = ctx
             .router
             .call(to, |reply| ShardRequest::AppendChunk { buf, sha256, reply })

@@ -1,0 +1,503 @@
+//! Checks of each data directory: it exists (or can), its filesystem and
+//! mount, O_DIRECT, the device's I/O scheduler, free space against the
+//! reserve, and the disk's rates and sync latency as a PUT meets them.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Check, Verdict};
+
+/// `statfs.f_type` values (linux/magic.h).
+const XFS_MAGIC: i64 = 0x5846_5342;
+const EXT4_MAGIC: i64 = 0xEF53;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const BTRFS_MAGIC: i64 = 0x9123_683E;
+const OVERLAYFS_MAGIC: i64 = 0x794C_7630;
+const NFS_MAGIC: i64 = 0x6969;
+const ZFS_MAGIC: i64 = 0x2FC1_2FC1;
+
+/// One block: what O_DIRECT aligns to, and the size of the sync probe's writes.
+const BLOCK_BYTES: usize = 4096;
+/// Each write of the rate probe (a chunk record is about this size).
+const RATE_IO_BYTES: usize = 4 << 20;
+/// Writes (each followed by `fdatasync`) the latency probe times.
+const SYNC_PROBES: usize = 200;
+/// The latency probe stops early after this long on a slow disk.
+const SYNC_PROBE_TIME_MAX: Duration = Duration::from_secs(5);
+/// A median sync above this is slow for a device meant for a storage node.
+const SYNC_SLOW: Duration = Duration::from_millis(2);
+/// Durable write rate below which a device is slow for Shoal.
+const WRITE_SLOW_BYTES_PER_S: f64 = 200e6;
+
+pub fn checks(dir: &Path, probe_bytes: u64, reserve: u64) -> Vec<Check> {
+    let mut checks = vec![directory(dir)];
+    if checks[0].verdict == Verdict::Fail {
+        return checks;
+    }
+    checks.push(filesystem(dir));
+    checks.push(scheduler(dir));
+    checks.push(free_space(dir, reserve));
+    let direct = direct_io(dir);
+    let works = direct.verdict == Verdict::Ok;
+    checks.push(direct);
+    if works {
+        checks.push(rates(dir, probe_bytes));
+        checks.push(sync_latency(dir));
+    }
+    checks
+}
+
+/// Directories that share a filesystem share its device.
+pub fn shared_devices(dirs: &[PathBuf]) -> Vec<Check> {
+    let devices: Vec<Option<u64>> = dirs
+        .iter()
+        .map(|d| std::fs::metadata(d).ok().map(|m| m.dev()))
+        .collect();
+    let mut checks = Vec::new();
+    for (i, dev) in devices.iter().enumerate() {
+        if let Some(j) = devices[..i].iter().position(|d| d.is_some() && d == dev) {
+            checks.push(Check::new(
+                "devices",
+                Verdict::Warn,
+                format!(
+                    "{} and {} are on one filesystem: their shards share its device; give one \
+                     data directory per NVMe device",
+                    dirs[j].display(),
+                    dirs[i].display()
+                ),
+            ));
+        }
+    }
+    checks
+}
+
+fn directory(dir: &Path) -> Check {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Check::new("directory", Verdict::Ok, dir.display().to_string()),
+        Ok(_) => Check::new(
+            "directory",
+            Verdict::Fail,
+            format!("{} is not a directory", dir.display()),
+        ),
+        Err(_) if dir.parent().is_some_and(Path::is_dir) => match std::fs::create_dir(dir) {
+            Ok(()) => Check::new(
+                "directory",
+                Verdict::Ok,
+                format!("{} (created, as the node would)", dir.display()),
+            ),
+            Err(e) => Check::new(
+                "directory",
+                Verdict::Fail,
+                format!("{}: cannot create it: {e}", dir.display()),
+            ),
+        },
+        Err(_) => Check::new(
+            "directory",
+            Verdict::Fail,
+            format!(
+                "{} and its parent are missing: mount the device, or create it",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+fn filesystem(dir: &Path) -> Check {
+    let kind = match filesystem_type(dir) {
+        Ok(kind) => kind,
+        Err(e) => {
+            return Check::new(
+                "filesystem",
+                Verdict::Fail,
+                format!("{}: {e}", dir.display()),
+            )
+        }
+    };
+    let mount = mount_of(dir)
+        .map(|m| format!(" ({} on {}, {})", m.source, m.point, m.options))
+        .unwrap_or_default();
+    let (verdict, name, advice) = match kind {
+        XFS_MAGIC => (Verdict::Ok, "xfs", ""),
+        EXT4_MAGIC => (Verdict::Ok, "ext4", "; accepted, XFS is recommended"),
+        TMPFS_MAGIC => (
+            Verdict::Fail,
+            "tmpfs",
+            ": objects would live in memory and be lost at reboot",
+        ),
+        BTRFS_MAGIC | ZFS_MAGIC => (
+            Verdict::Warn,
+            if kind == BTRFS_MAGIC { "btrfs" } else { "zfs" },
+            ": copy-on-write rewrites what the blob log already writes once; use XFS",
+        ),
+        OVERLAYFS_MAGIC => (
+            Verdict::Warn,
+            "overlayfs",
+            ": a container's layer; give the node a volume on the device",
+        ),
+        NFS_MAGIC => (
+            Verdict::Warn,
+            "nfs",
+            ": a network filesystem; Shoal is built for directly attached drives",
+        ),
+        _ => (
+            Verdict::Warn,
+            "unknown",
+            ": Shoal is tested on XFS and ext4 on directly attached drives",
+        ),
+    };
+    Check::new(
+        "filesystem",
+        verdict,
+        format!("{}: {name}{advice}{mount}", dir.display()),
+    )
+}
+
+fn direct_io(dir: &Path) -> Check {
+    let probe = Scratch::new(dir, "direct-io");
+    let result = (|| -> std::io::Result<()> {
+        let file = open_direct(&probe.0)?;
+        let mut buf = AlignedBuf::new(BLOCK_BYTES);
+        buf.as_mut_slice().fill(0x5A);
+        file.write_all_at(buf.as_slice(), 0)?;
+        buf.as_mut_slice().fill(0);
+        file.read_exact_at(buf.as_mut_slice(), 0)?;
+        if buf.as_slice().iter().any(|&b| b != 0x5A) {
+            return Err(std::io::Error::other("read back other bytes than written"));
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Check::new("O_DIRECT", Verdict::Ok, format!("{}: works", dir.display())),
+        Err(e) => Check::new(
+            "O_DIRECT",
+            Verdict::Fail,
+            format!(
+                "{}: {e}: the blob logs write with O_DIRECT; use XFS or ext4",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+fn free_space(dir: &Path, reserve: u64) -> Check {
+    let Some((capacity, free)) = crate::disk_space::filesystem_bytes(dir) else {
+        return Check::new(
+            "free space",
+            Verdict::Warn,
+            format!("{}: statvfs failed", dir.display()),
+        );
+    };
+    let figures = format!(
+        "{}: {} free of {}, reserve {}",
+        dir.display(),
+        gib(free),
+        gib(capacity),
+        gib(reserve)
+    );
+    if free < reserve {
+        Check::new(
+            "free space",
+            Verdict::Fail,
+            format!("{figures}: below the reserve the node refuses every PUT (--disk-reserve)"),
+        )
+    } else {
+        Check::new("free space", Verdict::Ok, figures)
+    }
+}
+
+fn scheduler(dir: &Path) -> Check {
+    let Some((device, text)) = std::fs::metadata(dir)
+        .ok()
+        .and_then(|m| scheduler_of(m.dev()))
+    else {
+        return Check::new(
+            "io scheduler",
+            Verdict::Ok,
+            format!(
+                "{}: none to set (not a block device's queue)",
+                dir.display()
+            ),
+        );
+    };
+    // The active one is in brackets: "[none] mq-deadline kyber".
+    let active = text
+        .split_whitespace()
+        .find_map(|s| s.strip_prefix('[')?.strip_suffix(']'))
+        .unwrap_or("none");
+    if active == "none" || !device.starts_with("nvme") {
+        Check::new(
+            "io scheduler",
+            Verdict::Ok,
+            format!("{}: {device} uses {active}", dir.display()),
+        )
+    } else {
+        Check::new(
+            "io scheduler",
+            Verdict::Warn,
+            format!(
+                "{}: {device} uses {active}; NVMe devices do best with none \
+                 (echo none > /sys/block/{device}/queue/scheduler, or a udev rule)",
+                dir.display()
+            ),
+        )
+    }
+}
+
+/// The block device (name, scheduler line) behind device number `dev`,
+/// the whole disk's for a partition.
+fn scheduler_of(dev: u64) -> Option<(String, String)> {
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let sys = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+    for candidate in [sys.clone(), sys.parent()?.to_path_buf()] {
+        if let Ok(text) = std::fs::read_to_string(candidate.join("queue/scheduler")) {
+            let name = candidate.file_name()?.to_string_lossy().to_string();
+            return Some((name, text.trim().to_string()));
+        }
+    }
+    None
+}
+
+/// Durable write and read rates with 4 MiB O_DIRECT I/Os.
+fn rates(dir: &Path, bytes: u64) -> Check {
+    let scratch = Scratch::new(dir, "rate");
+    let result = (|| -> std::io::Result<(f64, f64)> {
+        let file = open_direct(&scratch.0)?;
+        let mut buf = AlignedBuf::new(RATE_IO_BYTES);
+        // Random bytes: a device that compresses zeros would flatter itself.
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), buf.as_mut_slice());
+        let ios = bytes.div_ceil(RATE_IO_BYTES as u64).max(1);
+        let started = Instant::now();
+        for i in 0..ios {
+            file.write_all_at(buf.as_slice(), i * RATE_IO_BYTES as u64)?;
+            file.sync_data()?;
+        }
+        let write = started.elapsed();
+        let started = Instant::now();
+        for i in 0..ios {
+            file.read_exact_at(buf.as_mut_slice(), i * RATE_IO_BYTES as u64)?;
+        }
+        let read = started.elapsed();
+        let total = (ios * RATE_IO_BYTES as u64) as f64;
+        Ok((total / write.as_secs_f64(), total / read.as_secs_f64()))
+    })();
+    match result {
+        Ok((write, read)) => {
+            let figures = format!(
+                "{}: write+fdatasync {:.0} MB/s, read {:.0} MB/s (4 MiB O_DIRECT, {} MiB)",
+                dir.display(),
+                write / 1e6,
+                read / 1e6,
+                bytes >> 20
+            );
+            if write < WRITE_SLOW_BYTES_PER_S {
+                Check::new(
+                    "disk rate",
+                    Verdict::Warn,
+                    format!("{figures}: slow for a storage node's device"),
+                )
+            } else {
+                Check::new("disk rate", Verdict::Ok, figures)
+            }
+        }
+        Err(e) => Check::new(
+            "disk rate",
+            Verdict::Fail,
+            format!("{}: {e}", dir.display()),
+        ),
+    }
+}
+
+/// Latency of one 4 KiB O_DIRECT write plus `fdatasync`.
+fn sync_latency(dir: &Path) -> Check {
+    let scratch = Scratch::new(dir, "sync");
+    let result = (|| -> std::io::Result<Vec<Duration>> {
+        let file = open_direct(&scratch.0)?;
+        let buf = AlignedBuf::new(BLOCK_BYTES);
+        let mut times = Vec::with_capacity(SYNC_PROBES);
+        let began = Instant::now();
+        for i in 0..SYNC_PROBES {
+            let started = Instant::now();
+            file.write_all_at(buf.as_slice(), (i * BLOCK_BYTES) as u64)?;
+            file.sync_data()?;
+            times.push(started.elapsed());
+            if began.elapsed() > SYNC_PROBE_TIME_MAX {
+                break;
+            }
+        }
+        times.sort();
+        Ok(times)
+    })();
+    let times = match result {
+        Ok(times) => times,
+        Err(e) => {
+            return Check::new(
+                "fdatasync",
+                Verdict::Fail,
+                format!("{}: {e}", dir.display()),
+            )
+        }
+    };
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    let (p50, p99) = (at(0.5), at(0.99));
+    let figures = format!(
+        "{}: 4 KiB write+fdatasync p50 {:.3} ms, p99 {:.3} ms ({} samples)",
+        dir.display(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        times.len()
+    );
+    if p50 > SYNC_SLOW {
+        Check::new(
+            "fdatasync",
+            Verdict::Warn,
+            format!(
+                "{figures}: every raft append and small PUT waits this long; devices with \
+                 power-loss protection sync in tens of microseconds"
+            ),
+        )
+    } else {
+        Check::new("fdatasync", Verdict::Ok, figures)
+    }
+}
+
+fn open_direct(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+}
+
+fn filesystem_type(path: &Path) -> std::io::Result<i64> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `stat` is a plain struct statfs fills in; the path is a valid
+    // NUL-terminated string.
+    unsafe {
+        let mut stat: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c_path.as_ptr(), &mut stat) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // `f_type`'s width differs between architectures.
+        #[allow(clippy::unnecessary_cast)]
+        Ok(stat.f_type as i64)
+    }
+}
+
+/// A mount, as `/proc/self/mountinfo` lists it.
+struct Mount {
+    point: String,
+    source: String,
+    options: String,
+}
+
+/// The mount holding `path`: the longest mount point that prefixes it.
+fn mount_of(path: &Path) -> Option<Mount> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines()
+        .filter_map(|line| {
+            // id parent major:minor root point options [optional...] - type source super
+            let (left, right) = line.split_once(" - ")?;
+            let fields: Vec<&str> = left.split(' ').collect();
+            let point = fields.get(4)?.replace("\\040", " ");
+            let options = fields.get(5)?.to_string();
+            let source = right.split(' ').nth(1)?.to_string();
+            Some(Mount {
+                point,
+                source,
+                options,
+            })
+        })
+        .filter(|m| path.starts_with(&m.point))
+        .max_by_key(|m| m.point.len())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// A scratch file in the directory under test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(dir: &Path, what: &str) -> Scratch {
+        Scratch(dir.join(format!(".shoal-preflight-{what}-{}", std::process::id())))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A zeroed buffer aligned for O_DIRECT.
+struct AlignedBuf {
+    bytes: Vec<u8>,
+    offset: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new(len: usize) -> AlignedBuf {
+        let bytes = vec![0u8; len + BLOCK_BYTES];
+        let offset = bytes.as_ptr().align_offset(BLOCK_BYTES);
+        AlignedBuf { bytes, offset, len }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[self.offset..self.offset + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.offset..self.offset + self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_is_checked_and_measured_and_left_clean() {
+        let root = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
+        let dir = root.path().join("data");
+        let checks = checks(&dir, 8 << 20, 0);
+        let names: Vec<_> = checks.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names[..4],
+            ["directory", "filesystem", "io scheduler", "free space"]
+        );
+        assert!(dir.is_dir(), "created under an existing parent");
+        assert!(checks[0].detail.contains("created"), "{:?}", checks[0]);
+        if checks[4].verdict == Verdict::Ok {
+            assert_eq!(names[5..], ["disk rate", "fdatasync"]);
+            assert!(checks[5].detail.contains("MB/s"), "{:?}", checks[5]);
+            assert!(checks[6].detail.contains("p99"), "{:?}", checks[6]);
+        }
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "no scratch file left behind"
+        );
+        let huge = super::checks(&dir, 1 << 20, u64::MAX);
+        let free = huge.iter().find(|c| c.name == "free space").unwrap();
+        assert_eq!(free.verdict, Verdict::Fail, "{free:?}");
+    }
+
+    #[test]
+    fn a_missing_parent_fails_and_shared_filesystems_are_named() {
+        let root = tempfile::tempdir().unwrap();
+        let checks = checks(&root.path().join("a/b"), 1 << 20, 0);
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].verdict, Verdict::Fail);
+        let dirs = vec![root.path().to_path_buf(), root.path().to_path_buf()];
+        let shared = shared_devices(&dirs);
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].verdict, Verdict::Warn);
+    }
+}
