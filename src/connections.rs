@@ -2,6 +2,10 @@
 //! at most [`CONNECTIONS_PER_CORE_MAX`] at once, every request tagged with
 //! its client's address, and an orderly close when the core stops.
 //!
+//! On a TLS port each connection first completes its handshake, within
+//! [`TLS_HANDSHAKE_TIMEOUT`], on its own task (a slow client never holds
+//! up the accept loop).
+//!
 //! When the core's [`StopLatch`] is set, the accept loop ends (dropping
 //! the listener, so new connections are refused) and every open connection
 //! finishes the request in progress, then closes; an idle keep-alive
@@ -16,19 +20,21 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use http_body::Body as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use shoal_shard::tls::TcpOrTls;
 
 use crate::http_io::{set_slots_scarce, GlommioIo, GlommioTimer};
 use crate::http_io::{Body, RemoteAddr};
 use crate::limits::{
     CONNECTIONS_PER_CORE_MAX, CONNECTION_SLOTS_SCARCE_BELOW, HEADER_READ_TIMEOUT,
     HTTP_READ_BUFFER_BYTES_MAX, LINGER_BYTES_MAX, LINGER_READ_BYTES, LINGER_TIME_MAX,
-    RESPONSE_WRITE_IDLE_TIMEOUT,
+    RESPONSE_WRITE_IDLE_TIMEOUT, TLS_HANDSHAKE_TIMEOUT,
 };
 use crate::shutdown::StopLatch;
+use crate::tls::S3Tls;
 
 /// The connections one listener of one core has open.
 #[derive(Clone)]
@@ -42,6 +48,8 @@ pub struct Connections {
     cut: StopLatch,
     /// How long a response may stay blocked on a client that reads nothing.
     write_idle: Duration,
+    /// The port's TLS; `None`: plain HTTP.
+    tls: Option<std::sync::Arc<S3Tls>>,
 }
 
 impl Connections {
@@ -50,18 +58,19 @@ impl Connections {
     pub fn admin() -> Connections {
         Connections {
             reports_scarcity: false,
-            ..Connections::new(RESPONSE_WRITE_IDLE_TIMEOUT)
+            ..Connections::new(RESPONSE_WRITE_IDLE_TIMEOUT, None)
         }
     }
 
     /// Connections whose responses give up after `write_idle` without a
-    /// byte read by the client.
-    pub fn new(write_idle: Duration) -> Connections {
+    /// byte read by the client, under `tls` when given.
+    pub fn new(write_idle: Duration, tls: Option<std::sync::Arc<S3Tls>>) -> Connections {
         Connections {
             slots: Rc::new(glommio::sync::Semaphore::new(CONNECTIONS_PER_CORE_MAX)),
             reports_scarcity: true,
             cut: StopLatch::default(),
             write_idle,
+            tls,
         }
     }
 
@@ -120,15 +129,55 @@ pub async fn accept_loop<F, Fut>(
         let handler = handler.clone();
         let stop = stop.clone();
         let cut = connections.cut.clone();
-        let io = GlommioIo::new(stream, connections.write_idle);
         connections.report_scarcity();
         let ended = connections.clone();
         glommio::spawn_local(async move {
-            futures_lite::future::or(serve(io, remote, stop, handler), cut.wait()).await;
+            let served = async {
+                let Some(stream) = open(stream, ended.tls.as_deref(), remote).await else {
+                    return;
+                };
+                serve(
+                    GlommioIo::new(stream, ended.write_idle),
+                    remote,
+                    stop,
+                    handler,
+                )
+                .await;
+            };
+            futures_lite::future::or(served, cut.wait()).await;
             drop(slot);
             ended.report_scarcity();
         })
         .detach();
+    }
+}
+
+/// The accepted connection, after its TLS handshake on a TLS port; `None`
+/// when the handshake failed or took too long.
+async fn open(
+    stream: TcpStream,
+    tls: Option<&S3Tls>,
+    remote: Option<SocketAddr>,
+) -> Option<TcpOrTls> {
+    let Some(tls) = tls else {
+        return Some(TcpOrTls::Plain(stream));
+    };
+    let acceptor = tls.acceptor();
+    let handshake = glommio::timer::timeout(TLS_HANDSHAKE_TIMEOUT, async {
+        Ok(acceptor.accept(stream).await)
+    });
+    match handshake.await {
+        Ok(Ok(session)) => Some(TcpOrTls::Tls(Box::new(futures_rustls::TlsStream::Server(
+            session,
+        )))),
+        Ok(Err(e)) => {
+            tracing::debug!(?remote, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(?remote, "TLS handshake timed out");
+            None
+        }
     }
 }
 
@@ -181,7 +230,7 @@ where
         // answered whole has nothing left to drain: an idle client would
         // only keep the stop waiting.
         Ok(()) if closing && !refused_body.get() => {}
-        Ok(()) => linger(connection.into_parts().io.stream).await,
+        Ok(()) => linger(connection.into_parts().io.stream.into_tcp()).await,
         Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
     }
 }

@@ -252,6 +252,30 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_DISK_RESERVE", value_parser = parse_bytes)]
     pub disk_reserve: Option<u64>,
 
+    /// PEM certificate chain of the S3 port: with `--tls-key`, the port
+    /// speaks HTTPS only. Both files are read again on SIGHUP.
+    #[arg(long, env = "SHOAL_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SHOAL_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM certificate this node presents on its peer links; with
+    /// `--peer-tls-key` and `--peer-tls-ca`, every peer link is mutual TLS.
+    /// It must name the IP of `--peer-addr` (subjectAltName).
+    #[arg(long, env = "SHOAL_PEER_TLS_CERT")]
+    pub peer_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--peer-tls-cert`.
+    #[arg(long, env = "SHOAL_PEER_TLS_KEY")]
+    pub peer_tls_key: Option<PathBuf>,
+
+    /// PEM certificate of the cluster's CA: peers must present a
+    /// certificate it signed.
+    #[arg(long, env = "SHOAL_PEER_TLS_CA")]
+    pub peer_tls_ca: Option<PathBuf>,
+
     /// Domain for virtual-hosted-style requests: `Host: bucket.<domain>`
     /// addresses `bucket`. Path-style requests keep working.
     #[arg(long, env = "SHOAL_DOMAIN")]
@@ -401,6 +425,8 @@ pub struct NodeConfig {
     pub admin_token: Option<String>,
     /// `None` for a node on its own.
     pub cluster: Option<ClusterConfig>,
+    /// The S3 port's certificate and key; `None`: plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
     pub blob_offload: bool,
     pub catchup_bytes_per_s: u64,
     /// Each shard's share of `--scrub-rate` (0: no scrub).
@@ -423,6 +449,16 @@ pub struct ClusterConfig {
     pub join: Option<String>,
     pub secret_file: PathBuf,
     pub min_blob_replicas: usize,
+    /// Mutual TLS on every peer link; `None`: plain TCP.
+    pub tls: Option<PeerTlsFiles>,
+}
+
+/// This node's peer certificate and key, and the cluster's CA.
+#[derive(Clone, Debug)]
+pub struct PeerTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// PUT admission settings, validated.
@@ -538,6 +574,42 @@ impl ServeFlags {
                 reason: "node ids start at 1".into(),
             });
         }
+        let peer_tls = match (self.peer_tls_cert, self.peer_tls_key, self.peer_tls_ca) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), Some(ca)) => Some(PeerTlsFiles {
+                cert: absolute("peer-tls-cert", cert)?,
+                key: absolute("peer-tls-key", key)?,
+                ca: absolute("peer-tls-ca", ca)?,
+            }),
+            _ => {
+                return Err(FlagError {
+                    flag: "peer-tls-cert",
+                    value: String::new(),
+                    reason: "--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together".into(),
+                })
+            }
+        };
+        if peer_tls.is_some() && self.peer_addr.is_none() {
+            return Err(FlagError {
+                flag: "peer-tls-cert",
+                value: String::new(),
+                reason: "peer TLS needs a --peer-addr (a node on its own has no peer links)".into(),
+            });
+        }
+        let tls = match (self.tls_cert, self.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert: absolute("tls-cert", cert)?,
+                key: absolute("tls-key", key)?,
+            }),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(FlagError {
+                    flag: "tls-cert",
+                    value: String::new(),
+                    reason: "--tls-cert and --tls-key go together".into(),
+                })
+            }
+        };
         let cluster = match (self.peer_addr, self.join, self.cluster_secret_file) {
             (None, None, None) => None,
             (Some(peer_addr), join, Some(secret_file)) => {
@@ -568,6 +640,7 @@ impl ServeFlags {
                     join,
                     secret_file: absolute("cluster-secret-file", secret_file)?,
                     min_blob_replicas: self.min_blob_replicas,
+                    tls: peer_tls,
                 })
             }
             (None, _, _) => {
@@ -713,6 +786,7 @@ impl ServeFlags {
             credentials_file,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
             cluster,
+            tls,
             blob_offload: self.blob_offload,
             catchup_bytes_per_s: self.catchup_rate,
             scrub_bytes_per_shard_s: match self.scrub_rate {

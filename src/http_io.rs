@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 use hyper::rt::{ReadBufCursor, Sleep, Timer};
+use shoal_shard::tls::TcpOrTls;
 
 use crate::limits::{HEADER_WAIT_WHEN_SCARCE, RECV_SLICE_MAX, SLOTS_SCARCE_CHECK};
 
@@ -31,19 +31,19 @@ pub type Body = Pin<Box<dyn http_body::Body<Data = bytes::Bytes, Error = io::Err
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub std::net::SocketAddr);
 
-/// A glommio TCP stream speaking hyper's I/O traits. A write that cannot
+/// A glommio TCP stream (or TLS over one) speaking hyper's I/O traits. A write that cannot
 /// make progress for `write_idle` (the client stopped reading) fails, so
 /// hyper drops the connection and whatever the response still held (a
 /// GET's chunks in flight) instead of keeping it forever.
 pub struct GlommioIo {
-    pub stream: TcpStream,
+    pub stream: TcpOrTls,
     write_idle: Duration,
     /// Set while writes are blocked: when they give up.
     write_stalled: Option<glommio::timer::Timer>,
 }
 
 impl GlommioIo {
-    pub fn new(stream: TcpStream, write_idle: Duration) -> GlommioIo {
+    pub fn new(stream: TcpOrTls, write_idle: Duration) -> GlommioIo {
         GlommioIo {
             stream,
             write_idle,

@@ -26,4 +26,5 @@ pub mod route;
 pub mod s3;
 pub mod service_manager;
 pub mod shutdown;
+pub mod tls;
 pub mod users;

@@ -14,6 +14,10 @@ pub const BLOCKING_THREADS_PER_CORE: usize = 2;
 /// Connections one core serves at once; more wait in the accept queue.
 pub const CONNECTIONS_PER_CORE_MAX: u64 = 4096;
 
+/// A client that has not finished the TLS handshake this long after its
+/// connection was accepted is dropped (its connection slot is needed).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A client that takes longer than this to send its request headers is
 /// dropped (an idle keep-alive connection waits for the next request's
 /// headers, so it is closed after this long too).

@@ -32,8 +32,9 @@ use shoal_shard::meta::MetaStore;
 use shoal_shard::ops::ShardRequest;
 use shoal_shard::peer::join::Joiner;
 use shoal_shard::peer::server::PeerPort;
-use shoal_shard::peer::{self, ClusterSecret};
+use shoal_shard::peer::{self, PeerAuth};
 use shoal_shard::shard::{ClusterOptions, PeerRequests, Shard, ShardOptions, ShardStats};
+use shoal_shard::tls::PeerTls;
 
 use crate::addresses::{self, AddressInUse};
 use crate::connections::{accept_loop, Connections};
@@ -48,6 +49,7 @@ use crate::metrics::{CoreMetrics, Registry};
 use crate::route::{Router, METADATA_SHARD};
 use crate::s3::S3Context;
 use crate::shutdown::{Shutdown, StopLatch};
+use crate::tls::S3Tls;
 use crate::users::SeedUser;
 use crate::{admin, credentials, s3, users};
 use shoal_shard::ids::ShardIndex;
@@ -58,7 +60,7 @@ pub enum NodeError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     AddressInUse(#[from] AddressInUse),
-    #[error("handling SIGTERM and SIGINT: {0}")]
+    #[error("handling SIGTERM, SIGINT and SIGHUP: {0}")]
     Signals(std::io::Error),
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -83,6 +85,10 @@ pub enum NodeError {
     CoreFailed(String),
     #[error("cluster secret file {path}: {reason}")]
     ClusterSecret { path: PathBuf, reason: String },
+    #[error("S3 TLS: {0}")]
+    Tls(shoal_shard::tls::TlsError),
+    #[error("peer TLS: {0}")]
+    PeerTls(shoal_shard::tls::TlsError),
 }
 
 /// Hop channel ends one core owns, before they are connected.
@@ -165,10 +171,15 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            let secret = ClusterSecret::new(&bytes).map_err(|e| NodeError::ClusterSecret {
+            let mut secret = PeerAuth::new(&bytes).map_err(|e| NodeError::ClusterSecret {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+            if let Some(files) = &cluster.tls {
+                let tls = PeerTls::load(&files.cert, &files.key, &files.ca)
+                    .map_err(NodeError::PeerTls)?;
+                secret = secret.with_tls(tls);
+            }
             ClusterOptions {
                 peer_addr: cluster.peer_addr.to_string(),
                 secret: Some(secret),
@@ -186,6 +197,11 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
     let mut seeds = Some(seeds);
     let shutdown = Shutdown::new(core_count, config.shutdown_timeout);
     shutdown.handle_signals().map_err(NodeError::Signals)?;
+    let s3_tls = match &config.tls {
+        None => None,
+        Some(files) => Some(S3Tls::load(files.clone()).map_err(NodeError::Tls)?),
+    };
+    crate::tls::reload_on_sighup(s3_tls.clone()).map_err(NodeError::Signals)?;
     let ready = Arc::new(AtomicUsize::new(0));
     let budgets = Arc::new(node_budgets(&config));
     // One stats block per (core, shard) gate, so rejections carry a shard.
@@ -240,6 +256,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
             registry: registry.clone(),
             ready: Arc::clone(&ready),
             shutdown: Arc::clone(&shutdown),
+            s3_tls: s3_tls.clone(),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shoal-core-{core}"))
@@ -310,6 +327,8 @@ struct CoreStart {
     registry: Registry,
     ready: Arc<AtomicUsize>,
     shutdown: Arc<Shutdown>,
+    /// The S3 port's TLS; `None`: plain HTTP.
+    s3_tls: Option<Arc<S3Tls>>,
 }
 
 async fn run_core(start: CoreStart) -> Result<(), String> {
@@ -326,6 +345,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         registry,
         ready,
         shutdown,
+        s3_tls,
     } = start;
     let mut shards = HashMap::new();
     for LocalShard {
@@ -446,7 +466,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
     }
     let listener = TcpListener::bind(config.s3_addr)
         .map_err(|e| format!("binding S3 {}: {e}", config.s3_addr))?;
-    let connections = Connections::new(config.body_idle_timeout);
+    let connections = Connections::new(config.body_idle_timeout, s3_tls.clone());
     let stop = StopLatch::default();
     let serve_s3 = move |req| s3::serve(Rc::clone(&ctx), req);
     let s3_loop = glommio::spawn_local(accept_loop(
@@ -511,7 +531,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
 async fn join_cluster(
     config: &NodeConfig,
     shards: &HashMap<ShardIndex, Rc<Shard>>,
-    secret: &ClusterSecret,
+    secret: &PeerAuth,
 ) -> Result<(), String> {
     let Some(cluster) = &config.cluster else {
         return Ok(());

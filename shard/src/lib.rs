@@ -44,4 +44,5 @@ pub mod shard;
 pub mod sweep;
 #[cfg(test)]
 mod test_util;
+pub mod tls;
 pub mod usage;

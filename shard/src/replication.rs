@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::tls::TcpOrTls;
 use bytes::Bytes;
-use glommio::net::TcpStream;
 use prost::Message;
 use rand::seq::SliceRandom;
 use shoal_proto::meta::MetaCommand;
@@ -36,7 +36,7 @@ use crate::limits::{
     PEER_QUERY_TIMEOUT, PUSHES_INFLIGHT_PER_PEER_MAX,
 };
 use crate::peer::client::{connect, request};
-use crate::peer::{ClusterSecret, PeerError};
+use crate::peer::{PeerAuth, PeerError};
 
 /// What enough acknowledgements mean for one chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,9 +99,9 @@ pub fn call_deadline(kind: Kind) -> Duration {
 pub struct Replicator {
     shard: ShardIndex,
     node_id: NodeId,
-    secret: ClusterSecret,
+    secret: PeerAuth,
     /// Peer address → connections not in use, with when each was last used.
-    idle: RefCell<HashMap<String, Vec<(TcpStream, Instant)>>>,
+    idle: RefCell<HashMap<String, Vec<(TcpOrTls, Instant)>>>,
     /// Peer address → what it advertises.
     capabilities: RefCell<HashMap<String, Advertised>>,
     /// Peer address → pushes to it in flight (see [`PUSHES_INFLIGHT_PER_PEER_MAX`]).
@@ -119,7 +119,7 @@ struct Advertised {
 }
 
 impl Replicator {
-    pub fn new(shard: ShardIndex, node_id: NodeId, secret: ClusterSecret) -> Replicator {
+    pub fn new(shard: ShardIndex, node_id: NodeId, secret: PeerAuth) -> Replicator {
         Replicator {
             shard,
             node_id,

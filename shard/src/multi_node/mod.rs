@@ -21,7 +21,7 @@ use glommio::net::{TcpListener, TcpStream};
 use crate::ids::{NodeId, ShardIndex};
 use crate::meta::MetaStore;
 use crate::peer::server::{serve, PeerPort};
-use crate::peer::ClusterSecret;
+use crate::peer::PeerAuth;
 use crate::shard::{ClusterOptions, PeerRequests, Shard, ShardOptions, ShardStats};
 
 /// What a [`Relay`] does to the traffic to its node.
@@ -157,7 +157,7 @@ impl TestCluster {
 
     /// As [`TestCluster::start`], each node opened with `settings`.
     pub async fn start_with(size: u64, settings: Settings) -> TestCluster {
-        let secret = ClusterSecret::new(b"a test cluster's shared secret").expect("secret");
+        let secret = PeerAuth::new(b"a test cluster's shared secret").expect("secret");
         let mut nodes = Vec::new();
         for id in 1..=size {
             nodes.push(TestNode::start(NodeId(id), &secret, settings).await);
@@ -223,7 +223,7 @@ impl TestCluster {
 }
 
 impl TestNode {
-    async fn start(node_id: NodeId, secret: &ClusterSecret, settings: Settings) -> TestNode {
+    async fn start(node_id: NodeId, secret: &PeerAuth, settings: Settings) -> TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = TcpListener::bind("127.0.0.1:0").expect("peer port binds");
         let relay = Relay::start(listener.local_addr().expect("peer address"));

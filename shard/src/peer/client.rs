@@ -4,27 +4,40 @@
 //! here.
 
 use glommio::net::TcpStream;
+use rustls_pki_types::ServerName;
 use shoal_proto::peer::PeerFrame;
 
 use super::frame::{read_frame, write_frame};
-use super::{handshake, shard_addr, ClusterSecret, PeerError};
+use super::{handshake, shard_addr, PeerAuth, PeerError};
 use crate::ids::{NodeId, ShardIndex};
 use crate::limits::PEER_CONNECT_TIMEOUT;
+use crate::tls::TcpOrTls;
 
 /// Opens an authenticated connection to shard `shard` of the node whose
-/// peer address is `base`.
+/// peer address is `base`: TLS first when the cluster runs it (the peer's
+/// certificate must name the IP dialled), then the secret's handshake.
 pub async fn connect(
     base: &str,
     shard: ShardIndex,
-    secret: &ClusterSecret,
+    secret: &PeerAuth,
     node_id: NodeId,
-) -> Result<TcpStream, PeerError> {
+) -> Result<TcpOrTls, PeerError> {
     let addr = shard_addr(base, shard)?;
     let open = async {
-        let mut stream = TcpStream::connect(addr)
+        let tcp = TcpStream::connect(addr)
             .await
             .map_err(std::io::Error::from)?;
-        stream.set_nodelay(true).map_err(std::io::Error::from)?;
+        tcp.set_nodelay(true).map_err(std::io::Error::from)?;
+        let mut stream = match secret.tls() {
+            None => TcpOrTls::Plain(tcp),
+            Some(tls) => {
+                let connector =
+                    futures_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.client));
+                let name = ServerName::IpAddress(addr.ip().into());
+                let session = connector.connect(name, tcp).await.map_err(tls_error)?;
+                TcpOrTls::Tls(Box::new(futures_rustls::TlsStream::Client(session)))
+            }
+        };
         handshake::connect(&mut stream, secret, shard, node_id).await?;
         Ok::<_, PeerError>(stream)
     };
@@ -38,9 +51,21 @@ pub async fn connect(
         })?
 }
 
+/// A TLS handshake's error: certificate trouble (a [`rustls::Error`]) is
+/// [`PeerError::Tls`], anything else plain I/O.
+pub(crate) fn tls_error(error: std::io::Error) -> PeerError {
+    match error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => PeerError::Tls(tls.to_string()),
+        None => PeerError::Io(error),
+    }
+}
+
 /// Sends one request on `stream` and returns the response payload.
 pub async fn request(
-    stream: &mut TcpStream,
+    stream: &mut TcpOrTls,
     request_id: u64,
     header: PeerFrame,
     payload: &[u8],

@@ -12,7 +12,7 @@ use sha2::Sha256;
 use shoal_proto::peer::{peer_frame::Handshake, Challenge, Hello, PeerFrame, Welcome};
 
 use super::frame::{read_frame, write_frame};
-use super::{ClusterSecret, PeerError};
+use super::{PeerAuth, PeerError};
 use crate::ids::{NodeId, ShardIndex};
 
 const CLIENT_LABEL: &[u8] = b"shoal-peer-client";
@@ -20,7 +20,7 @@ const SERVER_LABEL: &[u8] = b"shoal-peer-server";
 const NONCE_BYTES: usize = 32;
 
 fn mac(
-    secret: &ClusterSecret,
+    secret: &PeerAuth,
     label: &[u8],
     first: &[u8],
     second: &[u8],
@@ -49,7 +49,7 @@ fn frame(handshake: Handshake) -> PeerFrame {
 /// secret for this shard.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    secret: &ClusterSecret,
+    secret: &PeerAuth,
     shard: ShardIndex,
     node_id: NodeId,
 ) -> Result<NodeId, PeerError> {
@@ -97,7 +97,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 fn check_client(
-    secret: &ClusterSecret,
+    secret: &PeerAuth,
     server_nonce: &[u8],
     hello: &Hello,
     shard: ShardIndex,
@@ -117,7 +117,7 @@ fn check_client(
 /// secret.
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    secret: &ClusterSecret,
+    secret: &PeerAuth,
     shard: ShardIndex,
     node_id: NodeId,
 ) -> Result<NodeId, PeerError> {
@@ -172,8 +172,8 @@ mod tests {
     ) -> (Result<NodeId, PeerError>, Result<NodeId, PeerError>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server_secret = ClusterSecret::new(server_secret.as_bytes()).unwrap();
-        let client_secret = ClusterSecret::new(client_secret.as_bytes()).unwrap();
+        let server_secret = PeerAuth::new(server_secret.as_bytes()).unwrap();
+        let client_secret = PeerAuth::new(client_secret.as_bytes()).unwrap();
         let server = glommio::spawn_local(async move {
             let mut stream = listener.accept().await.unwrap();
             accept(&mut stream, &server_secret, ShardIndex(3), NodeId(10)).await
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
-        assert!(ClusterSecret::new(b"short\n").is_err());
-        assert!(ClusterSecret::new(b"  sixteen-bytes-ok  \n").is_ok());
+        assert!(PeerAuth::new(b"short\n").is_err());
+        assert!(PeerAuth::new(b"  sixteen-bytes-ok  \n").is_ok());
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use shoal_proto::peer::{ClusterOverview, JoinRequest, Kind, PeerFrame};
 
 use super::server::NOT_LEADER;
-use super::{ClusterSecret, PeerError};
+use super::{PeerAuth, PeerError};
 use crate::ids::{NodeId, ShardIndex};
 use crate::limits::JOIN_RETRY_PAUSE;
 use crate::limits::JOIN_WARN_INTERVAL;
@@ -19,7 +19,7 @@ pub struct Joiner {
     /// This node's peer address (its shard 0 port).
     pub peer_addr: String,
     pub shard_count: u16,
-    pub secret: ClusterSecret,
+    pub secret: PeerAuth,
 }
 
 /// Asks `contact` (any member's peer address) to add this node to shard
@@ -48,8 +48,11 @@ pub async fn join(
                 };
                 PeerError::Remote(message)
             }
-            // A refused secret or a shard-count mismatch will not change.
-            Err(e @ (PeerError::BadSecret | PeerError::WrongShard { .. })) => return Err(e),
+            // A refused secret or certificate, or a shard-count mismatch, will
+            // not change.
+            Err(e @ (PeerError::BadSecret | PeerError::WrongShard { .. } | PeerError::Tls(_))) => {
+                return Err(e)
+            }
             Err(PeerError::Remote(message)) if message.contains("shards") => {
                 return Err(PeerError::Remote(message))
             }
@@ -94,7 +97,7 @@ async fn attempt(joiner: &Joiner, target: &str, shard: ShardIndex) -> Result<(),
 pub async fn overview(
     target: &str,
     shard: ShardIndex,
-    secret: &ClusterSecret,
+    secret: &PeerAuth,
     node_id: NodeId,
 ) -> Result<ClusterOverview, PeerError> {
     let mut stream = connect(target, shard, secret, node_id).await?;

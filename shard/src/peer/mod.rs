@@ -2,8 +2,10 @@
 //! another, for raft RPCs and cluster membership.
 //!
 //! Shard *i* of a node listens on its own port, `peer port + i`, on its own
-//! core, so replica traffic never hops between cores. Every connection
-//! starts with a mutual proof of the cluster secret ([`handshake`]); after
+//! core, so replica traffic never hops between cores. With peer TLS on,
+//! every connection is a mutual-TLS session under the cluster's CA
+//! (`crate::tls`). Inside it, every connection starts with a
+//! mutual proof of the cluster secret ([`handshake`]); after
 //! that it carries [`frame`]s, one request and its response at a time.
 //! Raft messages travel as the frame's payload (bincode), outside the prost
 //! header.
@@ -15,8 +17,10 @@ pub mod join;
 pub mod server;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::ids::ShardIndex;
+use crate::tls::PeerTls;
 
 /// The address of shard `shard` of a node whose peer address (its shard 0
 /// port) is `base`: the port plus the shard index.
@@ -31,29 +35,49 @@ pub fn shard_addr(base: &str, shard: ShardIndex) -> Result<SocketAddr, PeerError
     Ok(SocketAddr::new(base.ip(), port))
 }
 
-/// The cluster secret every peer connection proves.
+/// What every peer connection proves: the cluster secret and, with peer
+/// TLS on, a certificate under the cluster's CA.
 #[derive(Clone)]
-pub struct ClusterSecret(std::sync::Arc<Vec<u8>>);
+pub struct PeerAuth {
+    secret: Arc<Vec<u8>>,
+    tls: Option<Arc<PeerTls>>,
+}
 
-impl ClusterSecret {
-    /// At least 16 bytes; whitespace around it (a file's newline) is not
-    /// part of it.
-    pub fn new(bytes: &[u8]) -> Result<ClusterSecret, PeerError> {
+impl PeerAuth {
+    /// The cluster secret: at least 16 bytes; whitespace around it (a
+    /// file's newline) is not part of it. Peer links are plain TCP until
+    /// [`PeerAuth::with_tls`].
+    pub fn new(bytes: &[u8]) -> Result<PeerAuth, PeerError> {
         let trimmed = bytes.trim_ascii();
         if trimmed.len() < 16 {
             return Err(PeerError::WeakSecret);
         }
-        Ok(ClusterSecret(std::sync::Arc::new(trimmed.to_vec())))
+        Ok(PeerAuth {
+            secret: Arc::new(trimmed.to_vec()),
+            tls: None,
+        })
+    }
+
+    /// Runs every peer connection, both ways, under `tls`.
+    pub fn with_tls(self, tls: PeerTls) -> PeerAuth {
+        PeerAuth {
+            tls: Some(Arc::new(tls)),
+            ..self
+        }
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.secret
+    }
+
+    pub(crate) fn tls(&self) -> Option<&PeerTls> {
+        self.tls.as_deref()
     }
 }
 
-impl std::fmt::Debug for ClusterSecret {
+impl std::fmt::Debug for PeerAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClusterSecret(..)")
+        write!(f, "PeerAuth(tls: {})", self.tls.is_some())
     }
 }
 
@@ -69,6 +93,10 @@ pub enum PeerError {
     BadSecret,
     #[error("peer speaks for shard {got}, expected {expected}")]
     WrongShard { expected: u16, got: u32 },
+    /// The TLS handshake failed on a certificate (ours or theirs): a
+    /// configuration error that retrying does not mend.
+    #[error("peer TLS refused: {0} (are both nodes' peer certificates signed by the CA each names in --peer-tls-ca, and does each name its peer IP?)")]
+    Tls(String),
     #[error("the cluster secret must be at least 16 bytes")]
     WeakSecret,
     #[error("not a peer address: {0}")]

@@ -11,9 +11,10 @@ use glommio::net::{TcpListener, TcpStream};
 use shoal_proto::peer::PeerFrame;
 
 use super::frame::{read_frame, write_frame};
-use super::{handshake, ClusterSecret};
+use super::{handshake, PeerAuth};
 use crate::ids::{NodeId, ShardIndex};
 use crate::limits::{PEER_CONNECTIONS_PER_SHARD_MAX, PEER_HANDSHAKE_TIMEOUT, PEER_IDLE_TIMEOUT};
+use crate::tls::TcpOrTls;
 
 /// Prefix of the error a non-leader answers a join with, followed by the
 /// leader's peer address when known.
@@ -34,7 +35,7 @@ pub trait PeerHandler {
 /// Who a peer port speaks for, as its handshake proves it.
 #[derive(Clone, Debug)]
 pub struct PeerPort {
-    pub secret: ClusterSecret,
+    pub secret: PeerAuth,
     pub shard: ShardIndex,
     pub node_id: NodeId,
 }
@@ -77,11 +78,27 @@ pub async fn serve<H: PeerHandler + 'static>(
     }
 }
 
-async fn connection<H: PeerHandler>(mut stream: TcpStream, port: PeerPort, handler: Rc<H>) {
-    let _ = stream.set_nodelay(true);
-    let remote = stream.peer_addr().ok();
+async fn connection<H: PeerHandler>(tcp: TcpStream, port: PeerPort, handler: Rc<H>) {
+    let _ = tcp.set_nodelay(true);
+    let remote = tcp.peer_addr().ok();
+    let mut opened = None;
+    // The TLS session (when on) and the secret's proof share one deadline.
     let proved = glommio::timer::timeout(PEER_HANDSHAKE_TIMEOUT, async {
-        Ok(handshake::accept(&mut stream, &port.secret, port.shard, port.node_id).await)
+        let stream = match port.secret.tls() {
+            None => TcpOrTls::Plain(tcp),
+            Some(tls) => {
+                let acceptor =
+                    futures_rustls::TlsAcceptor::from(std::sync::Arc::clone(&tls.server));
+                match acceptor.accept(tcp).await {
+                    Ok(session) => {
+                        TcpOrTls::Tls(Box::new(futures_rustls::TlsStream::Server(session)))
+                    }
+                    Err(e) => return Ok(Err(super::client::tls_error(e))),
+                }
+            }
+        };
+        let stream = opened.insert(stream);
+        Ok(handshake::accept(stream, &port.secret, port.shard, port.node_id).await)
     })
     .await;
     let peer = match proved {
@@ -104,6 +121,7 @@ async fn connection<H: PeerHandler>(mut stream: TcpStream, port: PeerPort, handl
         peer = peer.get(),
         "peer connected"
     );
+    let mut stream = opened.expect("the handshake ran on it");
     loop {
         let next = glommio::timer::timeout(PEER_IDLE_TIMEOUT, async {
             Ok(read_frame(&mut stream).await)

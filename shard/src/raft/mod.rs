@@ -85,7 +85,7 @@ use crate::limits::{
 use crate::limits::{INSTALL_SNAPSHOT_TIMEOUT, SNAPSHOT_CHUNK_BYTES};
 use crate::meta::keys::BUCKET_KEY_SEPARATOR;
 use crate::meta::MetaStore;
-use crate::peer::ClusterSecret;
+use crate::peer::PeerAuth;
 use shoal_proto::peer::Kind;
 
 /// Interval between a leader's heartbeats. openraft also uses it as the
@@ -152,7 +152,7 @@ pub struct RaftOptions {
     /// chunks, and refs to chunks this node may lack.
     pub hooks: ApplyHooks,
     /// The secret peer connections prove; `None` on a single node.
-    pub secret: Option<ClusterSecret>,
+    pub secret: Option<PeerAuth>,
     /// Whether an uninitialised group makes itself a single-member group
     /// (the first node of a cluster) or waits to be added by a leader (a
     /// node joining one).
@@ -215,7 +215,7 @@ pub struct ShardRaft {
     released: RefCell<Option<oneshot::Receiver<()>>>,
     /// What peer calls this group makes itself prove (a handover); `None`
     /// on a single node.
-    secret: Option<ClusterSecret>,
+    secret: Option<PeerAuth>,
     /// When each member was last heard from.
     contacts: Rc<Contacts>,
     /// Set once a handover began: no new proposals from here on.

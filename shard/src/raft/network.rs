@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpStream;
+use crate::tls::TcpOrTls;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -30,7 +30,7 @@ use shoal_proto::peer::{Kind, PeerFrame};
 use super::types::{NodeId, TypeConfig};
 use crate::ids::ShardIndex;
 use crate::peer::client::{connect, request};
-use crate::peer::{ClusterSecret, PeerError};
+use crate::peer::{PeerAuth, PeerError};
 
 /// When this shard last exchanged a frame with each member: an answer to
 /// one of its raft RPCs, or a request from the member. What `shoal-ctl
@@ -55,7 +55,7 @@ impl Contacts {
 pub struct NetworkFactory {
     shard_index: ShardIndex,
     node_id: NodeId,
-    secret: Option<ClusterSecret>,
+    secret: Option<PeerAuth>,
     contacts: Rc<Contacts>,
 }
 
@@ -63,7 +63,7 @@ impl NetworkFactory {
     pub fn new(
         shard_index: ShardIndex,
         node_id: NodeId,
-        secret: Option<ClusterSecret>,
+        secret: Option<PeerAuth>,
         contacts: Rc<Contacts>,
     ) -> NetworkFactory {
         NetworkFactory {
@@ -81,8 +81,8 @@ pub struct PeerClient {
     node_id: NodeId,
     target: NodeId,
     target_addr: String,
-    secret: Option<ClusterSecret>,
-    conn: Option<TcpStream>,
+    secret: Option<PeerAuth>,
+    conn: Option<TcpOrTls>,
     next_request: u64,
     contacts: Rc<Contacts>,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::directory::Directory;
 use crate::ids::{NodeId, ShardIndex};
-use crate::peer::ClusterSecret;
+use crate::peer::PeerAuth;
 
 /// Everything [`super::Shard::open`] needs besides the metadata store and
 /// the stats it publishes into.
@@ -39,7 +39,7 @@ pub struct ClusterOptions {
     /// empty on a single node.
     pub peer_addr: String,
     /// The cluster secret; `None` on a single node.
-    pub secret: Option<ClusterSecret>,
+    pub secret: Option<PeerAuth>,
     /// Whether an uninitialised group makes this node its first member.
     pub bootstrap: bool,
     /// Nodes (this one included) a chunk must be durable on before its
