@@ -396,6 +396,8 @@ pub struct KeyPair {
 /// Validated node configuration, shared read-only by every core.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
+    /// The `--config` file the settings came from, if any (for the log).
+    pub config_file: Option<PathBuf>,
     /// One per device, in the order given; absolute: glommio opens files
     /// relative to nothing. The first also holds the generated credentials.
     pub data_dirs: Vec<PathBuf>,
@@ -768,6 +770,7 @@ impl ServeFlags {
             }
         }
         Ok(NodeConfig {
+            config_file: self.config,
             data_dirs,
             init: self.init,
             shutdown_timeout: self.shutdown_timeout,

@@ -490,6 +490,8 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
             cores = config.cpus.len(),
             shards = config.shards,
             data_dirs = %data_dirs,
+            config = ?config.config_file,
+            tls = config.tls.is_some(),
             "shoal serving"
         );
         crate::service_manager::ready(&format!(

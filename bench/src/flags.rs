@@ -62,9 +62,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// S3 endpoint, plain HTTP, path-style.
+    /// S3 endpoint, `http://` or `https://` (with `--ca-file`), path-style.
     #[arg(long, env = "SHOAL_ENDPOINT", default_value = "http://127.0.0.1:9000")]
     pub endpoint: String,
+    /// PEM file of the CA that signed an `https://` endpoint's certificate.
+    #[arg(long, env = "SHOAL_BENCH_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Access key; else SHOAL_ACCESS_KEY, else AWS_ACCESS_KEY_ID.
     #[arg(long, env = "SHOAL_ACCESS_KEY", hide_env_values = true)]
     pub access_key: Option<String>,
@@ -234,7 +237,7 @@ impl TargetArgs {
         bucket_from_scenario: Option<String>,
         buckets_from_scenario: Option<u32>,
     ) -> Result<Target, BenchError> {
-        let endpoint = Endpoint::parse(&self.endpoint)?;
+        let endpoint = Endpoint::parse(&self.endpoint)?.trust(self.ca_file.as_deref())?;
         let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let access_key = self
             .access_key

@@ -175,3 +175,38 @@ def test_the_readme_local_cluster_with_its_defaults(tmp_path):
             proc.wait()
     # Every node is gone and its ports are free again.
     wait_until(lambda: all(port_free(p) for p in (9000, 9010)), 10, "the nodes' ports")
+
+
+def test_the_readme_config_file_and_preflight_from_an_empty_directory(tmp_path):
+    require_tool("aws", "awscli (pip)")
+    for port in (9000, 9001):
+        assert port_free(port), f"the README's port {port} is taken on this machine"
+    (block,) = section_blocks("Deploy on a host")
+    assert block[-1] == "shoal serve --config shoal.toml"
+    env = readme_env()
+    log_path = tmp_path / "shoal.out"
+    with open(log_path, "wb") as log:
+        node = start_in_background(block, tmp_path, env, log)
+    try:
+        export = wait_for_line(log_path, r"^export AWS_ACCESS_KEY_ID=\S+ .*$", 60, node)[0]
+        wait_for_line(log_path, r"shoal serving", 60, node)
+        out = open(log_path).read()
+        # preflight ran first and found nothing that stops a node.
+        assert re.search(r"^\d+ checks: \d+ ok, \d+ warnings, 0 failed$", out, re.M), out
+        assert "./nvme1" in out or f"{tmp_path}/nvme1" in out, out
+        for name in ("nvme0", "nvme1"):
+            layout = (tmp_path / name / "layout").read_text()
+            assert "devices=2" in layout, layout
+        assert (tmp_path / "nvme0" / "credentials").exists()
+        ran = run_script([export, "echo spread > s.txt",
+                          "aws --endpoint-url http://127.0.0.1:9000 s3 mb s3://conf",
+                          "aws --endpoint-url http://127.0.0.1:9000 s3 cp s.txt s3://conf/",
+                          "aws --endpoint-url http://127.0.0.1:9000 s3 cp s3://conf/s.txt -"],
+                         tmp_path, env)
+        assert ran.returncode == 0 and "spread" in ran.stdout, ran.stdout + ran.stderr
+        os.kill(node.pid, signal.SIGTERM)
+        assert node.wait(timeout=40) == 0
+    finally:
+        if node.poll() is None:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait()

@@ -98,7 +98,7 @@ def test_deleting_two_gib_gives_the_space_back(gc_node):
     table = ctl(node, "gc").stdout
     rows = table.splitlines()
     assert rows[0].split()[:3] == ["shard", "live", "MiB"], table
-    assert len(rows) == 1 + SHARDS + 1 and rows[-1].startswith("data dir:"), table
+    assert len(rows) == 1 + SHARDS + 1 and rows[-1].startswith("data dir /"), table
     print(table)
 
 

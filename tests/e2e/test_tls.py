@@ -2,6 +2,7 @@
 a renewed certificate taken on SIGHUP without a restart, and a 3-node
 cluster whose peer links are mutual TLS under the cluster's CA."""
 
+import json
 import os
 import signal
 import socket
@@ -104,6 +105,18 @@ def test_https_with_a_test_ca_and_a_certificate_reloaded_on_sighup(tmp_path):
         wait_until(lambda: served_common_name(node.s3_port, ca.cert) == "second", 10,
                    "the renewed certificate to be served")
         assert s3.get_object(Bucket="secure", Key="k")["Body"].read() == body
+
+        # The load generator speaks HTTPS too, trusting the same CA.
+        bench_bin = os.environ.get("SHOAL_BENCH_BIN", "/var/tmp/shoal-target/release/shoal-bench")
+        run = subprocess.run(
+            [bench_bin, "put", "--endpoint", f"https://127.0.0.1:{node.s3_port}",
+             "--ca-file", str(ca.cert), "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY,
+             "--bucket", "bench-tls", "--size", "1MiB", "--count", "20", "--concurrency", "4",
+             "--json", "-"],
+            capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        (step,) = json.loads(run.stdout)["steps"]
+        assert step["ok"] == 20 and step["transport_errors"]["total"] == 0, step
 
         # A broken renewal keeps the working certificate.
         served_key.write_text("not a key\n")

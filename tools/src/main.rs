@@ -330,18 +330,34 @@ fn gc(metrics: &str) -> String {
             value("shoal_gc_chunks_pinned", shard),
         );
     }
-    let free = node_gauge(metrics, "shoal_data_dir_free_bytes");
-    let reserve = node_gauge(metrics, "shoal_data_dir_reserve_bytes");
-    if let (Some(free), Some(reserve)) = (free, reserve) {
-        let below = node_gauge(metrics, "shoal_data_dir_below_reserve") == Some(1.0);
-        out += &format!(
-            "data dir: {:.1} MiB free, {:.1} MiB reserved{}\n",
-            mib(free),
-            mib(reserve),
-            if below { " (below: PUTs refused)" } else { "" }
-        );
+    // One line per data directory (one per device), each against the reserve.
+    if let Some(reserve) = node_gauge(metrics, "shoal_data_dir_reserve_bytes") {
+        for (dir, free) in data_dir_free(metrics) {
+            out += &format!(
+                "data dir {dir}: {:.1} MiB free, {:.1} MiB reserved{}\n",
+                mib(free),
+                mib(reserve),
+                if free < reserve {
+                    " (below: PUTs to its shards refused)"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     out
+}
+
+/// `(dir, free bytes)` of every `shoal_data_dir_free_bytes{dir=…}` sample.
+fn data_dir_free(metrics: &str) -> Vec<(String, f64)> {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("shoal_data_dir_free_bytes{dir=\"")?;
+            let (dir, value) = rest.split_once("\"}")?;
+            Some((dir.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// Percent-encodes a query value (everything but letters and digits).
@@ -967,10 +983,10 @@ mod tests {
 
     #[test]
     fn gc_table_shows_space_per_shard_and_the_reserve() {
-        let text = "shoal_blob_live_bytes{shard=\"0\"} 1048576\nshoal_blob_disk_bytes{shard=\"0\"} 3145728\nshoal_gc_chunks_waiting{shard=\"1\"} 7\nshoal_data_dir_free_bytes{dir=\"/d\"} 10485760\nshoal_data_dir_reserve_bytes 20971520\nshoal_data_dir_below_reserve 1\n";
+        let text = "shoal_blob_live_bytes{shard=\"0\"} 1048576\nshoal_blob_disk_bytes{shard=\"0\"} 3145728\nshoal_gc_chunks_waiting{shard=\"1\"} 7\nshoal_data_dir_free_bytes{dir=\"/d\"} 10485760\nshoal_data_dir_free_bytes{dir=\"/e\"} 31457280\nshoal_data_dir_reserve_bytes 20971520\nshoal_data_dir_below_reserve 1\n";
         let table = gc(text);
         let rows: Vec<&str> = table.lines().collect();
-        assert_eq!(rows.len(), 4, "{table}");
+        assert_eq!(rows.len(), 5, "{table}");
         assert!(
             rows[1].contains("1.0") && rows[1].contains("3.0"),
             "{table}"
@@ -981,8 +997,9 @@ mod tests {
         );
         assert_eq!(
             rows[3],
-            "data dir: 10.0 MiB free, 20.0 MiB reserved (below: PUTs refused)"
+            "data dir /d: 10.0 MiB free, 20.0 MiB reserved (below: PUTs to its shards refused)"
         );
+        assert_eq!(rows[4], "data dir /e: 30.0 MiB free, 20.0 MiB reserved");
     }
 
     #[test]

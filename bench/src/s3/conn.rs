@@ -1,5 +1,5 @@
 //! One keep-alive HTTP/1.1 connection (hyper 1 client over a tokio
-//! `TcpStream`) and one attempt on it: send, read the whole response,
+//! `TcpStream`, or TLS over it for an `https://` endpoint) and one attempt on it: send, read the whole response,
 //! classify it as an [`Outcome`]. A worker owns its connection and opens a
 //! new one when the last failed or the server closed it.
 
@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use super::body::RequestBody;
 use super::response::{error_code, Verifier};
-use super::{Outcome, TransportKind};
+use super::{Endpoint, Outcome, TransportKind};
 use crate::limits::ERROR_BODY_BYTES_MAX;
 
 pub struct Connection {
@@ -23,7 +23,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub async fn open(authority: &str) -> Result<Connection, Outcome> {
+    pub async fn open(endpoint: &Endpoint) -> Result<Connection, Outcome> {
+        let authority = &endpoint.authority;
         let connect_failed = |e: &dyn std::fmt::Display| Outcome::Transport {
             kind: TransportKind::Connect,
             message: format!("connect {authority}: {e}"),
@@ -32,10 +33,27 @@ impl Connection {
             .await
             .map_err(|e| connect_failed(&e))?;
         stream.set_nodelay(true).map_err(|e| connect_failed(&e))?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+        let Some((tls, host)) = endpoint.tls() else {
+            return Self::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| connect_failed(&e));
+        };
+        let name = rustls_pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| connect_failed(&e))?;
+        let session = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(tls))
+            .connect(name, stream)
             .await
             .map_err(|e| connect_failed(&e))?;
+        Self::handshake(TokioIo::new(session))
+            .await
+            .map_err(|e| connect_failed(&e))
+    }
+
+    async fn handshake<Io>(io: Io) -> Result<Connection, hyper::Error>
+    where
+        Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (sender, connection) = http1::Builder::new().handshake(io).await?;
         // Drives the connection; ends when the sender is dropped or the
         // peer closes. Its error, if any, surfaces on the next request.
         tokio::spawn(async move {
@@ -85,12 +103,12 @@ impl From<Outcome> for Reply {
 /// reads the response. Leaves `slot` empty when the connection is unusable.
 pub async fn attempt(
     slot: &mut Option<Connection>,
-    authority: &str,
+    endpoint: &Endpoint,
     request: Request<RequestBody>,
     check: BodyCheck,
     timeout: Duration,
 ) -> Reply {
-    match tokio::time::timeout(timeout, attempt_inner(slot, authority, request, check)).await {
+    match tokio::time::timeout(timeout, attempt_inner(slot, endpoint, request, check)).await {
         Ok(reply) => reply,
         Err(_) => {
             *slot = None;
@@ -104,7 +122,7 @@ pub async fn attempt(
 
 async fn attempt_inner(
     slot: &mut Option<Connection>,
-    authority: &str,
+    endpoint: &Endpoint,
     request: Request<RequestBody>,
     check: BodyCheck,
 ) -> Reply {
@@ -116,7 +134,7 @@ async fn attempt_inner(
         }
     }
     if slot.is_none() {
-        match Connection::open(authority).await {
+        match Connection::open(endpoint).await {
             Ok(conn) => *slot = Some(conn),
             Err(outcome) => return outcome.into(),
         }

@@ -101,12 +101,25 @@ pub enum TransportKind {
     Timeout,
 }
 
-/// Where requests go: `http://host:port`, path-style.
-#[derive(Debug, Clone)]
+/// Where requests go: `http://host:port` or `https://host:port`,
+/// path-style.
+#[derive(Clone)]
 pub struct Endpoint {
     /// `host:port` to connect to and to send as `Host`.
     pub authority: String,
     pub url: String,
+    /// For `https://`: the TLS client configuration ([`Endpoint::trust`]).
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    https: bool,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("authority", &self.authority)
+            .finish()
+    }
 }
 
 impl Endpoint {
@@ -115,12 +128,14 @@ impl Endpoint {
             endpoint: url.to_string(),
             reason: reason.to_string(),
         };
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("only plain http:// endpoints are supported"))?;
+        let (https, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(bad("expected http:// or https://")),
+        };
         let authority = rest.trim_end_matches('/');
         if authority.is_empty() || authority.contains('/') || authority.contains('@') {
-            return Err(bad("expected http://host[:port] with no path"));
+            return Err(bad("expected http(s)://host[:port] with no path"));
         }
         let authority = if authority
             .rsplit_once(':')
@@ -128,12 +143,56 @@ impl Endpoint {
         {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if https { 443 } else { 80 })
         };
         Ok(Endpoint {
             authority,
             url: url.trim_end_matches('/').to_string(),
+            tls: None,
+            https,
         })
+    }
+
+    /// For an `https://` endpoint, trusts the CA certificates of the PEM
+    /// file `ca` (which `--ca-file` names); an `http://` one needs none.
+    pub fn trust(mut self, ca: Option<&std::path::Path>) -> Result<Endpoint, BenchError> {
+        let bad = |reason: String| BenchError::Endpoint {
+            endpoint: self.url.clone(),
+            reason,
+        };
+        match (self.https, ca) {
+            (false, None) => Ok(self),
+            (false, Some(_)) => Err(bad("--ca-file is for an https:// endpoint".into())),
+            (true, None) => Err(bad(
+                "https needs --ca-file: the PEM CA that signed the server's certificate".into(),
+            )),
+            (true, Some(ca)) => {
+                use rustls_pki_types::pem::PemObject;
+                let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
+                    .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
+                let mut roots = rustls::RootCertStore::empty();
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(bad(format!("{}: no CA certificate in it", ca.display())));
+                }
+                let config = rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                self.tls = Some(std::sync::Arc::new(config));
+                Ok(self)
+            }
+        }
+    }
+
+    /// The TLS configuration and the name the server's certificate must
+    /// carry; `None` for plain HTTP.
+    pub fn tls(&self) -> Option<(&std::sync::Arc<rustls::ClientConfig>, &str)> {
+        let host = match self.authority.rsplit_once(':') {
+            Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+            None => &self.authority,
+        };
+        self.tls.as_ref().map(|config| (config, host))
     }
 }
 
@@ -150,12 +209,14 @@ mod tests {
             Endpoint::parse("http://localhost").unwrap().authority,
             "localhost:80"
         );
-        for bad in [
-            "https://x:1",
-            "127.0.0.1:9000",
-            "http://",
-            "http://h:1/path",
-        ] {
+        let https = Endpoint::parse("https://localhost").unwrap();
+        assert_eq!(https.authority, "localhost:443");
+        assert!(https.clone().trust(None).is_err(), "https needs a CA");
+        assert!(Endpoint::parse("http://h:1")
+            .unwrap()
+            .trust(Some(std::path::Path::new("ca.pem")))
+            .is_err());
+        for bad in ["ftp://x:1", "127.0.0.1:9000", "http://", "http://h:1/path"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

@@ -97,7 +97,7 @@ pub async fn ensure_bucket(
     let mut slot: Option<Connection> = None;
     match attempt(
         &mut slot,
-        &target.endpoint.authority,
+        &target.endpoint,
         request,
         BodyCheck::Count,
         request_timeout,

@@ -259,7 +259,7 @@ impl Worker {
         bucket: usize,
         conclude: &mut (dyn FnMut(&Reply, Instant) -> Conclusion + Send),
     ) -> Option<Reply> {
-        let authority = self.shared.target.endpoint.authority.clone();
+        let endpoint = self.shared.target.endpoint.clone();
         let mut tries = 0u32;
         loop {
             let bucket_name = &self.shared.target.buckets[bucket];
@@ -277,7 +277,7 @@ impl Worker {
             };
             let reply = attempt(
                 &mut self.slot,
-                &authority,
+                &endpoint,
                 request,
                 check.clone(),
                 self.shared.request_timeout,
