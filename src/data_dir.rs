@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 const LOCK_FILE: &str = "lock";
 const DIRECT_IO_PROBE_FILE: &str = ".direct-io-probe";
 /// `statfs.f_type` of tmpfs (linux/magic.h).
-const TMPFS_MAGIC: i64 = 0x0102_1994;
+pub(crate) const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -160,7 +160,8 @@ fn lock(path: &Path) -> Result<File, DataDirError> {
     Ok(file)
 }
 
-fn filesystem_type(path: &Path) -> std::io::Result<i64> {
+/// `statfs.f_type` of the filesystem holding `path` (linux/magic.h).
+pub(crate) fn filesystem_type(path: &Path) -> std::io::Result<i64> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     // SAFETY: `stat` is a plain struct statfs fills in; the path is a valid

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Check, Verdict};
+use crate::data_dir::{filesystem_type, TMPFS_MAGIC};
 
 /// `statfs.f_type` values (linux/magic.h).
 const XFS_MAGIC: i64 = 0x5846_5342;
 const EXT4_MAGIC: i64 = 0xEF53;
-const TMPFS_MAGIC: i64 = 0x0102_1994;
 const BTRFS_MAGIC: i64 = 0x9123_683E;
 const OVERLAYFS_MAGIC: i64 = 0x794C_7630;
 const NFS_MAGIC: i64 = 0x6969;
@@ -369,22 +369,6 @@ fn open_direct(path: &Path) -> std::io::Result<File> {
         .create_new(true)
         .custom_flags(libc::O_DIRECT)
         .open(path)
-}
-
-fn filesystem_type(path: &Path) -> std::io::Result<i64> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: `stat` is a plain struct statfs fills in; the path is a valid
-    // NUL-terminated string.
-    unsafe {
-        let mut stat: libc::statfs = std::mem::zeroed();
-        if libc::statfs(c_path.as_ptr(), &mut stat) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // `f_type`'s width differs between architectures.
-        #[allow(clippy::unnecessary_cast)]
-        Ok(stat.f_type as i64)
-    }
 }
 
 /// A mount, as `/proc/self/mountinfo` lists it.
