@@ -214,86 +214,11 @@ impl Layout {
         requested: u16,
         explicit: bool,
     ) -> Result<Layout, LayoutError> {
-        let path = |i: usize| dirs[i].path().to_path_buf();
-        let missing = recorded.iter().position(Option::is_none);
-        let first = recorded
-            .iter()
-            .flatten()
-            .next()
-            .expect("at least one file")
-            .clone();
-        let node = first.node.clone().unwrap_or_else(|| "(unnamed)".into());
-        if let Some(missing) = missing {
-            // Another process changed the directories between the reads.
-            return Err(LayoutError::DeviceMissing {
-                path: path(missing),
-                other: path(0),
-                node,
-                devices: first.devices,
-            });
-        }
-        let recorded: Vec<&Recorded> = recorded.iter().flatten().collect();
-        for (given, found) in recorded.iter().enumerate() {
-            if found.node != first.node {
-                return Err(LayoutError::OtherNode {
-                    path: path(given),
-                    found: found.node.clone().unwrap_or_else(|| "(unnamed)".into()),
-                    expected: node,
-                    first: path(0),
-                });
-            }
-        }
-        if first.devices != dirs.len() {
-            return Err(LayoutError::DeviceCountChanged {
-                node,
-                stored: first.devices,
-                given: dirs.len(),
-            });
-        }
-        for (given, found) in recorded.iter().enumerate() {
-            if found.device != given {
-                let mut order: Vec<(usize, PathBuf)> = recorded
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| (r.device, path(i)))
-                    .collect();
-                order.sort();
-                return Err(LayoutError::DeviceOutOfOrder {
-                    path: path(given),
-                    node,
-                    found: found.device,
-                    given,
-                    order: order
-                        .iter()
-                        .map(|(_, p)| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-            if found.shards != first.shards {
-                return Err(LayoutError::Malformed {
-                    path: path(given).join(LAYOUT_FILE),
-                    reason: format!(
-                        "{} shards, where {} says {}",
-                        found.shards,
-                        path(0).join(LAYOUT_FILE).display(),
-                        first.shards
-                    ),
-                });
-            }
-        }
-        if explicit && first.shards != requested {
-            return Err(LayoutError::ShardCountChanged {
-                path: path(0).join(LAYOUT_FILE),
-                stored: first.shards,
-                requested,
-            });
-        }
+        let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+        let (shards, node) = verify(&paths, recorded, requested, explicit)?;
         Ok(Layout {
-            shards: first.shards,
-            node: first
-                .node
-                .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>())),
+            shards,
+            node: node.unwrap_or_else(|| format!("{:032x}", rand::random::<u128>())),
             dirs,
         })
     }
@@ -306,6 +231,114 @@ impl Layout {
             device,
         }
     }
+}
+
+/// What the layout files of `paths` say, checked as a start checks them
+/// but without creating, locking or writing anything (`shoal preflight`):
+/// a description of the node they hold, or why a start would be refused.
+pub fn inspect(paths: &[PathBuf]) -> Result<String, LayoutError> {
+    let recorded: Vec<Option<Recorded>> =
+        paths.iter().map(|p| read(p)).collect::<Result<_, _>>()?;
+    if recorded.iter().all(Option::is_none) {
+        return Ok(format!(
+            "no node here yet: `shoal serve` makes one over these {} data director{}",
+            paths.len(),
+            if paths.len() == 1 { "y" } else { "ies" }
+        ));
+    }
+    let (shards, node) = verify(paths, &recorded, 0, false)?;
+    Ok(format!(
+        "node {}: {shards} shards over {} data directories, each in its place",
+        node.as_deref().unwrap_or("(unnamed)"),
+        paths.len()
+    ))
+}
+
+/// Checks that the files `recorded` of `paths` (in the order given) are one
+/// node's, complete and in place; returns its shard count and id.
+fn verify(
+    paths: &[PathBuf],
+    recorded: &[Option<Recorded>],
+    requested: u16,
+    explicit: bool,
+) -> Result<(u16, Option<String>), LayoutError> {
+    let path = |i: usize| paths[i].clone();
+    let missing = recorded.iter().position(Option::is_none);
+    let first = recorded
+        .iter()
+        .flatten()
+        .next()
+        .expect("at least one file")
+        .clone();
+    let node = first.node.clone().unwrap_or_else(|| "(unnamed)".into());
+    if let Some(missing) = missing {
+        // A device not mounted (or, at a start, another process changed
+        // the directories between the reads).
+        return Err(LayoutError::DeviceMissing {
+            path: path(missing),
+            other: path(0),
+            node,
+            devices: first.devices,
+        });
+    }
+    let recorded: Vec<&Recorded> = recorded.iter().flatten().collect();
+    for (given, found) in recorded.iter().enumerate() {
+        if found.node != first.node {
+            return Err(LayoutError::OtherNode {
+                path: path(given),
+                found: found.node.clone().unwrap_or_else(|| "(unnamed)".into()),
+                expected: node,
+                first: path(0),
+            });
+        }
+    }
+    if first.devices != paths.len() {
+        return Err(LayoutError::DeviceCountChanged {
+            node,
+            stored: first.devices,
+            given: paths.len(),
+        });
+    }
+    for (given, found) in recorded.iter().enumerate() {
+        if found.device != given {
+            let mut order: Vec<(usize, PathBuf)> = recorded
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.device, path(i)))
+                .collect();
+            order.sort();
+            return Err(LayoutError::DeviceOutOfOrder {
+                path: path(given),
+                node,
+                found: found.device,
+                given,
+                order: order
+                    .iter()
+                    .map(|(_, p)| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if found.shards != first.shards {
+            return Err(LayoutError::Malformed {
+                path: path(given).join(LAYOUT_FILE),
+                reason: format!(
+                    "{} shards, where {} says {}",
+                    found.shards,
+                    path(0).join(LAYOUT_FILE).display(),
+                    first.shards
+                ),
+            });
+        }
+    }
+    if explicit && first.shards != requested {
+        return Err(LayoutError::ShardCountChanged {
+            path: path(0).join(LAYOUT_FILE),
+            stored: first.shards,
+            requested,
+        });
+    }
+    Ok((first.shards, first.node))
 }
 
 /// `dir`'s layout file, `None` when the directory or the file is missing.
@@ -503,6 +536,32 @@ mod tests {
         let error = Layout::open(&paths, false, 2, false).unwrap_err();
         assert!(error.to_string().contains("in use"), "{error}");
         drop(held);
+    }
+
+    #[test]
+    fn inspection_finds_what_a_start_would_refuse_and_changes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = dirs(root.path(), &["a", "b"]);
+        let fresh = inspect(&paths).unwrap();
+        assert!(fresh.contains("no node here yet"), "{fresh}");
+        assert!(!paths[0].exists(), "inspecting creates nothing");
+        let node = Layout::open(&paths, false, 2, false)
+            .unwrap()
+            .node()
+            .to_string();
+        let held = inspect(&paths).unwrap();
+        assert!(held.contains(&node) && held.contains("2 shards"), "{held}");
+        let swapped = vec![paths[1].clone(), paths[0].clone()];
+        assert!(matches!(
+            inspect(&swapped),
+            Err(LayoutError::DeviceOutOfOrder { .. })
+        ));
+        std::fs::remove_dir_all(&paths[1]).unwrap();
+        assert!(matches!(
+            inspect(&paths),
+            Err(LayoutError::DeviceMissing { .. })
+        ));
+        assert!(!paths[1].exists());
     }
 
     #[test]

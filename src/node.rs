@@ -490,8 +490,16 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
             cores = config.cpus.len(),
             shards = config.shards,
             data_dirs = %data_dirs,
-            config = ?config.config_file,
+            config = %config
+                .config_file
+                .as_deref()
+                .map_or("none".into(), |p| p.display().to_string()),
             tls = config.tls.is_some(),
+            peer = %config
+                .cluster
+                .as_ref()
+                .map_or("none".into(), |c| c.peer_addr.to_string()),
+            peer_tls = config.cluster.as_ref().is_some_and(|c| c.tls.is_some()),
             "shoal serving"
         );
         crate::service_manager::ready(&format!(

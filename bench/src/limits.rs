@@ -57,9 +57,6 @@ pub const CDF_POINTS_MAX: usize = 256;
 /// How often the live progress bar redraws.
 pub const PROGRESS_TICK: Duration = Duration::from_millis(250);
 
-/// O_DIRECT ceiling probe: bytes per write and read, and their alignment.
-pub const DISK_IO_BYTES: usize = 4 << 20;
-pub const DISK_ALIGN_BYTES: usize = 4096;
 /// Default scratch file size of the disk probe (`ceiling --size`).
 pub const DISK_PROBE_BYTES_DEFAULT: u64 = 1 << 30;
 
@@ -114,8 +111,7 @@ pub const BUCKETS_MAX: u32 = 1024;
 /// Largest weight of one operation in a mixed step's `--mix`.
 pub const MIX_WEIGHT_MAX: u32 = 1_000_000;
 
-const _: () = assert!(DISK_IO_BYTES.is_multiple_of(DISK_ALIGN_BYTES));
-const _: () = assert!(DISK_PROBE_BYTES_DEFAULT.is_multiple_of(DISK_IO_BYTES as u64));
+const _: () = assert!(DISK_PROBE_BYTES_DEFAULT.is_multiple_of(shoal_disk_probe::IO_BYTES as u64));
 const _: () = assert!(RETRY_BACKOFF_FIRST.as_nanos() <= RETRY_BACKOFF_MAX.as_nanos());
 const _: () = assert!(
     CHUNK_PAYLOAD_BYTES >= 8 << 10,

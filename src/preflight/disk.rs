@@ -2,10 +2,12 @@
 //! mount, O_DIRECT, the device's I/O scheduler, free space against the
 //! reserve, and the disk's rates and sync latency as a PUT meets them.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use shoal_disk_probe::{AlignedBuf, ALIGN_BYTES};
 
 use super::{Check, Verdict};
 use crate::data_dir::{filesystem_type, TMPFS_MAGIC};
@@ -18,10 +20,6 @@ const OVERLAYFS_MAGIC: i64 = 0x794C_7630;
 const NFS_MAGIC: i64 = 0x6969;
 const ZFS_MAGIC: i64 = 0x2FC1_2FC1;
 
-/// One block: what O_DIRECT aligns to, and the size of the sync probe's writes.
-const BLOCK_BYTES: usize = 4096;
-/// Each write of the rate probe (a chunk record is about this size).
-const RATE_IO_BYTES: usize = 4 << 20;
 /// Writes (each followed by `fdatasync`) the latency probe times.
 const SYNC_PROBES: usize = 200;
 /// The latency probe stops early after this long on a slow disk.
@@ -31,20 +29,26 @@ const SYNC_SLOW: Duration = Duration::from_millis(2);
 /// Durable write rate below which a device is slow for Shoal.
 const WRITE_SLOW_BYTES_PER_S: f64 = 200e6;
 
+/// Every check of one data directory. Nothing is created: a directory
+/// that does not exist yet is measured in its parent, where `shoal serve`
+/// would make it.
 pub fn checks(dir: &Path, probe_bytes: u64, reserve: u64) -> Vec<Check> {
-    let mut checks = vec![directory(dir)];
-    if checks[0].verdict == Verdict::Fail {
-        return checks;
-    }
-    checks.push(filesystem(dir));
-    checks.push(scheduler(dir));
-    checks.push(free_space(dir, reserve));
-    let direct = direct_io(dir);
+    let (check, measured) = directory(dir);
+    let Some(at) = measured else {
+        return vec![check];
+    };
+    let mut checks = vec![
+        check,
+        filesystem(&at),
+        scheduler(&at),
+        free_space(&at, reserve),
+    ];
+    let direct = direct_io(&at);
     let works = direct.verdict == Verdict::Ok;
     checks.push(direct);
     if works {
-        checks.push(rates(dir, probe_bytes));
-        checks.push(sync_latency(dir));
+        checks.push(rates(&at, probe_bytes));
+        checks.push(sync_latency(&at));
     }
     checks
 }
@@ -53,7 +57,7 @@ pub fn checks(dir: &Path, probe_bytes: u64, reserve: u64) -> Vec<Check> {
 pub fn shared_devices(dirs: &[PathBuf]) -> Vec<Check> {
     let devices: Vec<Option<u64>> = dirs
         .iter()
-        .map(|d| std::fs::metadata(d).ok().map(|m| m.dev()))
+        .map(|d| std::fs::metadata(existing(d)?).ok().map(|m| m.dev()))
         .collect();
     let mut checks = Vec::new();
     for (i, dev) in devices.iter().enumerate() {
@@ -70,37 +74,69 @@ pub fn shared_devices(dirs: &[PathBuf]) -> Vec<Check> {
             ));
         }
     }
+    if checks.is_empty() && dirs.len() > 1 {
+        checks.push(Check::new(
+            "devices",
+            Verdict::Ok,
+            format!(
+                "{} data directories on {} filesystems",
+                dirs.len(),
+                dirs.len()
+            ),
+        ));
+    }
     checks
 }
 
-fn directory(dir: &Path) -> Check {
+/// `dir` when it exists, else its parent when that does (where the node
+/// would create it).
+fn existing(dir: &Path) -> Option<&Path> {
+    [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .find(|d| d.is_dir())
+}
+
+/// The directory check, and where the others measure (`None`: nowhere).
+fn directory(dir: &Path) -> (Check, Option<PathBuf>) {
     match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Check::new("directory", Verdict::Ok, dir.display().to_string()),
-        Ok(_) => Check::new(
-            "directory",
-            Verdict::Fail,
-            format!("{} is not a directory", dir.display()),
+        Ok(m) if m.is_dir() => (
+            Check::new("directory", Verdict::Ok, dir.display().to_string()),
+            Some(dir.to_path_buf()),
         ),
-        Err(_) if dir.parent().is_some_and(Path::is_dir) => match std::fs::create_dir(dir) {
-            Ok(()) => Check::new(
-                "directory",
-                Verdict::Ok,
-                format!("{} (created, as the node would)", dir.display()),
-            ),
-            Err(e) => Check::new(
+        Ok(_) => (
+            Check::new(
                 "directory",
                 Verdict::Fail,
-                format!("{}: cannot create it: {e}", dir.display()),
+                format!("{} is not a directory", dir.display()),
+            ),
+            None,
+        ),
+        Err(_) => match existing(dir) {
+            Some(parent) => (
+                Check::new(
+                    "directory",
+                    Verdict::Ok,
+                    format!(
+                        "{} does not exist yet: `shoal serve` creates it; measured in {}",
+                        dir.display(),
+                        parent.display()
+                    ),
+                ),
+                Some(parent.to_path_buf()),
+            ),
+            None => (
+                Check::new(
+                    "directory",
+                    Verdict::Fail,
+                    format!(
+                        "{} and its parent are missing: mount the device, or create it",
+                        dir.display()
+                    ),
+                ),
+                None,
             ),
         },
-        Err(_) => Check::new(
-            "directory",
-            Verdict::Fail,
-            format!(
-                "{} and its parent are missing: mount the device, or create it",
-                dir.display()
-            ),
-        ),
     }
 }
 
@@ -115,7 +151,9 @@ fn filesystem(dir: &Path) -> Check {
             )
         }
     };
-    let mount = mount_of(dir)
+    let mount = mount_of(dir);
+    let on_root = mount.as_ref().is_some_and(|m| m.point == "/");
+    let mount = mount
         .map(|m| format!(" ({} on {}, {})", m.source, m.point, m.options))
         .unwrap_or_default();
     let (verdict, name, advice) = match kind {
@@ -147,6 +185,17 @@ fn filesystem(dir: &Path) -> Check {
             ": Shoal is tested on XFS and ext4 on directly attached drives",
         ),
     };
+    if on_root && verdict == Verdict::Ok {
+        return Check::new(
+            "filesystem",
+            Verdict::Warn,
+            format!(
+                "{}: {name}{mount}: the root filesystem; give each data directory a device of \
+                 its own, and if one is meant to be mounted here, mount it",
+                dir.display()
+            ),
+        );
+    }
     Check::new(
         "filesystem",
         verdict,
@@ -155,10 +204,15 @@ fn filesystem(dir: &Path) -> Check {
 }
 
 fn direct_io(dir: &Path) -> Check {
-    let probe = Scratch::new(dir, "direct-io");
+    let probe = dir.join(format!(".shoal-preflight-direct-io-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
-        let file = open_direct(&probe.0)?;
-        let mut buf = AlignedBuf::new(BLOCK_BYTES);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&probe)?;
+        let mut buf = AlignedBuf::new(ALIGN_BYTES);
         buf.as_mut_slice().fill(0x5A);
         file.write_all_at(buf.as_slice(), 0)?;
         buf.as_mut_slice().fill(0);
@@ -168,6 +222,7 @@ fn direct_io(dir: &Path) -> Check {
         }
         Ok(())
     })();
+    let _ = std::fs::remove_file(&probe);
     match result {
         Ok(()) => Check::new("O_DIRECT", Verdict::Ok, format!("{}: works", dir.display())),
         Err(e) => Check::new(
@@ -259,85 +314,38 @@ fn scheduler_of(dev: u64) -> Option<(String, String)> {
     None
 }
 
-/// Durable write and read rates with 4 MiB O_DIRECT I/Os.
+/// Durable write and read rates with 4 MiB O_DIRECT I/Os, measured as
+/// `shoal-bench ceiling` measures them.
 fn rates(dir: &Path, bytes: u64) -> Check {
-    let scratch = Scratch::new(dir, "rate");
-    let result = (|| -> std::io::Result<(f64, f64)> {
-        let file = open_direct(&scratch.0)?;
-        let mut buf = AlignedBuf::new(RATE_IO_BYTES);
-        // Random bytes: a device that compresses zeros would flatter itself.
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), buf.as_mut_slice());
-        let ios = bytes.div_ceil(RATE_IO_BYTES as u64).max(1);
-        let started = Instant::now();
-        for i in 0..ios {
-            file.write_all_at(buf.as_slice(), i * RATE_IO_BYTES as u64)?;
-            file.sync_data()?;
-        }
-        let write = started.elapsed();
-        let started = Instant::now();
-        for i in 0..ios {
-            file.read_exact_at(buf.as_mut_slice(), i * RATE_IO_BYTES as u64)?;
-        }
-        let read = started.elapsed();
-        let total = (ios * RATE_IO_BYTES as u64) as f64;
-        Ok((total / write.as_secs_f64(), total / read.as_secs_f64()))
-    })();
-    match result {
-        Ok((write, read)) => {
-            let figures = format!(
-                "{}: write+fdatasync {:.0} MB/s, read {:.0} MB/s (4 MiB O_DIRECT, {} MiB)",
-                dir.display(),
-                write / 1e6,
-                read / 1e6,
-                bytes >> 20
-            );
-            if write < WRITE_SLOW_BYTES_PER_S {
-                Check::new(
-                    "disk rate",
-                    Verdict::Warn,
-                    format!("{figures}: slow for a storage node's device"),
-                )
-            } else {
-                Check::new("disk rate", Verdict::Ok, figures)
-            }
-        }
-        Err(e) => Check::new(
+    let rates = match shoal_disk_probe::rates(dir, bytes) {
+        Ok(rates) => rates,
+        Err(e) => return Check::new("disk rate", Verdict::Fail, e.to_string()),
+    };
+    let per_s = |d: Duration| rates.bytes as f64 / d.as_secs_f64();
+    let (write, read) = (per_s(rates.write), per_s(rates.read));
+    let figures = format!(
+        "{}: write+fdatasync {:.0} MB/s, read {:.0} MB/s (4 MiB O_DIRECT, {} MiB)",
+        dir.display(),
+        write / 1e6,
+        read / 1e6,
+        rates.bytes >> 20
+    );
+    if write < WRITE_SLOW_BYTES_PER_S {
+        Check::new(
             "disk rate",
-            Verdict::Fail,
-            format!("{}: {e}", dir.display()),
-        ),
+            Verdict::Warn,
+            format!("{figures}: slow for a storage node's device"),
+        )
+    } else {
+        Check::new("disk rate", Verdict::Ok, figures)
     }
 }
 
 /// Latency of one 4 KiB O_DIRECT write plus `fdatasync`.
 fn sync_latency(dir: &Path) -> Check {
-    let scratch = Scratch::new(dir, "sync");
-    let result = (|| -> std::io::Result<Vec<Duration>> {
-        let file = open_direct(&scratch.0)?;
-        let buf = AlignedBuf::new(BLOCK_BYTES);
-        let mut times = Vec::with_capacity(SYNC_PROBES);
-        let began = Instant::now();
-        for i in 0..SYNC_PROBES {
-            let started = Instant::now();
-            file.write_all_at(buf.as_slice(), (i * BLOCK_BYTES) as u64)?;
-            file.sync_data()?;
-            times.push(started.elapsed());
-            if began.elapsed() > SYNC_PROBE_TIME_MAX {
-                break;
-            }
-        }
-        times.sort();
-        Ok(times)
-    })();
-    let times = match result {
+    let times = match shoal_disk_probe::sync_latency(dir, SYNC_PROBES, SYNC_PROBE_TIME_MAX) {
         Ok(times) => times,
-        Err(e) => {
-            return Check::new(
-                "fdatasync",
-                Verdict::Fail,
-                format!("{}: {e}", dir.display()),
-            )
-        }
+        Err(e) => return Check::new("fdatasync", Verdict::Fail, e.to_string()),
     };
     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
     let (p50, p99) = (at(0.5), at(0.99));
@@ -360,15 +368,6 @@ fn sync_latency(dir: &Path) -> Check {
     } else {
         Check::new("fdatasync", Verdict::Ok, figures)
     }
-}
-
-fn open_direct(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
 }
 
 /// A mount, as `/proc/self/mountinfo` lists it.
@@ -404,44 +403,6 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-/// A scratch file in the directory under test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(dir: &Path, what: &str) -> Scratch {
-        Scratch(dir.join(format!(".shoal-preflight-{what}-{}", std::process::id())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A zeroed buffer aligned for O_DIRECT.
-struct AlignedBuf {
-    bytes: Vec<u8>,
-    offset: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    fn new(len: usize) -> AlignedBuf {
-        let bytes = vec![0u8; len + BLOCK_BYTES];
-        let offset = bytes.as_ptr().align_offset(BLOCK_BYTES);
-        AlignedBuf { bytes, offset, len }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[self.offset..self.offset + self.len]
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.offset..self.offset + self.len]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,8 +417,15 @@ mod tests {
             names[..4],
             ["directory", "filesystem", "io scheduler", "free space"]
         );
-        assert!(dir.is_dir(), "created under an existing parent");
-        assert!(checks[0].detail.contains("created"), "{:?}", checks[0]);
+        assert!(!dir.exists(), "nothing is created");
+        assert!(
+            checks[0].detail.contains("does not exist yet"),
+            "{:?}",
+            checks[0]
+        );
+        std::fs::create_dir(&dir).unwrap();
+        let checks = super::checks(&dir, 8 << 20, 0);
+        let names: Vec<_> = checks.iter().map(|c| c.name).collect();
         if checks[4].verdict == Verdict::Ok {
             assert_eq!(names[5..], ["disk rate", "fdatasync"]);
             assert!(checks[5].detail.contains("MB/s"), "{:?}", checks[5]);
@@ -483,5 +451,11 @@ mod tests {
         let shared = shared_devices(&dirs);
         assert_eq!(shared.len(), 1);
         assert_eq!(shared[0].verdict, Verdict::Warn);
+        if std::path::Path::new("/dev/shm").is_dir() {
+            let apart = vec![root.path().to_path_buf(), PathBuf::from("/dev/shm")];
+            let line = shared_devices(&apart);
+            assert_eq!(line.len(), 1);
+            assert_eq!(line[0].verdict, Verdict::Ok, "{line:?}");
+        }
     }
 }

@@ -9,8 +9,12 @@
 //! measures each data directory's disk as a PUT uses it: 4 MiB O_DIRECT
 //! writes each followed by `fdatasync`, 4 MiB O_DIRECT reads, and the
 //! latency of a 4 KiB write plus `fdatasync` (what every raft append and
-//! small PUT waits for). Nothing is left behind but the directories (made
-//! only under an existing parent, as the node would).
+//! small PUT waits for), with the probe `shoal-bench ceiling` runs
+//! (`shoal-disk-probe`). It reads the directories' layout files as a start
+//! would (a device not mounted, or mounted in another's place, fails) and,
+//! given `--config`, the whole file as `shoal serve` would. Nothing is
+//! created or left behind: a directory not made yet is measured in its
+//! parent.
 //!
 //! The exit status is 1 when any check failed, else 0: a provisioning
 //! script can stop on it.
@@ -68,12 +72,46 @@ pub fn run(flags: &PreflightFlags) -> (String, bool) {
         .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
         .collect();
     let mut checks = host::checks(dirs.len());
+    if let Some(path) = &flags.config {
+        checks.push(config_file(path));
+    }
+    checks.push(match crate::layout::inspect(&dirs) {
+        Ok(found) => Check::new("layout", Verdict::Ok, found),
+        Err(e) => Check::new("layout", Verdict::Fail, e.to_string()),
+    });
     for dir in &dirs {
         checks.extend(disk::checks(dir, flags.probe_size, flags.reserve_bytes()));
     }
     checks.extend(disk::shared_devices(&dirs));
     let failed = checks.iter().any(|c| c.verdict == Verdict::Fail);
     (render(&checks), failed)
+}
+
+/// Whether `shoal serve` would take the config file: every key a flag,
+/// every value one the flag takes.
+fn config_file(path: &std::path::Path) -> Check {
+    let args = ["shoal", "serve", "--config"]
+        .into_iter()
+        .map(std::ffi::OsString::from)
+        .chain([path.as_os_str().to_os_string()])
+        .collect();
+    let parsed = crate::config_file::parse(args).map(|cli| match cli.command {
+        crate::flags::Command::Serve(flags) => flags.validate().map_err(|e| e.to_string()),
+        crate::flags::Command::Preflight(_) => unreachable!("parsed a serve command"),
+    });
+    match parsed {
+        Ok(Ok(_)) => Check::new(
+            "config",
+            Verdict::Ok,
+            format!("{}: `shoal serve` takes it", path.display()),
+        ),
+        Ok(Err(e)) => Check::new("config", Verdict::Fail, format!("{}: {e}", path.display())),
+        Err(e) => {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default().to_string();
+            Check::new("config", Verdict::Fail, first)
+        }
+    }
 }
 
 fn render(checks: &[Check]) -> String {

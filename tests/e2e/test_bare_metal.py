@@ -125,6 +125,18 @@ def two_devices(tmp_path):
         subprocess.run(["umount", "-l", str(m)], check=False)
 
 
+def refused_preflight(*dirs):
+    """`shoal preflight` over `dirs`, expected to fail its layout check;
+    returns its report."""
+    args = [shoal_bin(), "preflight", "--probe-size", "4MiB", "--disk-reserve", "64MiB"]
+    for d in dirs:
+        args += ["--data-dir", str(d)]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout
+    assert "FAIL  layout" in run.stdout, run.stdout
+    return run.stdout
+
+
 def test_two_data_directories_spread_shards_survive_kill9_and_refuse_missing_or_swapped(
         two_devices, tmp_path):
     (dev0, dev1), second_device = two_devices
@@ -171,6 +183,9 @@ def test_two_data_directories_spread_shards_survive_kill9_and_refuse_missing_or_
     assert "in the order the node was created with" in log, log
     assert f"({dirs[0]}, {dirs[1]})" in log, log
 
+    out = refused_preflight(dirs[1], dirs[0])
+    assert "in the order" in out, out
+
     one = Node(dirs[0], cores=2)
     one.log_path = str(tmp_path / "one.log")
     one.launch()
@@ -187,6 +202,9 @@ def test_two_data_directories_spread_shards_survive_kill9_and_refuse_missing_or_
     log = missing.log_text()
     assert f"is the device behind {dirs[1]} mounted?" in log, log
     assert not dirs[1].exists(), "nothing was created on the empty mount point"
+    out = refused_preflight(dirs[0], dirs[1])
+    assert "mounted?" in out, out
+    assert not dirs[1].exists(), "preflight creates nothing either"
     second_device(True)
     node.start()
     try:
@@ -248,10 +266,20 @@ def test_preflight_checks_the_configured_directories_and_fails_on_tmpfs(tmp_path
     for name in ["io_uring", "memlock", "open files", "cpu governor", "filesystem", "O_DIRECT",
                  "io scheduler", "free space", "disk rate", "fdatasync"]:
         assert f" {name} " in out, (name, out)
-    assert f"{tmp_path}/nvme1: write+fdatasync" in out, out
+    assert f"{tmp_path}/nvme1 does not exist yet" in out, out
+    assert f"{tmp_path}: write+fdatasync" in out, out
     assert "are on one filesystem" in out, out
+    assert "ok    config" in out and "ok    layout" in out, out
     assert out.rstrip().splitlines()[-1].endswith("0 failed"), out
-    assert sorted(os.listdir(tmp_path / "nvme0")) == [], "no scratch file left"
+    assert sorted(os.listdir(tmp_path)) == ["shoal.toml"], "nothing created, no scratch file left"
+
+    # A file `shoal serve` would refuse fails here too.
+    (tmp_path / "typo.toml").write_text('data-dir = ["/x"]\ns3-adr = "0.0.0.0:9000"\n')
+    run = subprocess.run(
+        [shoal_bin(), "preflight", "--config", str(tmp_path / "typo.toml"), "--probe-size", "4MiB"],
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout
+    assert "FAIL  config" in run.stdout and "s3-adr" in run.stdout, run.stdout
 
     if not os.path.isdir("/dev/shm"):
         return

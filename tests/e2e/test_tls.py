@@ -175,6 +175,14 @@ def test_a_cluster_with_tls_peer_links(tmp_path):
         # Refused at once, as a wrong secret is, not retried until the join deadline.
         assert node.proc.wait(timeout=30) != 0
         assert "peer TLS refused" in node.log_text()
+
+        # Nor can one whose certificate is its own (self-signed), though it
+        # trusts the cluster's CA: the members refuse it.
+        selfsigned = ScratchCA(tmp_path / "self-pki", name="node5-self")
+        certs[5] = (selfsigned.cert, selfsigned.key)
+        node = cluster.launch(5, join=1, extra=tls_args(5))
+        assert node.proc.wait(timeout=30) != 0
+        assert "peer TLS refused" in node.log_text()
         members = cluster.overview(1)["shards"][0]["members"]
         assert sorted(m["node_id"] for m in members) == [1, 2, 3]
     finally:

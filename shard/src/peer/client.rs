@@ -38,7 +38,14 @@ pub async fn connect(
                 TcpOrTls::Tls(Box::new(futures_rustls::TlsStream::Client(session)))
             }
         };
-        handshake::connect(&mut stream, secret, shard, node_id).await?;
+        // Under TLS 1.3 a server that refuses this node's certificate says so
+        // with an alert the first read after the handshake meets.
+        handshake::connect(&mut stream, secret, shard, node_id)
+            .await
+            .map_err(|e| match e {
+                PeerError::Io(io) => tls_error(io),
+                other => other,
+            })?;
         Ok::<_, PeerError>(stream)
     };
     glommio::timer::timeout(PEER_CONNECT_TIMEOUT, async { Ok(open.await) })
