@@ -240,11 +240,12 @@ pub fn inspect(paths: &[PathBuf]) -> Result<String, LayoutError> {
     let recorded: Vec<Option<Recorded>> =
         paths.iter().map(|p| read(p)).collect::<Result<_, _>>()?;
     if recorded.iter().all(Option::is_none) {
-        return Ok(format!(
-            "no node here yet: `shoal serve` makes one over these {} data director{}",
-            paths.len(),
-            if paths.len() == 1 { "y" } else { "ies" }
-        ));
+        return Ok(match paths.len() {
+            1 => "no node here yet: `shoal serve` makes one in this data directory".into(),
+            n => {
+                format!("no node here yet: `shoal serve` makes one over these {n} data directories")
+            }
+        });
     }
     let (shards, node) = verify(paths, &recorded, 0, false)?;
     Ok(format!(

@@ -84,15 +84,12 @@ impl Shutdown {
         Ok(())
     }
 
-    /// This core accepts S3 connections. True for the last core to get
-    /// there: from then on the whole node serves, and a signal stops it
-    /// in order.
+    /// This core accepts S3 connections: from now on requests may be in
+    /// progress, so a signal stops the node in order. True for the last
+    /// core to get there (then every listener is bound).
     pub fn core_serves(&self) -> bool {
-        let last = self.serving_cores.fetch_add(1, Ordering::SeqCst) + 1 == self.cores;
-        if last {
-            self.serving.store(true, Ordering::SeqCst);
-        }
-        last
+        self.serving.store(true, Ordering::SeqCst);
+        self.serving_cores.fetch_add(1, Ordering::SeqCst) + 1 == self.cores
     }
 
     pub fn is_requested(&self) -> bool {

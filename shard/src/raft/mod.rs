@@ -384,9 +384,9 @@ impl ShardRaft {
         tracing::info!(
             shard_index = shard_index.get(),
             node_id = node_id.get(),
-            vote = ?recovered.vote,
-            last_purged = ?recovered.last_purged,
-            last_log = ?recovered.last_log,
+            vote = recovered.vote.map(|v| v.to_string()),
+            last_purged = recovered.last_purged.map(|l| l.to_string()),
+            last_log = recovered.last_log.map(|l| l.to_string()),
             "starting shard raft group"
         );
 
@@ -470,7 +470,7 @@ impl ShardRaft {
         tracing::info!(
             shard_index = shard_index.get(),
             node_id = node_id.get(),
-            leader = ?shard.leader(),
+            leader = shard.leader().map(|l| l.get()),
             start_ms = millis(started.elapsed()),
             "shard raft group started"
         );

@@ -315,9 +315,17 @@ impl Shard {
             let lost = !self.raft.has_quorum();
             if self.stats.quorum_lost.swap(lost, Ordering::Relaxed) != lost {
                 if lost {
-                    tracing::warn!(shard = self.index.get(), leader = ?self.raft.leader(), "the shard's group cannot reach a quorum; writes and reads wait");
+                    tracing::warn!(
+                        shard = self.index.get(),
+                        leader = self.raft.leader().map(|l| l.get()),
+                        "the shard's group cannot reach a quorum; writes and reads wait"
+                    );
                 } else {
-                    tracing::info!(shard = self.index.get(), leader = ?self.raft.leader(), "the shard's group has a quorum again");
+                    tracing::info!(
+                        shard = self.index.get(),
+                        leader = self.raft.leader().map(|l| l.get()),
+                        "the shard's group has a quorum again"
+                    );
                 }
             }
         }
