@@ -101,6 +101,20 @@ struct CoreChannels {
 }
 
 pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeError> {
+    // Certificates first: one that cannot be used stops the start before
+    // anything is created. SIGHUP is handled from here on (its default
+    // action would end the process).
+    let s3_tls = match &config.tls {
+        None => None,
+        Some(files) => Some(S3Tls::load(files.clone()).map_err(NodeError::Tls)?),
+    };
+    crate::tls::reload_on_sighup(s3_tls.clone()).map_err(NodeError::Signals)?;
+    let mut peer_tls = match config.cluster.as_ref().and_then(|c| c.tls.as_ref()) {
+        None => None,
+        Some(files) => {
+            Some(PeerTls::load(&files.cert, &files.key, &files.ca).map_err(NodeError::PeerTls)?)
+        }
+    };
     // Held until `run` returns: the data directories are this process's.
     let layout = Layout::open(
         &config.data_dirs,
@@ -175,9 +189,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            if let Some(files) = &cluster.tls {
-                let tls = PeerTls::load(&files.cert, &files.key, &files.ca)
-                    .map_err(NodeError::PeerTls)?;
+            if let Some(tls) = peer_tls.take() {
                 secret = secret.with_tls(tls);
             }
             ClusterOptions {
@@ -197,11 +209,6 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
     let mut seeds = Some(seeds);
     let shutdown = Shutdown::new(core_count, config.shutdown_timeout);
     shutdown.handle_signals().map_err(NodeError::Signals)?;
-    let s3_tls = match &config.tls {
-        None => None,
-        Some(files) => Some(S3Tls::load(files.clone()).map_err(NodeError::Tls)?),
-    };
-    crate::tls::reload_on_sighup(s3_tls.clone()).map_err(NodeError::Signals)?;
     let ready = Arc::new(AtomicUsize::new(0));
     let budgets = Arc::new(node_budgets(&config));
     // One stats block per (core, shard) gate, so rejections carry a shard.

@@ -39,6 +39,9 @@ fn send_to(path: &std::ffi::OsStr, message: &str) -> std::io::Result<()> {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::ffi::OsStrExt;
     let socket = UnixDatagram::unbound()?;
+    // Sent from an executor thread: never wait on a manager that does not
+    // read (a full queue fails the send, which is logged).
+    socket.set_nonblocking(true)?;
     let bytes = path.as_bytes();
     let addr = match bytes.strip_prefix(b"@") {
         Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name)?,

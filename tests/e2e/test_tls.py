@@ -130,6 +130,15 @@ def test_https_with_a_test_ca_and_a_certificate_reloaded_on_sighup(tmp_path):
         node.stop()
 
 
+def test_an_unusable_certificate_stops_the_start_before_anything_is_created(tmp_path):
+    node = Node(tmp_path / "data", extra_args=["--tls-cert", str(tmp_path / "missing.pem"),
+                                               "--tls-key", str(tmp_path / "missing.key")])
+    node.launch()
+    assert node.proc.wait(timeout=30) != 0
+    assert f"S3 TLS: {tmp_path}/missing.pem" in node.log_text()
+    assert not (tmp_path / "data").exists()
+
+
 def test_sighup_without_tls_does_not_stop_the_node(fresh_node):
     node = fresh_node()
     node.proc.send_signal(signal.SIGHUP)

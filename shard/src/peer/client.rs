@@ -8,7 +8,7 @@ use rustls_pki_types::ServerName;
 use shoal_proto::peer::PeerFrame;
 
 use super::frame::{read_frame, write_frame};
-use super::{handshake, shard_addr, PeerAuth, PeerError};
+use super::{handshake, shard_addr, tls_error, PeerAuth, PeerError};
 use crate::ids::{NodeId, ShardIndex};
 use crate::limits::PEER_CONNECT_TIMEOUT;
 use crate::tls::TcpOrTls;
@@ -56,18 +56,6 @@ pub async fn connect(
                 format!("connecting to {addr}"),
             ))
         })?
-}
-
-/// A TLS handshake's error: certificate trouble (a [`rustls::Error`]) is
-/// [`PeerError::Tls`], anything else plain I/O.
-pub(crate) fn tls_error(error: std::io::Error) -> PeerError {
-    match error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => PeerError::Tls(tls.to_string()),
-        None => PeerError::Io(error),
-    }
 }
 
 /// Sends one request on `stream` and returns the response payload.

@@ -81,6 +81,18 @@ impl std::fmt::Debug for PeerAuth {
     }
 }
 
+/// A TLS handshake's error: certificate trouble (a [`rustls::Error`]) is
+/// [`PeerError::Tls`], anything else plain I/O.
+pub(crate) fn tls_error(error: std::io::Error) -> PeerError {
+    match error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => PeerError::Tls(tls.to_string()),
+        None => PeerError::Io(error),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     #[error("peer I/O: {0}")]

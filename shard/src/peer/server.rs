@@ -11,7 +11,7 @@ use glommio::net::{TcpListener, TcpStream};
 use shoal_proto::peer::PeerFrame;
 
 use super::frame::{read_frame, write_frame};
-use super::{handshake, PeerAuth};
+use super::{handshake, tls_error, PeerAuth};
 use crate::ids::{NodeId, ShardIndex};
 use crate::limits::{PEER_CONNECTIONS_PER_SHARD_MAX, PEER_HANDSHAKE_TIMEOUT, PEER_IDLE_TIMEOUT};
 use crate::tls::TcpOrTls;
@@ -81,10 +81,9 @@ pub async fn serve<H: PeerHandler + 'static>(
 async fn connection<H: PeerHandler>(tcp: TcpStream, port: PeerPort, handler: Rc<H>) {
     let _ = tcp.set_nodelay(true);
     let remote = tcp.peer_addr().ok();
-    let mut opened = None;
     // The TLS session (when on) and the secret's proof share one deadline.
     let proved = glommio::timer::timeout(PEER_HANDSHAKE_TIMEOUT, async {
-        let stream = match port.secret.tls() {
+        let mut stream = match port.secret.tls() {
             None => TcpOrTls::Plain(tcp),
             Some(tls) => {
                 let acceptor =
@@ -93,16 +92,16 @@ async fn connection<H: PeerHandler>(tcp: TcpStream, port: PeerPort, handler: Rc<
                     Ok(session) => {
                         TcpOrTls::Tls(Box::new(futures_rustls::TlsStream::Server(session)))
                     }
-                    Err(e) => return Ok(Err(super::client::tls_error(e))),
+                    Err(e) => return Ok(Err(tls_error(e))),
                 }
             }
         };
-        let stream = opened.insert(stream);
-        Ok(handshake::accept(stream, &port.secret, port.shard, port.node_id).await)
+        let peer = handshake::accept(&mut stream, &port.secret, port.shard, port.node_id).await;
+        Ok(peer.map(|peer| (stream, peer)))
     })
     .await;
-    let peer = match proved {
-        Ok(Ok(peer)) => peer,
+    let (mut stream, peer) = match proved {
+        Ok(Ok(proved)) => proved,
         Ok(Err(e)) => {
             tracing::warn!(shard = port.shard.get(), ?remote, error = %e, "peer connection refused");
             return;
@@ -121,7 +120,6 @@ async fn connection<H: PeerHandler>(tcp: TcpStream, port: PeerPort, handler: Rc<
         peer = peer.get(),
         "peer connected"
     );
-    let mut stream = opened.expect("the handshake ran on it");
     loop {
         let next = glommio::timer::timeout(PEER_IDLE_TIMEOUT, async {
             Ok(read_frame(&mut stream).await)
