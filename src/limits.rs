@@ -179,3 +179,9 @@ pub const SMALL_CHUNK_BYTES_MAX: u64 = 64 << 10;
 /// The smallest share of `--get-budget` a core may have: one GET's two
 /// chunks for large ones (after the small lane's eighth), with room to spare.
 pub const GET_BUDGET_PER_CORE_MIN: u64 = 4 * shoal_shard::limits::CHUNK_BYTES as u64;
+
+/// Writes (each followed by `fdatasync`) `shoal preflight` times per data
+/// directory for its sync latency figure.
+pub const PREFLIGHT_SYNC_PROBES: usize = 200;
+/// `shoal preflight`'s sync probe stops early after this long on a slow disk.
+pub const PREFLIGHT_SYNC_PROBE_TIME_MAX: Duration = Duration::from_secs(5);

@@ -11,6 +11,7 @@ use shoal_disk_probe::{AlignedBuf, ALIGN_BYTES};
 
 use super::{Check, Verdict};
 use crate::data_dir::{filesystem_type, TMPFS_MAGIC};
+use crate::limits::{PREFLIGHT_SYNC_PROBES, PREFLIGHT_SYNC_PROBE_TIME_MAX};
 
 /// `statfs.f_type` values (linux/magic.h).
 const XFS_MAGIC: i64 = 0x5846_5342;
@@ -20,10 +21,6 @@ const OVERLAYFS_MAGIC: i64 = 0x794C_7630;
 const NFS_MAGIC: i64 = 0x6969;
 const ZFS_MAGIC: i64 = 0x2FC1_2FC1;
 
-/// Writes (each followed by `fdatasync`) the latency probe times.
-const SYNC_PROBES: usize = 200;
-/// The latency probe stops early after this long on a slow disk.
-const SYNC_PROBE_TIME_MAX: Duration = Duration::from_secs(5);
 /// A median sync above this is slow for a device meant for a storage node.
 const SYNC_SLOW: Duration = Duration::from_millis(2);
 /// Durable write rate below which a device is slow for Shoal.
@@ -343,7 +340,11 @@ fn rates(dir: &Path, bytes: u64) -> Check {
 
 /// Latency of one 4 KiB O_DIRECT write plus `fdatasync`.
 fn sync_latency(dir: &Path) -> Check {
-    let times = match shoal_disk_probe::sync_latency(dir, SYNC_PROBES, SYNC_PROBE_TIME_MAX) {
+    let times = match shoal_disk_probe::sync_latency(
+        dir,
+        PREFLIGHT_SYNC_PROBES,
+        PREFLIGHT_SYNC_PROBE_TIME_MAX,
+    ) {
         Ok(times) => times,
         Err(e) => return Check::new("fdatasync", Verdict::Fail, e.to_string()),
     };
