@@ -480,6 +480,71 @@ async fn send_snapshot(
     received
 }
 
+/// A snapshot of a stopped shard, sent to an empty store.
+struct SentSnapshot {
+    /// The log id the source had applied when it built the snapshot.
+    source_applied: Option<LogId>,
+    snapshot_id: String,
+    target: MetaStore,
+    /// Node 2's state machine over `target`, which received the file.
+    target_sm: StateMachine,
+    /// The received file, kept but not installed.
+    received: std::path::PathBuf,
+    _released: oneshot::Receiver<()>,
+}
+
+/// Stops `shard`, builds a snapshot of `source` as node 1, and sends it
+/// to an empty store in `target_dir` as node 2.
+async fn send_to_empty_store(
+    shard: Rc<ShardRaft>,
+    source: &MetaStore,
+    target_dir: &Path,
+) -> SentSnapshot {
+    stop(shard, source).await;
+    let (token, released) = release_token();
+    let mut source_sm = StateMachine::new(
+        NodeId(1),
+        source.clone(),
+        token.clone(),
+        ApplyHooks::default(),
+    );
+    let snapshot = source_sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let snapshot_id = snapshot.meta.snapshot_id.clone();
+    let (source_applied, _) = source_sm.applied_state().await.unwrap();
+    let target = MetaStore::open(target_dir).unwrap();
+    let mut target_sm = StateMachine::new(NodeId(2), target.clone(), token, ApplyHooks::default());
+    let received = send_snapshot(snapshot, &mut target_sm).await;
+    SentSnapshot {
+        source_applied,
+        snapshot_id,
+        target,
+        target_sm,
+        received: received.path().to_path_buf(),
+        _released: released,
+    }
+}
+
+/// Opens the store in `dir` again and runs the start's snapshot recovery:
+/// the store and its current snapshot.
+async fn reopen_and_recover(
+    dir: &Path,
+) -> (MetaStore, Option<super::snapshot_stream::SnapshotOnDisk>) {
+    let store = MetaStore::open(dir).unwrap();
+    let snapshots = super::snapshot_stream::snapshot_dir(store.path());
+    let current = store
+        .blocking("recover", move |db| {
+            super::state_machine::recover_snapshots(db, &snapshots)
+        })
+        .await
+        .unwrap();
+    (store, current)
+}
+
 /// `bytes` received as a snapshot file by `target`.
 async fn receive_bytes(
     target: &mut StateMachine,
@@ -513,28 +578,10 @@ fn an_install_a_crash_cut_short_is_finished_at_the_next_start() {
                 .unwrap();
         }
         shard.propose(put_object("b1", "chunked", 2)).await.unwrap();
-        stop(shard, &source).await;
-        let (token, _released) = release_token();
-        let mut source_sm = StateMachine::new(
-            NodeId(1),
-            source.clone(),
-            token.clone(),
-            ApplyHooks::default(),
-        );
-        let snapshot = source_sm
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
-        let (source_applied, _) = source_sm.applied_state().await.unwrap();
-
         let target_dir = tempfile::tempdir().unwrap();
-        let target = MetaStore::open(target_dir.path()).unwrap();
-        let mut target_sm =
-            StateMachine::new(NodeId(2), target.clone(), token, ApplyHooks::default());
-        let received = send_snapshot(snapshot, &mut target_sm).await;
-        let received = received.path().to_path_buf();
+        let sent = send_to_empty_store(shard, &source, target_dir.path()).await;
+        let (target, target_sm, received) = (sent.target, sent.target_sm, sent.received);
+        let source_applied = sent.source_applied;
         // The stop comes after the clearing batch and one batch of
         // records: the store holds some objects and no applied log id.
         let dir = super::snapshot_stream::snapshot_dir(target.path());
@@ -558,15 +605,8 @@ fn an_install_a_crash_cut_short_is_finished_at_the_next_start() {
         drop(target);
 
         // The next start finishes it before the group reads anything.
-        let target = MetaStore::open(target_dir.path()).unwrap();
-        let dir = super::snapshot_stream::snapshot_dir(target.path());
-        let current = target
-            .blocking("recover", move |db| {
-                super::state_machine::recover_snapshots(db, &dir)
-            })
-            .await
-            .unwrap()
-            .expect("the installed file is the current snapshot");
+        let (target, current) = reopen_and_recover(target_dir.path()).await;
+        let current = current.expect("the installed file is the current snapshot");
         assert_eq!(current.header.last_applied, source_applied);
         assert_eq!(
             target.list_objects("b1", "", None, 1000).await.unwrap(),
@@ -587,30 +627,13 @@ fn a_snapshot_received_but_never_installed_is_not_offered_after_a_restart() {
         let (source, shard) = open_and_start(source_dir.path(), RaftOptions::default()).await;
         shard.propose(create_bucket("b1")).await.unwrap();
         shard.propose(put_object("b1", "k", 1)).await.unwrap();
-        stop(shard, &source).await;
-        let (token, _released) = release_token();
-        let mut source_sm = StateMachine::new(
-            NodeId(1),
-            source.clone(),
-            token.clone(),
-            ApplyHooks::default(),
-        );
-        let snapshot = source_sm
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
-        let id = snapshot.meta.snapshot_id.clone();
 
         // The target stops after the file is kept under its name, before
         // the install marked anything.
         let target_dir = tempfile::tempdir().unwrap();
-        let target = MetaStore::open(target_dir.path()).unwrap();
-        let mut target_sm =
-            StateMachine::new(NodeId(2), target.clone(), token, ApplyHooks::default());
-        let received = send_snapshot(snapshot, &mut target_sm).await;
-        let received = received.path().to_path_buf();
+        let sent = send_to_empty_store(shard, &source, target_dir.path()).await;
+        let (target, target_sm, received) = (sent.target, sent.target_sm, sent.received);
+        let id = sent.snapshot_id;
         let dir = super::snapshot_stream::snapshot_dir(target.path());
         let kept = target
             .blocking("keep", move |_| {
@@ -624,14 +647,7 @@ fn a_snapshot_received_but_never_installed_is_not_offered_after_a_restart() {
 
         // Its state is not the store's: it is neither installed nor the
         // current snapshot, and it is gone.
-        let target = MetaStore::open(target_dir.path()).unwrap();
-        let dir = super::snapshot_stream::snapshot_dir(target.path());
-        let current = target
-            .blocking("recover", move |db| {
-                super::state_machine::recover_snapshots(db, &dir)
-            })
-            .await
-            .unwrap();
+        let (target, current) = reopen_and_recover(target_dir.path()).await;
         assert!(current.is_none());
         assert!(!kept.exists());
         assert!(target.get_bucket("b1").await.unwrap().is_none());
