@@ -8,6 +8,7 @@ the suite built come first on PATH. Everything else is the README's text:
 printed, SIGTERM; then `shoal-ctl local-cluster` with its defaults, a node
 of it stopping, Ctrl-C."""
 
+import contextlib
 import os
 import re
 import signal
@@ -61,6 +62,20 @@ def start_in_background(lines, cwd, env, log):
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
+@contextlib.contextmanager
+def running_in_background(lines, cwd, env, log_path):
+    """`start_in_background` with its output in `log_path`; whatever the
+    test leaves running is killed (with its process group) at the end."""
+    with open(log_path, "wb") as log:
+        proc = start_in_background(lines, cwd, env, log)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def client_lines(block, export_line):
     """The client block with the printed key pair in place of the README's
     placeholder line."""
@@ -111,9 +126,7 @@ def test_the_readme_quick_start_from_an_empty_directory(tmp_path):
     assert serve[-1] == "shoal serve", "the README starts the node with no flags"
     env = readme_env()
     log_path = tmp_path / "shoal.out"
-    with open(log_path, "wb") as log:
-        node = start_in_background(serve, tmp_path, env, log)
-    try:
+    with running_in_background(serve, tmp_path, env, log_path) as node:
         export = wait_for_line(log_path, r"^export AWS_ACCESS_KEY_ID=\S+ .*$", 60, node)[0]
         wait_for_line(log_path, r"shoal serving", 60, node)
         workdir = tmp_path / "shoal-demo"
@@ -124,10 +137,6 @@ def test_the_readme_quick_start_from_an_empty_directory(tmp_path):
         assert "hello.txt" in ran.stdout
         os.kill(node.pid, signal.SIGTERM)
         assert node.wait(timeout=40) == 0
-    finally:
-        if node.poll() is None:
-            os.killpg(node.pid, signal.SIGKILL)
-            node.wait()
     out = open(log_path).read()
     assert "shoal::node: stopped" in out and "\x1b[" not in out
 
@@ -141,9 +150,7 @@ def test_the_readme_local_cluster_with_its_defaults(tmp_path):
     assert start[-1] == "shoal-ctl local-cluster", "the README starts it with its defaults"
     env = readme_env()
     log_path = tmp_path / "local-cluster.out"
-    with open(log_path, "wb") as log:
-        proc = start_in_background(start, tmp_path, env, log)
-    try:
+    with running_in_background(start, tmp_path, env, log_path) as proc:
         wait_for_line(log_path, r"cluster of 3 nodes running", 180, proc)
         exports = wait_for_line(log_path, r"^export AWS_.*$", 5, proc)
         workdir = tmp_path / "cluster-demo"
@@ -169,10 +176,6 @@ def test_the_readme_local_cluster_with_its_defaults(tmp_path):
 
         os.kill(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     # Every node is gone and its ports are free again.
     wait_until(lambda: all(port_free(p) for p in (9000, 9010)), 10, "the nodes' ports")
 
@@ -185,9 +188,7 @@ def test_the_readme_config_file_and_preflight_from_an_empty_directory(tmp_path):
     assert block[-1] == "shoal serve --config shoal.toml"
     env = readme_env()
     log_path = tmp_path / "shoal.out"
-    with open(log_path, "wb") as log:
-        node = start_in_background(block, tmp_path, env, log)
-    try:
+    with running_in_background(block, tmp_path, env, log_path) as node:
         export = wait_for_line(log_path, r"^export AWS_ACCESS_KEY_ID=\S+ .*$", 60, node)[0]
         wait_for_line(log_path, r"shoal serving", 60, node)
         out = open(log_path).read()
@@ -206,7 +207,3 @@ def test_the_readme_config_file_and_preflight_from_an_empty_directory(tmp_path):
         assert ran.returncode == 0 and "spread" in ran.stdout, ran.stdout + ran.stderr
         os.kill(node.pid, signal.SIGTERM)
         assert node.wait(timeout=40) == 0
-    finally:
-        if node.poll() is None:
-            os.killpg(node.pid, signal.SIGKILL)
-            node.wait()
