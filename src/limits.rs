@@ -103,6 +103,9 @@ pub const CREATE_BUCKET_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Largest AccessControlPolicy document read.
 pub const ACL_BODY_BYTES_MAX: usize = 64 * 1024;
 
+/// Largest VersioningConfiguration document read.
+pub const VERSIONING_BODY_BYTES_MAX: usize = 4 * 1024;
+
 /// Most grants one ACL may hold (S3's limit).
 pub const GRANTS_MAX: usize = 100;
 

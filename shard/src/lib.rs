@@ -46,3 +46,4 @@ pub mod sweep;
 mod test_util;
 pub mod tls;
 pub mod usage;
+pub mod version_id;

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
-    BucketRecord, MultipartUpload, ObjectManifest, UploadRef, UploadedPart, WriteCondition,
+    BucketRecord, MultipartUpload, ObjectManifest, UploadRef, UploadedPart, Versioning,
+    WriteCondition,
 };
 
 use crate::blob_log::BlobLocation;
@@ -16,6 +17,7 @@ use crate::chunk::ChunkBuf;
 use crate::chunk_hash::ChunkHash;
 use crate::error::ShardError;
 use crate::ids::{NodeId, ShardIndex};
+use crate::meta::{VersionCursor, VersionSummary};
 use crate::raft::ApplyOutcome;
 use crate::usage::{Freshness, ShardUsage};
 
@@ -72,17 +74,32 @@ pub enum ShardRequest {
         reply: Reply<(ChunkPlacement, ChunkBuf)>,
     },
     /// Index the object's chunks and commit its manifest through raft
-    /// (only if `condition` holds when the entry is applied).
+    /// (only if `condition` holds when the entry is applied), as a new
+    /// version under the bucket's `versioning`.
     CommitObject {
         manifest: ObjectManifest,
         chunks: Vec<(ChunkHash, ChunkPlacement)>,
         condition: Option<WriteCondition>,
+        versioning: Versioning,
         reply: Reply<ApplyOutcome>,
     },
+    /// A version of the object: the one `version_id` names, else the
+    /// current one or, when the newest version is a delete marker, that
+    /// marker (`MetaStore::get_version`).
     GetObject {
         bucket: String,
         key: String,
+        version_id: Option<String>,
         reply: Reply<Option<ObjectManifest>>,
+    },
+    /// Up to `limit` versions of objects whose keys start with `prefix`,
+    /// after `after`, in key order, each key's newest first.
+    ListVersions {
+        bucket: String,
+        prefix: String,
+        after: Option<VersionCursor>,
+        limit: usize,
+        reply: Reply<Vec<VersionSummary>>,
     },
     /// Read one chunk's bytes, checked against its hash; `source_node` is
     /// the ref's hint of who stored it first.

@@ -21,13 +21,17 @@ use serde_json::{json, Value};
 use std::future::Future;
 
 use shoal_proto::meta::meta_command::Op;
-use shoal_proto::meta::{BucketRecord, DeleteObject, MultipartUpload, SetBucketOwner, UploadRef};
+use shoal_proto::meta::{
+    BucketRecord, DeleteObject, MultipartUpload, SetBucketOwner, UploadRef, Versioning,
+};
 use shoal_shard::error::ShardError;
 use shoal_shard::limits::LIST_KEYS_MAX;
 use shoal_shard::meta::BucketUsage;
-use shoal_shard::ops::{ObjectSummary, ShardRequest};
+use shoal_shard::meta::VersionSummary;
+use shoal_shard::ops::ShardRequest;
 use shoal_shard::raft::ApplyOutcome;
 use shoal_shard::usage::Freshness;
+use shoal_shard::version_id::NULL_VERSION_ID;
 
 use super::{param, Answer};
 use crate::route::METADATA_SHARD;
@@ -252,9 +256,11 @@ async fn empty_shard(
         }
     };
     let uploads = walk(list_uploads, abort).await?;
-    let list_objects = |after: Option<&ObjectSummary>| {
-        let after = after.map(|o| o.key.as_bytes().to_vec());
-        router.call(shard, |reply| ShardRequest::ListObjects {
+    // Every version goes, noncurrent ones and delete markers included:
+    // each is deleted by its id, so versioning cannot keep any.
+    let list_versions = |after: Option<&VersionSummary>| {
+        let after = after.map(|v| (v.listed.key.as_bytes().to_vec(), Some(v.position)));
+        router.call(shard, |reply| ShardRequest::ListVersions {
             bucket: bucket.to_string(),
             prefix: String::new(),
             after,
@@ -262,20 +268,26 @@ async fn empty_shard(
             reply,
         })
     };
-    let delete = |object: ObjectSummary| async move {
+    let delete = |version: VersionSummary| async move {
+        let version_id = match version.listed.version_id.as_str() {
+            "" => NULL_VERSION_ID.to_string(),
+            id => id.to_string(),
+        };
         router
             .propose(
                 shard,
                 Op::DeleteObject(DeleteObject {
                     bucket: bucket.to_string(),
-                    key: object.key,
+                    key: version.listed.key,
+                    versioning: Versioning::Unversioned.into(),
+                    version_id: Some(version_id),
                 }),
             )
             .await
             .map(|_| ())
             .map_err(internal)
     };
-    let objects = walk(list_objects, delete).await?;
+    let objects = walk(list_versions, delete).await?;
     Ok((objects, uploads))
 }
 

@@ -23,6 +23,17 @@ pub enum S3Error {
     NoSuchBucket { bucket: String },
     #[error("The specified key does not exist.")]
     NoSuchKey { key: String },
+    #[error("The specified version does not exist.")]
+    NoSuchVersion { key: String, version_id: String },
+    /// The version asked for is a delete marker: without a version id the
+    /// key reads as missing (404), by its id the marker is not an object
+    /// a GET or HEAD can return (405). Either way the response says so.
+    #[error("{}", if *.by_id { "The specified method is not allowed against this resource." } else { "The specified key does not exist." })]
+    DeleteMarker {
+        key: String,
+        version_id: String,
+        by_id: bool,
+    },
     #[error("Your previous request to create the named bucket succeeded and you already own it.")]
     BucketAlreadyOwnedByYou { bucket: String },
     #[error("The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.")]
@@ -121,6 +132,9 @@ impl S3Error {
         match self {
             S3Error::NoSuchBucket { .. } => "NoSuchBucket",
             S3Error::NoSuchKey { .. } => "NoSuchKey",
+            S3Error::NoSuchVersion { .. } => "NoSuchVersion",
+            S3Error::DeleteMarker { by_id: false, .. } => "NoSuchKey",
+            S3Error::DeleteMarker { by_id: true, .. } => "MethodNotAllowed",
             S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
             S3Error::BucketNotEmpty { .. } => "BucketNotEmpty",
             S3Error::BucketAlreadyExists { .. } => "BucketAlreadyExists",
@@ -162,7 +176,10 @@ impl S3Error {
         let code = match self {
             S3Error::NoSuchBucket { .. }
             | S3Error::NoSuchKey { .. }
+            | S3Error::NoSuchVersion { .. }
+            | S3Error::DeleteMarker { by_id: false, .. }
             | S3Error::NoSuchUpload { .. } => 404,
+            S3Error::DeleteMarker { by_id: true, .. } => 405,
             S3Error::BucketAlreadyOwnedByYou { .. }
             | S3Error::BucketAlreadyExists { .. }
             | S3Error::BucketNotEmpty { .. } => 409,
@@ -218,7 +235,11 @@ impl S3Error {
             | S3Error::BucketNotEmpty { bucket }
             | S3Error::BucketAlreadyExists { bucket }
             | S3Error::InvalidBucketName { bucket, .. } => xml.leaf("BucketName", bucket),
-            S3Error::NoSuchKey { key } => xml.leaf("Key", key),
+            S3Error::NoSuchKey { key } | S3Error::DeleteMarker { key, .. } => xml.leaf("Key", key),
+            S3Error::NoSuchVersion { key, version_id } => {
+                xml.leaf("Key", key);
+                xml.leaf("VersionId", version_id);
+            }
             S3Error::NoSuchUpload { upload_id } => xml.leaf("UploadId", upload_id),
             S3Error::HeaderNotImplemented { header, .. } => xml.leaf("Header", header),
             // So a client that signed for another region learns which one
@@ -254,6 +275,12 @@ impl S3Error {
                 | S3Error::InsufficientStorage { .. }
         ) {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let S3Error::DeleteMarker { version_id, .. } = &self {
+            headers.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+            if let Ok(value) = HeaderValue::from_str(version_id) {
+                headers.insert("x-amz-version-id", value);
+            }
         }
         if let S3Error::SlowDown { .. } | S3Error::DownloadsFull(_) = &self {
             // Jittered, so rejected clients do not all come back at once.

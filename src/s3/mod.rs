@@ -197,7 +197,9 @@ async fn handle(
     request: S3Request,
     caller_seen: &mut Option<Caller>,
 ) -> Result<Response<Body>, S3Error> {
-    use handlers::{acl, bucket, copy, delete_objects, get, list, multipart, put};
+    use handlers::{
+        acl, bucket, copy, delete_objects, get, list, list_versions, multipart, put, versioning,
+    };
     let (caller, payload) = access::identify(ctx, &request)?;
     *caller_seen = Some(caller.clone());
     // Before any handler runs, so a refused request never has its body read.
@@ -227,12 +229,15 @@ async fn handle(
         S3Op::HeadBucket => bucket::head_bucket(ctx, &name),
         S3Op::DeleteBucket => bucket::delete_bucket(ctx, &name).await,
         S3Op::GetBucketLocation => list::get_bucket_location(ctx, &name),
-        S3Op::GetBucketVersioning => list::get_bucket_versioning(ctx, &name),
+        S3Op::GetBucketVersioning => versioning::get_bucket_versioning(ctx, &name),
+        S3Op::PutBucketVersioning => {
+            versioning::put_bucket_versioning(ctx, &name, request, payload).await
+        }
         S3Op::GetBucketAcl => acl::get_bucket_acl(ctx, &name),
         S3Op::PutBucketAcl => acl::put_bucket_acl(ctx, &name, request, payload).await,
         S3Op::ListObjects => list::list_objects(ctx, &name, &request).await,
         S3Op::ListObjectsV2 => list::list_objects_v2(ctx, &name, &request).await,
-        S3Op::ListObjectVersions => list::list_object_versions(ctx, &name, &request).await,
+        S3Op::ListObjectVersions => list_versions::list_object_versions(ctx, &name, &request).await,
         S3Op::ListMultipartUploads => multipart::list_uploads(ctx, &name, &request).await,
         S3Op::DeleteObjects => delete_objects::delete_objects(ctx, &name, request, payload).await,
         S3Op::PutObject => put::put_object(ctx, &caller, &name, &key, request, payload).await,
@@ -242,8 +247,8 @@ async fn handle(
         }
         S3Op::GetObject => get::get_object(ctx, &caller, &name, &key, &request, false).await,
         S3Op::HeadObject => get::get_object(ctx, &caller, &name, &key, &request, true).await,
-        S3Op::DeleteObject => get::delete_object(ctx, &name, &key).await,
-        S3Op::GetObjectAcl => acl::get_object_acl(ctx, &caller, &name, &key).await,
+        S3Op::DeleteObject => get::delete_object(ctx, &name, &key, &request).await,
+        S3Op::GetObjectAcl => acl::get_object_acl(ctx, &caller, &name, &key, &request).await,
         S3Op::PutObjectAcl => {
             acl::put_object_acl(ctx, &caller, &name, &key, request, payload).await
         }

@@ -19,6 +19,7 @@ pub enum S3Op {
     DeleteBucket,
     GetBucketLocation,
     GetBucketVersioning,
+    PutBucketVersioning,
     GetBucketAcl,
     PutBucketAcl,
     /// ListObjects v1.
@@ -72,7 +73,7 @@ impl Unsupported {
 
 impl S3Op {
     /// Every metric label, in [`S3Op::label_index`] order.
-    pub const LABELS: [&'static str; 28] = [
+    pub const LABELS: [&'static str; 29] = [
         "ListBuckets",
         "CreateBucket",
         "HeadBucket",
@@ -99,6 +100,7 @@ impl S3Op {
         "CompleteMultipartUpload",
         "AbortMultipartUpload",
         "ListParts",
+        "PutBucketVersioning",
         "NotImplemented",
         "Unknown",
     ];
@@ -142,6 +144,7 @@ impl S3Op {
             };
         }
         match *method {
+            Method::PUT if has("versioning") => S3Op::PutBucketVersioning,
             Method::PUT => S3Op::CreateBucket,
             Method::HEAD => S3Op::HeadBucket,
             Method::DELETE => S3Op::DeleteBucket,
@@ -215,7 +218,8 @@ impl S3Op {
             S3Op::CompleteMultipartUpload => 23,
             S3Op::AbortMultipartUpload => 24,
             S3Op::ListParts => 25,
-            S3Op::NotImplemented(_) => 26,
+            S3Op::PutBucketVersioning => 26,
+            S3Op::NotImplemented(_) => 27,
             S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
         }
     }
@@ -253,6 +257,10 @@ mod tests {
             (
                 op(Method::GET, "b", &["versioning"], false),
                 "GetBucketVersioning",
+            ),
+            (
+                op(Method::PUT, "b", &["versioning"], false),
+                "PutBucketVersioning",
             ),
             (op(Method::GET, "b", &["acl"], false), "GetBucketAcl"),
             (op(Method::PUT, "b", &["acl"], false), "PutBucketAcl"),

@@ -123,10 +123,11 @@ impl S3Request {
     }
 
     /// The first subresource this request names that Shoal does not serve
-    /// (`versioning` is served for buckets only, as a GET).
+    /// (`versioning` is served for buckets only, as a GET or PUT).
     pub fn unsupported_subresource(&self) -> Option<&'static str> {
         let versioning = self.has_query("versioning")
-            && !(self.method == Method::GET && matches!(self.target, Target::Bucket(_)));
+            && !(matches!(self.method, Method::GET | Method::PUT)
+                && matches!(self.target, Target::Bucket(_)));
         if versioning {
             return Some("versioning");
         }
@@ -209,6 +210,14 @@ fn object_target(bucket: String, raw_key: &str) -> Result<Target, S3Error> {
     if key.len() > KEY_BYTES_MAX {
         return Err(S3Error::KeyTooLong { length: key.len() });
     }
+    // The metadata store separates a key from what follows it (an upload
+    // id, a version's position) with a NUL byte, and XML cannot carry one
+    // in a listing anyway.
+    if key.contains('\0') {
+        return Err(S3Error::InvalidArgument {
+            message: "Object keys must not contain the character U+0000".into(),
+        });
+    }
     Ok(Target::Object(bucket, key))
 }
 
@@ -278,6 +287,11 @@ mod tests {
         );
         assert!(parse_target("/b/%FF").is_err());
         assert!(parse_target(&format!("/b/{}", "k".repeat(1025))).is_err());
+        // NUL separates keys from what follows them in the metadata store.
+        assert!(matches!(
+            parse_target("/b/a%00b"),
+            Err(S3Error::InvalidArgument { .. })
+        ));
     }
 
     #[test]

@@ -119,7 +119,7 @@ enum BucketCommand {
     /// Give a bucket to another user.
     Chown { name: String, user: String },
     /// Delete a bucket; `--force` first aborts its multipart uploads and
-    /// deletes every object in it.
+    /// deletes every object in it, each version and delete marker.
     Delete {
         name: String,
         #[arg(long)]

@@ -3,6 +3,8 @@
 //! Pure code: no I/O. These encodings are a storage format, so they only
 //! ever gain new column families or keys; existing ones never change.
 
+use crate::version_id::POSITION_LEN;
+
 /// The column families of one shard's rocksdb instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cf {
@@ -47,10 +49,16 @@ pub(crate) enum Cf {
     /// the sweeper forgets it at once rather than after a grace of its own
     /// (which an unreferenced chunk without this mark, an orphan, gets).
     Collected,
+    /// `bucket ++ 0x00 ++ key ++ 0x00 ++ position` (12 bytes, see
+    /// [`crate::version_id`]) → prost `ObjectManifest`: every version of a
+    /// key but the current one (delete markers included), newest first.
+    /// The current version stays in `objects`, so reading an object is one
+    /// seek and listing current objects never steps over old versions.
+    Versions,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 13] = [
+    pub(crate) const ALL: [Cf; 14] = [
         Cf::RaftLog,
         Cf::RaftState,
         Cf::SmState,
@@ -64,6 +72,7 @@ impl Cf {
         Cf::ZeroRefs,
         Cf::BlobRecords,
         Cf::Collected,
+        Cf::Versions,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -81,6 +90,7 @@ impl Cf {
             Cf::ZeroRefs => "zero_refs",
             Cf::BlobRecords => "blob_records",
             Cf::Collected => "collected",
+            Cf::Versions => "versions",
         }
     }
 }
@@ -209,6 +219,63 @@ pub(crate) fn list_start(bucket: &str, prefix: &[u8], after: Option<&[u8]>) -> V
             let mut from_after = object_key(bucket, after);
             from_after.push(0);
             from_after.max(from_prefix)
+        }
+    }
+}
+
+/// `versions` key of the version at `position` of `key`.
+pub(crate) fn version_key(bucket: &str, key: &[u8], position: &[u8; POSITION_LEN]) -> Vec<u8> {
+    let mut full = versions_of(bucket, key);
+    full.extend_from_slice(position);
+    full
+}
+
+/// `bucket ++ 0x00 ++ key ++ 0x00`: every `versions` key of one object key
+/// starts with this, and no other key does (object keys hold no NUL).
+pub(crate) fn versions_of(bucket: &str, key: &[u8]) -> Vec<u8> {
+    let mut full = object_key(bucket, key);
+    full.push(BUCKET_KEY_SEPARATOR);
+    full
+}
+
+/// The `versions` key range `[start, end)` of one object key.
+pub(crate) fn versions_range(bucket: &str, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let start = versions_of(bucket, key);
+    let mut end = start.clone();
+    *end.last_mut().expect("ends with the separator") = BUCKET_KEY_SEPARATOR + 1;
+    (start, end)
+}
+
+/// The `objects` key a `versions` key belongs to (its position and the
+/// separator before it cut off); `None` for a key too short to be one.
+pub(crate) fn versioned_object_key(version_key: &[u8]) -> Option<&[u8]> {
+    version_key
+        .len()
+        .checked_sub(POSITION_LEN + 1)
+        .map(|end| &version_key[..end])
+}
+
+/// Where a listing of versions starts in `versions`: like [`list_start`],
+/// with a key marker passing every version of that key, or, with a
+/// position too, only the versions up to and including it.
+pub(crate) fn versions_start(
+    bucket: &str,
+    prefix: &[u8],
+    after: Option<(&[u8], Option<&[u8; POSITION_LEN]>)>,
+) -> Vec<u8> {
+    let from_prefix = object_key(bucket, prefix);
+    match after {
+        None => from_prefix,
+        Some((key, None)) => {
+            // Past `key ++ 0x00 ++ <any position>`: `key ++ 0x01`.
+            let mut past = object_key(bucket, key);
+            past.push(BUCKET_KEY_SEPARATOR + 1);
+            past.max(from_prefix)
+        }
+        Some((key, Some(position))) => {
+            let mut past = version_key(bucket, key, position);
+            past.push(0);
+            past.max(from_prefix)
         }
     }
 }
@@ -360,6 +427,26 @@ mod tests {
         assert!(is_upload_id(id));
         assert!(!is_upload_id("../../etc"));
         assert!(!is_upload_id(&id[1..]));
+    }
+
+    #[test]
+    fn versions_follow_their_key_newest_first() {
+        let new = [0x00; POSITION_LEN];
+        let old = [0x10; POSITION_LEN];
+        assert!(version_key("b", b"k", &new) < version_key("b", b"k", &old));
+        // Every version of `k` sorts before any of `k/x` or `kk`.
+        assert!(version_key("b", b"k", &[0xff; POSITION_LEN]) < version_key("b", b"k/x", &new));
+        assert!(version_key("b", b"k", &[0xff; POSITION_LEN]) < version_key("b", b"kk", &new));
+        assert_eq!(
+            versioned_object_key(&version_key("b", b"k/x", &old)),
+            Some(&object_key("b", b"k/x")[..])
+        );
+        let start = versions_start("b", b"", Some((b"k", None)));
+        assert!(start > version_key("b", b"k", &[0xff; POSITION_LEN]));
+        assert!(start < version_key("b", b"k/x", &new));
+        let start = versions_start("b", b"", Some((b"k", Some(&new))));
+        assert!(start > version_key("b", b"k", &new));
+        assert!(start < version_key("b", b"k", &old));
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod blob_index;
 mod error;
 pub(crate) mod keys;
 mod uploads;
+mod versions;
 
 #[cfg(test)]
 mod no_space_tests;
@@ -72,6 +73,7 @@ pub use blob_index::{IndexPage, LiveRecord, Unreferenced};
 pub use error::MetaError;
 use keys::Cf;
 pub use keys::{is_upload_id, UPLOAD_ID_LEN};
+pub use versions::{VersionCursor, VersionSummary};
 
 use crate::chunk_hash::ChunkHash;
 use crate::ids::NodeId;
@@ -340,18 +342,18 @@ impl MetaStore {
         .await
     }
 
-    /// One page of a scan through every manifest, then every part, for
-    /// chunk refs whose chunk is not in this node's blob index: at most
-    /// `records_max` records from `from` on. Returns `(sha256, source
-    /// node)` of the missing chunks and where the next page starts (`None`
-    /// once the scan is done).
+    /// One page of a scan through every manifest (current versions, then
+    /// the others), then every part, for chunk refs whose chunk is not in
+    /// this node's blob index: at most `records_max` records from `from`
+    /// on. Returns `(sha256, source node)` of the missing chunks and where
+    /// the next page starts (`None` once the scan is done).
     pub async fn missing_chunks(
         &self,
         from: ChunkScan,
         records_max: usize,
     ) -> Result<(Vec<(ChunkHash, NodeId)>, Option<ChunkScan>), MetaError> {
         self.blocking("missing_chunks", move |db| {
-            let family = if from.parts { Cf::Parts } else { Cf::Objects };
+            let family = CHUNK_SCAN_FAMILIES[from.family];
             let mut iter = db.raw_iterator_cf(cf(db, family));
             match &from.after {
                 Some(after) => {
@@ -382,13 +384,18 @@ impl MetaStore {
                     missing.push(chunk);
                 }
             }
-            let next = match (records < records_max, from.parts) {
-                (false, parts) => Some(ChunkScan { parts, after: last }),
-                (true, false) => Some(ChunkScan {
-                    parts: true,
+            let next = if records == records_max {
+                Some(ChunkScan {
+                    family: from.family,
+                    after: last,
+                })
+            } else if from.family + 1 < CHUNK_SCAN_FAMILIES.len() {
+                Some(ChunkScan {
+                    family: from.family + 1,
                     after: None,
-                }),
-                (true, true) => None,
+                })
+            } else {
+                None
             };
             Ok((missing, next))
         })
@@ -405,38 +412,51 @@ impl MetaStore {
         names_max: usize,
     ) -> Result<Vec<String>, MetaError> {
         self.blocking("objects_naming", move |db| {
-            let mut iter = db.raw_iterator_cf(cf(db, Cf::Objects));
-            iter.seek_to_first();
             let mut names = Vec::new();
-            while names.len() < names_max {
-                let Some((key, value)) = iter.item() else {
-                    break;
-                };
-                let chunks = record_chunks(Cf::Objects, key, value)?;
-                if hashed_refs(&chunks).any(|(named, _)| named == hash) {
-                    names.push(keys::object_name(key));
+            for family in [Cf::Objects, Cf::Versions] {
+                let mut iter = db.raw_iterator_cf(cf(db, family));
+                iter.seek_to_first();
+                while names.len() < names_max {
+                    let Some((key, value)) = iter.item() else {
+                        break;
+                    };
+                    let chunks = record_chunks(family, key, value)?;
+                    if hashed_refs(&chunks).any(|(named, _)| named == hash) {
+                        let object_key = match family {
+                            Cf::Versions => keys::versioned_object_key(key).unwrap_or(key),
+                            _ => key,
+                        };
+                        names.push(keys::object_name(object_key));
+                    }
+                    iter.next();
                 }
-                iter.next();
+                iter.status().map_err(MetaError::rocks("objects_naming"))?;
             }
-            iter.status().map_err(MetaError::rocks("objects_naming"))?;
             Ok(names)
         })
         .await
     }
 
-    /// Whether `bucket` holds at least one object on this shard.
+    /// Whether `bucket` holds at least one object on this shard: a
+    /// current version, or a noncurrent one or delete marker (S3 deletes
+    /// only a bucket without any).
     pub async fn bucket_has_objects(&self, bucket: &str) -> Result<bool, MetaError> {
         let prefix = keys::bucket_objects_prefix(bucket);
         let end = keys::bucket_objects_end(bucket);
         self.blocking("bucket_has_objects", move |db| {
-            let mut read_opts = ReadOptions::default();
-            read_opts.set_iterate_upper_bound(end);
-            let mut iter = db.raw_iterator_cf_opt(cf(db, Cf::Objects), read_opts);
-            iter.seek(&prefix);
-            let found = iter.valid();
-            iter.status()
-                .map_err(MetaError::rocks("bucket_has_objects"))?;
-            Ok(found)
+            for family in [Cf::Objects, Cf::Versions] {
+                let mut read_opts = ReadOptions::default();
+                read_opts.set_iterate_upper_bound(end.clone());
+                let mut iter = db.raw_iterator_cf_opt(cf(db, family), read_opts);
+                iter.seek(&prefix);
+                let found = iter.valid();
+                iter.status()
+                    .map_err(MetaError::rocks("bucket_has_objects"))?;
+                if found {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         })
         .await
     }
@@ -520,12 +540,17 @@ impl MetaStore {
 }
 
 /// Where a [`MetaStore::missing_chunks`] scan goes on: after `after` in
-/// the manifests, then in the parts. The default is the start.
+/// the family `CHUNK_SCAN_FAMILIES[family]`, then in the next ones. The
+/// default is the start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChunkScan {
-    parts: bool,
+    family: usize,
     after: Option<Vec<u8>>,
 }
+
+/// The families whose records hold chunk refs, in the order a scan for
+/// missing chunks reads them.
+const CHUNK_SCAN_FAMILIES: [Cf; 3] = [Cf::Objects, Cf::Versions, Cf::Parts];
 
 /// Options of one column family.
 fn cf_options(cf: Cf) -> Options {
@@ -535,9 +560,13 @@ fn cf_options(cf: Cf) -> Options {
         // and the small state records are rewritten constantly: compressing
         // them costs CPU on the commit path for no lasting gain.
         Cf::RaftLog | Cf::RaftState | Cf::SmState => DBCompressionType::None,
-        Cf::Buckets | Cf::Objects | Cf::Blobs | Cf::Uploads | Cf::Parts | Cf::Users => {
-            DBCompressionType::Lz4
-        }
+        Cf::Buckets
+        | Cf::Objects
+        | Cf::Versions
+        | Cf::Blobs
+        | Cf::Uploads
+        | Cf::Parts
+        | Cf::Users => DBCompressionType::Lz4,
         // Hashes, locations and a few varints: nothing there compresses.
         Cf::ChunkRefs | Cf::ZeroRefs | Cf::BlobRecords | Cf::Collected => DBCompressionType::None,
     };
@@ -568,7 +597,7 @@ pub(crate) fn record_chunks(
     value: &[u8],
 ) -> Result<Vec<ChunkRef>, MetaError> {
     match family {
-        Cf::Objects => Ok(decode::<ObjectManifest>(family, key, value)?.chunks),
+        Cf::Objects | Cf::Versions => Ok(decode::<ObjectManifest>(family, key, value)?.chunks),
         Cf::Parts => Ok(decode::<UploadedPart>(family, key, value)?.chunks),
         other => unreachable!("{} holds no chunk refs", other.name()),
     }

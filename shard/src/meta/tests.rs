@@ -19,6 +19,7 @@ pub(crate) fn bucket(name: &str) -> BucketRecord {
         region: "us-east-1".to_owned(),
         owner_id: "owner".to_owned(),
         acl: None,
+        ..Default::default()
     }
 }
 
@@ -46,6 +47,7 @@ pub(crate) fn manifest(bucket: &str, key: &str, chunk_count: u32) -> ObjectManif
         owner_id: String::new(),
         acl: None,
         embedded: Vec::new(),
+        ..Default::default()
     }
 }
 

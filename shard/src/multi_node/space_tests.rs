@@ -34,6 +34,7 @@ async fn delete_object(node: &TestNode, key: &str) {
             op: Op::DeleteObject(DeleteObject {
                 bucket: "bucket".into(),
                 key: key.into(),
+                ..Default::default()
             }),
             reply,
         })
@@ -216,6 +217,7 @@ fn a_commit_naming_a_forgotten_chunk_is_refused() {
             .dispatch(ShardRequest::GetObject {
                 bucket: "bucket".into(),
                 key: "copy".into(),
+                version_id: None,
                 reply,
             })
             .await;
@@ -321,6 +323,7 @@ async fn commit(
             chunks: stored,
             condition: None,
             reply,
+            versioning: shoal_proto::meta::Versioning::Unversioned,
         })
         .await;
     answer.await.unwrap()
@@ -415,6 +418,7 @@ async fn churn_step(
                 Op::DeleteObject(DeleteObject {
                     bucket: "bucket".into(),
                     key: key.clone(),
+                    ..Default::default()
                 }),
             )
             .await;
@@ -523,6 +527,7 @@ async fn multipart_step(
                                 md5: vec![n as u8; 16],
                             })
                             .collect(),
+                        ..Default::default()
                     }),
                 )
                 .await;
@@ -575,6 +580,7 @@ fn seeded_churn_never_loses_a_committed_chunk_and_collects_everything_else() {
                 Op::DeleteObject(DeleteObject {
                     bucket: "bucket".into(),
                     key,
+                    ..Default::default()
                 }),
             )
             .await;

@@ -191,6 +191,7 @@ pub(super) async fn try_commit(
             chunks,
             condition: None,
             reply,
+            versioning: shoal_proto::meta::Versioning::Unversioned,
         })
         .await;
     answer.await.unwrap()
@@ -202,6 +203,7 @@ pub(super) async fn get_object(node: &TestNode, key: &str) -> ObjectManifest {
         .dispatch(ShardRequest::GetObject {
             bucket: "bucket".into(),
             key: key.into(),
+            version_id: None,
             reply,
         })
         .await;
@@ -307,6 +309,7 @@ fn every_member_counts_refs_and_forgets_a_collected_chunk() {
                     shoal_proto::meta::DeleteObject {
                         bucket: "bucket".into(),
                         key: "counted".into(),
+                        ..Default::default()
                     },
                 ),
                 reply,

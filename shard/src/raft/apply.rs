@@ -16,60 +16,26 @@ use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
     AddAccessKey, BucketRecord, ChunkRef, CompleteUpload, MultipartUpload, ObjectManifest,
-    PutObject, UploadRef, UploadedPart, User, WriteCondition,
+    PutObject, PutObjectAcl, UploadRef, UploadedPart, User, WriteCondition,
 };
 
-use super::refs::{self, PendingRefs, RefDeltas};
+use super::pending::{object_record, Pending};
+use super::refs;
 use super::types::ApplyOutcome;
+use super::versions::{self, Place};
 use crate::directory::{Change, BOOTSTRAP_USER};
 use crate::meta::keys::{self, Cf};
 use crate::meta::{cf, decode, get_decoded, MetaError};
+use crate::version_id::VersionStamp;
 
-/// What earlier entries of the batch being built left behind.
-#[derive(Default)]
-pub(super) struct Pending {
-    /// Bucket name → the bucket, or `None` once deleted.
-    buckets: HashMap<String, Option<BucketRecord>>,
-    /// `objects` key → the object's manifest, or `None` once deleted.
-    objects: HashMap<Vec<u8>, Option<ObjectManifest>>,
-    /// `uploads` key → whether the upload is in progress.
-    uploads: HashMap<Vec<u8>, bool>,
-    /// `parts` key → the part written by an earlier entry.
-    parts: HashMap<Vec<u8>, UploadedPart>,
-    /// User name → the user, or `None` once deleted.
-    users: HashMap<String, Option<User>>,
-    /// Bucket and user changes, for the [`Directory`](crate::directory)
-    /// once the batch is written.
-    pub(super) changes: Vec<Change>,
-    /// Chunk ref changes of the entry being applied; the caller settles
-    /// them into the counts after each entry (see [`super::refs`]).
-    pub(super) ref_deltas: RefDeltas,
-    /// Chunk counts as earlier entries of the batch left them.
-    pub(super) counts: PendingRefs,
-}
-
-impl Pending {
-    /// The counts as this batch leaves them, for `refs::settle` and
-    /// `refs::collect`.
-    pub(super) fn count_table<'a>(
-        &'a mut self,
-        db: &'a DB,
-        batch: &'a mut WriteBatch,
-    ) -> refs::BatchCounts<'a> {
-        refs::BatchCounts {
-            db,
-            batch,
-            pending: &mut self.counts,
-        }
-    }
-}
-
-/// Applies one op into `batch`.
+/// Applies one op into `batch`; `stamp` names the version a write or
+/// delete marker makes.
 pub(super) fn apply_op(
     db: &DB,
     batch: &mut WriteBatch,
     pending: &mut Pending,
     op: Op,
+    stamp: VersionStamp,
 ) -> Result<ApplyOutcome, MetaError> {
     let outcome = match op {
         Op::CreateBucket(record) => {
@@ -82,22 +48,14 @@ pub(super) fn apply_op(
         }
         Op::DeleteBucket(name) => delete_bucket(db, batch, pending, name)?,
         Op::PutObject(manifest) => {
-            put_object(db, batch, pending, manifest)?;
-            ApplyOutcome::Applied
+            let unversioned = shoal_proto::meta::Versioning::Unversioned;
+            versions::write_version(db, batch, pending, manifest, unversioned, stamp)?
         }
-        Op::PutObjectIf(put) => put_object_if(db, batch, pending, put)?,
-        Op::DeleteObject(delete) => {
-            let key = keys::object_key(&delete.bucket, delete.key.as_bytes());
-            if let Some(old) = object_record(db, pending, &key)? {
-                pending.ref_deltas.remove(&old.chunks);
-            }
-            batch.delete_cf(cf(db, Cf::Objects), &key);
-            pending.objects.insert(key, None);
-            ApplyOutcome::Applied
-        }
+        Op::PutObjectIf(put) => put_object_if(db, batch, pending, put, stamp)?,
+        Op::DeleteObject(delete) => versions::delete_object(db, batch, pending, delete, stamp)?,
         Op::CreateUpload(upload) => create_upload(db, batch, pending, upload)?,
         Op::PutPart(part) => put_part(db, batch, pending, part)?,
-        Op::CompleteUpload(complete) => complete_upload(db, batch, pending, complete)?,
+        Op::CompleteUpload(complete) => complete_upload(db, batch, pending, complete, stamp)?,
         Op::CreateUser(user) => create_user(db, batch, pending, user)?,
         Op::DeleteUser(name) => match user_record(db, pending, &name)? {
             None => ApplyOutcome::NoSuchUser,
@@ -156,17 +114,15 @@ pub(super) fn apply_op(
                 ApplyOutcome::Applied
             }
         },
-        Op::PutObjectAcl(put) => {
-            let key = keys::object_key(&put.bucket, put.key.as_bytes());
-            match object_record(db, pending, &key)? {
-                None => ApplyOutcome::NoSuchResource,
-                Some(mut manifest) => {
-                    manifest.acl = put.acl;
-                    put_object(db, batch, pending, manifest)?;
-                    ApplyOutcome::Applied
-                }
+        Op::PutObjectAcl(put) => put_object_acl(db, batch, pending, put)?,
+        Op::PutBucketVersioning(put) => match bucket_record(db, pending, &put.bucket)? {
+            None => ApplyOutcome::NoSuchBucket,
+            Some(mut record) => {
+                record.versioning = put.versioning;
+                put_bucket(db, batch, pending, record);
+                ApplyOutcome::Applied
             }
-        }
+        },
         Op::AbortUpload(upload) => abort_upload(db, batch, pending, upload)?,
         Op::CollectChunks(collect) => {
             let collected = refs::collect(&mut pending.count_table(db, batch), &collect.chunks)?;
@@ -183,6 +139,36 @@ pub(super) fn apply_op(
         Op::Batch(_) => return Err(malformed("batch")),
     };
     Ok(outcome)
+}
+
+/// Sets the ACL of one version (the current one when none is named).
+fn put_object_acl(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    put: PutObjectAcl,
+) -> Result<ApplyOutcome, MetaError> {
+    let found = match put.version_id.as_deref() {
+        Some(id) => versions::find_version(db, pending, &put.bucket, &put.key, id)?,
+        None => {
+            let key = keys::object_key(&put.bucket, put.key.as_bytes());
+            object_record(db, pending, &key)?.map(|manifest| versions::FoundVersion {
+                place: Place::Current,
+                manifest,
+            })
+        }
+    };
+    Ok(match found {
+        // A delete marker has no ACL of its own.
+        Some(found) if !found.manifest.delete_marker => {
+            let mut manifest = found.manifest;
+            manifest.acl = put.acl;
+            rewrite_version(db, batch, pending, found.place, manifest);
+            ApplyOutcome::Applied
+        }
+        _ if put.version_id.is_some() => ApplyOutcome::NoSuchVersion,
+        _ => ApplyOutcome::NoSuchResource,
+    })
 }
 
 fn delete_bucket(
@@ -205,14 +191,15 @@ fn put_object_if(
     batch: &mut WriteBatch,
     pending: &mut Pending,
     put: PutObject,
+    stamp: VersionStamp,
 ) -> Result<ApplyOutcome, MetaError> {
+    let versioning = put.versioning();
     let manifest = put.manifest.ok_or_else(|| malformed("put_object_if"))?;
     let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
     if let Some(refused) = check(db, pending, &key, put.condition.as_ref())? {
         return Ok(refused);
     }
-    put_object(db, batch, pending, manifest)?;
-    Ok(ApplyOutcome::Applied)
+    versions::write_version(db, batch, pending, manifest, versioning, stamp)
 }
 
 fn create_upload(
@@ -267,7 +254,9 @@ fn complete_upload(
     batch: &mut WriteBatch,
     pending: &mut Pending,
     complete: CompleteUpload,
+    stamp: VersionStamp,
 ) -> Result<ApplyOutcome, MetaError> {
+    let versioning = complete.versioning();
     let upload = complete
         .upload
         .ok_or_else(|| malformed("complete_upload"))?;
@@ -292,9 +281,9 @@ fn complete_upload(
             _ => return Ok(ApplyOutcome::InvalidPart),
         }
     }
-    put_object(db, batch, pending, manifest)?;
+    let outcome = versions::write_version(db, batch, pending, manifest, versioning, stamp)?;
     forget_upload(db, batch, pending, &upload)?;
-    Ok(ApplyOutcome::Applied)
+    Ok(outcome)
 }
 
 fn abort_upload(
@@ -474,22 +463,26 @@ fn find<T: Message + Default + Clone>(
     Ok(None)
 }
 
-/// Writes `manifest` (replacing the object's earlier one, whose refs it
-/// drops).
-fn put_object(
+/// Writes a version back where it was found, changed in what it says of
+/// itself (its ACL) but not in its body: its chunk refs stay as counted.
+fn rewrite_version(
     db: &DB,
     batch: &mut WriteBatch,
     pending: &mut Pending,
+    place: Place,
     manifest: ObjectManifest,
-) -> Result<(), MetaError> {
-    let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
-    if let Some(old) = object_record(db, pending, &key)? {
-        pending.ref_deltas.remove(&old.chunks);
+) {
+    match place {
+        Place::Current => {
+            let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
+            batch.put_cf(cf(db, Cf::Objects), &key, manifest.encode_to_vec());
+            pending.objects.insert(key, Some(manifest));
+        }
+        Place::Noncurrent(key) => {
+            batch.put_cf(cf(db, Cf::Versions), &key, manifest.encode_to_vec());
+            pending.versions.insert(key, Some(manifest));
+        }
     }
-    pending.ref_deltas.add(&manifest.chunks);
-    batch.put_cf(cf(db, Cf::Objects), &key, manifest.encode_to_vec());
-    pending.objects.insert(key, Some(manifest));
-    Ok(())
 }
 
 /// Deletes the upload and every part of it, dropping the parts' refs (a
@@ -568,18 +561,6 @@ fn check(
         });
     }
     Ok(None)
-}
-
-/// The object as earlier entries of the batch left it.
-fn object_record(
-    db: &DB,
-    pending: &Pending,
-    object_key: &[u8],
-) -> Result<Option<ObjectManifest>, MetaError> {
-    match pending.objects.get(object_key) {
-        Some(manifest) => Ok(manifest.clone()),
-        None => get_decoded(db, Cf::Objects, object_key),
-    }
 }
 
 /// Whether `name` exists once the batch's earlier entries are applied.

@@ -35,6 +35,7 @@ mod handover;
 pub(crate) mod leadership;
 mod log_store;
 pub(crate) mod network;
+mod pending;
 mod proposer;
 pub(crate) mod refs;
 #[cfg(test)]
@@ -45,6 +46,7 @@ mod snapshot_pace;
 mod snapshot_stream;
 mod state_machine;
 mod types;
+mod versions;
 
 #[cfg(test)]
 mod tests;
@@ -290,6 +292,13 @@ fn assert_well_formed(command: &MetaCommand) {
         None => panic!("proposed a MetaCommand without an op"),
         Some(Op::CreateBucket(record)) => &record.name,
         Some(Op::DeleteBucket(name)) => name,
+        Some(Op::PutBucketVersioning(put)) => {
+            assert!(
+                put.versioning() != shoal_proto::meta::Versioning::Unversioned,
+                "a bucket's versioning is never set back to unversioned"
+            );
+            &put.bucket
+        }
         Some(Op::PutObject(manifest)) => &manifest.bucket,
         Some(Op::DeleteObject(delete)) => &delete.bucket,
         Some(Op::PutObjectIf(put)) => {

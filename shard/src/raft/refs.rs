@@ -247,7 +247,8 @@ pub(crate) fn zero_before(
     Ok(found)
 }
 
-/// Counts every ref of `objects` and `parts` (encoded manifests and parts).
+/// Counts every ref of `objects` (encoded manifests, current versions and
+/// the others alike) and `parts`.
 fn count_all<'a>(
     objects: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     parts: impl Iterator<Item = (&'a [u8], &'a [u8])>,
@@ -303,9 +304,13 @@ pub(crate) fn ensure_counted(db: &DB) -> Result<bool, MetaError> {
             .collect::<Result<_, _>>()
             .map_err(MetaError::rocks("ensure_counted"))
     };
-    let (objects, parts) = (read(Cf::Objects)?, read(Cf::Parts)?);
+    let (objects, versions) = (read(Cf::Objects)?, read(Cf::Versions)?);
+    let parts = read(Cf::Parts)?;
     let counts = count_all(
-        objects.iter().map(|(k, v)| (&k[..], &v[..])),
+        objects
+            .iter()
+            .chain(&versions)
+            .map(|(k, v)| (&k[..], &v[..])),
         parts.iter().map(|(k, v)| (&k[..], &v[..])),
     )?;
     let mut batch = WriteBatch::default();

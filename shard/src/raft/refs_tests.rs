@@ -13,7 +13,8 @@ use rand::{Rng, SeedableRng};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
     ChosenPart, ChunkRef, ChunkRefCount, CollectChunk, CollectChunks, CompleteUpload, DeleteObject,
-    MetaCommand, MultipartUpload, ObjectManifest, PutObjectAcl, UploadRef, UploadedPart,
+    MetaCommand, MultipartUpload, ObjectManifest, PutObject, PutObjectAcl, UploadRef, UploadedPart,
+    Versioning,
 };
 
 use super::refs::count_of;
@@ -24,6 +25,7 @@ use crate::chunk_hash::ChunkHash;
 use crate::meta::keys::{self, Cf, SM_STATE_REFS_COUNTED_KEY};
 use crate::meta::{cf, MetaStore};
 use crate::test_util::run_local;
+use crate::version_id::stored_position;
 
 fn hash(n: u8) -> ChunkHash {
     ChunkHash::from([n; 32])
@@ -139,6 +141,51 @@ impl Harness {
             .unwrap()
     }
 
+    /// Checks what `raft/versions.rs` keeps: each key's current version
+    /// (in `objects`) is newer than all its others and not a delete
+    /// marker; a key without one has a delete marker newest or no
+    /// versions; no key has two null versions.
+    async fn check_version_layout(&self) {
+        self.store
+            .blocking("check_versions", |db| {
+                let mut by_key: BTreeMap<Vec<u8>, Vec<ObjectManifest>> = BTreeMap::new();
+                for item in db.iterator_cf(cf(db, Cf::Versions), rocksdb::IteratorMode::Start) {
+                    let (key, value) = item.unwrap();
+                    let object_key = keys::versioned_object_key(&key).unwrap().to_vec();
+                    let version = ObjectManifest::decode(&value[..]).unwrap();
+                    let at = stored_position(&version.version_position);
+                    assert_eq!(&key[key.len() - 12..], &at[..], "stored at its position");
+                    by_key.entry(object_key).or_default().push(version);
+                }
+                let mut current: BTreeMap<Vec<u8>, ObjectManifest> = BTreeMap::new();
+                for item in db.iterator_cf(cf(db, Cf::Objects), rocksdb::IteratorMode::Start) {
+                    let (key, value) = item.unwrap();
+                    let manifest = ObjectManifest::decode(&value[..]).unwrap();
+                    assert!(!manifest.delete_marker, "a delete marker is never current");
+                    current.insert(key.to_vec(), manifest);
+                }
+                for (key, others) in &by_key {
+                    match current.get(key) {
+                        Some(c) => assert!(
+                            stored_position(&c.version_position)
+                                < stored_position(&others[0].version_position),
+                            "the current version is the newest"
+                        ),
+                        None => assert!(others[0].delete_marker, "no current: a marker is newest"),
+                    }
+                    let nulls = others
+                        .iter()
+                        .chain(current.get(key))
+                        .filter(|v| v.version_id.is_empty())
+                        .count();
+                    assert!(nulls <= 1, "{nulls} null versions");
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
     /// Checks every count against a recount of the manifests and parts,
     /// and the zero list against the counts at zero.
     async fn check_counts(&self) {
@@ -150,6 +197,7 @@ impl Harness {
                         Cf::Objects,
                         decode_manifest_chunks as fn(&[u8]) -> Vec<ChunkRef>,
                     ),
+                    (Cf::Versions, decode_manifest_chunks),
                     (Cf::Parts, decode_part_chunks),
                 ] {
                     for item in db.iterator_cf(cf(db, family), rocksdb::IteratorMode::Start) {
@@ -226,6 +274,26 @@ fn delete(key: &str) -> Op {
     Op::DeleteObject(DeleteObject {
         bucket: "bk".into(),
         key: key.into(),
+        ..Default::default()
+    })
+}
+
+/// A write under `versioning` (its enum value).
+fn put_versioned(key: &str, chunks: &[u8], versioning: Versioning) -> Op {
+    Op::PutObjectIf(PutObject {
+        manifest: Some(object(key, chunks)),
+        condition: None,
+        versioning: versioning.into(),
+    })
+}
+
+/// A DELETE under `versioning`, or of one version.
+fn delete_versioned(key: &str, versioning: Versioning, version_id: Option<String>) -> Op {
+    Op::DeleteObject(DeleteObject {
+        bucket: "bk".into(),
+        key: key.into(),
+        versioning: versioning.into(),
+        version_id,
     })
 }
 
@@ -253,6 +321,7 @@ fn complete(key: &str, id: u8, parts: &[u32]) -> Op {
                 md5: vec![n as u8; 16],
             })
             .collect(),
+        ..Default::default()
     })
 }
 
@@ -274,6 +343,7 @@ fn puts_overwrites_and_deletes_move_counts_and_the_zero_list() {
             bucket: "bk".into(),
             key: "b".into(),
             acl: None,
+            ..Default::default()
         })])
         .await;
         assert_eq!(h.count(1).await.unwrap().count, 1);
@@ -411,7 +481,12 @@ fn counts_always_equal_a_recount_under_random_ops() {
             let mut batch = Vec::new();
             for _ in 0..rng.gen_range(1..8) {
                 let key = keys[rng.gen_range(0..keys.len())];
-                let op = match rng.gen_range(0..12) {
+                let versioning = if rng.gen_bool(0.5) {
+                    Versioning::Enabled
+                } else {
+                    Versioning::Suspended
+                };
+                let op = match rng.gen_range(0..16) {
                     0..=3 => put(key, &chunks(&mut rng)),
                     4 | 5 => delete(key),
                     6 => {
@@ -450,12 +525,29 @@ fn counts_always_equal_a_recount_under_random_ops() {
                             .collect();
                         Op::CollectChunks(CollectChunks { chunks })
                     }
+                    12 | 13 => put_versioned(key, &chunks(&mut rng), versioning),
+                    14 => delete_versioned(key, versioning, None),
+                    15 => {
+                        let versions = h.store.list_versions("bk", key, None, 64).await.unwrap();
+                        let ids: Vec<String> = versions
+                            .iter()
+                            .filter(|v| v.listed.key == key)
+                            .map(|v| match v.listed.version_id.as_str() {
+                                "" => "null".to_string(),
+                                id => id.to_string(),
+                            })
+                            .chain(["null".to_string()])
+                            .collect();
+                        let id = ids[rng.gen_range(0..ids.len())].clone();
+                        delete_versioned(key, versioning, Some(id))
+                    }
                     _ => put(key, &chunks(&mut rng)),
                 };
                 batch.push(op);
             }
             h.apply(batch).await;
             h.check_counts().await;
+            h.check_version_layout().await;
         }
     });
 }

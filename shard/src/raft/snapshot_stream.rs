@@ -7,11 +7,11 @@
 //!
 //! ```text
 //! "SHOALSNP" | version u32 | header length u32 | header (bincode)
-//! record*    : family tag u8 (1..=5) | key length u32 | value length u32 | key | value
+//! record*    : family tag u8 (1..=6) | key length u32 | value length u32 | key | value
 //! end        : tag 0 | record count u64 | CRC32C u32 of every byte before it
 //! ```
 //!
-//! Records are the raw column family records (prost values) of the five
+//! Records are the raw column family records (prost values) of the six
 //! replicated families, so building and installing never re-encode a
 //! manifest. Counts (`chunk_refs`) are not in the file: they follow from its
 //! manifests and parts, and the installer counts them as it goes.
@@ -56,18 +56,19 @@ use crate::meta::{cf, get_decoded, hashed_refs, record_chunks, write_synced, Met
 
 /// Version of the snapshot file format. Bump it when the format changes;
 /// an install refuses versions it does not know.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 6;
 
 const MAGIC: &[u8; 8] = b"SHOALSNP";
 /// Tag of the end record.
 const END_TAG: u8 = 0;
 /// The replicated families and their tags in the file.
-const FAMILIES: [(u8, Cf); 5] = [
+const FAMILIES: [(u8, Cf); 6] = [
     (1, Cf::Buckets),
     (2, Cf::Objects),
     (3, Cf::Uploads),
     (4, Cf::Parts),
     (5, Cf::Users),
+    (6, Cf::Versions),
 ];
 /// Name of the file a snapshot is received into, before it is checked.
 const RECEIVING_NAME: &str = "receiving.tmp";
@@ -552,7 +553,7 @@ impl Installing {
                     break;
                 }
                 Next::Record(family, key, value) => {
-                    if matches!(family, Cf::Objects | Cf::Parts) {
+                    if matches!(family, Cf::Objects | Cf::Versions | Cf::Parts) {
                         let chunks = record_chunks(family, &key, &value)?;
                         for (sha256, _) in hashed_refs(&chunks) {
                             *deltas.entry(sha256).or_default() += 1;

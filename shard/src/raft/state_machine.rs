@@ -41,9 +41,10 @@ use openraft::{
 use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::{self, meta_command::Op, InlineChunk, MetaCommand};
 
-use super::apply::{apply_op, op_chunks_mut, Pending};
+use super::apply::{apply_op, op_chunks_mut};
 use super::codec::{encode, storage_error};
 use super::log_store::read_record;
+use super::pending::Pending;
 use super::refs::{self, EntryStamp};
 use super::snapshot_file::SnapshotFile;
 use super::snapshot_stream::{self, SnapshotHeader, SnapshotOnDisk};
@@ -59,6 +60,7 @@ use crate::directory::Directory;
 use crate::limits::{CHUNK_BYTES, SNAPSHOT_NO_SPACE_PAUSE};
 use crate::meta::keys::{self, Cf, SM_STATE_LAST_APPLIED_KEY, SM_STATE_MEMBERSHIP_KEY};
 use crate::meta::{cf, hashed_refs, MetaError, MetaStore};
+use crate::version_id::VersionStamp;
 
 /// The latest snapshot, as built or installed (or found at start).
 pub(crate) type CurrentSnapshot = Rc<RefCell<Option<SnapshotOnDisk>>>;
@@ -336,8 +338,13 @@ fn apply_entries(
             }
             Applying::Ops(ops) => {
                 let mut outcomes = Vec::with_capacity(ops.len());
-                for (op, unix_ms) in ops {
-                    outcomes.push(apply_op(db, &mut batch, &mut pending, op)?);
+                for (sub, (op, unix_ms)) in (0u32..).zip(ops) {
+                    let stamp = VersionStamp {
+                        unix_ms,
+                        index: log_id.index,
+                        sub,
+                    };
+                    outcomes.push(apply_op(db, &mut batch, &mut pending, op, stamp)?);
                     // Each op settles its refs before the next runs, so
                     // a batch counts exactly as its ops would one by one.
                     let at = EntryStamp {

@@ -51,6 +51,7 @@ fn delete_object(bucket: &str, key: &str) -> MetaCommand {
         op: Some(Op::DeleteObject(DeleteObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
+            ..Default::default()
         })),
         ..Default::default()
     }
@@ -1066,6 +1067,7 @@ fn complete_upload_with(key: &str, parts: &[(u32, Vec<u8>)]) -> MetaCommand {
                     md5: md5.clone(),
                 })
                 .collect(),
+            ..Default::default()
         })),
         ..Default::default()
     }
@@ -1087,6 +1089,7 @@ fn put_object_if(
         op: Some(Op::PutObjectIf(shoal_proto::meta::PutObject {
             manifest: Some(manifest("bk", key, chunk_count)),
             condition: Some(condition),
+            ..Default::default()
         })),
         ..Default::default()
     }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use shoal_proto::meta::MetaCommand;
 
 use super::runtime::GlommioRuntime;
+pub use crate::version_id::VersionStamp;
 
 pub use crate::ids::NodeId;
 
@@ -152,6 +153,15 @@ pub enum ApplyOutcome {
     NoSuchResource,
     /// `delete_user` found buckets the user still owns; nothing changed.
     UserOwnsBuckets,
+    /// A write to a bucket with versioning enabled made this version.
+    Versioned(VersionStamp),
+    /// A DELETE without a version id wrote a delete marker: this version,
+    /// or the null one (`None`) while versioning is suspended.
+    DeleteMarkerWritten(Option<VersionStamp>),
+    /// A DELETE of one version removed a delete marker.
+    DeleteMarkerRemoved,
+    /// An op on one version named a version the key does not have.
+    NoSuchVersion,
 }
 
 #[cfg(test)]

@@ -25,13 +25,15 @@ impl Shard {
                 manifest,
                 chunks,
                 condition,
+                versioning,
                 reply,
             } => {
-                let op = match condition {
-                    None => Op::PutObject(manifest),
-                    Some(condition) => Op::PutObjectIf(meta::PutObject {
+                let op = match (condition, versioning) {
+                    (None, meta::Versioning::Unversioned) => Op::PutObject(manifest),
+                    (condition, versioning) => Op::PutObjectIf(meta::PutObject {
                         manifest: Some(manifest),
-                        condition: Some(condition),
+                        condition,
+                        versioning: versioning.into(),
                     }),
                 };
                 let _ = reply.send(self.commit_with_chunks(op, chunks).await);
@@ -50,9 +52,70 @@ impl Shard {
             } => {
                 let _ = reply.send(self.read_chunk(sha256, source_node).await);
             }
-            ShardRequest::GetObject { bucket, key, reply } => {
-                let found = self.read_current(self.meta.get_object(&bucket, &key));
+            request @ (ShardRequest::GetObject { .. }
+            | ShardRequest::ListVersions { .. }
+            | ShardRequest::ListObjects { .. }
+            | ShardRequest::BucketHasObjects { .. }
+            | ShardRequest::ListBuckets { .. }
+            | ShardRequest::GetUpload { .. }
+            | ShardRequest::ListParts { .. }
+            | ShardRequest::ListUploads { .. }) => self.serve_read(request).await,
+            ShardRequest::BucketUsage {
+                bucket,
+                freshness,
+                reply,
+            } => {
+                let usage = match bucket {
+                    Some(bucket) => self.meta.bucket_usage(Some(&bucket)).await.map(Arc::new),
+                    None => self.usage.get(&self.meta, freshness).await,
+                };
+                let _ = reply.send(usage.map_err(Into::into));
+            }
+            ShardRequest::ClusterView { reply } => {
+                let _ = reply.send(Ok(self.group_view().await));
+            }
+            ShardRequest::AddMember {
+                node_id,
+                peer_addr,
+                reply,
+            } => {
+                let added = self.raft.add_member(node_id, &peer_addr).await;
+                let _ = reply.send(added.map_err(Into::into));
+            }
+            ShardRequest::RemoveMember { node_id, reply } => {
+                let removed = self.raft.remove_member(node_id).await;
+                let _ = reply.send(removed.map_err(Into::into));
+            }
+            ShardRequest::Snapshot { reply } => {
+                let built = self.raft.snapshot_now(SNAPSHOT_WAIT_MAX).await;
+                self.publish_stats();
+                let _ = reply.send(built.map_err(Into::into));
+            }
+        }
+    }
+
+    /// The requests that read the metadata store, each once this node is
+    /// current (see `read_current`).
+    async fn serve_read(&self, request: ShardRequest) {
+        match request {
+            ShardRequest::GetObject {
+                bucket,
+                key,
+                version_id,
+                reply,
+            } => {
+                let found = self.read_current(self.meta.get_version(&bucket, &key, version_id));
                 let _ = reply.send(found.await);
+            }
+            ShardRequest::ListVersions {
+                bucket,
+                prefix,
+                after,
+                limit,
+                reply,
+            } => {
+                let listed = self.meta.list_versions(&bucket, &prefix, after, limit);
+                let _ = reply.send(self.read_current(listed).await);
             }
             ShardRequest::ListObjects {
                 bucket,
@@ -67,17 +130,6 @@ impl Shard {
             ShardRequest::BucketHasObjects { bucket, reply } => {
                 let found = self.read_current(self.meta.bucket_has_objects(&bucket));
                 let _ = reply.send(found.await);
-            }
-            ShardRequest::BucketUsage {
-                bucket,
-                freshness,
-                reply,
-            } => {
-                let usage = match bucket {
-                    Some(bucket) => self.meta.bucket_usage(Some(&bucket)).await.map(Arc::new),
-                    None => self.usage.get(&self.meta, freshness).await,
-                };
-                let _ = reply.send(usage.map_err(Into::into));
             }
             ShardRequest::ListBuckets { reply } => {
                 let _ = reply.send(self.read_current(self.meta.list_buckets()).await);
@@ -107,26 +159,7 @@ impl Shard {
                 let uploads = self.meta.list_uploads(&bucket, &prefix, after, limit);
                 let _ = reply.send(self.read_current(uploads).await);
             }
-            ShardRequest::ClusterView { reply } => {
-                let _ = reply.send(Ok(self.group_view().await));
-            }
-            ShardRequest::AddMember {
-                node_id,
-                peer_addr,
-                reply,
-            } => {
-                let added = self.raft.add_member(node_id, &peer_addr).await;
-                let _ = reply.send(added.map_err(Into::into));
-            }
-            ShardRequest::RemoveMember { node_id, reply } => {
-                let removed = self.raft.remove_member(node_id).await;
-                let _ = reply.send(removed.map_err(Into::into));
-            }
-            ShardRequest::Snapshot { reply } => {
-                let built = self.raft.snapshot_now(SNAPSHOT_WAIT_MAX).await;
-                self.publish_stats();
-                let _ = reply.send(built.map_err(Into::into));
-            }
+            _ => unreachable!("serve hands only reads to serve_read"),
         }
     }
 }

@@ -14,8 +14,8 @@ use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{Acl, Grant, PutBucketAcl, PutObjectAcl};
 use shoal_shard::raft::ApplyOutcome;
 
-use super::load_object;
 use super::receive::receive_small_body;
+use super::{load_object, versioning};
 use crate::limits::ACL_BODY_BYTES_MAX;
 use crate::limits::GRANTS_MAX;
 use crate::route::METADATA_SHARD;
@@ -65,8 +65,18 @@ pub async fn get_object_acl(
     caller: &Caller,
     bucket: &str,
     key: &str,
+    request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
-    let manifest = load_object(ctx, caller, bucket, key, Permission::ReadAcp).await?;
+    let version_id = versioning::requested_version(request)?;
+    let manifest = load_object(
+        ctx,
+        caller,
+        bucket,
+        key,
+        version_id.as_deref(),
+        Permission::ReadAcp,
+    )
+    .await?;
     let bucket_owner = ctx
         .directory
         .bucket(bucket)
@@ -83,19 +93,33 @@ pub async fn put_object_acl(
     mut request: S3Request,
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
-    load_object(ctx, caller, bucket, key, Permission::WriteAcp).await?;
+    let version_id = versioning::requested_version(&request)?;
+    load_object(
+        ctx,
+        caller,
+        bucket,
+        key,
+        version_id.as_deref(),
+        Permission::WriteAcp,
+    )
+    .await?;
     let acl = new_acl(ctx, &mut request, payload).await?;
     let owner = ctx.router.owner(bucket, key);
     let put = PutObjectAcl {
         bucket: bucket.to_string(),
         key: key.to_string(),
         acl: Some(acl),
+        version_id: version_id.clone(),
     };
     let outcome = ctx.router.propose(owner, Op::PutObjectAcl(put)).await?;
     match outcome {
         ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
         ApplyOutcome::NoSuchResource => Err(S3Error::NoSuchKey {
             key: key.to_string(),
+        }),
+        ApplyOutcome::NoSuchVersion => Err(S3Error::NoSuchVersion {
+            key: key.to_string(),
+            version_id: version_id.unwrap_or_default(),
         }),
         other => Err(S3Error::internal(format!(
             "put_object_acl applied as {other:?}"

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
-use shoal_proto::meta::BucketRecord;
+use shoal_proto::meta::{BucketRecord, Versioning};
 use shoal_shard::raft::ApplyOutcome;
 
 use super::{header_value, iso8601, now_unix_ms, read_xml_body, require_bucket};
@@ -81,6 +81,7 @@ pub async fn create_bucket(
         region: ctx.config.region.clone(),
         owner_id: owner_id.clone(),
         acl,
+        versioning: Versioning::Unversioned.into(),
     };
     let outcome = ctx
         .router

@@ -18,13 +18,16 @@ use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 
 use super::put::{stored_headers, user_metadata, write_outcome, writer_id, DEFAULT_CONTENT_TYPE};
-use super::{etag, iso8601, load_object, now_unix_ms, require_bucket};
+use super::versioning::{bucket_versioning, insert_version_id, version_id_of, written_version};
+use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::XmlWriter;
 use crate::s3::{xml_response, Body, S3Context};
+use shoal_proto::meta::Versioning;
 use shoal_shard::ids::{NodeId, ShardIndex};
+use shoal_shard::version_id::is_version_id;
 
 pub async fn copy_object(
     ctx: &Rc<S3Context>,
@@ -35,7 +38,11 @@ pub async fn copy_object(
     source: &str,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
-    let (src_bucket, src_key) = parse_source(source)?;
+    let CopySource {
+        bucket: src_bucket,
+        key: src_key,
+        version_id: src_version,
+    } = parse_source(source)?;
     require_bucket(ctx, &src_bucket)?;
     let replace = match request.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -46,13 +53,25 @@ pub async fn copy_object(
             })
         }
     };
-    if src_bucket == bucket && src_key == key && !replace {
+    // Copying an earlier version over its key restores it: allowed.
+    if src_bucket == bucket && src_key == key && !replace && src_version.is_none() {
         return Err(S3Error::InvalidRequest {
             message: "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata.".into(),
         });
     }
     let src_owner = ctx.router.owner(&src_bucket, &src_key);
-    let source = load_object(ctx, caller, &src_bucket, &src_key, Permission::Read).await?;
+    let source = load_object(
+        ctx,
+        caller,
+        &src_bucket,
+        &src_key,
+        src_version.as_deref(),
+        Permission::Read,
+    )
+    .await?;
+    let source_version = version_id_of(&source).to_string();
+    let src_versioning = bucket_versioning(ctx, &src_bucket);
+    let versioning = bucket_versioning(ctx, bucket);
     // The copy is a new object: the caller's, with the ACL this request
     // asks for (S3 does not copy ACLs).
     let acl = access::requested_acl(ctx, request)?;
@@ -88,6 +107,7 @@ pub async fn copy_object(
             manifest,
             chunks,
             condition: None,
+            versioning,
             reply,
         })
         .await?;
@@ -98,7 +118,16 @@ pub async fn copy_object(
     out.leaf("LastModified", &iso8601(modified));
     out.leaf("ETag", &tag);
     out.close("CopyObjectResult");
-    Ok(xml_response(StatusCode::OK, out.finish()))
+    let mut response = xml_response(StatusCode::OK, out.finish());
+    let headers = response.headers_mut();
+    if src_versioning != Versioning::Unversioned || src_version.is_some() {
+        headers.insert(
+            "x-amz-copy-source-version-id",
+            header_value(&source_version)?,
+        );
+    }
+    insert_version_id(headers, &written_version(outcome), versioning)?;
+    Ok(response)
 }
 
 /// Reads every chunk of `source` from `from` and appends it to `to`, one
@@ -153,20 +182,23 @@ async fn copy_chunks(
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
-pub(super) fn parse_source(header: &str) -> Result<(String, String), S3Error> {
+pub(super) fn parse_source(header: &str) -> Result<CopySource, S3Error> {
     let invalid = || S3Error::InvalidArgument {
         message: "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
             .into(),
     };
-    let (path, version) = match header.split_once('?') {
-        Some((path, query)) => (path, query.strip_prefix("versionId=")),
+    let (path, version_id) = match header.split_once('?') {
+        Some((path, query)) => {
+            let version_id = query.strip_prefix("versionId=").ok_or_else(invalid)?;
+            if !is_version_id(version_id) {
+                return Err(S3Error::InvalidArgument {
+                    message: "Invalid version id specified".into(),
+                });
+            }
+            (path, Some(version_id.to_string()))
+        }
         None => (header, None),
     };
-    if version.is_some_and(|v| v != "null") {
-        return Err(S3Error::NotImplemented {
-            what: "Copying a specific object version",
-        });
-    }
     let decoded = percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| invalid())?;
@@ -177,7 +209,19 @@ pub(super) fn parse_source(header: &str) -> Result<(String, String), S3Error> {
     if bucket.is_empty() || key.is_empty() {
         return Err(invalid());
     }
-    Ok((bucket.to_string(), key.to_string()))
+    Ok(CopySource {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id,
+    })
+}
+
+/// What `x-amz-copy-source` names: an object, or one version of it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct CopySource {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
 }
 
 #[cfg(test)]
@@ -186,17 +230,29 @@ mod tests {
 
     #[test]
     fn copy_source_forms() {
-        assert_eq!(parse_source("/b/k").unwrap(), ("b".into(), "k".into()));
+        let source = |bucket: &str, key: &str, version_id: Option<&str>| CopySource {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: version_id.map(str::to_string),
+        };
+        assert_eq!(parse_source("/b/k").unwrap(), source("b", "k", None));
         assert_eq!(
             parse_source("b/dir/a%20b").unwrap(),
-            ("b".into(), "dir/a b".into())
+            source("b", "dir/a b", None)
         );
         assert_eq!(
             parse_source("b/k?versionId=null").unwrap(),
-            ("b".into(), "k".into())
+            source("b", "k", Some("null"))
+        );
+        let id = "0193a5e8f0000000000000000000002a00000000";
+        let id = &id[..36];
+        assert_eq!(
+            parse_source(&format!("b/k?versionId={id}")).unwrap(),
+            source("b", "k", Some(id))
         );
         assert!(parse_source("b").is_err());
         assert!(parse_source("/b/").is_err());
         assert!(parse_source("b/k?versionId=3").is_err());
+        assert!(parse_source("b/k?other=3").is_err());
     }
 }

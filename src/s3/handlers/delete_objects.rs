@@ -8,9 +8,9 @@
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
-use shoal_proto::meta::meta_command::Op;
-use shoal_proto::meta::DeleteObject;
+use shoal_shard::version_id::is_version_id;
 
+use super::get::delete_one;
 use super::receive::receive_small_body;
 use super::require_bucket;
 use crate::limits::DELETE_BODY_BYTES_MAX;
@@ -23,7 +23,14 @@ use crate::s3::{xml_response, Body, S3Context};
 
 pub(crate) struct DeleteList {
     quiet: bool,
-    keys: Vec<String>,
+    objects: Vec<ToDelete>,
+}
+
+/// One `<Object>` of the list: a key, and a version of it when named.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ToDelete {
+    key: String,
+    version_id: Option<String>,
 }
 
 pub async fn delete_objects(
@@ -36,33 +43,48 @@ pub async fn delete_objects(
     let body = receive_small_body(ctx, &mut request, payload, DELETE_BODY_BYTES_MAX, true).await?;
     let list = parse(&body)?;
 
-    let deletes = list.keys.iter().map(|key| {
-        let owner = ctx.router.owner(bucket, key);
-        ctx.router.propose(
-            owner,
-            Op::DeleteObject(DeleteObject {
-                bucket: bucket.to_string(),
-                key: key.clone(),
-            }),
-        )
+    let deletes = list.objects.iter().map(|object| async {
+        if object
+            .version_id
+            .as_deref()
+            .is_some_and(|id| !is_version_id(id))
+        {
+            return Err(S3Error::InvalidArgument {
+                message: "Invalid version id specified".into(),
+            });
+        }
+        delete_one(ctx, bucket, &object.key, object.version_id.clone()).await
     });
     let outcomes = futures::future::join_all(deletes).await;
 
     let mut out = XmlWriter::new();
     out.open_root("DeleteResult");
-    for (key, outcome) in list.keys.iter().zip(outcomes) {
+    for (object, outcome) in list.objects.iter().zip(outcomes) {
         match outcome {
             Ok(_) if list.quiet => {}
-            Ok(_) => {
+            Ok(deleted) => {
                 out.open("Deleted");
-                out.leaf("Key", key);
+                out.leaf("Key", &object.key);
+                if let Some(version_id) = &object.version_id {
+                    out.leaf("VersionId", version_id);
+                }
+                if deleted.delete_marker {
+                    out.leaf("DeleteMarker", "true");
+                    if let (None, Some(marker)) = (&object.version_id, &deleted.version_id) {
+                        out.leaf("DeleteMarkerVersionId", marker);
+                    }
+                }
                 out.close("Deleted");
             }
-            Err(e) => {
-                tracing::error!(bucket, key, error = %e, "DeleteObjects entry failed");
-                let error = S3Error::internal(e);
+            Err(error) => {
+                if matches!(error, S3Error::Internal { .. }) {
+                    tracing::error!(bucket, key = object.key, error = %error, "DeleteObjects entry failed");
+                }
                 out.open("Error");
-                out.leaf("Key", key);
+                out.leaf("Key", &object.key);
+                if let Some(version_id) = &object.version_id {
+                    out.leaf("VersionId", version_id);
+                }
                 out.leaf("Code", error.code());
                 out.leaf("Message", &error.to_string());
                 out.close("Error");
@@ -73,24 +95,41 @@ pub async fn delete_objects(
     Ok(xml_response(StatusCode::OK, out.finish()))
 }
 
-/// `<Delete><Quiet>true</Quiet><Object><Key>k</Key></Object>…</Delete>`.
+/// `<Delete><Quiet>true</Quiet><Object><Key>k</Key>[<VersionId>v</VersionId>]</Object>…</Delete>`.
+/// An `<Object>` without a key is malformed.
 pub(crate) fn parse(body: &[u8]) -> Result<DeleteList, S3Error> {
+    const OBJECT: [&[u8]; 2] = [b"Delete", b"Object"];
     let mut list = DeleteList {
         quiet: false,
-        keys: Vec::new(),
+        objects: Vec::new(),
     };
+    let mut keys: Vec<Option<String>> = Vec::new();
     xml::walk(body, b"Delete", |event| {
-        if let XmlEvent::Text(path, text) = event {
-            if xml::path_is(path, &[b"Delete", b"Quiet"]) {
-                list.quiet = text.trim().eq_ignore_ascii_case("true");
-            } else if xml::path_is(path, &[b"Delete", b"Object", b"Key"]) {
-                list.keys.push(text);
+        match event {
+            XmlEvent::Open(path) if xml::path_is(path, &OBJECT) => {
+                list.objects.push(ToDelete::default());
+                keys.push(None);
             }
+            XmlEvent::Text(path, text) if xml::path_is(path, &[b"Delete", b"Quiet"]) => {
+                list.quiet = text.trim().eq_ignore_ascii_case("true");
+            }
+            XmlEvent::Text(path, text) if xml::path_is(path, &[b"Delete", b"Object", b"Key"]) => {
+                *keys.last_mut().ok_or(xml::MalformedXml)? = Some(text);
+            }
+            XmlEvent::Text(path, text)
+                if xml::path_is(path, &[b"Delete", b"Object", b"VersionId"]) =>
+            {
+                list.objects.last_mut().ok_or(xml::MalformedXml)?.version_id = Some(text);
+            }
+            _ => {}
         }
         Ok(())
     })
     .map_err(|_| S3Error::MalformedXml)?;
-    if list.keys.is_empty() || list.keys.len() > DELETE_KEYS_MAX {
+    for (object, key) in list.objects.iter_mut().zip(keys) {
+        object.key = key.ok_or(S3Error::MalformedXml)?;
+    }
+    if list.objects.is_empty() || list.objects.len() > DELETE_KEYS_MAX {
         return Err(S3Error::MalformedXml);
     }
     Ok(list)
@@ -105,7 +144,14 @@ mod tests {
         let body = br#"<?xml version="1.0"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet><Object><Key>a/b</Key></Object><Object><Key>c&amp;d</Key><VersionId>null</VersionId></Object></Delete>"#;
         let list = parse(body).unwrap();
         assert!(list.quiet);
-        assert_eq!(list.keys, vec!["a/b".to_string(), "c&d".to_string()]);
+        let object = |key: &str, version_id: Option<&str>| ToDelete {
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+        };
+        assert_eq!(
+            list.objects,
+            vec![object("a/b", None), object("c&d", Some("null"))]
+        );
     }
 
     #[test]
@@ -114,6 +160,7 @@ mod tests {
         assert!(parse(b"<Delete></Delete>").is_err());
         assert!(parse(b"<Other><Object><Key>a</Key></Object></Other>").is_err());
         assert!(parse(b"<Delete><Object><Key>a</Key></Object>").is_err());
+        assert!(parse(b"<Delete><Object><VersionId>null</VersionId></Object></Delete>").is_err());
         let many: String = (0..=DELETE_KEYS_MAX)
             .map(|i| format!("<Object><Key>k{i}</Key></Object>"))
             .collect();

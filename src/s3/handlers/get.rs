@@ -23,6 +23,7 @@ use shoal_shard::error::ShardError;
 use shoal_shard::ops::ShardRequest;
 
 use super::put::insert_checksums;
+use super::versioning;
 use super::{etag, header_value, http_date, load_object, require_bucket};
 use crate::s3::access::{Caller, Permission};
 use crate::s3::conditional::{Preconditions, Verdict};
@@ -32,6 +33,8 @@ use crate::s3::range::{self, ByteRange, RangeRequest};
 use crate::s3::request::S3Request;
 use crate::s3::{empty_response, Body, S3Context};
 use shoal_shard::ids::{NodeId, ShardIndex};
+use shoal_shard::raft::ApplyOutcome;
+use shoal_shard::version_id::NULL_VERSION_ID;
 
 pub async fn get_object(
     ctx: &Rc<S3Context>,
@@ -43,7 +46,17 @@ pub async fn get_object(
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let owner = ctx.router.owner(bucket, key);
-    let mut manifest = load_object(ctx, caller, bucket, key, Permission::Read).await?;
+    let version_id = versioning::requested_version(request)?;
+    let mut manifest = load_object(
+        ctx,
+        caller,
+        bucket,
+        key,
+        version_id.as_deref(),
+        Permission::Read,
+    )
+    .await?;
+    let bucket_versioning = versioning::bucket_versioning(ctx, bucket);
     let tag = etag(&manifest.md5, manifest.part_count);
     let preconditions = Preconditions {
         if_match: request.header("if-match"),
@@ -102,6 +115,11 @@ pub async fn get_object(
         header_value(&manifest.content_type)?,
     );
     headers.insert(http::header::ACCEPT_RANGES, header_value("bytes")?);
+    versioning::insert_version_id(
+        headers,
+        versioning::version_id_of(&manifest),
+        bucket_versioning,
+    )?;
     if let Some(span) = span {
         headers.insert(
             http::header::CONTENT_RANGE,
@@ -134,19 +152,66 @@ pub async fn delete_object(
     ctx: &Rc<S3Context>,
     bucket: &str,
     key: &str,
+    request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
+    let version_id = versioning::requested_version(request)?;
+    let deleted = delete_one(ctx, bucket, key, version_id).await?;
+    let mut response = empty_response(StatusCode::NO_CONTENT);
+    let headers = response.headers_mut();
+    if deleted.delete_marker {
+        headers.insert("x-amz-delete-marker", header_value("true")?);
+    }
+    if let Some(version_id) = &deleted.version_id {
+        headers.insert("x-amz-version-id", header_value(version_id)?);
+    }
+    Ok(response)
+}
+
+/// What one DELETE did, as its response tells it.
+pub(super) struct Deleted {
+    /// A delete marker was written, or (by version id) removed.
+    pub delete_marker: bool,
+    /// The version named, or the delete marker written; `None` in a
+    /// bucket that never had versioning.
+    pub version_id: Option<String>,
+}
+
+/// Deletes one object (or one version of it) as the bucket's versioning
+/// says, on the key's shard.
+pub(super) async fn delete_one(
+    ctx: &S3Context,
+    bucket: &str,
+    key: &str,
+    version_id: Option<String>,
+) -> Result<Deleted, S3Error> {
     let owner = ctx.router.owner(bucket, key);
-    ctx.router
+    let outcome = ctx
+        .router
         .propose(
             owner,
             Op::DeleteObject(DeleteObject {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
+                versioning: versioning::bucket_versioning(ctx, bucket).into(),
+                version_id: version_id.clone(),
             }),
         )
         .await?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    Ok(match outcome {
+        ApplyOutcome::DeleteMarkerWritten(stamp) => Deleted {
+            delete_marker: true,
+            version_id: Some(stamp.map_or_else(|| NULL_VERSION_ID.to_string(), |s| s.id())),
+        },
+        ApplyOutcome::DeleteMarkerRemoved => Deleted {
+            delete_marker: true,
+            version_id,
+        },
+        _ => Deleted {
+            delete_marker: false,
+            version_id,
+        },
+    })
 }
 
 /// The part of one chunk a response needs.

@@ -1,4 +1,6 @@
-//! ListObjectsV2, ListObjects (v1) and GetBucketLocation.
+//! ListObjectsV2, ListObjects (v1) and GetBucketLocation
+//! (ListObjectVersions, the same merge over versions, is in
+//! `list_versions.rs`).
 //!
 //! A bucket's keys are spread over every shard, so a listing is a k-way
 //! merge: each round asks every shard for its next sorted page after the
@@ -17,9 +19,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use shoal_shard::limits::LIST_KEYS_MAX;
 use shoal_shard::ops::{ObjectSummary, ShardRequest};
 
-use super::acl::write_owner;
 use super::{etag, iso8601, require_bucket};
-use crate::s3::access;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::XmlWriter;
@@ -57,25 +57,6 @@ pub fn get_bucket_location(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response
     Ok(xml_response(StatusCode::OK, out.finish()))
 }
 
-/// GetBucketVersioning: never enabled, so an empty configuration.
-pub fn get_bucket_versioning(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
-    require_bucket(ctx, bucket)?;
-    let mut out = XmlWriter::new();
-    out.open_root("VersioningConfiguration");
-    out.close("VersioningConfiguration");
-    Ok(xml_response(StatusCode::OK, out.finish()))
-}
-
-/// ListObjectVersions: every current object, as version `null`.
-pub async fn list_object_versions(
-    ctx: &Rc<S3Context>,
-    bucket: &str,
-    request: &S3Request,
-) -> Result<Response<Body>, S3Error> {
-    require_bucket(ctx, bucket)?;
-    list_versions(ctx, bucket, request).await
-}
-
 /// ListObjects (v1).
 pub async fn list_objects(
     ctx: &Rc<S3Context>,
@@ -101,14 +82,14 @@ pub async fn list_objects_v2(
     }
 }
 
-struct Params {
-    prefix: String,
-    delimiter: Option<String>,
-    max_keys: usize,
-    url_encode: bool,
+pub(super) struct Params {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub max_keys: usize,
+    pub url_encode: bool,
 }
 
-fn params(request: &S3Request) -> Result<Params, S3Error> {
+pub(super) fn params(request: &S3Request) -> Result<Params, S3Error> {
     let max_keys = match request.query("max-keys") {
         None => LIST_KEYS_MAX,
         Some(v) => v
@@ -224,7 +205,7 @@ async fn list_v1(
 }
 
 /// Where a v1-style marker starts a listing (exclusive).
-fn marker_cursor(marker: &str, p: &Params) -> Option<Vec<u8>> {
+pub(super) fn marker_cursor(marker: &str, p: &Params) -> Option<Vec<u8>> {
     (!marker.is_empty()).then(|| {
         let mut cursor = marker.as_bytes().to_vec();
         // A marker that is a common prefix (as NextMarker returns) skips
@@ -238,7 +219,7 @@ fn marker_cursor(marker: &str, p: &Params) -> Option<Vec<u8>> {
     })
 }
 
-/// The key a truncated v1 or versions listing continues after.
+/// The key a truncated v1 listing continues after.
 fn next_marker(listing: &Listing) -> Option<&str> {
     if !listing.truncated {
         return None;
@@ -247,69 +228,6 @@ fn next_marker(listing: &Listing) -> Option<&str> {
         Entry::Object(o) => Some(o.key.as_str()),
         Entry::Prefix(prefix) => Some(prefix.as_str()),
     }
-}
-
-/// ListObjectVersions without versioning: every current object, once, as
-/// version `null`.
-async fn list_versions(
-    ctx: &Rc<S3Context>,
-    bucket: &str,
-    request: &S3Request,
-) -> Result<Response<Body>, S3Error> {
-    let p = params(request)?;
-    let marker = request.query("key-marker").unwrap_or("");
-    let listing = collect(ctx, bucket, &p, marker_cursor(marker, &p)).await?;
-    let bucket_owner = ctx
-        .directory
-        .bucket(bucket)
-        .map(|record| access::bucket_owner(ctx, &record))
-        .unwrap_or_default();
-    let mut out = XmlWriter::new();
-    out.open_root("ListVersionsResult");
-    out.leaf("Name", bucket);
-    out.leaf("Prefix", &encode(&p.prefix, p.url_encode));
-    out.leaf("KeyMarker", &encode(marker, p.url_encode));
-    out.leaf(
-        "VersionIdMarker",
-        request.query("version-id-marker").unwrap_or(""),
-    );
-    if let Some(next) = next_marker(&listing) {
-        out.leaf("NextKeyMarker", &encode(next, p.url_encode));
-        out.leaf("NextVersionIdMarker", "null");
-    }
-    if let Some(d) = &p.delimiter {
-        out.leaf("Delimiter", &encode(d, p.url_encode));
-    }
-    out.leaf("MaxKeys", &p.max_keys.to_string());
-    out.leaf(
-        "IsTruncated",
-        if listing.truncated { "true" } else { "false" },
-    );
-    if p.url_encode {
-        out.leaf("EncodingType", "url");
-    }
-    for entry in &listing.entries {
-        if let Entry::Object(o) = entry {
-            out.open("Version");
-            out.leaf("Key", &encode(&o.key, p.url_encode));
-            out.leaf("VersionId", "null");
-            out.leaf("IsLatest", "true");
-            out.leaf("LastModified", &iso8601(o.last_modified_unix_ms));
-            out.leaf("ETag", &etag(&o.md5, o.part_count));
-            out.leaf("Size", &o.size_bytes.to_string());
-            out.leaf("StorageClass", "STANDARD");
-            let owner = if o.owner_id.is_empty() {
-                &bucket_owner
-            } else {
-                &o.owner_id
-            };
-            write_owner(ctx, &mut out, "Owner", owner);
-            out.close("Version");
-        }
-    }
-    write_prefixes(&mut out, &listing.entries, p.url_encode);
-    out.close("ListVersionsResult");
-    Ok(xml_response(StatusCode::OK, out.finish()))
 }
 
 fn write_entries(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {

@@ -8,9 +8,11 @@ pub mod copy;
 pub mod delete_objects;
 pub mod get;
 pub mod list;
+pub mod list_versions;
 pub mod multipart;
 pub mod put;
 mod receive;
+pub mod versioning;
 
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use super::access::{self, Caller, Permission};
 use super::error::S3Error;
 use super::request::S3Request;
 use super::S3Context;
+use versioning::version_id_of;
 
 /// The bucket must exist (in the node's directory).
 fn require_bucket(ctx: &S3Context, bucket: &str) -> Result<(), S3Error> {
@@ -39,27 +42,60 @@ fn require_bucket(ctx: &S3Context, bucket: &str) -> Result<(), S3Error> {
     }
 }
 
-/// The object's manifest, once the caller is allowed `wanted` on it
+/// The object's manifest (the version `version_id` names, else the
+/// current one), once the caller is allowed `wanted` on it
 /// (`access::authorize_object`). A missing object is NoSuchKey, or
-/// AccessDenied for a caller who may not list the bucket.
+/// AccessDenied for a caller who may not list the bucket; a missing
+/// version NoSuchVersion; a delete marker is no object to read.
 async fn load_object(
     ctx: &S3Context,
     caller: &Caller,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     wanted: Permission,
 ) -> Result<ObjectManifest, S3Error> {
+    let manifest = fetch_version(ctx, bucket, key, version_id).await?;
+    let manifest = match (manifest, version_id) {
+        (Some(manifest), _) => manifest,
+        (None, None) => return Err(access::missing_object(ctx, caller, bucket, key)),
+        (None, Some(version_id)) => {
+            return Err(S3Error::NoSuchVersion {
+                key: key.to_string(),
+                version_id: version_id.to_string(),
+            })
+        }
+    };
+    if manifest.delete_marker {
+        return Err(S3Error::DeleteMarker {
+            key: key.to_string(),
+            version_id: version_id_of(&manifest).to_string(),
+            by_id: version_id.is_some(),
+        });
+    }
+    access::authorize_object(ctx, caller, &manifest, wanted)?;
+    Ok(manifest)
+}
+
+/// The version `version_id` names (else the current one, or a delete
+/// marker that is newest) from the key's shard, unchecked: what it is and
+/// who may see it is the caller's to decide.
+async fn fetch_version(
+    ctx: &S3Context,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<ObjectManifest>, S3Error> {
     let owner = ctx.router.owner(bucket, key);
     let manifest = ctx
         .router
         .call(owner, |reply| ShardRequest::GetObject {
             bucket: bucket.to_string(),
             key: key.to_string(),
+            version_id: version_id.map(str::to_string),
             reply,
         })
-        .await?
-        .ok_or_else(|| access::missing_object(ctx, caller, bucket, key))?;
-    access::authorize_object(ctx, caller, &manifest, wanted)?;
+        .await?;
     Ok(manifest)
 }
 

@@ -20,7 +20,7 @@ use md5_many::Md5State;
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
     ChosenPart as PartChoice, CompleteUpload, MultipartUpload, ObjectManifest, UploadRef,
-    UploadedPart,
+    UploadedPart, Versioning,
 };
 use shoal_shard::admission::Protocol;
 use shoal_shard::limits::{
@@ -39,6 +39,7 @@ use super::put::{
     write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
 };
 use super::receive::{checksum_header, receive_body, receive_small_body, BodyLimits};
+use super::versioning::{bucket_versioning, insert_version_id, written_version};
 use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::auth::PayloadMode;
@@ -210,13 +211,21 @@ pub async fn upload_part_copy(
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let part_number = part_number(request)?;
-    let (src_bucket, src_key) = parse_source(source)?;
-    require_bucket(ctx, &src_bucket)?;
+    let source = parse_source(source)?;
+    require_bucket(ctx, &source.bucket)?;
     let owner = ctx.router.owner(bucket, key);
     let upload = fetch_upload(ctx, owner, bucket, key, request).await?;
     let algorithm = stored_checksum(&upload).map(|(algorithm, _)| algorithm);
-    let src_owner = ctx.router.owner(&src_bucket, &src_key);
-    let src = load_object(ctx, caller, &src_bucket, &src_key, Permission::Read).await?;
+    let src_owner = ctx.router.owner(&source.bucket, &source.key);
+    let src = load_object(
+        ctx,
+        caller,
+        &source.bucket,
+        &source.key,
+        source.version_id.as_deref(),
+        Permission::Read,
+    )
+    .await?;
     let span = copy_range(request.header("x-amz-copy-source-range"), src.size_bytes)?;
     let span_bytes = span.map_or(0, |s| s.len());
     if span_bytes > PART_BYTES_MAX {
@@ -562,9 +571,10 @@ pub async fn complete(
         part_count,
         owner_id: upload.owner_id.clone(),
         acl: upload.acl.clone(),
-        embedded: Vec::new(),
+        ..Default::default()
     };
     let tag = etag(&manifest.md5, part_count);
+    let versioning = bucket_versioning(ctx, bucket);
     let chosen_parts = parts
         .iter()
         .map(|p| PartChoice {
@@ -586,6 +596,7 @@ pub async fn complete(
                 manifest: Some(manifest),
                 condition,
                 parts: chosen_parts,
+                versioning: versioning.into(),
             }),
         )
         .await?;
@@ -603,21 +614,45 @@ pub async fn complete(
         _ => {}
     }
     write_outcome(outcome, key)?;
+    let completed = Completed {
+        etag: tag,
+        checksums,
+        checksum_type: checksum.map(|(_, kind)| kind.name()),
+        version_id: written_version(outcome),
+    };
+    completion_response(bucket, key, &completed, versioning)
+}
 
+/// What a completed upload's response tells.
+struct Completed {
+    etag: String,
+    checksums: BTreeMap<String, String>,
+    checksum_type: Option<&'static str>,
+    version_id: String,
+}
+
+fn completion_response(
+    bucket: &str,
+    key: &str,
+    completed: &Completed,
+    versioning: Versioning,
+) -> Result<Response<Body>, S3Error> {
     let mut out = XmlWriter::new();
     out.open_root("CompleteMultipartUploadResult");
     out.leaf("Location", &format!("/{bucket}/{key}"));
     out.leaf("Bucket", bucket);
     out.leaf("Key", key);
-    out.leaf("ETag", &tag);
-    for (name, value) in &checksums {
+    out.leaf("ETag", &completed.etag);
+    for (name, value) in &completed.checksums {
         out.leaf(&checksum_element(name), value);
     }
-    if let Some((_, kind)) = checksum {
-        out.leaf("ChecksumType", kind.name());
+    if let Some(kind) = completed.checksum_type {
+        out.leaf("ChecksumType", kind);
     }
     out.close("CompleteMultipartUploadResult");
-    Ok(xml_response(StatusCode::OK, out.finish()))
+    let mut response = xml_response(StatusCode::OK, out.finish());
+    insert_version_id(response.headers_mut(), &completed.version_id, versioning)?;
+    Ok(response)
 }
 
 /// `DELETE /bucket/key?uploadId=ID`.

@@ -13,6 +13,7 @@ use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 
 use super::receive::{receive_body, BodyLimits};
+use super::versioning::{bucket_versioning, insert_version_id, written_version};
 use super::{etag, header_value, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller};
 use crate::s3::auth::PayloadMode;
@@ -37,6 +38,7 @@ pub async fn put_object(
     let acl = access::requested_acl(ctx, &request)?;
     let owner_id = writer_id(ctx, caller, bucket);
     let owner = ctx.router.owner(bucket, key);
+    let versioning = bucket_versioning(ctx, bucket);
     let limits = BodyLimits {
         bytes_max: OBJECT_BYTES_MAX,
         embed_max: ctx.config.embed_max_bytes,
@@ -62,6 +64,7 @@ pub async fn put_object(
         owner_id,
         acl,
         embedded: stored.embedded,
+        ..Default::default()
     };
     let outcome = ctx
         .router
@@ -69,6 +72,7 @@ pub async fn put_object(
             manifest,
             chunks: chunk_placements(&stored.chunks),
             condition,
+            versioning,
             reply,
         })
         .await?;
@@ -80,6 +84,7 @@ pub async fn put_object(
     let headers = response.headers_mut();
     headers.insert(http::header::ETAG, header_value(&etag(&stored.md5, 0))?);
     insert_checksums(headers, &received.checksums)?;
+    insert_version_id(headers, &written_version(outcome), versioning)?;
     Ok(response)
 }
 
@@ -169,7 +174,7 @@ pub(super) fn parse_etag(text: &str) -> Option<(Vec<u8>, u32)> {
 /// Maps the outcome of a (possibly conditional) object write.
 pub(super) fn write_outcome(outcome: ApplyOutcome, key: &str) -> Result<(), S3Error> {
     match outcome {
-        ApplyOutcome::Applied => Ok(()),
+        ApplyOutcome::Applied | ApplyOutcome::Versioned(_) => Ok(()),
         ApplyOutcome::PreconditionFailed => Err(S3Error::PreconditionFailed),
         ApplyOutcome::NoSuchKey => Err(S3Error::NoSuchKey {
             key: key.to_string(),
