@@ -103,6 +103,9 @@ pub const CREATE_BUCKET_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Largest AccessControlPolicy document read.
 pub const ACL_BODY_BYTES_MAX: usize = 64 * 1024;
 
+/// Largest ObjectLockConfiguration, Retention or LegalHold document read.
+pub const OBJECT_LOCK_BODY_BYTES_MAX: usize = 4 * 1024;
+
 /// Largest VersioningConfiguration document read.
 pub const VERSIONING_BODY_BYTES_MAX: usize = 4 * 1024;
 

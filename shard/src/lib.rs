@@ -35,6 +35,7 @@ pub mod limits;
 pub mod meta;
 #[cfg(test)]
 mod multi_node;
+pub mod object_lock;
 pub mod ops;
 pub mod peer;
 pub mod pins;

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
-    BucketRecord, MultipartUpload, ObjectManifest, UploadRef, UploadedPart, Versioning,
-    WriteCondition,
+    BucketRecord, DefaultRetention, MultipartUpload, ObjectManifest, UploadRef, UploadedPart,
+    Versioning, WriteCondition,
 };
 
 use crate::blob_log::BlobLocation;
@@ -75,12 +75,14 @@ pub enum ShardRequest {
     },
     /// Index the object's chunks and commit its manifest through raft
     /// (only if `condition` holds when the entry is applied), as a new
-    /// version under the bucket's `versioning`.
+    /// version under the bucket's `versioning` (with its default
+    /// retention when the manifest has none of its own).
     CommitObject {
         manifest: ObjectManifest,
         chunks: Vec<(ChunkHash, ChunkPlacement)>,
         condition: Option<WriteCondition>,
         versioning: Versioning,
+        default_retention: Option<DefaultRetention>,
         reply: Reply<ApplyOutcome>,
     },
     /// A version of the object: the one `version_id` names, else the

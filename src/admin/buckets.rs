@@ -281,6 +281,10 @@ async fn empty_shard(
                     key: version.listed.key,
                     versioning: Versioning::Unversioned.into(),
                     version_id: Some(version_id),
+                    // The operator may bypass governance; compliance
+                    // retention and legal holds still keep their versions,
+                    // and then the bucket is not empty.
+                    bypass_governance: true,
                 }),
             )
             .await

@@ -160,7 +160,12 @@ fn need(op: S3Op, target: &Target) -> Need {
         | S3Op::CompleteMultipartUpload
         | S3Op::AbortMultipartUpload
         | S3Op::ListParts => Need::Bucket(Permission::Write),
-        S3Op::DeleteBucket | S3Op::PutBucketVersioning => Need::Owner,
+        S3Op::DeleteBucket
+        | S3Op::PutBucketVersioning
+        | S3Op::GetObjectLockConfiguration
+        | S3Op::PutObjectLockConfiguration => Need::Owner,
+        S3Op::GetObjectRetention | S3Op::GetObjectLegalHold => Need::ObjectChecked,
+        S3Op::PutObjectRetention | S3Op::PutObjectLegalHold => Need::Bucket(Permission::Write),
         S3Op::NotImplemented(_) | S3Op::MethodNotAllowed => match target {
             Target::Service => Need::User,
             Target::Bucket(_) | Target::Object(..) => Need::Owner,

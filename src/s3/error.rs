@@ -25,6 +25,12 @@ pub enum S3Error {
     NoSuchKey { key: String },
     #[error("The specified version does not exist.")]
     NoSuchVersion { key: String, version_id: String },
+    #[error("Object Lock configuration does not exist for this bucket")]
+    ObjectLockConfigurationNotFound { bucket: String },
+    #[error("The specified object does not have an Object Lock configuration")]
+    NoSuchObjectLockConfiguration,
+    #[error("{message}")]
+    InvalidBucketState { message: String },
     /// The version asked for is a delete marker: without a version id the
     /// key reads as missing (404), by its id the marker is not an object
     /// a GET or HEAD can return (405). Either way the response says so.
@@ -133,6 +139,11 @@ impl S3Error {
             S3Error::NoSuchBucket { .. } => "NoSuchBucket",
             S3Error::NoSuchKey { .. } => "NoSuchKey",
             S3Error::NoSuchVersion { .. } => "NoSuchVersion",
+            S3Error::ObjectLockConfigurationNotFound { .. } => {
+                "ObjectLockConfigurationNotFoundError"
+            }
+            S3Error::NoSuchObjectLockConfiguration => "NoSuchObjectLockConfiguration",
+            S3Error::InvalidBucketState { .. } => "InvalidBucketState",
             S3Error::DeleteMarker { by_id: false, .. } => "NoSuchKey",
             S3Error::DeleteMarker { by_id: true, .. } => "MethodNotAllowed",
             S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
@@ -177,12 +188,15 @@ impl S3Error {
             S3Error::NoSuchBucket { .. }
             | S3Error::NoSuchKey { .. }
             | S3Error::NoSuchVersion { .. }
+            | S3Error::ObjectLockConfigurationNotFound { .. }
+            | S3Error::NoSuchObjectLockConfiguration
             | S3Error::DeleteMarker { by_id: false, .. }
             | S3Error::NoSuchUpload { .. } => 404,
             S3Error::DeleteMarker { by_id: true, .. } => 405,
             S3Error::BucketAlreadyOwnedByYou { .. }
             | S3Error::BucketAlreadyExists { .. }
-            | S3Error::BucketNotEmpty { .. } => 409,
+            | S3Error::BucketNotEmpty { .. }
+            | S3Error::InvalidBucketState { .. } => 409,
             S3Error::AccessDenied { .. } => 403,
             S3Error::InvalidRange { .. } => 416,
             S3Error::Auth(e) => e.http_status(),
@@ -234,7 +248,8 @@ impl S3Error {
             | S3Error::BucketAlreadyOwnedByYou { bucket }
             | S3Error::BucketNotEmpty { bucket }
             | S3Error::BucketAlreadyExists { bucket }
-            | S3Error::InvalidBucketName { bucket, .. } => xml.leaf("BucketName", bucket),
+            | S3Error::InvalidBucketName { bucket, .. }
+            | S3Error::ObjectLockConfigurationNotFound { bucket } => xml.leaf("BucketName", bucket),
             S3Error::NoSuchKey { key } | S3Error::DeleteMarker { key, .. } => xml.leaf("Key", key),
             S3Error::NoSuchVersion { key, version_id } => {
                 xml.leaf("Key", key);

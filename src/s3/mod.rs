@@ -198,7 +198,8 @@ async fn handle(
     caller_seen: &mut Option<Caller>,
 ) -> Result<Response<Body>, S3Error> {
     use handlers::{
-        acl, bucket, copy, delete_objects, get, list, list_versions, multipart, put, versioning,
+        acl, bucket, copy, delete_objects, get, list, list_versions, multipart, object_lock, put,
+        versioning,
     };
     let (caller, payload) = access::identify(ctx, &request)?;
     *caller_seen = Some(caller.clone());
@@ -233,13 +234,31 @@ async fn handle(
         S3Op::PutBucketVersioning => {
             versioning::put_bucket_versioning(ctx, &name, request, payload).await
         }
+        S3Op::GetObjectLockConfiguration => object_lock::get_configuration(ctx, &name),
+        S3Op::PutObjectLockConfiguration => {
+            object_lock::put_configuration(ctx, &name, request, payload).await
+        }
+        S3Op::GetObjectRetention => {
+            object_lock::get_retention(ctx, &caller, &name, &key, &request).await
+        }
+        S3Op::PutObjectRetention => {
+            object_lock::put_retention(ctx, &caller, &name, &key, request, payload).await
+        }
+        S3Op::GetObjectLegalHold => {
+            object_lock::get_legal_hold(ctx, &caller, &name, &key, &request).await
+        }
+        S3Op::PutObjectLegalHold => {
+            object_lock::put_legal_hold(ctx, &name, &key, request, payload).await
+        }
         S3Op::GetBucketAcl => acl::get_bucket_acl(ctx, &name),
         S3Op::PutBucketAcl => acl::put_bucket_acl(ctx, &name, request, payload).await,
         S3Op::ListObjects => list::list_objects(ctx, &name, &request).await,
         S3Op::ListObjectsV2 => list::list_objects_v2(ctx, &name, &request).await,
         S3Op::ListObjectVersions => list_versions::list_object_versions(ctx, &name, &request).await,
         S3Op::ListMultipartUploads => multipart::list_uploads(ctx, &name, &request).await,
-        S3Op::DeleteObjects => delete_objects::delete_objects(ctx, &name, request, payload).await,
+        S3Op::DeleteObjects => {
+            delete_objects::delete_objects(ctx, &caller, &name, request, payload).await
+        }
         S3Op::PutObject => put::put_object(ctx, &caller, &name, &key, request, payload).await,
         S3Op::CopyObject => {
             let source = copy_source();
@@ -247,7 +266,7 @@ async fn handle(
         }
         S3Op::GetObject => get::get_object(ctx, &caller, &name, &key, &request, false).await,
         S3Op::HeadObject => get::get_object(ctx, &caller, &name, &key, &request, true).await,
-        S3Op::DeleteObject => get::delete_object(ctx, &name, &key, &request).await,
+        S3Op::DeleteObject => get::delete_object(ctx, &caller, &name, &key, &request).await,
         S3Op::GetObjectAcl => acl::get_object_acl(ctx, &caller, &name, &key, &request).await,
         S3Op::PutObjectAcl => {
             acl::put_object_acl(ctx, &caller, &name, &key, request, payload).await

@@ -20,6 +20,8 @@ pub enum S3Op {
     GetBucketLocation,
     GetBucketVersioning,
     PutBucketVersioning,
+    GetObjectLockConfiguration,
+    PutObjectLockConfiguration,
     GetBucketAcl,
     PutBucketAcl,
     /// ListObjects v1.
@@ -35,6 +37,10 @@ pub enum S3Op {
     DeleteObject,
     GetObjectAcl,
     PutObjectAcl,
+    GetObjectRetention,
+    PutObjectRetention,
+    GetObjectLegalHold,
+    PutObjectLegalHold,
     CreateMultipartUpload,
     UploadPart,
     UploadPartCopy,
@@ -73,7 +79,7 @@ impl Unsupported {
 
 impl S3Op {
     /// Every metric label, in [`S3Op::label_index`] order.
-    pub const LABELS: [&'static str; 29] = [
+    pub const LABELS: [&'static str; 35] = [
         "ListBuckets",
         "CreateBucket",
         "HeadBucket",
@@ -101,6 +107,12 @@ impl S3Op {
         "AbortMultipartUpload",
         "ListParts",
         "PutBucketVersioning",
+        "GetObjectLockConfiguration",
+        "PutObjectLockConfiguration",
+        "GetObjectRetention",
+        "PutObjectRetention",
+        "GetObjectLegalHold",
+        "PutObjectLegalHold",
         "NotImplemented",
         "Unknown",
     ];
@@ -145,6 +157,8 @@ impl S3Op {
         }
         match *method {
             Method::PUT if has("versioning") => S3Op::PutBucketVersioning,
+            Method::GET if has("object-lock") => S3Op::GetObjectLockConfiguration,
+            Method::PUT if has("object-lock") => S3Op::PutObjectLockConfiguration,
             Method::PUT => S3Op::CreateBucket,
             Method::HEAD => S3Op::HeadBucket,
             Method::DELETE => S3Op::DeleteBucket,
@@ -165,6 +179,20 @@ impl S3Op {
             return match *method {
                 Method::GET => S3Op::GetObjectAcl,
                 Method::PUT => S3Op::PutObjectAcl,
+                _ => S3Op::MethodNotAllowed,
+            };
+        }
+        if has("retention") {
+            return match *method {
+                Method::GET => S3Op::GetObjectRetention,
+                Method::PUT => S3Op::PutObjectRetention,
+                _ => S3Op::MethodNotAllowed,
+            };
+        }
+        if has("legal-hold") {
+            return match *method {
+                Method::GET => S3Op::GetObjectLegalHold,
+                Method::PUT => S3Op::PutObjectLegalHold,
                 _ => S3Op::MethodNotAllowed,
             };
         }
@@ -219,7 +247,13 @@ impl S3Op {
             S3Op::AbortMultipartUpload => 24,
             S3Op::ListParts => 25,
             S3Op::PutBucketVersioning => 26,
-            S3Op::NotImplemented(_) => 27,
+            S3Op::GetObjectLockConfiguration => 27,
+            S3Op::PutObjectLockConfiguration => 28,
+            S3Op::GetObjectRetention => 29,
+            S3Op::PutObjectRetention => 30,
+            S3Op::GetObjectLegalHold => 31,
+            S3Op::PutObjectLegalHold => 32,
+            S3Op::NotImplemented(_) => 33,
             S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
         }
     }
@@ -261,6 +295,30 @@ mod tests {
             (
                 op(Method::PUT, "b", &["versioning"], false),
                 "PutBucketVersioning",
+            ),
+            (
+                op(Method::GET, "b", &["object-lock"], false),
+                "GetObjectLockConfiguration",
+            ),
+            (
+                op(Method::PUT, "b", &["object-lock"], false),
+                "PutObjectLockConfiguration",
+            ),
+            (
+                op(Method::GET, "b/k", &["retention"], false),
+                "GetObjectRetention",
+            ),
+            (
+                op(Method::PUT, "b/k", &["retention"], false),
+                "PutObjectRetention",
+            ),
+            (
+                op(Method::GET, "b/k", &["legal-hold"], false),
+                "GetObjectLegalHold",
+            ),
+            (
+                op(Method::PUT, "b/k", &["legal-hold"], false),
+                "PutObjectLegalHold",
             ),
             (op(Method::GET, "b", &["acl"], false), "GetBucketAcl"),
             (op(Method::PUT, "b", &["acl"], false), "PutBucketAcl"),

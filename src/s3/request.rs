@@ -14,7 +14,7 @@ use crate::limits::KEY_BYTES_MAX;
 /// same path) that Shoal does not serve. A request naming one must be
 /// refused, never mistaken for the plain operation: `PUT /b/k?tagging`
 /// would otherwise overwrite the object with the tagging document.
-const UNSUPPORTED_SUBRESOURCES: [&str; 27] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 24] = [
     "accelerate",
     "analytics",
     "attributes",
@@ -22,13 +22,11 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 27] = [
     "encryption",
     "intelligent-tiering",
     "inventory",
-    "legal-hold",
     "lifecycle",
     "logging",
     "metadataTable",
     "metrics",
     "notification",
-    "object-lock",
     "ownershipControls",
     "policy",
     "policyStatus",
@@ -37,11 +35,19 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 27] = [
     "replication",
     "requestPayment",
     "restore",
-    "retention",
     "select",
     "tagging",
     "torrent",
     "website",
+];
+
+/// Subresources Shoal serves with GET and PUT, and whether on objects
+/// (else on buckets).
+const SERVED_SUBRESOURCES: [(&str, bool); 4] = [
+    ("versioning", false),
+    ("object-lock", false),
+    ("retention", true),
+    ("legal-hold", true),
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,13 +129,19 @@ impl S3Request {
     }
 
     /// The first subresource this request names that Shoal does not serve
-    /// (`versioning` is served for buckets only, as a GET or PUT).
+    /// (those it serves, only as a GET or PUT of their kind of target).
     pub fn unsupported_subresource(&self) -> Option<&'static str> {
-        let versioning = self.has_query("versioning")
-            && !(matches!(self.method, Method::GET | Method::PUT)
-                && matches!(self.target, Target::Bucket(_)));
-        if versioning {
-            return Some("versioning");
+        let get_or_put = matches!(self.method, Method::GET | Method::PUT);
+        let misplaced = SERVED_SUBRESOURCES.into_iter().find(|(name, on_object)| {
+            let on_target = match self.target {
+                Target::Bucket(_) => !on_object,
+                Target::Object(..) => *on_object,
+                Target::Service => false,
+            };
+            self.has_query(name) && !(get_or_put && on_target)
+        });
+        if let Some((name, _)) = misplaced {
+            return Some(name);
         }
         UNSUPPORTED_SUBRESOURCES
             .into_iter()

@@ -3,7 +3,7 @@
 //!
 //! Accepting such a header and ignoring it would pretend: a PUT with SSE-C
 //! headers would store plaintext and a GET without the key would return
-//! it; an object-lock retention date would protect nothing. A client told
+//! it; a website redirect would silently not redirect. A client told
 //! "not implemented" can choose another store or drop the option; one
 //! told "200 OK" cannot know. Each entry leaves this list when its feature
 //! lands.
@@ -20,7 +20,7 @@ struct Unimplemented {
     harmless: &'static [&'static str],
 }
 
-const UNIMPLEMENTED: [Unimplemented; 20] = [
+const UNIMPLEMENTED: [Unimplemented; 16] = [
     sse("x-amz-server-side-encryption"),
     sse("x-amz-server-side-encryption-aws-kms-key-id"),
     sse("x-amz-server-side-encryption-context"),
@@ -31,14 +31,6 @@ const UNIMPLEMENTED: [Unimplemented; 20] = [
     sse_c("x-amz-copy-source-server-side-encryption-customer-algorithm"),
     sse_c("x-amz-copy-source-server-side-encryption-customer-key"),
     sse_c("x-amz-copy-source-server-side-encryption-customer-key-md5"),
-    lock("x-amz-object-lock-mode"),
-    lock("x-amz-object-lock-retain-until-date"),
-    lock("x-amz-object-lock-legal-hold"),
-    Unimplemented {
-        header: "x-amz-bucket-object-lock-enabled",
-        feature: "Object Lock",
-        harmless: &["false"],
-    },
     Unimplemented {
         header: "x-amz-tagging",
         feature: "object tagging",
@@ -83,14 +75,6 @@ const fn sse_c(header: &'static str) -> Unimplemented {
     Unimplemented {
         header,
         feature: "server-side encryption with customer keys (SSE-C)",
-        harmless: &[],
-    }
-}
-
-const fn lock(header: &'static str) -> Unimplemented {
-    Unimplemented {
-        header,
-        feature: "Object Lock",
         harmless: &[],
     }
 }

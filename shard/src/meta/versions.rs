@@ -6,7 +6,7 @@
 //! state machine (`raft/versions.rs`); this side only reads it.
 
 use rocksdb::{ReadOptions, DB};
-use shoal_proto::meta::{ObjectListed, ObjectManifest};
+use shoal_proto::meta::{ObjectManifest, VersionListed};
 
 use super::keys::{self, Cf};
 use super::{cf, decode, get_decoded, MetaError, MetaStore};
@@ -16,7 +16,7 @@ use crate::version_id::{stored_position, VersionStamp, NULL_VERSION_ID, POSITION
 #[derive(Clone, Debug, PartialEq)]
 pub struct VersionSummary {
     /// What a listing shows of the version (delete markers included).
-    pub listed: ObjectListed,
+    pub listed: VersionListed,
     /// Whether it is the key's newest version.
     pub is_latest: bool,
     /// Where it sorts among the key's versions: a listing continues after
@@ -183,14 +183,14 @@ fn list_versions(
         };
         let (object_key, summary) = if take_current {
             let (k, v) = current.item().expect("checked above");
-            let listed: ObjectListed = decode(Cf::Objects, k, v)?;
+            let listed: VersionListed = decode(Cf::Objects, k, v)?;
             let position = stored_position(&listed.version_position);
             let object_key = k.to_vec();
             current.next();
             (object_key, (listed, position))
         } else {
             let (k, v) = noncurrent.item().expect("checked above");
-            let listed: ObjectListed = decode(Cf::Versions, k, v)?;
+            let listed: VersionListed = decode(Cf::Versions, k, v)?;
             let position = k[k.len() - POSITION_LEN..]
                 .try_into()
                 .expect("a versions key ends in a position");

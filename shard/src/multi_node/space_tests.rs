@@ -324,6 +324,7 @@ async fn commit(
             condition: None,
             reply,
             versioning: shoal_proto::meta::Versioning::Unversioned,
+            default_retention: None,
         })
         .await;
     answer.await.unwrap()

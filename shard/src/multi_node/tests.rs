@@ -192,6 +192,7 @@ pub(super) async fn try_commit(
             condition: None,
             reply,
             versioning: shoal_proto::meta::Versioning::Unversioned,
+            default_retention: None,
         })
         .await;
     answer.await.unwrap()

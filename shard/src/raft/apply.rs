@@ -15,14 +15,15 @@ use prost::Message;
 use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
-    AddAccessKey, BucketRecord, ChunkRef, CompleteUpload, MultipartUpload, ObjectManifest,
-    PutObject, PutObjectAcl, UploadRef, UploadedPart, User, WriteCondition,
+    AddAccessKey, BucketRecord, ChunkRef, CollectChunks, CompleteUpload, MultipartUpload,
+    PutObject, PutObjectAcl, UploadRef, UploadedPart, User, Versioning, WriteCondition,
 };
 
 use super::pending::{object_record, Pending};
 use super::refs;
+use super::retention;
 use super::types::ApplyOutcome;
-use super::versions::{self, Place};
+use super::versions::{self, WriteRules};
 use crate::directory::{Change, BOOTSTRAP_USER};
 use crate::meta::keys::{self, Cf};
 use crate::meta::{cf, decode, get_decoded, MetaError};
@@ -48,8 +49,11 @@ pub(super) fn apply_op(
         }
         Op::DeleteBucket(name) => delete_bucket(db, batch, pending, name)?,
         Op::PutObject(manifest) => {
-            let unversioned = shoal_proto::meta::Versioning::Unversioned;
-            versions::write_version(db, batch, pending, manifest, unversioned, stamp)?
+            let rules = WriteRules {
+                versioning: Versioning::Unversioned,
+                default_retention: None,
+            };
+            versions::write_version(db, batch, pending, manifest, rules, stamp)?
         }
         Op::PutObjectIf(put) => put_object_if(db, batch, pending, put, stamp)?,
         Op::DeleteObject(delete) => versions::delete_object(db, batch, pending, delete, stamp)?,
@@ -115,30 +119,72 @@ pub(super) fn apply_op(
             }
         },
         Op::PutObjectAcl(put) => put_object_acl(db, batch, pending, put)?,
-        Op::PutBucketVersioning(put) => match bucket_record(db, pending, &put.bucket)? {
-            None => ApplyOutcome::NoSuchBucket,
-            Some(mut record) => {
+        Op::PutBucketVersioning(put) => {
+            update_bucket(db, batch, pending, &put.bucket, |record| {
+                // Object Lock needs every write to keep its versions.
+                let lock = record.object_lock_enabled;
+                if lock && put.versioning() != Versioning::Enabled {
+                    return Err(ApplyOutcome::InvalidBucketState);
+                }
                 record.versioning = put.versioning;
-                put_bucket(db, batch, pending, record);
-                ApplyOutcome::Applied
-            }
-        },
-        Op::AbortUpload(upload) => abort_upload(db, batch, pending, upload)?,
-        Op::CollectChunks(collect) => {
-            let collected = refs::collect(&mut pending.count_table(db, batch), &collect.chunks)?;
-            tracing::debug!(
-                named = collect.chunks.len(),
-                collected = collected.len(),
-                "collected unreferenced chunks"
-            );
-            ApplyOutcome::Applied
+                Ok(())
+            })?
         }
+        Op::PutBucketObjectLock(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
+            if record.versioning() != Versioning::Enabled {
+                return Err(ApplyOutcome::InvalidBucketState);
+            }
+            record.object_lock_enabled = true;
+            record.default_retention = put.default_retention;
+            Ok(())
+        })?,
+        Op::PutObjectRetention(put) => retention::put_retention(db, batch, pending, put, stamp)?,
+        Op::PutObjectLegalHold(put) => retention::put_legal_hold(db, batch, pending, put)?,
+        Op::AbortUpload(upload) => abort_upload(db, batch, pending, upload)?,
+        Op::CollectChunks(collect) => collect_chunks(db, batch, pending, collect)?,
         // The state machine stores inline chunks and applies a batch's ops
         // itself (`state_machine.rs`): one that reaches here is misplaced.
         Op::StoreChunks(_) => return Err(malformed("store_chunks")),
         Op::Batch(_) => return Err(malformed("batch")),
     };
     Ok(outcome)
+}
+
+/// The collector's entry: forgets the named chunks still at zero.
+fn collect_chunks(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    collect: CollectChunks,
+) -> Result<ApplyOutcome, MetaError> {
+    let collected = refs::collect(&mut pending.count_table(db, batch), &collect.chunks)?;
+    tracing::debug!(
+        named = collect.chunks.len(),
+        collected = collected.len(),
+        "collected unreferenced chunks"
+    );
+    Ok(ApplyOutcome::Applied)
+}
+
+/// Changes a bucket's record as `change` says, or answers why not
+/// (`NoSuchBucket`, or what `change` refused).
+fn update_bucket(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    name: &str,
+    change: impl FnOnce(&mut BucketRecord) -> Result<(), ApplyOutcome>,
+) -> Result<ApplyOutcome, MetaError> {
+    let Some(mut record) = bucket_record(db, pending, name)? else {
+        return Ok(ApplyOutcome::NoSuchBucket);
+    };
+    Ok(match change(&mut record) {
+        Ok(()) => {
+            put_bucket(db, batch, pending, record);
+            ApplyOutcome::Applied
+        }
+        Err(refused) => refused,
+    })
 }
 
 /// Sets the ACL of one version (the current one when none is named).
@@ -148,26 +194,15 @@ fn put_object_acl(
     pending: &mut Pending,
     put: PutObjectAcl,
 ) -> Result<ApplyOutcome, MetaError> {
-    let found = match put.version_id.as_deref() {
-        Some(id) => versions::find_version(db, pending, &put.bucket, &put.key, id)?,
-        None => {
-            let key = keys::object_key(&put.bucket, put.key.as_bytes());
-            object_record(db, pending, &key)?.map(|manifest| versions::FoundVersion {
-                place: Place::Current,
-                manifest,
-            })
-        }
-    };
-    Ok(match found {
-        // A delete marker has no ACL of its own.
-        Some(found) if !found.manifest.delete_marker => {
+    let version = (&put.bucket[..], &put.key[..], put.version_id.as_deref());
+    Ok(match versions::named_version(db, pending, version)? {
+        Ok(found) => {
             let mut manifest = found.manifest;
             manifest.acl = put.acl;
-            rewrite_version(db, batch, pending, found.place, manifest);
+            versions::rewrite_version(db, batch, pending, found.place, manifest);
             ApplyOutcome::Applied
         }
-        _ if put.version_id.is_some() => ApplyOutcome::NoSuchVersion,
-        _ => ApplyOutcome::NoSuchResource,
+        Err(refused) => refused,
     })
 }
 
@@ -193,13 +228,19 @@ fn put_object_if(
     put: PutObject,
     stamp: VersionStamp,
 ) -> Result<ApplyOutcome, MetaError> {
-    let versioning = put.versioning();
-    let manifest = put.manifest.ok_or_else(|| malformed("put_object_if"))?;
+    let rules = WriteRules {
+        versioning: put.versioning(),
+        default_retention: put.default_retention.as_ref(),
+    };
+    let manifest = put
+        .manifest
+        .clone()
+        .ok_or_else(|| malformed("put_object_if"))?;
     let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
     if let Some(refused) = check(db, pending, &key, put.condition.as_ref())? {
         return Ok(refused);
     }
-    versions::write_version(db, batch, pending, manifest, versioning, stamp)
+    versions::write_version(db, batch, pending, manifest, rules, stamp)
 }
 
 fn create_upload(
@@ -257,6 +298,7 @@ fn complete_upload(
     stamp: VersionStamp,
 ) -> Result<ApplyOutcome, MetaError> {
     let versioning = complete.versioning();
+    let default_retention = complete.default_retention;
     let upload = complete
         .upload
         .ok_or_else(|| malformed("complete_upload"))?;
@@ -281,7 +323,11 @@ fn complete_upload(
             _ => return Ok(ApplyOutcome::InvalidPart),
         }
     }
-    let outcome = versions::write_version(db, batch, pending, manifest, versioning, stamp)?;
+    let rules = WriteRules {
+        versioning,
+        default_retention: default_retention.as_ref(),
+    };
+    let outcome = versions::write_version(db, batch, pending, manifest, rules, stamp)?;
     forget_upload(db, batch, pending, &upload)?;
     Ok(outcome)
 }
@@ -461,28 +507,6 @@ fn find<T: Message + Default + Clone>(
     }
     iter.status().map_err(MetaError::rocks("apply"))?;
     Ok(None)
-}
-
-/// Writes a version back where it was found, changed in what it says of
-/// itself (its ACL) but not in its body: its chunk refs stay as counted.
-fn rewrite_version(
-    db: &DB,
-    batch: &mut WriteBatch,
-    pending: &mut Pending,
-    place: Place,
-    manifest: ObjectManifest,
-) {
-    match place {
-        Place::Current => {
-            let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
-            batch.put_cf(cf(db, Cf::Objects), &key, manifest.encode_to_vec());
-            pending.objects.insert(key, Some(manifest));
-        }
-        Place::Noncurrent(key) => {
-            batch.put_cf(cf(db, Cf::Versions), &key, manifest.encode_to_vec());
-            pending.versions.insert(key, Some(manifest));
-        }
-    }
 }
 
 /// Deletes the upload and every part of it, dropping the parts' refs (a

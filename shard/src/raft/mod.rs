@@ -40,6 +40,7 @@ mod proposer;
 pub(crate) mod refs;
 #[cfg(test)]
 mod refs_tests;
+mod retention;
 mod runtime;
 mod snapshot_file;
 mod snapshot_pace;
@@ -299,6 +300,17 @@ fn assert_well_formed(command: &MetaCommand) {
             );
             &put.bucket
         }
+        Some(Op::PutBucketObjectLock(put)) => &put.bucket,
+        Some(Op::PutObjectRetention(put)) => {
+            assert!(
+                put.version_id
+                    .as_deref()
+                    .is_none_or(crate::version_id::is_version_id),
+                "retention names a well-formed version id"
+            );
+            &put.bucket
+        }
+        Some(Op::PutObjectLegalHold(put)) => &put.bucket,
         Some(Op::PutObject(manifest)) => &manifest.bucket,
         Some(Op::DeleteObject(delete)) => &delete.bucket,
         Some(Op::PutObjectIf(put)) => {

@@ -13,8 +13,8 @@ use rand::{Rng, SeedableRng};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
     ChosenPart, ChunkRef, ChunkRefCount, CollectChunk, CollectChunks, CompleteUpload, DeleteObject,
-    MetaCommand, MultipartUpload, ObjectManifest, PutObject, PutObjectAcl, UploadRef, UploadedPart,
-    Versioning,
+    MetaCommand, MultipartUpload, ObjectManifest, PutObject, PutObjectAcl, PutObjectLegalHold,
+    UploadRef, UploadedPart, Versioning,
 };
 
 use super::refs::count_of;
@@ -26,6 +26,9 @@ use crate::meta::keys::{self, Cf, SM_STATE_REFS_COUNTED_KEY};
 use crate::meta::{cf, MetaStore};
 use crate::test_util::run_local;
 use crate::version_id::stored_position;
+
+/// `(key, version id)` of one version.
+type VersionRef = (String, String);
 
 fn hash(n: u8) -> ChunkHash {
     ChunkHash::from([n; 32])
@@ -139,6 +142,41 @@ impl Harness {
             .blocking("count_of", move |db| count_of(db, &h))
             .await
             .unwrap()
+    }
+
+    /// Moves the holds that took (their version was still there when the
+    /// hold applied) from `holds` to `held`, then checks that every held
+    /// version is still there.
+    async fn keep_holds(&self, holds: &mut Vec<VersionRef>, held: &mut Vec<VersionRef>) {
+        for (key, version_id) in holds.drain(..) {
+            let found = self.version(&key, &version_id).await;
+            if found.is_some_and(|v| v.legal_hold) {
+                held.push((key, version_id));
+            }
+        }
+        for (key, version_id) in held.iter() {
+            let found = self.version(key, version_id).await;
+            assert!(
+                found.is_some(),
+                "held version {key}@{version_id} was removed"
+            );
+        }
+    }
+
+    async fn version(&self, key: &str, version_id: &str) -> Option<ObjectManifest> {
+        self.store
+            .get_version("bk", key, Some(version_id.to_string()))
+            .await
+            .unwrap()
+    }
+
+    /// The key's current version.
+    async fn current(&self, key: &str) -> Option<ObjectManifest> {
+        self.store
+            .get_version("bk", key, None)
+            .await
+            .unwrap()
+            .filter(|v| !v.delete_marker)
     }
 
     /// Checks what `raft/versions.rs` keeps: each key's current version
@@ -284,6 +322,7 @@ fn put_versioned(key: &str, chunks: &[u8], versioning: Versioning) -> Op {
         manifest: Some(object(key, chunks)),
         condition: None,
         versioning: versioning.into(),
+        default_retention: None,
     })
 }
 
@@ -294,6 +333,7 @@ fn delete_versioned(key: &str, versioning: Versioning, version_id: Option<String
         key: key.into(),
         versioning: versioning.into(),
         version_id,
+        bypass_governance: false,
     })
 }
 
@@ -458,6 +498,58 @@ fn a_store_written_before_counts_existed_is_counted_at_start() {
     });
 }
 
+/// One random op on versions of `key`: a versioned write or delete, a
+/// delete of one of its versions, or a legal hold on its current version
+/// (noted in `holds`); `None` when there is nothing to hold.
+async fn random_version_op(
+    h: &Harness,
+    rng: &mut rand::rngs::StdRng,
+    key: &str,
+    holds: &mut Vec<VersionRef>,
+) -> Option<Op> {
+    let versioning = if rng.gen_bool(0.5) {
+        Versioning::Enabled
+    } else {
+        Versioning::Suspended
+    };
+    let shown = |id: &str| match id {
+        "" => "null".to_string(),
+        id => id.to_string(),
+    };
+    Some(match rng.gen_range(0..5) {
+        0 | 1 => {
+            let chunks: Vec<u8> = (0..rng.gen_range(0..4))
+                .map(|_| rng.gen_range(0..24))
+                .collect();
+            put_versioned(key, &chunks, versioning)
+        }
+        2 => delete_versioned(key, versioning, None),
+        3 => {
+            let versions = h.store.list_versions("bk", key, None, 64).await.unwrap();
+            let ids: Vec<String> = versions
+                .iter()
+                .filter(|v| v.listed.key == key)
+                .map(|v| shown(&v.listed.version_id))
+                .chain(["null".to_string()])
+                .collect();
+            let id = ids[rng.gen_range(0..ids.len())].clone();
+            delete_versioned(key, versioning, Some(id))
+        }
+        _ => {
+            // A legal hold on the current version: from now on no op may
+            // remove it.
+            let version_id = shown(&h.current(key).await?.version_id);
+            holds.push((key.to_string(), version_id.clone()));
+            Op::PutObjectLegalHold(PutObjectLegalHold {
+                bucket: "bk".into(),
+                key: key.into(),
+                version_id: Some(version_id),
+                on: true,
+            })
+        }
+    })
+}
+
 /// Thousands of random puts, overwrites, copies (puts of chunks another
 /// object has), deletes, multipart steps and collects (some naming an
 /// index that is no longer current) over a few keys and a small pool of
@@ -477,16 +569,13 @@ fn counts_always_equal_a_recount_under_random_ops() {
         };
         let mut next_upload = 0u8;
         let mut open: Vec<(String, u8)> = Vec::new();
+        let mut holds: Vec<VersionRef> = Vec::new();
+        let mut held: Vec<VersionRef> = Vec::new();
         for _ in 0..300 {
             let mut batch = Vec::new();
             for _ in 0..rng.gen_range(1..8) {
                 let key = keys[rng.gen_range(0..keys.len())];
-                let versioning = if rng.gen_bool(0.5) {
-                    Versioning::Enabled
-                } else {
-                    Versioning::Suspended
-                };
-                let op = match rng.gen_range(0..16) {
+                let op = match rng.gen_range(0..17) {
                     0..=3 => put(key, &chunks(&mut rng)),
                     4 | 5 => delete(key),
                     6 => {
@@ -525,21 +614,12 @@ fn counts_always_equal_a_recount_under_random_ops() {
                             .collect();
                         Op::CollectChunks(CollectChunks { chunks })
                     }
-                    12 | 13 => put_versioned(key, &chunks(&mut rng), versioning),
-                    14 => delete_versioned(key, versioning, None),
-                    15 => {
-                        let versions = h.store.list_versions("bk", key, None, 64).await.unwrap();
-                        let ids: Vec<String> = versions
-                            .iter()
-                            .filter(|v| v.listed.key == key)
-                            .map(|v| match v.listed.version_id.as_str() {
-                                "" => "null".to_string(),
-                                id => id.to_string(),
-                            })
-                            .chain(["null".to_string()])
-                            .collect();
-                        let id = ids[rng.gen_range(0..ids.len())].clone();
-                        delete_versioned(key, versioning, Some(id))
+                    12..=16 => {
+                        let Some(op) = random_version_op(&h, &mut rng, key, &mut holds).await
+                        else {
+                            continue;
+                        };
+                        op
                     }
                     _ => put(key, &chunks(&mut rng)),
                 };
@@ -548,6 +628,8 @@ fn counts_always_equal_a_recount_under_random_ops() {
             h.apply(batch).await;
             h.check_counts().await;
             h.check_version_layout().await;
+            h.keep_holds(&mut holds, &mut held).await;
         }
+        assert!(held.len() > 5, "the run held versions: {}", held.len());
     });
 }

@@ -162,6 +162,12 @@ pub enum ApplyOutcome {
     DeleteMarkerRemoved,
     /// An op on one version named a version the key does not have.
     NoSuchVersion,
+    /// Object Lock keeps the version: a legal hold, or retention that has
+    /// not ended (and may not be bypassed, or shortened as asked).
+    ObjectLocked,
+    /// The bucket is not in a state the op needs: Object Lock without
+    /// versioning enabled, or versioning suspended under Object Lock.
+    InvalidBucketState,
 }
 
 #[cfg(test)]

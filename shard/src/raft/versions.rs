@@ -18,33 +18,59 @@
 
 use prost::Message;
 use rocksdb::{ReadOptions, WriteBatch, DB};
-use shoal_proto::meta::{DeleteObject, ObjectManifest, Versioning};
+use shoal_proto::meta::{DefaultRetention, DeleteObject, LockMode, ObjectManifest, Versioning};
 
 use super::pending::{object_record, version_record, Pending};
 use super::types::ApplyOutcome;
 use crate::meta::keys::{self, Cf};
 use crate::meta::{cf, decode, MetaError};
+use crate::object_lock::{default_retention, is_locked};
 use crate::version_id::{stored_position, VersionStamp, NULL_VERSION_ID};
 
-/// Makes `manifest` the key's current version, under `versioning`: with
-/// versioning enabled the current one becomes noncurrent; otherwise the
-/// new version is the null one and replaces the earlier null version.
+/// How the bucket wants its writes kept, as the command carries it.
+pub(super) struct WriteRules<'a> {
+    pub versioning: Versioning,
+    pub default_retention: Option<&'a DefaultRetention>,
+}
+
+/// Makes `manifest` the key's current version: with versioning enabled
+/// the current one becomes noncurrent; otherwise the new version is the
+/// null one and replaces the earlier null version (unless Object Lock
+/// keeps that). A version written without retention of its own gets the
+/// bucket's default, counted from the entry's proposal time.
 pub(super) fn write_version(
     db: &DB,
     batch: &mut WriteBatch,
     pending: &mut Pending,
     mut manifest: ObjectManifest,
-    versioning: Versioning,
+    rules: WriteRules<'_>,
     stamp: VersionStamp,
 ) -> Result<ApplyOutcome, MetaError> {
     let (bucket, key) = (manifest.bucket.clone(), manifest.key.clone());
-    manifest.version_position = stamp.position().to_vec();
-    manifest.delete_marker = false;
-    let enabled = versioning == Versioning::Enabled;
-    manifest.version_id = if enabled { stamp.id() } else { String::new() };
+    let enabled = rules.versioning == Versioning::Enabled;
     let object_key = keys::object_key(&bucket, key.as_bytes());
     let current = object_record(db, pending, &object_key)?;
-    keep_current(db, batch, pending, &bucket, &key, current, enabled)?;
+    let null = match enabled {
+        true => None,
+        false => find_null(db, pending, &bucket, &key, current.as_ref())?,
+    };
+    if null
+        .as_ref()
+        .is_some_and(|n| is_locked(&n.manifest, stamp.unix_ms, false))
+    {
+        return Ok(ApplyOutcome::ObjectLocked);
+    }
+    manifest.version_position = stamp.position().to_vec();
+    manifest.delete_marker = false;
+    manifest.version_id = if enabled { stamp.id() } else { String::new() };
+    if manifest.retention_mode() == LockMode::None {
+        let default = rules.default_retention;
+        if let Some((mode, until)) = default.and_then(|r| default_retention(r, stamp.unix_ms)) {
+            manifest.set_retention_mode(mode);
+            manifest.retain_until_unix_ms = until;
+        }
+    }
+    keep_current(db, batch, pending, current, null);
     pending.ref_deltas.add(&manifest.chunks);
     batch.put_cf(cf(db, Cf::Objects), &object_key, manifest.encode_to_vec());
     pending.objects.insert(object_key, Some(manifest));
@@ -65,12 +91,25 @@ pub(super) fn delete_object(
     stamp: VersionStamp,
 ) -> Result<ApplyOutcome, MetaError> {
     let versioning = delete.versioning();
+    let bypass = delete.bypass_governance;
     let (bucket, key) = (delete.bucket, delete.key);
     if let Some(version_id) = delete.version_id {
-        return delete_version(db, batch, pending, &bucket, &key, &version_id);
+        let now = (stamp.unix_ms, bypass);
+        return delete_version(db, batch, pending, (&bucket, &key), &version_id, now);
     }
     let object_key = keys::object_key(&bucket, key.as_bytes());
     let current = object_record(db, pending, &object_key)?;
+    let enabled = versioning == Versioning::Enabled;
+    let null = match enabled {
+        true => None,
+        false => find_null(db, pending, &bucket, &key, current.as_ref())?,
+    };
+    if null
+        .as_ref()
+        .is_some_and(|n| is_locked(&n.manifest, stamp.unix_ms, bypass))
+    {
+        return Ok(ApplyOutcome::ObjectLocked);
+    }
     // "Unversioned" from a proposer that has not seen versioning enabled
     // yet: where the key has versions, it is treated as suspended.
     let keeps_versions = versioning != Versioning::Unversioned
@@ -85,8 +124,7 @@ pub(super) fn delete_object(
         pending.objects.insert(object_key, None);
         return Ok(ApplyOutcome::Applied);
     }
-    let enabled = versioning == Versioning::Enabled;
-    keep_current(db, batch, pending, &bucket, &key, current, enabled)?;
+    keep_current(db, batch, pending, current, null);
     batch.delete_cf(cf(db, Cf::Objects), &object_key);
     pending.objects.insert(object_key, None);
     let marker = ObjectManifest {
@@ -102,26 +140,42 @@ pub(super) fn delete_object(
     Ok(ApplyOutcome::DeleteMarkerWritten(enabled.then_some(stamp)))
 }
 
-/// Removes the version `version_id` names, if the key has it; when that
-/// was the current one, the newest remaining version (unless a delete
-/// marker) becomes current.
+/// Removes the version `version_id` names, if the key has it and Object
+/// Lock allows at `now` (`(time, may bypass governance)`); when that was
+/// the current one, the newest remaining version (unless a delete marker)
+/// becomes current.
 fn delete_version(
     db: &DB,
     batch: &mut WriteBatch,
     pending: &mut Pending,
-    bucket: &str,
-    key: &str,
+    (bucket, key): (&str, &str),
     version_id: &str,
+    (now_ms, bypass_governance): (u64, bool),
 ) -> Result<ApplyOutcome, MetaError> {
     let Some(found) = find_version(db, pending, bucket, key, version_id)? else {
         // Deleting what is not there succeeds, as S3's DELETE does.
         return Ok(ApplyOutcome::Applied);
     };
+    if is_locked(&found.manifest, now_ms, bypass_governance) {
+        return Ok(ApplyOutcome::ObjectLocked);
+    }
     let marker = found.manifest.delete_marker;
+    remove_version(db, batch, pending, found);
+    promote_newest(db, batch, pending, bucket, key)?;
+    Ok(if marker {
+        ApplyOutcome::DeleteMarkerRemoved
+    } else {
+        ApplyOutcome::Applied
+    })
+}
+
+/// Deletes a version from where it was found, dropping its refs.
+fn remove_version(db: &DB, batch: &mut WriteBatch, pending: &mut Pending, found: FoundVersion) {
     pending.ref_deltas.remove(&found.manifest.chunks);
     match found.place {
         Place::Current => {
-            let object_key = keys::object_key(bucket, key.as_bytes());
+            let m = &found.manifest;
+            let object_key = keys::object_key(&m.bucket, m.key.as_bytes());
             batch.delete_cf(cf(db, Cf::Objects), &object_key);
             pending.objects.insert(object_key, None);
         }
@@ -130,12 +184,29 @@ fn delete_version(
             pending.versions.insert(version_key, None);
         }
     }
-    promote_newest(db, batch, pending, bucket, key)?;
-    Ok(if marker {
-        ApplyOutcome::DeleteMarkerRemoved
-    } else {
-        ApplyOutcome::Applied
-    })
+}
+
+/// Writes a version back where it was found, changed in what it says of
+/// itself (its ACL, retention, legal hold) but not in its body: its chunk
+/// refs stay as counted.
+pub(super) fn rewrite_version(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    place: Place,
+    manifest: ObjectManifest,
+) {
+    match place {
+        Place::Current => {
+            let key = keys::object_key(&manifest.bucket, manifest.key.as_bytes());
+            batch.put_cf(cf(db, Cf::Objects), &key, manifest.encode_to_vec());
+            pending.objects.insert(key, Some(manifest));
+        }
+        Place::Noncurrent(key) => {
+            batch.put_cf(cf(db, Cf::Versions), &key, manifest.encode_to_vec());
+            pending.versions.insert(key, Some(manifest));
+        }
+    }
 }
 
 /// Where a version was found.
@@ -192,51 +263,76 @@ pub(super) fn find_version(
     }))
 }
 
-/// Makes room for a new newest version (or delete marker): the current
-/// version becomes noncurrent, except that a new null version replaces the
-/// null one (versioning not enabled), wherever that is.
+/// The version an op on one version names (the current one without an
+/// id), or the outcome that refuses it: no such version or object, or a
+/// delete marker (which has no ACL or lock of its own).
+pub(super) fn named_version(
+    db: &DB,
+    pending: &Pending,
+    (bucket, key, version_id): (&str, &str, Option<&str>),
+) -> Result<Result<FoundVersion, ApplyOutcome>, MetaError> {
+    let found = match version_id {
+        Some(id) => find_version(db, pending, bucket, key, id)?,
+        None => {
+            let object_key = keys::object_key(bucket, key.as_bytes());
+            object_record(db, pending, &object_key)?.map(|manifest| FoundVersion {
+                place: Place::Current,
+                manifest,
+            })
+        }
+    };
+    Ok(match found {
+        Some(found) if !found.manifest.delete_marker => Ok(found),
+        _ if version_id.is_some() => Err(ApplyOutcome::NoSuchVersion),
+        _ => Err(ApplyOutcome::NoSuchResource),
+    })
+}
+
+/// Makes room for a new newest version (or delete marker): the key's
+/// `null` version (found by [`find_null`] when versioning is not enabled)
+/// goes, and the current version, unless that was it, becomes noncurrent.
 fn keep_current(
     db: &DB,
     batch: &mut WriteBatch,
     pending: &mut Pending,
-    bucket: &str,
-    key: &str,
     current: Option<ObjectManifest>,
-    enabled: bool,
-) -> Result<(), MetaError> {
-    if !enabled {
-        drop_null_version(db, batch, pending, bucket, key, current.as_ref())?;
+    null: Option<FoundVersion>,
+) {
+    let replaced_current = matches!(
+        null,
+        Some(FoundVersion {
+            place: Place::Current,
+            ..
+        })
+    );
+    if let Some(null) = null {
+        remove_version(db, batch, pending, null);
     }
-    if let Some(current) = current.filter(|c| enabled || !c.version_id.is_empty()) {
+    if let Some(current) = current.filter(|_| !replaced_current) {
         store_noncurrent(db, batch, pending, current);
     }
-    Ok(())
 }
 
-/// Removes the key's null version wherever it is (its refs dropped).
-/// `current` is the key's current version: when that is the null one,
-/// no other is (a key has at most one), so `versions` is not searched.
-fn drop_null_version(
+/// The key's null version: the current one, or else among the others
+/// (searched only then: a key has at most one).
+fn find_null(
     db: &DB,
-    batch: &mut WriteBatch,
-    pending: &mut Pending,
+    pending: &Pending,
     bucket: &str,
     key: &str,
     current: Option<&ObjectManifest>,
-) -> Result<(), MetaError> {
+) -> Result<Option<FoundVersion>, MetaError> {
     if let Some(current) = current.filter(|c| c.version_id.is_empty()) {
-        // Replaced in `objects` by the caller, or deleted there.
-        pending.ref_deltas.remove(&current.chunks);
-        return Ok(());
+        return Ok(Some(FoundVersion {
+            place: Place::Current,
+            manifest: current.clone(),
+        }));
     }
-    if let Some((version_key, null)) =
-        noncurrent_versions(db, pending, bucket, key, |v| v.version_id.is_empty())?
-    {
-        pending.ref_deltas.remove(&null.chunks);
-        batch.delete_cf(cf(db, Cf::Versions), &version_key);
-        pending.versions.insert(version_key, None);
-    }
-    Ok(())
+    let found = noncurrent_versions(db, pending, bucket, key, |v| v.version_id.is_empty())?;
+    Ok(found.map(|(version_key, manifest)| FoundVersion {
+        place: Place::Noncurrent(version_key),
+        manifest,
+    }))
 }
 
 /// Puts a version among the noncurrent ones, at its position.

@@ -26,14 +26,19 @@ impl Shard {
                 chunks,
                 condition,
                 versioning,
+                default_retention,
                 reply,
             } => {
-                let op = match (condition, versioning) {
-                    (None, meta::Versioning::Unversioned) => Op::PutObject(manifest),
-                    (condition, versioning) => Op::PutObjectIf(meta::PutObject {
+                let plain = condition.is_none()
+                    && versioning == meta::Versioning::Unversioned
+                    && default_retention.is_none();
+                let op = match plain {
+                    true => Op::PutObject(manifest),
+                    false => Op::PutObjectIf(meta::PutObject {
                         manifest: Some(manifest),
                         condition,
                         versioning: versioning.into(),
+                        default_retention,
                     }),
                 };
                 let _ = reply.send(self.commit_with_chunks(op, chunks).await);

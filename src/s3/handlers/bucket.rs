@@ -66,6 +66,16 @@ pub async fn create_bucket(
         return Err(already_exists(ctx, &existing, &owner_id));
     }
     let acl = access::requested_acl(ctx, &request)?;
+    let object_lock = match request.header("x-amz-bucket-object-lock-enabled") {
+        None => false,
+        Some(value) if value.eq_ignore_ascii_case("true") => true,
+        Some(value) if value.eq_ignore_ascii_case("false") => false,
+        Some(_) => {
+            return Err(S3Error::InvalidArgument {
+                message: "x-amz-bucket-object-lock-enabled must be true or false".into(),
+            })
+        }
+    };
     let body = read_xml_body(ctx, &mut request, CREATE_BUCKET_BODY_BYTES_MAX).await?;
     if let Some(given) = xml::location_constraint(&body).map_err(|_| S3Error::MalformedXml)? {
         if !given.is_empty() && given != ctx.config.region {
@@ -81,7 +91,14 @@ pub async fn create_bucket(
         region: ctx.config.region.clone(),
         owner_id: owner_id.clone(),
         acl,
-        versioning: Versioning::Unversioned.into(),
+        // Object Lock needs every write to keep its versions, so a bucket
+        // made with it has versioning enabled from the start.
+        versioning: match object_lock {
+            true => Versioning::Enabled.into(),
+            false => Versioning::Unversioned.into(),
+        },
+        object_lock_enabled: object_lock,
+        default_retention: None,
     };
     let outcome = ctx
         .router

@@ -17,6 +17,7 @@ use shoal_shard::admission::{AdmissionError, Protocol, Stage};
 use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 
+use super::object_lock::{default_retention, requested_lock};
 use super::put::{stored_headers, user_metadata, write_outcome, writer_id, DEFAULT_CONTENT_TYPE};
 use super::versioning::{bucket_versioning, insert_version_id, version_id_of, written_version};
 use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
@@ -75,6 +76,8 @@ pub async fn copy_object(
     // The copy is a new object: the caller's, with the ACL this request
     // asks for (S3 does not copy ACLs).
     let acl = access::requested_acl(ctx, request)?;
+    // Nor its Object Lock: the copy has what this request asks, if any.
+    let lock = requested_lock(ctx, bucket, request, false)?;
     let owner_id = writer_id(ctx, caller, bucket);
 
     let owner = ctx.router.owner(bucket, key);
@@ -91,6 +94,7 @@ pub async fn copy_object(
         acl,
         ..source
     };
+    lock.apply_to(&mut manifest);
     if replace {
         manifest.content_type = request
             .header("content-type")
@@ -108,6 +112,7 @@ pub async fn copy_object(
             chunks,
             condition: None,
             versioning,
+            default_retention: default_retention(ctx, bucket),
             reply,
         })
         .await?;

@@ -11,10 +11,12 @@ use http::{Response, StatusCode};
 use shoal_shard::version_id::is_version_id;
 
 use super::get::delete_one;
+use super::object_lock::bypass_governance;
 use super::receive::receive_small_body;
 use super::require_bucket;
 use crate::limits::DELETE_BODY_BYTES_MAX;
 use crate::limits::DELETE_KEYS_MAX;
+use crate::s3::access::Caller;
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
@@ -35,6 +37,7 @@ pub(crate) struct ToDelete {
 
 pub async fn delete_objects(
     ctx: &Rc<S3Context>,
+    caller: &Caller,
     bucket: &str,
     mut request: S3Request,
     payload: PayloadMode,
@@ -42,6 +45,7 @@ pub async fn delete_objects(
     require_bucket(ctx, bucket)?;
     let body = receive_small_body(ctx, &mut request, payload, DELETE_BODY_BYTES_MAX, true).await?;
     let list = parse(&body)?;
+    let bypass = bypass_governance(ctx, caller, bucket, &request);
 
     let deletes = list.objects.iter().map(|object| async {
         if object
@@ -53,7 +57,7 @@ pub async fn delete_objects(
                 message: "Invalid version id specified".into(),
             });
         }
-        delete_one(ctx, bucket, &object.key, object.version_id.clone()).await
+        delete_one(ctx, bucket, &object.key, object.version_id.clone(), bypass).await
     });
     let outcomes = futures::future::join_all(deletes).await;
 

@@ -22,6 +22,7 @@ use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::error::ShardError;
 use shoal_shard::ops::ShardRequest;
 
+use super::object_lock::{bypass_governance, insert_lock_headers, locked_error};
 use super::put::insert_checksums;
 use super::versioning;
 use super::{etag, header_value, http_date, load_object, require_bucket};
@@ -120,6 +121,7 @@ pub async fn get_object(
         versioning::version_id_of(&manifest),
         bucket_versioning,
     )?;
+    insert_lock_headers(headers, &manifest)?;
     if let Some(span) = span {
         headers.insert(
             http::header::CONTENT_RANGE,
@@ -150,13 +152,15 @@ pub async fn get_object(
 
 pub async fn delete_object(
     ctx: &Rc<S3Context>,
+    caller: &Caller,
     bucket: &str,
     key: &str,
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let version_id = versioning::requested_version(request)?;
-    let deleted = delete_one(ctx, bucket, key, version_id).await?;
+    let bypass = bypass_governance(ctx, caller, bucket, request);
+    let deleted = delete_one(ctx, bucket, key, version_id, bypass).await?;
     let mut response = empty_response(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
     if deleted.delete_marker {
@@ -184,6 +188,7 @@ pub(super) async fn delete_one(
     bucket: &str,
     key: &str,
     version_id: Option<String>,
+    bypass_governance: bool,
 ) -> Result<Deleted, S3Error> {
     let owner = ctx.router.owner(bucket, key);
     let outcome = ctx
@@ -195,6 +200,7 @@ pub(super) async fn delete_one(
                 key: key.to_string(),
                 versioning: versioning::bucket_versioning(ctx, bucket).into(),
                 version_id: version_id.clone(),
+                bypass_governance,
             }),
         )
         .await?;
@@ -203,6 +209,7 @@ pub(super) async fn delete_one(
             delete_marker: true,
             version_id: Some(stamp.map_or_else(|| NULL_VERSION_ID.to_string(), |s| s.id())),
         },
+        ApplyOutcome::ObjectLocked => return Err(locked_error()),
         ApplyOutcome::DeleteMarkerRemoved => Deleted {
             delete_marker: true,
             version_id,

@@ -10,6 +10,7 @@ pub mod get;
 pub mod list;
 pub mod list_versions;
 pub mod multipart;
+pub mod object_lock;
 pub mod put;
 mod receive;
 pub mod versioning;

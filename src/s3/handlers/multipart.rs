@@ -34,6 +34,7 @@ use shoal_shard::raft::ApplyOutcome;
 use super::acl::write_owner;
 use super::copy::parse_source;
 use super::get::{embedded_range, plan};
+use super::object_lock::{default_retention, requested_lock};
 use super::put::{
     chunk_placements, chunk_refs, insert_checksums, parse_etag, stored_headers, user_metadata,
     write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
@@ -63,6 +64,7 @@ pub async fn create(
     require_bucket(ctx, bucket)?;
     let (algorithm, kind) = upload_checksum(request)?;
     let acl = access::requested_acl(ctx, request)?;
+    let lock = requested_lock(ctx, bucket, request, false)?;
     let initiated_unix_ms = now_unix_ms();
     let upload_id = format!(
         "{:012x}{:020x}",
@@ -85,6 +87,9 @@ pub async fn create(
         checksum_type: kind.map_or(String::new(), |k| k.name().to_string()),
         owner_id: writer_id(ctx, caller, bucket),
         acl,
+        retention_mode: lock.mode.into(),
+        retain_until_unix_ms: lock.retain_until_unix_ms,
+        legal_hold: lock.legal_hold,
     };
     let owner = ctx.router.owner(bucket, key);
     let outcome = ctx.router.propose(owner, Op::CreateUpload(upload)).await?;
@@ -571,6 +576,9 @@ pub async fn complete(
         part_count,
         owner_id: upload.owner_id.clone(),
         acl: upload.acl.clone(),
+        retention_mode: upload.retention_mode,
+        retain_until_unix_ms: upload.retain_until_unix_ms,
+        legal_hold: upload.legal_hold,
         ..Default::default()
     };
     let tag = etag(&manifest.md5, part_count);
@@ -597,6 +605,7 @@ pub async fn complete(
                 condition,
                 parts: chosen_parts,
                 versioning: versioning.into(),
+                default_retention: default_retention(ctx, bucket),
             }),
         )
         .await?;

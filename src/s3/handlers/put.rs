@@ -12,6 +12,7 @@ use shoal_shard::limits::OBJECT_BYTES_MAX;
 use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 
+use super::object_lock::{default_retention, locked_error, requested_lock};
 use super::receive::{receive_body, BodyLimits};
 use super::versioning::{bucket_versioning, insert_version_id, written_version};
 use super::{etag, header_value, now_unix_ms, require_bucket};
@@ -39,6 +40,7 @@ pub async fn put_object(
     let owner_id = writer_id(ctx, caller, bucket);
     let owner = ctx.router.owner(bucket, key);
     let versioning = bucket_versioning(ctx, bucket);
+    let lock = requested_lock(ctx, bucket, &request, true)?;
     let limits = BodyLimits {
         bytes_max: OBJECT_BYTES_MAX,
         embed_max: ctx.config.embed_max_bytes,
@@ -66,6 +68,8 @@ pub async fn put_object(
         embedded: stored.embedded,
         ..Default::default()
     };
+    let mut manifest = manifest;
+    lock.apply_to(&mut manifest);
     let outcome = ctx
         .router
         .call(owner, |reply| ShardRequest::CommitObject {
@@ -73,6 +77,7 @@ pub async fn put_object(
             chunks: chunk_placements(&stored.chunks),
             condition,
             versioning,
+            default_retention: default_retention(ctx, bucket),
             reply,
         })
         .await?;
@@ -175,6 +180,7 @@ pub(super) fn parse_etag(text: &str) -> Option<(Vec<u8>, u32)> {
 pub(super) fn write_outcome(outcome: ApplyOutcome, key: &str) -> Result<(), S3Error> {
     match outcome {
         ApplyOutcome::Applied | ApplyOutcome::Versioned(_) => Ok(()),
+        ApplyOutcome::ObjectLocked => Err(locked_error()),
         ApplyOutcome::PreconditionFailed => Err(S3Error::PreconditionFailed),
         ApplyOutcome::NoSuchKey => Err(S3Error::NoSuchKey {
             key: key.to_string(),

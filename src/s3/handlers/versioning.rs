@@ -86,6 +86,9 @@ pub async fn put_bucket_versioning(
         ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {
             bucket: bucket.to_string(),
         }),
+        ApplyOutcome::InvalidBucketState => Err(S3Error::InvalidBucketState {
+            message: "Versioning cannot be suspended on a bucket with Object Lock".into(),
+        }),
         other => Err(S3Error::internal(format!(
             "put bucket versioning applied as {other:?}"
         ))),
