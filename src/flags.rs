@@ -238,6 +238,18 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
     pub gc_grace: std::time::Duration,
 
+    /// How often each shard's leader looks for object versions and
+    /// uploads that its buckets' lifecycle rules make due (e.g. `1h`,
+    /// `10m`). Each pass reads every version of buckets with rules, at a
+    /// bounded rate.
+    #[arg(long, env = "SHOAL_LIFECYCLE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub lifecycle_interval: std::time::Duration,
+
+    /// The length of a lifecycle day. For tests only, which shorten it so
+    /// that rules counted in days act within seconds.
+    #[arg(long, env = "SHOAL_LIFECYCLE_DAY", default_value = "24h", value_parser = parse_duration, hide = true)]
+    pub lifecycle_day: std::time::Duration,
+
     /// Largest size of one blob log segment file (e.g. `1GiB`, `64MiB`).
     /// Space is given back by punching holes in sealed segments and by
     /// deleting segments with nothing live; a newest segment that is
@@ -417,6 +429,9 @@ pub struct NodeConfig {
     pub get_budget_per_core_bytes: u64,
     pub multipart_expiry: std::time::Duration,
     pub gc_grace: std::time::Duration,
+    /// `--lifecycle-interval` and `--lifecycle-day`.
+    pub lifecycle_interval: std::time::Duration,
+    pub lifecycle_day: std::time::Duration,
     /// Largest size of one blob log segment.
     pub segment_bytes: u64,
     /// Free space below which requests that store bytes are refused.
@@ -670,12 +685,18 @@ impl ServeFlags {
                 ),
             });
         }
-        if self.gc_grace.is_zero() {
-            return Err(FlagError {
-                flag: "gc-grace",
-                value: "0".into(),
-                reason: "must be longer than zero".into(),
-            });
+        for (flag, duration) in [
+            ("gc-grace", self.gc_grace),
+            ("lifecycle-interval", self.lifecycle_interval),
+            ("lifecycle-day", self.lifecycle_day),
+        ] {
+            if duration.is_zero() {
+                return Err(FlagError {
+                    flag,
+                    value: "0".into(),
+                    reason: "must be longer than zero".into(),
+                });
+            }
         }
         let segment_min = shoal_shard::limits::CHUNK_BUF_BYTES as u64;
         let align = shoal_shard::limits::IO_ALIGN_BYTES as u64;
@@ -781,6 +802,8 @@ impl ServeFlags {
             get_budget_per_core_bytes,
             multipart_expiry: self.multipart_expiry,
             gc_grace: self.gc_grace,
+            lifecycle_interval: self.lifecycle_interval,
+            lifecycle_day: self.lifecycle_day,
             segment_bytes: self.segment_size,
             disk_reserve_bytes: self
                 .disk_reserve
@@ -1052,6 +1075,8 @@ mod docs_tests {
         let serve = cli.find_subcommand("serve").expect("a serve command");
         let flags: std::collections::BTreeSet<String> = serve
             .get_arguments()
+            // Hidden flags are test knobs, not an operator's settings.
+            .filter(|arg| !arg.is_hide_set())
             .flat_map(|arg| {
                 let aliases = arg.get_all_aliases().unwrap_or_default();
                 arg.get_long().into_iter().chain(aliases)

@@ -16,6 +16,7 @@ pub mod disk_space;
 pub mod flags;
 pub mod http_io;
 pub mod layout;
+pub mod lifecycle;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -103,6 +103,26 @@ pub const CREATE_BUCKET_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Largest AccessControlPolicy document read.
 pub const ACL_BODY_BYTES_MAX: usize = 64 * 1024;
 
+/// Most tags on one object version, and on one bucket (S3's limits).
+pub const OBJECT_TAGS_MAX: usize = 10;
+pub const BUCKET_TAGS_MAX: usize = 50;
+/// Longest tag key and value, in characters (S3's limits).
+pub const TAG_KEY_CHARS_MAX: usize = 128;
+pub const TAG_VALUE_CHARS_MAX: usize = 256;
+/// Largest Tagging document read (50 tags of the longest keys and values,
+/// UTF-8 and markup, fit).
+pub const TAGGING_BODY_BYTES_MAX: usize = 256 * 1024;
+
+/// Object versions and uploads the lifecycle worker reads per second on
+/// each shard it leads: a pass over a million versions takes under two
+/// minutes, and never crowds out requests.
+pub const LIFECYCLE_EXAMINED_PER_S: usize = 10_000;
+
+/// Most rules in one lifecycle configuration (S3's limit), and the
+/// largest configuration document read.
+pub const LIFECYCLE_RULES_MAX: usize = 1000;
+pub const LIFECYCLE_BODY_BYTES_MAX: usize = 1024 * 1024;
+
 /// Largest ObjectLockConfiguration, Retention or LegalHold document read.
 pub const OBJECT_LOCK_BODY_BYTES_MAX: usize = 4 * 1024;
 

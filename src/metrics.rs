@@ -23,7 +23,7 @@ use shoal_shard::shard::ShardStats;
 /// operation Shoal serves, plus "NotImplemented" and "Unknown". The labels
 /// themselves come with the [`Registry`] (the S3 front end owns them, in
 /// `s3::op`, and checks their count against this at compile time).
-pub const OPERATIONS: usize = 35;
+pub const OPERATIONS: usize = 44;
 
 /// Status codes S3 answers with, each its own label value; anything else
 /// is counted as `other`.
@@ -447,7 +447,37 @@ impl Registry {
             self.sum(|c| &c.md5_chunks)
         )?;
 
-        let shard_counters: [(&str, &str, &str, StatField); 38] = [
+        let shard_counters: [(&str, &str, &str, StatField); 43] = [
+            (
+                "shoal_lifecycle_expired_current_total",
+                "counter",
+                "Current versions lifecycle rules expired (a delete marker under versioning).",
+                |s| &s.lifecycle_expired_current,
+            ),
+            (
+                "shoal_lifecycle_expired_noncurrent_total",
+                "counter",
+                "Noncurrent versions lifecycle rules removed.",
+                |s| &s.lifecycle_expired_noncurrent,
+            ),
+            (
+                "shoal_lifecycle_delete_markers_removed_total",
+                "counter",
+                "Delete markers left alone that lifecycle rules removed.",
+                |s| &s.lifecycle_markers_removed,
+            ),
+            (
+                "shoal_lifecycle_uploads_aborted_total",
+                "counter",
+                "Incomplete multipart uploads lifecycle rules aborted.",
+                |s| &s.lifecycle_uploads_aborted,
+            ),
+            (
+                "shoal_lifecycle_examined_total",
+                "counter",
+                "Object versions and uploads the lifecycle worker examined.",
+                |s| &s.lifecycle_examined,
+            ),
             (
                 "shoal_blob_log_appends_total",
                 "counter",

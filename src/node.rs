@@ -41,6 +41,7 @@ use crate::connections::{accept_loop, Connections};
 use crate::disk_space::Disks;
 use crate::flags::NodeConfig;
 use crate::layout::{Layout, LayoutError};
+use crate::lifecycle;
 use crate::limits::{
     BLOCKING_THREADS_PER_CORE, CUT_CONNECTIONS_WAIT_MAX, IO_MEMORY_BYTES, JOIN_WAIT_MAX,
     SHUTDOWN_POLL_INTERVAL,
@@ -452,6 +453,18 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         core,
         Arc::clone(&registry.disks),
     ));
+    let lifecycle_shards = shards
+        .iter()
+        .map(|(index, shard)| lifecycle::LocalShard {
+            shard: Rc::clone(shard),
+            stats: Arc::clone(&registry.shards[index.as_usize()]),
+        })
+        .collect();
+    let timing = lifecycle::LifecycleTiming {
+        interval: config.lifecycle_interval,
+        day: config.lifecycle_day,
+    };
+    glommio::spawn_local(lifecycle::run(Rc::clone(&ctx), lifecycle_shards, timing)).detach();
     if core == 0 {
         let admin = TcpListener::bind(config.admin_addr)
             .map_err(|e| format!("binding admin {}: {e}", config.admin_addr))?;

@@ -31,6 +31,7 @@ pub mod fuzz_targets;
 #[cfg(test)]
 mod gc_model;
 pub mod ids;
+pub mod lifecycle;
 pub mod limits;
 pub mod meta;
 #[cfg(test)]

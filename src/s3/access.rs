@@ -163,9 +163,20 @@ fn need(op: S3Op, target: &Target) -> Need {
         S3Op::DeleteBucket
         | S3Op::PutBucketVersioning
         | S3Op::GetObjectLockConfiguration
-        | S3Op::PutObjectLockConfiguration => Need::Owner,
-        S3Op::GetObjectRetention | S3Op::GetObjectLegalHold => Need::ObjectChecked,
-        S3Op::PutObjectRetention | S3Op::PutObjectLegalHold => Need::Bucket(Permission::Write),
+        | S3Op::PutObjectLockConfiguration
+        | S3Op::GetBucketTagging
+        | S3Op::PutBucketTagging
+        | S3Op::DeleteBucketTagging
+        | S3Op::GetBucketLifecycleConfiguration
+        | S3Op::PutBucketLifecycleConfiguration
+        | S3Op::DeleteBucketLifecycle => Need::Owner,
+        S3Op::GetObjectRetention | S3Op::GetObjectLegalHold | S3Op::GetObjectTagging => {
+            Need::ObjectChecked
+        }
+        S3Op::PutObjectRetention
+        | S3Op::PutObjectLegalHold
+        | S3Op::PutObjectTagging
+        | S3Op::DeleteObjectTagging => Need::Bucket(Permission::Write),
         S3Op::NotImplemented(_) | S3Op::MethodNotAllowed => match target {
             Target::Service => Need::User,
             Target::Bucket(_) | Target::Object(..) => Need::Owner,

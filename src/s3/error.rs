@@ -31,6 +31,14 @@ pub enum S3Error {
     NoSuchObjectLockConfiguration,
     #[error("{message}")]
     InvalidBucketState { message: String },
+    #[error("{message}")]
+    InvalidTag { message: String },
+    #[error("{message}")]
+    BadRequest { message: String },
+    #[error("The TagSet does not exist")]
+    NoSuchTagSet { bucket: String },
+    #[error("The lifecycle configuration does not exist")]
+    NoSuchLifecycleConfiguration { bucket: String },
     /// The version asked for is a delete marker: without a version id the
     /// key reads as missing (404), by its id the marker is not an object
     /// a GET or HEAD can return (405). Either way the response says so.
@@ -144,6 +152,10 @@ impl S3Error {
             }
             S3Error::NoSuchObjectLockConfiguration => "NoSuchObjectLockConfiguration",
             S3Error::InvalidBucketState { .. } => "InvalidBucketState",
+            S3Error::InvalidTag { .. } => "InvalidTag",
+            S3Error::BadRequest { .. } => "BadRequest",
+            S3Error::NoSuchTagSet { .. } => "NoSuchTagSet",
+            S3Error::NoSuchLifecycleConfiguration { .. } => "NoSuchLifecycleConfiguration",
             S3Error::DeleteMarker { by_id: false, .. } => "NoSuchKey",
             S3Error::DeleteMarker { by_id: true, .. } => "MethodNotAllowed",
             S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
@@ -190,6 +202,8 @@ impl S3Error {
             | S3Error::NoSuchVersion { .. }
             | S3Error::ObjectLockConfigurationNotFound { .. }
             | S3Error::NoSuchObjectLockConfiguration
+            | S3Error::NoSuchTagSet { .. }
+            | S3Error::NoSuchLifecycleConfiguration { .. }
             | S3Error::DeleteMarker { by_id: false, .. }
             | S3Error::NoSuchUpload { .. } => 404,
             S3Error::DeleteMarker { by_id: true, .. } => 405,
@@ -218,6 +232,8 @@ impl S3Error {
             | S3Error::IncompleteBody { .. }
             | S3Error::RequestTimeout { .. }
             | S3Error::InvalidArgument { .. }
+            | S3Error::InvalidTag { .. }
+            | S3Error::BadRequest { .. }
             | S3Error::InvalidRequest { .. }
             | S3Error::MalformedXml
             | S3Error::MalformedAclError
@@ -249,7 +265,9 @@ impl S3Error {
             | S3Error::BucketNotEmpty { bucket }
             | S3Error::BucketAlreadyExists { bucket }
             | S3Error::InvalidBucketName { bucket, .. }
-            | S3Error::ObjectLockConfigurationNotFound { bucket } => xml.leaf("BucketName", bucket),
+            | S3Error::ObjectLockConfigurationNotFound { bucket }
+            | S3Error::NoSuchTagSet { bucket }
+            | S3Error::NoSuchLifecycleConfiguration { bucket } => xml.leaf("BucketName", bucket),
             S3Error::NoSuchKey { key } | S3Error::DeleteMarker { key, .. } => xml.leaf("Key", key),
             S3Error::NoSuchVersion { key, version_id } => {
                 xml.leaf("Key", key);

@@ -24,6 +24,7 @@ pub mod op;
 pub(crate) mod range;
 pub mod request;
 pub mod request_log;
+pub(crate) mod tags;
 mod unimplemented;
 pub mod xml;
 
@@ -198,8 +199,8 @@ async fn handle(
     caller_seen: &mut Option<Caller>,
 ) -> Result<Response<Body>, S3Error> {
     use handlers::{
-        acl, bucket, copy, delete_objects, get, list, list_versions, multipart, object_lock, put,
-        versioning,
+        acl, bucket, copy, delete_objects, get, lifecycle, list, list_versions, multipart,
+        object_lock, put, tagging, versioning,
     };
     let (caller, payload) = access::identify(ctx, &request)?;
     *caller_seen = Some(caller.clone());
@@ -249,6 +250,23 @@ async fn handle(
         }
         S3Op::PutObjectLegalHold => {
             object_lock::put_legal_hold(ctx, &name, &key, request, payload).await
+        }
+        S3Op::GetBucketTagging => tagging::get_bucket_tagging(ctx, &name),
+        S3Op::GetBucketLifecycleConfiguration => lifecycle::get_configuration(ctx, &name),
+        S3Op::PutBucketLifecycleConfiguration | S3Op::DeleteBucketLifecycle => {
+            let delete = op == S3Op::DeleteBucketLifecycle;
+            lifecycle::put_configuration(ctx, &name, request, payload, delete).await
+        }
+        S3Op::PutBucketTagging | S3Op::DeleteBucketTagging => {
+            let delete = op == S3Op::DeleteBucketTagging;
+            tagging::put_bucket_tagging(ctx, &name, request, payload, delete).await
+        }
+        S3Op::GetObjectTagging => {
+            tagging::get_object_tagging(ctx, &caller, &name, &key, &request).await
+        }
+        S3Op::PutObjectTagging | S3Op::DeleteObjectTagging => {
+            let delete = op == S3Op::DeleteObjectTagging;
+            tagging::put_object_tagging(ctx, &caller, &name, &key, request, payload, delete).await
         }
         S3Op::GetBucketAcl => acl::get_bucket_acl(ctx, &name),
         S3Op::PutBucketAcl => acl::put_bucket_acl(ctx, &name, request, payload).await,

@@ -22,6 +22,12 @@ pub enum S3Op {
     PutBucketVersioning,
     GetObjectLockConfiguration,
     PutObjectLockConfiguration,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
+    GetBucketLifecycleConfiguration,
+    PutBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
     GetBucketAcl,
     PutBucketAcl,
     /// ListObjects v1.
@@ -41,6 +47,9 @@ pub enum S3Op {
     PutObjectRetention,
     GetObjectLegalHold,
     PutObjectLegalHold,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
     CreateMultipartUpload,
     UploadPart,
     UploadPartCopy,
@@ -79,7 +88,7 @@ impl Unsupported {
 
 impl S3Op {
     /// Every metric label, in [`S3Op::label_index`] order.
-    pub const LABELS: [&'static str; 35] = [
+    pub const LABELS: [&'static str; 44] = [
         "ListBuckets",
         "CreateBucket",
         "HeadBucket",
@@ -113,6 +122,15 @@ impl S3Op {
         "PutObjectRetention",
         "GetObjectLegalHold",
         "PutObjectLegalHold",
+        "GetBucketTagging",
+        "PutBucketTagging",
+        "DeleteBucketTagging",
+        "GetObjectTagging",
+        "PutObjectTagging",
+        "DeleteObjectTagging",
+        "GetBucketLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration",
+        "DeleteBucketLifecycle",
         "NotImplemented",
         "Unknown",
     ];
@@ -148,24 +166,43 @@ impl S3Op {
     }
 
     fn bucket_op(method: &Method, has: impl Fn(&str) -> bool) -> S3Op {
-        if has("acl") {
-            return match *method {
-                Method::GET => S3Op::GetBucketAcl,
-                Method::PUT => S3Op::PutBucketAcl,
-                _ => S3Op::MethodNotAllowed,
-            };
+        let subresources = [
+            ("acl", S3Op::GetBucketAcl, S3Op::PutBucketAcl, None),
+            (
+                "versioning",
+                S3Op::GetBucketVersioning,
+                S3Op::PutBucketVersioning,
+                None,
+            ),
+            (
+                "object-lock",
+                S3Op::GetObjectLockConfiguration,
+                S3Op::PutObjectLockConfiguration,
+                None,
+            ),
+            (
+                "tagging",
+                S3Op::GetBucketTagging,
+                S3Op::PutBucketTagging,
+                Some(S3Op::DeleteBucketTagging),
+            ),
+            (
+                "lifecycle",
+                S3Op::GetBucketLifecycleConfiguration,
+                S3Op::PutBucketLifecycleConfiguration,
+                Some(S3Op::DeleteBucketLifecycle),
+            ),
+        ];
+        if let Some(op) = subresource_op(method, &has, &subresources) {
+            return op;
         }
         match *method {
-            Method::PUT if has("versioning") => S3Op::PutBucketVersioning,
-            Method::GET if has("object-lock") => S3Op::GetObjectLockConfiguration,
-            Method::PUT if has("object-lock") => S3Op::PutObjectLockConfiguration,
             Method::PUT => S3Op::CreateBucket,
             Method::HEAD => S3Op::HeadBucket,
             Method::DELETE => S3Op::DeleteBucket,
             Method::GET if has("uploads") => S3Op::ListMultipartUploads,
             Method::GET if has("location") => S3Op::GetBucketLocation,
             Method::GET if has("versions") => S3Op::ListObjectVersions,
-            Method::GET if has("versioning") => S3Op::GetBucketVersioning,
             Method::GET if has("list-type") => S3Op::ListObjectsV2,
             Method::GET => S3Op::ListObjects,
             Method::POST if has("delete") => S3Op::DeleteObjects,
@@ -175,26 +212,29 @@ impl S3Op {
     }
 
     fn object_op(method: &Method, has: impl Fn(&str) -> bool, copy: bool) -> S3Op {
-        if has("acl") {
-            return match *method {
-                Method::GET => S3Op::GetObjectAcl,
-                Method::PUT => S3Op::PutObjectAcl,
-                _ => S3Op::MethodNotAllowed,
-            };
-        }
-        if has("retention") {
-            return match *method {
-                Method::GET => S3Op::GetObjectRetention,
-                Method::PUT => S3Op::PutObjectRetention,
-                _ => S3Op::MethodNotAllowed,
-            };
-        }
-        if has("legal-hold") {
-            return match *method {
-                Method::GET => S3Op::GetObjectLegalHold,
-                Method::PUT => S3Op::PutObjectLegalHold,
-                _ => S3Op::MethodNotAllowed,
-            };
+        let subresources = [
+            ("acl", S3Op::GetObjectAcl, S3Op::PutObjectAcl, None),
+            (
+                "retention",
+                S3Op::GetObjectRetention,
+                S3Op::PutObjectRetention,
+                None,
+            ),
+            (
+                "legal-hold",
+                S3Op::GetObjectLegalHold,
+                S3Op::PutObjectLegalHold,
+                None,
+            ),
+            (
+                "tagging",
+                S3Op::GetObjectTagging,
+                S3Op::PutObjectTagging,
+                Some(S3Op::DeleteObjectTagging),
+            ),
+        ];
+        if let Some(op) = subresource_op(method, &has, &subresources) {
+            return op;
         }
         let upload = has("uploadId");
         match *method {
@@ -253,7 +293,16 @@ impl S3Op {
             S3Op::PutObjectRetention => 30,
             S3Op::GetObjectLegalHold => 31,
             S3Op::PutObjectLegalHold => 32,
-            S3Op::NotImplemented(_) => 33,
+            S3Op::GetBucketTagging => 33,
+            S3Op::PutBucketTagging => 34,
+            S3Op::DeleteBucketTagging => 35,
+            S3Op::GetObjectTagging => 36,
+            S3Op::PutObjectTagging => 37,
+            S3Op::DeleteObjectTagging => 38,
+            S3Op::GetBucketLifecycleConfiguration => 39,
+            S3Op::PutBucketLifecycleConfiguration => 40,
+            S3Op::DeleteBucketLifecycle => 41,
+            S3Op::NotImplemented(_) => 42,
             S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
         }
     }
@@ -262,6 +311,23 @@ impl S3Op {
     pub fn name(self) -> &'static str {
         Self::LABELS[self.label_index()]
     }
+}
+
+/// The operation of a request naming one of `subresources` (`(name, on
+/// GET, on PUT, on DELETE)`): a method the subresource does not take is
+/// 405. `None` when the request names none of them.
+fn subresource_op(
+    method: &Method,
+    has: &impl Fn(&str) -> bool,
+    subresources: &[(&str, S3Op, S3Op, Option<S3Op>)],
+) -> Option<S3Op> {
+    let (_, get, put, delete) = subresources.iter().find(|(name, ..)| has(name))?;
+    Some(match *method {
+        Method::GET => *get,
+        Method::PUT => *put,
+        Method::DELETE => delete.unwrap_or(S3Op::MethodNotAllowed),
+        _ => S3Op::MethodNotAllowed,
+    })
 }
 
 #[cfg(test)]
@@ -315,6 +381,42 @@ mod tests {
             (
                 op(Method::GET, "b/k", &["legal-hold"], false),
                 "GetObjectLegalHold",
+            ),
+            (
+                op(Method::GET, "b", &["tagging"], false),
+                "GetBucketTagging",
+            ),
+            (
+                op(Method::GET, "b", &["lifecycle"], false),
+                "GetBucketLifecycleConfiguration",
+            ),
+            (
+                op(Method::PUT, "b", &["lifecycle"], false),
+                "PutBucketLifecycleConfiguration",
+            ),
+            (
+                op(Method::DELETE, "b", &["lifecycle"], false),
+                "DeleteBucketLifecycle",
+            ),
+            (
+                op(Method::PUT, "b", &["tagging"], false),
+                "PutBucketTagging",
+            ),
+            (
+                op(Method::DELETE, "b", &["tagging"], false),
+                "DeleteBucketTagging",
+            ),
+            (
+                op(Method::GET, "b/k", &["tagging"], false),
+                "GetObjectTagging",
+            ),
+            (
+                op(Method::PUT, "b/k", &["tagging"], false),
+                "PutObjectTagging",
+            ),
+            (
+                op(Method::DELETE, "b/k", &["tagging"], false),
+                "DeleteObjectTagging",
             ),
             (
                 op(Method::PUT, "b/k", &["legal-hold"], false),

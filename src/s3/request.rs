@@ -14,7 +14,7 @@ use crate::limits::KEY_BYTES_MAX;
 /// same path) that Shoal does not serve. A request naming one must be
 /// refused, never mistaken for the plain operation: `PUT /b/k?tagging`
 /// would otherwise overwrite the object with the tagging document.
-const UNSUPPORTED_SUBRESOURCES: [&str; 24] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 22] = [
     "accelerate",
     "analytics",
     "attributes",
@@ -22,7 +22,6 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 24] = [
     "encryption",
     "intelligent-tiering",
     "inventory",
-    "lifecycle",
     "logging",
     "metadataTable",
     "metrics",
@@ -36,18 +35,20 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 24] = [
     "requestPayment",
     "restore",
     "select",
-    "tagging",
     "torrent",
     "website",
 ];
 
-/// Subresources Shoal serves with GET and PUT, and whether on objects
-/// (else on buckets).
-const SERVED_SUBRESOURCES: [(&str, bool); 4] = [
-    ("versioning", false),
-    ("object-lock", false),
-    ("retention", true),
-    ("legal-hold", true),
+/// Subresources Shoal serves, and whether on buckets and on objects (a
+/// method one does not take is answered 405 by the operation's
+/// classification).
+const SERVED_SUBRESOURCES: [(&str, bool, bool); 6] = [
+    ("lifecycle", true, false),
+    ("versioning", true, false),
+    ("object-lock", true, false),
+    ("retention", false, true),
+    ("legal-hold", false, true),
+    ("tagging", true, true),
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,16 +132,17 @@ impl S3Request {
     /// The first subresource this request names that Shoal does not serve
     /// (those it serves, only as a GET or PUT of their kind of target).
     pub fn unsupported_subresource(&self) -> Option<&'static str> {
-        let get_or_put = matches!(self.method, Method::GET | Method::PUT);
-        let misplaced = SERVED_SUBRESOURCES.into_iter().find(|(name, on_object)| {
-            let on_target = match self.target {
-                Target::Bucket(_) => !on_object,
-                Target::Object(..) => *on_object,
-                Target::Service => false,
-            };
-            self.has_query(name) && !(get_or_put && on_target)
-        });
-        if let Some((name, _)) = misplaced {
+        let misplaced = SERVED_SUBRESOURCES
+            .into_iter()
+            .find(|(name, on_bucket, on_object)| {
+                let on_target = match self.target {
+                    Target::Bucket(_) => *on_bucket,
+                    Target::Object(..) => *on_object,
+                    Target::Service => false,
+                };
+                self.has_query(name) && !on_target
+            });
+        if let Some((name, ..)) = misplaced {
             return Some(name);
         }
         UNSUPPORTED_SUBRESOURCES

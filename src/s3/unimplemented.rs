@@ -20,7 +20,7 @@ struct Unimplemented {
     harmless: &'static [&'static str],
 }
 
-const UNIMPLEMENTED: [Unimplemented; 16] = [
+const UNIMPLEMENTED: [Unimplemented; 15] = [
     sse("x-amz-server-side-encryption"),
     sse("x-amz-server-side-encryption-aws-kms-key-id"),
     sse("x-amz-server-side-encryption-context"),
@@ -31,11 +31,6 @@ const UNIMPLEMENTED: [Unimplemented; 16] = [
     sse_c("x-amz-copy-source-server-side-encryption-customer-algorithm"),
     sse_c("x-amz-copy-source-server-side-encryption-customer-key"),
     sse_c("x-amz-copy-source-server-side-encryption-customer-key-md5"),
-    Unimplemented {
-        header: "x-amz-tagging",
-        feature: "object tagging",
-        harmless: &[""],
-    },
     Unimplemented {
         header: "x-amz-website-redirect-location",
         feature: "website redirects",

@@ -268,7 +268,6 @@ UNIMPLEMENTED = [
      "x-amz-server-side-encryption-customer-algorithm"),
     ({"x-amz-server-side-encryption": "AES256"}, "x-amz-server-side-encryption"),
     ({"x-amz-server-side-encryption": "aws:kms"}, "x-amz-server-side-encryption"),
-    ({"x-amz-tagging": "team=backup"}, "x-amz-tagging"),
     ({"x-amz-website-redirect-location": "/elsewhere"}, "x-amz-website-redirect-location"),
     ({"x-amz-storage-class": "GLACIER"}, "x-amz-storage-class"),
 ]

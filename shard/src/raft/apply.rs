@@ -16,13 +16,15 @@ use rocksdb::{WriteBatch, DB};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
     AddAccessKey, BucketRecord, ChunkRef, CollectChunks, CompleteUpload, MultipartUpload,
-    PutObject, PutObjectAcl, UploadRef, UploadedPart, User, Versioning, WriteCondition,
+    PutObject, UploadRef, UploadedPart, User, Versioning, WriteCondition,
 };
 
+use super::expire;
 use super::pending::{object_record, Pending};
 use super::refs;
-use super::retention;
 use super::types::ApplyOutcome;
+use super::uploads::{abort_upload, forget_upload, upload_exists};
+use super::version_meta;
 use super::versions::{self, WriteRules};
 use crate::directory::{Change, BOOTSTRAP_USER};
 use crate::meta::keys::{self, Cf};
@@ -118,7 +120,34 @@ pub(super) fn apply_op(
                 ApplyOutcome::Applied
             }
         },
-        Op::PutObjectAcl(put) => put_object_acl(db, batch, pending, put)?,
+        op @ (Op::PutBucketVersioning(_)
+        | Op::PutBucketObjectLock(_)
+        | Op::PutBucketTagging(_)
+        | Op::PutBucketLifecycle(_)) => bucket_settings(db, batch, pending, op)?,
+        Op::LifecycleExpire(expire) => expire::apply(db, batch, pending, expire, stamp)?,
+        op @ (Op::PutObjectAcl(_)
+        | Op::PutObjectTagging(_)
+        | Op::PutObjectLegalHold(_)
+        | Op::PutObjectRetention(_)) => version_meta::apply(db, batch, pending, op, stamp)?
+            .expect("version_meta applies these ops"),
+        Op::AbortUpload(upload) => abort_upload(db, batch, pending, upload)?,
+        Op::CollectChunks(collect) => collect_chunks(db, batch, pending, collect)?,
+        // The state machine stores inline chunks and applies a batch's ops
+        // itself (`state_machine.rs`): one that reaches here is misplaced.
+        Op::StoreChunks(_) => return Err(malformed("store_chunks")),
+        Op::Batch(_) => return Err(malformed("batch")),
+    };
+    Ok(outcome)
+}
+
+/// Ops that change one of a bucket's settings in its record.
+fn bucket_settings(
+    db: &DB,
+    batch: &mut WriteBatch,
+    pending: &mut Pending,
+    op: Op,
+) -> Result<ApplyOutcome, MetaError> {
+    Ok(match op {
         Op::PutBucketVersioning(put) => {
             update_bucket(db, batch, pending, &put.bucket, |record| {
                 // Object Lock needs every write to keep its versions.
@@ -138,16 +167,16 @@ pub(super) fn apply_op(
             record.default_retention = put.default_retention;
             Ok(())
         })?,
-        Op::PutObjectRetention(put) => retention::put_retention(db, batch, pending, put, stamp)?,
-        Op::PutObjectLegalHold(put) => retention::put_legal_hold(db, batch, pending, put)?,
-        Op::AbortUpload(upload) => abort_upload(db, batch, pending, upload)?,
-        Op::CollectChunks(collect) => collect_chunks(db, batch, pending, collect)?,
-        // The state machine stores inline chunks and applies a batch's ops
-        // itself (`state_machine.rs`): one that reaches here is misplaced.
-        Op::StoreChunks(_) => return Err(malformed("store_chunks")),
-        Op::Batch(_) => return Err(malformed("batch")),
-    };
-    Ok(outcome)
+        Op::PutBucketTagging(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
+            record.tags = put.tags;
+            Ok(())
+        })?,
+        Op::PutBucketLifecycle(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
+            record.lifecycle = put.lifecycle;
+            Ok(())
+        })?,
+        _ => unreachable!("apply_op hands only bucket settings here"),
+    })
 }
 
 /// The collector's entry: forgets the named chunks still at zero.
@@ -181,25 +210,6 @@ fn update_bucket(
     Ok(match change(&mut record) {
         Ok(()) => {
             put_bucket(db, batch, pending, record);
-            ApplyOutcome::Applied
-        }
-        Err(refused) => refused,
-    })
-}
-
-/// Sets the ACL of one version (the current one when none is named).
-fn put_object_acl(
-    db: &DB,
-    batch: &mut WriteBatch,
-    pending: &mut Pending,
-    put: PutObjectAcl,
-) -> Result<ApplyOutcome, MetaError> {
-    let version = (&put.bucket[..], &put.key[..], put.version_id.as_deref());
-    Ok(match versions::named_version(db, pending, version)? {
-        Ok(found) => {
-            let mut manifest = found.manifest;
-            manifest.acl = put.acl;
-            versions::rewrite_version(db, batch, pending, found.place, manifest);
             ApplyOutcome::Applied
         }
         Err(refused) => refused,
@@ -330,19 +340,6 @@ fn complete_upload(
     let outcome = versions::write_version(db, batch, pending, manifest, rules, stamp)?;
     forget_upload(db, batch, pending, &upload)?;
     Ok(outcome)
-}
-
-fn abort_upload(
-    db: &DB,
-    batch: &mut WriteBatch,
-    pending: &mut Pending,
-    upload: UploadRef,
-) -> Result<ApplyOutcome, MetaError> {
-    if !upload_exists(db, pending, &upload)? {
-        return Ok(ApplyOutcome::NoSuchUpload);
-    }
-    forget_upload(db, batch, pending, &upload)?;
-    Ok(ApplyOutcome::Applied)
 }
 
 /// A new user, unless the name or one of its access keys is taken.
@@ -509,56 +506,6 @@ fn find<T: Message + Default + Clone>(
     Ok(None)
 }
 
-/// Deletes the upload and every part of it, dropping the parts' refs (a
-/// completed upload's manifest has taken its own refs to the chosen ones).
-fn forget_upload(
-    db: &DB,
-    batch: &mut WriteBatch,
-    pending: &mut Pending,
-    upload: &UploadRef,
-) -> Result<(), MetaError> {
-    for part in upload_parts(db, pending, &upload.upload_id)? {
-        pending.ref_deltas.remove(&part.chunks);
-    }
-    let key = keys::upload_key(&upload.bucket, upload.key.as_bytes(), &upload.upload_id);
-    batch.delete_cf(cf(db, Cf::Uploads), &key);
-    let (start, end) = keys::parts_range(&upload.upload_id);
-    batch.delete_range_cf(cf(db, Cf::Parts), &start, &end);
-    pending
-        .parts
-        .retain(|part_key, _| part_key < &start || part_key >= &end);
-    pending.uploads.insert(key, false);
-    Ok(())
-}
-
-/// Every part of an upload, as earlier entries of the batch left them.
-fn upload_parts(
-    db: &DB,
-    pending: &Pending,
-    upload_id: &str,
-) -> Result<Vec<UploadedPart>, MetaError> {
-    let (start, end) = keys::parts_range(upload_id);
-    let mut parts: std::collections::BTreeMap<Vec<u8>, UploadedPart> = pending
-        .parts
-        .iter()
-        .filter(|(key, _)| **key >= start && **key < end)
-        .map(|(key, part)| (key.clone(), part.clone()))
-        .collect();
-    let mut iter = db.raw_iterator_cf(cf(db, Cf::Parts));
-    iter.seek(&start);
-    while let Some((key, value)) = iter.item() {
-        if key >= &end[..] {
-            break;
-        }
-        if !parts.contains_key(key) {
-            parts.insert(key.to_vec(), decode(Cf::Parts, key, value)?);
-        }
-        iter.next();
-    }
-    iter.status().map_err(MetaError::rocks("apply"))?;
-    Ok(parts.into_values().collect())
-}
-
 /// `None` when the write may go ahead, or the outcome that refuses it.
 fn check(
     db: &DB,
@@ -602,20 +549,4 @@ fn bucket_record(
         Some(record) => Ok(record.clone()),
         None => get_decoded(db, Cf::Buckets, name.as_bytes()),
     }
-}
-
-/// Whether the upload is in progress once the batch's earlier entries are
-/// applied. A malformed id names no upload.
-fn upload_exists(db: &DB, pending: &Pending, upload: &UploadRef) -> Result<bool, MetaError> {
-    if !keys::is_upload_id(&upload.upload_id) {
-        return Ok(false);
-    }
-    let key = keys::upload_key(&upload.bucket, upload.key.as_bytes(), &upload.upload_id);
-    if let Some(&exists) = pending.uploads.get(&key) {
-        return Ok(exists);
-    }
-    let stored = db
-        .get_pinned_cf(cf(db, Cf::Uploads), &key)
-        .map_err(MetaError::rocks("apply"))?;
-    Ok(stored.is_some())
 }

@@ -31,6 +31,7 @@
 mod apply;
 mod codec;
 mod error;
+mod expire;
 mod handover;
 pub(crate) mod leadership;
 mod log_store;
@@ -40,13 +41,14 @@ mod proposer;
 pub(crate) mod refs;
 #[cfg(test)]
 mod refs_tests;
-mod retention;
 mod runtime;
 mod snapshot_file;
 mod snapshot_pace;
 mod snapshot_stream;
 mod state_machine;
 mod types;
+mod uploads;
+mod version_meta;
 mod versions;
 
 #[cfg(test)]
@@ -311,6 +313,13 @@ fn assert_well_formed(command: &MetaCommand) {
             &put.bucket
         }
         Some(Op::PutObjectLegalHold(put)) => &put.bucket,
+        Some(Op::PutObjectTagging(put)) => &put.bucket,
+        Some(Op::PutBucketTagging(put)) => &put.bucket,
+        Some(Op::PutBucketLifecycle(put)) => &put.bucket,
+        Some(Op::LifecycleExpire(expire)) => {
+            assert!(expire.day_ms > 0, "a lifecycle day lasts");
+            &expire.bucket
+        }
         Some(Op::PutObject(manifest)) => &manifest.bucket,
         Some(Op::DeleteObject(delete)) => &delete.bucket,
         Some(Op::PutObjectIf(put)) => {

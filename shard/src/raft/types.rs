@@ -168,6 +168,10 @@ pub enum ApplyOutcome {
     /// The bucket is not in a state the op needs: Object Lock without
     /// versioning enabled, or versioning suspended under Object Lock.
     InvalidBucketState,
+    /// A lifecycle expiration found its version or upload no longer due
+    /// (written again, rule changed, locked) when its entry applied;
+    /// nothing changed.
+    NotDue,
 }
 
 #[cfg(test)]

@@ -379,7 +379,7 @@ fn promote_newest(
 /// entries of the batch left them: the store's versions and the batch's
 /// merged in position order. Reads versions until one matches, so a
 /// search for the null version reads them all when there is none.
-fn noncurrent_versions(
+pub(super) fn noncurrent_versions(
     db: &DB,
     pending: &Pending,
     bucket: &str,

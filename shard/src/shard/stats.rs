@@ -22,6 +22,13 @@ pub struct ShardStats {
     /// Requests sent to this shard from other cores and not yet received
     /// by it. Written by the senders and the receiver, hence shared.
     pub hop_queue_depth: AtomicU64,
+    /// Lifecycle actions this node's lifecycle worker had applied, by
+    /// kind, and versions and uploads it examined.
+    pub lifecycle_expired_current: AtomicU64,
+    pub lifecycle_expired_noncurrent: AtomicU64,
+    pub lifecycle_markers_removed: AtomicU64,
+    pub lifecycle_uploads_aborted: AtomicU64,
+    pub lifecycle_examined: AtomicU64,
     /// Set once the shard cannot take writes any more (its blob log is
     /// poisoned or its raft group stopped); `/healthz` reports it.
     pub failed: AtomicBool,

@@ -98,7 +98,7 @@ pub async fn create_bucket(
             false => Versioning::Unversioned.into(),
         },
         object_lock_enabled: object_lock,
-        default_retention: None,
+        ..Default::default()
     };
     let outcome = ctx
         .router

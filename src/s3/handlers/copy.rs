@@ -19,6 +19,7 @@ use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 
 use super::object_lock::{default_retention, requested_lock};
 use super::put::{stored_headers, user_metadata, write_outcome, writer_id, DEFAULT_CONTENT_TYPE};
+use super::tagging::requested_tags;
 use super::versioning::{bucket_versioning, insert_version_id, version_id_of, written_version};
 use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
@@ -78,6 +79,15 @@ pub async fn copy_object(
     let acl = access::requested_acl(ctx, request)?;
     // Nor its Object Lock: the copy has what this request asks, if any.
     let lock = requested_lock(ctx, bucket, request, false)?;
+    let replace_tags = match request.header("x-amz-tagging-directive") {
+        None | Some("COPY") => None,
+        Some("REPLACE") => Some(requested_tags(request)?),
+        Some(other) => {
+            return Err(S3Error::InvalidArgument {
+                message: format!("Unknown tagging directive {other:?}"),
+            })
+        }
+    };
     let owner_id = writer_id(ctx, caller, bucket);
 
     let owner = ctx.router.owner(bucket, key);
@@ -95,6 +105,9 @@ pub async fn copy_object(
         ..source
     };
     lock.apply_to(&mut manifest);
+    if let Some(tags) = replace_tags {
+        manifest.tags = tags;
+    }
     if replace {
         manifest.content_type = request
             .header("content-type")

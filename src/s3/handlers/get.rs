@@ -122,6 +122,12 @@ pub async fn get_object(
         bucket_versioning,
     )?;
     insert_lock_headers(headers, &manifest)?;
+    if !manifest.tags.is_empty() {
+        headers.insert(
+            "x-amz-tagging-count",
+            header_value(&manifest.tags.len().to_string())?,
+        );
+    }
     if let Some(span) = span {
         headers.insert(
             http::header::CONTENT_RANGE,

@@ -7,12 +7,14 @@ pub mod bucket;
 pub mod copy;
 pub mod delete_objects;
 pub mod get;
+pub mod lifecycle;
 pub mod list;
 pub mod list_versions;
 pub mod multipart;
 pub mod object_lock;
 pub mod put;
 mod receive;
+pub mod tagging;
 pub mod versioning;
 
 use std::time::Duration;
@@ -56,6 +58,21 @@ async fn load_object(
     version_id: Option<&str>,
     wanted: Permission,
 ) -> Result<ObjectManifest, S3Error> {
+    let manifest = existing_version(ctx, caller, bucket, key, version_id).await?;
+    access::authorize_object(ctx, caller, &manifest, wanted)?;
+    Ok(manifest)
+}
+
+/// The version `version_id` names (else the current one), with the errors
+/// of [`load_object`] for a missing version or a delete marker, but not
+/// yet authorized: for a handler whose access rule is the bucket's.
+async fn existing_version(
+    ctx: &S3Context,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<ObjectManifest, S3Error> {
     let manifest = fetch_version(ctx, bucket, key, version_id).await?;
     let manifest = match (manifest, version_id) {
         (Some(manifest), _) => manifest,
@@ -74,7 +91,6 @@ async fn load_object(
             by_id: version_id.is_some(),
         });
     }
-    access::authorize_object(ctx, caller, &manifest, wanted)?;
     Ok(manifest)
 }
 
@@ -98,6 +114,25 @@ async fn fetch_version(
         })
         .await?;
     Ok(manifest)
+}
+
+/// A request S3 wants proof of integrity for (Object Lock settings, a
+/// lifecycle configuration) must carry `Content-MD5` or a checksum.
+fn require_integrity(request: &S3Request) -> Result<(), S3Error> {
+    let has = |name: &str| request.header(name).is_some();
+    let checksummed = has("content-md5")
+        || has("x-amz-sdk-checksum-algorithm")
+        || has("x-amz-trailer")
+        || request.headers().keys().any(|name| {
+            name.as_str().starts_with("x-amz-checksum-") && name != "x-amz-checksum-mode"
+        });
+    if checksummed {
+        Ok(())
+    } else {
+        Err(S3Error::InvalidRequest {
+            message: "This request must carry Content-MD5 or an x-amz-checksum-* header".into(),
+        })
+    }
 }
 
 /// Reads a small request body (an XML document) whole; a body over

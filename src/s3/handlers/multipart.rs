@@ -40,6 +40,7 @@ use super::put::{
     write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
 };
 use super::receive::{checksum_header, receive_body, receive_small_body, BodyLimits};
+use super::tagging::requested_tags;
 use super::versioning::{bucket_versioning, insert_version_id, written_version};
 use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
@@ -65,6 +66,7 @@ pub async fn create(
     let (algorithm, kind) = upload_checksum(request)?;
     let acl = access::requested_acl(ctx, request)?;
     let lock = requested_lock(ctx, bucket, request, false)?;
+    let tags = requested_tags(request)?;
     let initiated_unix_ms = now_unix_ms();
     let upload_id = format!(
         "{:012x}{:020x}",
@@ -90,6 +92,7 @@ pub async fn create(
         retention_mode: lock.mode.into(),
         retain_until_unix_ms: lock.retain_until_unix_ms,
         legal_hold: lock.legal_hold,
+        tags,
     };
     let owner = ctx.router.owner(bucket, key);
     let outcome = ctx.router.propose(owner, Op::CreateUpload(upload)).await?;
@@ -579,6 +582,7 @@ pub async fn complete(
         retention_mode: upload.retention_mode,
         retain_until_unix_ms: upload.retain_until_unix_ms,
         legal_hold: upload.legal_hold,
+        tags: upload.tags.clone(),
         ..Default::default()
     };
     let tag = etag(&manifest.md5, part_count);

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use super::receive::receive_small_body;
 use super::versioning::requested_version;
-use super::{header_value, iso8601, load_object, now_unix_ms};
+use super::{header_value, iso8601, load_object, now_unix_ms, require_integrity};
 use crate::limits::OBJECT_LOCK_BODY_BYTES_MAX;
 use crate::route::METADATA_SHARD;
 use crate::s3::access::{self, Caller, Permission};
@@ -111,25 +111,6 @@ pub(super) fn requested_lock(
         }
     }
     Ok(settings)
-}
-
-/// A write with Object Lock settings must prove its body's integrity, as
-/// S3 requires.
-fn require_integrity(request: &S3Request) -> Result<(), S3Error> {
-    let has = |name: &str| request.header(name).is_some();
-    let checksummed = has("content-md5")
-        || has("x-amz-sdk-checksum-algorithm")
-        || has("x-amz-trailer")
-        || request.headers().keys().any(|name| {
-            name.as_str().starts_with("x-amz-checksum-") && name != "x-amz-checksum-mode"
-        });
-    if checksummed {
-        Ok(())
-    } else {
-        Err(S3Error::InvalidRequest {
-            message: "A request that sets Object Lock must carry Content-MD5 or an x-amz-checksum-* header".into(),
-        })
-    }
 }
 
 fn require_lock_enabled(ctx: &S3Context, bucket: &str) -> Result<BucketRecord, S3Error> {

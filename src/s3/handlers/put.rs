@@ -14,6 +14,7 @@ use shoal_shard::raft::ApplyOutcome;
 
 use super::object_lock::{default_retention, locked_error, requested_lock};
 use super::receive::{receive_body, BodyLimits};
+use super::tagging::requested_tags;
 use super::versioning::{bucket_versioning, insert_version_id, written_version};
 use super::{etag, header_value, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller};
@@ -41,6 +42,7 @@ pub async fn put_object(
     let owner = ctx.router.owner(bucket, key);
     let versioning = bucket_versioning(ctx, bucket);
     let lock = requested_lock(ctx, bucket, &request, true)?;
+    let tags = requested_tags(&request)?;
     let limits = BodyLimits {
         bytes_max: OBJECT_BYTES_MAX,
         embed_max: ctx.config.embed_max_bytes,
@@ -70,6 +72,7 @@ pub async fn put_object(
     };
     let mut manifest = manifest;
     lock.apply_to(&mut manifest);
+    manifest.tags = tags;
     let outcome = ctx
         .router
         .call(owner, |reply| ShardRequest::CommitObject {

@@ -1,0 +1,177 @@
+//! Put/Get/DeleteObjectTagging (of a version too) and
+//! Put/Get/DeleteBucketTagging. An object's tags live in its version's
+//! manifest and change through the key's shard; a bucket's in its record
+//! on the metadata shard.
+
+use std::rc::Rc;
+
+use http::{Response, StatusCode};
+use shoal_proto::meta::meta_command::Op;
+use shoal_proto::meta::{PutBucketTagging, PutObjectTagging};
+use shoal_shard::raft::ApplyOutcome;
+
+use super::header_value;
+use super::object_lock::locked_error;
+use super::receive::receive_small_body;
+use super::versioning::{requested_version, version_id_of};
+use super::{existing_version, load_object};
+use crate::limits::{BUCKET_TAGS_MAX, OBJECT_TAGS_MAX, TAGGING_BODY_BYTES_MAX};
+use crate::route::METADATA_SHARD;
+use crate::s3::access::{Caller, Permission};
+use crate::s3::auth::PayloadMode;
+use crate::s3::error::S3Error;
+use crate::s3::request::S3Request;
+use crate::s3::tags::{self, Tags};
+use crate::s3::xml::XmlWriter;
+use crate::s3::{empty_response, xml_response, Body, S3Context};
+
+/// The tags a PUT, copy (with `x-amz-tagging-directive: REPLACE`) or
+/// CreateMultipartUpload gives its object: its `x-amz-tagging` header.
+pub(super) fn requested_tags(request: &S3Request) -> Result<Tags, S3Error> {
+    match request.header("x-amz-tagging") {
+        None => Ok(Tags::new()),
+        Some(header) => tags::parse_header(header, OBJECT_TAGS_MAX),
+    }
+}
+
+pub async fn get_object_tagging(
+    ctx: &Rc<S3Context>,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+) -> Result<Response<Body>, S3Error> {
+    let version_id = requested_version(request)?;
+    let manifest = load_object(
+        ctx,
+        caller,
+        bucket,
+        key,
+        version_id.as_deref(),
+        Permission::Read,
+    )
+    .await?;
+    let mut out = XmlWriter::new();
+    tags::write_tagging(&mut out, &manifest.tags);
+    let mut response = xml_response(StatusCode::OK, out.finish());
+    response
+        .headers_mut()
+        .insert("x-amz-version-id", header_value(version_id_of(&manifest))?);
+    Ok(response)
+}
+
+/// PutObjectTagging, and DeleteObjectTagging (`delete`: no tags).
+pub async fn put_object_tagging(
+    ctx: &Rc<S3Context>,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    mut request: S3Request,
+    payload: PayloadMode,
+    delete: bool,
+) -> Result<Response<Body>, S3Error> {
+    let version_id = requested_version(&request)?;
+    // Access is the bucket's WRITE (checked before this handler); reading
+    // the version first answers NoSuchKey and NoSuchVersion before any
+    // body is read, and names the version in the response.
+    let current = existing_version(ctx, caller, bucket, key, version_id.as_deref()).await?;
+    let tags = match delete {
+        true => Tags::new(),
+        false => {
+            let body = receive_small_body(ctx, &mut request, payload, TAGGING_BODY_BYTES_MAX, true)
+                .await?;
+            tags::parse_tagging(&body, OBJECT_TAGS_MAX)?
+        }
+    };
+    let put = PutObjectTagging {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id: version_id.clone(),
+        tags,
+    };
+    let owner = ctx.router.owner(bucket, key);
+    let outcome = ctx.router.propose(owner, Op::PutObjectTagging(put)).await?;
+    match outcome {
+        ApplyOutcome::Applied => {}
+        ApplyOutcome::NoSuchResource => {
+            return Err(S3Error::NoSuchKey {
+                key: key.to_string(),
+            })
+        }
+        ApplyOutcome::NoSuchVersion => {
+            return Err(S3Error::NoSuchVersion {
+                key: key.to_string(),
+                version_id: version_id.unwrap_or_default(),
+            })
+        }
+        ApplyOutcome::ObjectLocked => return Err(locked_error()),
+        other => {
+            return Err(S3Error::internal(format!(
+                "object tagging applied as {other:?}"
+            )))
+        }
+    }
+    let status = if delete {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut response = empty_response(status);
+    response
+        .headers_mut()
+        .insert("x-amz-version-id", header_value(version_id_of(&current))?);
+    Ok(response)
+}
+
+pub fn get_bucket_tagging(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
+    let record = ctx
+        .directory
+        .bucket(bucket)
+        .ok_or_else(|| S3Error::NoSuchBucket {
+            bucket: bucket.to_string(),
+        })?;
+    if record.tags.is_empty() {
+        return Err(S3Error::NoSuchTagSet {
+            bucket: bucket.to_string(),
+        });
+    }
+    let mut out = XmlWriter::new();
+    tags::write_tagging(&mut out, &record.tags);
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// PutBucketTagging, and DeleteBucketTagging (`delete`: no tags).
+pub async fn put_bucket_tagging(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    mut request: S3Request,
+    payload: PayloadMode,
+    delete: bool,
+) -> Result<Response<Body>, S3Error> {
+    let tags = match delete {
+        true => Tags::new(),
+        false => {
+            let body = receive_small_body(ctx, &mut request, payload, TAGGING_BODY_BYTES_MAX, true)
+                .await?;
+            tags::parse_tagging(&body, BUCKET_TAGS_MAX)?
+        }
+    };
+    let put = PutBucketTagging {
+        bucket: bucket.to_string(),
+        tags,
+    };
+    let outcome = ctx
+        .router
+        .propose(METADATA_SHARD, Op::PutBucketTagging(put))
+        .await?;
+    match outcome {
+        ApplyOutcome::Applied if delete => Ok(empty_response(StatusCode::NO_CONTENT)),
+        ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
+        ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {
+            bucket: bucket.to_string(),
+        }),
+        other => Err(S3Error::internal(format!(
+            "bucket tagging applied as {other:?}"
+        ))),
+    }
+}
