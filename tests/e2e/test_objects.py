@@ -455,9 +455,9 @@ def test_racing_creates_with_if_none_match_have_one_winner(node, bucket):
 def test_unsupported_subresources_never_touch_the_object(s3, bucket):
     s3.put_object(Bucket=bucket, Key="keep", Body=b"precious")
     attempts = [
-        lambda: s3.put_object_tagging(Bucket=bucket, Key="keep", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}),
-        lambda: s3.delete_object_tagging(Bucket=bucket, Key="keep"),
-        lambda: s3.get_object_tagging(Bucket=bucket, Key="keep"),
+        lambda: s3.get_object_attributes(Bucket=bucket, Key="keep", ObjectAttributes=["ETag"]),
+        lambda: s3.restore_object(Bucket=bucket, Key="keep", RestoreRequest={"Days": 1}),
+        lambda: s3.get_bucket_website(Bucket=bucket),
         lambda: s3.get_bucket_policy(Bucket=bucket),
         lambda: s3.get_bucket_request_payment(Bucket=bucket),
     ]

@@ -15,7 +15,7 @@ use shoal_proto::meta::{Acl, Grant, PutBucketAcl, PutObjectAcl};
 use shoal_shard::raft::ApplyOutcome;
 
 use super::receive::receive_small_body;
-use super::{load_object, versioning};
+use super::{load_object, load_requested, versioning};
 use crate::limits::ACL_BODY_BYTES_MAX;
 use crate::limits::GRANTS_MAX;
 use crate::route::METADATA_SHARD;
@@ -67,16 +67,7 @@ pub async fn get_object_acl(
     key: &str,
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
-    let version_id = versioning::requested_version(request)?;
-    let manifest = load_object(
-        ctx,
-        caller,
-        bucket,
-        key,
-        version_id.as_deref(),
-        Permission::ReadAcp,
-    )
-    .await?;
+    let manifest = load_requested(ctx, caller, bucket, key, request, Permission::ReadAcp).await?;
     let bucket_owner = ctx
         .directory
         .bucket(bucket)

@@ -25,7 +25,7 @@ use shoal_shard::ops::ShardRequest;
 use super::object_lock::{bypass_governance, insert_lock_headers, locked_error};
 use super::put::insert_checksums;
 use super::versioning;
-use super::{etag, header_value, http_date, load_object, require_bucket};
+use super::{etag, header_value, http_date, load_requested, require_bucket};
 use crate::s3::access::{Caller, Permission};
 use crate::s3::conditional::{Preconditions, Verdict};
 use crate::s3::downloads::Held;
@@ -47,16 +47,7 @@ pub async fn get_object(
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let owner = ctx.router.owner(bucket, key);
-    let version_id = versioning::requested_version(request)?;
-    let mut manifest = load_object(
-        ctx,
-        caller,
-        bucket,
-        key,
-        version_id.as_deref(),
-        Permission::Read,
-    )
-    .await?;
+    let mut manifest = load_requested(ctx, caller, bucket, key, request, Permission::Read).await?;
     let bucket_versioning = versioning::bucket_versioning(ctx, bucket);
     let tag = etag(&manifest.md5, manifest.part_count);
     let preconditions = Preconditions {

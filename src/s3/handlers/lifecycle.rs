@@ -8,19 +8,17 @@ use std::rc::Rc;
 use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{LifecycleConfiguration, LifecycleRule, PutBucketLifecycle};
-use shoal_shard::raft::ApplyOutcome;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::receive::receive_small_body;
-use super::{iso8601, require_integrity};
+use super::{commit_bucket_setting, iso8601, require_integrity};
 use crate::limits::{LIFECYCLE_BODY_BYTES_MAX, LIFECYCLE_RULES_MAX, OBJECT_TAGS_MAX};
-use crate::route::METADATA_SHARD;
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
-use crate::s3::{empty_response, xml_response, Body, S3Context};
+use crate::s3::{xml_response, Body, S3Context};
 
 pub fn get_configuration(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
     let record = ctx
@@ -65,20 +63,15 @@ pub async fn put_configuration(
         bucket: bucket.to_string(),
         lifecycle,
     };
-    let outcome = ctx
-        .router
-        .propose(METADATA_SHARD, Op::PutBucketLifecycle(put))
-        .await?;
-    match outcome {
-        ApplyOutcome::Applied if delete => Ok(empty_response(StatusCode::NO_CONTENT)),
-        ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
-        ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        }),
-        other => Err(S3Error::internal(format!(
-            "bucket lifecycle applied as {other:?}"
-        ))),
-    }
+    let done = if delete {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    commit_bucket_setting(ctx, bucket, Op::PutBucketLifecycle(put), done, |other| {
+        S3Error::internal(format!("bucket lifecycle applied as {other:?}"))
+    })
+    .await
 }
 
 /// One `<Rule>` as read, before it is checked.

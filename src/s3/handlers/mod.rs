@@ -27,6 +27,7 @@ use time::OffsetDateTime;
 
 use shoal_proto::meta::ObjectManifest;
 use shoal_shard::ops::ShardRequest;
+use shoal_shard::raft::ApplyOutcome;
 
 use super::access::{self, Caller, Permission};
 use super::error::S3Error;
@@ -61,6 +62,40 @@ async fn load_object(
     let manifest = existing_version(ctx, caller, bucket, key, version_id).await?;
     access::authorize_object(ctx, caller, &manifest, wanted)?;
     Ok(manifest)
+}
+
+/// The version the request's `versionId` names (else the current one),
+/// once the caller is allowed `wanted` on it: [`load_object`] for a GET,
+/// HEAD or a read of one of the version's subresources.
+async fn load_requested(
+    ctx: &S3Context,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+    wanted: Permission,
+) -> Result<ObjectManifest, S3Error> {
+    let version_id = versioning::requested_version(request)?;
+    load_object(ctx, caller, bucket, key, version_id.as_deref(), wanted).await
+}
+
+/// Commits a change to a bucket's settings through the metadata shard
+/// and answers `done` once it applied; an outcome other than applied or
+/// NoSuchBucket becomes what `refused` makes of it.
+async fn commit_bucket_setting(
+    ctx: &S3Context,
+    bucket: &str,
+    op: shoal_proto::meta::meta_command::Op,
+    done: http::StatusCode,
+    refused: impl FnOnce(ApplyOutcome) -> S3Error,
+) -> Result<http::Response<super::Body>, S3Error> {
+    match ctx.router.propose(crate::route::METADATA_SHARD, op).await? {
+        ApplyOutcome::Applied => Ok(super::empty_response(done)),
+        ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {
+            bucket: bucket.to_string(),
+        }),
+        other => Err(refused(other)),
+    }
 }
 
 /// The version `version_id` names (else the current one), with the errors

@@ -21,9 +21,10 @@ use time::OffsetDateTime;
 
 use super::receive::receive_small_body;
 use super::versioning::requested_version;
-use super::{header_value, iso8601, load_object, now_unix_ms, require_integrity};
+use super::{
+    commit_bucket_setting, header_value, iso8601, load_requested, now_unix_ms, require_integrity,
+};
 use crate::limits::OBJECT_LOCK_BODY_BYTES_MAX;
-use crate::route::METADATA_SHARD;
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
@@ -209,24 +210,16 @@ pub async fn put_configuration(
         bucket: bucket.to_string(),
         default_retention,
     };
-    let outcome = ctx
-        .router
-        .propose(METADATA_SHARD, Op::PutBucketObjectLock(put))
-        .await?;
-    match outcome {
-        ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
-        ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        }),
-        ApplyOutcome::InvalidBucketState => Err(S3Error::InvalidBucketState {
+    let op = Op::PutBucketObjectLock(put);
+    commit_bucket_setting(ctx, bucket, op, StatusCode::OK, |other| match other {
+        ApplyOutcome::InvalidBucketState => S3Error::InvalidBucketState {
             message:
                 "Versioning must be Enabled on the bucket before Object Lock can be configured"
                     .into(),
-        }),
-        other => Err(S3Error::internal(format!(
-            "put object lock applied as {other:?}"
-        ))),
-    }
+        },
+        other => S3Error::internal(format!("put object lock applied as {other:?}")),
+    })
+    .await
 }
 
 /// The default retention an `ObjectLockConfiguration` sets (`None`: no
@@ -295,16 +288,7 @@ pub async fn get_retention(
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
     require_lock_enabled(ctx, bucket)?;
-    let version_id = requested_version(request)?;
-    let manifest = load_object(
-        ctx,
-        caller,
-        bucket,
-        key,
-        version_id.as_deref(),
-        Permission::Read,
-    )
-    .await?;
+    let manifest = load_requested(ctx, caller, bucket, key, request, Permission::Read).await?;
     let Some(mode) = mode_name(manifest.retention_mode()) else {
         return Err(S3Error::NoSuchObjectLockConfiguration);
     };
@@ -376,16 +360,7 @@ pub async fn get_legal_hold(
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
     require_lock_enabled(ctx, bucket)?;
-    let version_id = requested_version(request)?;
-    let manifest = load_object(
-        ctx,
-        caller,
-        bucket,
-        key,
-        version_id.as_deref(),
-        Permission::Read,
-    )
-    .await?;
+    let manifest = load_requested(ctx, caller, bucket, key, request, Permission::Read).await?;
     let mut out = XmlWriter::new();
     out.open_root("LegalHold");
     out.leaf("Status", if manifest.legal_hold { "ON" } else { "OFF" });

@@ -14,9 +14,8 @@ use super::header_value;
 use super::object_lock::locked_error;
 use super::receive::receive_small_body;
 use super::versioning::{requested_version, version_id_of};
-use super::{existing_version, load_object};
+use super::{commit_bucket_setting, existing_version, load_requested};
 use crate::limits::{BUCKET_TAGS_MAX, OBJECT_TAGS_MAX, TAGGING_BODY_BYTES_MAX};
-use crate::route::METADATA_SHARD;
 use crate::s3::access::{Caller, Permission};
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
@@ -41,16 +40,7 @@ pub async fn get_object_tagging(
     key: &str,
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
-    let version_id = requested_version(request)?;
-    let manifest = load_object(
-        ctx,
-        caller,
-        bucket,
-        key,
-        version_id.as_deref(),
-        Permission::Read,
-    )
-    .await?;
+    let manifest = load_requested(ctx, caller, bucket, key, request, Permission::Read).await?;
     let mut out = XmlWriter::new();
     tags::write_tagging(&mut out, &manifest.tags);
     let mut response = xml_response(StatusCode::OK, out.finish());
@@ -160,18 +150,13 @@ pub async fn put_bucket_tagging(
         bucket: bucket.to_string(),
         tags,
     };
-    let outcome = ctx
-        .router
-        .propose(METADATA_SHARD, Op::PutBucketTagging(put))
-        .await?;
-    match outcome {
-        ApplyOutcome::Applied if delete => Ok(empty_response(StatusCode::NO_CONTENT)),
-        ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
-        ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        }),
-        other => Err(S3Error::internal(format!(
-            "bucket tagging applied as {other:?}"
-        ))),
-    }
+    let done = if delete {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    commit_bucket_setting(ctx, bucket, Op::PutBucketTagging(put), done, |other| {
+        S3Error::internal(format!("bucket tagging applied as {other:?}"))
+    })
+    .await
 }

@@ -15,10 +15,9 @@ use shoal_proto::meta::{ObjectManifest, PutBucketVersioning, Versioning};
 use shoal_shard::raft::ApplyOutcome;
 use shoal_shard::version_id::{is_version_id, NULL_VERSION_ID};
 
-use super::header_value;
 use super::receive::receive_small_body;
+use super::{commit_bucket_setting, header_value};
 use crate::limits::VERSIONING_BODY_BYTES_MAX;
-use crate::route::METADATA_SHARD;
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
@@ -77,22 +76,14 @@ pub async fn put_bucket_versioning(
         bucket: bucket.to_string(),
         versioning: versioning.into(),
     };
-    let outcome = ctx
-        .router
-        .propose(METADATA_SHARD, Op::PutBucketVersioning(put))
-        .await?;
-    match outcome {
-        ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
-        ApplyOutcome::NoSuchBucket => Err(S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        }),
-        ApplyOutcome::InvalidBucketState => Err(S3Error::InvalidBucketState {
+    let op = Op::PutBucketVersioning(put);
+    commit_bucket_setting(ctx, bucket, op, StatusCode::OK, |other| match other {
+        ApplyOutcome::InvalidBucketState => S3Error::InvalidBucketState {
             message: "Versioning cannot be suspended on a bucket with Object Lock".into(),
-        }),
-        other => Err(S3Error::internal(format!(
-            "put bucket versioning applied as {other:?}"
-        ))),
-    }
+        },
+        other => S3Error::internal(format!("put bucket versioning applied as {other:?}")),
+    })
+    .await
 }
 
 /// The status a `VersioningConfiguration` sets (`Unversioned`: none
