@@ -194,7 +194,7 @@ fn checked_rule(parsed: ParsedRule) -> Result<LifecycleRule, S3Error> {
     };
     if parsed.transition {
         return Err(S3Error::NotImplemented {
-            what: "Lifecycle transitions (storage classes other than STANDARD)",
+            what: "A lifecycle transition (to a storage class other than STANDARD)",
         });
     }
     let mut rule = parsed.rule;
@@ -227,6 +227,9 @@ fn checked_rule(parsed: ParsedRule) -> Result<LifecycleRule, S3Error> {
     if let Some(date) = &parsed.expiration_date {
         let at = OffsetDateTime::parse(date, &Rfc3339)
             .map_err(|_| invalid("The expiration date is not an ISO 8601 date"))?;
+        if at.to_offset(time::UtcOffset::UTC).time() != time::Time::MIDNIGHT {
+            return Err(invalid("The expiration date must be a midnight, UTC"));
+        }
         rule.expiration_date_unix_ms = u64::try_from(at.unix_timestamp_nanos() / 1_000_000)
             .map_err(|_| invalid("The expiration date lies before 1970"))?;
     }
@@ -254,9 +257,14 @@ fn checked_rule(parsed: ParsedRule) -> Result<LifecycleRule, S3Error> {
     }
     let filtered_by_object =
         !rule.tags.is_empty() || rule.size_greater_than > 0 || rule.size_less_than > 0;
-    if filtered_by_object && (rule.expired_object_delete_marker || rule.abort_incomplete_days > 0) {
+    if filtered_by_object && rule.expired_object_delete_marker {
         return Err(invalid(
-            "ExpiredObjectDeleteMarker and AbortIncompleteMultipartUpload take no tag or size filter",
+            "ExpiredObjectDeleteMarker cannot be used with a tag or size filter",
+        ));
+    }
+    if filtered_by_object && rule.abort_incomplete_days > 0 {
+        return Err(invalid(
+            "AbortIncompleteMultipartUpload cannot be used with a tag or size filter",
         ));
     }
     if rule.newer_noncurrent_versions > 0 && rule.noncurrent_days == 0 {
@@ -399,6 +407,7 @@ mod tests {
             "<Rule><Status>On</Status><Expiration><Days>1</Days></Expiration></Rule>",
             "<Rule><Status>Enabled</Status><Expiration><Days>0</Days></Expiration></Rule>",
             "<Rule><Status>Enabled</Status><Expiration><Days>1</Days><Date>2030-01-01T00:00:00Z</Date></Expiration></Rule>",
+            "<Rule><Status>Enabled</Status><Expiration><Date>2030-01-01T12:00:00Z</Date></Expiration></Rule>",
             "<Rule><ID>a</ID><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>\
              <Rule><ID>a</ID><Status>Enabled</Status><Expiration><Days>2</Days></Expiration></Rule>",
             "<Rule><Filter><Tag><Key>t</Key><Value>v</Value></Tag></Filter><Status>Enabled</Status>\
