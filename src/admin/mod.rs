@@ -77,7 +77,12 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let registry = &admin.registry;
-    let path = req.uri().path().to_string();
+    // Names in the path (buckets, users) arrive percent-encoded as any
+    // client's URL library writes them (`shoal-ctl` encodes every byte but
+    // letters, digits and `-._~`).
+    let path = percent_decode_str(req.uri().path())
+        .decode_utf8_lossy()
+        .into_owned();
     if path.starts_with("/admin/") && !token_matches(&admin.ctx, &req) {
         return Ok(text(
             StatusCode::UNAUTHORIZED,

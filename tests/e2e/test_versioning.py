@@ -2,7 +2,9 @@
 version, listing versions, copies and multipart uploads of versions, and
 the errors S3 answers."""
 
+import json
 import os
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -268,3 +270,21 @@ def test_versions_survive_kill_9(fresh_node):
     assert [v["VersionId"] for v in versions] == ids[::-1]
     assert [m["VersionId"] for m in markers] == [marker]
     assert s3.get_object(Bucket="survives", Key="k", VersionId=ids[0])["Body"].read() == b"v0"
+
+
+def test_force_deleting_a_bucket_deletes_every_version(node, s3, bucket):
+    from conftest import ctl
+    versioned(s3, bucket)
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key="k", Body=f"{i}".encode())
+    s3.delete_object(Bucket=bucket, Key="k")
+    s3.put_object(Bucket=bucket, Key="other", Body=b"x")
+    # The admin endpoint takes names percent-encoded in full, as some URL
+    # libraries write them.
+    encoded = "".join(c if c.isalnum() else "%{:02X}".format(ord(c)) for c in bucket)
+    with urllib.request.urlopen(f"{node.admin}/admin/buckets/{encoded}", timeout=5) as answer:
+        assert json.loads(answer.read())["name"] == bucket
+    forced = json.loads(ctl(node, "bucket", "delete", bucket, "--force").stdout)
+    # Three versions and a marker of k, one version of other.
+    assert forced == {"deleted": bucket, "objects_deleted": 5, "uploads_aborted": 0}
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

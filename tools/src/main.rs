@@ -360,12 +360,13 @@ fn data_dir_free(metrics: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// Percent-encodes a query value (everything but letters and digits).
+/// Percent-encodes a path segment or query value (everything but the
+/// unreserved characters: letters, digits and `-._~`).
 fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
