@@ -93,6 +93,13 @@ impl Directory {
         self.buckets.load().get(name).cloned()
     }
 
+    /// What `read` takes from the bucket's record, without copying the
+    /// record (its ACL, tags and lifecycle rules): for what every write
+    /// asks of its bucket.
+    pub fn read_bucket<T>(&self, name: &str, read: impl FnOnce(&BucketRecord) -> T) -> Option<T> {
+        self.buckets.load().get(name).map(read)
+    }
+
     pub fn contains_bucket(&self, name: &str) -> bool {
         self.buckets.load().contains_key(name)
     }

@@ -65,9 +65,12 @@ fn bucket_record(ctx: &S3Context, bucket: &str) -> Result<BucketRecord, S3Error>
 /// The bucket's default retention, for a write's command.
 pub(super) fn default_retention(ctx: &S3Context, bucket: &str) -> Option<DefaultRetention> {
     ctx.directory
-        .bucket(bucket)
-        .filter(|record| record.object_lock_enabled)
-        .and_then(|record| record.default_retention)
+        .read_bucket(bucket, |record| {
+            record
+                .default_retention
+                .filter(|_| record.object_lock_enabled)
+        })
+        .flatten()
 }
 
 /// The `x-amz-object-lock-*` headers of a PUT, copy or

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use http::{HeaderMap, Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
-use shoal_proto::meta::{ObjectManifest, PutBucketVersioning, Versioning};
+use shoal_proto::meta::{BucketRecord, ObjectManifest, PutBucketVersioning, Versioning};
 use shoal_shard::raft::ApplyOutcome;
 use shoal_shard::version_id::{is_version_id, NULL_VERSION_ID};
 
@@ -27,8 +27,8 @@ use crate::s3::{empty_response, xml_response, Body, S3Context};
 /// The bucket's versioning as this node's directory has it.
 pub(super) fn bucket_versioning(ctx: &S3Context, bucket: &str) -> Versioning {
     ctx.directory
-        .bucket(bucket)
-        .map_or(Versioning::Unversioned, |record| record.versioning())
+        .read_bucket(bucket, BucketRecord::versioning)
+        .unwrap_or(Versioning::Unversioned)
 }
 
 pub fn get_bucket_versioning(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
