@@ -15,7 +15,7 @@ use shoal_proto::meta::{Acl, Grant, PutBucketAcl, PutObjectAcl};
 use shoal_shard::raft::ApplyOutcome;
 
 use super::receive::receive_small_body;
-use super::{load_object, load_requested, versioning};
+use super::{load_object, load_requested, version_change_result, versioning};
 use crate::limits::ACL_BODY_BYTES_MAX;
 use crate::limits::GRANTS_MAX;
 use crate::route::METADATA_SHARD;
@@ -103,19 +103,8 @@ pub async fn put_object_acl(
         version_id: version_id.clone(),
     };
     let outcome = ctx.router.propose(owner, Op::PutObjectAcl(put)).await?;
-    match outcome {
-        ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
-        ApplyOutcome::NoSuchResource => Err(S3Error::NoSuchKey {
-            key: key.to_string(),
-        }),
-        ApplyOutcome::NoSuchVersion => Err(S3Error::NoSuchVersion {
-            key: key.to_string(),
-            version_id: version_id.unwrap_or_default(),
-        }),
-        other => Err(S3Error::internal(format!(
-            "put_object_acl applied as {other:?}"
-        ))),
-    }
+    version_change_result(outcome, key, version_id, "put_object_acl")?;
+    Ok(empty_response(StatusCode::OK))
 }
 
 /// The ACL a Put*Acl request sets: from its headers, else from its body.

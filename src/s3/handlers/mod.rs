@@ -79,6 +79,29 @@ async fn load_requested(
     load_object(ctx, caller, bucket, key, version_id.as_deref(), wanted).await
 }
 
+/// What a change to one version's own metadata (its ACL, tags, retention,
+/// legal hold) came to, as S3 answers it; `what` names the change in an
+/// internal error.
+fn version_change_result(
+    outcome: ApplyOutcome,
+    key: &str,
+    version_id: Option<String>,
+    what: &str,
+) -> Result<(), S3Error> {
+    match outcome {
+        ApplyOutcome::Applied => Ok(()),
+        ApplyOutcome::ObjectLocked => Err(object_lock::locked_error()),
+        ApplyOutcome::NoSuchResource => Err(S3Error::NoSuchKey {
+            key: key.to_string(),
+        }),
+        ApplyOutcome::NoSuchVersion => Err(S3Error::NoSuchVersion {
+            key: key.to_string(),
+            version_id: version_id.unwrap_or_default(),
+        }),
+        other => Err(S3Error::internal(format!("{what} applied as {other:?}"))),
+    }
+}
+
 /// Commits a change to a bucket's settings through the metadata shard
 /// and answers `done` once it applied; an outcome other than applied or
 /// NoSuchBucket becomes what `refused` makes of it.

@@ -23,6 +23,7 @@ use super::receive::receive_small_body;
 use super::versioning::requested_version;
 use super::{
     commit_bucket_setting, header_value, iso8601, load_requested, now_unix_ms, require_integrity,
+    version_change_result,
 };
 use crate::limits::OBJECT_LOCK_BODY_BYTES_MAX;
 use crate::s3::access::{self, Caller, Permission};
@@ -330,7 +331,8 @@ pub async fn put_retention(
         .router
         .propose(owner, Op::PutObjectRetention(put))
         .await?;
-    version_op_answer(outcome, key, version_id)
+    version_change_result(outcome, key, version_id, "object lock change")?;
+    Ok(empty_response(StatusCode::OK))
 }
 
 /// `<Retention>` with a mode and a date ahead, or empty (no retention).
@@ -410,29 +412,8 @@ pub async fn put_legal_hold(
         .router
         .propose(owner, Op::PutObjectLegalHold(put))
         .await?;
-    version_op_answer(outcome, key, version_id)
-}
-
-/// The answer to an op on one version's lock.
-fn version_op_answer(
-    outcome: ApplyOutcome,
-    key: &str,
-    version_id: Option<String>,
-) -> Result<Response<Body>, S3Error> {
-    match outcome {
-        ApplyOutcome::Applied => Ok(empty_response(StatusCode::OK)),
-        ApplyOutcome::ObjectLocked => Err(locked_error()),
-        ApplyOutcome::NoSuchResource => Err(S3Error::NoSuchKey {
-            key: key.to_string(),
-        }),
-        ApplyOutcome::NoSuchVersion => Err(S3Error::NoSuchVersion {
-            key: key.to_string(),
-            version_id: version_id.unwrap_or_default(),
-        }),
-        other => Err(S3Error::internal(format!(
-            "object lock op applied as {other:?}"
-        ))),
-    }
+    version_change_result(outcome, key, version_id, "object lock change")?;
+    Ok(empty_response(StatusCode::OK))
 }
 
 fn parse_mode(text: &str) -> Result<LockMode, S3Error> {

@@ -8,13 +8,11 @@ use std::rc::Rc;
 use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{PutBucketTagging, PutObjectTagging};
-use shoal_shard::raft::ApplyOutcome;
 
 use super::header_value;
-use super::object_lock::locked_error;
 use super::receive::receive_small_body;
 use super::versioning::{requested_version, version_id_of};
-use super::{commit_bucket_setting, existing_version, load_requested};
+use super::{commit_bucket_setting, existing_version, load_requested, version_change_result};
 use crate::limits::{BUCKET_TAGS_MAX, OBJECT_TAGS_MAX, TAGGING_BODY_BYTES_MAX};
 use crate::s3::access::{Caller, Permission};
 use crate::s3::auth::PayloadMode;
@@ -81,26 +79,7 @@ pub async fn put_object_tagging(
     };
     let owner = ctx.router.owner(bucket, key);
     let outcome = ctx.router.propose(owner, Op::PutObjectTagging(put)).await?;
-    match outcome {
-        ApplyOutcome::Applied => {}
-        ApplyOutcome::NoSuchResource => {
-            return Err(S3Error::NoSuchKey {
-                key: key.to_string(),
-            })
-        }
-        ApplyOutcome::NoSuchVersion => {
-            return Err(S3Error::NoSuchVersion {
-                key: key.to_string(),
-                version_id: version_id.unwrap_or_default(),
-            })
-        }
-        ApplyOutcome::ObjectLocked => return Err(locked_error()),
-        other => {
-            return Err(S3Error::internal(format!(
-                "object tagging applied as {other:?}"
-            )))
-        }
-    }
+    version_change_result(outcome, key, version_id, "object tagging")?;
     let status = if delete {
         StatusCode::NO_CONTENT
     } else {
