@@ -17,6 +17,7 @@ use shoal_shard::admission::{
     AdmissionStats, BudgetSnapshot, NodeBudgets, Protocol, Stage, WaitHistogram, WAIT_BOUNDS_S,
 };
 use shoal_shard::blob_log::GROUP_COMMIT_BATCH_BOUNDS;
+use shoal_shard::meta::ReadCompactionStats;
 use shoal_shard::shard::ShardStats;
 
 /// How many operation labels the request counters keep: one per S3
@@ -152,6 +153,8 @@ pub struct Registry {
     pub disks: Arc<Disks>,
     pub cores: Arc<Vec<Arc<CoreMetrics>>>,
     pub shards: Arc<Vec<Arc<ShardStats>>>,
+    /// What each shard's metadata-store listings found, by shard.
+    pub read_compactions: Arc<Vec<Arc<ReadCompactionStats>>>,
     pub budgets: Arc<NodeBudgets>,
     /// Admission stats by core, then shard (one per gate).
     pub admission: Arc<Vec<Vec<Arc<AdmissionStats>>>>,
@@ -199,6 +202,38 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) -> std::fmt::Res
 }
 
 impl Registry {
+    fn write_read_compactions(&self, out: &mut String) -> std::fmt::Result {
+        type Field = fn(&ReadCompactionStats) -> &AtomicU64;
+        let counters: [(&str, &str, Field); 3] = [
+            (
+                "shoal_meta_listing_hidden_entries_total",
+                "Overwritten or deleted metadata entries listings stepped over.",
+                |s| &s.hidden_entries,
+            ),
+            (
+                "shoal_meta_read_compactions_started_total",
+                "Compactions listings started because they stepped over too many hidden entries.",
+                |s| &s.started,
+            ),
+            (
+                "shoal_meta_read_compactions_finished_total",
+                "Compactions listings started that have finished.",
+                |s| &s.finished,
+            ),
+        ];
+        for (name, help, field) in counters {
+            header(out, name, "counter", help)?;
+            for (shard, stats) in self.read_compactions.iter().enumerate() {
+                writeln!(
+                    out,
+                    "{name}{{shard=\"{shard}\"}} {}",
+                    field(stats).load(Ordering::Relaxed)
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     fn write_admission(&self, out: &mut String) -> std::fmt::Result {
         let gauges: [(&str, &str, SnapshotField); 3] = [
             (
@@ -718,6 +753,7 @@ impl Registry {
             }
         }
 
+        self.write_read_compactions(out)?;
         self.write_admission(out)?;
 
         let name = "shoal_blob_log_group_commit_batch_size";

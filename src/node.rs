@@ -226,6 +226,11 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
         ),
         cores: Arc::new(core_metrics.clone()),
         shards: Arc::new(shard_stats.clone()),
+        read_compactions: Arc::new(
+            (0..shard_count)
+                .map(|shard| metas[&ShardIndex(shard)].0.read_compaction_stats())
+                .collect(),
+        ),
         budgets: Arc::clone(&budgets),
         admission: Arc::new(admission_stats.clone()),
         operation_labels: &crate::s3::op::S3Op::LABELS,

@@ -70,6 +70,20 @@ pub const CHUNK_POOL_BUFFERS_MAX: usize = 64;
 /// Keys returned by one listing page (S3's maximum for max-keys).
 pub const LIST_KEYS_MAX: usize = 1000;
 
+/// A listing page asks for a compaction of its bucket's range when it
+/// stepped over at least one overwritten or deleted entry for every this
+/// many keys it returned (`meta/read_compaction.rs`). One hidden entry per
+/// two keys listed costs a listing about 5 % (the ~15 % measured at up to
+/// four per key, `docs/benchmarks.md`); below that, rocksdb's own
+/// compactions are cheaper than ours.
+pub const READ_COMPACTION_LISTED_PER_HIDDEN: u64 = 2;
+/// Pages shorter than this never ask (too few keys to judge by).
+pub const READ_COMPACTION_LISTED_MIN: u64 = 100;
+/// Least time between two compactions listings of one store ask for: a
+/// bucket listed in a loop while it is rewritten must not keep rocksdb
+/// compacting. A compaction of a million keys' range takes seconds.
+pub const READ_COMPACTION_INTERVAL_MIN: Duration = Duration::from_secs(300);
+
 /// Rounds `value` up to a multiple of `align` (a power of two).
 pub const fn align_up(value: usize, align: usize) -> usize {
     (value + align - 1) & !(align - 1)

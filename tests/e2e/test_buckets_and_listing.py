@@ -147,3 +147,36 @@ def test_list_object_versions_shows_current_objects_as_null(s3, filled):
     page = s3.list_object_versions(Bucket=filled, Delimiter="/")
     assert [v["Key"] for v in page["Versions"]] == ["readme"]
     assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["a b/", "docs/", "photos/", "zeta/", "ünïcødé/"]
+
+
+def test_a_listing_of_rewritten_keys_compacts_them_away(fresh_node):
+    # Every PUT of a key leaves its earlier metadata entry behind until
+    # rocksdb compacts; a listing that steps over more than one such entry
+    # for every two keys it returns has its bucket's range compacted, and
+    # the next listing steps over none.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import metric_sum, wait_until
+
+    node = fresh_node(cores=1, extra_args=["--shards", "1"])
+    s3 = node.client()
+    s3.create_bucket(Bucket="rewritten")
+    keys = [f"k{i:03}" for i in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        for round in range(3):
+            list(pool.map(lambda k: s3.put_object(Bucket="rewritten", Key=k, Body=f"{round}".encode()), keys))
+
+    def listed():
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket="rewritten")
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    assert metric_sum(node, "shoal_meta_read_compactions_started_total") == 0
+    assert listed() == keys
+    hidden = metric_sum(node, "shoal_meta_listing_hidden_entries_total")
+    assert hidden >= 2 * len(keys), "two older entries a key"
+    assert metric_sum(node, "shoal_meta_read_compactions_started_total") == 1
+    wait_until(lambda: metric_sum(node, "shoal_meta_read_compactions_finished_total") == 1,
+               30, "the compaction to finish")
+    assert listed() == keys
+    assert metric_sum(node, "shoal_meta_listing_hidden_entries_total") == hidden
+    assert s3.get_object(Bucket="rewritten", Key="k007")["Body"].read() == b"2"

@@ -43,6 +43,7 @@
 mod blob_index;
 mod error;
 pub(crate) mod keys;
+mod read_compaction;
 mod uploads;
 mod versions;
 
@@ -73,6 +74,8 @@ pub use blob_index::{IndexPage, LiveRecord, Unreferenced};
 pub use error::MetaError;
 use keys::Cf;
 pub use keys::{is_upload_id, UPLOAD_ID_LEN};
+pub use read_compaction::ReadCompactionStats;
+use read_compaction::{IterationCost, ReadCompactions};
 pub use versions::{VersionCursor, VersionSummary};
 
 use crate::chunk_hash::ChunkHash;
@@ -91,6 +94,7 @@ pub struct BucketUsage {
 #[derive(Clone)]
 pub struct MetaStore {
     db: Arc<DB>,
+    read_compactions: Arc<ReadCompactions>,
 }
 
 impl std::fmt::Debug for MetaStore {
@@ -125,7 +129,10 @@ impl MetaStore {
         if backfilled > 0 {
             tracing::info!(path = %path.display(), records = backfilled, "indexed blob records by location (first start of this version)");
         }
-        Ok(MetaStore { db: Arc::new(db) })
+        Ok(MetaStore {
+            db: Arc::new(db),
+            read_compactions: Arc::default(),
+        })
     }
 
     /// The store's directory.
@@ -270,28 +277,41 @@ impl MetaStore {
         let full_prefix = keys::object_key(bucket, prefix.as_bytes());
         let start = keys::list_start(bucket, prefix.as_bytes(), after.as_deref());
         let end = keys::bucket_objects_end(bucket);
-        self.blocking("list_objects", move |db| {
-            let mut read_opts = ReadOptions::default();
-            // Keeps the iterator from walking into the next bucket (or
-            // through its tombstones) once this bucket's keys run out.
-            read_opts.set_iterate_upper_bound(end);
-            let mut iter = db.raw_iterator_cf_opt(cf(db, Cf::Objects), read_opts);
-            iter.seek(&start);
-            let mut listed = Vec::with_capacity(limit.min(LIST_KEYS_MAX));
-            while listed.len() < limit {
-                let Some((key, value)) = iter.item() else {
-                    break;
-                };
-                if !key.starts_with(&full_prefix) {
-                    break;
+        let range = (keys::bucket_objects_prefix(bucket), end.clone());
+        let (listed, hidden) = self
+            .blocking("list_objects", move |db| {
+                let cost = IterationCost::start();
+                let mut read_opts = ReadOptions::default();
+                // Keeps the iterator from walking into the next bucket (or
+                // through its tombstones) once this bucket's keys run out.
+                read_opts.set_iterate_upper_bound(end);
+                let mut iter = db.raw_iterator_cf_opt(cf(db, Cf::Objects), read_opts);
+                iter.seek(&start);
+                let mut listed = Vec::with_capacity(limit.min(LIST_KEYS_MAX));
+                while listed.len() < limit {
+                    let Some((key, value)) = iter.item() else {
+                        break;
+                    };
+                    if !key.starts_with(&full_prefix) {
+                        break;
+                    }
+                    listed.push(decode::<ObjectListed>(Cf::Objects, key, value)?);
+                    iter.next();
                 }
-                listed.push(decode::<ObjectListed>(Cf::Objects, key, value)?);
-                iter.next();
-            }
-            iter.status().map_err(MetaError::rocks("list_objects"))?;
-            Ok(listed)
-        })
-        .await
+                iter.status().map_err(MetaError::rocks("list_objects"))?;
+                let hidden = cost.hidden(listed.len());
+                Ok((listed, hidden))
+            })
+            .await?;
+        self.read_compactions
+            .note(&self.db, Cf::Objects, range, listed.len(), hidden);
+        Ok(listed)
+    }
+
+    /// What this store's listings found and the compactions they asked
+    /// for (`read_compaction.rs`).
+    pub fn read_compaction_stats(&self) -> Arc<ReadCompactionStats> {
+        Arc::clone(&self.read_compactions.stats)
     }
 
     /// Objects and bytes of every bucket with objects on this shard: one

@@ -354,3 +354,69 @@ fn a_chunk_scan_finds_refs_without_a_local_copy_in_objects_and_parts() {
         assert!(pages >= 3, "{pages} pages");
     });
 }
+
+#[test]
+fn a_listing_that_steps_over_overwritten_entries_compacts_its_bucket_once() {
+    use std::sync::atomic::Ordering::Relaxed;
+    run_local(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let stats = store.read_compaction_stats();
+        let objects = |round: u32| {
+            (0..500)
+                .map(|i| manifest("bk", &format!("k{i:04}"), round))
+                .collect::<Vec<_>>()
+        };
+        write_records(&store, vec![bucket("bk")], objects(1)).await;
+        store.flush().await.unwrap();
+        assert_eq!(
+            store
+                .list_objects("bk", "", None, 1000)
+                .await
+                .unwrap()
+                .len(),
+            500
+        );
+        assert_eq!(stats.hidden_entries.load(Relaxed), 0, "keys written once");
+        assert_eq!(stats.started.load(Relaxed), 0);
+
+        // Every key rewritten three times, each round in its own file.
+        for round in 2..=4 {
+            write_records(&store, vec![], objects(round)).await;
+            store.flush().await.unwrap();
+        }
+        let listed = store.list_objects("bk", "", None, 1000).await.unwrap();
+        assert_eq!(listed.len(), 500);
+        assert!(
+            listed.iter().all(|o| o.size_bytes == 4 << 20),
+            "newest entries"
+        );
+        let hidden = stats.hidden_entries.load(Relaxed);
+        assert_eq!(hidden, 1500, "three older entries a key");
+        assert_eq!(stats.started.load(Relaxed), 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while stats.finished.load(Relaxed) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the compaction finishes"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+        }
+
+        // The merged files hold one entry a key, and the next listings
+        // (however hidden entries grow again) start no second compaction
+        // within the interval.
+        let listed = store.list_objects("bk", "", None, 1000).await.unwrap();
+        assert!(listed.iter().all(|o| o.size_bytes == 4 << 20));
+        assert_eq!(
+            stats.hidden_entries.load(Relaxed),
+            hidden,
+            "nothing hidden now"
+        );
+        write_records(&store, vec![], objects(5)).await;
+        store.flush().await.unwrap();
+        store.list_objects("bk", "", None, 1000).await.unwrap();
+        assert_eq!(stats.hidden_entries.load(Relaxed), hidden + 500);
+        assert_eq!(stats.started.load(Relaxed), 1);
+    });
+}
