@@ -67,9 +67,6 @@ pub enum S3Op {
 pub enum Unsupported {
     /// A subresource such as `?tagging` or `?lifecycle`.
     Subresource,
-    /// GET or HEAD of one part (`?partNumber=`): the manifest does not keep
-    /// part boundaries yet, and the whole object would be the wrong answer.
-    GetByPartNumber,
     BucketPost,
     ObjectPost,
 }
@@ -79,7 +76,6 @@ impl Unsupported {
     pub fn what(self) -> &'static str {
         match self {
             Unsupported::Subresource => "This subresource",
-            Unsupported::GetByPartNumber => "GET and HEAD by partNumber",
             Unsupported::BucketPost => "This bucket POST operation",
             Unsupported::ObjectPost => "This object POST operation",
         }
@@ -243,9 +239,6 @@ impl S3Op {
             Method::PUT if copy => S3Op::CopyObject,
             Method::PUT => S3Op::PutObject,
             Method::GET if upload => S3Op::ListParts,
-            Method::GET | Method::HEAD if has("partNumber") => {
-                S3Op::NotImplemented(Unsupported::GetByPartNumber)
-            }
             Method::GET => S3Op::GetObject,
             Method::HEAD => S3Op::HeadObject,
             Method::DELETE if upload => S3Op::AbortMultipartUpload,
@@ -463,10 +456,8 @@ mod tests {
                 "AbortMultipartUpload",
             ),
             (op(Method::GET, "b/k", &["uploadId"], false), "ListParts"),
-            (
-                op(Method::GET, "b/k", &["partNumber"], false),
-                "NotImplemented",
-            ),
+            (op(Method::GET, "b/k", &["partNumber"], false), "GetObject"),
+            (op(Method::POST, "b/k", &[], false), "NotImplemented"),
             (op(Method::PATCH, "b/k", &[], false), "Unknown"),
         ];
         for (op, name) in cases {
@@ -486,7 +477,7 @@ mod tests {
         assert_eq!(op(Method::GET, "b", &["acl"], false), S3Op::GetBucketAcl);
         assert_eq!(
             op(Method::HEAD, "b/k", &["partNumber"], false),
-            S3Op::NotImplemented(Unsupported::GetByPartNumber)
+            S3Op::HeadObject
         );
         assert_eq!(
             op(Method::DELETE, "b", &["acl"], false),

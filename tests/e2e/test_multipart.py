@@ -70,17 +70,59 @@ def test_upload_complete_get(s3, bucket):
     whole = b"".join(parts)
     ranged = s3.get_object(Bucket=bucket, Key="obj", Range=f"bytes={PART - 10}-{PART + 10}")
     assert ranged["Body"].read() == whole[PART - 10 : PART + 11]
-    # Reading by part number is refused rather than answered with the
-    # whole object.
-    with pytest.raises(ClientError) as e:
-        s3.get_object(Bucket=bucket, Key="obj", PartNumber=1)
-    assert status(e) == 501
     listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert [(o["Key"], o["Size"], o["ETag"]) for o in listed] == [("obj", len(whole), multipart_etag(parts))]
     # The upload is gone once completed.
     with pytest.raises(ClientError) as e:
         s3.list_parts(Bucket=bucket, Key="obj", UploadId=up["UploadId"])
     assert error_code(e) == "NoSuchUpload" and status(e) == 404
+
+
+def test_get_and_head_by_part_number(s3, bucket):
+    # Parts numbered with a gap, as a client may complete them: each is
+    # served by its own number, as a range of the object.
+    bodies = {1: os.urandom(PART), 3: os.urandom(PART + 17), 4: b"tail" * 1000}
+    up = s3.create_multipart_upload(Bucket=bucket, Key="parts")
+    done = []
+    for number, body in bodies.items():
+        r = s3.upload_part(Bucket=bucket, Key="parts", UploadId=up["UploadId"], PartNumber=number, Body=body)
+        done.append({"PartNumber": number, "ETag": r["ETag"]})
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="parts", PartNumber=1)
+    assert error_code(e) == "NoSuchKey", "not before completion"
+    etag = s3.complete_multipart_upload(
+        Bucket=bucket, Key="parts", UploadId=up["UploadId"], MultipartUpload={"Parts": done}
+    )["ETag"]
+    whole = b"".join(bodies.values())
+    first = 0
+    for number, body in bodies.items():
+        got = s3.get_object(Bucket=bucket, Key="parts", PartNumber=number)
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert got["Body"].read() == body
+        assert got["PartsCount"] == 3 and got["ETag"] == etag
+        assert got["ContentRange"] == f"bytes {first}-{first + len(body) - 1}/{len(whole)}"
+        head = s3.head_object(Bucket=bucket, Key="parts", PartNumber=number)
+        assert head["ContentLength"] == len(body) and head["PartsCount"] == 3
+        first += len(body)
+    for missing in (2, 5):
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket=bucket, Key="parts", PartNumber=missing)
+        assert error_code(e) == "InvalidPart" and status(e) == 400
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="parts", PartNumber=1, Range="bytes=0-9")
+    assert error_code(e) == "InvalidRequest"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="parts", PartNumber=10001)
+    assert error_code(e) == "InvalidArgument"
+    # A copy keeps the parts; an object written by one PUT is its own part 1.
+    s3.copy_object(Bucket=bucket, Key="copied", CopySource={"Bucket": bucket, "Key": "parts"})
+    assert s3.get_object(Bucket=bucket, Key="copied", PartNumber=3)["Body"].read() == bodies[3]
+    s3.put_object(Bucket=bucket, Key="single", Body=b"one body")
+    got = s3.get_object(Bucket=bucket, Key="single", PartNumber=1)
+    assert got["Body"].read() == b"one body" and "PartsCount" not in got
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="single", PartNumber=2)
+    assert status(e) == 400
 
 
 def test_part_reupload_replaces_and_list_parts_pages(s3, bucket):

@@ -25,7 +25,7 @@ use shoal_shard::ops::ShardRequest;
 use super::object_lock::{bypass_governance, insert_lock_headers, locked_error};
 use super::put::insert_checksums;
 use super::versioning;
-use super::{etag, header_value, http_date, load_requested, require_bucket};
+use super::{etag, header_value, http_date, load_requested, part_number, require_bucket};
 use crate::s3::access::{Caller, Permission};
 use crate::s3::conditional::{Preconditions, Verdict};
 use crate::s3::downloads::Held;
@@ -71,11 +71,7 @@ pub async fn get_object(
         }
     }
     let size = manifest.size_bytes;
-    let (status, span) = match range::resolve(request.header("range"), size) {
-        RangeRequest::Whole => (StatusCode::OK, None),
-        RangeRequest::Partial(span) => (StatusCode::PARTIAL_CONTENT, Some(span)),
-        RangeRequest::Unsatisfiable => return Err(S3Error::InvalidRange { size_bytes: size }),
-    };
+    let (status, span) = answered_span(request, &manifest)?;
     let body_len = span.map_or(size, |s| s.len());
     let mut response = if head || body_len == 0 {
         empty_response(status)
@@ -119,6 +115,12 @@ pub async fn get_object(
             header_value(&manifest.tags.len().to_string())?,
         );
     }
+    if request.has_query("partNumber") && manifest.part_count > 0 {
+        headers.insert(
+            "x-amz-mp-parts-count",
+            header_value(&manifest.part_count.to_string())?,
+        );
+    }
     if let Some(span) = span {
         headers.insert(
             http::header::CONTENT_RANGE,
@@ -145,6 +147,73 @@ pub async fn get_object(
         }
     }
     Ok(response)
+}
+
+/// The status and byte range a GET answers with: the part `?partNumber=`
+/// names, the `Range` asked for, or the whole object.
+fn answered_span(
+    request: &S3Request,
+    manifest: &ObjectManifest,
+) -> Result<(StatusCode, Option<ByteRange>), S3Error> {
+    let part = match request.query("partNumber") {
+        Some(_) => Some(part_number(request)?),
+        None => None,
+    };
+    let has_range = request.header("range").is_some();
+    if let Some(answer) = requested_part(part, has_range, manifest)? {
+        return Ok(answer);
+    }
+    let size = manifest.size_bytes;
+    match range::resolve(request.header("range"), size) {
+        RangeRequest::Whole => Ok((StatusCode::OK, None)),
+        RangeRequest::Partial(span) => Ok((StatusCode::PARTIAL_CONTENT, Some(span))),
+        RangeRequest::Unsatisfiable => Err(S3Error::InvalidRange { size_bytes: size }),
+    }
+}
+
+/// What `?partNumber=` (`part`) asks of the object, as the status and
+/// byte range to answer with; `None` without that parameter. A multipart
+/// object's part is served like a range of it (206); part 1 of an object
+/// written by one PUT is the whole object, as S3 answers.
+fn requested_part(
+    part: Option<u32>,
+    has_range: bool,
+    manifest: &ObjectManifest,
+) -> Result<Option<(StatusCode, Option<ByteRange>)>, S3Error> {
+    let Some(number) = part else {
+        return Ok(None);
+    };
+    if has_range {
+        return Err(S3Error::InvalidRequest {
+            message: "Cannot specify both Range header and partNumber query parameter".into(),
+        });
+    }
+    let no_such_part = || S3Error::InvalidPart {
+        message: format!("The object has no part {number}."),
+    };
+    if manifest.part_count == 0 {
+        return match number {
+            1 => Ok(Some((StatusCode::OK, None))),
+            _ => Err(no_such_part()),
+        };
+    }
+    if manifest.parts.is_empty() {
+        return Err(S3Error::NotImplemented {
+            what: "GET and HEAD by partNumber of an object completed before this version of Shoal kept part sizes",
+        });
+    }
+    let mut first = 0;
+    for part in &manifest.parts {
+        if part.number == number {
+            let span = (part.size_bytes > 0).then(|| ByteRange {
+                first,
+                last: first + part.size_bytes - 1,
+            });
+            return Ok(Some((StatusCode::PARTIAL_CONTENT, span)));
+        }
+        first += part.size_bytes;
+    }
+    Err(no_such_part())
 }
 
 pub async fn delete_object(
@@ -457,5 +526,57 @@ mod tests {
             inside.iter().map(|p| (p.skip, p.take)).collect::<Vec<_>>(),
             vec![(2, 2)]
         );
+    }
+
+    #[test]
+    fn a_part_is_a_range_of_the_object_by_its_own_number() {
+        let mut object = ObjectManifest {
+            size_bytes: 15,
+            part_count: 3,
+            parts: [(1, 5), (3, 0), (7, 10)]
+                .map(|(number, size_bytes)| shoal_proto::meta::PartExtent { number, size_bytes })
+                .to_vec(),
+            ..Default::default()
+        };
+        let range = |first, last| {
+            Ok(Some((
+                StatusCode::PARTIAL_CONTENT,
+                Some(ByteRange { first, last }),
+            )))
+        };
+        assert_eq!(part_of(&object, 1), range(0, 4));
+        assert_eq!(
+            part_of(&object, 3),
+            Ok(Some((StatusCode::PARTIAL_CONTENT, None))),
+            "an empty part"
+        );
+        assert_eq!(part_of(&object, 7), range(5, 14));
+        assert_eq!(
+            part_of(&object, 2),
+            Err("InvalidPart"),
+            "a number the upload skipped"
+        );
+        assert_eq!(part_of(&object, 8), Err("InvalidPart"));
+        let both = requested_part(Some(1), true, &object).map_err(|e| e.code());
+        assert_eq!(both, Err("InvalidRequest"));
+        assert_eq!(
+            requested_part(None, true, &object).map_err(|e| e.code()),
+            Ok(None)
+        );
+
+        // Completed before part sizes were kept: refused, never guessed.
+        object.parts.clear();
+        assert_eq!(part_of(&object, 1), Err("NotImplemented"));
+        // Written by one PUT: part 1 is the whole object.
+        object.part_count = 0;
+        assert_eq!(part_of(&object, 1), Ok(Some((StatusCode::OK, None))));
+        assert_eq!(part_of(&object, 2), Err("InvalidPart"));
+    }
+
+    fn part_of(
+        object: &ObjectManifest,
+        number: u32,
+    ) -> Result<Option<(StatusCode, Option<ByteRange>)>, &'static str> {
+        requested_part(Some(number), false, object).map_err(|e| e.code())
     }
 }

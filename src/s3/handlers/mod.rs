@@ -232,6 +232,24 @@ async fn next_frame(
         .map_err(|_| S3Error::RequestTimeout { idle })
 }
 
+fn part_number_error() -> S3Error {
+    S3Error::InvalidArgument {
+        message: format!(
+            "Part number must be an integer between 1 and {}, inclusive",
+            shoal_shard::limits::PARTS_MAX
+        ),
+    }
+}
+
+/// The `partNumber` query parameter, 1 to [`shoal_shard::limits::PARTS_MAX`].
+fn part_number(request: &S3Request) -> Result<u32, S3Error> {
+    request
+        .query("partNumber")
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| (1..=shoal_shard::limits::PARTS_MAX).contains(n))
+        .ok_or_else(part_number_error)
+}
+
 /// `"<hex md5>"`, as S3 quotes ETags; a multipart object's ends in
 /// `-<parts>`.
 fn etag(md5: &[u8], part_count: u32) -> String {

@@ -19,8 +19,8 @@ use http::{Response, StatusCode};
 use md5_many::Md5State;
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{
-    ChosenPart as PartChoice, CompleteUpload, MultipartUpload, ObjectManifest, UploadRef,
-    UploadedPart, Versioning,
+    ChosenPart as PartChoice, CompleteUpload, MultipartUpload, ObjectManifest, PartExtent,
+    UploadRef, UploadedPart, Versioning,
 };
 use shoal_shard::admission::Protocol;
 use shoal_shard::limits::{
@@ -42,7 +42,10 @@ use super::put::{
 use super::receive::{checksum_header, receive_body, receive_small_body, BodyLimits};
 use super::tagging::requested_tags;
 use super::versioning::{bucket_versioning, insert_version_id, written_version};
-use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
+use super::{
+    etag, header_value, iso8601, load_object, now_unix_ms, part_number, part_number_error,
+    require_bucket,
+};
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::auth::PayloadMode;
 use crate::s3::checksum::{multipart_checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
@@ -518,6 +521,17 @@ fn combined_checksums(
     Ok(checksums)
 }
 
+/// Where each chosen part lies in the object (GET `?partNumber=`).
+fn extents(parts: &[&UploadedPart]) -> Vec<PartExtent> {
+    parts
+        .iter()
+        .map(|p| PartExtent {
+            number: p.part_number,
+            size_bytes: p.size_bytes,
+        })
+        .collect()
+}
+
 /// `POST /bucket/key?uploadId=ID`.
 pub async fn complete(
     ctx: &Rc<S3Context>,
@@ -583,6 +597,7 @@ pub async fn complete(
         retain_until_unix_ms: upload.retain_until_unix_ms,
         legal_hold: upload.legal_hold,
         tags: upload.tags.clone(),
+        parts: extents(&parts),
         ..Default::default()
     };
     let tag = etag(&manifest.md5, part_count);
@@ -958,21 +973,6 @@ async fn all_parts(
             return Ok(parts);
         }
     }
-}
-
-fn part_number_error() -> S3Error {
-    S3Error::InvalidArgument {
-        message: format!("Part number must be an integer between 1 and {PARTS_MAX}, inclusive"),
-    }
-}
-
-/// The `partNumber` query parameter, 1 to [`PARTS_MAX`].
-fn part_number(request: &S3Request) -> Result<u32, S3Error> {
-    request
-        .query("partNumber")
-        .and_then(|n| n.parse::<u32>().ok())
-        .filter(|n| (1..=PARTS_MAX).contains(n))
-        .ok_or_else(part_number_error)
 }
 
 /// A `max-*` query parameter: default and ceiling `max`.
