@@ -123,6 +123,11 @@ pub const LIFECYCLE_EXAMINED_PER_S: usize = 10_000;
 pub const LIFECYCLE_RULES_MAX: usize = 1000;
 pub const LIFECYCLE_BODY_BYTES_MAX: usize = 1024 * 1024;
 
+/// Most rules in one CORS configuration, and the largest configuration
+/// document read (S3's limits).
+pub const CORS_RULES_MAX: usize = 100;
+pub const CORS_BODY_BYTES_MAX: usize = 64 * 1024;
+
 /// Largest ObjectLockConfiguration, Retention or LegalHold document read.
 pub const OBJECT_LOCK_BODY_BYTES_MAX: usize = 4 * 1024;
 

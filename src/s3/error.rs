@@ -39,6 +39,11 @@ pub enum S3Error {
     NoSuchTagSet { bucket: String },
     #[error("The lifecycle configuration does not exist")]
     NoSuchLifecycleConfiguration { bucket: String },
+    #[error("The CORS configuration does not exist")]
+    NoSuchCorsConfiguration { bucket: String },
+    /// A CORS preflight no rule of the bucket allows.
+    #[error("CORSResponse: {message}")]
+    CorsForbidden { message: &'static str },
     /// The version asked for is a delete marker: without a version id the
     /// key reads as missing (404), by its id the marker is not an object
     /// a GET or HEAD can return (405). Either way the response says so.
@@ -156,6 +161,8 @@ impl S3Error {
             S3Error::BadRequest { .. } => "BadRequest",
             S3Error::NoSuchTagSet { .. } => "NoSuchTagSet",
             S3Error::NoSuchLifecycleConfiguration { .. } => "NoSuchLifecycleConfiguration",
+            S3Error::NoSuchCorsConfiguration { .. } => "NoSuchCORSConfiguration",
+            S3Error::CorsForbidden { .. } => "AccessForbidden",
             S3Error::DeleteMarker { by_id: false, .. } => "NoSuchKey",
             S3Error::DeleteMarker { by_id: true, .. } => "MethodNotAllowed",
             S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
@@ -204,6 +211,7 @@ impl S3Error {
             | S3Error::NoSuchObjectLockConfiguration
             | S3Error::NoSuchTagSet { .. }
             | S3Error::NoSuchLifecycleConfiguration { .. }
+            | S3Error::NoSuchCorsConfiguration { .. }
             | S3Error::DeleteMarker { by_id: false, .. }
             | S3Error::NoSuchUpload { .. } => 404,
             S3Error::DeleteMarker { by_id: true, .. } => 405,
@@ -211,7 +219,7 @@ impl S3Error {
             | S3Error::BucketAlreadyExists { .. }
             | S3Error::BucketNotEmpty { .. }
             | S3Error::InvalidBucketState { .. } => 409,
-            S3Error::AccessDenied { .. } => 403,
+            S3Error::AccessDenied { .. } | S3Error::CorsForbidden { .. } => 403,
             S3Error::InvalidRange { .. } => 416,
             S3Error::Auth(e) => e.http_status(),
             S3Error::Chunked(e) => e.http_status(),
@@ -267,7 +275,8 @@ impl S3Error {
             | S3Error::InvalidBucketName { bucket, .. }
             | S3Error::ObjectLockConfigurationNotFound { bucket }
             | S3Error::NoSuchTagSet { bucket }
-            | S3Error::NoSuchLifecycleConfiguration { bucket } => xml.leaf("BucketName", bucket),
+            | S3Error::NoSuchLifecycleConfiguration { bucket }
+            | S3Error::NoSuchCorsConfiguration { bucket } => xml.leaf("BucketName", bucket),
             S3Error::NoSuchKey { key } | S3Error::DeleteMarker { key, .. } => xml.leaf("Key", key),
             S3Error::NoSuchVersion { key, version_id } => {
                 xml.leaf("Key", key);

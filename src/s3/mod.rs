@@ -14,6 +14,7 @@ pub mod auth;
 pub mod checksum;
 pub mod chunked;
 mod conditional;
+pub mod cors;
 pub mod downloads;
 pub mod error;
 pub mod fuzz_targets;
@@ -137,6 +138,7 @@ pub async fn serve(
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
         && bytes_in == Some(0);
+    let cross_origin = handlers::cors::CrossOrigin::of(&req);
     let mut caller = None;
     let (label, target, result) = match S3Request::parse(req, ctx.config.domain.as_deref()) {
         Ok(request) => {
@@ -165,6 +167,12 @@ pub async fn serve(
         }
     };
     let headers = response.headers_mut();
+    if let (Some(cross_origin), Some(target)) = (&cross_origin, &target) {
+        // A preflight's answer carries its own.
+        if label != S3Op::CorsPreflight.label_index() {
+            cross_origin.allow_response(&ctx, target, headers);
+        }
+    }
     if let Ok(id) = HeaderValue::from_str(&request_id) {
         headers.insert("x-amz-request-id", id);
     }
@@ -199,9 +207,12 @@ async fn handle(
     caller_seen: &mut Option<Caller>,
 ) -> Result<Response<Body>, S3Error> {
     use handlers::{
-        acl, bucket, copy, delete_objects, get, lifecycle, list, list_versions, multipart,
+        acl, bucket, copy, cors, delete_objects, get, lifecycle, list, list_versions, multipart,
         object_lock, put, tagging, versioning,
     };
+    if op == S3Op::CorsPreflight {
+        return cors::preflight(ctx, &request);
+    }
     let (caller, payload) = access::identify(ctx, &request)?;
     *caller_seen = Some(caller.clone());
     // Before any handler runs, so a refused request never has its body read.
@@ -268,6 +279,11 @@ async fn handle(
             let delete = op == S3Op::DeleteObjectTagging;
             tagging::put_object_tagging(ctx, &caller, &name, &key, request, payload, delete).await
         }
+        S3Op::GetBucketCors => cors::get_bucket_cors(ctx, &name),
+        S3Op::PutBucketCors | S3Op::DeleteBucketCors => {
+            cors::put_bucket_cors(ctx, &name, request, payload, op == S3Op::DeleteBucketCors).await
+        }
+        S3Op::CorsPreflight => cors::preflight(ctx, &request),
         S3Op::GetBucketAcl => acl::get_bucket_acl(ctx, &name),
         S3Op::PutBucketAcl => acl::put_bucket_acl(ctx, &name, request, payload).await,
         S3Op::ListObjects => list::list_objects(ctx, &name, &request).await,

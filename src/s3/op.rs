@@ -28,6 +28,12 @@ pub enum S3Op {
     GetBucketLifecycleConfiguration,
     PutBucketLifecycleConfiguration,
     DeleteBucketLifecycle,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
+    /// A browser's CORS preflight (`OPTIONS` on a bucket or object):
+    /// answered from the bucket's CORS rules, without authentication.
+    CorsPreflight,
     GetBucketAcl,
     PutBucketAcl,
     /// ListObjects v1.
@@ -84,7 +90,7 @@ impl Unsupported {
 
 impl S3Op {
     /// Every metric label, in [`S3Op::label_index`] order.
-    pub const LABELS: [&'static str; 44] = [
+    pub const LABELS: [&'static str; 48] = [
         "ListBuckets",
         "CreateBucket",
         "HeadBucket",
@@ -128,6 +134,10 @@ impl S3Op {
         "PutBucketLifecycleConfiguration",
         "DeleteBucketLifecycle",
         "NotImplemented",
+        "GetBucketCors",
+        "PutBucketCors",
+        "DeleteBucketCors",
+        "CorsPreflight",
         "Unknown",
     ];
 
@@ -137,7 +147,9 @@ impl S3Op {
 
     /// Classifies a parsed request.
     pub fn of(request: &S3Request) -> S3Op {
-        if request.unsupported_subresource().is_some() {
+        // A preflight asks about the request it precedes, whatever its
+        // query names.
+        if request.method() != Method::OPTIONS && request.unsupported_subresource().is_some() {
             return S3Op::NotImplemented(Unsupported::Subresource);
         }
         let copy = request.headers().contains_key("x-amz-copy-source");
@@ -156,6 +168,9 @@ impl S3Op {
         match target {
             Target::Service if *method == Method::GET => S3Op::ListBuckets,
             Target::Service => S3Op::MethodNotAllowed,
+            Target::Bucket(_) | Target::Object(..) if *method == Method::OPTIONS => {
+                S3Op::CorsPreflight
+            }
             Target::Bucket(_) => Self::bucket_op(method, has),
             Target::Object(..) => Self::object_op(method, has, copy),
         }
@@ -187,6 +202,12 @@ impl S3Op {
                 S3Op::GetBucketLifecycleConfiguration,
                 S3Op::PutBucketLifecycleConfiguration,
                 Some(S3Op::DeleteBucketLifecycle),
+            ),
+            (
+                "cors",
+                S3Op::GetBucketCors,
+                S3Op::PutBucketCors,
+                Some(S3Op::DeleteBucketCors),
             ),
         ];
         if let Some(op) = subresource_op(method, &has, &subresources) {
@@ -296,6 +317,10 @@ impl S3Op {
             S3Op::PutBucketLifecycleConfiguration => 40,
             S3Op::DeleteBucketLifecycle => 41,
             S3Op::NotImplemented(_) => 42,
+            S3Op::GetBucketCors => 43,
+            S3Op::PutBucketCors => 44,
+            S3Op::DeleteBucketCors => 45,
+            S3Op::CorsPreflight => 46,
             S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
         }
     }
@@ -458,6 +483,16 @@ mod tests {
             (op(Method::GET, "b/k", &["uploadId"], false), "ListParts"),
             (op(Method::GET, "b/k", &["partNumber"], false), "GetObject"),
             (op(Method::POST, "b/k", &[], false), "NotImplemented"),
+            (op(Method::GET, "b", &["cors"], false), "GetBucketCors"),
+            (op(Method::PUT, "b", &["cors"], false), "PutBucketCors"),
+            (
+                op(Method::DELETE, "b", &["cors"], false),
+                "DeleteBucketCors",
+            ),
+            (
+                op(Method::OPTIONS, "b/k", &["policy"], false),
+                "CorsPreflight",
+            ),
             (op(Method::PATCH, "b/k", &[], false), "Unknown"),
         ];
         for (op, name) in cases {

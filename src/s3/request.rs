@@ -14,11 +14,10 @@ use crate::limits::KEY_BYTES_MAX;
 /// same path) that Shoal does not serve. A request naming one must be
 /// refused, never mistaken for the plain operation: `PUT /b/k?tagging`
 /// would otherwise overwrite the object with the tagging document.
-const UNSUPPORTED_SUBRESOURCES: [&str; 22] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 21] = [
     "accelerate",
     "analytics",
     "attributes",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -42,8 +41,9 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 22] = [
 /// Subresources Shoal serves, and whether on buckets and on objects (a
 /// method one does not take is answered 405 by the operation's
 /// classification).
-const SERVED_SUBRESOURCES: [(&str, bool, bool); 6] = [
+const SERVED_SUBRESOURCES: [(&str, bool, bool); 7] = [
     ("lifecycle", true, false),
+    ("cors", true, false),
     ("versioning", true, false),
     ("object-lock", true, false),
     ("retention", false, true),

@@ -123,7 +123,8 @@ pub(super) fn apply_op(
         op @ (Op::PutBucketVersioning(_)
         | Op::PutBucketObjectLock(_)
         | Op::PutBucketTagging(_)
-        | Op::PutBucketLifecycle(_)) => bucket_settings(db, batch, pending, op)?,
+        | Op::PutBucketLifecycle(_)
+        | Op::PutBucketCors(_)) => bucket_settings(db, batch, pending, op)?,
         Op::LifecycleExpire(expire) => expire::apply(db, batch, pending, expire, stamp)?,
         op @ (Op::PutObjectAcl(_)
         | Op::PutObjectTagging(_)
@@ -173,6 +174,10 @@ fn bucket_settings(
         })?,
         Op::PutBucketLifecycle(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
             record.lifecycle = put.lifecycle;
+            Ok(())
+        })?,
+        Op::PutBucketCors(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
+            record.cors = put.cors;
             Ok(())
         })?,
         _ => unreachable!("apply_op hands only bucket settings here"),

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod bucket;
 pub mod copy;
+pub mod cors;
 pub mod delete_objects;
 pub mod get;
 pub mod lifecycle;
