@@ -293,6 +293,12 @@ pub struct ServeFlags {
     #[arg(long, env = "SHOAL_DOMAIN")]
     pub domain: Option<String>,
 
+    /// Also accept AWS Signature Version 2 (HMAC-SHA1) where clients still
+    /// send it: browser upload forms (POST Object) signed by old SDKs.
+    /// Off by default: SigV2 signs less of a request than SigV4.
+    #[arg(long, env = "SHOAL_SIGV2")]
+    pub sigv2: bool,
+
     /// Objects up to this size (e.g. `4KiB`; `0` turns it off) keep their
     /// bytes in their manifest, inside the raft entry and the metadata
     /// store, instead of in a blob-log chunk: one synced append per PUT
@@ -456,6 +462,8 @@ pub struct NodeConfig {
     /// Largest object PutObject embeds in its manifest (0: none).
     pub embed_max_bytes: u64,
     pub access_log: bool,
+    /// Accept AWS Signature Version 2 where Shoal reads it.
+    pub sigv2: bool,
 }
 
 /// How the node takes part in a cluster.
@@ -798,6 +806,7 @@ impl ServeFlags {
             body_idle_timeout: self.body_idle_timeout,
             embed_max_bytes: self.embed_max,
             access_log: self.access_log,
+            sigv2: self.sigv2,
             admission,
             get_budget_per_core_bytes,
             multipart_expiry: self.multipart_expiry,

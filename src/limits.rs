@@ -123,6 +123,12 @@ pub const LIFECYCLE_EXAMINED_PER_S: usize = 10_000;
 pub const LIFECYCLE_RULES_MAX: usize = 1000;
 pub const LIFECYCLE_BODY_BYTES_MAX: usize = 1024 * 1024;
 
+/// Most bytes of a browser upload form before its file part (the fields,
+/// the policy document, the part headers): read whole before the policy
+/// is checked, so bounded like an XML document (S3 allows about 20 KB of
+/// policy).
+pub const POST_FORM_FIELDS_BYTES_MAX: usize = 64 * 1024;
+
 /// Most rules in one CORS configuration, and the largest configuration
 /// document read (S3's limits).
 pub const CORS_RULES_MAX: usize = 100;

@@ -183,6 +183,8 @@ fn need(op: S3Op, target: &Target) -> Need {
         // Answered before anyone is identified (`s3/mod.rs`); asked
         // anyway, it needs the most.
         S3Op::CorsPreflight => Need::Owner,
+        // The form says who signed it: the handler checks the bucket.
+        S3Op::PostObject => Need::ObjectChecked,
         S3Op::NotImplemented(_) | S3Op::MethodNotAllowed => match target {
             Target::Service => Need::User,
             Target::Bucket(_) | Target::Object(..) => Need::Owner,
@@ -242,6 +244,28 @@ pub fn authorize(
         Ok(())
     } else {
         Err(denied(caller))
+    }
+}
+
+/// Decides whether `caller` holds `wanted` on an existing bucket (its
+/// owner and admins hold everything): for a handler that learns who the
+/// caller is from the request's body (a browser upload form).
+pub fn authorize_bucket(
+    ctx: &S3Context,
+    caller: &Caller,
+    bucket: &str,
+    wanted: Permission,
+) -> Result<(), S3Error> {
+    let record = ctx
+        .directory
+        .bucket(bucket)
+        .ok_or_else(|| S3Error::NoSuchBucket {
+            bucket: bucket.to_string(),
+        })?;
+    let owner = bucket_owner(ctx, &record);
+    match caller.is_admin() || grants(&owner, record.acl.as_ref(), caller, wanted) {
+        true => Ok(()),
+        false => Err(denied(caller)),
     }
 }
 

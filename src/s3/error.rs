@@ -39,6 +39,19 @@ pub enum S3Error {
     NoSuchTagSet { bucket: String },
     #[error("The lifecycle configuration does not exist")]
     NoSuchLifecycleConfiguration { bucket: String },
+    #[error("{message}")]
+    InvalidPolicyDocument { message: String },
+    #[error("The body of your POST request is not well-formed multipart/form-data.")]
+    MalformedPostRequest,
+    #[error("Your POST request fields preceding the upload file were too large.")]
+    MaxPostPreDataLengthExceeded,
+    /// A browser upload's file outside its policy's `content-length-range`.
+    #[error("Your proposed upload of {size_bytes} bytes is outside the policy's range of {min_bytes} to {max_bytes} bytes.")]
+    OutsideLengthRange {
+        size_bytes: u64,
+        min_bytes: u64,
+        max_bytes: u64,
+    },
     #[error("The CORS configuration does not exist")]
     NoSuchCorsConfiguration { bucket: String },
     /// A CORS preflight no rule of the bucket allows.
@@ -163,6 +176,17 @@ impl S3Error {
             S3Error::NoSuchLifecycleConfiguration { .. } => "NoSuchLifecycleConfiguration",
             S3Error::NoSuchCorsConfiguration { .. } => "NoSuchCORSConfiguration",
             S3Error::CorsForbidden { .. } => "AccessForbidden",
+            S3Error::InvalidPolicyDocument { .. } => "InvalidPolicyDocument",
+            S3Error::MalformedPostRequest => "MalformedPOSTRequest",
+            S3Error::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
+            S3Error::OutsideLengthRange {
+                size_bytes,
+                min_bytes,
+                ..
+            } => match size_bytes < min_bytes {
+                true => "EntityTooSmall",
+                false => "EntityTooLarge",
+            },
             S3Error::DeleteMarker { by_id: false, .. } => "NoSuchKey",
             S3Error::DeleteMarker { by_id: true, .. } => "MethodNotAllowed",
             S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
@@ -243,6 +267,10 @@ impl S3Error {
             | S3Error::InvalidTag { .. }
             | S3Error::BadRequest { .. }
             | S3Error::InvalidRequest { .. }
+            | S3Error::InvalidPolicyDocument { .. }
+            | S3Error::MalformedPostRequest
+            | S3Error::MaxPostPreDataLengthExceeded
+            | S3Error::OutsideLengthRange { .. }
             | S3Error::MalformedXml
             | S3Error::MalformedAclError
             | S3Error::InvalidPart { .. }

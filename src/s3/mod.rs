@@ -22,6 +22,8 @@ pub(crate) mod handlers;
 mod ingest;
 pub mod md5_lanes;
 pub mod op;
+pub mod post_form;
+pub mod post_policy;
 pub(crate) mod range;
 pub mod request;
 pub mod request_log;
@@ -49,6 +51,7 @@ use crate::http_io::RemoteAddr;
 use crate::metrics::CoreMetrics;
 use crate::route::Router;
 use access::Caller;
+use auth::PayloadMode;
 use error::S3Error;
 use op::S3Op;
 use request::{S3Request, Target};
@@ -206,12 +209,8 @@ async fn handle(
     request: S3Request,
     caller_seen: &mut Option<Caller>,
 ) -> Result<Response<Body>, S3Error> {
-    use handlers::{
-        acl, bucket, copy, cors, delete_objects, get, lifecycle, list, list_versions, multipart,
-        object_lock, put, tagging, versioning,
-    };
     if op == S3Op::CorsPreflight {
-        return cors::preflight(ctx, &request);
+        return handlers::cors::preflight(ctx, &request);
     }
     let (caller, payload) = access::identify(ctx, &request)?;
     *caller_seen = Some(caller.clone());
@@ -230,6 +229,22 @@ async fn handle(
         Target::Object(name, key) => (name, key),
     };
     refuse_if_disk_low(ctx, op, &name, &key)?;
+    dispatch(ctx, op, caller, (name, key), request, payload).await
+}
+
+/// Hands an identified, authorized request to its operation's handler.
+async fn dispatch(
+    ctx: &Rc<S3Context>,
+    op: S3Op,
+    caller: Caller,
+    (name, key): (String, String),
+    request: S3Request,
+    payload: PayloadMode,
+) -> Result<Response<Body>, S3Error> {
+    use handlers::{
+        acl, bucket, copy, cors, delete_objects, get, lifecycle, list, list_versions, multipart,
+        object_lock, post, put, tagging, versioning,
+    };
     let copy_source = || {
         request
             .header("x-amz-copy-source")
@@ -284,6 +299,7 @@ async fn handle(
             cors::put_bucket_cors(ctx, &name, request, payload, op == S3Op::DeleteBucketCors).await
         }
         S3Op::CorsPreflight => cors::preflight(ctx, &request),
+        S3Op::PostObject => post::post_object(ctx, &name, request).await,
         S3Op::GetBucketAcl => acl::get_bucket_acl(ctx, &name),
         S3Op::PutBucketAcl => acl::put_bucket_acl(ctx, &name, request, payload).await,
         S3Op::ListObjects => list::list_objects(ctx, &name, &request).await,
@@ -327,7 +343,11 @@ async fn handle(
 fn refuse_if_disk_low(ctx: &S3Context, op: S3Op, bucket: &str, key: &str) -> Result<(), S3Error> {
     let stores_bytes = matches!(
         op,
-        S3Op::PutObject | S3Op::UploadPart | S3Op::CopyObject | S3Op::UploadPartCopy
+        S3Op::PutObject
+            | S3Op::PostObject
+            | S3Op::UploadPart
+            | S3Op::CopyObject
+            | S3Op::UploadPartCopy
     );
     if !stores_bytes {
         return Ok(());

@@ -31,6 +31,8 @@ pub enum S3Op {
     GetBucketCors,
     PutBucketCors,
     DeleteBucketCors,
+    /// POST Object: a browser upload form.
+    PostObject,
     /// A browser's CORS preflight (`OPTIONS` on a bucket or object):
     /// answered from the bucket's CORS rules, without authentication.
     CorsPreflight,
@@ -73,7 +75,6 @@ pub enum S3Op {
 pub enum Unsupported {
     /// A subresource such as `?tagging` or `?lifecycle`.
     Subresource,
-    BucketPost,
     ObjectPost,
 }
 
@@ -82,7 +83,6 @@ impl Unsupported {
     pub fn what(self) -> &'static str {
         match self {
             Unsupported::Subresource => "This subresource",
-            Unsupported::BucketPost => "This bucket POST operation",
             Unsupported::ObjectPost => "This object POST operation",
         }
     }
@@ -90,7 +90,7 @@ impl Unsupported {
 
 impl S3Op {
     /// Every metric label, in [`S3Op::label_index`] order.
-    pub const LABELS: [&'static str; 48] = [
+    pub const LABELS: [&'static str; 49] = [
         "ListBuckets",
         "CreateBucket",
         "HeadBucket",
@@ -138,6 +138,7 @@ impl S3Op {
         "PutBucketCors",
         "DeleteBucketCors",
         "CorsPreflight",
+        "PostObject",
         "Unknown",
     ];
 
@@ -223,7 +224,7 @@ impl S3Op {
             Method::GET if has("list-type") => S3Op::ListObjectsV2,
             Method::GET => S3Op::ListObjects,
             Method::POST if has("delete") => S3Op::DeleteObjects,
-            Method::POST => S3Op::NotImplemented(Unsupported::BucketPost),
+            Method::POST => S3Op::PostObject,
             _ => S3Op::MethodNotAllowed,
         }
     }
@@ -321,6 +322,7 @@ impl S3Op {
             S3Op::PutBucketCors => 44,
             S3Op::DeleteBucketCors => 45,
             S3Op::CorsPreflight => 46,
+            S3Op::PostObject => 47,
             S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
         }
     }
@@ -493,6 +495,7 @@ mod tests {
                 op(Method::OPTIONS, "b/k", &["policy"], false),
                 "CorsPreflight",
             ),
+            (op(Method::POST, "b", &[], false), "PostObject"),
             (op(Method::PATCH, "b/k", &[], false), "Unknown"),
         ];
         for (op, name) in cases {
@@ -518,10 +521,7 @@ mod tests {
             op(Method::DELETE, "b", &["acl"], false),
             S3Op::MethodNotAllowed
         );
-        assert_eq!(
-            op(Method::POST, "b", &[], false),
-            S3Op::NotImplemented(Unsupported::BucketPost)
-        );
+        assert_eq!(op(Method::POST, "b", &[], false), S3Op::PostObject);
         assert_eq!(op(Method::PUT, "", &[], false), S3Op::MethodNotAllowed);
     }
 }

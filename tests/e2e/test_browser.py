@@ -31,6 +31,24 @@ run();
 </script></body></html>"""
 
 
+FORM_PAGE = """<!doctype html><html><body><pre id="out">running</pre><script>
+async function run() {
+  let result;
+  try {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(%(fields)s)) form.append(name, value);
+    form.append("file", new Blob(["posted by a browser"], {type: "text/plain"}), "note.txt");
+    const r = await fetch(%(url)s, {method: "POST", body: form});
+    result = "post " + r.status;
+  } catch (e) {
+    result = "blocked " + e.name;
+  }
+  document.getElementById("out").textContent = result;
+}
+run();
+</script></body></html>"""
+
+
 def serve_page(html):
     """Serves `html` at / on a port of its own; returns (origin, server)."""
     body = html.encode()
@@ -83,7 +101,7 @@ def test_a_page_of_another_origin_uploads_and_reads_back_under_cors(node, bucket
         # Without rules the browser refuses to send the upload at all.
         assert run_in_browser(allowed_origin + "/") == "blocked TypeError"
         s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
-            "AllowedOrigins": [allowed_origin], "AllowedMethods": ["GET", "PUT"],
+            "AllowedOrigins": [allowed_origin], "AllowedMethods": ["GET", "PUT", "POST"],
             "AllowedHeaders": ["content-type"], "ExposeHeaders": ["ETag"]}]})
         assert run_in_browser(allowed_origin + "/") == \
             "put 200; get 200 written by a browser etag seen"
@@ -94,3 +112,19 @@ def test_a_page_of_another_origin_uploads_and_reads_back_under_cors(node, bucket
     finally:
         allowed.shutdown()
         other.shutdown()
+
+
+def test_a_page_uploads_with_a_presigned_post_form(node, bucket):
+    s3 = node.client(signature_version="s3v4")
+    post = s3.generate_presigned_post(bucket, "forms/${filename}", ExpiresIn=600,
+                                      Conditions=[["starts-with", "$key", "forms/"]])
+    page = FORM_PAGE % {"fields": json.dumps(post["fields"]), "url": json.dumps(post["url"])}
+    origin, server = serve_page(page)
+    try:
+        s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
+            "AllowedOrigins": [origin], "AllowedMethods": ["POST"]}]})
+        assert run_in_browser(origin + "/") == "post 204"
+        got = s3.get_object(Bucket=bucket, Key="forms/note.txt")
+        assert got["Body"].read() == b"posted by a browser" and got["ContentType"] == "text/plain"
+    finally:
+        server.shutdown()

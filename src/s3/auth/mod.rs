@@ -27,6 +27,7 @@
 
 pub mod canonical;
 pub(crate) mod header;
+pub mod post;
 mod presigned;
 pub mod sigv4;
 
@@ -91,6 +92,8 @@ pub enum AuthLocation {
     Header,
     /// Presigned-URL query parameters.
     Query,
+    /// The fields of a browser upload form (POST Object).
+    Form,
 }
 
 impl std::fmt::Display for AuthLocation {
@@ -98,6 +101,7 @@ impl std::fmt::Display for AuthLocation {
         f.write_str(match self {
             Self::Header => "Authorization header",
             Self::Query => "presigned query",
+            Self::Form => "POST form",
         })
     }
 }
@@ -142,6 +146,8 @@ pub enum AuthError {
     UnsignedHeader { header: String },
     #[error("only one authentication mechanism is allowed")]
     MultipleMechanisms,
+    #[error("AWS Signature Version 2 is not accepted by this node (it runs without --sigv2); sign with AWS4-HMAC-SHA256")]
+    SigV2Refused,
 }
 
 impl AuthError {
@@ -150,9 +156,13 @@ impl AuthError {
         let malformed_code = |location: &AuthLocation| match location {
             AuthLocation::Header => "AuthorizationHeaderMalformed",
             AuthLocation::Query => "AuthorizationQueryParametersError",
+            AuthLocation::Form => "InvalidArgument",
         };
         match self {
-            Self::Missing | Self::Expired { .. } | Self::UnsignedHeader { .. } => "AccessDenied",
+            Self::Missing
+            | Self::Expired { .. }
+            | Self::UnsignedHeader { .. }
+            | Self::SigV2Refused => "AccessDenied",
             Self::Malformed { location, .. } | Self::WrongRegion { location, .. } => {
                 malformed_code(location)
             }
@@ -165,6 +175,9 @@ impl AuthError {
             Self::UnsupportedAlgorithm {
                 location: AuthLocation::Query,
             } => "AuthorizationQueryParametersError",
+            Self::UnsupportedAlgorithm {
+                location: AuthLocation::Form,
+            } => "InvalidArgument",
             Self::MissingContentSha256 => "InvalidRequest",
             Self::BadContentSha256 { .. } | Self::MultipleMechanisms => "InvalidArgument",
         }
@@ -177,7 +190,8 @@ impl AuthError {
             | Self::SignatureMismatch
             | Self::TimeSkewed { .. }
             | Self::Expired { .. }
-            | Self::UnsignedHeader { .. } => 403,
+            | Self::UnsignedHeader { .. }
+            | Self::SigV2Refused => 403,
             Self::Malformed { .. }
             | Self::WrongRegion { .. }
             | Self::UnsupportedAlgorithm { .. }

@@ -113,8 +113,8 @@ pub async fn copy_object(
             .header("content-type")
             .unwrap_or(DEFAULT_CONTENT_TYPE)
             .to_string();
-        manifest.user_metadata = user_metadata(request);
-        manifest.headers = stored_headers(request);
+        manifest.user_metadata = user_metadata(request.headers());
+        manifest.headers = stored_headers(request.headers());
     }
     let tag = etag(&manifest.md5, manifest.part_count);
     let modified = manifest.last_modified_unix_ms;

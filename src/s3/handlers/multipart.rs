@@ -86,8 +86,8 @@ pub async fn create(
             .header("content-type")
             .unwrap_or(DEFAULT_CONTENT_TYPE)
             .to_string(),
-        user_metadata: user_metadata(request),
-        headers: stored_headers(request),
+        user_metadata: user_metadata(request.headers()),
+        headers: stored_headers(request.headers()),
         checksum_algorithm: algorithm.map_or(String::new(), |a| a.name().to_string()),
         checksum_type: kind.map_or(String::new(), |k| k.name().to_string()),
         owner_id: writer_id(ctx, caller, bucket),

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use http::{Response, StatusCode};
 use shoal_proto::meta::{ChunkRef, ObjectManifest, WriteCondition};
 use shoal_shard::chunk_hash::ChunkHash;
+use shoal_shard::ids::ShardIndex;
 use shoal_shard::limits::OBJECT_BYTES_MAX;
 use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
@@ -59,10 +60,10 @@ pub async fn put_object(
             .header("content-type")
             .unwrap_or(DEFAULT_CONTENT_TYPE)
             .to_string(),
-        user_metadata: user_metadata(&request),
+        user_metadata: user_metadata(request.headers()),
         chunks: chunk_refs(&stored.chunks),
         checksums: received.checksums.clone(),
-        headers: stored_headers(&request),
+        headers: stored_headers(request.headers()),
         checksum_type: String::new(),
         part_count: 0,
         owner_id,
@@ -73,17 +74,7 @@ pub async fn put_object(
     let mut manifest = manifest;
     lock.apply_to(&mut manifest);
     manifest.tags = tags;
-    let outcome = ctx
-        .router
-        .call(owner, |reply| ShardRequest::CommitObject {
-            manifest,
-            chunks: chunk_placements(&stored.chunks),
-            condition,
-            versioning,
-            default_retention: default_retention(ctx, bucket),
-            reply,
-        })
-        .await?;
+    let outcome = commit_object(ctx, owner, manifest, &stored.chunks, condition).await?;
     // The commit is final: the upload's last admission unit goes back.
     drop(stored.charge);
     write_outcome(outcome, key)?;
@@ -94,6 +85,31 @@ pub async fn put_object(
     insert_checksums(headers, &received.checksums)?;
     insert_version_id(headers, &written_version(outcome), versioning)?;
     Ok(response)
+}
+
+/// Commits a received object's manifest on its owner shard, as the
+/// bucket's versioning and default retention say.
+pub(super) async fn commit_object(
+    ctx: &S3Context,
+    owner: ShardIndex,
+    manifest: ObjectManifest,
+    stored: &[StoredChunk],
+    condition: Option<WriteCondition>,
+) -> Result<ApplyOutcome, S3Error> {
+    let bucket = manifest.bucket.clone();
+    let versioning = bucket_versioning(ctx, &bucket);
+    let outcome = ctx
+        .router
+        .call(owner, |reply| ShardRequest::CommitObject {
+            manifest,
+            chunks: chunk_placements(stored),
+            condition,
+            versioning,
+            default_retention: default_retention(ctx, &bucket),
+            reply,
+        })
+        .await?;
+    Ok(outcome)
 }
 
 /// Who owns what `caller` writes into `bucket`: the caller, or the
@@ -207,11 +223,11 @@ pub(super) const STORED_HEADERS: [&str; 5] = [
 /// The stored headers this request sets. `aws-chunked` is how the body
 /// travelled, not how the object is encoded, so it is dropped from
 /// Content-Encoding.
-pub(super) fn stored_headers(request: &S3Request) -> BTreeMap<String, String> {
+pub(super) fn stored_headers(headers: &http::HeaderMap) -> BTreeMap<String, String> {
     STORED_HEADERS
         .iter()
         .filter_map(|&name| {
-            let value = request.header(name)?;
+            let value = headers.get(name)?.to_str().ok()?;
             let value = if name == "content-encoding" {
                 let kept: Vec<&str> = value
                     .split(',')
@@ -228,9 +244,8 @@ pub(super) fn stored_headers(request: &S3Request) -> BTreeMap<String, String> {
 }
 
 /// `x-amz-meta-*` headers, names lower-cased without the prefix.
-pub(super) fn user_metadata(request: &S3Request) -> BTreeMap<String, String> {
-    request
-        .headers()
+pub(super) fn user_metadata(headers: &http::HeaderMap) -> BTreeMap<String, String> {
+    headers
         .iter()
         .filter_map(|(name, value)| {
             let name = name.as_str().strip_prefix("x-amz-meta-")?;

@@ -26,6 +26,7 @@ use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
 use crate::s3::chunked::{ChunkedDecoder, ChunkedMode};
 use crate::s3::error::S3Error;
 use crate::s3::ingest::{Ingest, Ingested};
+use crate::s3::post_form::FileDecoder;
 use crate::s3::request::S3Request;
 use crate::s3::S3Context;
 use shoal_shard::ids::ShardIndex;
@@ -86,6 +87,9 @@ enum Framing {
         decoder: Box<ChunkedDecoder>,
         decoded_length: u64,
     },
+    /// The file part of a browser upload form, up to the delimiter the
+    /// decoder looks for.
+    Form { decoder: FileDecoder },
 }
 
 /// A body stored and verified.
@@ -129,6 +133,7 @@ pub(super) async fn receive_body(
             decoded_length,
             decoder,
         } => (*decoded_length, decoder.declared_trailer().is_some()),
+        Framing::Form { .. } => unreachable!("forms are received by receive_form_file"),
     };
     if declared_bytes > bytes_max {
         return Err(S3Error::EntityTooLarge {
@@ -145,7 +150,7 @@ pub(super) async fn receive_body(
     };
 
     let protocol = match framing {
-        Framing::Fixed { .. } => Protocol::FixedLength,
+        Framing::Fixed { .. } | Framing::Form { .. } => Protocol::FixedLength,
         Framing::Chunked { .. } => Protocol::Chunked,
     };
     // Fail fast, before `100 Continue`, when the owner shard has no room
@@ -181,6 +186,7 @@ pub(super) async fn receive_body(
             None
         }
         Framing::Chunked { decoder, .. } => decoder.finish()?.checksum,
+        Framing::Form { .. } => unreachable!("forms are received by receive_form_file"),
     };
     if ingest.size_bytes() != declared_bytes {
         return Err(S3Error::IncompleteBody {
@@ -239,30 +245,78 @@ async fn feed_frames(
             continue;
         };
         raw_bytes += data.len() as u64;
-        // Feed the frame in pieces no larger than the chunk buffer's room,
-        // so each new buffer is charged before it is filled. Decoding never
-        // grows data, so an aws-chunked piece fits too: it pays as it
-        // decodes.
-        let mut rest: &[u8] = &data;
-        while !rest.is_empty() {
-            let room = ingest.ensure_room().await?;
-            let (piece, tail) = rest.split_at(room.min(rest.len()));
-            match framing {
-                Framing::Fixed { .. } => ingest.absorb(piece),
-                Framing::Chunked { decoder, .. } => {
-                    decoder.feed(piece, &mut |decoded| ingest.absorb(decoded))?
-                }
-            }
-            rest = tail;
-            if ingest.size_bytes() > declared_bytes {
-                return Err(S3Error::InvalidRequest {
-                    message: format!("The body is longer than the declared {declared_bytes} bytes"),
-                });
-            }
-            ingest.send_sealed().await?;
-        }
+        feed_data(&data, framing, ingest, declared_bytes).await?;
     }
     Ok(raw_bytes)
+}
+
+/// Feeds body bytes to `ingest` in pieces no larger than the chunk
+/// buffer's room, so each new buffer is charged before it is filled.
+/// Decoding never grows data, so an aws-chunked piece fits too: it pays
+/// as it decodes.
+async fn feed_data(
+    data: &[u8],
+    framing: &mut Framing,
+    ingest: &mut Ingest,
+    declared_bytes: u64,
+) -> Result<(), S3Error> {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let room = ingest.ensure_room().await?;
+        let (piece, tail) = rest.split_at(room.min(rest.len()));
+        match framing {
+            Framing::Fixed { .. } => ingest.absorb(piece),
+            Framing::Chunked { decoder, .. } => {
+                decoder.feed(piece, &mut |decoded| ingest.absorb(decoded))?
+            }
+            Framing::Form { decoder } => decoder.feed(piece, &mut |file| ingest.absorb(file)),
+        }
+        rest = tail;
+        if ingest.size_bytes() > declared_bytes {
+            return Err(S3Error::InvalidRequest {
+                message: format!("The body is longer than the declared {declared_bytes} bytes"),
+            });
+        }
+        ingest.send_sealed().await?;
+    }
+    Ok(())
+}
+
+/// Receives the file of a browser upload form into `owner`'s blob log:
+/// `started` is what of it arrived with the fields, then the rest of
+/// `body` up to the form's `boundary`. Charged like a PUT of at most
+/// `length_max` bytes (what the request's length leaves for the file).
+pub(super) async fn receive_form_file(
+    ctx: &Rc<S3Context>,
+    owner: ShardIndex,
+    mut body: Incoming,
+    started: &[u8],
+    boundary: &str,
+    length_max: u64,
+) -> Result<Ingested, S3Error> {
+    let protocol = Protocol::FixedLength;
+    ctx.gates[owner.as_usize()]
+        .peek(length_max.min(CHUNK_BYTES as u64), protocol)
+        .map_err(|reason| S3Error::SlowDown { reason })?;
+    let mut ingest = Ingest::new(Rc::clone(ctx), owner, protocol, false, None);
+    ingest.embed_up_to(ctx.config.embed_max_bytes);
+    let mut framing = Framing::Form {
+        decoder: FileDecoder::new(boundary),
+    };
+    feed_data(started, &mut framing, &mut ingest, length_max).await?;
+    let idle = ctx.config.body_idle_timeout;
+    let raw_bytes = feed_frames(&mut body, &mut framing, &mut ingest, length_max, idle).await?;
+    ctx.metrics.add_bytes_in(raw_bytes);
+    let Framing::Form { decoder } = &framing else {
+        unreachable!("set above")
+    };
+    if !decoder.is_done() {
+        return Err(S3Error::IncompleteBody {
+            expected_bytes: length_max,
+            received_bytes: ingest.size_bytes(),
+        });
+    }
+    ingest.finish().await
 }
 
 /// The checksums to keep with the object: the one the client sent (which
