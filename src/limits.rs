@@ -129,6 +129,9 @@ pub const LIFECYCLE_BODY_BYTES_MAX: usize = 1024 * 1024;
 /// policy).
 pub const POST_FORM_FIELDS_BYTES_MAX: usize = 64 * 1024;
 
+/// Largest bucket policy document (S3's limit).
+pub const POLICY_BODY_BYTES_MAX: usize = 20 * 1024;
+
 /// Most rules in one CORS configuration, and the largest configuration
 /// document read (S3's limits).
 pub const CORS_RULES_MAX: usize = 100;

@@ -20,6 +20,8 @@ use shoal_proto::meta::{Acl, BucketRecord, Grant, ObjectManifest};
 use super::auth::{self, AuthError, PayloadMode};
 use super::error::S3Error;
 use super::op::S3Op;
+use super::policy::Verdict;
+use super::policy_check;
 use super::request::{S3Request, Target};
 use super::S3Context;
 use crate::users::BOOTSTRAP_USER;
@@ -31,22 +33,57 @@ pub const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/Au
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
     Anonymous,
-    User { id: String, name: String },
+    User {
+        id: String,
+        name: String,
+    },
+    /// A caller the bucket's policy allowed this request's operation on
+    /// one object: its handler's object check (`authorize_object`) passes
+    /// for that object and permission only, never for another object the
+    /// request touches (a copy's source).
+    PolicyAllowed {
+        caller: Box<Caller>,
+        bucket: String,
+        key: String,
+        permission: Permission,
+    },
 }
 
 impl Caller {
-    pub fn user_id(&self) -> Option<&str> {
+    /// Who the caller is, whatever a policy allowed it.
+    pub fn identity(&self) -> &Caller {
         match self {
-            Caller::Anonymous => None,
-            Caller::User { id, .. } => Some(id),
+            Caller::PolicyAllowed { caller, .. } => caller.identity(),
+            other => other,
         }
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        match self.identity() {
+            Caller::User { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The caller's user name, `None` when anonymous.
+    pub fn user_name(&self) -> Option<&str> {
+        match self.identity() {
+            Caller::User { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The caller as a bucket policy names it: user id and name, `None`
+    /// when anonymous.
+    pub fn policy_user(&self) -> Option<(&str, &str)> {
+        self.user_id().zip(self.user_name())
     }
 
     /// The node's bootstrap user administers every bucket and object, as
     /// a root account does: an operator must be able to reach (and empty,
     /// and delete) a bucket whose owner is gone.
     pub fn is_admin(&self) -> bool {
-        matches!(self, Caller::User { name, .. } if name == BOOTSTRAP_USER)
+        self.user_name() == Some(BOOTSTRAP_USER)
     }
 }
 
@@ -172,7 +209,11 @@ fn need(op: S3Op, target: &Target) -> Need {
         | S3Op::DeleteBucketLifecycle
         | S3Op::GetBucketCors
         | S3Op::PutBucketCors
-        | S3Op::DeleteBucketCors => Need::Owner,
+        | S3Op::DeleteBucketCors
+        | S3Op::GetBucketPolicy
+        | S3Op::PutBucketPolicy
+        | S3Op::DeleteBucketPolicy
+        | S3Op::GetBucketPolicyStatus => Need::Owner,
         S3Op::GetObjectRetention | S3Op::GetObjectLegalHold | S3Op::GetObjectTagging => {
             Need::ObjectChecked
         }
@@ -194,13 +235,17 @@ fn need(op: S3Op, target: &Target) -> Need {
 
 /// Decides what can be decided before the handler runs: the caller must
 /// be signed in, own the bucket, or hold the permission the operation
-/// needs on it. A missing bucket is NoSuchBucket (CreateBucket excepted).
+/// needs on it, unless the bucket's policy denies it (which nothing
+/// overrides, but its owner may always manage the policy) or allows it.
+/// A missing bucket is NoSuchBucket (CreateBucket excepted). Returns the
+/// caller as the handler sees it: [`Caller::PolicyAllowed`] for an object
+/// operation the policy allowed.
 pub fn authorize(
     ctx: &S3Context,
-    caller: &Caller,
+    caller: Caller,
     op: S3Op,
     request: &S3Request,
-) -> Result<(), S3Error> {
+) -> Result<Caller, S3Error> {
     let need = need(op, request.target());
     let bucket = match request.target() {
         Target::Service => None,
@@ -227,23 +272,83 @@ pub fn authorize(
             });
         }
     }
+    let verdict = match (&record, policy_check::action(op, request)) {
+        (Some(record), Some(action)) => {
+            policy_check::verdict(ctx, caller.policy_user(), record, action, request)
+        }
+        _ => Verdict::Silent,
+    };
+    let manages_policy = matches!(
+        op,
+        S3Op::GetBucketPolicy | S3Op::PutBucketPolicy | S3Op::DeleteBucketPolicy
+    );
+    let owns = |record: &BucketRecord| {
+        caller.is_admin() || caller.user_id() == Some(&bucket_owner(ctx, record))
+    };
+    if verdict == Verdict::Deny && !(manages_policy && record.as_ref().is_some_and(owns)) {
+        return Err(denied(&caller));
+    }
     let allowed = match (need, &record) {
         (Need::User, _) => caller.user_id().is_some(),
         (_, Some(_)) if caller.is_admin() => true,
         (Need::ObjectChecked, _) => true,
-        (Need::Owner, Some(record)) => caller.user_id() == Some(&bucket_owner(ctx, record)),
+        (_, Some(_)) if verdict == Verdict::Allow => true,
+        (Need::Owner, Some(record)) => owns(record),
         (Need::Bucket(wanted), Some(record)) => grants(
             &bucket_owner(ctx, record),
             record.acl.as_ref(),
-            caller,
+            &caller,
             wanted,
         ),
         (_, None) => false,
     };
-    if allowed {
-        Ok(())
-    } else {
-        Err(denied(caller))
+    if !allowed {
+        return Err(denied(&caller));
+    }
+    Ok(match (verdict, object_permission(op), request.target()) {
+        (Verdict::Allow, Some(permission), Target::Object(bucket, key)) => Caller::PolicyAllowed {
+            caller: Box::new(caller),
+            bucket: bucket.clone(),
+            key: key.clone(),
+            permission,
+        },
+        _ => caller,
+    })
+}
+
+/// Refuses one key of a DeleteObjects request when the bucket's policy
+/// denies deleting it (the request itself was checked against the whole
+/// bucket, `arn:aws:s3:::bucket/*`).
+pub fn refuse_denied_key(
+    ctx: &S3Context,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+) -> Result<(), S3Error> {
+    let Some(record) = ctx.directory.bucket(bucket) else {
+        return Ok(());
+    };
+    let resource = format!("arn:aws:s3:::{bucket}/{key}");
+    let user = caller.policy_user();
+    match policy_check::verdict_on(ctx, user, &record, "s3:DeleteObject", &resource, request) {
+        Verdict::Deny => Err(denied(caller)),
+        _ => Ok(()),
+    }
+}
+
+/// The permission an object operation's handler checks on the object
+/// (`authorize_object`), for those that check one.
+fn object_permission(op: S3Op) -> Option<Permission> {
+    match op {
+        S3Op::GetObject
+        | S3Op::HeadObject
+        | S3Op::GetObjectTagging
+        | S3Op::GetObjectRetention
+        | S3Op::GetObjectLegalHold => Some(Permission::Read),
+        S3Op::GetObjectAcl => Some(Permission::ReadAcp),
+        S3Op::PutObjectAcl => Some(Permission::WriteAcp),
+        _ => None,
     }
 }
 
@@ -282,7 +387,10 @@ pub fn authorize_object(
         .bucket(&manifest.bucket)
         .map(|record| bucket_owner(ctx, &record));
     let object_owner = object_owner(manifest, bucket_owner.as_deref());
-    let allowed = caller.is_admin()
+    let policy_allowed = matches!(caller, Caller::PolicyAllowed { bucket, key, permission, .. }
+        if *bucket == manifest.bucket && *key == manifest.key && *permission == wanted);
+    let allowed = policy_allowed
+        || caller.is_admin()
         || caller
             .user_id()
             .is_some_and(|id| Some(id) == bucket_owner.as_deref())
@@ -367,20 +475,18 @@ fn grants(owner_id: &str, acl: Option<&Acl>, caller: &Caller, wanted: Permission
 }
 
 fn grantee_matches(grantee: &str, caller: &Caller) -> bool {
-    match caller {
-        Caller::Anonymous => grantee == ALL_USERS,
-        Caller::User { id, .. } => {
-            grantee == ALL_USERS || grantee == AUTHENTICATED_USERS || grantee == id
-        }
+    match caller.user_id() {
+        None => grantee == ALL_USERS,
+        Some(id) => grantee == ALL_USERS || grantee == AUTHENTICATED_USERS || grantee == id,
     }
 }
 
 fn denied(caller: &Caller) -> S3Error {
-    match caller {
-        Caller::Anonymous => S3Error::AccessDenied {
+    match caller.user_id() {
+        None => S3Error::AccessDenied {
             message: "Anonymous access is not allowed to this resource".into(),
         },
-        Caller::User { .. } => S3Error::AccessDenied {
+        Some(_) => S3Error::AccessDenied {
             message: "Access Denied".into(),
         },
     }

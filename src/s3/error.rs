@@ -52,6 +52,10 @@ pub enum S3Error {
         min_bytes: u64,
         max_bytes: u64,
     },
+    #[error("The bucket policy does not exist")]
+    NoSuchBucketPolicy { bucket: String },
+    #[error("{reason}")]
+    MalformedPolicy { reason: String },
     #[error("The CORS configuration does not exist")]
     NoSuchCorsConfiguration { bucket: String },
     /// A CORS preflight no rule of the bucket allows.
@@ -175,6 +179,8 @@ impl S3Error {
             S3Error::NoSuchTagSet { .. } => "NoSuchTagSet",
             S3Error::NoSuchLifecycleConfiguration { .. } => "NoSuchLifecycleConfiguration",
             S3Error::NoSuchCorsConfiguration { .. } => "NoSuchCORSConfiguration",
+            S3Error::NoSuchBucketPolicy { .. } => "NoSuchBucketPolicy",
+            S3Error::MalformedPolicy { .. } => "MalformedPolicy",
             S3Error::CorsForbidden { .. } => "AccessForbidden",
             S3Error::InvalidPolicyDocument { .. } => "InvalidPolicyDocument",
             S3Error::MalformedPostRequest => "MalformedPOSTRequest",
@@ -236,6 +242,7 @@ impl S3Error {
             | S3Error::NoSuchTagSet { .. }
             | S3Error::NoSuchLifecycleConfiguration { .. }
             | S3Error::NoSuchCorsConfiguration { .. }
+            | S3Error::NoSuchBucketPolicy { .. }
             | S3Error::DeleteMarker { by_id: false, .. }
             | S3Error::NoSuchUpload { .. } => 404,
             S3Error::DeleteMarker { by_id: true, .. } => 405,
@@ -268,6 +275,7 @@ impl S3Error {
             | S3Error::BadRequest { .. }
             | S3Error::InvalidRequest { .. }
             | S3Error::InvalidPolicyDocument { .. }
+            | S3Error::MalformedPolicy { .. }
             | S3Error::MalformedPostRequest
             | S3Error::MaxPostPreDataLengthExceeded
             | S3Error::OutsideLengthRange { .. }
@@ -304,7 +312,8 @@ impl S3Error {
             | S3Error::ObjectLockConfigurationNotFound { bucket }
             | S3Error::NoSuchTagSet { bucket }
             | S3Error::NoSuchLifecycleConfiguration { bucket }
-            | S3Error::NoSuchCorsConfiguration { bucket } => xml.leaf("BucketName", bucket),
+            | S3Error::NoSuchCorsConfiguration { bucket }
+            | S3Error::NoSuchBucketPolicy { bucket } => xml.leaf("BucketName", bucket),
             S3Error::NoSuchKey { key } | S3Error::DeleteMarker { key, .. } => xml.leaf("Key", key),
             S3Error::NoSuchVersion { key, version_id } => {
                 xml.leaf("Key", key);

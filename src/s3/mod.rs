@@ -22,6 +22,8 @@ pub(crate) mod handlers;
 mod ingest;
 pub mod md5_lanes;
 pub mod op;
+pub mod policy;
+mod policy_check;
 pub mod post_form;
 pub mod post_policy;
 pub(crate) mod range;
@@ -215,7 +217,7 @@ async fn handle(
     let (caller, payload) = access::identify(ctx, &request)?;
     *caller_seen = Some(caller.clone());
     // Before any handler runs, so a refused request never has its body read.
-    access::authorize(ctx, &caller, op, &request)?;
+    let caller = access::authorize(ctx, caller, op, &request)?;
     if let S3Op::NotImplemented(what) = op {
         return Err(S3Error::NotImplemented { what: what.what() });
     }
@@ -243,7 +245,7 @@ async fn dispatch(
 ) -> Result<Response<Body>, S3Error> {
     use handlers::{
         acl, bucket, copy, cors, delete_objects, get, lifecycle, list, list_versions, multipart,
-        object_lock, post, put, tagging, versioning,
+        object_lock, policy, post, put, tagging, versioning,
     };
     let copy_source = || {
         request
@@ -300,6 +302,12 @@ async fn dispatch(
         }
         S3Op::CorsPreflight => cors::preflight(ctx, &request),
         S3Op::PostObject => post::post_object(ctx, &name, request).await,
+        S3Op::GetBucketPolicy => policy::get_bucket_policy(ctx, &name),
+        S3Op::GetBucketPolicyStatus => policy::get_bucket_policy_status(ctx, &name),
+        S3Op::PutBucketPolicy | S3Op::DeleteBucketPolicy => {
+            let delete = op == S3Op::DeleteBucketPolicy;
+            policy::put_bucket_policy(ctx, &name, request, payload, delete).await
+        }
         S3Op::GetBucketAcl => acl::get_bucket_acl(ctx, &name),
         S3Op::PutBucketAcl => acl::put_bucket_acl(ctx, &name, request, payload).await,
         S3Op::ListObjects => list::list_objects(ctx, &name, &request).await,

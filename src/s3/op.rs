@@ -33,6 +33,10 @@ pub enum S3Op {
     DeleteBucketCors,
     /// POST Object: a browser upload form.
     PostObject,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
     /// A browser's CORS preflight (`OPTIONS` on a bucket or object):
     /// answered from the bucket's CORS rules, without authentication.
     CorsPreflight,
@@ -90,7 +94,7 @@ impl Unsupported {
 
 impl S3Op {
     /// Every metric label, in [`S3Op::label_index`] order.
-    pub const LABELS: [&'static str; 49] = [
+    pub const LABELS: [&'static str; 53] = [
         "ListBuckets",
         "CreateBucket",
         "HeadBucket",
@@ -139,6 +143,10 @@ impl S3Op {
         "DeleteBucketCors",
         "CorsPreflight",
         "PostObject",
+        "GetBucketPolicy",
+        "PutBucketPolicy",
+        "DeleteBucketPolicy",
+        "GetBucketPolicyStatus",
         "Unknown",
     ];
 
@@ -209,6 +217,18 @@ impl S3Op {
                 S3Op::GetBucketCors,
                 S3Op::PutBucketCors,
                 Some(S3Op::DeleteBucketCors),
+            ),
+            (
+                "policy",
+                S3Op::GetBucketPolicy,
+                S3Op::PutBucketPolicy,
+                Some(S3Op::DeleteBucketPolicy),
+            ),
+            (
+                "policyStatus",
+                S3Op::GetBucketPolicyStatus,
+                S3Op::MethodNotAllowed,
+                None,
             ),
         ];
         if let Some(op) = subresource_op(method, &has, &subresources) {
@@ -323,6 +343,10 @@ impl S3Op {
             S3Op::DeleteBucketCors => 45,
             S3Op::CorsPreflight => 46,
             S3Op::PostObject => 47,
+            S3Op::GetBucketPolicy => 48,
+            S3Op::PutBucketPolicy => 49,
+            S3Op::DeleteBucketPolicy => 50,
+            S3Op::GetBucketPolicyStatus => 51,
             S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
         }
     }
@@ -496,6 +520,16 @@ mod tests {
                 "CorsPreflight",
             ),
             (op(Method::POST, "b", &[], false), "PostObject"),
+            (op(Method::GET, "b", &["policy"], false), "GetBucketPolicy"),
+            (op(Method::PUT, "b", &["policy"], false), "PutBucketPolicy"),
+            (
+                op(Method::DELETE, "b", &["policy"], false),
+                "DeleteBucketPolicy",
+            ),
+            (
+                op(Method::GET, "b", &["policyStatus"], false),
+                "GetBucketPolicyStatus",
+            ),
             (op(Method::PATCH, "b/k", &[], false), "Unknown"),
         ];
         for (op, name) in cases {

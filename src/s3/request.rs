@@ -14,7 +14,7 @@ use crate::limits::KEY_BYTES_MAX;
 /// same path) that Shoal does not serve. A request naming one must be
 /// refused, never mistaken for the plain operation: `PUT /b/k?tagging`
 /// would otherwise overwrite the object with the tagging document.
-const UNSUPPORTED_SUBRESOURCES: [&str; 21] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 19] = [
     "accelerate",
     "analytics",
     "attributes",
@@ -26,8 +26,6 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 21] = [
     "metrics",
     "notification",
     "ownershipControls",
-    "policy",
-    "policyStatus",
     "publicAccessBlock",
     "renameObject",
     "replication",
@@ -41,8 +39,10 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 21] = [
 /// Subresources Shoal serves, and whether on buckets and on objects (a
 /// method one does not take is answered 405 by the operation's
 /// classification).
-const SERVED_SUBRESOURCES: [(&str, bool, bool); 7] = [
+const SERVED_SUBRESOURCES: [(&str, bool, bool); 9] = [
     ("lifecycle", true, false),
+    ("policy", true, false),
+    ("policyStatus", true, false),
     ("cors", true, false),
     ("versioning", true, false),
     ("object-lock", true, false),
@@ -66,6 +66,8 @@ pub struct S3Request {
     query: Vec<(String, String)>,
     headers: HeaderMap,
     body: Option<Incoming>,
+    /// The client's address, when the connection knows it.
+    remote: Option<std::net::IpAddr>,
 }
 
 impl S3Request {
@@ -73,6 +75,10 @@ impl S3Request {
     /// names the bucket and the whole path is the key.
     pub fn parse(req: Request<Incoming>, domain: Option<&str>) -> Result<Self, S3Error> {
         let (parts, body) = req.into_parts();
+        let remote = parts
+            .extensions
+            .get::<crate::http_io::RemoteAddr>()
+            .map(|r| r.0.ip());
         let raw_path = parts.uri.path().to_string();
         let raw_query = parts.uri.query().map(str::to_string);
         let host = parts
@@ -97,7 +103,13 @@ impl S3Request {
             query,
             headers: parts.headers,
             body: Some(body),
+            remote,
         })
+    }
+
+    /// The client's IP address (`aws:SourceIp`), when known.
+    pub fn remote_ip(&self) -> Option<std::net::IpAddr> {
+        self.remote
     }
 
     pub fn method(&self) -> &Method {

@@ -45,8 +45,7 @@ impl RequestSummary<'_> {
 
     fn user(&self) -> &str {
         match self.caller {
-            Some(Caller::User { name, .. }) => name,
-            Some(Caller::Anonymous) => "-anonymous-",
+            Some(caller) => caller.user_name().unwrap_or("-anonymous-"),
             None => "",
         }
     }

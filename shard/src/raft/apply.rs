@@ -124,7 +124,8 @@ pub(super) fn apply_op(
         | Op::PutBucketObjectLock(_)
         | Op::PutBucketTagging(_)
         | Op::PutBucketLifecycle(_)
-        | Op::PutBucketCors(_)) => bucket_settings(db, batch, pending, op)?,
+        | Op::PutBucketCors(_)
+        | Op::PutBucketPolicy(_)) => bucket_settings(db, batch, pending, op)?,
         Op::LifecycleExpire(expire) => expire::apply(db, batch, pending, expire, stamp)?,
         op @ (Op::PutObjectAcl(_)
         | Op::PutObjectTagging(_)
@@ -178,6 +179,10 @@ fn bucket_settings(
         })?,
         Op::PutBucketCors(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
             record.cors = put.cors;
+            Ok(())
+        })?,
+        Op::PutBucketPolicy(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
+            record.policy = put.policy;
             Ok(())
         })?,
         _ => unreachable!("apply_op hands only bucket settings here"),

@@ -317,6 +317,7 @@ fn assert_well_formed(command: &MetaCommand) {
         Some(Op::PutBucketTagging(put)) => &put.bucket,
         Some(Op::PutBucketLifecycle(put)) => &put.bucket,
         Some(Op::PutBucketCors(put)) => &put.bucket,
+        Some(Op::PutBucketPolicy(put)) => &put.bucket,
         Some(Op::LifecycleExpire(expire)) => {
             assert!(expire.day_ms > 0, "a lifecycle day lasts");
             &expire.bucket

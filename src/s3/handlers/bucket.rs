@@ -22,7 +22,7 @@ use crate::s3::{empty_response, xml_response, Body, S3Context};
 
 /// The caller's buckets only.
 pub fn list_buckets(ctx: &Rc<S3Context>, caller: &Caller) -> Result<Response<Body>, S3Error> {
-    let Caller::User { id, name } = caller else {
+    let Caller::User { id, name } = caller.identity() else {
         return Err(S3Error::internal("ListBuckets reached without a user"));
     };
     let mut out = XmlWriter::new();

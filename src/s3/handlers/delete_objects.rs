@@ -16,7 +16,7 @@ use super::receive::receive_small_body;
 use super::require_bucket;
 use crate::limits::DELETE_BODY_BYTES_MAX;
 use crate::limits::DELETE_KEYS_MAX;
-use crate::s3::access::Caller;
+use crate::s3::access::{self, Caller};
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
@@ -57,6 +57,9 @@ pub async fn delete_objects(
                 message: "Invalid version id specified".into(),
             });
         }
+        // The request was allowed for the bucket; the policy may still
+        // deny some of its keys.
+        access::refuse_denied_key(ctx, caller, bucket, &object.key, &request)?;
         delete_one(ctx, bucket, &object.key, object.version_id.clone(), bypass).await
     });
     let outcomes = futures::future::join_all(deletes).await;

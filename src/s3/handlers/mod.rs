@@ -13,6 +13,7 @@ pub mod list;
 pub mod list_versions;
 pub mod multipart;
 pub mod object_lock;
+pub mod policy;
 pub mod post;
 pub mod put;
 mod receive;

@@ -1,0 +1,94 @@
+//! Put/Get/DeleteBucketPolicy and GetBucketPolicyStatus. The policy is
+//! checked when put (`MalformedPolicy` with the reason) and kept as sent
+//! in the bucket's record on the metadata shard; every request to the
+//! bucket is decided against it before its body is read (`access.rs`).
+
+use std::rc::Rc;
+
+use http::{Response, StatusCode};
+use shoal_proto::meta::meta_command::Op;
+use shoal_proto::meta::PutBucketPolicy;
+
+use super::commit_bucket_setting;
+use super::receive::receive_small_body;
+use crate::limits::POLICY_BODY_BYTES_MAX;
+use crate::s3::auth::PayloadMode;
+use crate::s3::error::S3Error;
+use crate::s3::policy::BucketPolicy;
+use crate::s3::request::S3Request;
+use crate::s3::xml::XmlWriter;
+use crate::s3::{full_body, xml_response, Body, S3Context};
+
+/// The bucket's policy text, or NoSuchBucketPolicy.
+fn stored_policy(ctx: &S3Context, bucket: &str) -> Result<String, S3Error> {
+    let policy = ctx
+        .directory
+        .read_bucket(bucket, |record| record.policy.clone())
+        .ok_or_else(|| S3Error::NoSuchBucket {
+            bucket: bucket.to_string(),
+        })?;
+    match policy.is_empty() {
+        true => Err(S3Error::NoSuchBucketPolicy {
+            bucket: bucket.to_string(),
+        }),
+        false => Ok(policy),
+    }
+}
+
+pub fn get_bucket_policy(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
+    let policy = stored_policy(ctx, bucket)?;
+    let mut response = Response::new(full_body(policy));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+pub fn get_bucket_policy_status(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+) -> Result<Response<Body>, S3Error> {
+    let policy = stored_policy(ctx, bucket)?;
+    let public = BucketPolicy::parse(&policy, bucket).is_ok_and(|p| p.is_public());
+    let mut out = XmlWriter::new();
+    out.open_root("PolicyStatus");
+    out.leaf("IsPublic", if public { "true" } else { "false" });
+    out.close("PolicyStatus");
+    Ok(xml_response(StatusCode::OK, out.finish()))
+}
+
+/// PutBucketPolicy, and DeleteBucketPolicy (`delete`).
+pub async fn put_bucket_policy(
+    ctx: &Rc<S3Context>,
+    bucket: &str,
+    mut request: S3Request,
+    payload: PayloadMode,
+    delete: bool,
+) -> Result<Response<Body>, S3Error> {
+    let policy = match delete {
+        true => String::new(),
+        false => {
+            let body =
+                receive_small_body(ctx, &mut request, payload, POLICY_BODY_BYTES_MAX, true).await?;
+            let text = String::from_utf8(body).map_err(|_| S3Error::MalformedPolicy {
+                reason: "Policies must be UTF-8 JSON".into(),
+            })?;
+            BucketPolicy::parse(&text, bucket)
+                .map_err(|reason| S3Error::MalformedPolicy { reason })?;
+            text
+        }
+    };
+    let put = PutBucketPolicy {
+        bucket: bucket.to_string(),
+        policy,
+    };
+    commit_bucket_setting(
+        ctx,
+        bucket,
+        Op::PutBucketPolicy(put),
+        StatusCode::NO_CONTENT,
+        |other| S3Error::internal(format!("bucket policy applied as {other:?}")),
+    )
+    .await
+}
