@@ -288,6 +288,15 @@ pub fn validate_bucket_name(name: &str) -> Result<(), &'static str> {
     if name.contains("..") {
         return Err("bucket names must not contain two adjacent periods");
     }
+    if name.contains(".-") || name.contains("-.") {
+        return Err("bucket names must not have a period next to a hyphen");
+    }
+    if name.starts_with("xn--") || name.starts_with("sthree-") {
+        return Err("bucket names must not start with xn-- or sthree- (reserved)");
+    }
+    if name.ends_with("-s3alias") || name.ends_with("--ol-s3") || name.ends_with(".mrap") {
+        return Err("bucket names must not end with -s3alias, --ol-s3 or .mrap (reserved)");
+    }
     if name.parse::<std::net::Ipv4Addr>().is_ok() {
         return Err("bucket names must not be formatted as an IP address");
     }
@@ -364,6 +373,10 @@ mod tests {
             "-lead",
             "trail-",
             "a..b",
+            "foo.-bar",
+            "foo-.bar",
+            "xn--punycode",
+            "data-s3alias",
             "192.168.1.1",
             "under_score",
             &"x".repeat(64),

@@ -20,7 +20,7 @@ struct Unimplemented {
     harmless: &'static [&'static str],
 }
 
-const UNIMPLEMENTED: [Unimplemented; 15] = [
+const UNIMPLEMENTED: [Unimplemented; 17] = [
     sse("x-amz-server-side-encryption"),
     sse("x-amz-server-side-encryption-aws-kms-key-id"),
     sse("x-amz-server-side-encryption-context"),
@@ -54,6 +54,16 @@ const UNIMPLEMENTED: [Unimplemented; 15] = [
     Unimplemented {
         header: "x-amz-mfa",
         feature: "MFA delete",
+        harmless: &[],
+    },
+    Unimplemented {
+        header: "x-amz-if-match-last-modified-time",
+        feature: "conditional deletes",
+        harmless: &[],
+    },
+    Unimplemented {
+        header: "x-amz-if-match-size",
+        feature: "conditional deletes",
         harmless: &[],
     },
 ];

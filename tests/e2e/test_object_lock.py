@@ -103,10 +103,15 @@ def test_governance_yields_only_to_a_bypass_by_the_owner(s3):
     with pytest.raises(ClientError) as e:
         s3.delete_object(**version)
     assert error_of(e) == ("AccessDenied", 403)
-    # Shortening needs the bypass too.
+    # Shortening needs the bypass too, and so does turning it into
+    # compliance (even for longer).
     with pytest.raises(ClientError) as e:
         s3.put_object_retention(**version, Retention={"Mode": "GOVERNANCE", "RetainUntilDate": ahead(hours=1)})
     assert error_of(e) == ("AccessDenied", 403)
+    with pytest.raises(ClientError) as e:
+        s3.put_object_retention(**version, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": ahead(days=2)})
+    assert error_of(e) == ("AccessDenied", 403)
+    assert s3.get_object_retention(**version)["Retention"]["Mode"] == "GOVERNANCE"
     s3.put_object_retention(**version, Retention={"Mode": "GOVERNANCE", "RetainUntilDate": ahead(hours=1)},
                             BypassGovernanceRetention=True)
     s3.delete_object(**version, BypassGovernanceRetention=True)

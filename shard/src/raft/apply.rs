@@ -530,6 +530,9 @@ fn check(
     if condition.if_none_exists && current.is_some() {
         return Ok(Some(ApplyOutcome::PreconditionFailed));
     }
+    if condition.if_exists && current.is_none() {
+        return Ok(Some(ApplyOutcome::NoSuchKey));
+    }
     if condition.if_match {
         return Ok(match current {
             None => Some(ApplyOutcome::NoSuchKey),

@@ -154,12 +154,18 @@ impl AmzDate {
     }
 
     /// Parses an IMF-fixdate `Date` header (`Fri, 24 May 2013 00:00:00 GMT`),
-    /// which SigV4 accepts when `x-amz-date` is absent.
+    /// which SigV4 accepts when `x-amz-date` is absent, or the same time
+    /// with a numeric UTC zone (`+0000`, or RFC 2822's `-0000`, which
+    /// Python's `email.utils.formatdate` writes).
     pub fn parse_http_date(text: &str) -> Option<Self> {
         let format = format_description!(
-            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second]"
         );
-        let parsed = PrimitiveDateTime::parse(text.trim(), format).ok()?;
+        let text = text.trim();
+        let local = [" GMT", " UTC", " +0000", " -0000"]
+            .iter()
+            .find_map(|zone| text.strip_suffix(zone))?;
+        let parsed = PrimitiveDateTime::parse(local, format).ok()?;
         let utc = parsed.assume_utc();
         Some(Self {
             text: format_amz_date(utc)?,
@@ -363,6 +369,15 @@ mod tests {
             assert!(AmzDate::parse(bad).is_none(), "{bad:?}");
         }
         assert!(AmzDate::parse_http_date("24 May 2013").is_none());
+        for zone in ["-0000", "+0000", "UTC"] {
+            let numeric = format!("Fri, 24 May 2013 00:00:00 {zone}");
+            assert_eq!(
+                AmzDate::parse_http_date(&numeric),
+                Some(date.clone()),
+                "{zone}"
+            );
+        }
+        assert!(AmzDate::parse_http_date("Fri, 24 May 2013 00:00:00 +0200").is_none());
     }
 
     #[test]

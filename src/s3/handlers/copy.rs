@@ -23,6 +23,7 @@ use super::tagging::requested_tags;
 use super::versioning::{bucket_versioning, insert_version_id, version_id_of, written_version};
 use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
+use crate::s3::conditional::{Preconditions, Verdict};
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::XmlWriter;
@@ -71,6 +72,7 @@ pub async fn copy_object(
         Permission::Read,
     )
     .await?;
+    check_source_conditions(request, &source)?;
     let source_version = version_id_of(&source).to_string();
     let src_versioning = bucket_versioning(ctx, &src_bucket);
     let versioning = bucket_versioning(ctx, bucket);
@@ -200,6 +202,25 @@ async fn copy_chunks(
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=null]`, URL-encoded.
+/// The copy's `x-amz-copy-source-if-*` conditions on its source: any that
+/// fails refuses the copy (412), as S3 answers.
+pub(super) fn check_source_conditions(
+    request: &S3Request,
+    source: &ObjectManifest,
+) -> Result<(), S3Error> {
+    let preconditions = Preconditions {
+        if_match: request.header("x-amz-copy-source-if-match"),
+        if_none_match: request.header("x-amz-copy-source-if-none-match"),
+        if_modified_since: request.header("x-amz-copy-source-if-modified-since"),
+        if_unmodified_since: request.header("x-amz-copy-source-if-unmodified-since"),
+    };
+    let tag = etag(&source.md5, source.part_count);
+    match preconditions.evaluate(&tag, source.last_modified_unix_ms) {
+        Verdict::Proceed => Ok(()),
+        Verdict::Failed | Verdict::NotModified => Err(S3Error::PreconditionFailed),
+    }
+}
+
 pub(super) fn parse_source(header: &str) -> Result<CopySource, S3Error> {
     let invalid = || S3Error::InvalidArgument {
         message: "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"

@@ -135,6 +135,7 @@ pub async fn get_object(
         let name = HeaderName::try_from(format!("x-amz-meta-{name}")).map_err(S3Error::internal)?;
         headers.insert(name, header_value(value)?);
     }
+    insert_response_overrides(headers, caller, request)?;
     let checksum_mode = request.header("x-amz-checksum-mode");
     if span.is_none() && checksum_mode.is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
         insert_checksums(headers, &manifest.checksums)?;
@@ -147,6 +148,46 @@ pub async fn get_object(
         }
     }
     Ok(response)
+}
+
+/// What a signed GET may ask to be told instead of what was stored, by
+/// query parameter: (parameter, header it replaces).
+const RESPONSE_OVERRIDES: [(&str, HeaderName); 6] = [
+    ("response-content-type", http::header::CONTENT_TYPE),
+    ("response-content-language", http::header::CONTENT_LANGUAGE),
+    ("response-expires", http::header::EXPIRES),
+    ("response-cache-control", http::header::CACHE_CONTROL),
+    (
+        "response-content-disposition",
+        http::header::CONTENT_DISPOSITION,
+    ),
+    ("response-content-encoding", http::header::CONTENT_ENCODING),
+];
+
+/// Applies the `response-*` overrides a GET or HEAD asks for; S3 takes
+/// them from signed requests only.
+fn insert_response_overrides(
+    headers: &mut http::HeaderMap,
+    caller: &Caller,
+    request: &S3Request,
+) -> Result<(), S3Error> {
+    for (parameter, header) in RESPONSE_OVERRIDES {
+        let Some(value) = request.query(parameter) else {
+            continue;
+        };
+        if caller.user_id().is_none() {
+            return Err(S3Error::InvalidRequest {
+                message:
+                    "Request specific response headers cannot be used for anonymous GET requests."
+                        .into(),
+            });
+        }
+        let value = http::HeaderValue::from_str(value).map_err(|_| S3Error::InvalidArgument {
+            message: format!("{parameter} is not a valid header value"),
+        })?;
+        headers.insert(header, value);
+    }
+    Ok(())
 }
 
 /// The status and byte range a GET answers with: the part `?partNumber=`
@@ -224,6 +265,12 @@ pub async fn delete_object(
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
+    if request.header("if-match").is_some() {
+        return Err(S3Error::HeaderNotImplemented {
+            header: "If-Match",
+            feature: "conditional deletes",
+        });
+    }
     let version_id = versioning::requested_version(request)?;
     let bypass = bypass_governance(ctx, caller, bucket, request);
     let deleted = delete_one(ctx, bucket, key, version_id, bypass).await?;

@@ -183,7 +183,9 @@ async fn list_v1(
     let mut out = XmlWriter::new();
     out.open_root("ListBucketResult");
     out.leaf("Name", bucket);
-    out.leaf("Prefix", &encode(&p.prefix, p.url_encode));
+    // v1's Prefix stays as sent even under encoding-type=url, as S3 answers
+    // it (and clients decode only Marker, NextMarker and Delimiter).
+    out.leaf("Prefix", &p.prefix);
     out.leaf("Marker", &encode(marker, p.url_encode));
     if let Some(d) = &p.delimiter {
         out.leaf("Delimiter", &encode(d, p.url_encode));

@@ -32,7 +32,7 @@ use shoal_shard::ops::ShardRequest;
 use shoal_shard::raft::ApplyOutcome;
 
 use super::acl::write_owner;
-use super::copy::parse_source;
+use super::copy::{check_source_conditions, parse_source};
 use super::get::{embedded_range, plan};
 use super::object_lock::{default_retention, requested_lock};
 use super::put::{
@@ -237,6 +237,7 @@ pub async fn upload_part_copy(
         Permission::Read,
     )
     .await?;
+    check_source_conditions(request, &src)?;
     let span = copy_range(request.header("x-amz-copy-source-range"), src.size_bytes)?;
     let span_bytes = span.map_or(0, |s| s.len());
     if span_bytes > PART_BYTES_MAX {
@@ -509,10 +510,17 @@ fn combined_checksums(
     }
     if let Some((algorithm, expected)) = object_checksum {
         let name = algorithm.name().to_ascii_lowercase();
+        // Either side may carry the composite's `-<parts>`; a client's
+        // must count these parts.
+        let (expected, expected_parts) = match expected.split_once('-') {
+            Some((value, parts)) => (value, Some(parts)),
+            None => (expected.as_str(), None),
+        };
         let actual = checksums
             .get(&name)
             .map(|v| v.split('-').next().unwrap_or(v));
-        if actual != Some(expected.as_str()) {
+        let parts_counted = expected_parts.is_none_or(|n| n.parse() == Ok(parts.len()));
+        if actual != Some(expected) || !parts_counted {
             return Err(S3Error::BadDigest {
                 algorithm: algorithm.header_name(),
             });

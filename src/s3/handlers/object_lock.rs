@@ -22,8 +22,8 @@ use time::OffsetDateTime;
 use super::receive::receive_small_body;
 use super::versioning::requested_version;
 use super::{
-    commit_bucket_setting, header_value, iso8601, load_requested, now_unix_ms, require_integrity,
-    version_change_result,
+    commit_bucket_setting, existing_version, header_value, iso8601, load_requested, now_unix_ms,
+    require_integrity, version_change_result,
 };
 use crate::limits::OBJECT_LOCK_BODY_BYTES_MAX;
 use crate::s3::access::{self, Caller, Permission};
@@ -318,13 +318,25 @@ pub async fn put_retention(
     let body =
         receive_small_body(ctx, &mut request, payload, OBJECT_LOCK_BODY_BYTES_MAX, true).await?;
     let (mode, until) = parse_retention(&body)?;
+    let bypass = bypass_governance(ctx, caller, bucket, &request);
+    // Turning active governance retention into compliance takes the
+    // bypass too, as S3 asks. Checked here rather than where the change
+    // applies: entries already in raft logs must apply as they did.
+    if mode == LockMode::Compliance && !bypass {
+        let current = existing_version(ctx, caller, bucket, key, version_id.as_deref()).await?;
+        let governed = current.retention_mode() == LockMode::Governance
+            && current.retain_until_unix_ms > now_unix_ms();
+        if governed {
+            return Err(locked_error());
+        }
+    }
     let put = PutObjectRetention {
         bucket: bucket.to_string(),
         key: key.to_string(),
         version_id: version_id.clone(),
         mode: mode.into(),
         retain_until_unix_ms: until,
-        bypass_governance: bypass_governance(ctx, caller, bucket, &request),
+        bypass_governance: bypass,
     };
     let owner = ctx.router.owner(bucket, key);
     let outcome = ctx

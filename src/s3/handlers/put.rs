@@ -175,6 +175,10 @@ pub(super) fn write_condition(request: &S3Request) -> Result<Option<WriteConditi
         any = true;
     }
     if let Some(value) = request.header("if-match") {
+        if value.trim() == "*" {
+            condition.if_exists = true;
+            return Ok(Some(condition));
+        }
         let (md5, part_count) = parse_etag(value).ok_or(S3Error::PreconditionFailed)?;
         condition.if_match = true;
         condition.match_md5 = md5;

@@ -1,0 +1,103 @@
+"""Corners of S3 that real clients reach: copy-source conditions,
+conditional deletes refused rather than ignored, response header
+overrides, `If-Match: *` on PUT, a client's composite checksum on
+Complete, and bucket names S3 reserves."""
+
+import base64
+import os
+import zlib
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from test_objects import error_code, status
+
+
+def test_copy_source_conditions_refuse_the_copy(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="src", Body=b"source")["ETag"]
+    source = {"Bucket": bucket, "Key": "src"}
+    refused = [
+        {"CopySourceIfMatch": '"0123456789abcdef0123456789abcdef"'},
+        {"CopySourceIfNoneMatch": etag},
+        {"CopySourceIfUnmodifiedSince": "Mon, 01 Jan 2001 00:00:00 GMT"},
+        {"CopySourceIfModifiedSince": "Mon, 01 Jan 2100 00:00:00 GMT"},
+    ]
+    for condition in refused:
+        with pytest.raises(ClientError) as e:
+            s3.copy_object(Bucket=bucket, Key="dst", CopySource=source, **condition)
+        assert status(e) == 412, condition
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="dst")
+    assert status(e) == 404, "nothing was copied"
+    s3.copy_object(Bucket=bucket, Key="dst", CopySource=source, CopySourceIfMatch=etag)
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"source"
+    # UploadPartCopy keeps them too.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp")
+    with pytest.raises(ClientError) as e:
+        s3.upload_part_copy(Bucket=bucket, Key="mp", UploadId=up["UploadId"], PartNumber=1,
+                            CopySource=source, CopySourceIfNoneMatch=etag)
+    assert status(e) == 412
+
+
+def test_conditional_deletes_are_refused_not_ignored(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"keep me")["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(Bucket=bucket, Key="k", IfMatch=etag)
+    assert status(e) == 501
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "ETag": etag}]})
+    assert status(e) == 501
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"keep me"
+
+
+def test_response_header_overrides_on_signed_gets(node, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="doc", Body=b"%PDF", ContentType="application/octet-stream")
+    got = s3.get_object(Bucket=bucket, Key="doc", ResponseContentType="application/pdf",
+                        ResponseContentDisposition='attachment; filename="a.pdf"',
+                        ResponseCacheControl="no-cache")
+    assert got["ContentType"] == "application/pdf"
+    assert got["ContentDisposition"] == 'attachment; filename="a.pdf"'
+    assert got["CacheControl"] == "no-cache"
+    assert s3.get_object(Bucket=bucket, Key="doc")["ContentType"] == "application/octet-stream"
+    s3.put_object_acl(Bucket=bucket, Key="doc", ACL="public-read")
+    r = requests.get(f"{node.endpoint}/{bucket}/doc?response-content-type=text/html", timeout=10)
+    assert r.status_code == 400, "anonymous requests may not override"
+
+
+def test_if_match_star_writes_only_over_an_existing_key(s3, bucket):
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"1", IfMatch="*")
+    assert error_code(e) == "NoSuchKey" and status(e) == 404
+    s3.put_object(Bucket=bucket, Key="k", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"2", IfMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"2"
+
+
+def test_a_clients_composite_checksum_on_complete(s3, bucket):
+    parts = [os.urandom(5 << 20), b"tail"]
+    raw = [zlib.crc32(p).to_bytes(4, "big") for p in parts]
+    composite = base64.b64encode(zlib.crc32(b"".join(raw)).to_bytes(4, "big")).decode()
+    for sent, ok in [(composite + "-2", True), (composite, True), (composite + "-3", False)]:
+        up = s3.create_multipart_upload(Bucket=bucket, Key="ck", ChecksumAlgorithm="CRC32")
+        done = []
+        for number, body in enumerate(parts, start=1):
+            r = s3.upload_part(Bucket=bucket, Key="ck", UploadId=up["UploadId"], PartNumber=number,
+                               Body=body, ChecksumAlgorithm="CRC32")
+            done.append({"PartNumber": number, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+        complete = lambda: s3.complete_multipart_upload(  # noqa: E731
+            Bucket=bucket, Key="ck", UploadId=up["UploadId"], MultipartUpload={"Parts": done},
+            ChecksumCRC32=sent)
+        if ok:
+            assert complete()["ChecksumCRC32"] == composite + "-2"
+        else:
+            with pytest.raises(ClientError) as e:
+                complete()
+            assert error_code(e) == "BadDigest"
+
+
+def test_bucket_names_s3_reserves_are_refused(s3):
+    for name in ("foo.-bar", "foo-.bar", "xn--bucket", "data-s3alias", "logs--ol-s3"):
+        with pytest.raises(ClientError) as e:
+            s3.create_bucket(Bucket=name)
+        assert error_code(e) == "InvalidBucketName", name
