@@ -107,6 +107,32 @@ const OPERATORS: [&str; 22] = [
     "Null",
 ];
 
+/// Condition keys Shoal judges (lower-case): `policy_check.rs` gives each
+/// its value for a request. A policy naming another is refused: a
+/// condition that can never be judged would silently not apply.
+pub const CONDITION_KEYS: [&str; 20] = [
+    "aws:sourceip",
+    "aws:securetransport",
+    "aws:currenttime",
+    "aws:epochtime",
+    "aws:useragent",
+    "aws:referer",
+    "aws:username",
+    "aws:userid",
+    "s3:prefix",
+    "s3:delimiter",
+    "s3:max-keys",
+    "s3:versionid",
+    "s3:x-amz-acl",
+    "s3:x-amz-copy-source",
+    "s3:x-amz-metadata-directive",
+    "s3:x-amz-storage-class",
+    "s3:x-amz-server-side-encryption",
+    "s3:x-amz-content-sha256",
+    "s3:signatureversion",
+    "s3:authtype",
+];
+
 /// `*` any run of characters, `?` any one, everything else itself.
 fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
@@ -316,6 +342,11 @@ fn conditions(value: &Value) -> Result<Vec<Condition>, String> {
             return Err(format!("The {operator} condition must map keys to values"));
         };
         for (key, values) in keys {
+            if !CONDITION_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+                return Err(format!(
+                    "Policy has an invalid condition key: {key} (not one this server can judge)"
+                ));
+            }
             out.push(Condition {
                 operator: operator.clone(),
                 key: key.to_ascii_lowercase(),
@@ -628,6 +659,8 @@ mod tests {
             r#""Condition": {"StringSortOf": {"s3:prefix": "a"}}"#
         ))
         .contains("Condition type"));
+        let unknown_key = r#""Condition": {"StringEquals": {"aws:Foo": "a"}}"#;
+        assert!(refused(&base(unknown_key)).contains("condition key"));
         let other_bucket = r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::other/*"}]}"#;
         assert!(refused(other_bucket).contains("invalid resource"));
         let iam_action = r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "iam:CreateUser", "Resource": "arn:aws:s3:::b"}]}"#;

@@ -156,6 +156,10 @@ fn context_value(
         "s3:x-amz-server-side-encryption" => header("x-amz-server-side-encryption"),
         "s3:x-amz-content-sha256" => header("x-amz-content-sha256"),
         "s3:signatureversion" => Some(vec!["AWS4-HMAC-SHA256".to_string()]),
+        "s3:authtype" => Some(vec![match request.has_query("X-Amz-Signature") {
+            true => "REST-QUERY-STRING".to_string(),
+            false => "REST-HEADER".to_string(),
+        }]),
         _ => None,
     }
 }

@@ -19,6 +19,21 @@ enum Condition {
     LengthRange { min: u64, max: u64 },
 }
 
+impl std::fmt::Display for Condition {
+    /// As the policy language writes it, for error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Condition::Equals { field, value } => write!(f, "[\"eq\", \"${field}\", {value:?}]"),
+            Condition::StartsWith { field, prefix } => {
+                write!(f, "[\"starts-with\", \"${field}\", {prefix:?}]")
+            }
+            Condition::LengthRange { min, max } => {
+                write!(f, "[\"content-length-range\", {min}, {max}]")
+            }
+        }
+    }
+}
+
 /// A decoded policy document.
 #[derive(Debug)]
 pub struct PostPolicy {
@@ -112,7 +127,7 @@ impl PostPolicy {
                 Condition::LengthRange { .. } => true,
             };
             if !met {
-                return Err(refused(format!("Policy Condition failed: {condition:?}")));
+                return Err(refused(format!("Policy Condition failed: {condition}")));
             }
         }
         for name in form.fields.keys() {

@@ -60,6 +60,9 @@ def test_the_policy_is_checked_before_anything_is_stored(node, bucket):
         assert r.status_code == code, (sent.keys(), r.text)
         if s3_code:
             assert f"<Code>{s3_code}</Code>" in r.text
+    # The refusal names the condition as the policy wrote it.
+    r = post(node, bucket, dict(fields, key="b.txt"), b"12345678")
+    assert "Policy Condition failed: [&quot;eq&quot;, &quot;$key&quot;, &quot;a.txt&quot;]" in r.text
     for body, s3_code in [(b"1234", "EntityTooSmall"), (b"x" * 11, "EntityTooLarge")]:
         r = post(node, bucket, fields, body)
         assert r.status_code == 400 and f"<Code>{s3_code}</Code>" in r.text
