@@ -8,8 +8,7 @@ use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::PutBucketCors;
 
-use super::receive::receive_small_body;
-use super::{commit_bucket_setting, require_integrity};
+use super::{commit_bucket_setting, setting_document, setting_status};
 use crate::limits::CORS_BODY_BYTES_MAX;
 use crate::s3::auth::PayloadMode;
 use crate::s3::cors::{self, CorsAsk};
@@ -44,23 +43,16 @@ pub async fn put_bucket_cors(
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
-    let configuration = match delete {
-        true => None,
-        false => {
-            require_integrity(&request)?;
-            let body =
-                receive_small_body(ctx, &mut request, payload, CORS_BODY_BYTES_MAX, true).await?;
-            Some(cors::parse_configuration(&body)?)
-        }
-    };
+    let limits = (CORS_BODY_BYTES_MAX, true);
+    let configuration = setting_document(ctx, &mut request, payload, delete, limits, |body| {
+        cors::parse_configuration(body)
+    })
+    .await?;
     let put = PutBucketCors {
         bucket: bucket.to_string(),
         cors: configuration,
     };
-    let done = match delete {
-        true => StatusCode::NO_CONTENT,
-        false => StatusCode::OK,
-    };
+    let done = setting_status(delete);
     commit_bucket_setting(ctx, bucket, Op::PutBucketCors(put), done, |other| {
         S3Error::internal(format!("bucket CORS applied as {other:?}"))
     })

@@ -11,8 +11,7 @@ use shoal_proto::meta::{LifecycleConfiguration, LifecycleRule, PutBucketLifecycl
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::receive::receive_small_body;
-use super::{commit_bucket_setting, iso8601, require_integrity};
+use super::{commit_bucket_setting, iso8601, setting_document, setting_status};
 use crate::limits::{LIFECYCLE_BODY_BYTES_MAX, LIFECYCLE_RULES_MAX, OBJECT_TAGS_MAX};
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
@@ -49,25 +48,21 @@ pub async fn put_configuration(
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
-    let lifecycle = match delete {
-        true => None,
-        false => {
-            require_integrity(&request)?;
-            let body =
-                receive_small_body(ctx, &mut request, payload, LIFECYCLE_BODY_BYTES_MAX, true)
-                    .await?;
-            Some(parse_configuration(&body)?)
-        }
-    };
+    let limits = (LIFECYCLE_BODY_BYTES_MAX, true);
+    let lifecycle = setting_document(
+        ctx,
+        &mut request,
+        payload,
+        delete,
+        limits,
+        parse_configuration,
+    )
+    .await?;
     let put = PutBucketLifecycle {
         bucket: bucket.to_string(),
         lifecycle,
     };
-    let done = if delete {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::OK
-    };
+    let done = setting_status(delete);
     commit_bucket_setting(ctx, bucket, Op::PutBucketLifecycle(put), done, |other| {
         S3Error::internal(format!("bucket lifecycle applied as {other:?}"))
     })

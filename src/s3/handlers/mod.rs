@@ -124,6 +124,35 @@ async fn commit_bucket_setting(
     }
 }
 
+/// What a PUT of one of a bucket's settings sent, read whole (at most
+/// `bytes_max`) and checked by `parse`; `None` for its DELETE. Some
+/// settings S3 takes only with a Content-MD5 or checksum (`integrity`).
+async fn setting_document<T>(
+    ctx: &S3Context,
+    request: &mut S3Request,
+    payload: crate::s3::auth::PayloadMode,
+    delete: bool,
+    (bytes_max, integrity): (usize, bool),
+    parse: impl FnOnce(&[u8]) -> Result<T, S3Error>,
+) -> Result<Option<T>, S3Error> {
+    if delete {
+        return Ok(None);
+    }
+    if integrity {
+        require_integrity(request)?;
+    }
+    let body = receive::receive_small_body(ctx, request, payload, bytes_max, true).await?;
+    parse(&body).map(Some)
+}
+
+/// A bucket setting's answer: 200 for a PUT, 204 for a DELETE.
+fn setting_status(delete: bool) -> http::StatusCode {
+    match delete {
+        true => http::StatusCode::NO_CONTENT,
+        false => http::StatusCode::OK,
+    }
+}
+
 /// The version `version_id` names (else the current one), with the errors
 /// of [`load_object`] for a missing version or a delete marker, but not
 /// yet authorized: for a handler whose access rule is the bucket's.

@@ -9,8 +9,7 @@ use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::PutBucketPolicy;
 
-use super::commit_bucket_setting;
-use super::receive::receive_small_body;
+use super::{commit_bucket_setting, setting_document};
 use crate::limits::POLICY_BODY_BYTES_MAX;
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
@@ -66,19 +65,16 @@ pub async fn put_bucket_policy(
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
-    let policy = match delete {
-        true => String::new(),
-        false => {
-            let body =
-                receive_small_body(ctx, &mut request, payload, POLICY_BODY_BYTES_MAX, true).await?;
-            let text = String::from_utf8(body).map_err(|_| S3Error::MalformedPolicy {
-                reason: "Policies must be UTF-8 JSON".into(),
-            })?;
-            BucketPolicy::parse(&text, bucket)
-                .map_err(|reason| S3Error::MalformedPolicy { reason })?;
-            text
-        }
-    };
+    let limits = (POLICY_BODY_BYTES_MAX, false);
+    let policy = setting_document(ctx, &mut request, payload, delete, limits, |body| {
+        let text = String::from_utf8(body.to_vec()).map_err(|_| S3Error::MalformedPolicy {
+            reason: "Policies must be UTF-8 JSON".into(),
+        })?;
+        BucketPolicy::parse(&text, bucket).map_err(|reason| S3Error::MalformedPolicy { reason })?;
+        Ok(text)
+    })
+    .await?
+    .unwrap_or_default();
     let put = PutBucketPolicy {
         bucket: bucket.to_string(),
         policy,

@@ -12,7 +12,10 @@ use shoal_proto::meta::{PutBucketTagging, PutObjectTagging};
 use super::header_value;
 use super::receive::receive_small_body;
 use super::versioning::{requested_version, version_id_of};
-use super::{commit_bucket_setting, existing_version, load_requested, version_change_result};
+use super::{
+    commit_bucket_setting, existing_version, load_requested, setting_document, setting_status,
+    version_change_result,
+};
 use crate::limits::{BUCKET_TAGS_MAX, OBJECT_TAGS_MAX, TAGGING_BODY_BYTES_MAX};
 use crate::s3::access::{Caller, Permission};
 use crate::s3::auth::PayloadMode;
@@ -117,23 +120,17 @@ pub async fn put_bucket_tagging(
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
-    let tags = match delete {
-        true => Tags::new(),
-        false => {
-            let body = receive_small_body(ctx, &mut request, payload, TAGGING_BODY_BYTES_MAX, true)
-                .await?;
-            tags::parse_tagging(&body, BUCKET_TAGS_MAX)?
-        }
-    };
+    let limits = (TAGGING_BODY_BYTES_MAX, false);
+    let tags = setting_document(ctx, &mut request, payload, delete, limits, |body| {
+        tags::parse_tagging(body, BUCKET_TAGS_MAX)
+    })
+    .await?
+    .unwrap_or_default();
     let put = PutBucketTagging {
         bucket: bucket.to_string(),
         tags,
     };
-    let done = if delete {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::OK
-    };
+    let done = setting_status(delete);
     commit_bucket_setting(ctx, bucket, Op::PutBucketTagging(put), done, |other| {
         S3Error::internal(format!("bucket tagging applied as {other:?}"))
     })
