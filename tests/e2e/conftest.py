@@ -103,6 +103,10 @@ class Node:
         self.launcher = []
         self.s3_port = free_port()
         self.admin_port = free_port()
+        # Two free ports asked one after the other may be the same one (the
+        # first was closed): a node given it twice refuses to start.
+        while self.admin_port == self.s3_port:
+            self.admin_port = free_port()
         self.cores = cores
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
