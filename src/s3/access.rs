@@ -361,12 +361,7 @@ pub fn authorize_bucket(
     bucket: &str,
     wanted: Permission,
 ) -> Result<(), S3Error> {
-    let record = ctx
-        .directory
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })?;
+    let record = ctx.bucket_record(bucket)?;
     let owner = bucket_owner(ctx, &record);
     match caller.is_admin() || grants(&owner, record.acl.as_ref(), caller, wanted) {
         true => Ok(()),

@@ -111,6 +111,25 @@ impl S3Context {
         }
     }
 
+    /// What `read` makes of the bucket's record in this core's directory
+    /// (without copying the record), or NoSuchBucket.
+    pub fn read_existing_bucket<T>(
+        &self,
+        bucket: &str,
+        read: impl FnOnce(&shoal_proto::meta::BucketRecord) -> T,
+    ) -> Result<T, S3Error> {
+        self.directory
+            .read_bucket(bucket, read)
+            .ok_or_else(|| S3Error::NoSuchBucket {
+                bucket: bucket.to_string(),
+            })
+    }
+
+    /// The bucket's record, or NoSuchBucket.
+    pub fn bucket_record(&self, bucket: &str) -> Result<shoal_proto::meta::BucketRecord, S3Error> {
+        self.read_existing_bucket(bucket, Clone::clone)
+    }
+
     /// A request id unique on this node: core index in the top byte.
     fn request_id(&self) -> String {
         let n = self.next_request.get();

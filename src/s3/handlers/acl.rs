@@ -27,12 +27,7 @@ use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{empty_response, xml_response, Body, S3Context};
 
 pub fn get_bucket_acl(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
-    let record = ctx
-        .directory
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })?;
+    let record = ctx.bucket_record(bucket)?;
     let owner = access::bucket_owner(ctx, &record);
     Ok(render(ctx, &owner, record.acl.as_ref()))
 }

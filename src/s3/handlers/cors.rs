@@ -17,18 +17,13 @@ use crate::s3::request::{S3Request, Target};
 use crate::s3::{empty_response, xml_response, Body, S3Context};
 
 pub fn get_bucket_cors(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
-    let configuration = ctx
-        .directory
-        .read_bucket(bucket, |record| {
-            record
-                .cors
-                .as_ref()
-                .filter(|c| !c.rules.is_empty())
-                .map(cors::write_configuration)
-        })
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })?;
+    let configuration = ctx.read_existing_bucket(bucket, |record| {
+        record
+            .cors
+            .as_ref()
+            .filter(|c| !c.rules.is_empty())
+            .map(cors::write_configuration)
+    })?;
     let xml = configuration.ok_or_else(|| S3Error::NoSuchCorsConfiguration {
         bucket: bucket.to_string(),
     })?;
@@ -84,9 +79,7 @@ pub fn preflight(ctx: &S3Context, request: &S3Request) -> Result<Response<Body>,
         headers: &headers,
     };
     let mut response = empty_response(StatusCode::OK);
-    let allowed = ctx
-        .directory
-        .read_bucket(bucket, |record| match &record.cors {
+    let allowed = ctx.read_existing_bucket(bucket, |record| match &record.cors {
             Some(rules) if !rules.rules.is_empty() => match cors::find_rule(rules, &ask) {
                 Some(rule) => cors::allow(response.headers_mut(), rule, &ask, true),
                 None => Err(S3Error::CorsForbidden {
@@ -96,9 +89,6 @@ pub fn preflight(ctx: &S3Context, request: &S3Request) -> Result<Response<Body>,
             _ => Err(S3Error::CorsForbidden {
                 message: "CORS is not enabled for this bucket.",
             }),
-        })
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
         })?;
     allowed.map(|()| response)
 }

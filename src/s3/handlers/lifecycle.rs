@@ -20,12 +20,7 @@ use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{xml_response, Body, S3Context};
 
 pub fn get_configuration(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
-    let record = ctx
-        .directory
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })?;
+    let record = ctx.bucket_record(bucket)?;
     let Some(lifecycle) = record.lifecycle.filter(|l| !l.rules.is_empty()) else {
         return Err(S3Error::NoSuchLifecycleConfiguration {
             bucket: bucket.to_string(),

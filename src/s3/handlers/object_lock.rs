@@ -54,15 +54,6 @@ impl LockSettings {
     }
 }
 
-/// The bucket's record, if the bucket exists.
-fn bucket_record(ctx: &S3Context, bucket: &str) -> Result<BucketRecord, S3Error> {
-    ctx.directory
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })
-}
-
 /// The bucket's default retention, for a write's command.
 pub(super) fn default_retention(ctx: &S3Context, bucket: &str) -> Option<DefaultRetention> {
     ctx.directory
@@ -119,7 +110,7 @@ pub(super) fn requested_lock(
 }
 
 fn require_lock_enabled(ctx: &S3Context, bucket: &str) -> Result<BucketRecord, S3Error> {
-    let record = bucket_record(ctx, bucket)?;
+    let record = ctx.bucket_record(bucket)?;
     if record.object_lock_enabled {
         Ok(record)
     } else {
@@ -174,7 +165,7 @@ pub(super) fn locked_error() -> S3Error {
 }
 
 pub fn get_configuration(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
-    let record = bucket_record(ctx, bucket)?;
+    let record = ctx.bucket_record(bucket)?;
     if !record.object_lock_enabled {
         return Err(S3Error::ObjectLockConfigurationNotFound {
             bucket: bucket.to_string(),
@@ -205,7 +196,7 @@ pub async fn put_configuration(
     mut request: S3Request,
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
-    bucket_record(ctx, bucket)?;
+    ctx.bucket_record(bucket)?;
     require_integrity(&request)?;
     let body =
         receive_small_body(ctx, &mut request, payload, OBJECT_LOCK_BODY_BYTES_MAX, true).await?;

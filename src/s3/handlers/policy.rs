@@ -20,12 +20,7 @@ use crate::s3::{full_body, xml_response, Body, S3Context};
 
 /// The bucket's policy text, or NoSuchBucketPolicy.
 fn stored_policy(ctx: &S3Context, bucket: &str) -> Result<String, S3Error> {
-    let policy = ctx
-        .directory
-        .read_bucket(bucket, |record| record.policy.clone())
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })?;
+    let policy = ctx.read_existing_bucket(bucket, |record| record.policy.clone())?;
     match policy.is_empty() {
         true => Err(S3Error::NoSuchBucketPolicy {
             bucket: bucket.to_string(),

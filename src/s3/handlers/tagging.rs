@@ -96,12 +96,7 @@ pub async fn put_object_tagging(
 }
 
 pub fn get_bucket_tagging(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
-    let record = ctx
-        .directory
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })?;
+    let record = ctx.bucket_record(bucket)?;
     if record.tags.is_empty() {
         return Err(S3Error::NoSuchTagSet {
             bucket: bucket.to_string(),

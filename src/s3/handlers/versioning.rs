@@ -32,12 +32,7 @@ pub(super) fn bucket_versioning(ctx: &S3Context, bucket: &str) -> Versioning {
 }
 
 pub fn get_bucket_versioning(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Body>, S3Error> {
-    let record = ctx
-        .directory
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })?;
+    let record = ctx.bucket_record(bucket)?;
     let mut out = XmlWriter::new();
     out.open_root("VersioningConfiguration");
     match record.versioning() {
@@ -56,12 +51,7 @@ pub async fn put_bucket_versioning(
     mut request: S3Request,
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
-    let record = ctx
-        .directory
-        .bucket(bucket)
-        .ok_or_else(|| S3Error::NoSuchBucket {
-            bucket: bucket.to_string(),
-        })?;
+    let record = ctx.bucket_record(bucket)?;
     let body =
         receive_small_body(ctx, &mut request, payload, VERSIONING_BODY_BYTES_MAX, true).await?;
     let versioning = parse_configuration(&body)?;
