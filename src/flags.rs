@@ -294,10 +294,25 @@ pub struct ServeFlags {
     pub domain: Option<String>,
 
     /// Also accept AWS Signature Version 2 (HMAC-SHA1) where clients still
-    /// send it: browser upload forms (POST Object) signed by old SDKs.
+    /// send it: `Authorization: AWS key:signature` headers, presigned URLs
+    /// with `AWSAccessKeyId`, and browser upload forms (s3cmd, old SDKs).
     /// Off by default: SigV2 signs less of a request than SigV4.
     #[arg(long, env = "SHOAL_SIGV2")]
     pub sigv2: bool,
+
+    /// File holding the SSE-S3 master key: 64 hex digits, mode 0600 (or
+    /// stricter). It seals every SSE-S3 object's data key, so every node
+    /// of a cluster needs the same one, and losing it loses those objects.
+    /// Default: derived from `--cluster-secret-file` in a cluster; on a
+    /// node on its own, `<data-dir>/sse-master-key`, created on first start.
+    #[arg(long, env = "SHOAL_SSE_MASTER_KEY_FILE")]
+    pub sse_master_key_file: Option<PathBuf>,
+
+    /// Take SSE-C keys over plain HTTP. SSE-C sends the key with every
+    /// request, so without `--tls-cert` such requests are refused unless
+    /// TLS ends in front of the node (a proxy) or the network is trusted.
+    #[arg(long, env = "SHOAL_SSE_C_OVER_HTTP")]
+    pub sse_c_over_http: bool,
 
     /// Objects up to this size (e.g. `4KiB`; `0` turns it off) keep their
     /// bytes in their manifest, inside the raft entry and the metadata
@@ -464,6 +479,10 @@ pub struct NodeConfig {
     pub access_log: bool,
     /// Accept AWS Signature Version 2 where Shoal reads it.
     pub sigv2: bool,
+    /// `--sse-master-key-file`, absolute; `None`: the default.
+    pub sse_master_key_file: Option<PathBuf>,
+    /// Take SSE-C keys without TLS.
+    pub sse_c_over_http: bool,
 }
 
 /// How the node takes part in a cluster.
@@ -807,6 +826,11 @@ impl ServeFlags {
             embed_max_bytes: self.embed_max,
             access_log: self.access_log,
             sigv2: self.sigv2,
+            sse_master_key_file: self
+                .sse_master_key_file
+                .map(|path| absolute("sse-master-key-file", path))
+                .transpose()?,
+            sse_c_over_http: self.sse_c_over_http,
             admission,
             get_budget_per_core_bytes,
             multipart_expiry: self.multipart_expiry,

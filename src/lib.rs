@@ -19,6 +19,7 @@ pub mod layout;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
+pub mod master_key;
 pub mod metrics;
 pub mod node;
 pub mod node_metrics;

@@ -132,6 +132,13 @@ pub const POST_FORM_FIELDS_BYTES_MAX: usize = 64 * 1024;
 /// Largest bucket policy document (S3's limit).
 pub const POLICY_BODY_BYTES_MAX: usize = 20 * 1024;
 
+/// Largest ServerSideEncryptionConfiguration document read (one rule
+/// takes a few hundred bytes).
+pub const ENCRYPTION_BODY_BYTES_MAX: usize = 16 * 1024;
+
+/// Largest OwnershipControls document read (one rule).
+pub const OWNERSHIP_BODY_BYTES_MAX: usize = 4 * 1024;
+
 /// Most rules in one CORS configuration, and the largest configuration
 /// document read (S3's limits).
 pub const CORS_RULES_MAX: usize = 100;

@@ -48,6 +48,7 @@ use crate::limits::{
 };
 use crate::metrics::{CoreMetrics, Registry};
 use crate::route::{Router, METADATA_SHARD};
+use crate::s3::sse::keys::MasterKey;
 use crate::s3::S3Context;
 use crate::shutdown::{Shutdown, StopLatch};
 use crate::tls::S3Tls;
@@ -90,6 +91,8 @@ pub enum NodeError {
     Tls(shoal_shard::tls::TlsError),
     #[error("peer TLS: {0}")]
     PeerTls(shoal_shard::tls::TlsError),
+    #[error(transparent)]
+    MasterKey(#[from] crate::master_key::MasterKeyError),
 }
 
 /// Hop channel ends one core owns, before they are connected.
@@ -178,6 +181,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
 
     let core_metrics: Vec<Arc<CoreMetrics>> = (0..core_count).map(|_| Arc::default()).collect();
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count).map(|_| Arc::default()).collect();
+    let mut cluster_secret = None;
     let mut cluster = match &config.cluster {
         None => ClusterOptions::single_node(),
         Some(cluster) => {
@@ -186,6 +190,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+            cluster_secret = Some(bytes.clone());
             let mut secret = PeerAuth::new(&bytes).map_err(|e| NodeError::ClusterSecret {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -206,6 +211,12 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
     cluster.catchup_bytes_per_s = config.catchup_bytes_per_s;
     cluster.snapshot_logs_since_last = config.snapshot_every;
     cluster.logs_kept_after_snapshot = config.snapshot_logs_kept;
+    let master_key = Arc::new(crate::master_key::load(
+        config.sse_master_key_file.as_deref(),
+        layout.first_dir(),
+        cluster_secret.as_deref(),
+    )?);
+    drop(cluster_secret);
     let directory = Directory::new();
     let mut seeds = Some(seeds);
     let shutdown = Shutdown::new(core_count, config.shutdown_timeout);
@@ -270,6 +281,7 @@ pub fn run(mut config: NodeConfig, explicit_shards: bool) -> Result<(), NodeErro
             ready: Arc::clone(&ready),
             shutdown: Arc::clone(&shutdown),
             s3_tls: s3_tls.clone(),
+            master_key: Arc::clone(&master_key),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shoal-core-{core}"))
@@ -342,6 +354,8 @@ struct CoreStart {
     shutdown: Arc<Shutdown>,
     /// The S3 port's TLS; `None`: plain HTTP.
     s3_tls: Option<Arc<S3Tls>>,
+    /// Seals SSE-S3 data keys.
+    master_key: Arc<MasterKey>,
 }
 
 async fn run_core(start: CoreStart) -> Result<(), String> {
@@ -359,6 +373,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         ready,
         shutdown,
         s3_tls,
+        master_key,
     } = start;
     let mut shards = HashMap::new();
     for LocalShard {
@@ -457,6 +472,7 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
         gates,
         core,
         Arc::clone(&registry.disks),
+        master_key,
     ));
     let lifecycle_shards = shards
         .iter()

@@ -67,6 +67,12 @@ impl ChunkBuf {
         &self.dma.as_bytes()[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + self.len]
     }
 
+    /// The filled payload, to be changed in place (encrypted) before the
+    /// chunk is stored.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.dma.as_bytes_mut()[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + self.len]
+    }
+
     /// The header space and the filled payload, for the record writer.
     pub fn header_and_payload_mut(&mut self) -> (&mut [u8], &[u8]) {
         let (header, rest) = self.dma.as_bytes_mut().split_at_mut(RECORD_HEADER_BYTES);

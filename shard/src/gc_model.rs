@@ -130,6 +130,7 @@ fn chunk_refs(chunks: &[ChunkHash]) -> Vec<ChunkRef> {
             sha256: h.to_vec(),
             size_bytes: 1,
             source_node: 1,
+            iv: Vec::new(),
         })
         .collect()
 }

@@ -285,6 +285,7 @@ async fn empty_shard(
                     // retention and legal holds still keep their versions,
                     // and then the bucket is not empty.
                     bypass_governance: true,
+                    condition: None,
                 }),
             )
             .await

@@ -15,7 +15,7 @@
 
 use std::time::SystemTime;
 
-use shoal_proto::meta::{Acl, BucketRecord, Grant, ObjectManifest};
+use shoal_proto::meta::{Acl, BucketRecord, Grant, ObjectManifest, ObjectOwnership};
 
 use super::auth::{self, AuthError, PayloadMode};
 use super::error::S3Error;
@@ -134,6 +134,7 @@ pub fn identify(ctx: &S3Context, request: &S3Request) -> Result<(Caller, Payload
     match auth::authenticate(
         &request.auth_parts(),
         &ctx.config.region,
+        ctx.config.sigv2,
         &secret_for,
         SystemTime::now(),
     ) {
@@ -213,7 +214,13 @@ fn need(op: S3Op, target: &Target) -> Need {
         | S3Op::GetBucketPolicy
         | S3Op::PutBucketPolicy
         | S3Op::DeleteBucketPolicy
-        | S3Op::GetBucketPolicyStatus => Need::Owner,
+        | S3Op::GetBucketPolicyStatus
+        | S3Op::GetBucketEncryption
+        | S3Op::PutBucketEncryption
+        | S3Op::DeleteBucketEncryption
+        | S3Op::GetBucketOwnershipControls
+        | S3Op::PutBucketOwnershipControls
+        | S3Op::DeleteBucketOwnershipControls => Need::Owner,
         S3Op::GetObjectRetention | S3Op::GetObjectLegalHold | S3Op::GetObjectTagging => {
             Need::ObjectChecked
         }
@@ -296,7 +303,7 @@ pub fn authorize(
         (Need::Owner, Some(record)) => owns(record),
         (Need::Bucket(wanted), Some(record)) => grants(
             &bucket_owner(ctx, record),
-            record.acl.as_ref(),
+            bucket_acl(record),
             &caller,
             wanted,
         ),
@@ -337,6 +344,34 @@ pub fn refuse_denied_key(
     }
 }
 
+/// Who reads a copy's source (`bucket`/`key`): the caller, allowed by the
+/// source bucket's policy (`s3:GetObject` on the source) where it allows,
+/// refused where it denies, else judged by ownership and ACLs as any read.
+pub fn source_reader(
+    ctx: &S3Context,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    request: &S3Request,
+) -> Result<Caller, S3Error> {
+    let identity = caller.identity().clone();
+    let Some(record) = ctx.directory.bucket(bucket) else {
+        return Ok(identity);
+    };
+    let resource = format!("arn:aws:s3:::{bucket}/{key}");
+    let user = caller.policy_user();
+    match policy_check::verdict_on(ctx, user, &record, "s3:GetObject", &resource, request) {
+        Verdict::Deny => Err(denied(caller)),
+        Verdict::Allow => Ok(Caller::PolicyAllowed {
+            caller: Box::new(identity),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            permission: Permission::Read,
+        }),
+        _ => Ok(identity),
+    }
+}
+
 /// The permission an object operation's handler checks on the object
 /// (`authorize_object`), for those that check one.
 fn object_permission(op: S3Op) -> Option<Permission> {
@@ -363,7 +398,7 @@ pub fn authorize_bucket(
 ) -> Result<(), S3Error> {
     let record = ctx.bucket_record(bucket)?;
     let owner = bucket_owner(ctx, &record);
-    match caller.is_admin() || grants(&owner, record.acl.as_ref(), caller, wanted) {
+    match caller.is_admin() || grants(&owner, bucket_acl(&record), caller, wanted) {
         true => Ok(()),
         false => Err(denied(caller)),
     }
@@ -377,11 +412,16 @@ pub fn authorize_object(
     manifest: &ObjectManifest,
     wanted: Permission,
 ) -> Result<(), S3Error> {
-    let bucket_owner = ctx
-        .directory
-        .bucket(&manifest.bucket)
-        .map(|record| bucket_owner(ctx, &record));
-    let object_owner = object_owner(manifest, bucket_owner.as_deref());
+    let record = ctx.directory.bucket(&manifest.bucket);
+    let bucket_owner = record.as_ref().map(|record| bucket_owner(ctx, record));
+    // With ACLs off the bucket's owner owns every object, whatever an
+    // object written before says.
+    let acls_off = record.as_ref().is_some_and(acls_disabled);
+    let object_acl = manifest.acl.as_ref().filter(|_| !acls_off);
+    let object_owner = match acls_off {
+        true => bucket_owner.clone().unwrap_or_default(),
+        false => object_owner(manifest, bucket_owner.as_deref()),
+    };
     let policy_allowed = matches!(caller, Caller::PolicyAllowed { bucket, key, permission, .. }
         if *bucket == manifest.bucket && *key == manifest.key && *permission == wanted);
     let allowed = policy_allowed
@@ -389,7 +429,7 @@ pub fn authorize_object(
         || caller
             .user_id()
             .is_some_and(|id| Some(id) == bucket_owner.as_deref())
-        || grants(&object_owner, manifest.acl.as_ref(), caller, wanted);
+        || grants(&object_owner, object_acl, caller, wanted);
     if allowed {
         Ok(())
     } else {
@@ -405,7 +445,7 @@ pub fn missing_object(ctx: &S3Context, caller: &Caller, bucket: &str, key: &str)
         caller.is_admin()
             || grants(
                 &bucket_owner(ctx, &record),
-                record.acl.as_ref(),
+                bucket_acl(&record),
                 caller,
                 Permission::Read,
             )
@@ -430,6 +470,17 @@ pub fn bucket_owner(ctx: &S3Context, record: &BucketRecord) -> String {
     } else {
         record.owner_id.clone()
     }
+}
+
+/// Whether the bucket's ownership controls turned ACLs off
+/// (BucketOwnerEnforced): they then grant nothing.
+pub fn acls_disabled(record: &BucketRecord) -> bool {
+    record.object_ownership() == ObjectOwnership::BucketOwnerEnforced
+}
+
+/// The bucket's ACL as it counts: none while ACLs are off.
+fn bucket_acl(record: &BucketRecord) -> Option<&Acl> {
+    record.acl.as_ref().filter(|_| !acls_disabled(record))
 }
 
 /// The object's owner id (the bucket's owner for objects written before

@@ -6,6 +6,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use shoal_proto::meta::DeleteCondition;
+
+use super::error::S3Error;
+
 /// What the preconditions decide.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -69,6 +73,70 @@ fn etag_listed(list: &str, etag: &str) -> bool {
     let wanted = bare(etag);
     list.split(',')
         .any(|tag| tag.trim() == "*" || bare(tag) == wanted)
+}
+
+/// `"<hex md5>"` or `"<hex md5>-<parts>"`, quotes optional.
+pub fn parse_etag(text: &str) -> Option<(Vec<u8>, u32)> {
+    let text = text.trim().trim_matches('"');
+    let (hex_md5, parts) = match text.split_once('-') {
+        Some((hex_md5, parts)) => (hex_md5, parts.parse().ok().filter(|&n| n > 0)?),
+        None => (text, 0),
+    };
+    let md5 = hex::decode(hex_md5).ok().filter(|md5| md5.len() == 16)?;
+    Some((md5, parts))
+}
+
+/// The condition of a conditional DELETE (of an object, or of one entry
+/// of DeleteObjects): `If-Match` (an ETag or `*`), the last-modified time
+/// and the size the version must have. `None` when nothing is asked.
+pub fn delete_condition(
+    if_match: Option<&str>,
+    last_modified: Option<&str>,
+    size: Option<&str>,
+) -> Result<Option<DeleteCondition>, S3Error> {
+    if if_match.is_none() && last_modified.is_none() && size.is_none() {
+        return Ok(None);
+    }
+    let mut condition = DeleteCondition::default();
+    if let Some(value) = if_match {
+        condition.if_match = true;
+        match value.trim() {
+            "*" => condition.match_any = true,
+            etag => {
+                // Unparsable: no MD5, which matches nothing.
+                let (md5, part_count) = parse_etag(etag).unwrap_or_default();
+                condition.match_md5 = md5;
+                condition.match_part_count = part_count;
+            }
+        }
+    }
+    if let Some(text) = last_modified {
+        let at =
+            parse_date(text)
+                .or_else(|| iso8601(text))
+                .ok_or_else(|| S3Error::InvalidArgument {
+                    message: format!("The last-modified time {text:?} is not a date"),
+                })?;
+        let seconds = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        condition.last_modified_unix_s = Some(seconds);
+    }
+    if let Some(text) = size {
+        let size = text.trim().parse().map_err(|_| S3Error::InvalidArgument {
+            message: format!("The size {text:?} is not a number of bytes"),
+        })?;
+        condition.size_bytes = Some(size);
+    }
+    Ok(Some(condition))
+}
+
+/// `2024-05-01T12:00:00Z` (or with fractional seconds), as the XML of
+/// DeleteObjects writes times.
+fn iso8601(text: &str) -> Option<SystemTime> {
+    let parsed =
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    let seconds = u64::try_from(parsed.unix_timestamp()).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
 /// An HTTP date; an unparseable one is ignored, as the RFC requires.

@@ -58,6 +58,16 @@ pub enum S3Error {
     MalformedPolicy { reason: String },
     #[error("The CORS configuration does not exist")]
     NoSuchCorsConfiguration { bucket: String },
+    #[error("The server side encryption configuration was not found")]
+    NoSuchEncryptionConfiguration { bucket: String },
+    #[error("{message}")]
+    InvalidEncryptionAlgorithm { message: String },
+    #[error("The bucket ownership controls were not found")]
+    OwnershipControlsNotFound { bucket: String },
+    #[error("The bucket does not allow ACLs")]
+    AccessControlListNotSupported,
+    #[error("Bucket ACLs other than private cannot be combined with the BucketOwnerEnforced ownership setting")]
+    InvalidBucketAclWithObjectOwnership,
     /// A CORS preflight no rule of the bucket allows.
     #[error("CORSResponse: {message}")]
     CorsForbidden { message: &'static str },
@@ -179,6 +189,13 @@ impl S3Error {
             S3Error::NoSuchTagSet { .. } => "NoSuchTagSet",
             S3Error::NoSuchLifecycleConfiguration { .. } => "NoSuchLifecycleConfiguration",
             S3Error::NoSuchCorsConfiguration { .. } => "NoSuchCORSConfiguration",
+            S3Error::NoSuchEncryptionConfiguration { .. } => {
+                "ServerSideEncryptionConfigurationNotFoundError"
+            }
+            S3Error::InvalidEncryptionAlgorithm { .. } => "InvalidEncryptionAlgorithmError",
+            S3Error::OwnershipControlsNotFound { .. } => "OwnershipControlsNotFoundError",
+            S3Error::AccessControlListNotSupported => "AccessControlListNotSupported",
+            S3Error::InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
             S3Error::NoSuchBucketPolicy { .. } => "NoSuchBucketPolicy",
             S3Error::MalformedPolicy { .. } => "MalformedPolicy",
             S3Error::CorsForbidden { .. } => "AccessForbidden",
@@ -242,6 +259,8 @@ impl S3Error {
             | S3Error::NoSuchTagSet { .. }
             | S3Error::NoSuchLifecycleConfiguration { .. }
             | S3Error::NoSuchCorsConfiguration { .. }
+            | S3Error::NoSuchEncryptionConfiguration { .. }
+            | S3Error::OwnershipControlsNotFound { .. }
             | S3Error::NoSuchBucketPolicy { .. }
             | S3Error::DeleteMarker { by_id: false, .. }
             | S3Error::NoSuchUpload { .. } => 404,
@@ -274,6 +293,9 @@ impl S3Error {
             | S3Error::InvalidTag { .. }
             | S3Error::BadRequest { .. }
             | S3Error::InvalidRequest { .. }
+            | S3Error::InvalidEncryptionAlgorithm { .. }
+            | S3Error::AccessControlListNotSupported
+            | S3Error::InvalidBucketAclWithObjectOwnership
             | S3Error::InvalidPolicyDocument { .. }
             | S3Error::MalformedPolicy { .. }
             | S3Error::MalformedPostRequest
@@ -313,6 +335,8 @@ impl S3Error {
             | S3Error::NoSuchTagSet { bucket }
             | S3Error::NoSuchLifecycleConfiguration { bucket }
             | S3Error::NoSuchCorsConfiguration { bucket }
+            | S3Error::NoSuchEncryptionConfiguration { bucket }
+            | S3Error::OwnershipControlsNotFound { bucket }
             | S3Error::NoSuchBucketPolicy { bucket } => xml.leaf("BucketName", bucket),
             S3Error::NoSuchKey { key } | S3Error::DeleteMarker { key, .. } => xml.leaf("Key", key),
             S3Error::NoSuchVersion { key, version_id } => {

@@ -10,6 +10,11 @@
 //! appended and made durable; up to [`PUT_CHUNKS_INFLIGHT_MAX`] appends per
 //! upload run at once, so network, hashing and disk overlap.
 //!
+//! An encrypted upload ([`Ingest::encrypt_with`]) encrypts each chunk after
+//! the MD5 lanes gave it back and before it leaves for the owner: every
+//! digest the client sees (ETag, checksums, the signed payload hash) is of
+//! the plaintext, the chunk's address is of the ciphertext.
+//!
 //! Nothing here makes an object visible: that is the manifest commit, which
 //! the handler proposes only after every append has come back durable and
 //! every checksum matched. A failed upload leaves only unreferenced chunks.
@@ -29,6 +34,8 @@ use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 use super::checksum::Checksummer;
 use super::error::S3Error;
 use super::md5_lanes::{ActiveUpload, Md5Answer};
+use super::sse::cipher::{self, IV_BYTES};
+use super::sse::keys::DataKey;
 use super::S3Context;
 use shoal_shard::ids::ShardIndex;
 
@@ -39,6 +46,8 @@ pub struct StoredChunk {
     pub size_bytes: u32,
     /// Where it was made durable first, and by which node.
     pub placement: ChunkPlacement,
+    /// The counter block it was encrypted from; `None`: plaintext.
+    pub iv: Option<[u8; IV_BYTES]>,
 }
 
 /// What the body turned out to be, once every chunk is durable.
@@ -49,6 +58,8 @@ pub struct Ingested {
     /// ([`Ingest::embed_up_to`]); it is stored nowhere yet: the manifest
     /// commit makes it durable.
     pub embedded: Vec<u8>,
+    /// The counter block an encrypted embedded body was encrypted from.
+    pub embedded_iv: Option<[u8; IV_BYTES]>,
     pub size_bytes: u64,
     pub md5: [u8; 16],
     /// SHA-256 of the whole body, when the request signed it.
@@ -93,6 +104,8 @@ pub struct Ingest {
     size_bytes: u64,
     /// Bodies up to this many bytes are embedded instead of chunked.
     embed_max_bytes: u64,
+    /// Encrypts every chunk (and an embedded body) when set.
+    cipher: Option<DataKey>,
 }
 
 impl Ingest {
@@ -124,7 +137,13 @@ impl Ingest {
             chunks: Vec::new(),
             size_bytes: 0,
             embed_max_bytes: 0,
+            cipher: None,
         }
+    }
+
+    /// Encrypts what is stored under `key` (see the module docs).
+    pub fn encrypt_with(&mut self, key: Option<DataKey>) {
+        self.cipher = key;
     }
 
     /// Keeps a body of at most `bytes_max` bytes whole for the manifest
@@ -208,7 +227,11 @@ impl Ingest {
                 .as_mut()
                 .expect("ensure_room readies a buffer before absorb");
             let taken = buf.fill_from(data);
-            self.chunk_sha.update(&data[..taken]);
+            if self.cipher.is_none() {
+                // Hashed while hot; an encrypted chunk's address is of its
+                // ciphertext, taken when it is encrypted.
+                self.chunk_sha.update(&data[..taken]);
+            }
             data = &data[taken..];
             if buf.is_full() {
                 self.seal();
@@ -218,7 +241,11 @@ impl Ingest {
 
     fn seal(&mut self) {
         if let Some(buf) = self.current.take() {
-            let sha256 = ChunkHash::from(<[u8; 32]>::from(self.chunk_sha.finalize_reset()));
+            let sha256 = match self.cipher {
+                None => ChunkHash::from(<[u8; 32]>::from(self.chunk_sha.finalize_reset())),
+                // Addressed once encrypted, in `append`.
+                Some(_) => ChunkHash::default(),
+            };
             self.sealed.push((buf, sha256));
             self.charged.push_back(self.current_charged);
         }
@@ -272,6 +299,16 @@ impl Ingest {
         if self.inflight.len() >= PUT_CHUNKS_INFLIGHT_MAX {
             self.complete_oldest().await?;
         }
+        let mut buf = buf;
+        let (sha256, iv) = match &self.cipher {
+            None => (sha256, None),
+            Some(key) => {
+                let iv = cipher::random_iv();
+                cipher::apply_keystream(key, &iv, 0, buf.payload_mut());
+                let sha256 = ChunkHash::from(<[u8; 32]>::from(Sha256::digest(buf.payload())));
+                (sha256, Some(iv))
+            }
+        };
         let ctx = Rc::clone(&self.ctx);
         let owner = self.owner;
         ctx.disks.of_shard(owner).consume(buf.len() as u64);
@@ -290,6 +327,7 @@ impl Ingest {
                 sha256,
                 size_bytes,
                 placement,
+                iv,
             })
         });
         self.inflight.push_back(task);
@@ -343,6 +381,7 @@ impl Ingest {
             checksum: self.checksum.map(Checksummer::finish_base64),
             charge: self.charge,
             embedded: Vec::new(),
+            embedded_iv: None,
         })
     }
 
@@ -365,7 +404,7 @@ impl Ingest {
             .current
             .take()
             .expect("an embeddable body is in the first buffer");
-        let body = buf.payload().to_vec();
+        let mut body = buf.payload().to_vec();
         assert_eq!(
             body.len() as u64,
             self.size_bytes,
@@ -376,14 +415,21 @@ impl Ingest {
             self.charge.release_durable(1);
         }
         self.ctx.metrics.add_embedded_object();
+        let md5 = md5_many::md5(&body);
+        let embedded_iv = self.cipher.as_ref().map(|key| {
+            let iv = cipher::random_iv();
+            cipher::apply_keystream(key, &iv, 0, &mut body);
+            iv
+        });
         Ingested {
             chunks: Vec::new(),
             size_bytes: self.size_bytes,
-            md5: md5_many::md5(&body),
+            md5,
             body_sha256: self.body_sha.map(|sha| sha.finalize().into()),
             checksum: self.checksum.map(Checksummer::finish_base64),
             charge: self.charge,
             embedded: body,
+            embedded_iv,
         }
     }
 }

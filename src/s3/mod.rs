@@ -29,6 +29,7 @@ pub mod post_policy;
 pub(crate) mod range;
 pub mod request;
 pub mod request_log;
+pub mod sse;
 pub(crate) mod tags;
 mod unimplemented;
 pub mod xml;
@@ -77,6 +78,8 @@ pub struct S3Context {
     pub core_index: usize,
     /// Free space on each data directory, against the reserve.
     pub disks: Arc<Disks>,
+    /// Seals the data keys of SSE-S3 objects.
+    pub master_key: Arc<sse::keys::MasterKey>,
     next_request: Cell<u64>,
     refusals: request_log::RefusalLog,
 }
@@ -92,6 +95,7 @@ impl S3Context {
         gates: Vec<Gate>,
         core_index: usize,
         disks: Arc<Disks>,
+        master_key: Arc<sse::keys::MasterKey>,
     ) -> Self {
         let downloads =
             downloads::DownloadBudget::new(config.get_budget_per_core_bytes, Arc::clone(&metrics));
@@ -106,6 +110,7 @@ impl S3Context {
             gates,
             core_index,
             disks,
+            master_key,
             next_request: Cell::new(0),
             refusals: request_log::RefusalLog::default(),
         }
@@ -263,8 +268,8 @@ async fn dispatch(
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
     use handlers::{
-        acl, bucket, copy, cors, delete_objects, get, lifecycle, list, list_versions, multipart,
-        object_lock, policy, post, put, tagging, versioning,
+        acl, bucket, copy, cors, delete_objects, encryption, get, lifecycle, list, list_versions,
+        multipart, object_lock, ownership, policy, post, put, tagging, versioning,
     };
     let copy_source = || {
         request
@@ -323,6 +328,16 @@ async fn dispatch(
         S3Op::PostObject => post::post_object(ctx, &name, request).await,
         S3Op::GetBucketPolicy => policy::get_bucket_policy(ctx, &name),
         S3Op::GetBucketPolicyStatus => policy::get_bucket_policy_status(ctx, &name),
+        S3Op::GetBucketEncryption => encryption::get_bucket_encryption(ctx, &name),
+        S3Op::GetBucketOwnershipControls => ownership::get_bucket_ownership_controls(ctx, &name),
+        S3Op::PutBucketOwnershipControls | S3Op::DeleteBucketOwnershipControls => {
+            let delete = op == S3Op::DeleteBucketOwnershipControls;
+            ownership::put_bucket_ownership_controls(ctx, &name, request, payload, delete).await
+        }
+        S3Op::PutBucketEncryption | S3Op::DeleteBucketEncryption => {
+            let delete = op == S3Op::DeleteBucketEncryption;
+            encryption::put_bucket_encryption(ctx, &name, request, payload, delete).await
+        }
         S3Op::PutBucketPolicy | S3Op::DeleteBucketPolicy => {
             let delete = op == S3Op::DeleteBucketPolicy;
             policy::put_bucket_policy(ctx, &name, request, payload, delete).await

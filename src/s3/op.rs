@@ -37,6 +37,12 @@ pub enum S3Op {
     PutBucketPolicy,
     DeleteBucketPolicy,
     GetBucketPolicyStatus,
+    GetBucketEncryption,
+    PutBucketEncryption,
+    DeleteBucketEncryption,
+    GetBucketOwnershipControls,
+    PutBucketOwnershipControls,
+    DeleteBucketOwnershipControls,
     /// A browser's CORS preflight (`OPTIONS` on a bucket or object):
     /// answered from the bucket's CORS rules, without authentication.
     CorsPreflight,
@@ -94,7 +100,7 @@ impl Unsupported {
 
 impl S3Op {
     /// Every metric label, in [`S3Op::label_index`] order.
-    pub const LABELS: [&'static str; 53] = [
+    pub const LABELS: [&'static str; 59] = [
         "ListBuckets",
         "CreateBucket",
         "HeadBucket",
@@ -147,6 +153,12 @@ impl S3Op {
         "PutBucketPolicy",
         "DeleteBucketPolicy",
         "GetBucketPolicyStatus",
+        "GetBucketEncryption",
+        "PutBucketEncryption",
+        "DeleteBucketEncryption",
+        "GetBucketOwnershipControls",
+        "PutBucketOwnershipControls",
+        "DeleteBucketOwnershipControls",
         "Unknown",
     ];
 
@@ -229,6 +241,18 @@ impl S3Op {
                 S3Op::GetBucketPolicyStatus,
                 S3Op::MethodNotAllowed,
                 None,
+            ),
+            (
+                "encryption",
+                S3Op::GetBucketEncryption,
+                S3Op::PutBucketEncryption,
+                Some(S3Op::DeleteBucketEncryption),
+            ),
+            (
+                "ownershipControls",
+                S3Op::GetBucketOwnershipControls,
+                S3Op::PutBucketOwnershipControls,
+                Some(S3Op::DeleteBucketOwnershipControls),
             ),
         ];
         if let Some(op) = subresource_op(method, &has, &subresources) {
@@ -347,6 +371,12 @@ impl S3Op {
             S3Op::PutBucketPolicy => 49,
             S3Op::DeleteBucketPolicy => 50,
             S3Op::GetBucketPolicyStatus => 51,
+            S3Op::GetBucketEncryption => 52,
+            S3Op::PutBucketEncryption => 53,
+            S3Op::DeleteBucketEncryption => 54,
+            S3Op::GetBucketOwnershipControls => 55,
+            S3Op::PutBucketOwnershipControls => 56,
+            S3Op::DeleteBucketOwnershipControls => 57,
             S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
         }
     }
@@ -529,6 +559,30 @@ mod tests {
             (
                 op(Method::GET, "b", &["policyStatus"], false),
                 "GetBucketPolicyStatus",
+            ),
+            (
+                op(Method::GET, "b", &["encryption"], false),
+                "GetBucketEncryption",
+            ),
+            (
+                op(Method::PUT, "b", &["encryption"], false),
+                "PutBucketEncryption",
+            ),
+            (
+                op(Method::DELETE, "b", &["encryption"], false),
+                "DeleteBucketEncryption",
+            ),
+            (
+                op(Method::GET, "b", &["ownershipControls"], false),
+                "GetBucketOwnershipControls",
+            ),
+            (
+                op(Method::PUT, "b", &["ownershipControls"], false),
+                "PutBucketOwnershipControls",
+            ),
+            (
+                op(Method::DELETE, "b", &["ownershipControls"], false),
+                "DeleteBucketOwnershipControls",
             ),
             (op(Method::PATCH, "b/k", &[], false), "Unknown"),
         ];

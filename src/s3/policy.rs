@@ -110,7 +110,7 @@ const OPERATORS: [&str; 22] = [
 /// Condition keys Shoal judges (lower-case): `policy_check.rs` gives each
 /// its value for a request. A policy naming another is refused: a
 /// condition that can never be judged would silently not apply.
-pub const CONDITION_KEYS: [&str; 20] = [
+pub const CONDITION_KEYS: [&str; 22] = [
     "aws:sourceip",
     "aws:securetransport",
     "aws:currenttime",
@@ -128,6 +128,8 @@ pub const CONDITION_KEYS: [&str; 20] = [
     "s3:x-amz-metadata-directive",
     "s3:x-amz-storage-class",
     "s3:x-amz-server-side-encryption",
+    "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    "s3:x-amz-server-side-encryption-customer-algorithm",
     "s3:x-amz-content-sha256",
     "s3:signatureversion",
     "s3:authtype",

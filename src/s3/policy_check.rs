@@ -39,6 +39,12 @@ pub fn action(op: S3Op, request: &S3Request) -> Option<&'static str> {
         S3Op::PutBucketPolicy => "s3:PutBucketPolicy",
         S3Op::DeleteBucketPolicy => "s3:DeleteBucketPolicy",
         S3Op::GetBucketPolicyStatus => "s3:GetBucketPolicyStatus",
+        S3Op::GetBucketEncryption => "s3:GetEncryptionConfiguration",
+        S3Op::PutBucketEncryption | S3Op::DeleteBucketEncryption => "s3:PutEncryptionConfiguration",
+        S3Op::GetBucketOwnershipControls => "s3:GetBucketOwnershipControls",
+        S3Op::PutBucketOwnershipControls | S3Op::DeleteBucketOwnershipControls => {
+            "s3:PutBucketOwnershipControls"
+        }
         S3Op::GetBucketAcl => "s3:GetBucketAcl",
         S3Op::PutBucketAcl => "s3:PutBucketAcl",
         S3Op::GetObject | S3Op::HeadObject if versioned => "s3:GetObjectVersion",
@@ -154,6 +160,12 @@ fn context_value(
         "s3:x-amz-metadata-directive" => header("x-amz-metadata-directive"),
         "s3:x-amz-storage-class" => header("x-amz-storage-class"),
         "s3:x-amz-server-side-encryption" => header("x-amz-server-side-encryption"),
+        "s3:x-amz-server-side-encryption-aws-kms-key-id" => {
+            header("x-amz-server-side-encryption-aws-kms-key-id")
+        }
+        "s3:x-amz-server-side-encryption-customer-algorithm" => {
+            header("x-amz-server-side-encryption-customer-algorithm")
+        }
         "s3:x-amz-content-sha256" => header("x-amz-content-sha256"),
         "s3:signatureversion" => Some(vec!["AWS4-HMAC-SHA256".to_string()]),
         "s3:authtype" => Some(vec![match request.has_query("X-Amz-Signature") {

@@ -108,9 +108,11 @@ impl PostPolicy {
         if now > self.expiration {
             return Err(refused("Policy expired."));
         }
+        // A field the form lacks is empty: `["starts-with", "$f", ""]`
+        // allows any value, none included.
         let value_of = |field: &str| match field {
             "bucket" => Some(bucket),
-            _ => form.field(field),
+            _ => Some(form.field(field).unwrap_or("")),
         };
         for condition in &self.conditions {
             let met = match condition {

@@ -14,18 +14,16 @@ use crate::limits::KEY_BYTES_MAX;
 /// same path) that Shoal does not serve. A request naming one must be
 /// refused, never mistaken for the plain operation: `PUT /b/k?tagging`
 /// would otherwise overwrite the object with the tagging document.
-const UNSUPPORTED_SUBRESOURCES: [&str; 19] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 17] = [
     "accelerate",
     "analytics",
     "attributes",
-    "encryption",
     "intelligent-tiering",
     "inventory",
     "logging",
     "metadataTable",
     "metrics",
     "notification",
-    "ownershipControls",
     "publicAccessBlock",
     "renameObject",
     "replication",
@@ -39,7 +37,9 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 19] = [
 /// Subresources Shoal serves, and whether on buckets and on objects (a
 /// method one does not take is answered 405 by the operation's
 /// classification).
-const SERVED_SUBRESOURCES: [(&str, bool, bool); 9] = [
+const SERVED_SUBRESOURCES: [(&str, bool, bool); 11] = [
+    ("encryption", true, false),
+    ("ownershipControls", true, false),
     ("lifecycle", true, false),
     ("policy", true, false),
     ("policyStatus", true, false),
@@ -68,6 +68,8 @@ pub struct S3Request {
     body: Option<Incoming>,
     /// The client's address, when the connection knows it.
     remote: Option<std::net::IpAddr>,
+    /// The bucket named by the `Host` of a virtual-hosted request.
+    hosted_bucket: Option<String>,
 }
 
 impl S3Request {
@@ -86,7 +88,10 @@ impl S3Request {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| parts.uri.host());
-        let target = match domain.and_then(|domain| host_bucket(host?, domain)) {
+        let hosted_bucket = domain
+            .and_then(|domain| host_bucket(host?, domain))
+            .map(str::to_string);
+        let target = match &hosted_bucket {
             Some(bucket) => parse_hosted_target(bucket, &raw_path)?,
             None => parse_target(&raw_path)?,
         };
@@ -104,6 +109,7 @@ impl S3Request {
             headers: parts.headers,
             body: Some(body),
             remote,
+            hosted_bucket,
         })
     }
 
@@ -173,6 +179,7 @@ impl S3Request {
             raw_path: &self.raw_path,
             raw_query: self.raw_query.as_deref(),
             headers: &self.headers,
+            hosted_bucket: self.hosted_bucket.as_deref(),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Request headers that ask for something Shoal does not do yet, refused
 //! with `501 NotImplemented` naming the header.
 //!
-//! Accepting such a header and ignoring it would pretend: a PUT with SSE-C
-//! headers would store plaintext and a GET without the key would return
-//! it; a website redirect would silently not redirect. A client told
+//! Accepting such a header and ignoring it would pretend: a website
+//! redirect would silently not redirect, an MFA delete would delete
+//! without the second factor. A client told
 //! "not implemented" can choose another store or drop the option; one
 //! told "200 OK" cannot know. Each entry leaves this list when its feature
 //! lands.
@@ -20,17 +20,7 @@ struct Unimplemented {
     harmless: &'static [&'static str],
 }
 
-const UNIMPLEMENTED: [Unimplemented; 17] = [
-    sse("x-amz-server-side-encryption"),
-    sse("x-amz-server-side-encryption-aws-kms-key-id"),
-    sse("x-amz-server-side-encryption-context"),
-    sse("x-amz-server-side-encryption-bucket-key-enabled"),
-    sse_c("x-amz-server-side-encryption-customer-algorithm"),
-    sse_c("x-amz-server-side-encryption-customer-key"),
-    sse_c("x-amz-server-side-encryption-customer-key-md5"),
-    sse_c("x-amz-copy-source-server-side-encryption-customer-algorithm"),
-    sse_c("x-amz-copy-source-server-side-encryption-customer-key"),
-    sse_c("x-amz-copy-source-server-side-encryption-customer-key-md5"),
+const UNIMPLEMENTED: [Unimplemented; 4] = [
     Unimplemented {
         header: "x-amz-website-redirect-location",
         feature: "website redirects",
@@ -42,11 +32,6 @@ const UNIMPLEMENTED: [Unimplemented; 17] = [
         harmless: &["STANDARD"],
     },
     Unimplemented {
-        header: "x-amz-object-ownership",
-        feature: "object ownership controls other than ObjectWriter",
-        harmless: &["ObjectWriter"],
-    },
-    Unimplemented {
         header: "x-amz-write-offset-bytes",
         feature: "appending to objects",
         harmless: &[],
@@ -56,33 +41,7 @@ const UNIMPLEMENTED: [Unimplemented; 17] = [
         feature: "MFA delete",
         harmless: &[],
     },
-    Unimplemented {
-        header: "x-amz-if-match-last-modified-time",
-        feature: "conditional deletes",
-        harmless: &[],
-    },
-    Unimplemented {
-        header: "x-amz-if-match-size",
-        feature: "conditional deletes",
-        harmless: &[],
-    },
 ];
-
-const fn sse(header: &'static str) -> Unimplemented {
-    Unimplemented {
-        header,
-        feature: "server-side encryption",
-        harmless: &[],
-    }
-}
-
-const fn sse_c(header: &'static str) -> Unimplemented {
-    Unimplemented {
-        header,
-        feature: "server-side encryption with customer keys (SSE-C)",
-        harmless: &[],
-    }
-}
 
 /// Refuses the request if it carries a header from the list with a value
 /// that asks for the feature.

@@ -152,7 +152,7 @@ SHOAL_ACCESS_KEY=$main_ak SHOAL_SECRET_KEY=$main_sk \
     "$shoal" serve --data-dir "$work/data" --init \
     --s3-addr "127.0.0.1:$s3_port" --admin-addr "$admin_addr" \
     --shutdown-timeout 5s --lifecycle-interval "${LIFECYCLE_INTERVAL:-5s}" \
-    --access-log --sigv2 "${cores_args[@]}" \
+    --access-log --sigv2 --sse-c-over-http "${cores_args[@]}" \
     >"$node_log" 2>&1 &
 node_pid=$!
 

@@ -1,6 +1,6 @@
 """Corners of S3 that real clients reach: copy-source conditions,
-conditional deletes refused rather than ignored, response header
-overrides, `If-Match: *` on PUT, a client's composite checksum on
+conditional writes and deletes (ETag, last-modified time, size), response
+header overrides, `If-Match: *` on PUT, a client's composite checksum on
 Complete, and bucket names S3 reserves."""
 
 import base64
@@ -40,15 +40,50 @@ def test_copy_source_conditions_refuse_the_copy(s3, bucket):
     assert status(e) == 412
 
 
-def test_conditional_deletes_are_refused_not_ignored(s3, bucket):
+def test_conditional_deletes_remove_only_the_version_they_describe(s3, bucket):
     etag = s3.put_object(Bucket=bucket, Key="k", Body=b"keep me")["ETag"]
-    with pytest.raises(ClientError) as e:
-        s3.delete_object(Bucket=bucket, Key="k", IfMatch=etag)
-    assert status(e) == 501
-    with pytest.raises(ClientError) as e:
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "ETag": etag}]})
-    assert status(e) == 501
+    head = s3.head_object(Bucket=bucket, Key="k")
+    for refused in [{"IfMatch": '"' + "0" * 32 + '"'}, {"IfMatch": "not-an-etag"},
+                    {"IfMatchSize": 8}, {"IfMatchLastModifiedTime": "2001-01-01T00:00:00Z"}]:
+        with pytest.raises(ClientError) as e:
+            s3.delete_object(Bucket=bucket, Key="k", **refused)
+        assert (status(e), error_code(e)) == (412, "PreconditionFailed"), refused
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"keep me"
+    s3.delete_object(Bucket=bucket, Key="k", IfMatch=etag, IfMatchSize=7,
+                     IfMatchLastModifiedTime=head["LastModified"])
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="k")
+    assert status(e) == 404
+    # Nothing there: nothing to delete, and no error.
+    assert s3.delete_object(Bucket=bucket, Key="k", IfMatch=etag)["ResponseMetadata"][
+        "HTTPStatusCode"] == 204
+
+    # DeleteObjects: each entry judged on its own.
+    kept = s3.put_object(Bucket=bucket, Key="a", Body=b"a")["ETag"]
+    gone = s3.put_object(Bucket=bucket, Key="b", Body=b"b")["ETag"]
+    answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "a", "ETag": gone}, {"Key": "b", "ETag": gone, "Size": 1}]})
+    assert [d["Key"] for d in answer["Deleted"]] == ["b"]
+    assert [(x["Key"], x["Code"]) for x in answer["Errors"]] == [("a", "PreconditionFailed")]
+    assert s3.head_object(Bucket=bucket, Key="a")["ETag"] == kept
+
+
+def test_if_none_match_with_an_etag_writes_over_any_other_version(s3, bucket):
+    first = s3.put_object(Bucket=bucket, Key="k", Body=b"1")["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"2", IfNoneMatch=first)
+    assert (status(e), error_code(e)) == (412, "PreconditionFailed")
+    second = s3.put_object(Bucket=bucket, Key="k", Body=b"2", IfNoneMatch='"' + "0" * 32 + '"')
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"2"
+    # An ETag that does not parse matches no object: If-Match on a missing
+    # key is 404, on a present one 412.
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="absent", Body=b"x", IfMatch="garbage")
+    assert status(e) == 404
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"3", IfMatch="garbage")
+    assert status(e) == 412
+    s3.put_object(Bucket=bucket, Key="k", Body=b"3", IfMatch=second["ETag"])
 
 
 def test_response_header_overrides_on_signed_gets(node, s3, bucket):

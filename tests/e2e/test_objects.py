@@ -458,7 +458,7 @@ def test_unsupported_subresources_never_touch_the_object(s3, bucket):
         lambda: s3.get_object_attributes(Bucket=bucket, Key="keep", ObjectAttributes=["ETag"]),
         lambda: s3.restore_object(Bucket=bucket, Key="keep", RestoreRequest={"Days": 1}),
         lambda: s3.get_bucket_website(Bucket=bucket),
-        lambda: s3.get_bucket_encryption(Bucket=bucket),
+        lambda: s3.get_bucket_logging(Bucket=bucket),
         lambda: s3.get_bucket_request_payment(Bucket=bucket),
     ]
     for attempt in attempts:

@@ -123,3 +123,18 @@ def test_per_user_grants_with_conditions(node, s3, bucket, reader):
         reader.get_object(Bucket=bucket, Key="remote/x")  # not from 10.0.0.0/8
     with pytest.raises(ClientError):
         reader.put_object(Bucket=bucket, Key="reports/q2", Body=b"q2")
+
+
+def test_a_copy_source_is_judged_by_its_own_bucket_policy(s3, reader, bucket):
+    s3.put_object(Bucket=bucket, Key="shared/doc", Body=b"shared")
+    s3.put_object(Bucket=bucket, Key="private/doc", Body=b"private")
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy(
+        allow({"AWS": "arn:aws:iam::shoal:user/policy-reader"}, "s3:GetObject", f"arn:aws:s3:::{bucket}/shared/*"),
+        allow({"AWS": "arn:aws:iam::shoal:user/policy-reader"}, "s3:PutObject", f"arn:aws:s3:::{bucket}/copies/*"),
+    ))
+    reader.copy_object(Bucket=bucket, Key="copies/doc", CopySource={"Bucket": bucket, "Key": "shared/doc"})
+    assert s3.get_object(Bucket=bucket, Key="copies/doc")["Body"].read() == b"shared"
+    with pytest.raises(ClientError) as e:
+        reader.copy_object(Bucket=bucket, Key="copies/other",
+                           CopySource={"Bucket": bucket, "Key": "private/doc"})
+    assert status(e) == 403

@@ -101,7 +101,7 @@ def test_unsigned_forms_need_a_bucket_anyone_may_write(node, s3, bucket):
     # A policy without a signature, and fields asking for what Shoal lacks.
     r = post(node, bucket, {"key": "x", "policy": base64.b64encode(b"{}").decode()})
     assert r.status_code == 400
-    r = post(node, bucket, {"key": "x", "x-amz-server-side-encryption": "AES256"})
+    r = post(node, bucket, {"key": "x", "x-amz-server-side-encryption": "aws:kms"})
     assert r.status_code == 501
     r = requests.post(f"{node.endpoint}/{bucket}", data=b"key=x", timeout=10,
                       headers={"Content-Type": "application/x-www-form-urlencoded"})

@@ -29,6 +29,7 @@ pub(crate) fn manifest(bucket: &str, key: &str, chunk_count: u32) -> ObjectManif
             sha256: [i as u8; 32].to_vec(),
             size_bytes: 1 << 20,
             source_node: 1,
+            iv: Vec::new(),
         })
         .collect();
     ObjectManifest {
@@ -312,6 +313,7 @@ fn a_chunk_scan_finds_refs_without_a_local_copy_in_objects_and_parts() {
             chunks: vec![ChunkRef {
                 sha256: vec![9; 32],
                 size_bytes: 10,
+                iv: Vec::new(),
                 source_node: 2,
             }],
             ..Default::default()

@@ -288,6 +288,7 @@ fn refs_of(hashes: &[ChunkHash], model: &Model) -> Vec<ChunkRef> {
             sha256: h.to_vec(),
             size_bytes: model.bytes[h].len() as u32,
             source_node: 0,
+            iv: Vec::new(),
         })
         .collect()
 }

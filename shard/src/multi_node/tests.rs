@@ -181,6 +181,7 @@ pub(super) async fn try_commit(
             sha256: hash.to_vec(),
             size_bytes: size,
             source_node: 0,
+            iv: Vec::new(),
         }],
         ..Default::default()
     };

@@ -125,7 +125,9 @@ pub(super) fn apply_op(
         | Op::PutBucketTagging(_)
         | Op::PutBucketLifecycle(_)
         | Op::PutBucketCors(_)
-        | Op::PutBucketPolicy(_)) => bucket_settings(db, batch, pending, op)?,
+        | Op::PutBucketPolicy(_)
+        | Op::PutBucketEncryption(_)
+        | Op::PutBucketOwnership(_)) => bucket_settings(db, batch, pending, op)?,
         Op::LifecycleExpire(expire) => expire::apply(db, batch, pending, expire, stamp)?,
         op @ (Op::PutObjectAcl(_)
         | Op::PutObjectTagging(_)
@@ -183,6 +185,14 @@ fn bucket_settings(
         })?,
         Op::PutBucketPolicy(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
             record.policy = put.policy;
+            Ok(())
+        })?,
+        Op::PutBucketEncryption(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
+            record.encryption = put.encryption;
+            Ok(())
+        })?,
+        Op::PutBucketOwnership(put) => update_bucket(db, batch, pending, &put.bucket, |record| {
+            record.object_ownership = put.object_ownership;
             Ok(())
         })?,
         _ => unreachable!("apply_op hands only bucket settings here"),
@@ -532,6 +542,14 @@ fn check(
     }
     if condition.if_exists && current.is_none() {
         return Ok(Some(ApplyOutcome::NoSuchKey));
+    }
+    let none_match = (&condition.none_match_md5, condition.none_match_part_count);
+    if condition.if_none_match
+        && current
+            .as_ref()
+            .is_some_and(|(md5, parts)| (md5, *parts) == none_match)
+    {
+        return Ok(Some(ApplyOutcome::PreconditionFailed));
     }
     if condition.if_match {
         return Ok(match current {

@@ -44,6 +44,7 @@ pub(super) fn apply(
                 versioning: expire.versioning,
                 version_id: None,
                 bypass_governance: false,
+                condition: None,
             };
             versions::delete_object(db, batch, pending, delete, stamp)
         }
@@ -84,6 +85,7 @@ pub(super) fn apply(
                 versioning: expire.versioning,
                 version_id: Some(expire.version_id.clone()),
                 bypass_governance: false,
+                condition: None,
             };
             versions::delete_object(db, batch, pending, delete, stamp)
         }

@@ -318,6 +318,8 @@ fn assert_well_formed(command: &MetaCommand) {
         Some(Op::PutBucketLifecycle(put)) => &put.bucket,
         Some(Op::PutBucketCors(put)) => &put.bucket,
         Some(Op::PutBucketPolicy(put)) => &put.bucket,
+        Some(Op::PutBucketEncryption(put)) => &put.bucket,
+        Some(Op::PutBucketOwnership(put)) => &put.bucket,
         Some(Op::LifecycleExpire(expire)) => {
             assert!(expire.day_ms > 0, "a lifecycle day lasts");
             &expire.bucket

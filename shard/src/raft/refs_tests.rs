@@ -41,6 +41,7 @@ fn refs(chunks: &[u8]) -> Vec<ChunkRef> {
             sha256: hash(n).to_vec(),
             size_bytes: 1 << 20,
             source_node: 1,
+            iv: Vec::new(),
         })
         .collect()
 }
@@ -334,6 +335,7 @@ fn delete_versioned(key: &str, versioning: Versioning, version_id: Option<String
         versioning: versioning.into(),
         version_id,
         bypass_governance: false,
+        condition: None,
     })
 }
 

@@ -1032,6 +1032,7 @@ fn put_part(key: &str, part_number: u32) -> MetaCommand {
         sha256: vec![part_number as u8; 32],
         size_bytes: part_number,
         source_node: 1,
+        iv: Vec::new(),
     };
     MetaCommand {
         op: Some(Op::PutPart(shoal_proto::meta::UploadedPart {

@@ -18,7 +18,9 @@
 
 use prost::Message;
 use rocksdb::{ReadOptions, WriteBatch, DB};
-use shoal_proto::meta::{DefaultRetention, DeleteObject, LockMode, ObjectManifest, Versioning};
+use shoal_proto::meta::{
+    DefaultRetention, DeleteCondition, DeleteObject, LockMode, ObjectManifest, Versioning,
+};
 
 use super::pending::{object_record, version_record, Pending};
 use super::types::ApplyOutcome;
@@ -92,6 +94,17 @@ pub(super) fn delete_object(
 ) -> Result<ApplyOutcome, MetaError> {
     let versioning = delete.versioning();
     let bypass = delete.bypass_governance;
+    if let Some(condition) = &delete.condition {
+        let named = (delete.bucket.as_str(), delete.key.as_str());
+        match delete_target(db, pending, named, delete.version_id.as_deref())? {
+            // Nothing there: nothing to delete, and no error.
+            None => return Ok(ApplyOutcome::Applied),
+            Some(target) if !condition_holds(condition, &target) => {
+                return Ok(ApplyOutcome::PreconditionFailed)
+            }
+            Some(_) => {}
+        }
+    }
     let (bucket, key) = (delete.bucket, delete.key);
     if let Some(version_id) = delete.version_id {
         let now = (stamp.unix_ms, bypass);
@@ -138,6 +151,43 @@ pub(super) fn delete_object(
     };
     store_noncurrent(db, batch, pending, marker);
     Ok(ApplyOutcome::DeleteMarkerWritten(enabled.then_some(stamp)))
+}
+
+/// The version a conditional DELETE is judged on: the one it names, else
+/// the current one, else the delete marker that hides the key.
+fn delete_target(
+    db: &DB,
+    pending: &Pending,
+    (bucket, key): (&str, &str),
+    version_id: Option<&str>,
+) -> Result<Option<ObjectManifest>, MetaError> {
+    if let Some(version_id) = version_id {
+        return Ok(find_version(db, pending, bucket, key, version_id)?.map(|f| f.manifest));
+    }
+    let object_key = keys::object_key(bucket, key.as_bytes());
+    if let Some(current) = object_record(db, pending, &object_key)? {
+        return Ok(Some(current));
+    }
+    let newest = noncurrent_versions(db, pending, bucket, key, |_| true)?;
+    Ok(newest.map(|(_, v)| v).filter(|v| v.delete_marker))
+}
+
+/// Whether `target` is what the DELETE's condition asks of it.
+fn condition_holds(condition: &DeleteCondition, target: &ObjectManifest) -> bool {
+    // An ETag that did not parse is sent as no MD5: it matches nothing,
+    // a delete marker (which has no MD5) included.
+    let etag = !condition.if_match
+        || condition.match_any
+        || (!condition.match_md5.is_empty()
+            && condition.match_md5 == target.md5
+            && condition.match_part_count == target.part_count);
+    let modified = condition
+        .last_modified_unix_s
+        .is_none_or(|s| s == target.last_modified_unix_ms / 1000);
+    let size = condition
+        .size_bytes
+        .is_none_or(|size| size == target.size_bytes);
+    etag && modified && size
 }
 
 /// Removes the version `version_id` names, if the key has it and Object

@@ -29,6 +29,7 @@ pub mod canonical;
 pub(crate) mod header;
 pub mod post;
 mod presigned;
+mod sigv2;
 pub mod sigv4;
 
 #[cfg(test)]
@@ -60,6 +61,9 @@ pub struct RequestParts<'a> {
     pub raw_query: Option<&'a str>,
     /// Must include `host` (for HTTP/2, copy `:authority` into it).
     pub headers: &'a http::HeaderMap,
+    /// The bucket a virtual-hosted request named in its `Host`, which
+    /// SigV2 signs as the start of the resource.
+    pub hosted_bucket: Option<&'a str>,
 }
 
 /// What the request body must satisfy, as declared by `x-amz-content-sha256`.
@@ -148,6 +152,10 @@ pub enum AuthError {
     MultipleMechanisms,
     #[error("AWS Signature Version 2 is not accepted by this node (it runs without --sigv2); sign with AWS4-HMAC-SHA256")]
     SigV2Refused,
+    #[error("malformed SigV2 request: {reason}")]
+    MalformedV2 { reason: &'static str },
+    #[error("AWS authentication requires a valid Date or x-amz-date header")]
+    InvalidDate,
 }
 
 impl AuthError {
@@ -162,7 +170,8 @@ impl AuthError {
             Self::Missing
             | Self::Expired { .. }
             | Self::UnsignedHeader { .. }
-            | Self::SigV2Refused => "AccessDenied",
+            | Self::SigV2Refused
+            | Self::InvalidDate => "AccessDenied",
             Self::Malformed { location, .. } | Self::WrongRegion { location, .. } => {
                 malformed_code(location)
             }
@@ -179,7 +188,9 @@ impl AuthError {
                 location: AuthLocation::Form,
             } => "InvalidArgument",
             Self::MissingContentSha256 => "InvalidRequest",
-            Self::BadContentSha256 { .. } | Self::MultipleMechanisms => "InvalidArgument",
+            Self::BadContentSha256 { .. } | Self::MultipleMechanisms | Self::MalformedV2 { .. } => {
+                "InvalidArgument"
+            }
         }
     }
 
@@ -191,13 +202,15 @@ impl AuthError {
             | Self::TimeSkewed { .. }
             | Self::Expired { .. }
             | Self::UnsignedHeader { .. }
-            | Self::SigV2Refused => 403,
+            | Self::SigV2Refused
+            | Self::InvalidDate => 403,
             Self::Malformed { .. }
             | Self::WrongRegion { .. }
             | Self::UnsupportedAlgorithm { .. }
             | Self::MissingContentSha256
             | Self::BadContentSha256 { .. }
-            | Self::MultipleMechanisms => 400,
+            | Self::MultipleMechanisms
+            | Self::MalformedV2 { .. } => 400,
         }
     }
 }
@@ -220,10 +233,12 @@ const PRESIGN_MARKERS: [&[u8]; 3] = [b"X-Amz-Algorithm", b"X-Amz-Credential", b"
 
 /// Checks the request's SigV4 signature (header or presigned) against the
 /// secret `secret_for` returns for its access key, with `now` as the server
-/// clock. `region` is the one region this node serves.
+/// clock. `region` is the one region this node serves; SigV2 is checked
+/// when `sigv2` allows it, else refused.
 pub fn authenticate(
     req: &RequestParts,
     region: &str,
+    sigv2: bool,
     secret_for: &dyn Fn(&str) -> Option<String>,
     now: SystemTime,
 ) -> Result<Authenticated, AuthError> {
@@ -248,18 +263,22 @@ pub fn authenticate(
                     "more than one Authorization header",
                 ));
             }
-            header::authenticate(&ctx, value)
+            match value.to_str() {
+                Ok(text) if text.starts_with("AWS ") => match sigv2 {
+                    true => sigv2::authenticate_header(&ctx, text),
+                    false => Err(AuthError::SigV2Refused),
+                },
+                _ => header::authenticate(&ctx, value),
+            }
         }
         (None, true) => presigned::authenticate(&ctx),
         (None, false) => {
-            // SigV2 query signing; AWS answers it rather than treating it as anonymous.
-            let sigv2 = params.iter().any(|p| p.name == b"AWSAccessKeyId");
-            if sigv2 {
-                Err(AuthError::UnsupportedAlgorithm {
-                    location: AuthLocation::Query,
-                })
-            } else {
-                Err(AuthError::Missing)
+            // SigV2 query signing, answered rather than taken as anonymous.
+            let v2_query = params.iter().any(|p| p.name == b"AWSAccessKeyId");
+            match (v2_query, sigv2) {
+                (true, true) => sigv2::authenticate_query(&ctx),
+                (true, false) => Err(AuthError::SigV2Refused),
+                (false, _) => Err(AuthError::Missing),
             }
         }
     }

@@ -14,6 +14,7 @@ use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{Acl, Grant, PutBucketAcl, PutObjectAcl};
 use shoal_shard::raft::ApplyOutcome;
 
+use super::ownership::refuse_acl_change;
 use super::receive::receive_small_body;
 use super::{load_object, load_requested, version_change_result, versioning};
 use crate::limits::ACL_BODY_BYTES_MAX;
@@ -38,6 +39,7 @@ pub async fn put_bucket_acl(
     mut request: S3Request,
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
+    refuse_acl_change(ctx, bucket)?;
     let acl = new_acl(ctx, &mut request, payload).await?;
     let change = Op::PutBucketAcl(PutBucketAcl {
         bucket: bucket.to_string(),
@@ -79,6 +81,7 @@ pub async fn put_object_acl(
     mut request: S3Request,
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
+    refuse_acl_change(ctx, bucket)?;
     let version_id = versioning::requested_version(&request)?;
     load_object(
         ctx,

@@ -8,9 +8,10 @@ use std::rc::Rc;
 
 use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
-use shoal_proto::meta::{BucketRecord, Versioning};
+use shoal_proto::meta::{BucketRecord, ObjectOwnership, Versioning};
 use shoal_shard::raft::ApplyOutcome;
 
+use super::ownership::{parse_ownership, refuse_public_bucket_acl};
 use super::{header_value, iso8601, now_unix_ms, read_xml_body, require_bucket};
 use crate::limits::CREATE_BUCKET_BODY_BYTES_MAX;
 use crate::route::METADATA_SHARD;
@@ -66,6 +67,13 @@ pub async fn create_bucket(
         return Err(already_exists(ctx, &existing, &owner_id));
     }
     let acl = access::requested_acl(ctx, &request)?;
+    let ownership = match request.header("x-amz-object-ownership") {
+        Some(name) => parse_ownership(name)?,
+        None => ObjectOwnership::Unset,
+    };
+    if ownership == ObjectOwnership::BucketOwnerEnforced {
+        refuse_public_bucket_acl(acl.as_ref())?;
+    }
     let object_lock = match request.header("x-amz-bucket-object-lock-enabled") {
         None => false,
         Some(value) if value.eq_ignore_ascii_case("true") => true,
@@ -98,6 +106,7 @@ pub async fn create_bucket(
             false => Versioning::Unversioned.into(),
         },
         object_lock_enabled: object_lock,
+        object_ownership: ownership.into(),
         ..Default::default()
     };
     let outcome = ctx

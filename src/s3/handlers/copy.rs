@@ -12,20 +12,28 @@ use std::rc::Rc;
 
 use http::{Response, StatusCode};
 use percent_encoding::percent_decode_str;
-use shoal_proto::meta::ObjectManifest;
-use shoal_shard::admission::{AdmissionError, Protocol, Stage};
+use shoal_proto::meta::{BucketEncryption, ObjectEncryption, ObjectManifest};
+use shoal_shard::admission::{AdmissionError, Charge, Protocol, Stage};
 use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 
 use super::object_lock::{default_retention, requested_lock};
-use super::put::{stored_headers, user_metadata, write_outcome, writer_id, DEFAULT_CONTENT_TYPE};
+use super::ownership::requested_owner;
+use super::put::{
+    chunk_placements, chunk_refs, stored_encryption, stored_headers, user_metadata, write_outcome,
+    DEFAULT_CONTENT_TYPE,
+};
+use super::restream::restream;
 use super::tagging::requested_tags;
 use super::versioning::{bucket_versioning, insert_version_id, version_id_of, written_version};
 use super::{etag, header_value, iso8601, load_object, now_unix_ms, require_bucket};
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::conditional::{Preconditions, Verdict};
 use crate::s3::error::S3Error;
+use crate::s3::ingest::{Ingest, Ingested};
+use crate::s3::range::ByteRange;
 use crate::s3::request::S3Request;
+use crate::s3::sse::{self, keys::DataKey, ObjectKey, Use};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{xml_response, Body, S3Context};
 use shoal_proto::meta::Versioning;
@@ -47,25 +55,12 @@ pub async fn copy_object(
         version_id: src_version,
     } = parse_source(source)?;
     require_bucket(ctx, &src_bucket)?;
-    let replace = match request.header("x-amz-metadata-directive") {
-        None | Some("COPY") => false,
-        Some("REPLACE") => true,
-        Some(other) => {
-            return Err(S3Error::InvalidArgument {
-                message: format!("Unknown metadata directive {other:?}"),
-            })
-        }
-    };
-    // Copying an earlier version over its key restores it: allowed.
-    if src_bucket == bucket && src_key == key && !replace && src_version.is_none() {
-        return Err(S3Error::InvalidRequest {
-            message: "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata.".into(),
-        });
-    }
+    let replace = replaces(request, "x-amz-metadata-directive")?;
     let src_owner = ctx.router.owner(&src_bucket, &src_key);
+    let reader = access::source_reader(ctx, caller, &src_bucket, &src_key, request)?;
     let source = load_object(
         ctx,
-        caller,
+        &reader,
         &src_bucket,
         &src_key,
         src_version.as_deref(),
@@ -73,31 +68,35 @@ pub async fn copy_object(
     )
     .await?;
     check_source_conditions(request, &source)?;
+    let encryption = copy_encryption(ctx, request, &source, bucket)?;
+    // Copying an earlier version over its key restores it: allowed; so is
+    // a copy onto itself that changes how it is encrypted.
+    let same = src_bucket == bucket && src_key == key && src_version.is_none();
+    if same && !replace && encryption.keep {
+        return Err(S3Error::InvalidRequest {
+            message: "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
+        });
+    }
     let source_version = version_id_of(&source).to_string();
     let src_versioning = bucket_versioning(ctx, &src_bucket);
     let versioning = bucket_versioning(ctx, bucket);
     // The copy is a new object: the caller's, with the ACL this request
     // asks for (S3 does not copy ACLs).
-    let acl = access::requested_acl(ctx, request)?;
+    let (owner_id, acl) = requested_owner(ctx, caller, bucket, request)?;
     // Nor its Object Lock: the copy has what this request asks, if any.
     let lock = requested_lock(ctx, bucket, request, false)?;
-    let replace_tags = match request.header("x-amz-tagging-directive") {
-        None | Some("COPY") => None,
-        Some("REPLACE") => Some(requested_tags(request)?),
-        Some(other) => {
-            return Err(S3Error::InvalidArgument {
-                message: format!("Unknown tagging directive {other:?}"),
-            })
-        }
+    let replace_tags = match replaces(request, "x-amz-tagging-directive")? {
+        true => Some(requested_tags(request)?),
+        false => None,
     };
-    let owner_id = writer_id(ctx, caller, bucket);
 
     let owner = ctx.router.owner(bucket, key);
-    let chunks = if owner == src_owner {
-        Vec::new()
-    } else {
-        copy_chunks(ctx, src_owner, owner, &source).await?
-    };
+    let Copied {
+        source,
+        chunks,
+        object_key,
+        charge,
+    } = copy_bytes(ctx, (src_owner, owner), source, encryption).await?;
     let mut manifest = ObjectManifest {
         bucket: bucket.to_string(),
         key: key.to_string(),
@@ -131,6 +130,7 @@ pub async fn copy_object(
             reply,
         })
         .await?;
+    drop(charge);
     write_outcome(outcome, key)?;
 
     let mut out = XmlWriter::new();
@@ -147,7 +147,153 @@ pub async fn copy_object(
         );
     }
     insert_version_id(headers, &written_version(outcome), versioning)?;
+    if let Some(object_key) = &object_key {
+        object_key.insert_headers(headers)?;
+    }
     Ok(response)
+}
+
+/// Whether a `COPY`/`REPLACE` directive header says REPLACE.
+fn replaces(request: &S3Request, header: &str) -> Result<bool, S3Error> {
+    match request.header(header) {
+        None | Some("COPY") => Ok(false),
+        Some("REPLACE") => Ok(true),
+        Some(other) => Err(S3Error::InvalidArgument {
+            message: format!("Unknown {header} {other:?}"),
+        }),
+    }
+}
+
+/// How a copy's source is read and its copy encrypted.
+struct CopyEncryption {
+    /// The source's key (its SSE-C key, presented by the request).
+    source_key: Option<ObjectKey>,
+    requested: sse::Requested,
+    bucket_default: Option<BucketEncryption>,
+    /// The copy keeps the source's protection and key: it shares the
+    /// stored bytes.
+    keep: bool,
+}
+
+fn copy_encryption(
+    ctx: &S3Context,
+    request: &S3Request,
+    source: &ObjectManifest,
+    bucket: &str,
+) -> Result<CopyEncryption, S3Error> {
+    let field = sse::header_field(request.headers());
+    let presented = sse::customer_key(ctx, &field, sse::COPY_SOURCE_KEY_PREFIX)?;
+    let stored = source.encryption.as_ref();
+    let source_key = sse::stored_key(ctx, stored, presented.as_ref(), Use::Read)?;
+    let requested = sse::requested(ctx, &field)?;
+    let bucket_default = sse::bucket_default(ctx, bucket)?;
+    let keep = sse::keeps_protection(
+        stored,
+        presented.as_ref(),
+        &requested,
+        bucket_default.is_some(),
+    );
+    Ok(CopyEncryption {
+        source_key,
+        requested,
+        bucket_default,
+        keep,
+    })
+}
+
+/// The copy's bytes, where they are: the source's manifest as the copy's
+/// starting point, the chunks to index on the destination shard, the key
+/// the response describes, and the admission charge of bytes stored anew.
+struct Copied {
+    source: ObjectManifest,
+    chunks: Vec<(ChunkHash, ChunkPlacement)>,
+    object_key: Option<ObjectKey>,
+    charge: Option<Charge>,
+}
+
+/// Makes the source's bytes the copy's on shard `to`: shared as they are
+/// (the same shard), appended as they are (another shard), or stored again
+/// under the copy's encryption.
+async fn copy_bytes(
+    ctx: &Rc<S3Context>,
+    (from, to): (ShardIndex, ShardIndex),
+    source: ObjectManifest,
+    encryption: CopyEncryption,
+) -> Result<Copied, S3Error> {
+    let object_key = encryption.source_key;
+    if encryption.keep {
+        let chunks = match from == to {
+            true => Vec::new(),
+            false => copy_chunks(ctx, from, to, &source).await?,
+        };
+        return Ok(Copied {
+            source,
+            chunks,
+            object_key,
+            charge: None,
+        });
+    }
+    let default = encryption.bucket_default.as_ref();
+    let (stored_encryption, dest_key) =
+        sse::new_object_key(ctx, encryption.requested, default).unzip();
+    let data_key = object_key.as_ref().map(|k| &k.data_key);
+    let dest_data_key = dest_key.as_ref().map(|k| k.data_key.clone());
+    let stored = reencrypt(ctx, from, to, &source, data_key, dest_data_key).await?;
+    Ok(Copied {
+        chunks: chunk_placements(&stored.chunks),
+        source: restreamed(source, &stored, stored_encryption),
+        object_key: dest_key,
+        charge: Some(stored.charge),
+    })
+}
+
+/// Stores the source's bytes again on shard `to`, decrypted with `key`
+/// and encrypted with `dest_key` (a copy that changes the encryption).
+async fn reencrypt(
+    ctx: &Rc<S3Context>,
+    from: ShardIndex,
+    to: ShardIndex,
+    source: &ObjectManifest,
+    key: Option<&DataKey>,
+    dest_key: Option<DataKey>,
+) -> Result<Ingested, S3Error> {
+    let mut ingest = Ingest::new(Rc::clone(ctx), to, Protocol::FixedLength, false, None);
+    ingest.embed_up_to(ctx.config.embed_max_bytes);
+    ingest.encrypt_with(dest_key);
+    let span = (source.size_bytes > 0).then(|| ByteRange {
+        first: 0,
+        last: source.size_bytes - 1,
+    });
+    restream(ctx, from, source, key, span, &mut ingest).await?;
+    ingest.finish().await
+}
+
+/// The source's manifest with the bytes stored again as `stored`: one
+/// body now (its ETag the MD5 of it), under `encryption`. A composite
+/// checksum described the parts, which the copy no longer has.
+fn restreamed(
+    source: ObjectManifest,
+    stored: &Ingested,
+    encryption: Option<ObjectEncryption>,
+) -> ObjectManifest {
+    let composite = source.checksum_type == "COMPOSITE";
+    ObjectManifest {
+        md5: stored.md5.to_vec(),
+        chunks: chunk_refs(&stored.chunks),
+        embedded: stored.embedded.clone(),
+        encryption: stored_encryption(encryption, stored.embedded_iv),
+        part_count: 0,
+        parts: Vec::new(),
+        checksums: match composite {
+            true => Default::default(),
+            false => source.checksums.clone(),
+        },
+        checksum_type: match composite {
+            true => String::new(),
+            false => source.checksum_type.clone(),
+        },
+        ..source
+    }
 }
 
 /// Reads every chunk of `source` from `from` and appends it to `to`, one

@@ -18,6 +18,7 @@ use crate::limits::DELETE_BODY_BYTES_MAX;
 use crate::limits::DELETE_KEYS_MAX;
 use crate::s3::access::{self, Caller};
 use crate::s3::auth::PayloadMode;
+use crate::s3::conditional::delete_condition;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
@@ -28,11 +29,16 @@ pub(crate) struct DeleteList {
     objects: Vec<ToDelete>,
 }
 
-/// One `<Object>` of the list: a key, and a version of it when named.
+/// One `<Object>` of the list: a key, a version of it when named, and
+/// what it must be for the delete to apply.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct ToDelete {
     key: String,
     version_id: Option<String>,
+    /// `<ETag>`, `<LastModifiedTime>`, `<Size>`.
+    etag: Option<String>,
+    last_modified: Option<String>,
+    size: Option<String>,
 }
 
 pub async fn delete_objects(
@@ -60,7 +66,13 @@ pub async fn delete_objects(
         // The request was allowed for the bucket; the policy may still
         // deny some of its keys.
         access::refuse_denied_key(ctx, caller, bucket, &object.key, &request)?;
-        delete_one(ctx, bucket, &object.key, object.version_id.clone(), bypass).await
+        let condition = delete_condition(
+            object.etag.as_deref(),
+            object.last_modified.as_deref(),
+            object.size.as_deref(),
+        )?;
+        let version_id = object.version_id.clone();
+        delete_one(ctx, bucket, &object.key, version_id, bypass, condition).await
     });
     let outcomes = futures::future::join_all(deletes).await;
 
@@ -111,7 +123,6 @@ pub(crate) fn parse(body: &[u8]) -> Result<DeleteList, S3Error> {
         objects: Vec::new(),
     };
     let mut keys: Vec<Option<String>> = Vec::new();
-    let mut conditional = false;
     xml::walk(body, b"Delete", |event| {
         match event {
             XmlEvent::Open(path) if xml::path_is(path, &OBJECT) => {
@@ -129,25 +140,20 @@ pub(crate) fn parse(body: &[u8]) -> Result<DeleteList, S3Error> {
             {
                 list.objects.last_mut().ok_or(xml::MalformedXml)?.version_id = Some(text);
             }
-            // Conditional deletes of single objects (2024): not done yet,
-            // and never to be ignored.
-            XmlEvent::Open(path)
-                if path.len() == 3
-                    && xml::path_is(&path[..2], &OBJECT)
-                    && matches!(path[2].as_slice(), b"ETag" | b"LastModifiedTime" | b"Size") =>
-            {
-                conditional = true;
+            XmlEvent::Text(path, text) if path.len() == 3 && xml::path_is(&path[..2], &OBJECT) => {
+                let object = list.objects.last_mut().ok_or(xml::MalformedXml)?;
+                match path[2].as_slice() {
+                    b"ETag" => object.etag = Some(text),
+                    b"LastModifiedTime" => object.last_modified = Some(text),
+                    b"Size" => object.size = Some(text),
+                    _ => {}
+                }
             }
             _ => {}
         }
         Ok(())
     })
     .map_err(|_| S3Error::MalformedXml)?;
-    if conditional {
-        return Err(S3Error::NotImplemented {
-            what: "A conditional delete (ETag, LastModifiedTime or Size of an object)",
-        });
-    }
     for (object, key) in list.objects.iter_mut().zip(keys) {
         object.key = key.ok_or(S3Error::MalformedXml)?;
     }
@@ -169,6 +175,7 @@ mod tests {
         let object = |key: &str, version_id: Option<&str>| ToDelete {
             key: key.to_string(),
             version_id: version_id.map(str::to_string),
+            ..Default::default()
         };
         assert_eq!(
             list.objects,

@@ -17,7 +17,7 @@ use http::{HeaderName, Response, StatusCode};
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 use shoal_proto::meta::meta_command::Op;
-use shoal_proto::meta::{DeleteObject, ObjectManifest};
+use shoal_proto::meta::{DeleteCondition, DeleteObject, ObjectManifest};
 use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::error::ShardError;
 use shoal_shard::ops::ShardRequest;
@@ -27,11 +27,14 @@ use super::put::insert_checksums;
 use super::versioning;
 use super::{etag, header_value, http_date, load_requested, part_number, require_bucket};
 use crate::s3::access::{Caller, Permission};
-use crate::s3::conditional::{Preconditions, Verdict};
+use crate::s3::conditional::{delete_condition, Preconditions, Verdict};
 use crate::s3::downloads::Held;
 use crate::s3::error::S3Error;
 use crate::s3::range::{self, ByteRange, RangeRequest};
 use crate::s3::request::S3Request;
+use crate::s3::sse::cipher::IV_BYTES;
+use crate::s3::sse::keys::DataKey;
+use crate::s3::sse::{self, ObjectKey, Use};
 use crate::s3::{empty_response, Body, S3Context};
 use shoal_shard::ids::{NodeId, ShardIndex};
 use shoal_shard::raft::ApplyOutcome;
@@ -50,28 +53,12 @@ pub async fn get_object(
     let mut manifest = load_requested(ctx, caller, bucket, key, request, Permission::Read).await?;
     let bucket_versioning = versioning::bucket_versioning(ctx, bucket);
     let tag = etag(&manifest.md5, manifest.part_count);
-    let preconditions = Preconditions {
-        if_match: request.header("if-match"),
-        if_none_match: request.header("if-none-match"),
-        if_modified_since: request.header("if-modified-since"),
-        if_unmodified_since: request.header("if-unmodified-since"),
-    };
-    match preconditions.evaluate(&tag, manifest.last_modified_unix_ms) {
-        Verdict::Proceed => {}
-        Verdict::Failed => return Err(S3Error::PreconditionFailed),
-        Verdict::NotModified => {
-            let mut response = empty_response(StatusCode::NOT_MODIFIED);
-            let headers = response.headers_mut();
-            headers.insert(http::header::ETAG, header_value(&tag)?);
-            headers.insert(
-                http::header::LAST_MODIFIED,
-                header_value(&http_date(manifest.last_modified_unix_ms))?,
-            );
-            return Ok(response);
-        }
+    if let Some(not_modified) = check_preconditions(request, &manifest, &tag)? {
+        return Ok(not_modified);
     }
     let size = manifest.size_bytes;
     let (status, span) = answered_span(request, &manifest)?;
+    let object_key = read_key(ctx, request, &manifest)?;
     let body_len = span.map_or(size, |s| s.len());
     let mut response = if head || body_len == 0 {
         empty_response(status)
@@ -81,9 +68,14 @@ pub async fn get_object(
             last: size - 1,
         };
         let span = span.unwrap_or(whole);
+        let data_key = object_key.as_ref().map(|k| k.data_key.clone());
         let body = match manifest.embedded.is_empty() {
-            true => chunk_stream(Rc::clone(ctx), owner, &manifest, span).await?,
-            false => embedded_body(ctx, std::mem::take(&mut manifest.embedded), span)?,
+            true => chunk_stream(Rc::clone(ctx), owner, &manifest, span, data_key).await?,
+            false => {
+                let embedded = std::mem::take(&mut manifest.embedded);
+                let iv = embedded_iv(&manifest)?;
+                embedded_body(ctx, embedded, span, data_key.as_ref(), iv)?
+            }
         };
         Response::new(body)
     };
@@ -109,6 +101,9 @@ pub async fn get_object(
         bucket_versioning,
     )?;
     insert_lock_headers(headers, &manifest)?;
+    if let Some(object_key) = &object_key {
+        object_key.insert_headers(headers)?;
+    }
     if !manifest.tags.is_empty() {
         headers.insert(
             "x-amz-tagging-count",
@@ -148,6 +143,66 @@ pub async fn get_object(
         }
     }
     Ok(response)
+}
+
+/// The `304 Not Modified` answer the request's conditions call for, if
+/// they call for one; `412` if one fails.
+fn check_preconditions(
+    request: &S3Request,
+    manifest: &ObjectManifest,
+    tag: &str,
+) -> Result<Option<Response<Body>>, S3Error> {
+    let preconditions = Preconditions {
+        if_match: request.header("if-match"),
+        if_none_match: request.header("if-none-match"),
+        if_modified_since: request.header("if-modified-since"),
+        if_unmodified_since: request.header("if-unmodified-since"),
+    };
+    match preconditions.evaluate(tag, manifest.last_modified_unix_ms) {
+        Verdict::Proceed => Ok(None),
+        Verdict::Failed => Err(S3Error::PreconditionFailed),
+        Verdict::NotModified => {
+            let mut response = empty_response(StatusCode::NOT_MODIFIED);
+            let headers = response.headers_mut();
+            headers.insert(http::header::ETAG, header_value(tag)?);
+            headers.insert(
+                http::header::LAST_MODIFIED,
+                header_value(&http_date(manifest.last_modified_unix_ms))?,
+            );
+            Ok(Some(response))
+        }
+    }
+}
+
+/// The key a GET or HEAD reads the object with: the SSE-C key it must
+/// present, or the node's for SSE-S3; `None` for plaintext. Reads take no
+/// `x-amz-server-side-encryption` header, as S3 answers.
+pub(super) fn read_key(
+    ctx: &S3Context,
+    request: &S3Request,
+    manifest: &ObjectManifest,
+) -> Result<Option<ObjectKey>, S3Error> {
+    if request.header("x-amz-server-side-encryption").is_some() {
+        return Err(S3Error::InvalidArgument {
+            message: "x-amz-server-side-encryption is for writes; a read of an SSE-S3 object needs no header.".into(),
+        });
+    }
+    let field = sse::header_field(request.headers());
+    let presented = sse::customer_key(ctx, &field, sse::CUSTOMER_KEY_PREFIX)?;
+    sse::stored_key(
+        ctx,
+        manifest.encryption.as_ref(),
+        presented.as_ref(),
+        Use::Read,
+    )
+}
+
+/// The counter block of an object's embedded body, if it is encrypted.
+pub(super) fn embedded_iv(manifest: &ObjectManifest) -> Result<Option<[u8; IV_BYTES]>, S3Error> {
+    manifest
+        .encryption
+        .as_ref()
+        .map_or(Ok(None), |e| sse::chunk_iv(&e.embedded_iv))
 }
 
 /// What a signed GET may ask to be told instead of what was stored, by
@@ -265,15 +320,14 @@ pub async fn delete_object(
     request: &S3Request,
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
-    if request.header("if-match").is_some() {
-        return Err(S3Error::HeaderNotImplemented {
-            header: "If-Match",
-            feature: "conditional deletes",
-        });
-    }
+    let condition = delete_condition(
+        request.header("if-match"),
+        request.header("x-amz-if-match-last-modified-time"),
+        request.header("x-amz-if-match-size"),
+    )?;
     let version_id = versioning::requested_version(request)?;
     let bypass = bypass_governance(ctx, caller, bucket, request);
-    let deleted = delete_one(ctx, bucket, key, version_id, bypass).await?;
+    let deleted = delete_one(ctx, bucket, key, version_id, bypass, condition).await?;
     let mut response = empty_response(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
     if deleted.delete_marker {
@@ -295,13 +349,14 @@ pub(super) struct Deleted {
 }
 
 /// Deletes one object (or one version of it) as the bucket's versioning
-/// says, on the key's shard.
+/// says, on the key's shard, if `condition` holds when it applies.
 pub(super) async fn delete_one(
     ctx: &S3Context,
     bucket: &str,
     key: &str,
     version_id: Option<String>,
     bypass_governance: bool,
+    condition: Option<DeleteCondition>,
 ) -> Result<Deleted, S3Error> {
     let owner = ctx.router.owner(bucket, key);
     let outcome = ctx
@@ -314,6 +369,7 @@ pub(super) async fn delete_one(
                 versioning: versioning::bucket_versioning(ctx, bucket).into(),
                 version_id: version_id.clone(),
                 bypass_governance,
+                condition,
             }),
         )
         .await?;
@@ -323,6 +379,7 @@ pub(super) async fn delete_one(
             version_id: Some(stamp.map_or_else(|| NULL_VERSION_ID.to_string(), |s| s.id())),
         },
         ApplyOutcome::ObjectLocked => return Err(locked_error()),
+        ApplyOutcome::PreconditionFailed => return Err(S3Error::PreconditionFailed),
         ApplyOutcome::DeleteMarkerRemoved => Deleted {
             delete_marker: true,
             version_id,
@@ -343,10 +400,12 @@ pub(super) struct Piece {
     pub source_node: u64,
     pub skip: usize,
     pub take: usize,
+    /// The counter block it was encrypted from; `None`: plaintext.
+    pub iv: Option<[u8; IV_BYTES]>,
 }
 
 /// Chunks overlapping `span`, with the bytes to skip and take from each.
-pub(super) fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
+pub(super) fn plan(manifest: &ObjectManifest, span: ByteRange) -> Result<Vec<Piece>, S3Error> {
     let mut pieces = Vec::new();
     let mut chunk_first = 0u64;
     for chunk in &manifest.chunks {
@@ -362,11 +421,12 @@ pub(super) fn plan(manifest: &ObjectManifest, span: ByteRange) -> Vec<Piece> {
                 source_node: chunk.source_node,
                 skip: skip as usize,
                 take: (end - skip) as usize,
+                iv: sse::chunk_iv(&chunk.iv)?,
             });
         }
         chunk_first = chunk_last;
     }
-    pieces
+    Ok(pieces)
 }
 
 type ReadTask = glommio::Task<Result<Bytes, ShardError>>;
@@ -429,10 +489,17 @@ pub(super) fn embedded_range(
 
 /// The body of a GET of `span` of an object whose bytes are in its
 /// manifest: already in memory, so no read and no download budget.
-fn embedded_body(ctx: &S3Context, embedded: Vec<u8>, span: ByteRange) -> Result<Body, S3Error> {
+fn embedded_body(
+    ctx: &S3Context,
+    embedded: Vec<u8>,
+    span: ByteRange,
+    key: Option<&DataKey>,
+    iv: Option<[u8; IV_BYTES]>,
+) -> Result<Body, S3Error> {
     let range = embedded_range(&embedded, span)?;
     ctx.metrics.add_bytes_out(range.len() as u64);
-    let frame: std::io::Result<Frame<Bytes>> = Ok(Frame::data(Bytes::from(embedded).slice(range)));
+    let bytes = sse::open_bytes(key, iv, span.first, Bytes::from(embedded).slice(range))?;
+    let frame: std::io::Result<Frame<Bytes>> = Ok(Frame::data(bytes));
     Ok(Box::pin(StreamBody::new(
         stream::once(async move { frame }).boxed_local(),
     )))
@@ -455,8 +522,9 @@ async fn chunk_stream(
     owner: ShardIndex,
     manifest: &ObjectManifest,
     span: ByteRange,
+    key: Option<DataKey>,
 ) -> Result<Body, S3Error> {
-    let mut pieces: Pieces = plan(manifest, span).into_iter().peekable();
+    let mut pieces: Pieces = plan(manifest, span)?.into_iter().peekable();
     let piece = pieces.next().expect("a span is never empty");
     // A new GET waits for budget as a PUT does, then is turned away; one
     // under way waits as long as its client may stall.
@@ -467,43 +535,52 @@ async fn chunk_stream(
         .map_err(S3Error::DownloadsFull)?;
     let first = start_read(&ctx, owner, piece, held);
     let next = read_ahead(&ctx, owner, &mut pieces);
-    let bytes = piece_bytes(&ctx, first.piece, first.task.await).map_err(|e| {
+    let bytes = piece_bytes(&ctx, first.piece, first.task.await, key.as_ref()).map_err(|e| {
         tracing::error!(error = %e, "GET failed before its response");
         S3Error::internal(e)
     })?;
     let streaming = ctx.config.body_idle_timeout;
     // Each frame's budget is given back when the stream is asked for the
     // next one: hyper has then handed the frame to the socket.
+    let key = Rc::new(key);
     let rest = stream::unfold(
         (ctx, pieces, next, Some(first.held)),
-        move |(ctx, mut pieces, pending, sent)| async move {
-            drop(sent);
-            let pending = match pending {
-                Some(pending) => pending,
-                None => {
-                    let piece = pieces.next()?;
-                    match ctx
-                        .downloads
-                        .take(u64::from(piece.size_bytes), streaming)
-                        .await
-                    {
-                        Ok(held) => start_read(&ctx, owner, piece, held),
-                        Err(full) => {
-                            tracing::warn!(error = %full, "GET cut mid-stream: no download budget");
-                            return cut(ctx, std::io::Error::other(full.to_string()));
+        move |(ctx, mut pieces, pending, sent)| {
+            let key = Rc::clone(&key);
+            async move {
+                drop(sent);
+                let pending = match pending {
+                    Some(pending) => pending,
+                    None => {
+                        let piece = pieces.next()?;
+                        match ctx
+                            .downloads
+                            .take(u64::from(piece.size_bytes), streaming)
+                            .await
+                        {
+                            Ok(held) => start_read(&ctx, owner, piece, held),
+                            Err(full) => {
+                                tracing::warn!(error = %full, "GET cut mid-stream: no download budget");
+                                return cut(ctx, std::io::Error::other(full.to_string()));
+                            }
                         }
                     }
-                }
-            };
-            let next = read_ahead(&ctx, owner, &mut pieces);
-            match piece_bytes(&ctx, pending.piece, pending.task.await) {
-                Ok(bytes) => Some((
-                    Ok(Frame::data(bytes)),
-                    (ctx, pieces, next, Some(pending.held)),
-                )),
-                Err(e) => {
-                    tracing::error!(error = %e, "GET failed mid-stream");
-                    cut(ctx, e)
+                };
+                let next = read_ahead(&ctx, owner, &mut pieces);
+                match piece_bytes(
+                    &ctx,
+                    pending.piece,
+                    pending.task.await,
+                    key.as_ref().as_ref(),
+                ) {
+                    Ok(bytes) => Some((
+                        Ok(Frame::data(bytes)),
+                        (ctx, pieces, next, Some(pending.held)),
+                    )),
+                    Err(e) => {
+                        tracing::error!(error = %e, "GET failed mid-stream");
+                        cut(ctx, e)
+                    }
                 }
             }
         },
@@ -513,16 +590,20 @@ async fn chunk_stream(
 }
 
 /// The bytes of `piece` a read returned, checked against the manifest's
-/// chunk size and counted as sent.
+/// chunk size, decrypted with `key` and counted as sent.
 fn piece_bytes(
     ctx: &S3Context,
     piece: Piece,
     read: Result<Bytes, ShardError>,
+    key: Option<&DataKey>,
 ) -> std::io::Result<Bytes> {
     match read {
         Ok(bytes) if bytes.len() == piece.size_bytes as usize => {
+            let taken = bytes.slice(piece.skip..piece.skip + piece.take);
+            let plain = sse::open_bytes(key, piece.iv, piece.skip as u64, taken)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             ctx.metrics.add_bytes_out(piece.take as u64);
-            Ok(bytes.slice(piece.skip..piece.skip + piece.take))
+            Ok(plain)
         }
         Ok(bytes) => Err(std::io::Error::other(format!(
             "chunk {} read {} bytes, manifest says {}",
@@ -547,6 +628,7 @@ mod tests {
                     sha256: vec![0; 32],
                     size_bytes,
                     source_node: 1,
+                    iv: Vec::new(),
                 })
                 .collect(),
             size_bytes: sizes.iter().map(|&s| u64::from(s)).sum(),
@@ -557,10 +639,10 @@ mod tests {
     #[test]
     fn plan_crosses_chunk_boundaries() {
         let m = manifest(&[10, 10, 5]);
-        let pieces = plan(&m, ByteRange { first: 8, last: 21 });
+        let pieces = plan(&m, ByteRange { first: 8, last: 21 }).unwrap();
         let spans: Vec<_> = pieces.iter().map(|p| (p.skip, p.take)).collect();
         assert_eq!(spans, vec![(8, 2), (0, 10), (0, 2)]);
-        let whole = plan(&m, ByteRange { first: 0, last: 24 });
+        let whole = plan(&m, ByteRange { first: 0, last: 24 }).unwrap();
         assert_eq!(whole.iter().map(|p| p.take).sum::<usize>(), 25);
         let inside = plan(
             &m,
@@ -568,7 +650,8 @@ mod tests {
                 first: 12,
                 last: 13,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(
             inside.iter().map(|p| (p.skip, p.take)).collect::<Vec<_>>(),
             vec![(2, 2)]

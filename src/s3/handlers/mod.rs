@@ -7,16 +7,19 @@ pub mod bucket;
 pub mod copy;
 pub mod cors;
 pub mod delete_objects;
+pub mod encryption;
 pub mod get;
 pub mod lifecycle;
 pub mod list;
 pub mod list_versions;
 pub mod multipart;
 pub mod object_lock;
+pub mod ownership;
 pub mod policy;
 pub mod post;
 pub mod put;
 mod receive;
+mod restream;
 pub mod tagging;
 pub mod versioning;
 
@@ -292,7 +295,7 @@ fn etag(md5: &[u8], part_count: u32) -> String {
     }
 }
 
-fn header_value(text: &str) -> Result<HeaderValue, S3Error> {
+pub(crate) fn header_value(text: &str) -> Result<HeaderValue, S3Error> {
     HeaderValue::from_str(text)
         .map_err(|_| S3Error::internal(format!("unencodable header value {text:?}")))
 }

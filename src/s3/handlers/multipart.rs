@@ -33,13 +33,14 @@ use shoal_shard::raft::ApplyOutcome;
 
 use super::acl::write_owner;
 use super::copy::{check_source_conditions, parse_source};
-use super::get::{embedded_range, plan};
 use super::object_lock::{default_retention, requested_lock};
+use super::ownership::requested_owner;
 use super::put::{
-    chunk_placements, chunk_refs, insert_checksums, parse_etag, stored_headers, user_metadata,
-    write_condition, write_outcome, writer_id, DEFAULT_CONTENT_TYPE,
+    chunk_placements, chunk_refs, insert_checksums, stored_headers, user_metadata, write_condition,
+    write_outcome, DEFAULT_CONTENT_TYPE,
 };
 use super::receive::{checksum_header, receive_body, receive_small_body, BodyLimits};
+use super::restream::restream;
 use super::tagging::requested_tags;
 use super::versioning::{bucket_versioning, insert_version_id, written_version};
 use super::{
@@ -49,13 +50,15 @@ use super::{
 use crate::s3::access::{self, Caller, Permission};
 use crate::s3::auth::PayloadMode;
 use crate::s3::checksum::{multipart_checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
+use crate::s3::conditional::parse_etag;
 use crate::s3::error::S3Error;
 use crate::s3::ingest::{Ingest, Ingested};
 use crate::s3::range::ByteRange;
 use crate::s3::request::S3Request;
+use crate::s3::sse::{self, ObjectKey, Use};
 use crate::s3::xml::{self, XmlEvent, XmlWriter};
 use crate::s3::{empty_response, xml_response, Body, S3Context};
-use shoal_shard::ids::{NodeId, ShardIndex};
+use shoal_shard::ids::ShardIndex;
 
 /// `POST /bucket/key?uploads`.
 pub async fn create(
@@ -67,9 +70,11 @@ pub async fn create(
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let (algorithm, kind) = upload_checksum(request)?;
-    let acl = access::requested_acl(ctx, request)?;
+    let (owner_id, acl) = requested_owner(ctx, caller, bucket, request)?;
     let lock = requested_lock(ctx, bucket, request, false)?;
     let tags = requested_tags(request)?;
+    let (encryption, object_key) =
+        sse::for_new_object(ctx, bucket, &sse::header_field(request.headers()))?.unzip();
     let initiated_unix_ms = now_unix_ms();
     let upload_id = format!(
         "{:012x}{:020x}",
@@ -90,12 +95,13 @@ pub async fn create(
         headers: stored_headers(request.headers()),
         checksum_algorithm: algorithm.map_or(String::new(), |a| a.name().to_string()),
         checksum_type: kind.map_or(String::new(), |k| k.name().to_string()),
-        owner_id: writer_id(ctx, caller, bucket),
+        owner_id,
         acl,
         retention_mode: lock.mode.into(),
         retain_until_unix_ms: lock.retain_until_unix_ms,
         legal_hold: lock.legal_hold,
         tags,
+        encryption,
     };
     let owner = ctx.router.owner(bucket, key);
     let outcome = ctx.router.propose(owner, Op::CreateUpload(upload)).await?;
@@ -111,10 +117,13 @@ pub async fn create(
     out.leaf("UploadId", &upload_id);
     out.close("InitiateMultipartUploadResult");
     let mut response = xml_response(StatusCode::OK, out.finish());
+    let headers = response.headers_mut();
     if let (Some(algorithm), Some(kind)) = (algorithm, kind) {
-        let headers = response.headers_mut();
         headers.insert("x-amz-checksum-algorithm", header_value(algorithm.name())?);
         headers.insert("x-amz-checksum-type", header_value(kind.name())?);
+    }
+    if let Some(object_key) = &object_key {
+        object_key.insert_headers(headers)?;
     }
     Ok(response)
 }
@@ -193,9 +202,11 @@ pub async fn upload_part(
             });
         }
     }
+    let part_key = upload_key(ctx, &upload, &request)?;
     let limits = BodyLimits {
         bytes_max: PART_BYTES_MAX,
         embed_max: 0,
+        encrypt_with: part_key.as_ref().map(|k| k.data_key.clone()),
     };
     let received = receive_body(ctx, owner, &mut request, payload, limits, algorithm).await?;
     let checksums = received.checksums.clone();
@@ -204,7 +215,27 @@ pub async fn upload_part(
     let headers = response.headers_mut();
     headers.insert(http::header::ETAG, header_value(&etag(&part.md5, 0))?);
     insert_checksums(headers, &received.checksums)?;
+    if let Some(part_key) = &part_key {
+        part_key.insert_headers(headers)?;
+    }
     Ok(response)
+}
+
+/// The key an upload's parts are written with (and the upload completed
+/// under): for SSE-C, the client's key, presented again on each request.
+fn upload_key(
+    ctx: &S3Context,
+    upload: &MultipartUpload,
+    request: &S3Request,
+) -> Result<Option<ObjectKey>, S3Error> {
+    let field = sse::header_field(request.headers());
+    let presented = sse::customer_key(ctx, &field, sse::CUSTOMER_KEY_PREFIX)?;
+    sse::stored_key(
+        ctx,
+        upload.encryption.as_ref(),
+        presented.as_ref(),
+        Use::Upload,
+    )
 }
 
 /// `PUT /bucket/key?partNumber=N&uploadId=ID` with `x-amz-copy-source`
@@ -228,9 +259,10 @@ pub async fn upload_part_copy(
     let upload = fetch_upload(ctx, owner, bucket, key, request).await?;
     let algorithm = stored_checksum(&upload).map(|(algorithm, _)| algorithm);
     let src_owner = ctx.router.owner(&source.bucket, &source.key);
+    let reader = access::source_reader(ctx, caller, &source.bucket, &source.key, request)?;
     let src = load_object(
         ctx,
-        caller,
+        &reader,
         &source.bucket,
         &source.key,
         source.version_id.as_deref(),
@@ -238,6 +270,10 @@ pub async fn upload_part_copy(
     )
     .await?;
     check_source_conditions(request, &src)?;
+    let field = sse::header_field(request.headers());
+    let presented = sse::customer_key(ctx, &field, sse::COPY_SOURCE_KEY_PREFIX)?;
+    let src_key = sse::stored_key(ctx, src.encryption.as_ref(), presented.as_ref(), Use::Read)?;
+    let part_key = upload_key(ctx, &upload, request)?;
     let span = copy_range(request.header("x-amz-copy-source-range"), src.size_bytes)?;
     let span_bytes = span.map_or(0, |s| s.len());
     if span_bytes > PART_BYTES_MAX {
@@ -254,31 +290,9 @@ pub async fn upload_part_copy(
         false,
         algorithm.map(Checksummer::new),
     );
-    if let (false, Some(span)) = (src.embedded.is_empty(), span) {
-        let range = embedded_range(&src.embedded, span)?;
-        absorb_all(&mut ingest, &src.embedded[range]).await?;
-    }
-    let pieces = span.map_or_else(Vec::new, |span| plan(&src, span));
-    for piece in pieces {
-        let (sha256, source_node) = (piece.sha256, piece.source_node);
-        let bytes = ctx
-            .router
-            .call(src_owner, |reply| ShardRequest::ReadChunk {
-                sha256,
-                source_node: NodeId(source_node),
-                reply,
-            })
-            .await?;
-        if bytes.len() != piece.size_bytes as usize {
-            return Err(S3Error::internal(format!(
-                "chunk {} read {} bytes, manifest says {}",
-                sha256,
-                bytes.len(),
-                piece.size_bytes
-            )));
-        }
-        absorb_all(&mut ingest, &bytes[piece.skip..piece.skip + piece.take]).await?;
-    }
+    ingest.encrypt_with(part_key.as_ref().map(|k| k.data_key.clone()));
+    let src_data_key = src_key.as_ref().map(|k| &k.data_key);
+    restream(ctx, src_owner, &src, src_data_key, span, &mut ingest).await?;
     let stored = ingest.finish().await?;
     let mut checksums = BTreeMap::new();
     if let (Some(algorithm), Some(value)) = (algorithm, &stored.checksum) {
@@ -294,19 +308,11 @@ pub async fn upload_part_copy(
         out.leaf(&checksum_element(name), value);
     }
     out.close("CopyPartResult");
-    Ok(xml_response(StatusCode::OK, out.finish()))
-}
-
-/// Feeds `bytes` to `ingest` a buffer's room at a time.
-async fn absorb_all(ingest: &mut Ingest, mut bytes: &[u8]) -> Result<(), S3Error> {
-    while !bytes.is_empty() {
-        let room = ingest.ensure_room().await?;
-        let (now, later) = bytes.split_at(room.min(bytes.len()));
-        ingest.absorb(now);
-        ingest.send_sealed().await?;
-        bytes = later;
+    let mut response = xml_response(StatusCode::OK, out.finish());
+    if let Some(part_key) = &part_key {
+        part_key.insert_headers(response.headers_mut())?;
     }
-    Ok(())
+    Ok(response)
 }
 
 /// `x-amz-copy-source-range`: `bytes=A-B` inside the source, both ends
@@ -427,6 +433,22 @@ pub(crate) fn parse_complete(body: &[u8]) -> Result<Vec<ChosenPart>, S3Error> {
         return Err(S3Error::MalformedXml);
     }
     Ok(parts)
+}
+
+/// Every chosen part has a valid number, in ascending order.
+fn check_part_order(chosen: &[ChosenPart]) -> Result<(), S3Error> {
+    let mut previous = 0;
+    for part in chosen {
+        let number = part.part_number.ok_or(S3Error::MalformedXml)?;
+        if !(1..=PARTS_MAX).contains(&number) {
+            return Err(part_number_error());
+        }
+        if number <= previous {
+            return Err(S3Error::InvalidPartOrder);
+        }
+        previous = number;
+    }
+    Ok(())
 }
 
 /// The stored part for each part the client chose, if each is there with
@@ -552,21 +574,12 @@ pub async fn complete(
     let condition = write_condition(&request)?;
     let owner = ctx.router.owner(bucket, key);
     let upload = fetch_upload(ctx, owner, bucket, key, &request).await?;
+    let object_key = upload_key(ctx, &upload, &request)?;
     let object_checksum = checksum_header(&request)?;
     let body =
         receive_small_body(ctx, &mut request, payload, COMPLETE_BODY_BYTES_MAX, false).await?;
     let chosen = parse_complete(&body)?;
-    let mut previous = 0;
-    for part in &chosen {
-        let number = part.part_number.ok_or(S3Error::MalformedXml)?;
-        if !(1..=PARTS_MAX).contains(&number) {
-            return Err(part_number_error());
-        }
-        if number <= previous {
-            return Err(S3Error::InvalidPartOrder);
-        }
-        previous = number;
-    }
+    check_part_order(&chosen)?;
 
     let stored = all_parts(ctx, owner, &upload.upload_id).await?;
     let checksum = stored_checksum(&upload);
@@ -606,6 +619,7 @@ pub async fn complete(
         legal_hold: upload.legal_hold,
         tags: upload.tags.clone(),
         parts: extents(&parts),
+        encryption: upload.encryption.clone(),
         ..Default::default()
     };
     let tag = etag(&manifest.md5, part_count);
@@ -656,7 +670,11 @@ pub async fn complete(
         checksum_type: checksum.map(|(_, kind)| kind.name()),
         version_id: written_version(outcome),
     };
-    completion_response(bucket, key, &completed, versioning)
+    let mut response = completion_response(bucket, key, &completed, versioning)?;
+    if let Some(object_key) = &object_key {
+        object_key.insert_headers(response.headers_mut())?;
+    }
+    Ok(response)
 }
 
 /// What a completed upload's response tells.

@@ -11,8 +11,9 @@ use shoal_proto::meta::ObjectManifest;
 use shoal_shard::limits::OBJECT_BYTES_MAX;
 use time::OffsetDateTime;
 
+use super::ownership::new_object_owner;
 use super::put::{
-    chunk_refs, commit_object, stored_headers, user_metadata, write_outcome, writer_id,
+    chunk_refs, commit_object, stored_encryption, stored_headers, user_metadata, write_outcome,
     DEFAULT_CONTENT_TYPE,
 };
 use super::receive::receive_form_file;
@@ -25,6 +26,7 @@ use crate::s3::error::S3Error;
 use crate::s3::post_form::{self, FormError, FormHead};
 use crate::s3::post_policy::PostPolicy;
 use crate::s3::request::S3Request;
+use crate::s3::sse::{self, ObjectKey};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{empty_response, tags, xml_response, Body, S3Context};
 
@@ -53,14 +55,23 @@ pub async fn post_object(
     }
     access::authorize_bucket(ctx, &caller, bucket, Permission::Write)?;
     let key = form_key(&head)?;
-    let manifest = form_manifest(ctx, &caller, bucket, &key, &head)?;
+    let (manifest, object_key) = form_manifest(ctx, &caller, bucket, &key, &head)?;
     let owner = ctx.router.owner(bucket, &key);
 
     let file_bytes_max = length
         .saturating_sub(started.consumed)
         .min(OBJECT_BYTES_MAX);
-    let stored =
-        receive_form_file(ctx, owner, body, &started.bytes, &boundary, file_bytes_max).await?;
+    let data_key = object_key.as_ref().map(|k| k.data_key.clone());
+    let stored = receive_form_file(
+        ctx,
+        owner,
+        body,
+        &started.bytes,
+        &boundary,
+        file_bytes_max,
+        data_key,
+    )
+    .await?;
     if let Some((min_bytes, max_bytes)) = policy.as_ref().and_then(PostPolicy::length_range) {
         if !(min_bytes..=max_bytes).contains(&stored.size_bytes) {
             return Err(S3Error::OutsideLengthRange {
@@ -75,6 +86,7 @@ pub async fn post_object(
         md5: stored.md5.to_vec(),
         chunks: chunk_refs(&stored.chunks),
         embedded: stored.embedded,
+        encryption: stored_encryption(manifest.encryption.clone(), stored.embedded_iv),
         ..manifest
     };
     let outcome = commit_object(ctx, owner, manifest, &stored.chunks, None).await?;
@@ -86,6 +98,9 @@ pub async fn post_object(
     headers.insert(http::header::ETAG, header_value(&tag)?);
     let versioning = bucket_versioning(ctx, bucket);
     insert_version_id(headers, &written_version(outcome), versioning)?;
+    if let Some(object_key) = &object_key {
+        object_key.insert_headers(headers)?;
+    }
     Ok(response)
 }
 
@@ -184,23 +199,19 @@ fn form_key(head: &FormHead) -> Result<String, S3Error> {
 }
 
 /// Everything of the object's manifest the fields say (the body's own
-/// fields are filled in once it is stored). Fields asking for what Shoal
-/// does not have are refused, never ignored.
+/// fields are filled in once it is stored), and the key to encrypt the
+/// file with if the fields (or the bucket's default) ask for encryption.
+/// Fields asking for what Shoal does not have are refused, never ignored.
 fn form_manifest(
     ctx: &S3Context,
     caller: &Caller,
     bucket: &str,
     key: &str,
     head: &FormHead,
-) -> Result<ObjectManifest, S3Error> {
+) -> Result<(ObjectManifest, Option<ObjectKey>), S3Error> {
     let mut headers = HeaderMap::new();
     for (name, value) in &head.fields {
         let name = name.to_ascii_lowercase();
-        if name.starts_with("x-amz-server-side-encryption") {
-            return Err(S3Error::NotImplemented {
-                what: "Server-side encryption of a browser upload",
-            });
-        }
         if name == "x-amz-storage-class" && value != "STANDARD" {
             return Err(S3Error::HeaderNotImplemented {
                 header: "x-amz-storage-class",
@@ -225,18 +236,23 @@ fn form_manifest(
         .field("content-type")
         .or(head.file_content_type.as_deref())
         .unwrap_or(DEFAULT_CONTENT_TYPE);
-    Ok(ObjectManifest {
+    let (owner_id, acl) = new_object_owner(ctx, caller, bucket, head.field("acl"), acl)?;
+    let (encryption, object_key) =
+        sse::for_new_object(ctx, bucket, &sse::header_field(&headers))?.unzip();
+    let manifest = ObjectManifest {
         bucket: bucket.to_string(),
         key: key.to_string(),
         last_modified_unix_ms: now_unix_ms(),
         content_type: content_type.to_string(),
         user_metadata: user_metadata(&headers),
         headers: stored_headers(&headers),
-        owner_id: writer_id(ctx, caller, bucket),
+        owner_id,
         acl,
         tags,
+        encryption,
         ..Default::default()
-    })
+    };
+    Ok((manifest, object_key))
 }
 
 /// What the form asked to get back: a redirect, a `201` with the upload

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use http::{Response, StatusCode};
-use shoal_proto::meta::{ChunkRef, ObjectManifest, WriteCondition};
+use shoal_proto::meta::{ChunkRef, ObjectEncryption, ObjectManifest, WriteCondition};
 use shoal_shard::chunk_hash::ChunkHash;
 use shoal_shard::ids::ShardIndex;
 use shoal_shard::limits::OBJECT_BYTES_MAX;
@@ -14,15 +14,18 @@ use shoal_shard::ops::{ChunkPlacement, ShardRequest};
 use shoal_shard::raft::ApplyOutcome;
 
 use super::object_lock::{default_retention, locked_error, requested_lock};
+use super::ownership::requested_owner;
 use super::receive::{receive_body, BodyLimits};
 use super::tagging::requested_tags;
 use super::versioning::{bucket_versioning, insert_version_id, written_version};
 use super::{etag, header_value, now_unix_ms, require_bucket};
-use crate::s3::access::{self, Caller};
+use crate::s3::access::Caller;
 use crate::s3::auth::PayloadMode;
+use crate::s3::conditional::parse_etag;
 use crate::s3::error::S3Error;
 use crate::s3::ingest::StoredChunk;
 use crate::s3::request::S3Request;
+use crate::s3::sse::{self, cipher::IV_BYTES};
 use crate::s3::{empty_response, Body, S3Context};
 
 /// Content type S3 records when the client sends none.
@@ -38,15 +41,17 @@ pub async fn put_object(
 ) -> Result<Response<Body>, S3Error> {
     require_bucket(ctx, bucket)?;
     let condition = write_condition(&request)?;
-    let acl = access::requested_acl(ctx, &request)?;
-    let owner_id = writer_id(ctx, caller, bucket);
+    let (owner_id, acl) = requested_owner(ctx, caller, bucket, &request)?;
     let owner = ctx.router.owner(bucket, key);
     let versioning = bucket_versioning(ctx, bucket);
     let lock = requested_lock(ctx, bucket, &request, true)?;
     let tags = requested_tags(&request)?;
+    let (encryption, object_key) =
+        sse::for_new_object(ctx, bucket, &sse::header_field(request.headers()))?.unzip();
     let limits = BodyLimits {
         bytes_max: OBJECT_BYTES_MAX,
         embed_max: ctx.config.embed_max_bytes,
+        encrypt_with: object_key.as_ref().map(|key| key.data_key.clone()),
     };
     let received = receive_body(ctx, owner, &mut request, payload, limits, None).await?;
     let stored = received.stored;
@@ -69,6 +74,7 @@ pub async fn put_object(
         owner_id,
         acl,
         embedded: stored.embedded,
+        encryption: stored_encryption(encryption, stored.embedded_iv),
         ..Default::default()
     };
     let mut manifest = manifest;
@@ -84,7 +90,22 @@ pub async fn put_object(
     headers.insert(http::header::ETAG, header_value(&etag(&stored.md5, 0))?);
     insert_checksums(headers, &received.checksums)?;
     insert_version_id(headers, &written_version(outcome), versioning)?;
+    if let Some(object_key) = &object_key {
+        object_key.insert_headers(headers)?;
+    }
     Ok(response)
+}
+
+/// An object's encryption as its manifest keeps it, with the counter
+/// block of its embedded body, if it has one.
+pub(super) fn stored_encryption(
+    encryption: Option<ObjectEncryption>,
+    embedded_iv: Option<[u8; IV_BYTES]>,
+) -> Option<ObjectEncryption> {
+    encryption.map(|mut encryption| {
+        encryption.embedded_iv = embedded_iv.map_or_else(Vec::new, |iv| iv.to_vec());
+        encryption
+    })
 }
 
 /// Commits a received object's manifest on its owner shard, as the
@@ -112,19 +133,6 @@ pub(super) async fn commit_object(
     Ok(outcome)
 }
 
-/// Who owns what `caller` writes into `bucket`: the caller, or the
-/// bucket's owner for an anonymous write (a public-read-write bucket).
-pub(super) fn writer_id(ctx: &S3Context, caller: &Caller, bucket: &str) -> String {
-    match caller.user_id() {
-        Some(id) => id.to_string(),
-        None => ctx
-            .directory
-            .bucket(bucket)
-            .map(|record| access::bucket_owner(ctx, &record))
-            .unwrap_or_default(),
-    }
-}
-
 /// The refs a manifest or part keeps for stored chunks. Their source hint
 /// is filled in by the owner shard when it proposes them: it knows which
 /// node stored the chunks.
@@ -135,6 +143,7 @@ pub(super) fn chunk_refs(chunks: &[StoredChunk]) -> Vec<ChunkRef> {
             sha256: c.sha256.to_vec(),
             size_bytes: c.size_bytes,
             source_node: 0,
+            iv: c.iv.map_or_else(Vec::new, |iv| iv.to_vec()),
         })
         .collect()
 }
@@ -160,18 +169,23 @@ pub(super) fn insert_checksums(
     Ok(())
 }
 
-/// The write condition of `If-None-Match: *` or `If-Match: "<etag>"`.
-/// S3 supports only `*` for If-None-Match on writes.
+/// The write condition of `If-None-Match` (`*`: no object; an ETag: not
+/// that object) and `If-Match` (`*`: an object; an ETag: that object),
+/// decided when the write applies. An ETag that does not parse names no
+/// object: it matches nothing.
 pub(super) fn write_condition(request: &S3Request) -> Result<Option<WriteCondition>, S3Error> {
     let mut condition = WriteCondition::default();
     let mut any = false;
     if let Some(value) = request.header("if-none-match") {
-        if value.trim() != "*" {
-            return Err(S3Error::NotImplemented {
-                what: "If-None-Match with a value other than * on a write",
-            });
+        match value.trim() {
+            "*" => condition.if_none_exists = true,
+            etag => {
+                let (md5, part_count) = parse_etag(etag).unwrap_or_default();
+                condition.if_none_match = true;
+                condition.none_match_md5 = md5;
+                condition.none_match_part_count = part_count;
+            }
         }
-        condition.if_none_exists = true;
         any = true;
     }
     if let Some(value) = request.header("if-match") {
@@ -179,24 +193,13 @@ pub(super) fn write_condition(request: &S3Request) -> Result<Option<WriteConditi
             condition.if_exists = true;
             return Ok(Some(condition));
         }
-        let (md5, part_count) = parse_etag(value).ok_or(S3Error::PreconditionFailed)?;
+        let (md5, part_count) = parse_etag(value).unwrap_or_default();
         condition.if_match = true;
         condition.match_md5 = md5;
         condition.match_part_count = part_count;
         any = true;
     }
     Ok(any.then_some(condition))
-}
-
-/// `"<hex md5>"` or `"<hex md5>-<parts>"`, quotes optional.
-pub(super) fn parse_etag(text: &str) -> Option<(Vec<u8>, u32)> {
-    let text = text.trim().trim_matches('"');
-    let (hex_md5, parts) = match text.split_once('-') {
-        Some((hex_md5, parts)) => (hex_md5, parts.parse().ok().filter(|&n| n > 0)?),
-        None => (text, 0),
-    };
-    let md5 = hex::decode(hex_md5).ok().filter(|md5| md5.len() == 16)?;
-    Some((md5, parts))
 }
 
 /// Maps the outcome of a (possibly conditional) object write.

@@ -28,6 +28,7 @@ use crate::s3::error::S3Error;
 use crate::s3::ingest::{Ingest, Ingested};
 use crate::s3::post_form::FileDecoder;
 use crate::s3::request::S3Request;
+use crate::s3::sse::keys::DataKey;
 use crate::s3::S3Context;
 use shoal_shard::ids::ShardIndex;
 
@@ -107,6 +108,8 @@ pub(super) struct BodyLimits {
     pub bytes_max: u64,
     /// A body up to this size is kept whole for the manifest (0: never).
     pub embed_max: u64,
+    /// The data key to encrypt what is stored with; `None`: plaintext.
+    pub encrypt_with: Option<DataKey>,
 }
 
 /// Receives the request body into `owner`'s blob log (or, when small
@@ -169,6 +172,7 @@ pub(super) async fn receive_body(
         computed_checksum.map(Checksummer::new),
     );
     ingest.embed_up_to(limits.embed_max);
+    ingest.encrypt_with(limits.encrypt_with);
     let mut body = request
         .take_body()
         .ok_or_else(|| S3Error::internal("request body taken twice"))?;
@@ -293,6 +297,7 @@ pub(super) async fn receive_form_file(
     started: &[u8],
     boundary: &str,
     length_max: u64,
+    encrypt_with: Option<DataKey>,
 ) -> Result<Ingested, S3Error> {
     let protocol = Protocol::FixedLength;
     ctx.gates[owner.as_usize()]
@@ -300,6 +305,7 @@ pub(super) async fn receive_form_file(
         .map_err(|reason| S3Error::SlowDown { reason })?;
     let mut ingest = Ingest::new(Rc::clone(ctx), owner, protocol, false, None);
     ingest.embed_up_to(ctx.config.embed_max_bytes);
+    ingest.encrypt_with(encrypt_with);
     let mut framing = Framing::Form {
         decoder: FileDecoder::new(boundary),
     };
