@@ -24,7 +24,7 @@ use shoal_shard::shard::ShardStats;
 /// operation Shoal serves, plus "NotImplemented" and "Unknown". The labels
 /// themselves come with the [`Registry`] (the S3 front end owns them, in
 /// `s3::op`, and checks their count against this at compile time).
-pub const OPERATIONS: usize = 59;
+pub const OPERATIONS: usize = 60;
 
 /// Status codes S3 answers with, each its own label value; anything else
 /// is counted as `other`.

@@ -221,9 +221,10 @@ fn need(op: S3Op, target: &Target) -> Need {
         | S3Op::GetBucketOwnershipControls
         | S3Op::PutBucketOwnershipControls
         | S3Op::DeleteBucketOwnershipControls => Need::Owner,
-        S3Op::GetObjectRetention | S3Op::GetObjectLegalHold | S3Op::GetObjectTagging => {
-            Need::ObjectChecked
-        }
+        S3Op::GetObjectRetention
+        | S3Op::GetObjectLegalHold
+        | S3Op::GetObjectTagging
+        | S3Op::GetObjectAttributes => Need::ObjectChecked,
         S3Op::PutObjectRetention
         | S3Op::PutObjectLegalHold
         | S3Op::PutObjectTagging
@@ -379,6 +380,7 @@ fn object_permission(op: S3Op) -> Option<Permission> {
         S3Op::GetObject
         | S3Op::HeadObject
         | S3Op::GetObjectTagging
+        | S3Op::GetObjectAttributes
         | S3Op::GetObjectRetention
         | S3Op::GetObjectLegalHold => Some(Permission::Read),
         S3Op::GetObjectAcl => Some(Permission::ReadAcp),

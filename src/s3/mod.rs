@@ -268,8 +268,8 @@ async fn dispatch(
     payload: PayloadMode,
 ) -> Result<Response<Body>, S3Error> {
     use handlers::{
-        acl, bucket, copy, cors, delete_objects, encryption, get, lifecycle, list, list_versions,
-        multipart, object_lock, ownership, policy, post, put, tagging, versioning,
+        acl, attributes, bucket, copy, cors, delete_objects, encryption, get, lifecycle, list,
+        list_versions, multipart, object_lock, ownership, policy, post, put, tagging, versioning,
     };
     let copy_source = || {
         request
@@ -305,43 +305,35 @@ async fn dispatch(
         }
         S3Op::GetBucketTagging => tagging::get_bucket_tagging(ctx, &name),
         S3Op::GetBucketLifecycleConfiguration => lifecycle::get_configuration(ctx, &name),
-        S3Op::PutBucketLifecycleConfiguration | S3Op::DeleteBucketLifecycle => {
-            let delete = op == S3Op::DeleteBucketLifecycle;
-            lifecycle::put_configuration(ctx, &name, request, payload, delete).await
-        }
-        S3Op::PutBucketTagging | S3Op::DeleteBucketTagging => {
-            let delete = op == S3Op::DeleteBucketTagging;
-            tagging::put_bucket_tagging(ctx, &name, request, payload, delete).await
-        }
+        S3Op::PutBucketLifecycleConfiguration
+        | S3Op::DeleteBucketLifecycle
+        | S3Op::PutBucketTagging
+        | S3Op::DeleteBucketTagging
+        | S3Op::PutBucketCors
+        | S3Op::DeleteBucketCors
+        | S3Op::PutBucketOwnershipControls
+        | S3Op::DeleteBucketOwnershipControls
+        | S3Op::PutBucketEncryption
+        | S3Op::DeleteBucketEncryption
+        | S3Op::PutBucketPolicy
+        | S3Op::DeleteBucketPolicy => put_bucket_setting(ctx, op, &name, request, payload).await,
         S3Op::GetObjectTagging => {
             tagging::get_object_tagging(ctx, &caller, &name, &key, &request).await
+        }
+        S3Op::GetObjectAttributes => {
+            attributes::get_object_attributes(ctx, &caller, &name, &key, &request).await
         }
         S3Op::PutObjectTagging | S3Op::DeleteObjectTagging => {
             let delete = op == S3Op::DeleteObjectTagging;
             tagging::put_object_tagging(ctx, &caller, &name, &key, request, payload, delete).await
         }
         S3Op::GetBucketCors => cors::get_bucket_cors(ctx, &name),
-        S3Op::PutBucketCors | S3Op::DeleteBucketCors => {
-            cors::put_bucket_cors(ctx, &name, request, payload, op == S3Op::DeleteBucketCors).await
-        }
         S3Op::CorsPreflight => cors::preflight(ctx, &request),
         S3Op::PostObject => post::post_object(ctx, &name, request).await,
         S3Op::GetBucketPolicy => policy::get_bucket_policy(ctx, &name),
         S3Op::GetBucketPolicyStatus => policy::get_bucket_policy_status(ctx, &name),
         S3Op::GetBucketEncryption => encryption::get_bucket_encryption(ctx, &name),
         S3Op::GetBucketOwnershipControls => ownership::get_bucket_ownership_controls(ctx, &name),
-        S3Op::PutBucketOwnershipControls | S3Op::DeleteBucketOwnershipControls => {
-            let delete = op == S3Op::DeleteBucketOwnershipControls;
-            ownership::put_bucket_ownership_controls(ctx, &name, request, payload, delete).await
-        }
-        S3Op::PutBucketEncryption | S3Op::DeleteBucketEncryption => {
-            let delete = op == S3Op::DeleteBucketEncryption;
-            encryption::put_bucket_encryption(ctx, &name, request, payload, delete).await
-        }
-        S3Op::PutBucketPolicy | S3Op::DeleteBucketPolicy => {
-            let delete = op == S3Op::DeleteBucketPolicy;
-            policy::put_bucket_policy(ctx, &name, request, payload, delete).await
-        }
         S3Op::GetBucketAcl => acl::get_bucket_acl(ctx, &name),
         S3Op::PutBucketAcl => acl::put_bucket_acl(ctx, &name, request, payload).await,
         S3Op::ListObjects => list::list_objects(ctx, &name, &request).await,
@@ -376,6 +368,49 @@ async fn dispatch(
         S3Op::ListParts => multipart::list_parts(ctx, &name, &key, &request).await,
         S3Op::NotImplemented(what) => Err(S3Error::NotImplemented { what: what.what() }),
         S3Op::MethodNotAllowed => Err(S3Error::MethodNotAllowed),
+    }
+}
+
+/// PUT or DELETE of one of a bucket's settings documents.
+async fn put_bucket_setting(
+    ctx: &Rc<S3Context>,
+    op: S3Op,
+    name: &str,
+    request: S3Request,
+    payload: PayloadMode,
+) -> Result<Response<Body>, S3Error> {
+    use handlers::{cors, encryption, lifecycle, ownership, policy, tagging};
+    let delete = matches!(
+        op,
+        S3Op::DeleteBucketLifecycle
+            | S3Op::DeleteBucketTagging
+            | S3Op::DeleteBucketCors
+            | S3Op::DeleteBucketOwnershipControls
+            | S3Op::DeleteBucketEncryption
+            | S3Op::DeleteBucketPolicy
+    );
+    match op {
+        S3Op::PutBucketLifecycleConfiguration | S3Op::DeleteBucketLifecycle => {
+            lifecycle::put_configuration(ctx, name, request, payload, delete).await
+        }
+        S3Op::PutBucketTagging | S3Op::DeleteBucketTagging => {
+            tagging::put_bucket_tagging(ctx, name, request, payload, delete).await
+        }
+        S3Op::PutBucketCors | S3Op::DeleteBucketCors => {
+            cors::put_bucket_cors(ctx, name, request, payload, delete).await
+        }
+        S3Op::PutBucketOwnershipControls | S3Op::DeleteBucketOwnershipControls => {
+            ownership::put_bucket_ownership_controls(ctx, name, request, payload, delete).await
+        }
+        S3Op::PutBucketEncryption | S3Op::DeleteBucketEncryption => {
+            encryption::put_bucket_encryption(ctx, name, request, payload, delete).await
+        }
+        S3Op::PutBucketPolicy | S3Op::DeleteBucketPolicy => {
+            policy::put_bucket_policy(ctx, name, request, payload, delete).await
+        }
+        other => Err(S3Error::internal(format!(
+            "{other:?} is not a bucket setting"
+        ))),
     }
 }
 

@@ -43,6 +43,7 @@ pub enum S3Op {
     GetBucketOwnershipControls,
     PutBucketOwnershipControls,
     DeleteBucketOwnershipControls,
+    GetObjectAttributes,
     /// A browser's CORS preflight (`OPTIONS` on a bucket or object):
     /// answered from the bucket's CORS rules, without authentication.
     CorsPreflight,
@@ -100,7 +101,7 @@ impl Unsupported {
 
 impl S3Op {
     /// Every metric label, in [`S3Op::label_index`] order.
-    pub const LABELS: [&'static str; 59] = [
+    pub const LABELS: [&'static str; 60] = [
         "ListBuckets",
         "CreateBucket",
         "HeadBucket",
@@ -159,6 +160,7 @@ impl S3Op {
         "GetBucketOwnershipControls",
         "PutBucketOwnershipControls",
         "DeleteBucketOwnershipControls",
+        "GetObjectAttributes",
         "Unknown",
     ];
 
@@ -294,6 +296,12 @@ impl S3Op {
                 S3Op::PutObjectTagging,
                 Some(S3Op::DeleteObjectTagging),
             ),
+            (
+                "attributes",
+                S3Op::GetObjectAttributes,
+                S3Op::MethodNotAllowed,
+                None,
+            ),
         ];
         if let Some(op) = subresource_op(method, &has, &subresources) {
             return op;
@@ -377,6 +385,7 @@ impl S3Op {
             S3Op::GetBucketOwnershipControls => 55,
             S3Op::PutBucketOwnershipControls => 56,
             S3Op::DeleteBucketOwnershipControls => 57,
+            S3Op::GetObjectAttributes => 58,
             S3Op::MethodNotAllowed => Self::UNKNOWN_LABEL_INDEX,
         }
     }
@@ -583,6 +592,10 @@ mod tests {
             (
                 op(Method::DELETE, "b", &["ownershipControls"], false),
                 "DeleteBucketOwnershipControls",
+            ),
+            (
+                op(Method::GET, "b/k", &["attributes"], false),
+                "GetObjectAttributes",
             ),
             (op(Method::PATCH, "b/k", &[], false), "Unknown"),
         ];

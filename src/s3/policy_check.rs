@@ -70,6 +70,8 @@ pub fn action(op: S3Op, request: &S3Request) -> Option<&'static str> {
         S3Op::PutObjectLegalHold => "s3:PutObjectLegalHold",
         S3Op::GetObjectTagging if versioned => "s3:GetObjectVersionTagging",
         S3Op::GetObjectTagging => "s3:GetObjectTagging",
+        S3Op::GetObjectAttributes if versioned => "s3:GetObjectVersionAttributes",
+        S3Op::GetObjectAttributes => "s3:GetObjectAttributes",
         S3Op::PutObjectTagging if versioned => "s3:PutObjectVersionTagging",
         S3Op::PutObjectTagging => "s3:PutObjectTagging",
         S3Op::DeleteObjectTagging if versioned => "s3:DeleteObjectVersionTagging",

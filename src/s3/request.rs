@@ -14,10 +14,9 @@ use crate::limits::KEY_BYTES_MAX;
 /// same path) that Shoal does not serve. A request naming one must be
 /// refused, never mistaken for the plain operation: `PUT /b/k?tagging`
 /// would otherwise overwrite the object with the tagging document.
-const UNSUPPORTED_SUBRESOURCES: [&str; 17] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 16] = [
     "accelerate",
     "analytics",
-    "attributes",
     "intelligent-tiering",
     "inventory",
     "logging",
@@ -37,7 +36,8 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 17] = [
 /// Subresources Shoal serves, and whether on buckets and on objects (a
 /// method one does not take is answered 405 by the operation's
 /// classification).
-const SERVED_SUBRESOURCES: [(&str, bool, bool); 11] = [
+const SERVED_SUBRESOURCES: [(&str, bool, bool); 12] = [
+    ("attributes", false, true),
     ("encryption", true, false),
     ("ownershipControls", true, false),
     ("lifecycle", true, false),

@@ -22,9 +22,10 @@
 #   KEEP_DATA=1     keep the node's data directory afterwards (the log,
 #                   config and pytest output are always kept)
 #   SHOAL_CORES     passed to `shoal serve --cores` when set
-#   LIFECYCLE_INTERVAL  the node's --lifecycle-interval (default 5s, so rules
-#                   with a past Date and other due work are applied while
-#                   a test waits; rules in Days still take real days)
+#   LIFECYCLE_INTERVAL  the node's --lifecycle-interval (default 2s, so due
+#                   rules are applied while a test waits)
+#   LIFECYCLE_DAY   the node's (test-only) --lifecycle-day (default 10s: the
+#                   suite's lc_debug_interval, the day Ceph runs it with)
 #
 # Exit status: pytest's.
 set -euo pipefail
@@ -151,7 +152,8 @@ log "starting $shoal: s3 127.0.0.1:$s3_port, admin $admin_addr, log $node_log"
 SHOAL_ACCESS_KEY=$main_ak SHOAL_SECRET_KEY=$main_sk \
     "$shoal" serve --data-dir "$work/data" --init \
     --s3-addr "127.0.0.1:$s3_port" --admin-addr "$admin_addr" \
-    --shutdown-timeout 5s --lifecycle-interval "${LIFECYCLE_INTERVAL:-5s}" \
+    --shutdown-timeout 5s --lifecycle-interval "${LIFECYCLE_INTERVAL:-2s}" \
+    --lifecycle-day "${LIFECYCLE_DAY:-10s}" \
     --access-log --sigv2 --sse-c-over-http "${cores_args[@]}" \
     >"$node_log" 2>&1 &
 node_pid=$!

@@ -136,3 +136,37 @@ def test_bucket_names_s3_reserves_are_refused(s3):
         with pytest.raises(ClientError) as e:
             s3.create_bucket(Bucket=name)
         assert error_code(e) == "InvalidBucketName", name
+
+
+def test_object_attributes_without_the_body(s3, bucket):
+    wanted = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
+    put = s3.put_object(Bucket=bucket, Key="one", Body=b"x" * 1000, ChecksumAlgorithm="CRC32")
+    got = s3.get_object_attributes(Bucket=bucket, Key="one", ObjectAttributes=wanted)
+    assert got["ETag"] == put["ETag"].strip('"')
+    assert got["ObjectSize"] == 1000 and got["StorageClass"] == "STANDARD"
+    assert got["Checksum"]["ChecksumCRC32"] == put["ChecksumCRC32"]
+    assert "ObjectParts" not in got
+
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="parts", ChecksumAlgorithm="SHA256")
+    sizes = [5 << 20, 5 << 20, 123]
+    parts = []
+    for number, size in enumerate(sizes, start=1):
+        part = s3.upload_part(Bucket=bucket, Key="parts", UploadId=upload["UploadId"],
+                              PartNumber=number, Body=os.urandom(size), ChecksumAlgorithm="SHA256")
+        parts.append({"PartNumber": number, "ETag": part["ETag"],
+                      "ChecksumSHA256": part["ChecksumSHA256"]})
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="parts", UploadId=upload["UploadId"],
+                                        MultipartUpload={"Parts": parts})
+    page = s3.get_object_attributes(Bucket=bucket, Key="parts", ObjectAttributes=wanted,
+                                    MaxParts=1, PartNumberMarker=1)
+    assert page["ETag"] == done["ETag"].strip('"')
+    assert page["Checksum"]["ChecksumSHA256"] == done["ChecksumSHA256"]
+    listed = page["ObjectParts"]
+    assert listed["TotalPartsCount"] == 3 and listed["IsTruncated"] is True
+    assert listed["NextPartNumberMarker"] == 2
+    assert [(p["PartNumber"], p["Size"], p["ChecksumSHA256"]) for p in listed["Parts"]] == [
+        (2, 5 << 20, parts[1]["ChecksumSHA256"])]
+
+    with pytest.raises(ClientError) as e:
+        s3.get_object_attributes(Bucket=bucket, Key="missing", ObjectAttributes=wanted)
+    assert status(e) == 404

@@ -177,13 +177,16 @@ fn render(ctx: &S3Context, owner_id: &str, acl: Option<&Acl>) -> Response<Body> 
     out.open_root("AccessControlPolicy");
     write_owner(ctx, &mut out, "Owner", owner_id);
     out.open("AccessControlList");
-    write_grant(ctx, &mut out, owner_id, Permission::FullControl.name());
+    // The grants that were set, then the owner's full control, which it
+    // always keeps (grants are a set: their order means nothing; this is
+    // the order Ceph lists them in, and s3-tests' ACL checks expect).
     for grant in acl.map(|a| a.grants.as_slice()).unwrap_or_default() {
         let repeats_owner = grant.grantee == owner_id && grant.permission == "FULL_CONTROL";
         if !repeats_owner {
             write_grant(ctx, &mut out, &grant.grantee, &grant.permission);
         }
     }
+    write_grant(ctx, &mut out, owner_id, Permission::FullControl.name());
     out.close("AccessControlList");
     out.close("AccessControlPolicy");
     xml_response(StatusCode::OK, out.finish())

@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::PutBucketCors;
 
-use super::{commit_bucket_setting, setting_document, setting_status};
+use super::put_bucket_setting;
 use crate::limits::CORS_BODY_BYTES_MAX;
 use crate::s3::auth::PayloadMode;
 use crate::s3::cors::{self, CorsAsk};
@@ -34,23 +34,26 @@ pub fn get_bucket_cors(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<Bod
 pub async fn put_bucket_cors(
     ctx: &Rc<S3Context>,
     bucket: &str,
-    mut request: S3Request,
+    request: S3Request,
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
     let limits = (CORS_BODY_BYTES_MAX, true);
-    let configuration = setting_document(ctx, &mut request, payload, delete, limits, |body| {
-        cors::parse_configuration(body)
-    })
-    .await?;
-    let put = PutBucketCors {
-        bucket: bucket.to_string(),
-        cors: configuration,
-    };
-    let done = setting_status(delete);
-    commit_bucket_setting(ctx, bucket, Op::PutBucketCors(put), done, |other| {
-        S3Error::internal(format!("bucket CORS applied as {other:?}"))
-    })
+    let sent = (request, payload);
+    put_bucket_setting(
+        ctx,
+        bucket,
+        sent,
+        delete,
+        limits,
+        cors::parse_configuration,
+        |cors| {
+            Ok(Op::PutBucketCors(PutBucketCors {
+                bucket: bucket.to_string(),
+                cors,
+            }))
+        },
+    )
     .await
 }
 

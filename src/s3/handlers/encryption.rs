@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{BucketEncryption, PutBucketEncryption};
 
-use super::{commit_bucket_setting, setting_document, setting_status};
+use super::put_bucket_setting;
 use crate::limits::ENCRYPTION_BODY_BYTES_MAX;
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
@@ -34,28 +34,26 @@ pub fn get_bucket_encryption(ctx: &Rc<S3Context>, bucket: &str) -> Result<Respon
 pub async fn put_bucket_encryption(
     ctx: &Rc<S3Context>,
     bucket: &str,
-    mut request: S3Request,
+    request: S3Request,
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
     let limits = (ENCRYPTION_BODY_BYTES_MAX, false);
-    let encryption = setting_document(
+    let sent = (request, payload);
+    put_bucket_setting(
         ctx,
-        &mut request,
-        payload,
+        bucket,
+        sent,
         delete,
         limits,
         parse_configuration,
+        |encryption| {
+            Ok(Op::PutBucketEncryption(PutBucketEncryption {
+                bucket: bucket.to_string(),
+                encryption,
+            }))
+        },
     )
-    .await?;
-    let put = PutBucketEncryption {
-        bucket: bucket.to_string(),
-        encryption,
-    };
-    let done = setting_status(delete);
-    commit_bucket_setting(ctx, bucket, Op::PutBucketEncryption(put), done, |other| {
-        S3Error::internal(format!("bucket encryption applied as {other:?}"))
-    })
     .await
 }
 

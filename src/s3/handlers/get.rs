@@ -664,7 +664,11 @@ mod tests {
             size_bytes: 15,
             part_count: 3,
             parts: [(1, 5), (3, 0), (7, 10)]
-                .map(|(number, size_bytes)| shoal_proto::meta::PartExtent { number, size_bytes })
+                .map(|(number, size_bytes)| shoal_proto::meta::PartExtent {
+                    number,
+                    size_bytes,
+                    ..Default::default()
+                })
                 .to_vec(),
             ..Default::default()
         };

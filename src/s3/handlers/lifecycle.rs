@@ -11,7 +11,7 @@ use shoal_proto::meta::{LifecycleConfiguration, LifecycleRule, PutBucketLifecycl
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{commit_bucket_setting, iso8601, setting_document, setting_status};
+use super::{iso8601, put_bucket_setting};
 use crate::limits::{LIFECYCLE_BODY_BYTES_MAX, LIFECYCLE_RULES_MAX, OBJECT_TAGS_MAX};
 use crate::s3::auth::PayloadMode;
 use crate::s3::error::S3Error;
@@ -39,28 +39,26 @@ pub fn get_configuration(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<B
 pub async fn put_configuration(
     ctx: &Rc<S3Context>,
     bucket: &str,
-    mut request: S3Request,
+    request: S3Request,
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
     let limits = (LIFECYCLE_BODY_BYTES_MAX, true);
-    let lifecycle = setting_document(
+    let sent = (request, payload);
+    put_bucket_setting(
         ctx,
-        &mut request,
-        payload,
+        bucket,
+        sent,
         delete,
         limits,
         parse_configuration,
+        |lifecycle| {
+            Ok(Op::PutBucketLifecycle(PutBucketLifecycle {
+                bucket: bucket.to_string(),
+                lifecycle,
+            }))
+        },
     )
-    .await?;
-    let put = PutBucketLifecycle {
-        bucket: bucket.to_string(),
-        lifecycle,
-    };
-    let done = setting_status(delete);
-    commit_bucket_setting(ctx, bucket, Op::PutBucketLifecycle(put), done, |other| {
-        S3Error::internal(format!("bucket lifecycle applied as {other:?}"))
-    })
     .await
 }
 

@@ -3,6 +3,7 @@
 //! return `S3Error` for every failure.
 
 pub mod acl;
+pub mod attributes;
 pub mod bucket;
 pub mod copy;
 pub mod cors;
@@ -125,6 +126,27 @@ async fn commit_bucket_setting(
         }),
         other => Err(refused(other)),
     }
+}
+
+/// A PUT of one of a bucket's settings (or, `delete`, its DELETE): the
+/// document read and checked ([`setting_document`]), the change `change`
+/// makes of it (`None`: deleted) committed through the metadata shard;
+/// 200, or 204 for a DELETE.
+async fn put_bucket_setting<T>(
+    ctx: &S3Context,
+    bucket: &str,
+    (mut request, payload): (S3Request, crate::s3::auth::PayloadMode),
+    delete: bool,
+    limits: (usize, bool),
+    parse: impl FnOnce(&[u8]) -> Result<T, S3Error>,
+    change: impl FnOnce(Option<T>) -> Result<shoal_proto::meta::meta_command::Op, S3Error>,
+) -> Result<http::Response<super::Body>, S3Error> {
+    let value = setting_document(ctx, &mut request, payload, delete, limits, parse).await?;
+    let op = change(value)?;
+    commit_bucket_setting(ctx, bucket, op, setting_status(delete), |other| {
+        S3Error::internal(format!("a bucket setting applied as {other:?}"))
+    })
+    .await
 }
 
 /// What a PUT of one of a bucket's settings sent, read whole (at most

@@ -558,6 +558,7 @@ fn extents(parts: &[&UploadedPart]) -> Vec<PartExtent> {
         .map(|p| PartExtent {
             number: p.part_number,
             size_bytes: p.size_bytes,
+            checksums: p.checksums.clone(),
         })
         .collect()
 }
@@ -1016,7 +1017,7 @@ fn count_param(request: &S3Request, name: &str, max: usize) -> Result<usize, S3E
 }
 
 /// `Checksum` + the algorithm name as S3 spells it: `crc32` → `ChecksumCRC32`.
-fn checksum_element(name: &str) -> String {
+pub(super) fn checksum_element(name: &str) -> String {
     format!("Checksum{}", name.to_ascii_uppercase())
 }
 

@@ -10,7 +10,7 @@ use http::{Response, StatusCode};
 use shoal_proto::meta::meta_command::Op;
 use shoal_proto::meta::{Acl, ObjectOwnership, PutBucketOwnership};
 
-use super::{commit_bucket_setting, setting_document, setting_status};
+use super::put_bucket_setting;
 use crate::limits::OWNERSHIP_BODY_BYTES_MAX;
 use crate::s3::access::{self, Caller};
 use crate::s3::auth::PayloadMode;
@@ -45,26 +45,31 @@ pub fn get_bucket_ownership_controls(
 pub async fn put_bucket_ownership_controls(
     ctx: &Rc<S3Context>,
     bucket: &str,
-    mut request: S3Request,
+    request: S3Request,
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
     let limits = (OWNERSHIP_BODY_BYTES_MAX, false);
-    let ownership =
-        setting_document(ctx, &mut request, payload, delete, limits, parse_controls).await?;
-    let ownership = ownership.unwrap_or(ObjectOwnership::Unset);
-    if ownership == ObjectOwnership::BucketOwnerEnforced {
-        let acl = ctx.read_existing_bucket(bucket, |record| record.acl.clone())?;
-        refuse_public_bucket_acl(acl.as_ref())?;
-    }
-    let put = PutBucketOwnership {
-        bucket: bucket.to_string(),
-        object_ownership: ownership.into(),
-    };
-    let done = setting_status(delete);
-    commit_bucket_setting(ctx, bucket, Op::PutBucketOwnership(put), done, |other| {
-        S3Error::internal(format!("bucket ownership applied as {other:?}"))
-    })
+    let sent = (request, payload);
+    put_bucket_setting(
+        ctx,
+        bucket,
+        sent,
+        delete,
+        limits,
+        parse_controls,
+        |ownership| {
+            let ownership = ownership.unwrap_or(ObjectOwnership::Unset);
+            if ownership == ObjectOwnership::BucketOwnerEnforced {
+                let acl = ctx.read_existing_bucket(bucket, |record| record.acl.clone())?;
+                refuse_public_bucket_acl(acl.as_ref())?;
+            }
+            Ok(Op::PutBucketOwnership(PutBucketOwnership {
+                bucket: bucket.to_string(),
+                object_ownership: ownership.into(),
+            }))
+        },
+    )
     .await
 }
 

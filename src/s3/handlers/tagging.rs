@@ -12,10 +12,7 @@ use shoal_proto::meta::{PutBucketTagging, PutObjectTagging};
 use super::header_value;
 use super::receive::receive_small_body;
 use super::versioning::{requested_version, version_id_of};
-use super::{
-    commit_bucket_setting, existing_version, load_requested, setting_document, setting_status,
-    version_change_result,
-};
+use super::{existing_version, load_requested, put_bucket_setting, version_change_result};
 use crate::limits::{BUCKET_TAGS_MAX, OBJECT_TAGS_MAX, TAGGING_BODY_BYTES_MAX};
 use crate::s3::access::{Caller, Permission};
 use crate::s3::auth::PayloadMode;
@@ -111,23 +108,25 @@ pub fn get_bucket_tagging(ctx: &Rc<S3Context>, bucket: &str) -> Result<Response<
 pub async fn put_bucket_tagging(
     ctx: &Rc<S3Context>,
     bucket: &str,
-    mut request: S3Request,
+    request: S3Request,
     payload: PayloadMode,
     delete: bool,
 ) -> Result<Response<Body>, S3Error> {
     let limits = (TAGGING_BODY_BYTES_MAX, false);
-    let tags = setting_document(ctx, &mut request, payload, delete, limits, |body| {
-        tags::parse_tagging(body, BUCKET_TAGS_MAX)
-    })
-    .await?
-    .unwrap_or_default();
-    let put = PutBucketTagging {
-        bucket: bucket.to_string(),
-        tags,
-    };
-    let done = setting_status(delete);
-    commit_bucket_setting(ctx, bucket, Op::PutBucketTagging(put), done, |other| {
-        S3Error::internal(format!("bucket tagging applied as {other:?}"))
-    })
+    let parse = |body: &[u8]| tags::parse_tagging(body, BUCKET_TAGS_MAX);
+    put_bucket_setting(
+        ctx,
+        bucket,
+        (request, payload),
+        delete,
+        limits,
+        parse,
+        |tags| {
+            Ok(Op::PutBucketTagging(PutBucketTagging {
+                bucket: bucket.to_string(),
+                tags: tags.unwrap_or_default(),
+            }))
+        },
+    )
     .await
 }
