@@ -170,3 +170,18 @@ def test_object_attributes_without_the_body(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.get_object_attributes(Bucket=bucket, Key="missing", ObjectAttributes=wanted)
     assert status(e) == 404
+
+
+def test_a_put_of_unknown_length_streams_in(node, s3, bucket):
+    # A generator body: requests sends it with Transfer-Encoding: chunked
+    # and no Content-Length, as `curl -T -` and streaming SDK uploads do.
+    url = node.client(signature_version="s3v4").generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "streamed"},
+                                    ExpiresIn=60)
+    pieces = [os.urandom(300_000) for _ in range(8)]
+    answer = requests.put(url, data=iter(pieces), timeout=30)
+    assert answer.status_code == 200, answer.text
+    got = s3.get_object(Bucket=bucket, Key="streamed")
+    assert got["ContentLength"] == 2_400_000 and got["Body"].read() == b"".join(pieces)
+    answer = requests.put(url, data=iter([b"ab", b"c"]), timeout=30)
+    assert answer.status_code == 200
+    assert s3.get_object(Bucket=bucket, Key="streamed")["Body"].read() == b"abc"

@@ -19,7 +19,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use shoal_shard::limits::LIST_KEYS_MAX;
 use shoal_shard::ops::{ObjectSummary, ShardRequest};
 
+use super::acl::write_owner;
 use super::{etag, iso8601, require_bucket};
+use crate::s3::access;
 use crate::s3::error::S3Error;
 use crate::s3::request::S3Request;
 use crate::s3::xml::XmlWriter;
@@ -167,7 +169,9 @@ async fn list_v2(
     if p.url_encode {
         out.leaf("EncodingType", "url");
     }
-    write_entries(&mut out, &listing.entries, p.url_encode);
+    // V2 names owners only when asked to (`fetch-owner=true`).
+    let owners = (request.query("fetch-owner") == Some("true")).then(|| Owners::of(ctx, bucket));
+    write_entries(&mut out, &listing.entries, p.url_encode, owners.as_ref());
     out.close("ListBucketResult");
     Ok(xml_response(StatusCode::OK, out.finish()))
 }
@@ -201,7 +205,8 @@ async fn list_v1(
     if p.url_encode {
         out.leaf("EncodingType", "url");
     }
-    write_entries(&mut out, &listing.entries, p.url_encode);
+    let owners = Owners::of(ctx, bucket);
+    write_entries(&mut out, &listing.entries, p.url_encode, Some(&owners));
     out.close("ListBucketResult");
     Ok(xml_response(StatusCode::OK, out.finish()))
 }
@@ -232,7 +237,38 @@ fn next_marker(listing: &Listing) -> Option<&str> {
     }
 }
 
-fn write_entries(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {
+/// What a listing needs to name each object's owner.
+struct Owners<'a> {
+    ctx: &'a S3Context,
+    /// The owner of objects written before users existed.
+    bucket_owner: String,
+}
+
+impl<'a> Owners<'a> {
+    fn of(ctx: &'a S3Context, bucket: &str) -> Owners<'a> {
+        let bucket_owner = ctx
+            .directory
+            .bucket(bucket)
+            .map(|record| access::bucket_owner(ctx, &record))
+            .unwrap_or_default();
+        Owners { ctx, bucket_owner }
+    }
+
+    fn write(&self, out: &mut XmlWriter, object: &ObjectSummary) {
+        let owner = match object.owner_id.is_empty() {
+            true => &self.bucket_owner,
+            false => &object.owner_id,
+        };
+        write_owner(self.ctx, out, "Owner", owner);
+    }
+}
+
+fn write_entries(
+    out: &mut XmlWriter,
+    entries: &[Entry],
+    url_encode: bool,
+    owners: Option<&Owners>,
+) {
     for entry in entries {
         if let Entry::Object(o) = entry {
             out.open("Contents");
@@ -240,6 +276,9 @@ fn write_entries(out: &mut XmlWriter, entries: &[Entry], url_encode: bool) {
             out.leaf("LastModified", &iso8601(o.last_modified_unix_ms));
             out.leaf("ETag", &etag(&o.md5, o.part_count));
             out.leaf("Size", &o.size_bytes.to_string());
+            if let Some(owners) = owners {
+                owners.write(out, o);
+            }
             out.leaf("StorageClass", "STANDARD");
             out.close("Contents");
         }

@@ -83,6 +83,10 @@ pub(super) async fn receive_small_body(
 enum Framing {
     /// Plain body of exactly this many bytes.
     Fixed { length: u64 },
+    /// Plain body of a length not told in advance (`Transfer-Encoding:
+    /// chunked` without Content-Length; hyper removes the HTTP chunking):
+    /// taken up to the operation's size limit, charged as it arrives.
+    Streamed,
     /// aws-chunked: frames to decode, `decoded_length` payload bytes inside.
     Chunked {
         decoder: Box<ChunkedDecoder>,
@@ -132,6 +136,7 @@ pub(super) async fn receive_body(
     let mut framing = framing(request, payload)?;
     let (declared_bytes, trailer_declared) = match &framing {
         Framing::Fixed { length } => (*length, false),
+        Framing::Streamed => (bytes_max, false),
         Framing::Chunked {
             decoded_length,
             decoder,
@@ -154,7 +159,9 @@ pub(super) async fn receive_body(
 
     let protocol = match framing {
         Framing::Fixed { .. } | Framing::Form { .. } => Protocol::FixedLength,
-        Framing::Chunked { .. } => Protocol::Chunked,
+        // Neither knows its length before it ends: they wait for budget
+        // rather than being refused up front.
+        Framing::Chunked { .. } | Framing::Streamed => Protocol::Chunked,
     };
     // Fail fast, before `100 Continue`, when the owner shard has no room
     // for even the first chunk. Charges nothing. aws-chunked bodies skip it
@@ -189,10 +196,12 @@ pub(super) async fn receive_body(
             }
             None
         }
+        Framing::Streamed => None,
         Framing::Chunked { decoder, .. } => decoder.finish()?.checksum,
         Framing::Form { .. } => unreachable!("forms are received by receive_form_file"),
     };
-    if ingest.size_bytes() != declared_bytes {
+    let streamed = matches!(framing, Framing::Streamed);
+    if !streamed && ingest.size_bytes() != declared_bytes {
         return Err(S3Error::IncompleteBody {
             expected_bytes: declared_bytes,
             received_bytes: ingest.size_bytes(),
@@ -269,7 +278,7 @@ async fn feed_data(
         let room = ingest.ensure_room().await?;
         let (piece, tail) = rest.split_at(room.min(rest.len()));
         match framing {
-            Framing::Fixed { .. } => ingest.absorb(piece),
+            Framing::Fixed { .. } | Framing::Streamed => ingest.absorb(piece),
             Framing::Chunked { decoder, .. } => {
                 decoder.feed(piece, &mut |decoded| ingest.absorb(decoded))?
             }
@@ -277,8 +286,14 @@ async fn feed_data(
         }
         rest = tail;
         if ingest.size_bytes() > declared_bytes {
-            return Err(S3Error::InvalidRequest {
-                message: format!("The body is longer than the declared {declared_bytes} bytes"),
+            return Err(match framing {
+                Framing::Streamed => S3Error::EntityTooLarge {
+                    size_bytes: ingest.size_bytes(),
+                    max_bytes: declared_bytes,
+                },
+                _ => S3Error::InvalidRequest {
+                    message: format!("The body is longer than the declared {declared_bytes} bytes"),
+                },
             });
         }
         ingest.send_sealed().await?;
@@ -394,9 +409,16 @@ fn framing(request: &S3Request, payload: PayloadMode) -> Result<Framing, S3Error
                     message: "aws-chunked bodies need a STREAMING-* x-amz-content-sha256".into(),
                 });
             }
-            Ok(Framing::Fixed {
-                length: content_length()?,
-            })
+            let chunked = request.header("transfer-encoding").is_some_and(|te| {
+                te.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("chunked"))
+            });
+            match request.header("content-length") {
+                None if chunked => Ok(Framing::Streamed),
+                _ => Ok(Framing::Fixed {
+                    length: content_length()?,
+                }),
+            }
         }
     }
 }
