@@ -47,21 +47,40 @@ pub fn load(
     first_data_dir: &Path,
     cluster_secret: Option<&[u8]>,
 ) -> Result<MasterKey, MasterKeyError> {
-    if let Some(path) = key_file {
-        return read(path);
+    let generated = first_data_dir.join(FILE_NAME);
+    let (key, source) = match (key_file, cluster_secret) {
+        (Some(path), _) => (read(path)?, path.display().to_string()),
+        (None, Some(secret)) => {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.trim_ascii())
+                .expect("HMAC takes any key");
+            mac.update(DERIVE_LABEL);
+            let key = MasterKey::new(mac.finalize().into_bytes().into());
+            (key, "derived from the cluster secret".to_string())
+        }
+        (None, None) => match std::fs::metadata(&generated) {
+            Ok(_) => (read(&generated)?, generated.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (create(&generated)?, generated.display().to_string())
+            }
+            Err(e) => return Err(file_error(&generated, e)),
+        },
+    };
+    // A key file given now beside one this node generated before: the
+    // objects sealed under the old one would answer 500.
+    if key_file.is_some() || cluster_secret.is_some() {
+        if let Ok(earlier) = read(&generated) {
+            if earlier.id() != key.id() {
+                tracing::warn!(
+                    earlier = %generated.display(),
+                    earlier_fingerprint = earlier.id(),
+                    fingerprint = key.id(),
+                    "this node generated another SSE-S3 master key before: SSE-S3 objects written under it cannot be read with this one"
+                );
+            }
+        }
     }
-    if let Some(secret) = cluster_secret {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(secret.trim_ascii()).expect("HMAC takes any key");
-        mac.update(DERIVE_LABEL);
-        return Ok(MasterKey::new(mac.finalize().into_bytes().into()));
-    }
-    let path = first_data_dir.join(FILE_NAME);
-    match std::fs::metadata(&path) {
-        Ok(_) => read(&path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path),
-        Err(e) => Err(file_error(&path, e)),
-    }
+    tracing::info!(fingerprint = key.id(), source, "SSE-S3 master key");
+    Ok(key)
 }
 
 /// Reads a key file, refusing one that others may read.

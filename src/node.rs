@@ -541,6 +541,8 @@ async fn run_core(start: CoreStart) -> Result<(), String> {
                 .as_ref()
                 .map_or("none".into(), |c| c.peer_addr.to_string()),
             peer_tls = config.cluster.as_ref().is_some_and(|c| c.tls.is_some()),
+            sigv2 = config.sigv2,
+            sse_c_over_http = config.sse_c_over_http,
             "shoal serving"
         );
         crate::service_manager::ready(&format!(

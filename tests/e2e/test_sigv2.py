@@ -43,6 +43,18 @@ def test_header_signed_requests_work_with_the_flag(v2_node):
                                  MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
     assert s3.get_object(Bucket="v2-bucket", Key="mp")["Body"].read() == b"part"
 
+    # Subresources newer than SigV2 (which botocore leaves out of what it
+    # signs) work too.
+    s3.put_bucket_encryption(Bucket="v2-bucket", ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    assert s3.get_bucket_encryption(Bucket="v2-bucket")["ServerSideEncryptionConfiguration"]
+    attributes = s3.get_object_attributes(Bucket="v2-bucket", Key="mp", ObjectAttributes=["ObjectSize"])
+    assert attributes["ObjectSize"] == 4
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_ownership_controls(Bucket="v2-bucket")
+    assert error_code(e) == "OwnershipControlsNotFoundError"
+    s3.delete_bucket_encryption(Bucket="v2-bucket")
+
     wrong = v2_node.client(signature_version="s3", secret="not-the-secret-at-all")
     with pytest.raises(ClientError) as e:
         wrong.get_object(Bucket="v2-bucket", Key="mp")

@@ -19,23 +19,23 @@ use super::{echo, AuthError, Authenticated, Context, PayloadMode, CLOCK_SKEW_MAX
 use crate::limits::PRESIGNED_EXPIRES_S_MAX;
 
 /// Query parameters that name a subresource, and so are part of the signed
-/// resource (sorted, as they are signed).
-const SIGNED_SUBRESOURCES: [&str; 36] = [
+/// resource: the ones SigV2 has always signed (as S3 documents them and
+/// SDKs sign them).
+const SIGNED_SUBRESOURCES: [&str; 33] = [
+    "accelerate",
     "acl",
-    "attributes",
+    "analytics",
     "cors",
     "delete",
-    "encryption",
-    "legal-hold",
+    "inventory",
     "lifecycle",
     "location",
     "logging",
+    "metrics",
     "notification",
     "object-lock",
     "partNumber",
     "policy",
-    "policyStatus",
-    "publicAccessBlock",
     "replication",
     "requestPayment",
     "response-cache-control",
@@ -45,7 +45,7 @@ const SIGNED_SUBRESOURCES: [&str; 36] = [
     "response-content-type",
     "response-expires",
     "restore",
-    "retention",
+    "select",
     "tagging",
     "torrent",
     "uploadId",
@@ -54,9 +54,21 @@ const SIGNED_SUBRESOURCES: [&str; 36] = [
     "versioning",
     "versions",
     "website",
+    "storageClass",
+];
+
+/// Subresources added to S3 after SigV2 was frozen: some clients sign
+/// them, others (botocore) do not, so a signature over either reading is
+/// taken.
+const NEWER_SUBRESOURCES: [&str; 8] = [
+    "attributes",
+    "encryption",
+    "legal-hold",
     "ownershipControls",
-    "accelerate",
-    "inventory",
+    "policyStatus",
+    "publicAccessBlock",
+    "retention",
+    "intelligent-tiering",
 ];
 
 fn malformed(reason: &'static str) -> AuthError {
@@ -186,20 +198,29 @@ fn parse_date(text: &str) -> Result<i64, AuthError> {
         .ok_or(AuthError::InvalidDate)
 }
 
-/// The resource a client may have signed: as sent, and for a path-style
-/// request to a bucket also with the `/` botocore signs after its name
-/// (it signs as if the bucket were in the host).
+/// The resources a client may have signed: with or without the newer
+/// subresources, and for a path-style request to a bucket also with the
+/// `/` botocore signs after its name (it signs as if the bucket were in
+/// the host).
 fn resources(ctx: &Context) -> Vec<String> {
-    let resource = canonical_resource(ctx);
     let path = ctx.req.raw_path;
     let bucket_only = ctx.req.hosted_bucket.is_none() && path.len() > 1 && !path[1..].contains('/');
-    match bucket_only {
-        true => {
-            let (path, query) = resource.split_at(path.len());
-            vec![resource.clone(), format!("{path}/{query}")]
-        }
-        false => vec![resource],
+    let mut readings = vec![canonical_resource(ctx, false)];
+    let with_newer = canonical_resource(ctx, true);
+    if with_newer != readings[0] {
+        readings.push(with_newer);
     }
+    if bucket_only {
+        let slashed: Vec<String> = readings
+            .iter()
+            .map(|resource| {
+                let (path, query) = resource.split_at(path.len());
+                format!("{path}/{query}")
+            })
+            .collect();
+        readings.extend(slashed);
+    }
+    readings
 }
 
 /// What V2 signs: method, Content-MD5, Content-Type, `date_line`, the
@@ -240,8 +261,8 @@ fn string_to_sign(ctx: &Context, date_line: &str, resource: &str) -> String {
 }
 
 /// `/bucket/key` as sent (percent-encoded), then the subresources in name
-/// order, their values decoded.
-fn canonical_resource(ctx: &Context) -> String {
+/// order (the newer ones too with `newer`), their values decoded.
+fn canonical_resource(ctx: &Context, newer: bool) -> String {
     let mut resource = String::new();
     if let Some(bucket) = ctx.req.hosted_bucket {
         resource.push('/');
@@ -253,7 +274,11 @@ fn canonical_resource(ctx: &Context) -> String {
         .iter()
         .filter_map(|p| {
             let name = std::str::from_utf8(&p.name).ok()?;
-            let name = SIGNED_SUBRESOURCES.iter().find(|s| **s == name)?;
+            let signed = SIGNED_SUBRESOURCES.iter().chain(match newer {
+                true => NEWER_SUBRESOURCES.iter(),
+                false => [].iter(),
+            });
+            let name = signed.into_iter().find(|s| **s == name)?;
             Some((*name, p.value_str().filter(|_| !p.value.is_empty())))
         })
         .collect();

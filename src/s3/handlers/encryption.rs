@@ -120,7 +120,7 @@ fn parse_configuration(body: &[u8]) -> Result<BucketEncryption, S3Error> {
             bucket_key_enabled,
         }),
         Some("aws:kms" | "aws:kms:dsse") => Err(S3Error::NotImplemented {
-            what: "SSE-KMS default encryption: Shoal holds no KMS keys; use AES256",
+            what: "SSE-KMS default encryption (Shoal holds no KMS keys; use AES256)",
         }),
         _ => Err(S3Error::MalformedXml),
     }

@@ -115,6 +115,7 @@ pub async fn get_object(
             "x-amz-mp-parts-count",
             header_value(&manifest.part_count.to_string())?,
         );
+        insert_part_checksums(headers, request, &manifest)?;
     }
     if let Some(span) = span {
         headers.insert(
@@ -172,6 +173,27 @@ fn check_preconditions(
             Ok(Some(response))
         }
     }
+}
+
+/// The checksums of the part `?partNumber=` names, and the object's
+/// checksum type: what a client verifies a part it fetched by number with.
+fn insert_part_checksums(
+    headers: &mut http::HeaderMap,
+    request: &S3Request,
+    manifest: &ObjectManifest,
+) -> Result<(), S3Error> {
+    let number = part_number(request)?;
+    let Some(part) = manifest.parts.iter().find(|p| p.number == number) else {
+        return Ok(());
+    };
+    insert_checksums(headers, &part.checksums)?;
+    if !part.checksums.is_empty() && !manifest.checksum_type.is_empty() {
+        headers.insert(
+            "x-amz-checksum-type",
+            header_value(&manifest.checksum_type)?,
+        );
+    }
+    Ok(())
 }
 
 /// The key a GET or HEAD reads the object with: the SSE-C key it must

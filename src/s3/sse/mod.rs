@@ -338,7 +338,7 @@ pub fn stored_key(
 fn open_under_master(ctx: &S3Context, stored: &ObjectEncryption) -> Result<DataKey, S3Error> {
     if stored.master_key_id != ctx.master_key.id() {
         return Err(S3Error::internal(format!(
-            "the object's data key is sealed under master key {}, and this node holds {}: give every node the same --sse-master-key-file",
+            "the object's data key is sealed under master key {}, and this node holds {}: start the node with the master key that sealed it (--sse-master-key-file; the same on every node of a cluster)",
             stored.master_key_id,
             ctx.master_key.id()
         )));
