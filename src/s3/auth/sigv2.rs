@@ -107,7 +107,7 @@ pub(super) fn authenticate_header(ctx: &Context, text: &str) -> Result<Authentic
         None => vec![date.unwrap_or("")],
     };
     let signed = date_lines.iter().any(|date_line| {
-        resources(ctx).iter().any(|resource| {
+        resources(ctx, true).iter().any(|resource| {
             verify(
                 &secret,
                 &string_to_sign(ctx, date_line, resource),
@@ -146,7 +146,11 @@ pub(super) fn authenticate_query(ctx: &Context) -> Result<Authenticated, AuthErr
         return Err(malformed("Expires is further away than 7 days"));
     }
     let secret = secret(ctx, access_key)?;
-    let signed = resources(ctx).iter().any(|resource| {
+    // A presigned URL is handed to others: one signed without a newer
+    // subresource must not be turned into that subresource's operation
+    // (a bucket-creation URL into PutBucketEncryption), so every
+    // subresource must be signed here.
+    let signed = resources(ctx, false).iter().any(|resource| {
         verify(
             &secret,
             &string_to_sign(ctx, expires_text, resource),
@@ -198,17 +202,17 @@ fn parse_date(text: &str) -> Result<i64, AuthError> {
         .ok_or(AuthError::InvalidDate)
 }
 
-/// The resources a client may have signed: with or without the newer
-/// subresources, and for a path-style request to a bucket also with the
-/// `/` botocore signs after its name (it signs as if the bucket were in
-/// the host).
-fn resources(ctx: &Context) -> Vec<String> {
+/// The resources a client may have signed: with the newer subresources,
+/// and without them too where `newer_optional`; and for a path-style
+/// request to a bucket also with the `/` botocore signs after its name
+/// (it signs as if the bucket were in the host).
+fn resources(ctx: &Context, newer_optional: bool) -> Vec<String> {
     let path = ctx.req.raw_path;
     let bucket_only = ctx.req.hosted_bucket.is_none() && path.len() > 1 && !path[1..].contains('/');
-    let mut readings = vec![canonical_resource(ctx, false)];
-    let with_newer = canonical_resource(ctx, true);
-    if with_newer != readings[0] {
-        readings.push(with_newer);
+    let mut readings = vec![canonical_resource(ctx, true)];
+    let without_newer = canonical_resource(ctx, false);
+    if newer_optional && without_newer != readings[0] {
+        readings.push(without_newer);
     }
     if bucket_only {
         let slashed: Vec<String> = readings
@@ -407,6 +411,37 @@ mod tests {
         let err = check("/b/k", Some(&query), &headers, true, 1_175_025_001).unwrap_err();
         assert_eq!(err.s3_code(), "AccessDenied");
         let err = check("/b/other", Some(&query), &headers, true, EXAMPLE_UNIX_S).unwrap_err();
+        assert_eq!(err, AuthError::SignatureMismatch);
+        // A URL signed for the object must not serve an operation that a
+        // newer subresource names: presigned signatures cover them all.
+        let turned = format!("{query}&attributes");
+        let err = check("/b/k", Some(&turned), &headers, true, EXAMPLE_UNIX_S).unwrap_err();
+        assert_eq!(err, AuthError::SignatureMismatch);
+    }
+
+    #[test]
+    fn header_signatures_may_leave_newer_subresources_out() {
+        let date = "Tue, 27 Mar 2007 19:36:42 GMT";
+        let sign = |resource: &str| {
+            let mut mac = Hmac::<Sha1>::new_from_slice(SECRET.as_bytes()).unwrap();
+            mac.update(format!("GET\n\n\n{date}\n{resource}").as_bytes());
+            format!(
+                "AWS {ACCESS_KEY}:{}",
+                BASE64.encode(mac.finalize().into_bytes())
+            )
+        };
+        for signed in ["/b/k", "/b/k?attributes"] {
+            let authorization = sign(signed);
+            let headers = [("date", date), ("authorization", authorization.as_str())];
+            assert!(
+                check("/b/k", Some("attributes"), &headers, true, EXAMPLE_UNIX_S).is_ok(),
+                "{signed}"
+            );
+        }
+        // A classic subresource must be signed.
+        let authorization = sign("/b/k");
+        let headers = [("date", date), ("authorization", authorization.as_str())];
+        let err = check("/b/k", Some("acl"), &headers, true, EXAMPLE_UNIX_S).unwrap_err();
         assert_eq!(err, AuthError::SignatureMismatch);
     }
 }
