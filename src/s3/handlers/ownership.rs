@@ -140,19 +140,22 @@ pub(super) fn new_object_owner(
     canned: Option<&str>,
     acl: Option<Acl>,
 ) -> Result<(String, Option<Acl>), S3Error> {
-    let record = ctx.bucket_record(bucket)?;
+    // One borrowed read of the bucket's record: this runs on every write.
+    let (ownership, bucket_owner) = ctx.read_existing_bucket(bucket, |record| {
+        (record.object_ownership(), access::bucket_owner(ctx, record))
+    })?;
     let hands_over = canned.is_some_and(|c| c.trim() == BUCKET_OWNER_FULL_CONTROL);
-    match record.object_ownership() {
+    match ownership {
         ObjectOwnership::BucketOwnerEnforced => {
             if acl.is_some() && !hands_over {
                 return Err(S3Error::AccessControlListNotSupported);
             }
-            Ok((access::bucket_owner(ctx, &record), None))
+            Ok((bucket_owner, None))
         }
-        ObjectOwnership::BucketOwnerPreferred if hands_over => {
-            Ok((access::bucket_owner(ctx, &record), acl))
-        }
-        _ => Ok((writer_id(ctx, caller, bucket), acl)),
+        ObjectOwnership::BucketOwnerPreferred if hands_over => Ok((bucket_owner, acl)),
+        // The writer owns it; an anonymous write (a public-read-write
+        // bucket) belongs to the bucket's owner.
+        _ => Ok((caller.user_id().map_or(bucket_owner, str::to_string), acl)),
     }
 }
 
@@ -165,19 +168,6 @@ pub(super) fn requested_owner(
 ) -> Result<(String, Option<Acl>), S3Error> {
     let acl = access::requested_acl(ctx, request)?;
     new_object_owner(ctx, caller, bucket, request.header("x-amz-acl"), acl)
-}
-
-/// Who owns what `caller` writes into `bucket`: the caller, or the
-/// bucket's owner for an anonymous write (a public-read-write bucket).
-fn writer_id(ctx: &S3Context, caller: &Caller, bucket: &str) -> String {
-    match caller.user_id() {
-        Some(id) => id.to_string(),
-        None => ctx
-            .directory
-            .bucket(bucket)
-            .map(|record| access::bucket_owner(ctx, &record))
-            .unwrap_or_default(),
-    }
 }
 
 /// PutBucketAcl and PutObjectAcl are refused while ACLs are off.
